@@ -1,0 +1,110 @@
+/**
+ * The one interface every sandbox backend (local, modal, nomad) implements. Slots and leases are built on top
+ * of it in a backend-agnostic layer; nothing above this file knows which backend runs a command.
+ *
+ * Layout inside every sandbox, whatever the backend:
+ *   <root>/slots/<n>   the workspace of slot n (wiped on reset)
+ *   <root>/cache       shared by the slots of one sandbox (e.g. bare git repositories), guarded by flock
+ * A slot command sees its workspace at SLOT_WORKSPACE and the cache at SANDBOX_CACHE when isolation is on;
+ * it always gets both paths, as it sees them, in HERMES_WORKSPACE and HERMES_CACHE_DIR.
+ */
+
+export type BackendKind = "local" | "modal" | "nomad";
+
+export const SLOT_WORKSPACE = "/workspace";
+export const SANDBOX_CACHE = "/cache";
+
+/** What every sandbox of a pool looks like; `templateHash` changes when any field does (rollover). */
+export interface SandboxTemplate {
+  /** Pool key: `namespace/name` in a cluster, the pool's name otherwise. */
+  pool: string;
+  image: string;
+  slots: number;
+  cpu: number;
+  memoryMiB: number;
+  lifetimeSeconds: number;
+  idleTimeoutSeconds: number;
+  env?: Record<string, string>;
+  templateHash: string;
+}
+
+export interface SandboxRef {
+  id: string;
+  name: string;
+}
+
+export type SandboxPhase = "starting" | "ready" | "failed" | "terminated";
+
+export interface SandboxInfo extends SandboxRef {
+  pool: string;
+  phase: SandboxPhase;
+  slots: number;
+  templateHash: string;
+  createdAt: Date;
+  message?: string;
+}
+
+export interface ExecRequest {
+  slot: number;
+  /** A string runs under `bash -c`; an array is an argv. */
+  command: string | readonly string[];
+  /** Relative to the slot workspace (default: the workspace itself). */
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs: number;
+  /** Per stream; the tail is kept, as the original terminal tool does. */
+  maxOutputBytes?: number;
+  stdin?: string;
+}
+
+export interface ExecResult {
+  /** 124 when the command hit its timeout, as in the original terminal tool. */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+  truncated: boolean;
+}
+
+export type IsolationMode = "bwrap" | "none";
+
+export interface SandboxHealth {
+  ok: boolean;
+  isolation: IsolationMode;
+  message?: string;
+}
+
+export interface SandboxBackend {
+  readonly kind: BackendKind;
+  /** Idempotent by name: creating an existing live sandbox returns it. */
+  create(name: string, template: SandboxTemplate): Promise<SandboxInfo>;
+  /** The pool's sandboxes as the backend sees them, to rebuild state after a restart. */
+  list(pool: string): Promise<SandboxInfo[]>;
+  exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult>;
+  /** Paths are relative to the slot workspace; escaping it is a configuration error. */
+  readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array>;
+  writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void>;
+  /** Wipes the slot's workspace (the directory stays) and kills what still runs in it. */
+  resetSlot(sandbox: SandboxRef, slot: number): Promise<void>;
+  health(sandbox: SandboxRef): Promise<SandboxHealth>;
+  /** Idempotent: terminating a gone sandbox succeeds. */
+  terminate(sandbox: SandboxRef): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The four ways a backend call fails; callers decide retry, replace or surface from this alone. */
+export type SandboxErrorKind = "gone" | "transient" | "capacity" | "configuration";
+
+export class SandboxError extends Error {
+  readonly kind: SandboxErrorKind;
+  constructor(kind: SandboxErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "SandboxError";
+    this.kind = kind;
+  }
+}
+
+export function isSandboxError(error: unknown, kind?: SandboxErrorKind): error is SandboxError {
+  return error instanceof SandboxError && (kind === undefined || error.kind === kind);
+}

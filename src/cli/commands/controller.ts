@@ -1,0 +1,8 @@
+import { Command } from "commander";
+
+// Placeholder until this role lands; it says so instead of pretending to work.
+export function command(): Command {
+  return new Command("controller").action(() => {
+    throw new Error("hermes-rollouts controller is not built yet");
+  });
+}
