@@ -1,0 +1,162 @@
+import { z } from "zod";
+import { conditions, quantity, secretKeyRef, secretRef } from "./common.ts";
+import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
+
+export const backendKind = z.enum(["local", "modal", "nomad"]);
+
+const modalBlock = z
+  .object({
+    appName: z.string().min(1).max(64).default("hermes-rollouts").describe("Modal app that owns the pool's sandboxes (created if missing)."),
+    environment: z.string().min(1).optional().describe("Modal environment; the workspace default when unset."),
+    credentialsSecretRef: secretRef
+      .optional()
+      .describe("Secret holding MODAL_TOKEN_ID and MODAL_TOKEN_SECRET. Required against Modal itself; a mock accepts any token."),
+    regions: z.array(z.string().min(1)).max(16).optional().describe("Regions Modal may place sandboxes in; any region when unset."),
+    serverURL: z
+      .string()
+      .regex(/^https?:\/\//, "must start with http:// or https://")
+      .optional()
+      .describe("Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI. Defaults to Modal's API."),
+    caSecretRef: secretRef
+      .optional()
+      .describe("Secret with ca.crt trusted for the command router (a mock Modal serving TLS off loopback)."),
+  })
+  .strict()
+  .describe("Settings for backend: modal.");
+
+const nomadBlock = z
+  .object({
+    address: z.string().regex(/^https?:\/\//, "must start with http:// or https://").describe("Nomad HTTP API address (NOMAD_ADDR)."),
+    namespace: z.string().min(1).default("default").describe("Nomad namespace for the pool's jobs."),
+    region: z.string().min(1).optional().describe("Nomad region; the agent's own when unset."),
+    datacenters: z.array(z.string().min(1)).min(1).max(32).default(["dc1"]).describe("Datacenters the jobs may run in."),
+    driver: z.enum(["docker", "exec", "raw_exec"]).default("docker").describe("Task driver that runs the sandbox server."),
+    tokenSecretRef: secretKeyRef.optional().describe("Secret key holding the ACL token (NOMAD_TOKEN)."),
+    tlsSecretRef: secretRef.optional().describe("Secret with ca.crt, and tls.crt and tls.key for mutual TLS."),
+  })
+  .strict()
+  .describe("Settings for backend: nomad.");
+
+const localBlock = z
+  .object({
+    rootDir: z.string().min(1).optional().describe("Directory that holds the sandboxes; a temporary directory when unset."),
+  })
+  .strict()
+  .describe("Settings for backend: local (sandboxes are directories on the controller's host).");
+
+const resources = z
+  .object({
+    cpu: quantity.default("1").describe("CPU per sandbox, as a quantity (cores)."),
+    memory: quantity.default("2Gi").describe("Memory per sandbox, as a quantity."),
+  })
+  .strict()
+  .describe("Resources of one sandbox (shared by its slots).");
+
+type PoolSpecShape = {
+  backend: "local" | "modal" | "nomad";
+  minSandboxes: number;
+  maxSandboxes: number;
+  modal?: unknown;
+  nomad?: unknown;
+  local?: unknown;
+  idleTimeoutSeconds: number;
+  sandboxLifetimeSeconds: number;
+};
+
+export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
+  {
+    rule: "self.minSandboxes <= self.maxSandboxes",
+    message: "minSandboxes must not exceed maxSandboxes",
+    path: ["minSandboxes"],
+    check: (s) => s.minSandboxes <= s.maxSandboxes,
+  },
+  {
+    rule: "(self.backend == 'modal') == has(self.modal)",
+    message: "spec.modal must be set exactly when backend is modal",
+    path: ["modal"],
+    check: (s) => (s.backend === "modal") === has(s, "modal"),
+  },
+  {
+    rule: "(self.backend == 'nomad') == has(self.nomad)",
+    message: "spec.nomad must be set exactly when backend is nomad",
+    path: ["nomad"],
+    check: (s) => (s.backend === "nomad") === has(s, "nomad"),
+  },
+  {
+    rule: "self.backend == 'local' || !has(self.local)",
+    message: "spec.local may only be set when backend is local",
+    path: ["local"],
+    check: (s) => s.backend === "local" || !has(s, "local"),
+  },
+  {
+    rule: "self.idleTimeoutSeconds <= self.sandboxLifetimeSeconds",
+    message: "idleTimeoutSeconds must not exceed sandboxLifetimeSeconds",
+    path: ["idleTimeoutSeconds"],
+    check: (s) => s.idleTimeoutSeconds <= s.sandboxLifetimeSeconds,
+  },
+];
+
+export const sandboxPoolTransitionRules: TransitionRule<PoolSpecShape>[] = [
+  {
+    rule: "self.backend == oldSelf.backend",
+    message: "backend is immutable: create a new pool to change it",
+    check: (s, old) => s.backend === old.backend,
+  },
+];
+
+export const sandboxPoolSpec = withRules(
+  z
+    .object({
+      backend: backendKind.describe("Where sandboxes run: local (directories and processes), modal or nomad. Immutable."),
+      minSandboxes: z.int().min(0).max(1000).default(1).describe("Sandboxes kept warm even with no demand."),
+      maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand."),
+      slotsPerSandbox: z.int().min(1).max(256).default(10).describe("Isolated workspaces (slots) per sandbox; one trajectory leases one slot."),
+      image: z.string().min(1).max(512).default("python:3.11-slim").describe("Container image of each sandbox (modal and nomad docker driver)."),
+      resources: resources.default({ cpu: "1", memory: "2Gi" }),
+      sandboxLifetimeSeconds: z.int().min(60).max(86400).default(3600).describe("Hard lifetime of a sandbox; it is replaced before it expires."),
+      idleTimeoutSeconds: z.int().min(10).max(86400).default(600).describe("A sandbox with no leased slot for this long is terminated (not below minSandboxes)."),
+      leaseTTLSeconds: z.int().min(5).max(3600).default(60).describe("A slot lease not renewed for this long expires; the slot is reset and returned."),
+      acquireTimeoutSeconds: z.int().min(1).max(3600).default(120).describe("How long a runner waits for a free slot before the attempt fails."),
+      maxConcurrentCreates: z.int().min(1).max(100).default(5).describe("Sandbox creations in flight at once (backends rate-limit creates)."),
+      modal: modalBlock.optional(),
+      nomad: nomadBlock.optional(),
+      local: localBlock.optional(),
+    })
+    .strict()
+    .describe("Desired state of a pool of warm sandboxes."),
+  sandboxPoolRules,
+  sandboxPoolTransitionRules,
+);
+
+export const sandboxPoolStatus = z
+  .object({
+    observedGeneration: z.int().min(0).optional().describe("The .metadata.generation this status reflects."),
+    conditions: conditions.optional(),
+    sandboxes: z
+      .object({
+        ready: z.int().min(0).default(0).describe("Sandboxes answering health checks."),
+        starting: z.int().min(0).default(0).describe("Sandboxes being created or not yet healthy."),
+        failed: z.int().min(0).default(0).describe("Sandboxes that failed and await replacement."),
+      })
+      .strict()
+      .optional()
+      .describe("Sandbox counts by phase."),
+    slots: z
+      .object({
+        total: z.int().min(0).default(0).describe("Slots on ready sandboxes."),
+        leased: z.int().min(0).default(0).describe("Slots held by a runner."),
+        free: z.int().min(0).default(0).describe("Slots ready to lease."),
+        quarantined: z.int().min(0).default(0).describe("Slots whose reset failed; their sandbox is being replaced."),
+      })
+      .strict()
+      .optional()
+      .describe("Slot counts."),
+    isolation: z.enum(["bwrap", "none"]).optional().describe("How slots are isolated from each other; none means a probe failed (see the Isolated condition)."),
+    templateHash: z.string().optional().describe("Hash of the sandbox template the pool rolls sandboxes towards."),
+  })
+  .strict()
+  .describe("Observed state of the pool.");
+
+export type SandboxPoolSpec = z.infer<typeof sandboxPoolSpec>;
+export type SandboxPoolSpecInput = z.input<typeof sandboxPoolSpec>;
+export type SandboxPoolStatus = z.infer<typeof sandboxPoolStatus>;
