@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { parse } from "yaml";
+import { crdDirectories, renderCrds } from "../../../src/api/generate-crds.ts";
+
+const root = new URL("../../../", import.meta.url);
+
+test("checked-in CRDs match a fresh generation from the zod schemas (run `npm run gen:crds`)", () => {
+  for (const dir of crdDirectories) {
+    for (const { fileName, text } of renderCrds()) {
+      assert.equal(readFileSync(new URL(`${dir}/${fileName}`, root), "utf8"), text, `${dir}/${fileName} is stale`);
+    }
+  }
+});
+
+test("every spec and status field carries a description for kubectl explain", () => {
+  const missing: string[] = [];
+  const walk = (schema: Record<string, unknown>, path: string): void => {
+    const namedField = path.split(".").length > 2 && !path.endsWith("[]");
+    if (namedField && typeof schema.description !== "string") missing.push(path);
+    for (const [key, child] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(child, `${path}.${key}`);
+    if (schema.items) walk(schema.items as Record<string, unknown>, `${path}[]`);
+  };
+  for (const { fileName, text } of renderCrds()) {
+    const crd = parse(text);
+    const root = crd.spec.versions[0].schema.openAPIV3Schema;
+    walk(root.properties.spec, `${fileName}.spec`);
+    walk(root.properties.status, `${fileName}.status`);
+  }
+  assert.deepEqual(missing, []);
+});
