@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the sandboxes, environments and tests use on the host: git for the repository cache and
+# worktrees, bubblewrap for slot isolation, python3-pytest to verify SWE-smith tasks. Installs only what is missing.
+set -euo pipefail
+packages=(git bubblewrap python3 python3-pytest util-linux coreutils curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[setup] apt-get install ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
