@@ -1,0 +1,94 @@
+/**
+ * The environment contract: how a dataset row becomes a task in a leased slot, a prompt for the agent, and a score.
+ * Environments see a slot only through `SlotExec` (no leases, no backends). Every path a slot command uses comes
+ * from HERMES_WORKSPACE / HERMES_CACHE_DIR, which the slot layer sets as the command sees them (/workspace and
+ * /cache under bubblewrap, host paths otherwise).
+ */
+import type { z } from "zod";
+import type { ExecRequest, ExecResult } from "../backends/types.ts";
+
+/** The narrow view of a leased slot an environment gets; the runner's LeasedSlot satisfies it. */
+export interface SlotExec {
+  /** Sandbox id and slot index: for logs, and to name per-slot state in the shared cache. */
+  readonly sandbox: string;
+  readonly slot: number;
+  exec(request: Omit<ExecRequest, "slot">): Promise<ExecResult>;
+  /** Paths relative to the slot workspace. */
+  readFile(path: string): Promise<Uint8Array>;
+  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+}
+
+export interface PromptMessages {
+  system: string;
+  user: string;
+}
+
+export interface SetupResult {
+  /** Where the agent works, relative to the slot workspace ("." for the workspace itself). */
+  workdir: string;
+  durationMs: number;
+}
+
+/** Bounded summary of a verification (no full logs): a few hundred bytes per chunk at most. */
+export type VerificationDetails = Record<string, unknown>;
+
+export interface Verification {
+  /** 0..1 */
+  score: number;
+  passed: boolean;
+  details: VerificationDetails;
+  durationMs: number;
+}
+
+/**
+ * Raised when the environment could not do its part for reasons that are not the agent's (clone failed, a
+ * command the environment runs itself broke, the sandbox misbehaved). The runner retries such a trajectory on
+ * another slot and never scores it 0.0. A `SandboxError` from `slot.exec` means the same and is passed through
+ * unchanged. Anything the agent caused (failing tests, a broken build) is a score of 0, not an error.
+ */
+export class InfrastructureError extends Error {
+  readonly phase: "setup" | "verify";
+  constructor(phase: "setup" | "verify", message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "InfrastructureError";
+    this.phase = phase;
+  }
+}
+
+export function isInfrastructureError(error: unknown): error is InfrastructureError {
+  return error instanceof InfrastructureError;
+}
+
+/** A row the item schema rejects: a data error, never retried. */
+export class InvalidItemError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "InvalidItemError";
+  }
+}
+
+export interface Environment<Item = unknown> {
+  readonly name: string;
+  readonly itemSchema: z.ZodType<Item>;
+  /** Validates and normalises one dataset row; throws InvalidItemError. */
+  parseItem(row: unknown): Item;
+  /** Stable id of an item (logs, scored metadata, resume). */
+  itemId(item: Item): string;
+  /** Prepares the slot workspace for the item. Throws InfrastructureError / SandboxError on failure. */
+  setup(item: Item, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult>;
+  prompt(item: Item): PromptMessages;
+  /** Runs the task's checks in the slot and scores them. Task failures are a score, not an error. */
+  verify(item: Item, slot: SlotExec, signal?: AbortSignal): Promise<Verification>;
+  /**
+   * Shell commands (run in the slot workspace, in order) that solve the item, when the item carries its
+   * solution (SWE-smith's gold patch). The built-in `oracle` policy sends them as terminal tool calls.
+   */
+  oracleCommands(item: Item): string[] | undefined;
+}
+
+/** One registered environment kind: a config schema and a constructor from a parsed config. */
+export interface EnvironmentFactory<Config = unknown, Item = unknown> {
+  readonly name: string;
+  readonly configSchema: z.ZodType<Config>;
+  fromConfig(config: Config): Environment<Item>;
+}
