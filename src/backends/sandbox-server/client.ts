@@ -1,0 +1,144 @@
+import { SandboxError, type ExecRequest, type ExecResult, type SandboxErrorKind } from "../types.ts";
+import type { ErrorResponse, HealthResponse, ReadFileResponse, WireExecRequest } from "./protocol.ts";
+
+/**
+ * Typed client for one sandbox server. Every failure is a SandboxError:
+ *   - connection refused / host unreachable: "gone" (nothing listens any more; the caller may confirm with the
+ *     scheduler, e.g. the Nomad allocation status, before replacing);
+ *   - reset, timeout, 5xx: "transient"; 429 and 507: "capacity";
+ *   - 400/401/403/404: "configuration" (the request itself is wrong and retrying cannot help).
+ * The per-request timeout follows the command's own timeout plus a margin, never a fixed session timeout
+ * (the original cut 600 s installs off after 30 s).
+ */
+export interface SandboxServerClientOptions {
+  /** e.g. `http://10.0.0.5:23456` */
+  baseUrl: string;
+  token?: string;
+  /** Added to a command's timeoutMs for the HTTP deadline. */
+  marginMs?: number;
+  /** Deadline for calls without a command timeout (health, reset, files). */
+  requestTimeoutMs?: number;
+}
+
+export type BatchEntry = ExecResult | ErrorResponse;
+
+export class SandboxServerClient {
+  readonly baseUrl: string;
+  private readonly token: string | undefined;
+  private readonly marginMs: number;
+  private readonly requestTimeoutMs: number;
+
+  constructor(options: SandboxServerClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.token = options.token;
+    this.marginMs = options.marginMs ?? 10_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  health(timeoutMs = this.requestTimeoutMs): Promise<HealthResponse> {
+    return this.call<HealthResponse>("GET", "/health", undefined, timeoutMs);
+  }
+
+  exec(request: ExecRequest): Promise<ExecResult> {
+    return this.call<ExecResult>("POST", "/exec", toWire(request), request.timeoutMs + this.marginMs);
+  }
+
+  /** Results in request order; a failed entry is `{error}` (see `isBatchError`). */
+  batch(requests: readonly ExecRequest[]): Promise<BatchEntry[]> {
+    const longest = Math.max(0, ...requests.map((r) => r.timeoutMs));
+    return this.call<BatchEntry[]>("POST", "/batch", requests.map(toWire), longest + this.marginMs);
+  }
+
+  async reset(slot: number): Promise<void> {
+    await this.call<unknown>("POST", "/reset", { slot }, this.requestTimeoutMs);
+  }
+
+  async readFile(slot: number, path: string): Promise<Uint8Array> {
+    const response = await this.call<ReadFileResponse>("POST", "/files/read", { slot, path }, this.requestTimeoutMs);
+    return new Uint8Array(Buffer.from(response.contentBase64, "base64"));
+  }
+
+  async writeFile(slot: number, path: string, data: Uint8Array | string): Promise<void> {
+    const contentBase64 = Buffer.from(typeof data === "string" ? Buffer.from(data, "utf8") : data).toString("base64");
+    await this.call<unknown>("POST", "/files/write", { slot, path, contentBase64 }, this.requestTimeoutMs);
+  }
+
+  private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw classifyFetchError(error, `${method} ${this.baseUrl}${path}`);
+    }
+    const text = await response.text().catch((error: unknown) => {
+      throw classifyFetchError(error, `${method} ${this.baseUrl}${path} (body)`);
+    });
+    if (!response.ok) {
+      const message = errorMessage(text) ?? `HTTP ${response.status}`;
+      throw new SandboxError(kindForStatus(response.status), `${method} ${path}: ${response.status} ${message}`);
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new SandboxError("transient", `${method} ${path}: response is not JSON`, { cause: error });
+    }
+  }
+}
+
+export function isBatchError(entry: BatchEntry): entry is ErrorResponse {
+  return "error" in entry;
+}
+
+function toWire(request: ExecRequest): WireExecRequest {
+  return { ...request, command: typeof request.command === "string" ? request.command : [...request.command] };
+}
+
+function errorMessage(text: string): string | undefined {
+  try {
+    const parsed = JSON.parse(text) as Partial<ErrorResponse>;
+    return typeof parsed.error === "string" ? parsed.error : undefined;
+  } catch {
+    return text.length > 0 ? text.slice(0, 500) : undefined;
+  }
+}
+
+export function kindForStatus(status: number): SandboxErrorKind {
+  if (status === 429 || status === 507) return "capacity";
+  if (status >= 400 && status < 500) return "configuration";
+  return "transient";
+}
+
+const goneCodes = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND"]);
+
+/** Maps a fetch failure to a SandboxError by the system error code found in its cause chain. */
+export function classifyFetchError(error: unknown, what: string): SandboxError {
+  if (error instanceof SandboxError) return error;
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return new SandboxError("transient", `${what}: timed out`, { cause: error });
+  }
+  const code = findErrorCode(error);
+  const kind: SandboxErrorKind = code !== undefined && goneCodes.has(code) ? "gone" : "transient";
+  const reason = code ?? (error instanceof Error ? error.message : String(error));
+  return new SandboxError(kind, `${what}: ${reason}`, { cause: error });
+}
+
+function findErrorCode(error: unknown, depth = 0): string | undefined {
+  if (depth > 4 || typeof error !== "object" || error === null) return undefined;
+  const record = error as { code?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof record.code === "string" && /^E[A-Z]+$/.test(record.code)) return record.code;
+  if (Array.isArray(record.errors)) {
+    for (const inner of record.errors) {
+      const code = findErrorCode(inner, depth + 1);
+      if (code !== undefined) return code;
+    }
+  }
+  return findErrorCode(record.cause, depth + 1);
+}

@@ -1,0 +1,45 @@
+import { z } from "zod";
+import type { IsolationMode } from "../types.ts";
+
+/**
+ * Wire format of the sandbox server (the process each Nomad allocation runs). The server validates requests
+ * with these schemas; the client sends exactly these shapes. Errors are `{error}` with the HTTP status:
+ * 400 bad input, 401 bad token, 403 path outside the workspace, 404 unknown slot or missing file, 500 otherwise.
+ */
+
+const slotSchema = z.number().int().min(0);
+
+export const execRequestSchema = z.object({
+  slot: slotSchema,
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)]),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  timeoutMs: z.number().int().positive(),
+  maxOutputBytes: z.number().int().positive().optional(),
+  stdin: z.string().optional(),
+});
+
+export const batchRequestSchema = z.array(execRequestSchema).max(1000);
+export const resetRequestSchema = z.object({ slot: slotSchema });
+export const readFileRequestSchema = z.object({ slot: slotSchema, path: z.string().min(1) });
+export const writeFileRequestSchema = z.object({ slot: slotSchema, path: z.string().min(1), contentBase64: z.string() });
+
+export type WireExecRequest = z.infer<typeof execRequestSchema>;
+
+export interface HealthResponse {
+  status: "ok";
+  slots: number;
+  isolation: IsolationMode;
+  message?: string;
+}
+
+export interface ReadFileResponse {
+  contentBase64: string;
+}
+
+export interface ErrorResponse {
+  error: string;
+}
+
+/** Header carrying the shared token: `Authorization: Bearer <token>`. */
+export const AUTH_HEADER = "authorization";
