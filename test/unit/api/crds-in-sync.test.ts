@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { crdDirectories, renderCrds } from "../../../src/api/generate-crds.ts";
+import { crdDirectories, referencePath, renderCrds } from "../../../src/api/generate-crds.ts";
+import { renderReference } from "../../../src/api/reference.ts";
 
 const root = new URL("../../../", import.meta.url);
 
@@ -12,6 +13,10 @@ test("checked-in CRDs match a fresh generation from the zod schemas (run `npm ru
       assert.equal(readFileSync(new URL(`${dir}/${fileName}`, root), "utf8"), text, `${dir}/${fileName} is stale`);
     }
   }
+});
+
+test("the checked-in API reference matches a fresh generation", () => {
+  assert.equal(readFileSync(new URL(referencePath, root), "utf8"), renderReference(), `${referencePath} is stale`);
 });
 
 test("every spec and status field carries a description for kubectl explain", () => {
