@@ -1,0 +1,29 @@
+# hermes-rollouts: one image for every role (`<image> controller|runner|mock-modal|sandbox-server|model-server ...`).
+# Node 24 runs the TypeScript sources directly (type stripping): no build step, only production dependencies.
+# BASE must provide node 24 and npm on Debian bookworm; scripts/image/build.sh passes an offline-built one.
+ARG BASE=node:24-bookworm-slim
+
+FROM ${BASE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency needs its install script at runtime (native addons are optional with JS fallbacks).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${BASE}
+# The sandbox and runner roles run tasks with git, bubblewrap and python3/pytest. Skipped when the base has them.
+RUN if ! dpkg -s git bubblewrap python3 python3-pytest ca-certificates >/dev/null 2>&1; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends git bubblewrap python3 python3-pytest ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin hermes
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY bin ./bin
+COPY src ./src
+# Numeric so that Kubernetes can verify runAsNonRoot.
+USER 10001:10001
+ENTRYPOINT ["node", "/app/bin/hermes-rollouts.js"]
+CMD ["--help"]
