@@ -1,0 +1,131 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, posix } from "node:path";
+import { SANDBOX_CACHE, SLOT_WORKSPACE, SandboxError, type IsolationMode } from "./types.ts";
+
+/**
+ * How one slot command is spawned. Pure: the same function serves the local backend, the sandbox server and
+ * (through Modal's exec) Modal sandboxes, which only differ in the sandbox root and where the process starts.
+ *
+ * With "bwrap" the command sees only its slot workspace (read-write, at /workspace, also the cwd), the sandbox
+ * cache at /cache, read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
+ * namespaces; it dies with its parent. With "none" it runs as a plain process in the slot directory.
+ */
+export interface SlotCommandSpec {
+  /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
+  sandboxRoot: string;
+  slot: number;
+  command: string | readonly string[];
+  /** Relative to the workspace; must stay inside it. */
+  cwd?: string;
+  /** Applied over the base environment (template env first, then the request's). */
+  env?: Record<string, string>;
+  isolation: IsolationMode;
+}
+
+export interface SpawnPlan {
+  file: string;
+  args: string[];
+  /** Where the spawned process starts (the slot directory itself without isolation). */
+  cwd: string;
+  /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
+  env: Record<string, string>;
+}
+
+export const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const READ_ONLY_SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"];
+
+export function slotDirectory(sandboxRoot: string, slot: number): string {
+  return posix.join(sandboxRoot, "slots", String(slot));
+}
+
+export function cacheDirectory(sandboxRoot: string): string {
+  return posix.join(sandboxRoot, "cache");
+}
+
+/** Joins a request path onto a workspace; a path escaping it (`..`, absolute elsewhere) is a configuration error. */
+export function resolveInsideWorkspace(workspace: string, relative: string | undefined): string {
+  if (relative === undefined || relative === "" || relative === ".") return workspace;
+  const candidate = posix.isAbsolute(relative) && relative.startsWith(`${SLOT_WORKSPACE}/`)
+    ? posix.join(workspace, relative.slice(SLOT_WORKSPACE.length))
+    : posix.resolve(workspace, relative);
+  if (candidate !== workspace && !candidate.startsWith(`${workspace}/`)) {
+    throw new SandboxError("configuration", `path ${JSON.stringify(relative)} is outside the slot workspace`);
+  }
+  return candidate;
+}
+
+export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
+  const hostWorkspace = slotDirectory(spec.sandboxRoot, spec.slot);
+  const hostCache = cacheDirectory(spec.sandboxRoot);
+  const isolated = spec.isolation === "bwrap";
+  const workspace = isolated ? SLOT_WORKSPACE : hostWorkspace;
+  const cacheDir = isolated ? SANDBOX_CACHE : hostCache;
+  const cwd = resolveInsideWorkspace(workspace, spec.cwd);
+  const env: Record<string, string> = {
+    PATH: BASE_PATH,
+    HOME: workspace,
+    LANG: "C.UTF-8",
+    TERM: "dumb",
+    ...spec.env,
+    HERMES_WORKSPACE: workspace,
+    HERMES_CACHE_DIR: cacheDir,
+  };
+  const argv = typeof spec.command === "string" ? ["bash", "-c", spec.command] : [...spec.command];
+  const [first, ...rest] = argv;
+  if (first === undefined) throw new SandboxError("configuration", "empty command");
+  if (!isolated) return { file: first, args: rest, cwd, env };
+  const args = [
+    "--die-with-parent",
+    "--new-session",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--hostname",
+    `slot-${spec.slot}`,
+    ...READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]),
+    "--proc", "/proc",
+    "--dev", "/dev",
+    "--tmpfs", "/tmp",
+    "--bind", hostWorkspace, SLOT_WORKSPACE,
+    "--bind", hostCache, SANDBOX_CACHE,
+    "--chdir", cwd,
+    "--",
+    ...argv,
+  ];
+  return { file: "bwrap", args, cwd: hostWorkspace, env };
+}
+
+export interface IsolationProbe {
+  isolation: IsolationMode;
+  message?: string;
+}
+
+export type IsolationRequest = "auto" | IsolationMode;
+
+/**
+ * Tells whether bwrap works here by running a real slot command under it. "auto" falls back to "none" with
+ * a message saying why (callers log it and put it in health); "bwrap" fails instead of degrading.
+ */
+export async function probeIsolation(requested: IsolationRequest = "auto"): Promise<IsolationProbe> {
+  if (requested === "none") return { isolation: "none", message: "slot isolation disabled by configuration" };
+  const root = await mkdtemp(join(tmpdir(), "hermes-bwrap-probe-"));
+  try {
+    await mkdir(slotDirectory(root, 0), { recursive: true });
+    await mkdir(cacheDirectory(root), { recursive: true });
+    const plan = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap" });
+    await new Promise<void>((resolve, reject) => {
+      execFile(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, timeout: 10_000 }, (error, _stdout, stderr) =>
+        error ? reject(new Error(`${error.message.split("\n")[0]}${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
+      );
+    });
+    return { isolation: "bwrap" };
+  } catch (error) {
+    const message = `bubblewrap unavailable, slots are NOT isolated from each other: ${(error as Error).message}`;
+    if (requested === "bwrap") throw new SandboxError("configuration", message, { cause: error });
+    return { isolation: "none", message };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,206 @@
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { logger } from "../../log.ts";
+import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
+import {
+  SandboxError,
+  type ExecRequest,
+  type ExecResult,
+  type SandboxBackend,
+  type SandboxHealth,
+  type SandboxInfo,
+  type SandboxRef,
+  type SandboxTemplate,
+} from "../types.ts";
+import { classifyLocalError } from "./errors.ts";
+import { SlotHost } from "./slot-host.ts";
+
+const log = logger("backend-local");
+const METADATA_FILE = "sandbox.json";
+
+/** What a sandbox directory remembers about itself, so `list` can rebuild state after a restart. */
+interface SandboxMetadata {
+  name: string;
+  pool: string;
+  slots: number;
+  templateHash: string;
+  createdAt: string;
+  lifetimeSeconds: number;
+  idleTimeoutSeconds: number;
+  env?: Record<string, string>;
+}
+
+export interface LocalBackendOptions {
+  /** Sandboxes live in `<rootDir>/<pool>/<name>`. */
+  rootDir: string;
+  isolation?: IsolationRequest;
+  /** Injectable for tests of lifetime and idle expiry. */
+  now?: () => number;
+}
+
+/**
+ * Sandboxes are directories on this machine and slot commands real processes (under bwrap when it works).
+ * Lifetime and idle timeout are enforced when `list` runs (the pool manager lists on every pass).
+ */
+export class LocalBackend implements SandboxBackend {
+  readonly kind = "local" as const;
+  readonly rootDir: string;
+  readonly isolation: IsolationProbe;
+  private readonly now: () => number;
+  private readonly hosts = new Map<string, SlotHost>();
+  private readonly lastActivity = new Map<string, number>();
+
+  private constructor(options: LocalBackendOptions, isolation: IsolationProbe) {
+    this.rootDir = options.rootDir;
+    this.isolation = isolation;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
+  static async open(options: LocalBackendOptions): Promise<LocalBackend> {
+    const isolation = await probeIsolation(options.isolation ?? "auto");
+    if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
+    else log.info({ isolation: isolation.isolation }, "slot isolation probed");
+    await mkdir(options.rootDir, { recursive: true });
+    return new LocalBackend(options, isolation);
+  }
+
+  async create(name: string, template: SandboxTemplate): Promise<SandboxInfo> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new SandboxError("configuration", `invalid sandbox name ${name}`);
+    const id = sandboxId(template.pool, name);
+    const dir = this.directory(id);
+    const existing = await this.readMetadata(id).catch(() => undefined);
+    if (existing !== undefined) return toInfo(id, existing);
+    const metadata: SandboxMetadata = {
+      name,
+      pool: template.pool,
+      slots: template.slots,
+      templateHash: template.templateHash,
+      createdAt: new Date(this.now()).toISOString(),
+      lifetimeSeconds: template.lifetimeSeconds,
+      idleTimeoutSeconds: template.idleTimeoutSeconds,
+      ...(template.env === undefined ? {} : { env: template.env }),
+    };
+    try {
+      await this.host(id, metadata).prepare();
+      // Written last and atomically: a directory without metadata is a create that did not finish.
+      const temporary = join(dir, `${METADATA_FILE}.${process.pid}.tmp`);
+      await writeFile(temporary, JSON.stringify(metadata));
+      await rename(temporary, join(dir, METADATA_FILE));
+    } catch (error) {
+      throw classifyLocalError(error, `create ${id}`, "transient");
+    }
+    this.lastActivity.set(id, this.now());
+    return toInfo(id, metadata);
+  }
+
+  async list(pool: string): Promise<SandboxInfo[]> {
+    const poolDir = join(this.rootDir, encodeURIComponent(pool));
+    const names = await readdir(poolDir).catch(() => [] as string[]);
+    const infos: SandboxInfo[] = [];
+    for (const name of names) {
+      const id = sandboxId(pool, name);
+      const metadata = await this.readMetadata(id).catch(() => undefined);
+      if (metadata === undefined) continue;
+      const expired = this.expiry(id, metadata);
+      if (expired !== undefined) {
+        log.info({ sandbox: id, reason: expired }, "terminating expired sandbox");
+        await this.terminate({ id, name });
+        continue;
+      }
+      infos.push(toInfo(id, metadata));
+    }
+    return infos;
+  }
+
+  async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
+    return (await this.live(sandbox)).exec(request);
+  }
+
+  async readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
+    return (await this.live(sandbox)).readFile(slot, path);
+  }
+
+  async writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
+    return (await this.live(sandbox)).writeFile(slot, path, data);
+  }
+
+  async resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
+    return (await this.live(sandbox)).reset(slot);
+  }
+
+  async health(sandbox: SandboxRef): Promise<SandboxHealth> {
+    await this.live(sandbox);
+    return { ok: true, isolation: this.isolation.isolation, ...(this.isolation.message ? { message: this.isolation.message } : {}) };
+  }
+
+  async terminate(sandbox: SandboxRef): Promise<void> {
+    this.hosts.get(sandbox.id)?.killAll();
+    this.hosts.delete(sandbox.id);
+    this.lastActivity.delete(sandbox.id);
+    try {
+      await rm(this.directory(sandbox.id), { recursive: true, force: true });
+    } catch (error) {
+      throw classifyLocalError(error, `terminate ${sandbox.id}`, "transient");
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const host of this.hosts.values()) host.killAll();
+    this.hosts.clear();
+  }
+
+  private async live(sandbox: SandboxRef): Promise<SlotHost> {
+    this.lastActivity.set(sandbox.id, this.now());
+    const cached = this.hosts.get(sandbox.id);
+    if (cached !== undefined) return cached;
+    const metadata = await this.readMetadata(sandbox.id).catch((error: unknown) => {
+      throw classifyLocalError(error, `sandbox ${sandbox.id}`);
+    });
+    return this.host(sandbox.id, metadata);
+  }
+
+  private host(id: string, metadata: SandboxMetadata): SlotHost {
+    let host = this.hosts.get(id);
+    if (host === undefined) {
+      host = new SlotHost({ root: this.directory(id), slots: metadata.slots, isolation: this.isolation.isolation, env: metadata.env });
+      this.hosts.set(id, host);
+    }
+    return host;
+  }
+
+  private expiry(id: string, metadata: SandboxMetadata): string | undefined {
+    const now = this.now();
+    const created = Date.parse(metadata.createdAt);
+    if (metadata.lifetimeSeconds > 0 && now - created > metadata.lifetimeSeconds * 1000) return "lifetime";
+    const busy = (this.hosts.get(id)?.runningCount() ?? 0) > 0;
+    const lastActive = this.lastActivity.get(id) ?? created;
+    if (!busy && metadata.idleTimeoutSeconds > 0 && now - lastActive > metadata.idleTimeoutSeconds * 1000) return "idle";
+    return undefined;
+  }
+
+  private directory(id: string): string {
+    return join(this.rootDir, id);
+  }
+
+  private async readMetadata(id: string): Promise<SandboxMetadata> {
+    return JSON.parse(await readFile(join(this.directory(id), METADATA_FILE), "utf8")) as SandboxMetadata;
+  }
+}
+
+/** Ids are the sandbox's path under the root, so any process can find a sandbox from its ref alone. */
+function sandboxId(pool: string, name: string): string {
+  return `${encodeURIComponent(pool)}/${name}`;
+}
+
+function toInfo(id: string, metadata: SandboxMetadata): SandboxInfo {
+  return {
+    id,
+    name: metadata.name,
+    pool: metadata.pool,
+    phase: "ready",
+    slots: metadata.slots,
+    templateHash: metadata.templateHash,
+    createdAt: new Date(metadata.createdAt),
+  };
+}
