@@ -1,0 +1,178 @@
+/**
+ * The trajectory/group core, shared by the embedded `hermes-rollouts run` and the cluster's runner pods.
+ * Per trajectory: lease a slot, env.setup, agent loop, env.verify → score, release the slot (reset).
+ * Infrastructure failures (sandbox gone, endpoint down, the env's own commands breaking) are retried on a
+ * fresh slot, up to `backoffLimit` retries per group, and never scored; the item yields exactly one group.
+ */
+import { randomUUID } from "node:crypto";
+import { isSandboxError } from "../backends/types.ts";
+import type { Environment } from "../envs/types.ts";
+import { isInfrastructureError } from "../envs/types.ts";
+import { logger } from "../log.ts";
+import { runAgentLoop } from "./agent-loop.ts";
+import type { ModelClient } from "./model-client.ts";
+import { buildScoredGroup, type GenerationParams, type ScoredDataGroup, type ScoredTrajectory } from "./scored.ts";
+import { defaultTools, type ToolRegistry } from "./tools.ts";
+import type { ChatMessage, LeasedSlot, SlotProvider, ToolCallFormat, TrajectoryLimits } from "./types.ts";
+import { RolloutInfraError } from "./types.ts";
+
+const log = logger("runner");
+
+export type GroupEvent =
+  | { type: "trajectory-start"; itemId: string; trajectoryId: string; attempt: number }
+  | { type: "trajectory-end"; itemId: string; trajectoryId: string; score: number }
+  | { type: "trajectory-retry"; itemId: string; trajectoryId: string; attempt: number; error: string };
+
+/** Limits how many trajectories run at once across groups. */
+export class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(permits: number) {
+    this.#free = permits;
+  }
+  async use<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+export interface GroupOptions<Item> {
+  env: Environment<Item>;
+  slots: SlotProvider;
+  model: ModelClient;
+  format: ToolCallFormat;
+  generation: GenerationParams;
+  limits: TrajectoryLimits;
+  groupSize: number;
+  backoffLimit: number;
+  tools?: ToolRegistry;
+  gate?: Semaphore;
+  signal?: AbortSignal;
+  onEvent?: (event: GroupEvent) => void;
+}
+
+/** The item could not be scored: a data or configuration error, or retries exhausted. */
+export class GroupFailedError extends Error {
+  readonly itemId: string;
+  readonly attempts: number;
+  constructor(itemId: string, attempts: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "GroupFailedError";
+    this.itemId = itemId;
+    this.attempts = attempts;
+  }
+}
+
+/** Failures of the infrastructure, not of the agent: retried on another slot. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof RolloutInfraError || isInfrastructureError(error)) return true;
+  return isSandboxError(error) && error.kind !== "configuration";
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+async function runTrajectory<Item>(item: Item, trajectoryId: string, attempt: number, options: GroupOptions<Item>): Promise<ScoredTrajectory> {
+  const { env, limits } = options;
+  const started = performance.now();
+  const slot: LeasedSlot = await options.slots.acquire({ trajectoryId, ...(options.signal ? { signal: options.signal } : {}) });
+  const acquired = performance.now();
+  let broken = false;
+  try {
+    await env.setup(item, slot, options.signal);
+    const setUp = performance.now();
+    const prompt = env.prompt(item);
+    const messages: ChatMessage[] = [
+      { role: "system", content: prompt.system },
+      { role: "user", content: prompt.user },
+    ];
+    const agent = await runAgentLoop({
+      model: options.model,
+      tools: options.tools ?? defaultTools(),
+      slot,
+      messages,
+      limits,
+      format: options.format,
+      maxTokensPerTurn: options.generation.max_tokens,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (agent.stopReason === "aborted") throw options.signal?.reason ?? new Error("aborted");
+    const agentDone = performance.now();
+    // A loop that never got an answer from the model did nothing to score (as the original's base env).
+    const verification =
+      agent.turns.length === 0
+        ? { score: 0, details: { skipped: "no model turn" } }
+        : await env.verify(item, slot, options.signal);
+    const finished = performance.now();
+    return {
+      trajectoryId,
+      attempt,
+      score: verification.score,
+      agent,
+      verification: verification.details,
+      sandbox: slot.sandbox,
+      slot: slot.slot,
+      timings: {
+        acquireMs: acquired - started,
+        setupMs: setUp - acquired,
+        agentMs: agentDone - setUp,
+        verifyMs: finished - agentDone,
+        totalMs: finished - started,
+        modelMs: agent.turns.reduce((ms, t) => ms + t.latencyMs, 0),
+      },
+    };
+  } catch (error) {
+    broken = isRetryable(error);
+    throw error;
+  } finally {
+    await slot.release({ broken }).catch((error: unknown) => log.warn({ err: error, trajectoryId }, "slot release failed"));
+  }
+}
+
+/** Runs `groupSize` trajectories of one item concurrently and returns its one scored group. */
+export async function runGroup<Item>(item: Item, itemIndex: number, options: GroupOptions<Item>): Promise<ScoredDataGroup> {
+  const itemId = options.env.itemId(item);
+  const started = performance.now();
+  let retries = 0;
+  const attemptTrajectory = async (): Promise<ScoredTrajectory> => {
+    const trajectoryId = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      options.onEvent?.({ type: "trajectory-start", itemId, trajectoryId, attempt });
+      try {
+        const run = () => runTrajectory(item, trajectoryId, attempt, options);
+        const scored = await (options.gate ? options.gate.use(run) : run());
+        options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
+        return scored;
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (!isRetryable(error)) throw new GroupFailedError(itemId, attempt, `item ${itemId}: ${describe(error)}`, { cause: error });
+        if (retries >= options.backoffLimit) {
+          throw new GroupFailedError(itemId, attempt, `item ${itemId}: gave up after ${retries} retries: ${describe(error)}`, { cause: error });
+        }
+        retries++;
+        log.warn({ itemId, trajectoryId, attempt, err: describe(error) }, "infrastructure failure, retrying on another slot");
+        options.onEvent?.({ type: "trajectory-retry", itemId, trajectoryId, attempt, error: describe(error) });
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: options.groupSize }, attemptTrajectory));
+  const failure = results.find((r) => r.status === "rejected");
+  if (failure) throw failure.reason;
+  return buildScoredGroup({
+    itemId,
+    itemIndex,
+    environment: options.env.name,
+    trajectories: results.map((r) => (r as PromiseFulfilledResult<ScoredTrajectory>).value),
+    generation: options.generation,
+    retries,
+    durationMs: performance.now() - started,
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * One chat completion against any OpenAI-compatible endpoint (vLLM, SGLang, the built-in server), recording
+ * what the endpoint returned for training: OpenAI `logprobs`, and the token-id extensions when present
+ * (vLLM's `prompt_token_ids` / `choices[].token_ids` from `return_token_ids`, and `token_id:N` tokens from
+ * `return_tokens_as_token_ids`). Nothing is required; absent fields stay absent.
+ */
+import OpenAI, { APIConnectionError, APIUserAbortError, InternalServerError, RateLimitError } from "openai";
+import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
+import type { ToolSchema } from "./tools.ts";
+import { RolloutInfraError } from "./types.ts";
+
+export interface CompletionRequest {
+  messages: readonly ChatMessage[];
+  /** Offered natively (`tools` in the request); hermes format puts them in the system prompt instead. */
+  tools?: readonly ToolSchema[];
+  maxTokens: number;
+  signal?: AbortSignal;
+}
+
+/** The endpoint answered, but not with a usable completion (e.g. 400 context too long). Not an infra failure. */
+export class ModelRequestError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ModelRequestError";
+  }
+}
+
+export interface ModelClient {
+  complete(request: CompletionRequest): Promise<ModelTurn>;
+}
+
+type Loose = Record<string, unknown>;
+
+function numberArray(value: unknown): number[] | undefined {
+  return Array.isArray(value) && value.every((v) => typeof v === "number") ? (value as number[]) : undefined;
+}
+
+const TOKEN_ID = /^token_id:(\d+)$/;
+
+/** Token ids and logprobs of one choice, from whichever fields the endpoint filled. */
+export function readTokenFields(response: Loose, choice: Loose): Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> {
+  const out: Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> = {};
+  const prompt = numberArray(response.prompt_token_ids) ?? numberArray(choice.prompt_token_ids);
+  if (prompt) out.promptTokenIds = prompt;
+  const content = (choice.logprobs as Loose | null | undefined)?.content;
+  const entries = Array.isArray(content) ? (content as Loose[]) : [];
+  if (entries.length > 0 && entries.every((e) => typeof e.logprob === "number")) {
+    out.completionLogprobs = entries.map((e) => e.logprob as number);
+  }
+  const completion = numberArray(choice.token_ids) ?? numberArray(choice.output_token_ids);
+  if (completion) out.completionTokenIds = completion;
+  else if (entries.length > 0 && entries.every((e) => typeof e.token === "string" && TOKEN_ID.test(e.token))) {
+    out.completionTokenIds = entries.map((e) => Number(TOKEN_ID.exec(e.token as string)?.[1]));
+  }
+  return out;
+}
+
+function toChatMessage(message: Loose): ChatMessage {
+  const out: ChatMessage = { role: "assistant", content: typeof message.content === "string" ? message.content : null };
+  if (Array.isArray(message.tool_calls) && message.tool_calls.length > 0) out.tool_calls = message.tool_calls as ToolCall[];
+  const reasoning = message.reasoning_content ?? message.reasoning;
+  if (typeof reasoning === "string" && reasoning !== "") out.reasoning_content = reasoning;
+  return out;
+}
+
+/** Connection failures, 5xx and 429 (after the client's own retries) mean the endpoint is down: retry elsewhere. */
+export function classifyModelError(error: unknown): Error {
+  if (error instanceof APIUserAbortError) return error;
+  if (error instanceof APIConnectionError || error instanceof InternalServerError || error instanceof RateLimitError) {
+    return new RolloutInfraError("model", `model endpoint unavailable: ${error.message}`, { cause: error });
+  }
+  return new ModelRequestError(error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+export function createModelClient(settings: ModelSettings): ModelClient {
+  const client = new OpenAI({ baseURL: settings.baseURL, apiKey: settings.apiKey ?? "none", maxRetries: 2, timeout: 600_000 });
+  return {
+    async complete(request) {
+      const body: Loose = {
+        model: settings.model,
+        messages: request.messages,
+        temperature: settings.temperature,
+        top_p: settings.topP,
+        max_tokens: request.maxTokens,
+        n: 1,
+      };
+      if (settings.seed !== undefined) body.seed = settings.seed;
+      if (request.tools && request.tools.length > 0) body.tools = request.tools;
+      // vLLM/SGLang extension: token ids along with logprobs (ignored by servers that do not know it).
+      if (settings.logprobs) Object.assign(body, { logprobs: true, return_token_ids: true });
+      const started = performance.now();
+      let response: Loose;
+      try {
+        response = (await client.chat.completions.create(body as never, { signal: request.signal })) as unknown as Loose;
+      } catch (error) {
+        throw classifyModelError(error);
+      }
+      const latencyMs = performance.now() - started;
+      const choice = (response.choices as Loose[] | undefined)?.[0];
+      if (!choice || typeof choice.message !== "object" || choice.message === null) {
+        throw new ModelRequestError("the endpoint returned no choice");
+      }
+      const usage = response.usage as Loose | undefined;
+      return {
+        message: toChatMessage(choice.message as Loose),
+        finishReason: typeof choice.finish_reason === "string" ? choice.finish_reason : null,
+        ...readTokenFields(response, choice),
+        ...(typeof usage?.prompt_tokens === "number" ? { promptTokens: usage.prompt_tokens } : {}),
+        ...(typeof usage?.completion_tokens === "number" ? { completionTokens: usage.completion_tokens } : {}),
+        latencyMs,
+      };
+    },
+  };
+}
