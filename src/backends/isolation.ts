@@ -44,6 +44,12 @@ export function cacheDirectory(sandboxRoot: string): string {
   return posix.join(sandboxRoot, "cache");
 }
 
+const OUTSIDE_WORKSPACE = "is outside the slot workspace";
+
+export function isOutsideWorkspace(error: unknown): boolean {
+  return error instanceof SandboxError && error.kind === "configuration" && error.message.endsWith(OUTSIDE_WORKSPACE);
+}
+
 /** Joins a request path onto a workspace; a path escaping it (`..`, absolute elsewhere) is a configuration error. */
 export function resolveInsideWorkspace(workspace: string, relative: string | undefined): string {
   if (relative === undefined || relative === "" || relative === ".") return workspace;
@@ -51,7 +57,7 @@ export function resolveInsideWorkspace(workspace: string, relative: string | und
     ? posix.join(workspace, relative.slice(SLOT_WORKSPACE.length))
     : posix.resolve(workspace, relative);
   if (candidate !== workspace && !candidate.startsWith(`${workspace}/`)) {
-    throw new SandboxError("configuration", `path ${JSON.stringify(relative)} is outside the slot workspace`);
+    throw new SandboxError("configuration", `path ${JSON.stringify(relative)} ${OUTSIDE_WORKSPACE}`);
   }
   return candidate;
 }

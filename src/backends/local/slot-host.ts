@@ -98,7 +98,7 @@ export class SlotHost {
     return count;
   }
 
-  private killSlot(slot: number): void {
+  killSlot(slot: number): void {
     for (const running of this.running.get(slot) ?? []) running.kill();
   }
 
@@ -127,7 +127,7 @@ export class SlotHost {
         const real = await realpath(existing);
         const realWorkspace = await realpath(workspace);
         if (real !== realWorkspace && !real.startsWith(`${realWorkspace}/`)) {
-          throw new SandboxError("configuration", `path ${JSON.stringify(path)} is outside the slot workspace`);
+          resolveInsideWorkspace(realWorkspace, real); // throws the same "outside the workspace" error
         }
         return file;
       } catch (error) {

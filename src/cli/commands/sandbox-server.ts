@@ -1,8 +1,61 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
+import { join } from "node:path";
+import { logger } from "../../log.ts";
+import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
+import { SlotHost } from "../../backends/local/slot-host.ts";
+import { createSandboxServer } from "../../backends/sandbox-server/server.ts";
 
-// Placeholder until this role lands; it says so instead of pretending to work.
+const log = logger("sandbox-server");
+
+interface Options {
+  port?: number;
+  host: string;
+  slots: number;
+  dataDir: string;
+  token?: string;
+  isolation: IsolationRequest;
+}
+
+function integer(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError("expected a non-negative integer");
+  return parsed;
+}
+
+/**
+ * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
+ * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
+ * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list.
+ */
 export function command(): Command {
-  return new Command("sandbox-server").action(() => {
-    throw new Error("hermes-rollouts sandbox-server is not built yet");
-  });
+  return new Command("sandbox-server")
+    .option("--port <port>", "port to listen on (default $NOMAD_PORT_http, else 8080)", integer)
+    .option("--host <host>", "address to bind", "0.0.0.0")
+    .option("--slots <m>", "number of slots", integer, 10)
+    .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
+    .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN)")
+    .option("--isolation <mode>", "auto | bwrap | none", "auto")
+    .action(async (options: Options) => {
+      const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
+      const port = options.port ?? (process.env.NOMAD_PORT_http ? integer(process.env.NOMAD_PORT_http) : 8080);
+      const token = options.token ?? process.env.HERMES_SANDBOX_TOKEN;
+      if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
+      const probe = await probeIsolation(options.isolation);
+      if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
+      const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation });
+      await host.prepare();
+      const server = createSandboxServer({ host, token, isolationMessage: probe.message });
+      server.listen(port, options.host, () => {
+        const address = server.address();
+        const bound = typeof address === "object" && address !== null ? address.port : port;
+        log.info({ host: options.host, port: bound, slots: options.slots, dataDir, isolation: probe.isolation, auth: token !== undefined }, "sandbox server listening");
+      });
+      const stop = (): void => {
+        host.killAll();
+        server.close(() => process.exit(0));
+        server.closeAllConnections();
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
 }

@@ -1,0 +1,167 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import type { z } from "zod";
+import { logger } from "../../log.ts";
+import { isOutsideWorkspace } from "../isolation.ts";
+import { isMissingFile } from "../local/errors.ts";
+import type { SlotHost } from "../local/slot-host.ts";
+import { SandboxError, type ExecRequest, type ExecResult } from "../types.ts";
+import {
+  batchRequestSchema,
+  execRequestSchema,
+  readFileRequestSchema,
+  resetRequestSchema,
+  writeFileRequestSchema,
+  type HealthResponse,
+} from "./protocol.ts";
+
+const log = logger("sandbox-server");
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** An HTTP error with its status; everything else thrown by a handler becomes a 500 or a SandboxError status. */
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Serialises one slot's requests (the original's per-slot lock); slots run in parallel. */
+class SlotLocks {
+  private readonly tails = new Map<number, Promise<unknown>>();
+
+  run<T>(slot: number, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(slot) ?? Promise.resolve();
+    const next = previous.then(task, task);
+    const tail = next.catch(() => undefined);
+    this.tails.set(slot, tail);
+    void tail.then(() => {
+      if (this.tails.get(slot) === tail) this.tails.delete(slot);
+    });
+    return next;
+  }
+}
+
+export interface SandboxServerOptions {
+  host: SlotHost;
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Shown in /health next to the isolation mode (e.g. why bwrap is off). */
+  isolationMessage?: string;
+}
+
+/** The sandbox server's request handler over one SlotHost; `listen` it wherever the caller wants. */
+export function createSandboxServer(options: SandboxServerOptions): Server {
+  const { host } = options;
+  const locks = new SlotLocks();
+  const exec = (request: ExecRequest): Promise<ExecResult> => {
+    checkSlot(request.slot);
+    return locks.run(request.slot, () => host.exec(request));
+  };
+  const checkSlot = (slot: number): void => {
+    if (slot >= host.slots) throw new HttpError(404, `unknown slot ${slot} (server has ${host.slots})`);
+  };
+
+  const routes: Record<string, (body: unknown) => Promise<unknown>> = {
+    "GET /health": async (): Promise<HealthResponse> => ({
+      status: "ok",
+      slots: host.slots,
+      isolation: host.isolation,
+      ...(options.isolationMessage === undefined ? {} : { message: options.isolationMessage }),
+    }),
+    "POST /exec": (body) => exec(parse(execRequestSchema, body)),
+    "POST /batch": (body) =>
+      Promise.all(
+        parse(batchRequestSchema, body).map((request) =>
+          exec(request).catch((error: unknown) => ({ error: describe(error) })),
+        ),
+      ),
+    "POST /reset": async (body) => {
+      const { slot } = parse(resetRequestSchema, body);
+      checkSlot(slot);
+      host.killSlot(slot); // a running command must not hold the lock until its own timeout
+      await locks.run(slot, () => host.reset(slot));
+      return { slot, reset: true };
+    },
+    "POST /files/read": async (body) => {
+      const { slot, path } = parse(readFileRequestSchema, body);
+      checkSlot(slot);
+      const data = await locks.run(slot, () => host.readFile(slot, path));
+      return { contentBase64: Buffer.from(data).toString("base64") };
+    },
+    "POST /files/write": async (body) => {
+      const { slot, path, contentBase64 } = parse(writeFileRequestSchema, body);
+      checkSlot(slot);
+      await locks.run(slot, () => host.writeFile(slot, path, Buffer.from(contentBase64, "base64")));
+      return { slot, path, written: true };
+    },
+  };
+
+  return createServer((request, response) => {
+    void handle(request, response).catch((error: unknown) => log.error({ err: error }, "response failed"));
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? "/").split("?")[0];
+    const route = routes[`${request.method} ${path}`];
+    try {
+      if (!authorized(request, options.token)) throw new HttpError(401, "missing or wrong bearer token");
+      if (route === undefined) throw new HttpError(404, `no route ${request.method} ${path}`);
+      const body = request.method === "POST" ? await readJson(request) : undefined;
+      send(response, 200, await route(body));
+    } catch (error) {
+      const status = statusFor(error);
+      if (status >= 500) log.error({ err: error, path }, "request failed");
+      send(response, status, { error: describe(error) });
+    }
+  }
+}
+
+function authorized(request: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const expected = Buffer.from(`Bearer ${token}`);
+  const given = Buffer.from(request.headers.authorization ?? "");
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) throw new HttpError(400, `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return result.data;
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(400, `body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "body is not JSON");
+  }
+}
+
+function statusFor(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (isMissingFile(error)) return 404;
+  if (error instanceof SandboxError) {
+    if (error.kind === "configuration") return isOutsideWorkspace(error) ? 403 : 400;
+    if (error.kind === "capacity") return 507;
+  }
+  return 500;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}

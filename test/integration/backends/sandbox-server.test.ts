@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { SandboxServerClient, isBatchError } from "../../../src/backends/sandbox-server/client.ts";
+import { SandboxError, isSandboxError } from "../../../src/backends/types.ts";
+
+const BIN = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname;
+const TOKEN = "s3cret";
+
+/** Starts the real CLI on port 0 with NOMAD_ALLOC_DIR set, and reads the bound port from its log. */
+async function startServer(allocDir: string): Promise<{ child: ChildProcess; baseUrl: string }> {
+  const child = spawn(process.execPath, [BIN, "sandbox-server", "--host", "127.0.0.1", "--port", "0", "--slots", "3", "--token", TOKEN], {
+    env: { ...process.env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /"port":(\d+)/.exec(buffered);
+      if (match?.[1]) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`sandbox server exited with ${code}`)));
+  });
+  return { child, baseUrl: `http://127.0.0.1:${port}` };
+}
+
+describe("sandbox server over HTTP (real process, typed client)", () => {
+  let allocDir: string;
+  let server: { child: ChildProcess; baseUrl: string };
+  let client: SandboxServerClient;
+
+  before(async () => {
+    allocDir = await mkdtemp(join(tmpdir(), "hermes-sandbox-server-"));
+    server = await startServer(allocDir);
+    client = new SandboxServerClient({ baseUrl: server.baseUrl, token: TOKEN });
+  });
+
+  after(async () => {
+    server.child.kill("SIGTERM");
+    await rm(allocDir, { recursive: true, force: true });
+  });
+
+  test("health reports slots and isolation", async () => {
+    const health = await client.health();
+    assert.equal(health.status, "ok");
+    assert.equal(health.slots, 3);
+    assert.ok(health.isolation === "bwrap" || (health.isolation === "none" && typeof health.message === "string"));
+  });
+
+  test("exec runs in the slot's workspace under the alloc data dir and keeps exit codes", async () => {
+    const result = await client.exec({ slot: 1, command: "echo hi > f.txt; echo $HERMES_WORKSPACE; exit 7", timeoutMs: 5000 });
+    assert.equal(result.exitCode, 7);
+    assert.equal(result.timedOut, false);
+    const data = await client.readFile(1, "f.txt");
+    assert.equal(Buffer.from(data).toString(), "hi\n");
+    assert.equal(await readFile(join(allocDir, "data", "slots", "1", "f.txt"), "utf8"), "hi\n");
+  });
+
+  test("timeout is 124 and the output cap keeps the tail", async () => {
+    const slow = await client.exec({ slot: 0, command: "sleep 5", timeoutMs: 200 });
+    assert.equal(slow.exitCode, 124);
+    assert.equal(slow.timedOut, true);
+    const loud = await client.exec({ slot: 0, command: "seq 1 10000", timeoutMs: 5000, maxOutputBytes: 20 });
+    assert.equal(loud.truncated, true);
+    assert.ok(loud.stdout.endsWith("9999\n10000\n"));
+    assert.ok(Buffer.byteLength(loud.stdout) <= 20);
+  });
+
+  test("batch answers in order with {error} entries for failures", async () => {
+    const results = await client.batch([
+      { slot: 0, command: "echo a", timeoutMs: 5000 },
+      { slot: 0, command: ["printf", "b"], timeoutMs: 5000 },
+      { slot: 2, command: "echo c", timeoutMs: 5000, cwd: "../../.." },
+    ]);
+    assert.equal(results.length, 3);
+    const [first, second, third] = results;
+    assert.ok(first && !isBatchError(first) && first.stdout === "a\n");
+    assert.ok(second && !isBatchError(second) && second.stdout === "b");
+    assert.ok(third && isBatchError(third) && /outside the slot workspace/.test(third.error));
+  });
+
+  test("file write, read and reset; status codes map to SandboxError kinds", async () => {
+    await client.writeFile(2, "dir/x.bin", new Uint8Array([0, 1, 2, 255]));
+    assert.deepEqual([...(await client.readFile(2, "dir/x.bin"))], [0, 1, 2, 255]);
+    await client.reset(2);
+    await assert.rejects(client.readFile(2, "dir/x.bin"), (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message));
+    await assert.rejects(client.readFile(2, "../1/f.txt"), (error: unknown) => isSandboxError(error, "configuration") && / 403 /.test(error.message));
+    await assert.rejects(client.exec({ slot: 9, command: "true", timeoutMs: 1000 }), (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message));
+    const raw = await fetch(`${server.baseUrl}/exec`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "{" });
+    assert.equal(raw.status, 400);
+    const wrongToken = new SandboxServerClient({ baseUrl: server.baseUrl, token: "nope" });
+    await assert.rejects(wrongToken.health(), (error: unknown) => isSandboxError(error, "configuration") && / 401 /.test(error.message));
+  });
+
+  test("reset kills a running command instead of waiting for its timeout", async () => {
+    const running = client.exec({ slot: 1, command: "sleep 30", timeoutMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await client.reset(1);
+    const result = await running;
+    assert.ok(Date.now() - started < 5000);
+    assert.notEqual(result.exitCode, 0);
+  });
+
+  test("a server that is gone is classified as gone", async () => {
+    const gone = await startServer(allocDir);
+    const goneClient = new SandboxServerClient({ baseUrl: gone.baseUrl, token: TOKEN });
+    assert.equal((await goneClient.health()).status, "ok");
+    await new Promise((resolve) => {
+      gone.child.once("exit", resolve);
+      gone.child.kill("SIGTERM");
+    });
+    await assert.rejects(goneClient.health(), (error: unknown) => error instanceof SandboxError && error.kind === "gone");
+  });
+});
