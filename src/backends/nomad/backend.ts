@@ -1,0 +1,226 @@
+import { fileURLToPath } from "node:url";
+import { logger } from "../../log.ts";
+import { SandboxServerClient } from "../sandbox-server/client.ts";
+import {
+  SandboxError,
+  isSandboxError,
+  type ExecRequest,
+  type ExecResult,
+  type SandboxBackend,
+  type SandboxHealth,
+  type SandboxInfo,
+  type SandboxRef,
+  type SandboxTemplate,
+} from "../types.ts";
+import { allocationAddress, currentAllocation, incarnationOf, isLive, schedulerPhase } from "./allocations.ts";
+import { NomadClient, type NomadClientOptions } from "./client.ts";
+import { isJobExistsConflict } from "./errors.ts";
+import { META, buildSandboxJob, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
+import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
+import { AllocationWatcher } from "./watch.ts";
+
+const log = logger("nomad-backend");
+
+export interface NomadBackendOptions extends NomadClientOptions {
+  driver?: NomadDriver;
+  datacenters?: string[];
+  /** The pool's shared sandbox-server token. */
+  sandboxToken?: string;
+  /** raw_exec/exec: how to start our CLI on the node; defaults to this node binary and this checkout's bin. */
+  launcher?: string[];
+  /** How long create waits for the sandbox server to answer /health. */
+  readyTimeoutMs?: number;
+  /** Long-poll wait of the allocation watch. */
+  watchWaitMs?: number;
+  healthTimeoutMs?: number;
+  client?: NomadClient;
+}
+
+/** Every sandbox job ID starts with this, so one watch covers all pools of the namespace. */
+const ALL_SANDBOX_JOBS = 'JobID matches "^hr-"';
+const defaultLauncher = [process.execPath, fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url))];
+
+interface Target {
+  incarnation: string;
+  server: SandboxServerClient;
+}
+
+/**
+ * Sandboxes as Nomad jobs, one job per sandbox (Count 1): deregistering a job removes exactly that sandbox,
+ * which a scaled count cannot do (Nomad picks the highest index to stop). Commands never go through Nomad:
+ * they go to the sandbox server the allocation runs, at the address from the allocation listing.
+ *
+ * Each sandbox is pinned to the incarnation (allocation + task restart count) first used; when Nomad
+ * reschedules or restarts it, the slots' state is gone and calls fail with SandboxError "gone" until the
+ * caller creates it again (create re-pins) or terminates it.
+ */
+export class NomadBackend implements SandboxBackend {
+  readonly kind = "nomad" as const;
+  readonly client: NomadClient;
+  private readonly options: NomadBackendOptions;
+  private readonly ownsClient: boolean;
+  private readonly watcher: AllocationWatcher;
+  private readonly pins = new Map<string, Target>();
+  private readonly servers = new Map<string, SandboxServerClient>();
+
+  constructor(options: NomadBackendOptions = {}) {
+    this.options = options;
+    this.ownsClient = options.client === undefined;
+    this.client = options.client ?? new NomadClient(options);
+    this.watcher = new AllocationWatcher(this.client, ALL_SANDBOX_JOBS, options.watchWaitMs ?? 60_000);
+  }
+
+  async create(name: string, template: SandboxTemplate): Promise<SandboxInfo> {
+    const jobId = sandboxJobId(template.pool, name);
+    const existing = await this.client.findJob(jobId);
+    if (existing === undefined || existing.Stop) {
+      const job = buildSandboxJob(name, template, {
+        driver: this.options.driver ?? "raw_exec",
+        datacenters: this.options.datacenters ?? ["*"],
+        launcher: this.options.launcher ?? defaultLauncher,
+        ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),
+      });
+      try {
+        // Check-and-set on a new job: two creators racing on one name end with one job, both reuse it.
+        await this.client.registerJob(job, existing === undefined ? { enforceIndex: 0 } : {});
+        log.info({ jobId, pool: template.pool }, "registered sandbox job");
+      } catch (error) {
+        if (!isJobExistsConflict(error)) throw error;
+      }
+    }
+    this.pins.delete(jobId);
+    const info = await this.waitReady(jobId, this.options.readyTimeoutMs ?? 120_000);
+    await this.target(jobId);
+    return info;
+  }
+
+  async list(pool: string): Promise<SandboxInfo[]> {
+    const prefix = poolJobPrefix(pool);
+    const [jobs] = await Promise.all([this.client.listJobs({ prefix }), this.watcher.refresh()]);
+    const allocs = await this.watcher.snapshot();
+    const mine = jobs.data.filter((job) => job.Meta?.[META.pool] === undefined || job.Meta[META.pool] === pool);
+    return Promise.all(mine.map((job) => this.describe(job, allocs)));
+  }
+
+  async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
+    return this.withServer(sandbox, (server) => server.exec(request));
+  }
+
+  readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
+    return this.withServer(sandbox, (server) => server.readFile(slot, path));
+  }
+
+  writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
+    return this.withServer(sandbox, (server) => server.writeFile(slot, path, data));
+  }
+
+  resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
+    return this.withServer(sandbox, (server) => server.reset(slot));
+  }
+
+  async health(sandbox: SandboxRef): Promise<SandboxHealth> {
+    const answer = await this.withServer(sandbox, (server) => server.health(this.options.healthTimeoutMs ?? 5_000));
+    return { ok: answer.status === "ok", isolation: answer.isolation, ...(answer.message === undefined ? {} : { message: answer.message }) };
+  }
+
+  async terminate(sandbox: SandboxRef): Promise<void> {
+    this.pins.delete(sandbox.id);
+    try {
+      await this.client.deregisterJob(sandbox.id, { purge: true });
+    } catch (error) {
+      if (!isSandboxError(error, "gone")) throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.watcher.close();
+    if (this.ownsClient) await this.client.close();
+  }
+
+  /**
+   * Runs a call against the pinned incarnation's server. A connection failure is checked against Nomad at
+   * once: if the allocation moved or restarted, the caller learns "gone" rather than a vague transient error.
+   */
+  private async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
+    const target = await this.target(sandbox.id);
+    try {
+      return await call(target.server);
+    } catch (error) {
+      if (!isSandboxError(error) || (error.kind !== "gone" && error.kind !== "transient")) throw error;
+      await this.watcher.refresh();
+      const now = await this.target(sandbox.id);
+      if (now.incarnation !== target.incarnation) throw new SandboxError("gone", `sandbox ${sandbox.id} was replaced`, { cause: error });
+      throw error;
+    }
+  }
+
+  private async target(jobId: string): Promise<Target> {
+    const allocs = (await this.watcher.snapshot()).filter((alloc) => alloc.JobID === jobId);
+    const alloc = currentAllocation(allocs);
+    if (alloc === undefined || !isLive(alloc)) {
+      throw new SandboxError("gone", `sandbox ${jobId} has no live allocation${alloc ? ` (${alloc.ID.slice(0, 8)} ${alloc.ClientStatus})` : ""}`);
+    }
+    const incarnation = incarnationOf(alloc);
+    const pinned = this.pins.get(jobId);
+    if (pinned !== undefined && pinned.incarnation !== incarnation) {
+      throw new SandboxError("gone", `sandbox ${jobId}: allocation ${pinned.incarnation} was lost or restarted (now ${incarnation})`);
+    }
+    if (pinned !== undefined) return pinned;
+    const address = allocationAddress(alloc);
+    if (address === undefined) throw new SandboxError("transient", `sandbox ${jobId}: allocation ${alloc.ID} has no http port yet`);
+    const target = { incarnation, server: this.server(address) };
+    this.pins.set(jobId, target);
+    return target;
+  }
+
+  private server(address: string): SandboxServerClient {
+    let server = this.servers.get(address);
+    if (server === undefined) {
+      server = new SandboxServerClient({ baseUrl: address, ...(this.options.sandboxToken === undefined ? {} : { token: this.options.sandboxToken }) });
+      this.servers.set(address, server);
+    }
+    return server;
+  }
+
+  private async waitReady(jobId: string, timeoutMs: number): Promise<SandboxInfo> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.client.findJob(jobId);
+      if (job === undefined) throw new SandboxError("gone", `sandbox job ${jobId} disappeared while starting`);
+      const info = await this.describe(job, await this.watcher.snapshot());
+      if (info.phase === "ready" || info.phase === "failed" || info.phase === "terminated") return info;
+      if (Date.now() >= deadline) {
+        throw new SandboxError("transient", `sandbox ${jobId} not ready after ${timeoutMs} ms: ${info.message ?? info.phase}`);
+      }
+      await this.watcher.changed(Math.min(250, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /** Nomad's view first; a sandbox is "ready" only when its server answers /health itself. */
+  private async describe(job: JobRead | JobStub, allocs: readonly AllocationStub[]): Promise<SandboxInfo> {
+    const alloc = currentAllocation(allocs.filter((a) => a.JobID === job.ID));
+    let { phase, message } = schedulerPhase(job.Stop, job.Status, alloc);
+    const address = alloc === undefined ? undefined : allocationAddress(alloc);
+    if (phase === "ready" && address !== undefined) {
+      try {
+        const health = await this.server(address).health(this.options.healthTimeoutMs ?? 2_000);
+        if (health.status !== "ok") ({ phase, message } = { phase: "starting", message: health.message ?? "server not ok" });
+        else if (health.message !== undefined) message = health.message;
+      } catch (error) {
+        phase = "starting";
+        message = `sandbox server not answering: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    }
+    const meta = job.Meta ?? {};
+    return {
+      id: job.ID,
+      name: meta[META.sandbox] ?? job.ID,
+      pool: meta[META.pool] ?? "",
+      phase,
+      slots: Number(meta[META.slots] ?? 0),
+      templateHash: meta[META.templateHash] ?? "",
+      createdAt: new Date(Math.floor(job.SubmitTime / 1e6)),
+      ...(message === undefined ? {} : { message }),
+    };
+  }
+}

@@ -1,0 +1,90 @@
+import { logger } from "../../log.ts";
+import type { NomadClient } from "./client.ts";
+import type { AllocationStub } from "./schemas.ts";
+
+const log = logger("nomad-watch");
+
+/**
+ * Keeps the allocations matching one filter current with a blocking query on `/v1/allocations`: one long
+ * poll for every sandbox, woken by Nomad on any change. Tolerates spurious wake-ups, resets when the index
+ * goes backwards (snapshot restore), and backs off with jitter on errors.
+ */
+export class AllocationWatcher {
+  private readonly client: NomadClient;
+  private readonly filter: string;
+  private readonly waitMs: number;
+  private readonly abort = new AbortController();
+  private allocs: AllocationStub[] = [];
+  private index = 0;
+  private started = false;
+  private firstSync: Promise<void> | undefined;
+  private waiters = new Set<() => void>();
+
+  constructor(client: NomadClient, filter: string, waitMs = 60_000) {
+    this.client = client;
+    this.filter = filter;
+    this.waitMs = waitMs;
+  }
+
+  /** The allocations as of the latest answer; the first call waits for the initial listing. */
+  async snapshot(): Promise<readonly AllocationStub[]> {
+    if (!this.started) {
+      this.started = true;
+      this.firstSync = this.refresh();
+      void this.firstSync.then(() => this.loop(), () => this.loop());
+    }
+    await this.firstSync;
+    return this.allocs;
+  }
+
+  /** A non-blocking read now (e.g. after a connection error to a sandbox), applied like a poll answer. */
+  async refresh(): Promise<void> {
+    const answer = await this.client.listAllocations({ filter: this.filter });
+    this.apply(answer.data, answer.index);
+  }
+
+  /** Resolves on the next change, or after `timeoutMs`. */
+  changed(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  close(): void {
+    this.abort.abort();
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  private apply(allocs: AllocationStub[], index: number): void {
+    this.allocs = allocs;
+    this.index = index;
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        const answer = await this.client.listAllocations(
+          { filter: this.filter },
+          { index: Math.max(1, this.index), waitMs: this.waitMs, signal: this.abort.signal },
+        );
+        if (answer.index < this.index) log.warn({ from: this.index, to: answer.index }, "Nomad index went backwards; resyncing");
+        if (answer.index !== this.index) this.apply(answer.data, answer.index);
+        failures = 0;
+      } catch (error) {
+        if (this.abort.signal.aborted) return;
+        failures += 1;
+        const delayMs = Math.min(10_000, 250 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
+        log.warn({ err: error, delayMs }, "allocation watch failed; retrying");
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+}
