@@ -1,0 +1,20 @@
+/** The environment registry: the runner names an environment and passes the job's free-form config. */
+import type { Environment, EnvironmentFactory } from "./types.ts";
+import { shellTaskFactory } from "./shell-task.ts";
+import { sweSmithOracleFactory } from "./swe-smith-oracle/env.ts";
+
+export * from "./types.ts";
+
+// Each factory is typed by its own config and item; the registry only hands configs through their schema.
+const factories: readonly EnvironmentFactory<any, any>[] = [sweSmithOracleFactory, shellTaskFactory];
+
+export const environmentNames: readonly string[] = factories.map((f) => f.name);
+
+/** A configured environment; an unknown name or a config its schema rejects is a configuration error. */
+export function getEnvironment(name: string, config: Record<string, unknown> = {}): Environment {
+  const factory = factories.find((f) => f.name === name);
+  if (!factory) throw new Error(`unknown environment "${name}" (known: ${environmentNames.join(", ")})`);
+  const parsed = factory.configSchema.safeParse(config);
+  if (!parsed.success) throw new Error(`invalid config for environment "${name}": ${parsed.error.message}`);
+  return factory.fromConfig(parsed.data);
+}

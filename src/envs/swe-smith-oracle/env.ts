@@ -1,0 +1,177 @@
+/** The `swe-smith-oracle` environment: fix a repository at a base commit until its listed pytest node ids pass. */
+import { z } from "zod";
+import { isSandboxError } from "../../backends/types.ts";
+import { chunk, shellQuote, tail } from "../shell.ts";
+import {
+  InfrastructureError,
+  InvalidItemError,
+  type Environment,
+  type EnvironmentFactory,
+  type PromptMessages,
+  type SetupResult,
+  type SlotExec,
+  type Verification,
+} from "../types.ts";
+import { repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
+import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand } from "./scripts.ts";
+
+/** The original's install step: a local .venv with the package installed editable, plus pytest. */
+export const DEFAULT_INSTALL_COMMAND =
+  "python3 -m venv .venv && . .venv/bin/activate && pip install -q -U pip setuptools wheel && pip install -q -e . && pip install -q pytest";
+/** The original's `python -m pytest -q`, spelled so it works without a venv on Debian (python3 only). */
+export const DEFAULT_TEST_COMMAND = "python3 -m pytest -q";
+
+export const sweSmithConfigSchema = z
+  .object({
+    repoBaseURL: z.string().min(1).default("https://github.com/"),
+    /** Empty: no install step (the image already holds the dependencies). */
+    installCommand: z.string().default(DEFAULT_INSTALL_COMMAND),
+    testCommand: z.string().min(1).default(DEFAULT_TEST_COMMAND),
+    testChunkSize: z.int().min(1).default(50),
+    testTimeoutSeconds: z.number().positive().default(600),
+    installTimeoutSeconds: z.number().positive().default(600),
+    setupTimeoutSeconds: z.number().positive().default(600),
+    promptMode: z.enum(["problem_statement", "problem_statement+text"]).default("problem_statement"),
+  })
+  .strict();
+
+export type SweSmithConfig = z.output<typeof sweSmithConfigSchema>;
+
+const OUTPUT_TAIL_CHARS = 2000;
+const FAILED_IDS_KEPT = 20;
+const EXEC_OUTPUT_BYTES = 256 * 1024;
+
+const SYSTEM_PROMPT =
+  "You are an autonomous software engineer with a Linux shell (the `terminal` tool). Work only through " +
+  "non-interactive commands. Inspect before you edit, make the smallest change that fixes the problem, and " +
+  "finish with a short summary of what you changed.";
+
+export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["promptMode"]): PromptMessages {
+  const dir = worktreeDirName(item.repo);
+  const sections = [
+    `Fix the repository so that its tests pass.`,
+    `Repository: ${item.repo} at commit ${item.base_commit}, checked out in ./${dir} (your working directory is its parent).`,
+    `Inspect the code first. If you need packages, use a local virtualenv (.venv in ./${dir}). Run only non-interactive commands.`,
+    `Problem statement:\n${item.problem_statement.trim()}`,
+  ];
+  if (promptMode === "problem_statement+text" && item.text) sections.push(`Context:\n${item.text.trim()}`);
+  sections.push(`These tests must pass:\n${testsToRun(item).map((id) => `- ${id}`).join("\n")}`);
+  sections.push("When you are done, summarise your change.");
+  return { system: SYSTEM_PROMPT, user: sections.join("\n\n") };
+}
+
+/** Turns an exec that threw into the runner's contract: sandbox errors pass through, the rest is infrastructure. */
+function asInfrastructure(phase: "setup" | "verify", error: unknown): Error {
+  if (isSandboxError(error) || error instanceof InfrastructureError) return error;
+  if (error instanceof Error && error.name === "AbortError") return error;
+  return new InfrastructureError(phase, `${phase} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
+  readonly name = "swe-smith-oracle";
+  readonly itemSchema = sweSmithItemSchema;
+  readonly config: SweSmithConfig;
+
+  constructor(config: SweSmithConfig) {
+    this.config = config;
+  }
+
+  parseItem(row: unknown): SweSmithItem {
+    const parsed = this.itemSchema.safeParse(row);
+    if (!parsed.success) throw new InvalidItemError(`invalid swe-smith-oracle row: ${z.prettifyError(parsed.error)}`);
+    return parsed.data;
+  }
+
+  itemId(item: SweSmithItem): string {
+    return item.instance_id;
+  }
+
+  prompt(item: SweSmithItem): PromptMessages {
+    return sweSmithPrompt(item, this.config.promptMode);
+  }
+
+  async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
+    signal?.throwIfAborted();
+    const workdir = worktreeDirName(item.repo);
+    const result = await slot
+      .exec({
+        command: ["bash", "-c", SETUP_SCRIPT],
+        env: {
+          REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
+          BASE_COMMIT: item.base_commit,
+          CACHE_KEY: repoCacheKey(item.repo),
+          WORKTREE: workdir,
+          SLOT_KEY: `${slot.sandbox}/${slot.slot}`,
+        },
+        timeoutMs: this.config.setupTimeoutSeconds * 1000,
+        maxOutputBytes: EXEC_OUTPUT_BYTES,
+      })
+      .catch((error: unknown) => {
+        throw asInfrastructure("setup", error);
+      });
+    if (result.exitCode !== 0) {
+      const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
+      throw new InfrastructureError("setup", `setup of ${item.instance_id} (${item.repo}@${item.base_commit}) failed: ${why}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`);
+    }
+    return { workdir, durationMs: result.durationMs };
+  }
+
+  async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
+    const started = performance.now();
+    const worktree = worktreeDirName(item.repo);
+    const finish = (passed: boolean, details: Record<string, unknown>): Verification => ({
+      score: passed ? 1 : 0,
+      passed,
+      details,
+      durationMs: Math.round(performance.now() - started),
+    });
+    const run = async (command: string, timeoutSeconds: number) => {
+      signal?.throwIfAborted();
+      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
+        throw asInfrastructure("verify", error);
+      });
+    };
+
+    if (this.config.installCommand.trim() !== "") {
+      const install = await run(inWorktree(worktree, this.config.installCommand), this.config.installTimeoutSeconds);
+      if (install.exitCode !== 0) {
+        return finish(false, {
+          phase: "install",
+          exitCode: install.exitCode,
+          timedOut: install.timedOut,
+          output: tail(install.stdout + install.stderr, OUTPUT_TAIL_CHARS),
+        });
+      }
+    }
+    const chunks = chunk(testsToRun(item), this.config.testChunkSize);
+    for (const [index, nodeIds] of chunks.entries()) {
+      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds);
+      if (result.exitCode !== 0) {
+        return finish(false, {
+          phase: "pytest",
+          chunks: chunks.length,
+          failedChunk: index,
+          exitCode: result.exitCode,
+          timedOut: result.timedOut,
+          failed: failedNodeIds(result.stdout, FAILED_IDS_KEPT),
+          output: tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS),
+        });
+      }
+    }
+    return finish(true, { phase: "pytest", chunks: chunks.length, tests: chunks.flat().length });
+  }
+
+  /** Looks at the checkout, then applies the gold patch (base64, so any patch text survives the shell). */
+  oracleCommands(item: SweSmithItem): string[] | undefined {
+    if (!item.patch) return undefined;
+    const cd = `cd "$HERMES_WORKSPACE"/${shellQuote(worktreeDirName(item.repo))}`;
+    const encoded = Buffer.from(item.patch, "utf8").toString("base64");
+    return [`${cd} && git status --short && git log -1 --oneline`, `${cd} && echo ${encoded} | base64 -d | git apply --whitespace=nowarn - && git status --short`];
+  }
+}
+
+export const sweSmithOracleFactory: EnvironmentFactory<SweSmithConfig, SweSmithItem> = {
+  name: "swe-smith-oracle",
+  configSchema: sweSmithConfigSchema,
+  fromConfig: (config) => new SweSmithOracleEnvironment(config),
+};

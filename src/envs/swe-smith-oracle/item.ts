@@ -1,0 +1,80 @@
+/** SWE-smith-oracle rows: schema, repository naming and the tests to run. Pure: no I/O. */
+import { z } from "zod";
+
+/** The Hub stores FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings; JSONL files usually hold real lists. */
+function decodeJsonList(value: unknown): unknown {
+  if (value === undefined || value === null) return [];
+  if (typeof value !== "string") return value;
+  const trimmed = value.trim();
+  if (trimmed === "") return [];
+  try {
+    return JSON.parse(trimmed);
+  } catch {
+    return value; // left for the schema to reject with a readable message
+  }
+}
+
+const nodeIds = z.preprocess(decodeJsonList, z.array(z.string().min(1)));
+
+const optionalText = z
+  .string()
+  .nullish()
+  .transform((v) => v ?? undefined);
+
+export const sweSmithItemSchema = z
+  .object({
+    instance_id: z.string().min(1).optional(),
+    id: z.string().min(1).optional(),
+    problem_id: z.string().min(1).optional(),
+    repo: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, "repo must be owner/name")
+      .refine((r) => !r.split("/").some((part) => part === "." || part === ".."), "repo must not contain . or .. parts"),
+    base_commit: z.string().regex(/^[\w./-]+$/, "base_commit must be a commit id").refine((c) => !c.startsWith("-"), "base_commit must not start with -"),
+    problem_statement: z.string(),
+    FAIL_TO_PASS: nodeIds,
+    PASS_TO_PASS: nodeIds,
+    patch: optionalText,
+    text: optionalText,
+    image_name: optionalText,
+  })
+  .transform(({ id, problem_id, instance_id, ...row }, ctx) => {
+    const instanceId = instance_id ?? id ?? problem_id;
+    if (instanceId === undefined) {
+      ctx.addIssue({ code: "custom", message: "one of instance_id, id or problem_id is required" });
+      return z.NEVER;
+    }
+    if (row.FAIL_TO_PASS.length + row.PASS_TO_PASS.length === 0) {
+      ctx.addIssue({ code: "custom", message: "FAIL_TO_PASS and PASS_TO_PASS are both empty: nothing to verify" });
+      return z.NEVER;
+    }
+    return { instance_id: instanceId, ...row };
+  });
+
+export type SweSmithItem = z.output<typeof sweSmithItemSchema>;
+
+/** `owner/name` under a git base URL: `https://github.com/` + `a/b` → `https://github.com/a/b.git`; file:// works. */
+export function resolveRepoURL(baseURL: string, repo: string): string {
+  const base = baseURL.endsWith("/") ? baseURL : `${baseURL}/`;
+  return `${base}${repo}${repo.endsWith(".git") ? "" : ".git"}`;
+}
+
+/** The bare cache's file name for a repository: `owner__name`. */
+export function repoCacheKey(repo: string): string {
+  return repo.replace(/\.git$/, "").replace("/", "__").replace(/[^\w.-]/g, "_");
+}
+
+/** The worktree's directory in the slot workspace: the repository's name, as in the original. */
+export function worktreeDirName(repo: string): string {
+  return repo.replace(/\.git$/, "").split("/").pop() ?? repo;
+}
+
+/** Sorted, de-duplicated union of FAIL_TO_PASS and PASS_TO_PASS, as the original runs them. */
+export function testsToRun(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
+  return [...new Set([...item.FAIL_TO_PASS, ...item.PASS_TO_PASS])].sort();
+}
+
+/** The original's `python_only` filter: PASS_TO_PASS non-empty and every entry a pytest node id in a .py file. */
+export function isPythonOnly(item: Pick<SweSmithItem, "PASS_TO_PASS">): boolean {
+  return item.PASS_TO_PASS.length > 0 && item.PASS_TO_PASS.every((id) => id.includes(".py::"));
+}

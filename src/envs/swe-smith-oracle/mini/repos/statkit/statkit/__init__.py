@@ -1,0 +1,3 @@
+from .stats import clamp, mean, median, variance
+
+__all__ = ["clamp", "mean", "median", "variance"]

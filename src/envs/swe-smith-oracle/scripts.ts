@@ -1,0 +1,75 @@
+/**
+ * The shell run in a slot to set up and verify a SWE-smith task. Values reach the scripts as environment
+ * variables, never spliced into the text, so no row can inject shell.
+ */
+import { shellQuote } from "../shell.ts";
+
+/**
+ * Setup: a bare cache per repository under $HERMES_CACHE_DIR/repos (created and fetched under an exclusive
+ * flock, so the slots of a sandbox share one clone), then a detached `git worktree` at the base commit in
+ * $HERMES_WORKSPACE/<name>.
+ *
+ * Under bubblewrap every slot sees its workspace at the same path (/workspace), so the bare repository's
+ * worktree records would collide by path, and `git worktree prune` run from one slot would delete the records
+ * of the other slots' live worktrees. So each record is tagged with its slot (a `hermes-slot` file), its
+ * `gitdir` back-pointer (a file git only reads to prune and list) is made unique to the slot, automatic pruning
+ * is off, and a slot removes only its own earlier records: this is what makes a slot whose workspace was wiped
+ * by a reset set up cleanly again. The base commit is pinned under refs/hermes/ so gc never drops it.
+ *
+ * Inputs: REPO_URL, BASE_COMMIT, CACHE_KEY, WORKTREE (directory name), SLOT_KEY.
+ */
+export const SETUP_SCRIPT = String.raw`set -euo pipefail
+export GIT_TERMINAL_PROMPT=0 GIT_LFS_SKIP_SMUDGE=1
+: "$HERMES_CACHE_DIR" "$HERMES_WORKSPACE" # set -u: both must be set
+cache="$HERMES_CACHE_DIR/repos"
+bare="$cache/$CACHE_KEY.git"
+target="$HERMES_WORKSPACE/$WORKTREE"
+mkdir -p "$cache/.locks"
+exec 9>"$cache/.locks/$CACHE_KEY.lock"
+flock 9
+if [ ! -f "$bare/HEAD" ]; then
+  rm -rf "$bare"
+  git init -q --bare "$bare"
+  git -C "$bare" config gc.worktreePruneExpire never
+fi
+if git -C "$bare" remote get-url origin >/dev/null 2>&1; then
+  git -C "$bare" remote set-url origin "$REPO_URL"
+else
+  git -C "$bare" remote add origin "$REPO_URL"
+fi
+for marker in "$bare"/worktrees/*/hermes-slot; do
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$SLOT_KEY" ]; then rm -rf "$(dirname "$marker")"; fi
+done
+rm -rf "$target"
+if ! git -C "$bare" cat-file -e "$BASE_COMMIT^{commit}" 2>/dev/null; then
+  git -C "$bare" fetch -q --depth 1 origin "$BASE_COMMIT" 2>/dev/null \
+    || git -C "$bare" fetch -q --prune origin '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*'
+fi
+commit="$(git -C "$bare" rev-parse --verify "$BASE_COMMIT^{commit}")"
+git -C "$bare" update-ref "refs/hermes/$commit" "$commit"
+git -C "$bare" worktree add -q -f --detach "$target" "$commit"
+record="$(git -C "$target" rev-parse --absolute-git-dir)"
+printf '%s\n' "$SLOT_KEY" > "$record/hermes-slot"
+printf '%s\n' "$target/.git#$SLOT_KEY" > "$record/gitdir"
+printf '%s\n' "$commit"
+`;
+
+/** Runs `command` in the worktree, inside its .venv when the install step made one. */
+export function inWorktree(worktree: string, command: string): string {
+  return `cd "$HERMES_WORKSPACE"/${shellQuote(worktree)} && if [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi && ${command}`;
+}
+
+/** One pytest chunk: the configured test command followed by the quoted node ids. */
+export function testChunkCommand(worktree: string, testCommand: string, nodeIds: readonly string[]): string {
+  return inWorktree(worktree, `${testCommand} ${nodeIds.map(shellQuote).join(" ")}`);
+}
+
+/** Node ids pytest reports as failed or errored in its short summary (`FAILED id - msg`, `ERROR id`). */
+export function failedNodeIds(pytestOutput: string, limit: number): string[] {
+  const failed = new Set<string>();
+  for (const match of pytestOutput.matchAll(/^(?:FAILED|ERROR) (\S+)/gm)) {
+    if (failed.size >= limit) break;
+    failed.add(match[1] ?? "");
+  }
+  return [...failed];
+}
