@@ -109,7 +109,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     if (remainingMs <= 0) return finish("timeout");
     const budget = limits.maxTokenLength - tokensUsed(messages, turns.at(-1));
     if (budget <= 0) return finish("token_budget");
-    const timeout = AbortSignal.timeout(remainingMs);
+    const timeout = AbortSignal.timeout(Math.ceil(remainingMs));
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let answer: ModelTurn;
     try {
