@@ -1,0 +1,421 @@
+import { randomBytes } from "node:crypto";
+import { logger } from "../../log.ts";
+import {
+  SandboxError,
+  isSandboxError,
+  type ExecRequest,
+  type ExecResult,
+  type SandboxBackend,
+  type SandboxInfo,
+  type SandboxRef,
+  type SandboxTemplate,
+} from "../types.ts";
+import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
+
+const log = logger("slot-pool");
+
+export interface Lease {
+  readonly id: string;
+  readonly holder: string;
+  readonly sandbox: SandboxRef;
+  readonly slot: number;
+  readonly expiresAt: number;
+}
+
+/** The lease is not (or no longer) current: expired, released, or its sandbox went away. */
+export class LeaseLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LeaseLostError";
+  }
+}
+
+/** A slot moves free → leased → resetting → free; a failed reset ends in quarantined; after a restart without
+ *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. */
+type SlotState =
+  | { kind: "free" }
+  | { kind: "leased"; lease: Lease; inFlight: number }
+  | { kind: "resetting" }
+  | { kind: "blocked"; until: number }
+  | { kind: "quarantined"; reason: string };
+
+interface Slot {
+  key: string;
+  sandbox: SandboxInfo;
+  index: number;
+  state: SlotState;
+}
+
+interface Waiter {
+  holder: string;
+  startedAt: number;
+  resolve: (lease: Lease) => void;
+  reject: (error: unknown) => void;
+  cleanup: () => void;
+}
+
+export interface SlotPoolStats {
+  slotsTotal: number;
+  slotsLeased: number;
+  slotsFree: number;
+  slotsResetting: number;
+  slotsBlocked: number;
+  slotsQuarantined: number;
+  waiting: number;
+}
+
+export interface SlotPoolOptions {
+  backend: SandboxBackend;
+  template: SandboxTemplate;
+  leaseTtlMs: number;
+  store?: LeaseStore;
+  now?: () => number;
+  resetTimeoutMs?: number;
+  /** Called with each acquire's wait, for a latency histogram. */
+  onAcquire?: (latencyMs: number, outcome: "acquired" | "timeout" | "aborted") => void;
+}
+
+/**
+ * Slots and leases over one backend and template: FIFO-fair acquire, renew, release with reset, TTL expiry,
+ * quarantine of slots that fail to reset, and rebuild after a restart. Never two holders of one slot: a slot
+ * changes hands only inside synchronous code, and only from the free state.
+ */
+export class SlotPool {
+  readonly template: SandboxTemplate;
+  /** Called when an acquirer has to wait; the pool manager sets it to reconcile at once. */
+  onWaiting: (() => void) | undefined;
+  private readonly backend: SandboxBackend;
+  private readonly ttlMs: number;
+  private readonly store: LeaseStore;
+  private readonly now: () => number;
+  private readonly resetTimeoutMs: number;
+  private readonly options: SlotPoolOptions;
+  private readonly slots = new Map<string, Slot>();
+  private readonly free = new Set<Slot>();
+  private readonly leases = new Map<string, Slot>();
+  private readonly waiters: Waiter[] = [];
+  private readonly toReplace = new Set<string>();
+  private readonly sandboxes = new Map<string, SandboxInfo>();
+  private restored = new Map<string, LeaseRecord>();
+  private blockOlderThan: number | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: SlotPoolOptions) {
+    this.options = options;
+    this.backend = options.backend;
+    this.template = options.template;
+    this.ttlMs = options.leaseTtlMs;
+    this.store = options.store ?? new InMemoryLeaseStore();
+    this.now = options.now ?? Date.now;
+    this.resetTimeoutMs = options.resetTimeoutMs ?? 60_000;
+  }
+
+  /** Loads lease records; `sweepIntervalMs: 0` leaves sweeping to the caller (tests with a fake clock). */
+  async start(sweepIntervalMs = Math.max(50, Math.min(1000, this.ttlMs / 4))): Promise<void> {
+    const records = await this.store.load(this.template.pool);
+    if (records === undefined) this.blockOlderThan = this.now();
+    else this.restored = new Map(records.map((record) => [record.id, record]));
+    if (sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Adopts the backend's view of the pool: new ready sandboxes add slots, vanished ones take theirs away. */
+  setSandboxes(infos: readonly SandboxInfo[]): void {
+    const live = new Map(infos.filter((info) => info.phase === "ready").map((info) => [info.name, info]));
+    for (const [name, info] of this.sandboxes) if (!live.has(name)) this.dropSandbox(info, "sandbox is gone");
+    for (const [name, info] of live) if (!this.sandboxes.has(name)) this.addSandbox(info);
+    this.dispatch();
+  }
+
+  acquire(holder: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<Lease> {
+    const startedAt = this.now();
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (this.waiters.length === 0) {
+      const slot = this.pickFree();
+      if (slot !== undefined) return this.grant(slot, holder, startedAt);
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const onAbort = (): void => this.abandon(waiter, options.signal?.reason, "aborted");
+      const timer = setTimeout(
+        () => this.abandon(waiter, new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`), "timeout"),
+        options.timeoutMs,
+      );
+      const waiter: Waiter = {
+        holder,
+        startedAt,
+        resolve,
+        reject,
+        cleanup: () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener("abort", onAbort);
+        },
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.onWaiting?.();
+    });
+  }
+
+  /** Extends a current lease, or re-adopts a blocked slot after a restart (the lease id names its slot). */
+  async renew(leaseId: string): Promise<Lease> {
+    const slot = this.leases.get(leaseId) ?? this.adoptable(leaseId);
+    if (slot === undefined) throw new LeaseLostError(`lease ${leaseId} is not current`);
+    const previous = slot.state.kind === "leased" ? slot.state : undefined;
+    if (previous !== undefined && previous.lease.expiresAt <= this.now() && previous.inFlight === 0) {
+      throw new LeaseLostError(`lease ${leaseId} expired`);
+    }
+    const holder = previous?.lease.holder ?? "re-adopted";
+    const lease: Lease = { id: leaseId, holder, sandbox: refOf(slot.sandbox), slot: slot.index, expiresAt: this.now() + this.ttlMs };
+    slot.state = { kind: "leased", lease, inFlight: previous?.inFlight ?? 0 };
+    this.leases.set(leaseId, slot);
+    await this.persist(lease);
+    return lease;
+  }
+
+  /** Gives the slot back: its workspace is reset first. Releasing a lease that is no longer current is a no-op. */
+  async release(leaseId: string): Promise<void> {
+    const slot = this.leases.get(leaseId);
+    if (slot === undefined) return;
+    await this.recycle(slot, "released");
+  }
+
+  exec(leaseId: string, request: Omit<ExecRequest, "slot">): Promise<ExecResult> {
+    return this.through(leaseId, (sandbox, slot) => this.backend.exec(sandbox, { ...request, slot }));
+  }
+
+  readFile(leaseId: string, path: string): Promise<Uint8Array> {
+    return this.through(leaseId, (sandbox, slot) => this.backend.readFile(sandbox, slot, path));
+  }
+
+  writeFile(leaseId: string, path: string, data: Uint8Array | string): Promise<void> {
+    return this.through(leaseId, (sandbox, slot) => this.backend.writeFile(sandbox, slot, path, data));
+  }
+
+  /** Expires leases whose holder stopped renewing and unblocks slots whose grace period ended. */
+  sweep(): void {
+    const now = this.now();
+    for (const slot of this.slots.values()) {
+      const state = slot.state;
+      if (state.kind === "leased" && state.inFlight === 0 && state.lease.expiresAt <= now) {
+        log.warn({ lease: state.lease.id, holder: state.lease.holder, slot: slot.key }, "lease expired, resetting its slot");
+        void this.recycle(slot, "expired");
+      } else if (state.kind === "blocked" && state.until <= now) {
+        void this.recycle(slot, "unblocked");
+      }
+    }
+  }
+
+  /** Sandboxes that must be replaced (a reset failed, or the sandbox was found gone). */
+  replacements(): ReadonlySet<string> {
+    return this.toReplace;
+  }
+
+  leasedSlots(sandboxName: string): number {
+    let count = 0;
+    for (const slot of this.slots.values()) if (slot.sandbox.name === sandboxName && slot.state.kind === "leased") count++;
+    return count;
+  }
+
+  waiting(): number {
+    return this.waiters.length;
+  }
+
+  stats(): SlotPoolStats {
+    const stats: SlotPoolStats = { slotsTotal: this.slots.size, slotsLeased: 0, slotsFree: 0, slotsResetting: 0, slotsBlocked: 0, slotsQuarantined: 0, waiting: this.waiters.length };
+    for (const slot of this.slots.values()) {
+      if (slot.state.kind === "leased") stats.slotsLeased++;
+      else if (slot.state.kind === "free") stats.slotsFree++;
+      else if (slot.state.kind === "resetting") stats.slotsResetting++;
+      else if (slot.state.kind === "blocked") stats.slotsBlocked++;
+      else stats.slotsQuarantined++;
+    }
+    return stats;
+  }
+
+  close(): void {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    for (const waiter of this.waiters.splice(0)) {
+      waiter.cleanup();
+      waiter.reject(new SandboxError("transient", "slot pool closed"));
+    }
+  }
+
+  private async grant(slot: Slot, holder: string, startedAt: number): Promise<Lease> {
+    const lease: Lease = {
+      id: `${slot.sandbox.name}/${slot.index}/${randomBytes(6).toString("hex")}`,
+      holder,
+      sandbox: refOf(slot.sandbox),
+      slot: slot.index,
+      expiresAt: this.now() + this.ttlMs,
+    };
+    this.free.delete(slot);
+    slot.state = { kind: "leased", lease, inFlight: 0 };
+    this.leases.set(lease.id, slot);
+    try {
+      await this.persist(lease);
+    } catch (error) {
+      this.leases.delete(lease.id);
+      this.makeFree(slot); // nobody touched it: no reset needed
+      throw new SandboxError("transient", `could not record lease: ${(error as Error).message}`, { cause: error });
+    }
+    this.options.onAcquire?.(this.now() - startedAt, "acquired");
+    return lease;
+  }
+
+  private abandon(waiter: Waiter, reason: unknown, outcome: "timeout" | "aborted"): void {
+    const index = this.waiters.indexOf(waiter);
+    if (index < 0) return;
+    this.waiters.splice(index, 1);
+    waiter.cleanup();
+    this.options.onAcquire?.(this.now() - waiter.startedAt, outcome);
+    waiter.reject(reason);
+  }
+
+  /** Hands free slots to waiters, oldest waiter first. */
+  private dispatch(): void {
+    while (this.waiters.length > 0) {
+      const slot = this.pickFree();
+      if (slot === undefined) return;
+      const waiter = this.waiters.shift();
+      if (waiter === undefined) return;
+      waiter.cleanup();
+      this.grant(slot, waiter.holder, waiter.startedAt).then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  /** A free slot, preferring sandboxes on the current template so stale ones drain. */
+  private pickFree(): Slot | undefined {
+    let stale: Slot | undefined;
+    for (const slot of this.free) {
+      if (slot.sandbox.templateHash === this.template.templateHash) return slot;
+      stale ??= slot;
+    }
+    return stale;
+  }
+
+  private makeFree(slot: Slot): void {
+    if (this.slots.get(slot.key) !== slot || this.toReplace.has(slot.sandbox.name)) {
+      slot.state = { kind: "resetting" }; // its sandbox is going away: never hand it out again
+      return;
+    }
+    slot.state = { kind: "free" };
+    this.free.add(slot);
+    this.dispatch();
+  }
+
+  private async recycle(slot: Slot, why: string): Promise<void> {
+    const leaseId = slot.state.kind === "leased" ? slot.state.lease.id : undefined;
+    slot.state = { kind: "resetting" }; // synchronously, so a concurrent sweep or release cannot recycle it twice
+    if (leaseId !== undefined) {
+      this.leases.delete(leaseId);
+      await this.store.remove(this.template.pool, leaseId).catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
+    }
+    try {
+      await withTimeout(this.backend.resetSlot(refOf(slot.sandbox), slot.index), this.resetTimeoutMs, `reset of ${slot.key}`);
+      this.makeFree(slot);
+    } catch (error) {
+      slot.state = { kind: "quarantined", reason: (error as Error).message };
+      this.markForReplacement(slot.sandbox.name, `reset of slot ${slot.index} failed (${why})`, error);
+    }
+  }
+
+  private async through<T>(leaseId: string, call: (sandbox: SandboxRef, slot: number) => Promise<T>): Promise<T> {
+    const slot = this.leases.get(leaseId);
+    const state = slot?.state;
+    if (slot === undefined || state?.kind !== "leased" || state.lease.expiresAt <= this.now()) {
+      throw new LeaseLostError(`lease ${leaseId} is not current`);
+    }
+    state.inFlight++; // a call in progress keeps the lease from expiring under it
+    try {
+      return await call(refOf(slot.sandbox), slot.index);
+    } catch (error) {
+      if (isSandboxError(error, "gone")) this.markForReplacement(slot.sandbox.name, "sandbox is gone", error);
+      throw error;
+    } finally {
+      state.inFlight--;
+    }
+  }
+
+  private markForReplacement(name: string, reason: string, error: unknown): void {
+    if (this.toReplace.has(name)) return;
+    this.toReplace.add(name);
+    log.error({ sandbox: name, reason, err: error }, "sandbox marked for replacement; its slots are no longer handed out");
+    for (const slot of this.free) if (slot.sandbox.name === name) this.free.delete(slot);
+  }
+
+  private addSandbox(info: SandboxInfo): void {
+    this.sandboxes.set(info.name, info);
+    const blockedUntil = this.blockOlderThan !== undefined && info.createdAt.getTime() < this.blockOlderThan ? this.blockOlderThan + this.ttlMs : undefined;
+    const restored = new Map<number, LeaseRecord>();
+    for (const record of this.restored.values()) if (record.sandboxName === info.name) restored.set(record.slot, record);
+    for (let index = 0; index < info.slots; index++) {
+      const slot: Slot = { key: `${info.name}/${index}`, sandbox: info, index, state: { kind: "free" } };
+      this.slots.set(slot.key, slot);
+      const record = restored.get(index);
+      if (record !== undefined) {
+        const lease: Lease = { id: record.id, holder: record.holder, sandbox: refOf(info), slot: index, expiresAt: record.expiresAt };
+        slot.state = { kind: "leased", lease, inFlight: 0 };
+        this.leases.set(record.id, slot);
+        this.restored.delete(record.id);
+      } else if (blockedUntil !== undefined) {
+        slot.state = { kind: "blocked", until: blockedUntil };
+      } else {
+        this.free.add(slot);
+      }
+    }
+  }
+
+  private dropSandbox(info: SandboxInfo, reason: string): void {
+    this.sandboxes.delete(info.name);
+    this.toReplace.delete(info.name);
+    for (let index = 0; index < info.slots; index++) {
+      const slot = this.slots.get(`${info.name}/${index}`);
+      if (slot === undefined) continue;
+      if (slot.state.kind === "leased") {
+        log.warn({ lease: slot.state.lease.id, sandbox: info.name, reason }, "lease lost with its sandbox");
+        this.leases.delete(slot.state.lease.id);
+        void this.store.remove(this.template.pool, slot.state.lease.id).catch(() => undefined);
+      }
+      this.free.delete(slot);
+      this.slots.delete(slot.key);
+    }
+  }
+
+  private adoptable(leaseId: string): Slot | undefined {
+    const parts = leaseId.split("/");
+    if (parts.length !== 3) return undefined;
+    const slot = this.slots.get(`${parts[0]}/${parts[1]}`);
+    return slot?.state.kind === "blocked" ? slot : undefined;
+  }
+
+  private persist(lease: Lease): Promise<void> {
+    return this.store.put(this.template.pool, {
+      id: lease.id,
+      holder: lease.holder,
+      sandboxId: lease.sandbox.id,
+      sandboxName: lease.sandbox.name,
+      slot: lease.slot,
+      expiresAt: lease.expiresAt,
+    });
+  }
+}
+
+function refOf(info: SandboxInfo): SandboxRef {
+  return { id: info.id, name: info.name };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new SandboxError("transient", `${what} took over ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
