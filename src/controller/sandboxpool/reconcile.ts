@@ -1,0 +1,120 @@
+import { randomBytes } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
+import { validateSandboxPoolSpec, type SandboxPool } from "../../api/index.ts";
+import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
+import type { ClusterClient } from "../client.ts";
+import type { ReconcileResult } from "../runtime/controller.ts";
+import type { Recorder } from "../runtime/events.ts";
+import { planPool, poolTemplate, type PoolPlan } from "./plan.ts";
+import type { PoolRuntimes } from "./runtimes.ts";
+import { computePoolStatus } from "./status.ts";
+
+export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
+
+export interface PoolReconcilerDeps {
+  getPool: (namespace: string, name: string) => SandboxPool | undefined;
+  client: ClusterClient;
+  runtimes: PoolRuntimes;
+  recorder: Recorder;
+  now: () => Date;
+  /** Sandbox name suffixes; injectable so tests get stable names. */
+  suffix?: () => string;
+}
+
+const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** observe (cache, backend, leases) → plan (pure) → apply (backend creates and terminations, then one status write). */
+export function poolReconciler(deps: PoolReconcilerDeps) {
+  const suffix = deps.suffix ?? (() => randomBytes(3).toString("hex"));
+  const ref = (pool: SandboxPool) => ({ kind: "SandboxPool" as const, namespace: pool.metadata.namespace ?? "default", name: pool.metadata.name });
+
+  async function writeStatus(pool: SandboxPool, status: SandboxPool["status"]): Promise<void> {
+    if (!isDeepStrictEqual(status, pool.status)) await deps.client.patchStatus(ref(pool), status ?? {});
+  }
+
+  async function finalize(key: string, pool: SandboxPool): Promise<ReconcileResult> {
+    const finalizers = pool.metadata.finalizers ?? [];
+    if (!finalizers.includes(POOL_FINALIZER)) return {};
+    const runtime = await deps.runtimes.ensure(key, ref(pool).namespace, pool.spec);
+    const live = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
+    await Promise.all(live.map((s) => runtime.backend.terminate(s)));
+    if (live.length > 0) deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${live.length} sandbox(es) of the deleted pool`);
+    const left = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
+    if (left.length > 0) return { requeueAfterMs: 2000 };
+    await deps.runtimes.drop(key);
+    await deps.client.setFinalizers(ref(pool), finalizers.filter((f) => f !== POOL_FINALIZER));
+    return {};
+  }
+
+  return async function reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = "default", name = key] = key.split("/");
+    const pool = deps.getPool(namespace, name);
+    if (!pool) return {};
+    if (pool.metadata.deletionTimestamp) return finalize(key, pool);
+    const generation = pool.metadata.generation ?? 0;
+    const now = deps.now();
+
+    const validation = validateSandboxPoolSpec(pool.spec);
+    if (!validation.ok) {
+      const status = computePoolStatus({
+        generation, previous: pool.status, sandboxes: [], templateHash: pool.status?.templateHash ?? "", slotsPerSandbox: 0,
+        leased: 0, quarantined: 0, isolation: undefined, plan: undefined, invalid: validation.errors, now,
+      });
+      await writeStatus(pool, status);
+      return {};
+    }
+    const spec = validation.value;
+    // The finalizer goes on before the first sandbox exists, so a deleted pool never leaks one.
+    if (!(pool.metadata.finalizers ?? []).includes(POOL_FINALIZER)) {
+      await deps.client.setFinalizers(ref(pool), [...(pool.metadata.finalizers ?? []), POOL_FINALIZER]);
+    }
+
+    const template = poolTemplate(key, spec);
+    let backendError: string | undefined;
+    let sandboxes: SandboxInfo[] = [];
+    let plan: PoolPlan | undefined;
+    let isolation: IsolationMode | undefined;
+    const runtime = await deps.runtimes.ensure(key, namespace, spec).catch((error: unknown) => {
+      backendError = `backend ${spec.backend} unavailable: ${errorMessage(error)}`;
+      return undefined;
+    });
+    if (runtime) {
+      try {
+        await runtime.leases.expire();
+        sandboxes = await runtime.backend.list(key);
+        plan = planPool(spec, template, { sandboxes, leased: runtime.leases.leasedBySandbox(), waitingAcquires: runtime.leases.waiting, now: now.getTime() });
+        for (const { sandbox, reason } of plan.terminate) {
+          await runtime.backend.terminate(sandbox);
+          const type = reason === "Failed" ? "Warning" : "Normal";
+          deps.recorder.event(pool, type, reason === "Failed" ? "SandboxReplaced" : "SandboxTerminated", `${sandbox.name}: ${reason}${sandbox.message ? ` (${sandbox.message})` : ""}`);
+        }
+        const created = await Promise.allSettled(
+          Array.from({ length: plan.create }, () => runtime.backend.create(`${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template)),
+        );
+        for (const result of created) {
+          if (result.status === "fulfilled") deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${result.value.name}`);
+          else {
+            backendError = `create failed: ${errorMessage(result.reason)}`;
+            deps.recorder.event(pool, "Warning", "CreateFailed", backendError);
+          }
+        }
+        if (plan.create > 0 || plan.terminate.length > 0) sandboxes = await runtime.backend.list(key);
+        const ready = sandboxes.filter((s) => s.phase === "ready");
+        const draining = new Set(ready.filter((s) => s.templateHash !== template.templateHash).map((s) => s.id));
+        runtime.leases.setSandboxes(ready, spec.slotsPerSandbox, draining);
+        if (ready[0]) isolation = (await runtime.backend.health(ready[0])).isolation;
+      } catch (error) {
+        backendError = errorMessage(error);
+        deps.recorder.event(pool, "Warning", "BackendError", backendError);
+      }
+    }
+    const leased = runtime ? [...runtime.leases.leasedBySandbox().values()].reduce((a, b) => a + b, 0) : 0;
+    const status = computePoolStatus({
+      generation, previous: pool.status, sandboxes, templateHash: template.templateHash, slotsPerSandbox: spec.slotsPerSandbox,
+      leased, quarantined: runtime?.leases.quarantined ?? 0, isolation, plan, backendError, now,
+    });
+    await writeStatus(pool, status);
+    const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (plan?.create ?? 0) > 0;
+    return { requeueAfterMs: settling ? 1000 : 5000 };
+  };
+}

@@ -1,0 +1,69 @@
+import type { SandboxPoolStatus } from "../../api/index.ts";
+import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
+import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
+import type { PoolPlan } from "./plan.ts";
+
+export interface PoolStatusInput {
+  generation: number;
+  previous: SandboxPoolStatus | undefined;
+  sandboxes: readonly SandboxInfo[];
+  templateHash: string;
+  slotsPerSandbox: number;
+  leased: number;
+  quarantined: number;
+  isolation: IsolationMode | undefined;
+  plan: PoolPlan | undefined;
+  /** The spec's validation errors, each naming its field. */
+  invalid?: string[];
+  /** The last backend failure of this pass (create, list, terminate). */
+  backendError?: string;
+  now: Date;
+}
+
+/** The pool's status as a pure function of what this pass observed. */
+export function computePoolStatus(input: PoolStatusInput): SandboxPoolStatus {
+  const count = (phase: SandboxInfo["phase"]) => input.sandboxes.filter((s) => s.phase === phase).length;
+  const ready = count("ready");
+  const total = ready * input.slotsPerSandbox;
+  const sandboxes = { ready, starting: count("starting"), failed: count("failed") };
+  const slots = { total, leased: input.leased, quarantined: input.quarantined, free: Math.max(0, total - input.leased - input.quarantined) };
+  const conditions = setConditions(input.previous?.conditions, poolConditions(input, sandboxes), input.generation, input.now);
+  const status: SandboxPoolStatus = { observedGeneration: input.generation, conditions, sandboxes, slots, templateHash: input.templateHash };
+  if (input.isolation) status.isolation = input.isolation;
+  return status;
+}
+
+function poolConditions(input: PoolStatusInput, counts: { ready: number; starting: number; failed: number }): ConditionInput[] {
+  if (input.invalid) {
+    const message = input.invalid.join("; ");
+    return [
+      { type: "Ready", status: "False", reason: "InvalidSpec", message },
+      { type: "Progressing", status: "False", reason: "InvalidSpec", message: "fix the spec; nothing is created until it is valid" },
+      { type: "Degraded", status: "True", reason: "InvalidSpec", message },
+    ];
+  }
+  const desired = input.plan?.desired ?? 0;
+  const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
+  const ready: ConditionInput =
+    input.backendError && counts.ready === 0
+      ? { type: "Ready", status: "False", reason: "BackendError", message: input.backendError }
+      : counts.ready > 0 && counts.ready >= desired
+        ? { type: "Ready", status: "True", reason: "SandboxesReady", message: `${counts.ready}/${desired} sandboxes ready` }
+        : { type: "Ready", status: "False", reason: "SandboxesStarting", message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting` };
+  const progressing: ConditionInput =
+    outdated > 0
+      ? { type: "Progressing", status: "True", reason: "RollingOver", message: `${outdated} sandbox(es) on an old template; leased ones drain first` }
+      : counts.ready + counts.starting < desired || counts.starting > 0
+        ? { type: "Progressing", status: "True", reason: "Scaling", message: `${counts.ready + counts.starting}/${desired} sandboxes` }
+        : { type: "Progressing", status: "False", reason: "Stable", message: `${counts.ready} sandbox(es) on template ${input.templateHash}` };
+  const degraded: ConditionInput = input.backendError
+    ? { type: "Degraded", status: "True", reason: "BackendError", message: input.backendError }
+    : counts.failed > 0
+      ? { type: "Degraded", status: "True", reason: "SandboxFailed", message: `${counts.failed} sandbox(es) failed and are being replaced` }
+      : { type: "Degraded", status: "False", reason: "Healthy", message: "" };
+  const isolated: ConditionInput =
+    input.isolation === "none"
+      ? { type: "Isolated", status: "False", reason: "IsolationUnavailable", message: "slots share the sandbox's filesystem view: bubblewrap could not be used" }
+      : { type: "Isolated", status: input.isolation ? "True" : "Unknown", reason: input.isolation ? "Bubblewrap" : "NotProbed", message: "" };
+  return [ready, progressing, degraded, isolated];
+}

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { API_VERSION, type SandboxPool } from "../../../src/api/index.ts";
+import type { SandboxPoolStatus } from "../../../src/api/index.ts";
+import { POOL_FINALIZER, poolReconciler } from "../../../src/controller/sandboxpool/reconcile.ts";
+import { PoolRuntimes } from "../../../src/controller/sandboxpool/runtimes.ts";
+import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+
+const now = new Date("2026-01-01T00:00:00Z");
+
+function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>[0] = {}) {
+  const fake = fakeBackend(backendOptions);
+  const rec = recordingClient();
+  const events = recordingRecorder();
+  const runtimes = new PoolRuntimes(async () => fake.backend, { load: () => [], save: () => {} });
+  let n = 0;
+  const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++) });
+  return { fake, rec, events, runtimes, reconcile };
+}
+
+const pool = (spec: Record<string, unknown>, meta: Partial<SandboxPool["metadata"]> = {}): SandboxPool =>
+  ({ apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name: "p", namespace: "ns", generation: 2, uid: "u", ...meta }, spec }) as SandboxPool;
+
+test("an invalid spec gets Ready=False InvalidSpec naming the field, and nothing else is written", async () => {
+  const { rec, fake, reconcile } = setup(pool({ backend: "local", minSandboxes: 5, maxSandboxes: 2 }));
+  await reconcile("ns/p");
+  const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const ready = (write!.body as SandboxPoolStatus).conditions!.find((c) => c.type === "Ready")!;
+  assert.equal(ready.status, "False");
+  assert.equal(ready.reason, "InvalidSpec");
+  assert.match(ready.message, /spec\.minSandboxes/);
+  assert.deepEqual(fake.calls, []);
+});
+
+test("a new pool gets its finalizer first, then minSandboxes, then a Ready status with counts", async () => {
+  const { rec, fake, events, reconcile } = setup(pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }));
+  const result = await reconcile("ns/p");
+  const [fin, status] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]);
+  assert.deepEqual(fin!.body, [POOL_FINALIZER]);
+  assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 2);
+  const s = status!.body as SandboxPoolStatus;
+  assert.deepEqual(s.sandboxes, { ready: 2, starting: 0, failed: 0 });
+  assert.deepEqual(s.slots, { total: 8, leased: 0, free: 8, quarantined: 0 });
+  assert.equal(s.observedGeneration, 2);
+  assert.equal(s.conditions!.find((c) => c.type === "Ready")!.status, "True");
+  assert.equal(s.isolation, "bwrap");
+  assert.equal(events.events.filter((e) => e.startsWith("Normal SandboxCreated")).length, 2);
+  assert.ok(result.requeueAfterMs! > 0);
+});
+
+test("a second pass over an unchanged pool writes nothing (idempotent)", async () => {
+  const p = pool({ backend: "local", minSandboxes: 1 }, { finalizers: [POOL_FINALIZER] });
+  const { rec, fake, reconcile } = setup(p);
+  await reconcile("ns/p");
+  const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  p.status = status!.body as SandboxPoolStatus;
+  await reconcile("ns/p");
+  rec.expect([]);
+  assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 1);
+});
+
+test("create failures surface as Ready=False BackendError and a Warning event", async () => {
+  const { rec, events, reconcile } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), { failCreate: "quota exceeded" });
+  await reconcile("ns/p");
+  const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const conds = (status!.body as SandboxPoolStatus).conditions!;
+  assert.equal(conds.find((c) => c.type === "Ready")!.reason, "BackendError");
+  assert.match(conds.find((c) => c.type === "Degraded")!.message, /quota exceeded/);
+  assert.ok(events.events.some((e) => e.startsWith("Warning CreateFailed")));
+});
+
+test("a deleted pool terminates every sandbox, then drops its finalizer", async () => {
+  const p = pool({ backend: "local", minSandboxes: 2 }, { finalizers: ["other", POOL_FINALIZER] });
+  const { rec, fake, reconcile } = setup(p);
+  await reconcile("ns/p");
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
+  assert.equal(fake.sandboxes.size, 2);
+  p.metadata.deletionTimestamp = now.toISOString();
+  await reconcile("ns/p");
+  const [fin] = rec.expect(["setFinalizers SandboxPool/ns/p"]);
+  assert.deepEqual(fin!.body, ["other"]);
+  assert.equal(fake.sandboxes.size, 0);
+});
