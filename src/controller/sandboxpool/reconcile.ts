@@ -5,7 +5,8 @@ import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
-import { planPool, poolTemplate, type PoolPlan } from "./plan.ts";
+import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
+import { poolTemplate } from "./plan.ts";
 import type { PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
 
@@ -72,7 +73,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     const template = poolTemplate(key, spec);
     let backendError: string | undefined;
     let sandboxes: SandboxInfo[] = [];
-    let plan: PoolPlan | undefined;
+    let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
     const runtime = await deps.runtimes.ensure(key, namespace, spec).catch((error: unknown) => {
       backendError = `backend ${spec.backend} unavailable: ${errorMessage(error)}`;
@@ -80,13 +81,27 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     });
     if (runtime) {
       try {
-        await runtime.leases.expire();
         sandboxes = await runtime.backend.list(key);
-        plan = planPool(spec, template, { sandboxes, leased: runtime.leases.leasedBySandbox(), waitingAcquires: runtime.leases.waiting, now: now.getTime() });
-        for (const { sandbox, reason } of plan.terminate) {
-          await runtime.backend.terminate(sandbox);
-          const type = reason === "Failed" ? "Warning" : "Normal";
-          deps.recorder.event(pool, type, reason === "Failed" ? "SandboxReplaced" : "SandboxTerminated", `${sandbox.name}: ${reason}${sandbox.message ? ` (${sandbox.message})` : ""}`);
+        runtime.slots.setSandboxes(sandboxes);
+        const waiting = runtime.slots.waiting();
+        plan = planSandboxes({
+          observed: sandboxes.map((s) => ({ ...s, leasedSlots: runtime.slots.leasedSlots(s.name) })),
+          templateHash: template.templateHash,
+          min: spec.minSandboxes,
+          max: spec.maxSandboxes,
+          slotsPerSandbox: spec.slotsPerSandbox,
+          waitingAcquirers: waiting,
+          replace: runtime.slots.replacements(),
+          inFlightCreates: 0,
+          maxConcurrentCreates: spec.maxConcurrentCreates,
+          allowScaleDown: waiting === 0,
+        });
+        const byName = new Map(sandboxes.map((s) => [s.name, s]));
+        for (const { name: sandboxName, reason } of plan.terminate) {
+          const sandbox = byName.get(sandboxName);
+          if (sandbox) await runtime.backend.terminate(sandbox);
+          const replaced = reason === "failed" || reason === "terminated" || reason === "replace";
+          deps.recorder.event(pool, replaced ? "Warning" : "Normal", replaced ? "SandboxReplaced" : "SandboxTerminated", `${sandboxName}: ${reason}${sandbox?.message ? ` (${sandbox.message})` : ""}`);
         }
         const created = await Promise.allSettled(
           Array.from({ length: plan.create }, () => runtime.backend.create(`${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template)),
@@ -98,20 +113,21 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
             deps.recorder.event(pool, "Warning", "CreateFailed", backendError);
           }
         }
-        if (plan.create > 0 || plan.terminate.length > 0) sandboxes = await runtime.backend.list(key);
-        const ready = sandboxes.filter((s) => s.phase === "ready");
-        const draining = new Set(ready.filter((s) => s.templateHash !== template.templateHash).map((s) => s.id));
-        runtime.leases.setSandboxes(ready, spec.slotsPerSandbox, draining);
-        if (ready[0]) isolation = (await runtime.backend.health(ready[0])).isolation;
+        if (plan.create > 0 || plan.terminate.length > 0) {
+          sandboxes = await runtime.backend.list(key);
+          runtime.slots.setSandboxes(sandboxes);
+        }
+        const ready = sandboxes.find((s) => s.phase === "ready");
+        if (ready) isolation = (await runtime.backend.health(ready)).isolation;
       } catch (error) {
         backendError = errorMessage(error);
         deps.recorder.event(pool, "Warning", "BackendError", backendError);
       }
     }
-    const leased = runtime ? [...runtime.leases.leasedBySandbox().values()].reduce((a, b) => a + b, 0) : 0;
+    const stats = runtime?.slots.stats();
     const status = computePoolStatus({
       generation, previous: pool.status, sandboxes, templateHash: template.templateHash, slotsPerSandbox: spec.slotsPerSandbox,
-      leased, quarantined: runtime?.leases.quarantined ?? 0, isolation, plan, backendError, now,
+      leased: stats?.slotsLeased ?? 0, quarantined: stats?.slotsQuarantined ?? 0, isolation, plan, backendError, now,
     });
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (plan?.create ?? 0) > 0;

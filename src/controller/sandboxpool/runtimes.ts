@@ -1,50 +1,69 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxPoolSpec } from "../../api/index.ts";
+import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
+import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
-import { SlotLeaseTable, type SlotLease } from "../slots/leases.ts";
+import { poolTemplate } from "./plan.ts";
 
 /** Builds a pool's backend from its spec (credentials come from Secrets the factory reads). */
 export type BackendFactory = (poolKey: string, namespace: string, spec: SandboxPoolSpec) => Promise<SandboxBackend>;
 
-export interface LeaseStore {
-  load(poolKey: string): SlotLease[];
-  save(poolKey: string, leases: SlotLease[]): void;
-}
-
-/** Lease records as one JSON file per pool under the data dir, replaced atomically. */
-export function fileLeaseStore(dataDir: string): LeaseStore {
-  const dir = join(dataDir, "leases");
-  const file = (poolKey: string) => join(dir, `${poolKey.replace("/", "_")}.json`);
-  return {
-    load(poolKey) {
-      try {
-        return JSON.parse(readFileSync(file(poolKey), "utf8")) as SlotLease[];
-      } catch {
-        return [];
-      }
-    },
-    save(poolKey, leases) {
-      mkdirSync(dir, { recursive: true });
-      const path = file(poolKey);
-      writeFileSync(`${path}.tmp`, JSON.stringify(leases));
-      renameSync(`${path}.tmp`, path);
-    },
-  };
+/**
+ * Lease records as one JSON file per pool under the controller's data dir (a PersistentVolume in a cluster),
+ * replaced atomically on every change, so a new leader restores them and hands out no slot a live runner holds.
+ */
+export class FileLeaseStore implements LeaseStore {
+  readonly #dir: string;
+  readonly #cache = new Map<string, Map<string, LeaseRecord>>();
+  constructor(dataDir: string) {
+    this.#dir = join(dataDir, "leases");
+  }
+  #file(pool: string): string {
+    return join(this.#dir, `${pool.replace("/", "_")}.json`);
+  }
+  async load(pool: string): Promise<LeaseRecord[] | undefined> {
+    try {
+      const records = JSON.parse(readFileSync(this.#file(pool), "utf8")) as LeaseRecord[];
+      this.#cache.set(pool, new Map(records.map((r) => [r.id, r])));
+      return records;
+    } catch {
+      return undefined;
+    }
+  }
+  async put(pool: string, record: LeaseRecord): Promise<void> {
+    this.#records(pool).set(record.id, { ...record });
+    this.#write(pool);
+  }
+  async remove(pool: string, leaseId: string): Promise<void> {
+    if (this.#records(pool).delete(leaseId)) this.#write(pool);
+  }
+  #records(pool: string): Map<string, LeaseRecord> {
+    let records = this.#cache.get(pool);
+    if (!records) this.#cache.set(pool, (records = new Map()));
+    return records;
+  }
+  #write(pool: string): void {
+    mkdirSync(this.#dir, { recursive: true });
+    const path = this.#file(pool);
+    writeFileSync(`${path}.tmp`, JSON.stringify([...this.#records(pool).values()]));
+    renameSync(`${path}.tmp`, path);
+  }
 }
 
 export interface PoolRuntime {
   backend: SandboxBackend;
-  leases: SlotLeaseTable;
-  leaseTTLMs: number;
+  slots: SlotPool;
   acquireTimeoutMs: number;
 }
 
-/** The live backend and lease table of every pool this controller manages, created on first reconcile. */
+/** The live backend and slot pool of every pool this controller manages, created on first reconcile. */
 export class PoolRuntimes {
   readonly #factory: BackendFactory;
   readonly #store: LeaseStore;
   readonly #pools = new Map<string, PoolRuntime>();
+  /** Called when a runner waits for a slot: the pool reconciles at once to create capacity. */
+  onWaiting: (poolKey: string) => void = () => {};
 
   constructor(factory: BackendFactory, store: LeaseStore) {
     this.#factory = factory;
@@ -59,13 +78,10 @@ export class PoolRuntimes {
     const existing = this.#pools.get(poolKey);
     if (existing) return existing;
     const backend = await this.#factory(poolKey, namespace, spec);
-    const leases = new SlotLeaseTable({
-      backend,
-      ttlMs: spec.leaseTTLSeconds * 1000,
-      restored: this.#store.load(poolKey),
-      persist: (records) => this.#store.save(poolKey, records),
-    });
-    const runtime = { backend, leases, leaseTTLMs: spec.leaseTTLSeconds * 1000, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000 };
+    const slots = new SlotPool({ backend, template: poolTemplate(poolKey, spec), leaseTtlMs: spec.leaseTTLSeconds * 1000, store: this.#store });
+    await slots.start();
+    slots.onWaiting = () => this.onWaiting(poolKey);
+    const runtime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000 };
     this.#pools.set(poolKey, runtime);
     return runtime;
   }
@@ -74,16 +90,11 @@ export class PoolRuntimes {
     const runtime = this.#pools.get(poolKey);
     if (!runtime) return;
     this.#pools.delete(poolKey);
-    runtime.leases.close();
-    this.#store.save(poolKey, []);
+    runtime.slots.close();
     await runtime.backend.close();
   }
 
   async closeAll(): Promise<void> {
-    for (const runtime of this.#pools.values()) {
-      runtime.leases.close();
-      await runtime.backend.close();
-    }
-    this.#pools.clear();
+    for (const key of [...this.#pools.keys()]) await this.drop(key);
   }
 }

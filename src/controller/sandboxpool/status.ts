@@ -1,7 +1,7 @@
 import type { SandboxPoolStatus } from "../../api/index.ts";
 import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
-import type { PoolPlan } from "./plan.ts";
+import type { PlanOutput } from "../../backends/slots/plan.ts";
 
 export interface PoolStatusInput {
   generation: number;
@@ -12,7 +12,7 @@ export interface PoolStatusInput {
   leased: number;
   quarantined: number;
   isolation: IsolationMode | undefined;
-  plan: PoolPlan | undefined;
+  plan: PlanOutput | undefined;
   /** The spec's validation errors, each naming its field. */
   invalid?: string[];
   /** The last backend failure of this pass (create, list, terminate). */

@@ -4,6 +4,7 @@ import { API_VERSION, type SandboxPool } from "../../../src/api/index.ts";
 import type { SandboxPoolStatus } from "../../../src/api/index.ts";
 import { POOL_FINALIZER, poolReconciler } from "../../../src/controller/sandboxpool/reconcile.ts";
 import { PoolRuntimes } from "../../../src/controller/sandboxpool/runtimes.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
@@ -12,7 +13,7 @@ function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>
   const fake = fakeBackend(backendOptions);
   const rec = recordingClient();
   const events = recordingRecorder();
-  const runtimes = new PoolRuntimes(async () => fake.backend, { load: () => [], save: () => {} });
+  const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   let n = 0;
   const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++) });
   return { fake, rec, events, runtimes, reconcile };
