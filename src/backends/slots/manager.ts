@@ -29,7 +29,7 @@ export class PoolManager {
   private readonly backend: SandboxBackend;
   private readonly slotPool: SlotPool;
   private readonly now: () => number;
-  private readonly creating = new Set<Promise<void>>();
+  private readonly creating = new Map<string, Promise<void>>();
   private observed: SandboxInfo[] = [];
   private lastWaiterAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -80,7 +80,7 @@ export class PoolManager {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     await this.running;
-    await Promise.allSettled([...this.creating]);
+    await Promise.allSettled([...this.creating.values()]);
     if (terminateAll) {
       const infos = await this.backend.list(this.slotPool.template.pool);
       await Promise.allSettled(infos.map((info) => this.backend.terminate(info)));
@@ -101,7 +101,10 @@ export class PoolManager {
 
   private async pass(): Promise<void> {
     const template = this.slotPool.template;
+    // Snapshot creates before listing: one that finishes meanwhile is then either listed or still counted.
+    const creatingBefore = [...this.creating.keys()];
     this.observed = await this.backend.list(template.pool);
+    const inFlightCreates = creatingBefore.filter((name) => !this.observed.some((info) => info.name === name)).length;
     this.slotPool.setSandboxes(this.observed);
     const waiting = this.slotPool.waiting();
     if (waiting > 0) this.lastWaiterAt = this.now();
@@ -113,7 +116,7 @@ export class PoolManager {
       slotsPerSandbox: template.slots,
       waitingAcquirers: waiting,
       replace: this.slotPool.replacements(),
-      inFlightCreates: this.creating.size,
+      inFlightCreates,
       maxConcurrentCreates: this.options.maxConcurrentCreates ?? 4,
       allowScaleDown: this.now() - this.lastWaiterAt >= (this.options.scaleDownDelayMs ?? 60_000),
     });
@@ -141,9 +144,9 @@ export class PoolManager {
     })()
       .catch((error: unknown) => log.error({ err: error, sandbox: name }, "sandbox create failed"))
       .finally(() => {
-        this.creating.delete(creation);
+        this.creating.delete(name);
         if (!this.stopped) void this.reconcile();
       });
-    this.creating.add(creation);
+    this.creating.set(name, creation);
   }
 }
