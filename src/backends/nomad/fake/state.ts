@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+
+/**
+ * The fake Nomad's in-memory state: one global, monotonic index bumped on every write (as Nomad's raft
+ * index), jobs keyed by namespace and ID, and allocations. Objects are stored in Nomad's own JSON shape
+ * (PascalCase) so the HTTP layer only selects fields.
+ */
+export type Json = Record<string, unknown>;
+
+export interface TaskStateRecord {
+  State: "pending" | "running" | "dead";
+  Failed: boolean;
+  Restarts: number;
+  LastRestart: string | null;
+  StartedAt: string | null;
+  FinishedAt: string | null;
+  Events: { Type: string; Time: number; DisplayMessage: string; Message: string }[];
+}
+
+export interface AllocRecord {
+  ID: string;
+  EvalID: string;
+  Name: string;
+  Namespace: string;
+  NodeID: string;
+  NodeName: string;
+  JobID: string;
+  JobVersion: number;
+  TaskGroup: string;
+  DesiredStatus: "run" | "stop" | "evict";
+  DesiredDescription: string;
+  ClientStatus: "pending" | "running" | "complete" | "failed" | "lost";
+  ClientDescription: string;
+  TaskStates: Record<string, TaskStateRecord>;
+  AllocatedResources: Json;
+  PreviousAllocation: string;
+  NextAllocation: string;
+  RescheduleTracker: { Events: { PrevAllocID: string; RescheduleTime: number }[] } | null;
+  CreateIndex: number;
+  ModifyIndex: number;
+  CreateTime: number;
+  ModifyTime: number;
+  /** The job as it was when placed (Nomad keeps it on the alloc). */
+  Job: Json;
+}
+
+export const FAKE_NODE_ID = "f4ce0000-0000-4000-8000-000000000001";
+export const FAKE_NODE_NAME = "fake-nomad-node";
+
+export class FakeNomadState {
+  index = 1;
+  readonly namespaces: Set<string>;
+  readonly jobs = new Map<string, Json>();
+  readonly allocs = new Map<string, AllocRecord>();
+  private waiters = new Set<() => void>();
+
+  constructor(namespaces: readonly string[] = []) {
+    this.namespaces = new Set(["default", ...namespaces]);
+  }
+
+  /** Every write ends here: a new index, and every parked blocking query re-runs. */
+  bump(): number {
+    this.index += 1;
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiting) wake();
+    return this.index;
+  }
+
+  /** Parks until the index passes `afterIndex` or `waitMs` (+ up to 1/16 jitter, as Nomad) elapses. */
+  async waitForIndex(afterIndex: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + waitMs + Math.random() * (waitMs / 16);
+    while (this.index <= afterIndex && Date.now() < deadline && signal?.aborted !== true) {
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          signal?.removeEventListener("abort", wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.max(0, deadline - Date.now()));
+        signal?.addEventListener("abort", wake);
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  jobKey(namespace: string, id: string): string {
+    return `${namespace}\u0000${id}`;
+  }
+
+  getJob(namespace: string, id: string): Json | undefined {
+    return this.jobs.get(this.jobKey(namespace, id));
+  }
+
+  jobAllocs(namespace: string, id: string): AllocRecord[] {
+    return [...this.allocs.values()].filter((a) => a.Namespace === namespace && a.JobID === id);
+  }
+
+  /** Nomad's derived job status: dead when stopped or nothing runs, running when an alloc runs. */
+  jobStatus(job: Json): string {
+    const allocs = this.jobAllocs(String(job.Namespace), String(job.ID));
+    if (allocs.some((a) => a.ClientStatus === "running")) return "running";
+    if (job.Stop === true) return "dead";
+    return "pending";
+  }
+
+  touchAlloc(alloc: AllocRecord): void {
+    alloc.ModifyIndex = this.bump();
+    alloc.ModifyTime = Date.now() * 1e6;
+  }
+
+  newAllocId(): string {
+    return randomUUID();
+  }
+}
+
+/** The stub Nomad lists; `AllocatedResources` only when asked (never on `/v1/job/:id/allocations`). */
+export function allocStub(alloc: AllocRecord, options: { resources: boolean; taskStates: boolean }): Json {
+  const { Job: _job, AllocatedResources, TaskStates, PreviousAllocation: _previous, ...rest } = alloc;
+  const stub: Json = { ...rest, JobType: "service", FollowupEvalID: "", DeploymentStatus: null };
+  stub.TaskStates = options.taskStates ? TaskStates : null;
+  if (options.resources) stub.AllocatedResources = AllocatedResources;
+  return stub;
+}
+
+export function jobStub(state: FakeNomadState, job: Json, withMeta: boolean): Json {
+  const allocs = state.jobAllocs(String(job.Namespace), String(job.ID));
+  const count = (status: string): number => allocs.filter((a) => a.ClientStatus === status).length;
+  const stub: Json = {
+    ID: job.ID,
+    ParentID: "",
+    Name: job.Name,
+    Namespace: job.Namespace,
+    Datacenters: job.Datacenters,
+    Type: job.Type,
+    Priority: job.Priority,
+    Periodic: false,
+    ParameterizedJob: false,
+    Stop: job.Stop,
+    Status: state.jobStatus(job),
+    StatusDescription: "",
+    JobSummary: {
+      JobID: job.ID,
+      Namespace: job.Namespace,
+      Summary: { [String((job.TaskGroups as Json[])[0]?.Name ?? "")]: { Queued: 0, Complete: count("complete"), Failed: count("failed"), Running: count("running"), Starting: count("pending"), Lost: count("lost"), Unknown: 0 } },
+    },
+    CreateIndex: job.CreateIndex,
+    ModifyIndex: job.ModifyIndex,
+    JobModifyIndex: job.JobModifyIndex,
+    SubmitTime: job.SubmitTime,
+  };
+  if (withMeta) stub.Meta = job.Meta ?? {};
+  return stub;
+}
