@@ -1,0 +1,133 @@
+/**
+ * The swe-smith-oracle env end to end on the generated mini-dataset: real git remotes (file://), the shared bare
+ * cache + per-slot worktree, real pytest. Slots run under bubblewrap when it works here (as the local backend
+ * runs them), on the host otherwise.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { getEnvironment, InfrastructureError, type Environment } from "../../../src/envs/index.ts";
+import { prepareMiniDataset, type MiniDataset } from "../../../src/envs/swe-smith-oracle/mini.ts";
+import { bwrapWorks, ProcessSlot, type Isolation } from "./process-slot.ts";
+
+const isolation: Isolation = bwrapWorks() ? "bwrap" : "none";
+let root: string;
+let dataset: MiniDataset;
+let rows: Record<string, unknown>[];
+let env: Environment;
+let sandboxCount = 0;
+
+function newSandbox(): (slot: number) => Promise<ProcessSlot> {
+  const sandboxRoot = join(root, `sandbox-${sandboxCount++}`);
+  const sandbox = `sb-${sandboxCount}`;
+  return (slot) => new ProcessSlot({ root: sandboxRoot, sandbox, slot, isolation, readOnlyPaths: [join(root, "dataset")] }).prepare();
+}
+
+async function runOracle(slot: ProcessSlot, item: unknown): Promise<void> {
+  for (const command of env.oracleCommands(item) ?? []) {
+    const result = await slot.exec({ command, timeoutMs: 30_000 });
+    assert.equal(result.exitCode, 0, `oracle command failed: ${result.stderr}`);
+  }
+}
+
+/**
+ * The worktree as git sees it from inside its slot (its .git file names /cache paths under bwrap): its HEAD, and
+ * whether its index matches its files. Two slots sharing one worktree record would show another slot's HEAD.
+ */
+async function checkout(slot: ProcessSlot, dir: string): Promise<{ head: string; clean: boolean }> {
+  const result = await slot.exec({ command: `cd ${dir} && git rev-parse HEAD && git status --porcelain`, timeoutMs: 10_000 });
+  assert.equal(result.exitCode, 0, result.stderr);
+  const [head = "", ...changes] = result.stdout.trim().split("\n");
+  return { head, clean: changes.length === 0 };
+}
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), "hermes-envs-swe-"));
+  dataset = await prepareMiniDataset(join(root, "dataset"));
+  rows = (await readFile(dataset.jsonlPath, "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+  env = getEnvironment("swe-smith-oracle", dataset.environmentConfig);
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
+  test("the dataset has at least 6 tasks with gold patches and failing tests", () => {
+    assert.ok(rows.length >= 6);
+    for (const row of rows) {
+      const item = env.parseItem(row) as { FAIL_TO_PASS: string[]; patch?: string };
+      assert.ok(item.FAIL_TO_PASS.length > 0);
+      assert.match(item.patch ?? "", /^diff --git a\//);
+    }
+  });
+
+  test("every task: setup alone scores 0.0, setup + gold patch scores 1.0", async () => {
+    const slotOf = newSandbox();
+    for (const [index, row] of rows.entries()) {
+      const item = env.parseItem(row);
+      const slot = await slotOf(index);
+      const setup = await env.setup(item, slot);
+      const unsolved = await env.verify(item, slot);
+      assert.deepEqual([unsolved.score, unsolved.passed, unsolved.details.phase], [0, false, "pytest"], env.itemId(item));
+      const failed = unsolved.details.failed as string[];
+      const expected = (item as { FAIL_TO_PASS: string[] }).FAIL_TO_PASS;
+      assert.ok(failed.length > 0 && failed.every((id) => expected.includes(id)), `${env.itemId(item)}: ${failed}`);
+
+      await runOracle(slot, item);
+      const solved = await env.verify(item, slot);
+      assert.equal(solved.score, 1, `${env.itemId(item)}: ${JSON.stringify(solved.details)}`);
+      assert.equal(solved.passed, true);
+      assert.equal((await checkout(slot, setup.workdir)).head, (item as { base_commit: string }).base_commit);
+    }
+  });
+
+  test("two slots of one sandbox share one bare cache; a reset slot sets up again without breaking the other", async () => {
+    const slotOf = newSandbox();
+    const [first, second] = await Promise.all([slotOf(0), slotOf(1)]);
+    const [itemA, itemB] = rows.filter((r) => r.repo === "hermes-mini/textkit").map((r) => env.parseItem(r) as { base_commit: string });
+    assert.ok(itemA && itemB);
+    const [{ workdir }] = await Promise.all([env.setup(itemA, first), env.setup(itemB, second)]);
+    assert.deepEqual((await readdir(join(first.cache, "repos"))).filter((n) => n.endsWith(".git")), ["hermes-mini__textkit.git"]);
+    assert.deepEqual(await checkout(first, workdir), { head: itemA.base_commit, clean: true });
+    assert.deepEqual(await checkout(second, workdir), { head: itemB.base_commit, clean: true });
+
+    await first.reset();
+    await env.setup(itemA, first); // same path, fresh workspace: its old worktree record is stale
+    assert.deepEqual(await checkout(first, workdir), { head: itemA.base_commit, clean: true });
+    assert.deepEqual(await checkout(second, workdir), { head: itemB.base_commit, clean: true }, "the other slot is untouched");
+    await runOracle(second, itemB);
+    assert.equal((await env.verify(itemB, second)).score, 1);
+    assert.equal((await env.verify(itemA, first)).score, 0, "the unsolved slot still fails");
+
+    await env.setup(itemA, second); // again in the same slot without a reset
+    await runOracle(second, itemA);
+    assert.equal((await env.verify(itemA, second)).score, 1);
+  });
+
+  test("an unreachable commit is an infrastructure error, not a score", async () => {
+    const slot = await newSandbox()(0);
+    const item = env.parseItem({ ...rows[0], base_commit: "0123456789abcdef0123456789abcdef01234567" });
+    await assert.rejects(env.setup(item, slot), (error: unknown) => error instanceof InfrastructureError && error.phase === "setup");
+  });
+
+  test("a chunk that hits its timeout scores 0.0 with timedOut", async () => {
+    const slow = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, testCommand: "sleep 5; true", testTimeoutSeconds: 0.5 });
+    const slot = await newSandbox()(0);
+    const item = slow.parseItem(rows[0]);
+    await slow.setup(item, slot);
+    const result = await slow.verify(item, slot);
+    assert.deepEqual([result.score, result.details.timedOut, result.details.exitCode], [0, true, 124]);
+  });
+
+  test("a failing install step scores 0.0 in phase install", async () => {
+    const broken = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand: "exit 3" });
+    const slot = await newSandbox()(0);
+    const item = broken.parseItem(rows[0]);
+    await broken.setup(item, slot);
+    const result = await broken.verify(item, slot);
+    assert.deepEqual([result.score, result.details.phase, result.details.exitCode], [0, "install", 3]);
+  });
+});
