@@ -87,6 +87,7 @@ export class MockProcess {
     this.child.stdout?.on("data", (chunk: Buffer) => this.stdout.append(chunk));
     this.child.stderr?.on("data", (chunk: Buffer) => this.stderr.append(chunk));
     this.child.stdin?.on("error", () => undefined); // the command may close stdin early
+    this.child.once("close", () => this.closeOutput());
     if (!spec.pipeStdout) this.stdout.close();
     if (!spec.pipeStderr) this.stderr.close();
     if (spec.timeoutSecs !== undefined && spec.timeoutSecs > 0) {
@@ -110,11 +111,19 @@ export class MockProcess {
     this.exit = exit;
     // Leftover background children would hold the pipes open forever; the exec is over, so its group goes too.
     setTimeout(() => {
+      if (this.outputClosed) return;
       this.killGroup();
-      this.stdout.close();
-      this.stderr.close();
+      this.closeOutput();
     }, PIPE_GRACE_MS).unref();
     resolve(exit);
+  }
+
+  private outputClosed = false;
+
+  private closeOutput(): void {
+    this.outputClosed = true;
+    this.stdout.close();
+    this.stderr.close();
   }
 
   wait(): Promise<ProcessExit> {

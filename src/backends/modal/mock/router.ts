@@ -70,7 +70,7 @@ export function routerHandlers(state: MockModalState): Record<string, Handler> {
     },
     taskExecWait: async (request: ExecRef, context: CallContext) => {
       const exec = execOf(request);
-      const timeout = new Promise<undefined>((resolve) => setTimeout(resolve, EXEC_WAIT_ROUND_MS).unref());
+      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), EXEC_WAIT_ROUND_MS).unref());
       const aborted = new Promise<undefined>((resolve) => context.signal.addEventListener("abort", () => resolve(undefined), { once: true }));
       const exit = await Promise.race([exec.wait(), timeout, aborted]);
       if (exit === undefined) throw new ServerError(Status.DEADLINE_EXCEEDED, `exec ${request.execId} still running`);
