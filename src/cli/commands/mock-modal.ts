@@ -1,8 +1,39 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
+import { startMockModal } from "../../backends/modal/mock/server.ts";
 
-// Placeholder until this role lands; it says so instead of pretending to work.
+/**
+ * `hermes-rollouts mock-modal`: a mock Modal control plane + command router for tests and kind CI. Prints
+ * `MODAL_SERVER_URL=…` (and, with --tls-port, `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=…`) on stdout once serving.
+ */
 export function command(): Command {
-  return new Command("mock-modal").action(() => {
-    throw new Error("hermes-rollouts mock-modal is not built yet");
-  });
+  return new Command("mock-modal")
+    .addOption(new Option("--port <port>", "control-plane port (0 picks one)").env("MOCK_MODAL_PORT").default("0"))
+    .addOption(new Option("--host <host>", "address to bind").env("MOCK_MODAL_HOST").default("127.0.0.1"))
+    .addOption(new Option("--token-id <id>", "accept only this token id (default: any)").env("MOCK_MODAL_TOKEN_ID"))
+    .addOption(new Option("--token-secret <secret>", "accept only this token secret (default: any)").env("MOCK_MODAL_TOKEN_SECRET"))
+    .addOption(new Option("--data-dir <dir>", "where sandbox root directories live (default: a temp dir)").env("MOCK_MODAL_DATA_DIR"))
+    .addOption(new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients").env("MOCK_MODAL_TLS_PORT"))
+    .addOption(new Option("--advertise-host <host>", "host non-loopback clients reach us at (router URL, certificate)").env("MOCK_MODAL_ADVERTISE_HOST"))
+    .addOption(
+      new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env("MOCK_MODAL_FAULTS"),
+    )
+    .action(async (options: { port: string; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: string; advertiseHost?: string; faults?: string }) => {
+      const mock = await startMockModal({
+        port: Number(options.port),
+        host: options.host,
+        ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
+        ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
+        ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+        ...(options.tlsPort !== undefined ? { tlsPort: Number(options.tlsPort) } : {}),
+        ...(options.advertiseHost !== undefined ? { advertiseHost: options.advertiseHost } : {}),
+        ...(options.faults !== undefined ? { faults: options.faults } : {}),
+      });
+      process.stdout.write(`MODAL_SERVER_URL=${mock.url}\n`);
+      if (mock.caFile !== undefined) process.stdout.write(`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=${mock.caFile}\nMOCK_MODAL_TLS_PORT=${mock.tlsPort}\n`);
+      const stop = (): void => {
+        void mock.close().finally(() => process.exit(0));
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
 }
