@@ -1,0 +1,77 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { allocationAddress, currentAllocation, incarnationOf, schedulerPhase } from "../../../src/backends/nomad/allocations.ts";
+import { compileFilter } from "../../../src/backends/nomad/fake/filter.ts";
+import { buildSandboxJob, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { allocationStubSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
+
+const template = { pool: "team/pool-a", image: "img:1", slots: 4, cpu: 0.5, memoryMiB: 512, lifetimeSeconds: 3600, idleTimeoutSeconds: 0, env: { A: "1" }, templateHash: "abc" };
+
+test("job IDs are deterministic, pool-prefixed and distinct for look-alike pools", () => {
+  assert.equal(sandboxJobId("team/pool-a", "sb-1"), sandboxJobId("team/pool-a", "sb-1"));
+  assert.ok(sandboxJobId("team/pool-a", "sb-1").startsWith(poolJobPrefix("team/pool-a")));
+  assert.match(poolJobPrefix("team/pool-a"), /^hr-team-pool-a-[0-9a-f]{8}-$/);
+  assert.notEqual(poolJobPrefix("a-b/c"), poolJobPrefix("a/b-c"));
+  assert.throws(() => sandboxJobId("p", "bad name"));
+});
+
+test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, Meta for rebuild", () => {
+  const job = buildSandboxJob("sb-1", template, { driver: "raw_exec", datacenters: ["dc1"], sandboxToken: "t", launcher: ["/usr/bin/node", "/app/bin/hermes-rollouts.js"] });
+  const group = job.TaskGroups[0]!;
+  const task = group.Tasks[0]!;
+  assert.equal(group.Count, 1);
+  assert.equal(group.Update.MaxParallel, 0);
+  assert.deepEqual(group.Networks, [{ Mode: "host", DynamicPorts: [{ Label: "http" }] }]);
+  assert.equal(task.Config.command, "/usr/bin/node");
+  assert.deepEqual(task.Config.args, ["/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "${NOMAD_PORT_http}", "--host", "${NOMAD_IP_http}", "--slots", "4", "--data-dir", "${NOMAD_ALLOC_DIR}/data"]);
+  assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
+  assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");
+  assert.deepEqual(job.Meta, { managed_by: "hermes-rollouts", hermes_pool: "team/pool-a", hermes_sandbox: "sb-1", hermes_template_hash: "abc", hermes_slots: "4" });
+  assert.deepEqual(task.Resources, { CPU: 500, MemoryMB: 512 });
+});
+
+test("docker job maps the dynamic port to the container port and runs the image", () => {
+  const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] });
+  const task = job.TaskGroups[0]!.Tasks[0]!;
+  assert.deepEqual(job.TaskGroups[0]!.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
+  assert.equal(task.Config.image, "img:1");
+  assert.deepEqual(task.Config.ports, ["http"]);
+  assert.ok((task.Config.args as string[]).includes("0.0.0.0"));
+});
+
+function alloc(fields: Partial<Record<string, unknown>>): AllocationStub {
+  return allocationStubSchema.parse({ ID: "a1", Name: "j.sandbox[0]", JobID: "j", TaskGroup: "sandbox", DesiredStatus: "run", ClientStatus: "running", CreateIndex: 1, ModifyIndex: 1, ...fields });
+}
+
+test("the address comes from Shared.Ports, else from Shared.Networks", () => {
+  assert.equal(allocationAddress(alloc({ AllocatedResources: { Shared: { Ports: [{ Label: "http", Value: 23456, HostIP: "10.0.0.5" }] } } })), "http://10.0.0.5:23456");
+  assert.equal(allocationAddress(alloc({ AllocatedResources: { Shared: { Networks: [{ IP: "10.0.0.6", DynamicPorts: [{ Label: "http", Value: 2 }] }] } } })), "http://10.0.0.6:2");
+  assert.equal(allocationAddress(alloc({ AllocatedResources: null })), undefined);
+});
+
+test("the current allocation is the newest live one; restarts change the incarnation", () => {
+  const old = alloc({ ID: "old", ClientStatus: "lost", DesiredStatus: "stop", CreateIndex: 5 });
+  const fresh = alloc({ ID: "new", ClientStatus: "pending", CreateIndex: 9 });
+  assert.equal(currentAllocation([old, fresh])?.ID, "new");
+  assert.equal(currentAllocation([old])?.ID, "old");
+  const restarted = alloc({ TaskStates: { "sandbox-server": { State: "running", Restarts: 2 } } });
+  assert.equal(incarnationOf(restarted), "a1#2");
+});
+
+test("scheduler phase: running task is ready (pending health), lost is starting, driver failure is failed", () => {
+  const running = alloc({ TaskStates: { "sandbox-server": { State: "running" } } });
+  assert.equal(schedulerPhase(false, "running", running).phase, "ready");
+  assert.equal(schedulerPhase(true, "dead", running).phase, "terminated");
+  assert.equal(schedulerPhase(false, "running", alloc({ ClientStatus: "lost", DesiredStatus: "stop" })).phase, "starting");
+  const driverFailure = alloc({ ClientStatus: "failed", TaskStates: { "sandbox-server": { State: "dead", Events: [{ Type: "Driver Failure", DisplayMessage: "no docker" }] } } });
+  assert.deepEqual(schedulerPhase(false, "pending", driverFailure), { phase: "failed", message: "allocation a1 failed: no docker" });
+});
+
+test("the fake's filter subset evaluates the expressions our client sends", () => {
+  const job = { ID: "hr-x-1", Meta: { hermes_pool: "a/b" }, Tags: ["x"] };
+  assert.equal(compileFilter('JobID matches "^hr-"')({ JobID: "hr-1" }), true);
+  assert.equal(compileFilter('Meta.hermes_pool == "a/b" and ID != "z"')(job), true);
+  assert.equal(compileFilter('not (Meta.hermes_pool == "a/b") or "x" in Tags')(job), true);
+  assert.equal(compileFilter("Meta.missing is empty")(job), true);
+  assert.throws(() => compileFilter("ID ==="));
+});
