@@ -1,0 +1,60 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { buildSlotCommand, resolveInsideWorkspace } from "../../../src/backends/isolation.ts";
+import { TailBuffer } from "../../../src/backends/process.ts";
+import { isSandboxError } from "../../../src/backends/types.ts";
+
+const argAfter = (args: string[], flag: string): string[] => {
+  const index = args.indexOf(flag);
+  return args.slice(index + 1, index + 3);
+};
+
+test("bwrap plan: only the slot workspace and the cache are bound writable, cwd inside /workspace", () => {
+  const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "make test", cwd: "repo", env: { A: "1" }, isolation: "bwrap" });
+  assert.equal(plan.file, "bwrap");
+  assert.deepEqual(plan.args.slice(-4), ["--", "bash", "-c", "make test"]);
+  const writable = plan.args.flatMap((arg, index) => (arg === "--bind" ? [plan.args.slice(index + 1, index + 3).join(" -> ")] : []));
+  assert.deepEqual(writable, ["/srv/sb/slots/3 -> /workspace", "/srv/sb/cache -> /cache"]);
+  for (const flag of ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]) assert.ok(plan.args.includes(flag), flag);
+  assert.deepEqual(argAfter(plan.args, "--tmpfs").slice(0, 1), ["/tmp"]);
+  assert.deepEqual(argAfter(plan.args, "--chdir").slice(0, 1), ["/workspace/repo"]);
+  assert.ok(!plan.args.includes("/srv/sb/slots/2"));
+  assert.equal(plan.env.HERMES_WORKSPACE, "/workspace");
+  assert.equal(plan.env.HERMES_CACHE_DIR, "/cache");
+  assert.equal(plan.env.A, "1");
+});
+
+test("no-isolation plan runs the argv directly in the host slot directory with host paths in env", () => {
+  const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 0, command: ["python3", "-V"], isolation: "none" });
+  assert.deepEqual([plan.file, ...plan.args], ["python3", "-V"]);
+  assert.equal(plan.cwd, "/srv/sb/slots/0");
+  assert.equal(plan.env.HERMES_WORKSPACE, "/srv/sb/slots/0");
+  assert.equal(plan.env.HERMES_CACHE_DIR, "/srv/sb/cache");
+  assert.equal(plan.env.HOME, "/srv/sb/slots/0");
+});
+
+test("request env cannot override the HERMES_* paths; the host environment is not inherited", () => {
+  process.env.HERMES_TEST_SECRET = "leak";
+  const plan = buildSlotCommand({ sandboxRoot: "/r", slot: 0, command: "env", env: { HERMES_WORKSPACE: "/etc" }, isolation: "bwrap" });
+  assert.equal(plan.env.HERMES_WORKSPACE, "/workspace");
+  assert.equal(plan.env.HERMES_TEST_SECRET, undefined);
+});
+
+test("paths resolve inside the workspace or fail as configuration errors", () => {
+  assert.equal(resolveInsideWorkspace("/w", "a/../b"), "/w/b");
+  assert.equal(resolveInsideWorkspace("/w", "/workspace/x"), "/w/x");
+  assert.equal(resolveInsideWorkspace("/w", undefined), "/w");
+  for (const bad of ["..", "../x", "/etc/passwd", "a/../../x"]) {
+    assert.throws(() => resolveInsideWorkspace("/w", bad), (error: unknown) => isSandboxError(error, "configuration"), bad);
+  }
+});
+
+test("TailBuffer keeps the last bytes across chunks and flags truncation", () => {
+  const tail = new TailBuffer(5);
+  tail.push(Buffer.from("abc"));
+  assert.equal(tail.truncated, false);
+  tail.push(Buffer.from("defg"));
+  tail.push(Buffer.from("h"));
+  assert.equal(tail.text(), "defgh");
+  assert.equal(tail.truncated, true);
+});

@@ -1,0 +1,180 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SlotPool, LeaseLostError } from "../../../src/backends/slots/pool.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
+import { SandboxError, isSandboxError, type ExecRequest, type ExecResult, type SandboxBackend, type SandboxInfo, type SandboxRef, type SandboxTemplate } from "../../../src/backends/types.ts";
+
+/** A backend that only records calls: the lease state machine is tested without processes. */
+class RecordingBackend implements SandboxBackend {
+  readonly kind = "local" as const;
+  resets: string[] = [];
+  failResets = new Set<string>();
+  gone = new Set<string>();
+  execGate: Promise<void> = Promise.resolve();
+  async create(): Promise<SandboxInfo> { throw new Error("not used"); }
+  async list(): Promise<SandboxInfo[]> { return []; }
+  async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
+    if (this.gone.has(sandbox.name)) throw new SandboxError("gone", "no such sandbox");
+    await this.execGate;
+    return { exitCode: 0, stdout: `${sandbox.name}/${request.slot}`, stderr: "", durationMs: 0, timedOut: false, truncated: false };
+  }
+  async readFile(): Promise<Uint8Array> { return new Uint8Array(); }
+  async writeFile(): Promise<void> {}
+  async resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
+    this.resets.push(`${sandbox.name}/${slot}`);
+    if (this.failResets.has(`${sandbox.name}/${slot}`)) throw new SandboxError("transient", "rm failed");
+  }
+  async health() { return { ok: true, isolation: "none" as const, message: "test" }; }
+  async terminate(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+const template: SandboxTemplate = { pool: "p", image: "i", slots: 2, cpu: 1, memoryMiB: 1, lifetimeSeconds: 0, idleTimeoutSeconds: 0, templateHash: "v1" };
+const info = (name: string, createdAt = new Date(0), templateHash = "v1"): SandboxInfo =>
+  ({ id: `id-${name}`, name, pool: "p", phase: "ready", slots: 2, templateHash, createdAt });
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+async function setup(options: { store?: InMemoryLeaseStore; sandboxes?: SandboxInfo[]; clock?: { t: number } } = {}) {
+  const backend = new RecordingBackend();
+  const clock = options.clock ?? { t: 1_000_000 };
+  const store = options.store ?? new InMemoryLeaseStore();
+  if (options.store === undefined) await store.remove("p", "none"); // the store knows the pool: no restart blocking
+  const pool = new SlotPool({ backend, template, leaseTtlMs: 1000, store, now: () => clock.t });
+  await pool.start(0);
+  pool.setSandboxes(options.sandboxes ?? [info("a"), info("b")]);
+  return { backend, clock, pool, store };
+}
+
+test("acquire hands out distinct slots, then waiters are served first come first served", async () => {
+  const { pool } = await setup({ sandboxes: [info("a")] });
+  const first = await pool.acquire("h1", { timeoutMs: 1000 });
+  const second = await pool.acquire("h2", { timeoutMs: 1000 });
+  assert.notEqual(`${first.sandbox.name}/${first.slot}`, `${second.sandbox.name}/${second.slot}`);
+  const order: string[] = [];
+  const w3 = pool.acquire("h3", { timeoutMs: 5000 }).then((lease) => { order.push("h3"); return lease; });
+  const w4 = pool.acquire("h4", { timeoutMs: 5000 }).then((lease) => { order.push("h4"); return lease; });
+  assert.equal(pool.waiting(), 2);
+  await pool.release(second.id);
+  const third = await w3;
+  assert.equal(third.slot, second.slot);
+  await pool.release(first.id);
+  await w4;
+  assert.deepEqual(order, ["h3", "h4"]);
+  assert.equal(pool.stats().slotsLeased, 2);
+});
+
+test("acquire times out with a capacity error, and an abort signal cancels a wait", async () => {
+  const { pool } = await setup({ sandboxes: [] });
+  await assert.rejects(pool.acquire("h", { timeoutMs: 20 }), (error: unknown) => isSandboxError(error, "capacity"));
+  const controller = new AbortController();
+  const waiting = pool.acquire("h", { timeoutMs: 5000, signal: controller.signal });
+  controller.abort(new Error("runner stopped"));
+  await assert.rejects(waiting, /runner stopped/);
+  assert.equal(pool.waiting(), 0);
+});
+
+test("a lease that is not renewed expires; the slot is reset and handed out again", async () => {
+  const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  clock.t += 600;
+  const renewed = await pool.renew(lease.id);
+  assert.equal(renewed.expiresAt, clock.t + 1000);
+  clock.t += 900;
+  pool.sweep();
+  assert.deepEqual(backend.resets, []); // renewed in time
+  clock.t += 200;
+  pool.sweep();
+  await flush();
+  assert.deepEqual(backend.resets, [`a/${lease.slot}`]);
+  await assert.rejects(pool.renew(lease.id), LeaseLostError);
+  await assert.rejects(pool.exec(lease.id, { command: "x", timeoutMs: 1 }), LeaseLostError);
+  assert.equal(pool.stats().slotsFree, 2);
+  await pool.release(lease.id); // no-op: already gone
+  assert.equal(backend.resets.length, 1);
+});
+
+test("a call in flight keeps its lease from expiring", async () => {
+  const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  let open!: () => void;
+  backend.execGate = new Promise((resolve) => { open = resolve; });
+  const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
+  clock.t += 5000;
+  pool.sweep();
+  await flush();
+  assert.equal(pool.stats().slotsLeased, 1);
+  open();
+  assert.equal((await running).stdout, `a/${lease.slot}`);
+  pool.sweep();
+  await flush();
+  assert.equal(pool.stats().slotsLeased, 0);
+});
+
+test("a slot whose reset fails is quarantined and its sandbox is replaced, never handed out", async () => {
+  const { pool, backend } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  backend.failResets.add(`a/${lease.slot}`);
+  await pool.release(lease.id);
+  assert.equal(pool.stats().slotsQuarantined, 1);
+  assert.ok(pool.replacements().has("a"));
+  // The other slot of "a" is clean but its sandbox is on the way out: no one gets it.
+  await assert.rejects(pool.acquire("h2", { timeoutMs: 20 }), (error: unknown) => isSandboxError(error, "capacity"));
+  pool.setSandboxes([info("c")]);
+  const fresh = await pool.acquire("h3", { timeoutMs: 100 });
+  assert.equal(fresh.sandbox.name, "c");
+  assert.equal(pool.replacements().size, 0);
+});
+
+test("an exec that finds the sandbox gone marks it for replacement and surfaces 'gone'", async () => {
+  const { pool, backend } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  backend.gone.add("a");
+  await assert.rejects(pool.exec(lease.id, { command: "x", timeoutMs: 1 }), (error: unknown) => isSandboxError(error, "gone"));
+  assert.ok(pool.replacements().has("a"));
+  pool.setSandboxes([]);
+  await assert.rejects(pool.renew(lease.id), LeaseLostError);
+  assert.equal(pool.stats().slotsTotal, 0);
+});
+
+test("after a restart with lease records, held slots stay leased and others are free", async () => {
+  const store = new InMemoryLeaseStore();
+  await store.remove("p", "none"); // the store has known the pool from the start
+  const clock = { t: 1_000_000 };
+  const before = await setup({ store, clock, sandboxes: [info("a")] });
+  const held = await before.pool.acquire("survivor", { timeoutMs: 100 });
+  before.pool.close();
+  const after = await setup({ store, clock, sandboxes: [info("a")] });
+  assert.equal(after.pool.stats().slotsLeased, 1);
+  const other = await after.pool.acquire("new", { timeoutMs: 100 });
+  assert.notEqual(other.slot, held.slot);
+  assert.equal((await after.pool.renew(held.id)).holder, "survivor");
+});
+
+test("after a restart that knows nothing, old sandboxes' slots are blocked one TTL; a live holder re-adopts", async () => {
+  const clock = { t: 1_000_000 };
+  const before = await setup({ clock, sandboxes: [info("a", new Date(clock.t - 10_000))] });
+  const live = await before.pool.acquire("live", { timeoutMs: 100 });
+  before.pool.close();
+  const after = await setup({ clock, store: new InMemoryLeaseStore(), sandboxes: [info("a", new Date(clock.t - 10_000)), info("new", new Date(clock.t + 1))] });
+  assert.equal(after.pool.stats().slotsBlocked, 2);
+  const adopted = await after.pool.renew(live.id);
+  assert.equal(adopted.slot, live.slot);
+  const fromNew = await after.pool.acquire("x", { timeoutMs: 100 });
+  assert.equal(fromNew.sandbox.name, "new"); // blocked slots are not handed out
+  clock.t += 600;
+  await after.pool.renew(adopted.id);
+  await after.pool.renew(fromNew.id);
+  clock.t += 500; // past the block (start + TTL), within the renewed leases
+  after.pool.sweep();
+  await flush();
+  assert.deepEqual(after.backend.resets, [`a/${1 - live.slot}`]); // only the unclaimed blocked slot
+  assert.equal(after.pool.stats().slotsLeased, 2);
+  assert.equal(after.pool.stats().slotsFree, 2);
+});
+
+test("free slots of the current template are preferred so stale sandboxes drain", async () => {
+  const { pool } = await setup({ sandboxes: [info("old", new Date(0), "v0"), info("cur")] });
+  const leases = [await pool.acquire("1", { timeoutMs: 100 }), await pool.acquire("2", { timeoutMs: 100 })];
+  assert.deepEqual(leases.map((lease) => lease.sandbox.name), ["cur", "cur"]);
+  assert.equal((await pool.acquire("3", { timeoutMs: 100 })).sandbox.name, "old");
+});
