@@ -107,7 +107,7 @@ export class ModalBackend implements SandboxBackend {
           name,
           tags: sandboxTags(name, template, createdAt),
           timeoutMs: wholeSecondsMs(template.lifetimeSeconds * 1000),
-          idleTimeoutMs: wholeSecondsMs(template.idleTimeoutSeconds * 1000),
+          ...(template.idleTimeoutSeconds > 0 ? { idleTimeoutMs: wholeSecondsMs(template.idleTimeoutSeconds * 1000) } : {}),
           cpu: template.cpu,
           memoryMiB: template.memoryMiB,
           workdir: this.options.sandboxRoot,

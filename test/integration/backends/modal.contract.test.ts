@@ -1,0 +1,21 @@
+import { startMockModalBackend } from "../../../src/backends/modal/testing.ts";
+import { runBackendContract } from "./contract.ts";
+
+// The real modal@0.11.1 SDK talking to our mock over gRPC (MODAL_SERVER_URL is set before the SDK client is built).
+runBackendContract("modal (real SDK against mock-modal)", async () => {
+  const { backend, mock } = await startMockModalBackend({ backend: { appName: "hermes-contract", maxConcurrentCreates: 4 } });
+  return {
+    backend,
+    template: {
+      pool: "contract",
+      image: "debian:12-slim",
+      slots: 2,
+      cpu: 1,
+      memoryMiB: 512,
+      lifetimeSeconds: 600,
+      idleTimeoutSeconds: 0,
+      templateHash: "contract-v1",
+    },
+    teardown: () => mock.close(),
+  };
+});
