@@ -1,8 +1,38 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { readFile } from "node:fs/promises";
 
-// Placeholder until this role lands; it says so instead of pretending to work.
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number");
+  return n;
+}
+
 export function command(): Command {
-  return new Command("model-server").action(() => {
-    throw new Error("hermes-rollouts model-server is not built yet");
-  });
+  return new Command("model-server")
+    .option("--port <port>", "port to listen on (0: any free port)", port, 8080)
+    .option("--host <host>", "address to bind", "127.0.0.1")
+    .addOption(new Option("--policy <policy>", "oracle applies each task's gold patch; noop never acts").choices(["oracle", "noop"]).default("oracle"))
+    .addOption(new Option("--format <format>", "tool-call format of answers (auto: native when the request offers tools)").choices(["auto", "native", "hermes"]).default("auto"))
+    .option("--dataset <jsonl>", "items the oracle policy can solve (found by id in the prompt)")
+    .option("--env <name>", "environment that reads the dataset's rows", "swe-smith-oracle")
+    .option("--model <name>", "model name listed by /v1/models", "hermes")
+    .action(async (opts: { port: number; host: string; policy: "oracle" | "noop"; format: "auto" | "native" | "hermes"; dataset?: string; env: string; model: string }) => {
+      const { startModelServer } = await import("../../runner/model-server/server.ts");
+      const { getEnvironment } = await import("../../envs/index.ts");
+      const tasks = [];
+      if (opts.dataset) {
+        const env = getEnvironment(opts.env);
+        const lines = (await readFile(opts.dataset, "utf8")).split("\n").filter((l) => l.trim() !== "");
+        for (const line of lines) {
+          const item = env.parseItem(JSON.parse(line));
+          const commands = env.oracleCommands(item);
+          if (commands) tasks.push({ id: env.itemId(item), prompt: env.prompt(item).user, commands });
+        }
+      }
+      const server = await startModelServer({ policy: opts.policy, format: opts.format, tasks, port: opts.port, host: opts.host, model: opts.model });
+      process.stdout.write(`model server (${opts.policy}, ${tasks.length} tasks) at ${server.baseURL}\n`);
+      const stop = (): void => void server.close().then(() => process.exit(0));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
 }

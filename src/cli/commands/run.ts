@@ -1,8 +1,39 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 
-// Placeholder until this role lands; it says so instead of pretending to work.
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
 export function command(): Command {
-  return new Command("run").action(() => {
-    throw new Error("hermes-rollouts run is not built yet");
-  });
+  return new Command("run")
+    .argument("<rolloutjob.yaml>", "a RolloutJob manifest (the YAML you would kubectl apply)")
+    .option("--pool <sandboxpool.yaml>", "a SandboxPool manifest; a local pool when unset")
+    .option("--out <dir>", "where scored.jsonl and summary.json go", "out")
+    .option("--concurrency <n>", "trajectories at once (default: runners.replicas × trajectoriesPerRunner)", positiveInt)
+    .action(async (jobPath: string, opts: { pool?: string; out: string; concurrency?: number }) => {
+      // JSON logs would drown the progress display; LOG_LEVEL still wins when set.
+      process.env.LOG_LEVEL ??= "warn";
+      const { runJob } = await import("../../runner/job.ts");
+      const controller = new AbortController();
+      const stop = (): void => controller.abort(new Error("interrupted"));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      const summary = await runJob({
+        jobPath,
+        ...(opts.pool ? { poolPath: opts.pool } : {}),
+        outDir: opts.out,
+        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+        signal: controller.signal,
+      });
+      const line = `${summary.job}: ${summary.groups}/${summary.items} items scored, ${summary.failed} failed, ` +
+        `${summary.trajectories} trajectories, pass rate ${(summary.passRate * 100).toFixed(1)}%, mean score ` +
+        `${summary.meanScore.toFixed(3)}, ${summary.durationSeconds}s; results in ${opts.out}`;
+      process.stdout.write(`${line}\n`);
+      if (!summary.succeeded) {
+        for (const f of summary.failures) process.stderr.write(`failed: ${f.item}: ${f.error}\n`);
+        process.exitCode = 1;
+      }
+    });
 }

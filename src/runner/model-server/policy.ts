@@ -9,6 +9,8 @@ export type PolicyName = "oracle" | "noop";
 
 export interface OracleTask {
   id: string;
+  /** The task's user prompt, as the environment builds it: matched exactly, before ids are searched. */
+  prompt?: string;
   /** Shell commands that solve the task, run in the slot workspace in order. */
   commands: string[];
 }
@@ -17,9 +19,15 @@ export type Action = { kind: "tool"; name: string; arguments: Record<string, unk
 
 export const INSPECT_COMMAND = "pwd && ls -la && (git status --short 2>/dev/null || true)";
 
-/** The task whose id appears in the user messages; the longest id wins so `t-1` never shadows `t-10`. */
+/**
+ * The task whose prompt is one of the user messages, else whose id appears in them (the longest id wins so
+ * `t-1` never shadows `t-10`).
+ */
 export function findTask(messages: readonly ChatMessage[], tasks: readonly OracleTask[]): OracleTask | undefined {
-  const text = messages.filter((m) => m.role === "user").map((m) => m.content ?? "").join("\n");
+  const users = messages.filter((m) => m.role === "user").map((m) => m.content ?? "");
+  const byPrompt = tasks.find((t) => t.prompt !== undefined && users.includes(t.prompt));
+  if (byPrompt) return byPrompt;
+  const text = users.join("\n");
   return [...tasks].sort((a, b) => b.id.length - a.id.length).find((t) => text.includes(t.id));
 }
 
