@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { test } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { buildScoredGroup } from "../../../src/runner/scored.ts";
+import { AtroposSink } from "../../../src/runner/sinks.ts";
+
+interface Received {
+  method: string;
+  path: string;
+  gzip: boolean;
+  body: unknown;
+}
+
+async function body(request: IncomingMessage): Promise<{ gzip: boolean; value: unknown }> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  const raw = Buffer.concat(chunks);
+  const gzip = request.headers["content-encoding"] === "gzip";
+  const text = (gzip ? gunzipSync(raw) : raw).toString("utf8");
+  return { gzip, value: text === "" ? undefined : JSON.parse(text) };
+}
+
+/** A trainer API in the shape of atroposlib/api/server.py: waits once before accepting the env, fails once with 503. */
+async function fakeTrainer() {
+  const received: Received[] = [];
+  let registerCalls = 0;
+  let scoredCalls = 0;
+  const server = createServer((request, response) => {
+    void body(request).then(({ gzip, value }) => {
+      received.push({ method: request.method ?? "", path: request.url ?? "", gzip, body: value });
+      const reply = (status: number, payload: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(payload));
+      if (request.url === "/register-env") {
+        registerCalls++;
+        return registerCalls === 1 ? reply(200, { status: "wait for trainer to start" }) : reply(200, { status: "success", env_id: 7, wandb_name: "mini", starting_step: 0, checkpoint_dir: "/tmp/c", checkpoint_interval: 10, num_steps: 100 });
+      }
+      if (request.url === "/info") return reply(200, { batch_size: 8, max_token_len: 4096 });
+      if (request.url === "/scored_data") return ++scoredCalls === 1 ? reply(503, { detail: "busy" }) : reply(200, { status: "received" });
+      reply(404, {});
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+function group(withTokens: boolean) {
+  const turn = {
+    message: { role: "assistant" as const, content: "x".repeat(2000) },
+    finishReason: "stop",
+    latencyMs: 1,
+    ...(withTokens ? { promptTokenIds: [1, 2, 3], completionTokenIds: [4, 5], completionLogprobs: [-0.1, -0.2] } : {}),
+  };
+  const trajectory = (score: number) => ({
+    trajectoryId: `t${score}`, attempt: 1, score, verification: {}, sandbox: "sb", slot: 0,
+    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
+    agent: { messages: [{ role: "user" as const, content: "fix it" }, turn.message], turns: [turn], toolCalls: [], stopReason: "natural" as const, durationMs: 1 },
+  });
+  return buildScoredGroup({ itemId: "item-1", itemIndex: 0, environment: "swe-smith-oracle", trajectories: [trajectory(1), trajectory(0)], generation: { temperature: 1, top_p: 1, max_tokens: 64 }, retries: 0, durationMs: 1 });
+}
+
+test("registers (waiting for the trainer), reads /info, posts gzipped scored data with env_id, retries a 503", async () => {
+  const trainer = await fakeTrainer();
+  try {
+    const sink = new AtroposSink({ url: trainer.url, name: "swe-smith-mini", groupSize: 2, maxTokenLength: 4096, retryDelayMs: 10 });
+    await sink.open();
+    assert.equal(sink.registration?.env_id, 7);
+    await sink.write(group(true));
+    await sink.close();
+    const paths = trainer.received.map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual(paths, ["POST /register-env", "POST /register-env", "GET /info", "POST /scored_data", "POST /scored_data"]);
+    assert.deepEqual(trainer.received[0]?.body, { max_token_length: 4096, desired_name: "swe-smith-mini", weight: 1, group_size: 2, min_batch_allocation: null });
+    const posted = trainer.received[4]!;
+    assert.equal(posted.gzip, true);
+    const data = posted.body as Record<string, unknown>;
+    assert.equal(data.env_id, 7);
+    assert.deepEqual(data.tokens, [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]]);
+    assert.deepEqual(data.masks, [[-100, -100, -100, 4, 5], [-100, -100, -100, 4, 5]]);
+    assert.deepEqual(data.scores, [1, 0]);
+    assert.deepEqual(data.inference_logprobs, [[1, 1, 1, -0.1, -0.2], [1, 1, 1, -0.1, -0.2]]);
+    assert.equal((data.messages as unknown[][]).length, 2);
+    assert.equal("metadata" in data, false);
+  } finally {
+    await trainer.close();
+  }
+});
+
+test("a group without endpoint tokens is refused, not sent with invented tokens", async () => {
+  const trainer = await fakeTrainer();
+  try {
+    const sink = new AtroposSink({ url: trainer.url, name: "x", groupSize: 2, maxTokenLength: 4096, retryDelayMs: 10 });
+    await sink.open();
+    await assert.rejects(sink.write(group(false)), /no token ids/);
+    assert.equal(trainer.received.filter((r) => r.path === "/scored_data").length, 0);
+  } finally {
+    await trainer.close();
+  }
+});
+
+test("groupSize above the trainer's batch_size is refused at registration", async () => {
+  const trainer = await fakeTrainer();
+  try {
+    const sink = new AtroposSink({ url: trainer.url, name: "x", groupSize: 16, maxTokenLength: 4096, retryDelayMs: 10 });
+    await assert.rejects(sink.open(), /exceeds the trainer's batch_size 8/);
+  } finally {
+    await trainer.close();
+  }
+});

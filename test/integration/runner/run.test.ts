@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
+import { getEnvironment } from "../../../src/envs/index.ts";
+import { startEmbeddedPool } from "../../../src/runner/backend.ts";
+import { resolveDataset } from "../../../src/runner/dataset.ts";
+import { runGroup } from "../../../src/runner/group.ts";
+import { runJob } from "../../../src/runner/job.ts";
+import { createModelClient } from "../../../src/runner/model-client.ts";
+import { INSPECT_COMMAND } from "../../../src/runner/model-server/policy.ts";
+import { startModelServer } from "../../../src/runner/model-server/server.ts";
+import type { ScoredDataGroup } from "../../../src/runner/scored.ts";
+import type { LeasedSlot, SlotProvider } from "../../../src/runner/types.ts";
+
+const run = promisify(execFile);
+let dir: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hermes-run-test-"));
+  process.env.HERMES_MINI_DATASET_DIR = join(dir, "mini");
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function jobYaml(policy: "oracle" | "noop", extra = ""): string {
+  return `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: {name: mini-${policy}}
+spec:
+  poolRef: {name: local}
+  environment: {name: swe-smith-oracle}
+  dataset: {bundled: swe-smith-mini}
+  model: {builtin: {policy: ${policy}}}
+  groupSize: 1
+  limits: {maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}
+${extra}`;
+}
+
+async function runPolicy(policy: "oracle" | "noop") {
+  const jobPath = join(dir, `${policy}.yaml`);
+  await writeFile(jobPath, jobYaml(policy));
+  const outDir = join(dir, `out-${policy}`);
+  const summary = await runJob({ jobPath, outDir, concurrency: 4 });
+  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as ScoredDataGroup);
+  return { summary, groups, outDir };
+}
+
+test("oracle policy: every item of the mini-dataset scores 1.0, with trainer-ready tokens", async () => {
+  const { summary, groups, outDir } = await runPolicy("oracle");
+  assert.ok(summary.items >= 6);
+  assert.equal(groups.length, summary.items);
+  assert.ok(groups.every((g) => g.scores.length === 1 && g.scores[0] === 1), JSON.stringify(groups.map((g) => g.scores)));
+  assert.equal(summary.passRate, 1);
+  assert.equal(summary.succeeded, true);
+  for (const g of groups) {
+    assert.equal(g.tokens[0]?.length, g.masks[0]?.length);
+    assert.equal(g.inference_logprobs?.[0]?.length, g.tokens[0]?.length);
+    assert.ok(g.metadata.trajectories[0]!.tool_calls >= 2);
+  }
+  const written = JSON.parse(await readFile(join(outDir, "summary.json"), "utf8"));
+  assert.equal(written.groups, summary.items);
+});
+
+test("noop policy: every item scores 0.0", async () => {
+  const { summary, groups } = await runPolicy("noop");
+  assert.equal(groups.length, summary.items);
+  assert.ok(groups.every((g) => g.scores[0] === 0));
+  assert.equal(summary.meanScore, 0);
+  assert.equal(summary.failed, 0);
+});
+
+test("the CLI names the invalid field and exits non-zero", async () => {
+  const jobPath = join(dir, "bad.yaml");
+  await writeFile(jobPath, jobYaml("oracle").replace("groupSize: 1", "groupSize: 0"));
+  const result = await run(process.execPath, ["bin/hermes-rollouts.js", "run", jobPath, "--out", join(dir, "bad")]).then(
+    () => assert.fail("expected a non-zero exit"),
+    (error: { code: number; stderr: string }) => error,
+  );
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /spec\.groupSize/);
+});
+
+test("a sandbox that dies mid-trajectory: retried on another slot, scored once", async () => {
+  const pool = validateSandboxPoolSpec({ backend: "local", minSandboxes: 1, maxSandboxes: 2, slotsPerSandbox: 2 });
+  assert.ok(pool.ok);
+  const embedded = await startEmbeddedPool("retry-test", pool.value);
+  const dataset = await resolveDataset({ bundled: "swe-smith-mini", maxItems: 1 }, join(dir, "x.yaml"));
+  const env = getEnvironment("swe-smith-oracle", dataset.environmentConfig);
+  const rows: unknown[] = [];
+  for await (const row of dataset.rows) rows.push(row);
+  const item = env.parseItem(rows[0]);
+  const server = await startModelServer({ policy: "oracle", tasks: [{ id: env.itemId(item), prompt: env.prompt(item).user, commands: env.oracleCommands(item) ?? [] }] });
+  const killed: string[] = [];
+  // The first trajectory's sandbox is terminated right when the agent's first terminal call arrives.
+  const faulty: SlotProvider = {
+    async acquire(options) {
+      const slot = await embedded.slots.acquire(options);
+      if (killed.length > 0) return slot;
+      const exec: LeasedSlot["exec"] = async (request) => {
+        if (request.command === INSPECT_COMMAND && killed.length === 0) {
+          const info = (await embedded.backend.list("retry-test")).find((s) => s.name === slot.sandbox);
+          assert.ok(info);
+          killed.push(info.name);
+          await embedded.backend.terminate(info);
+        }
+        return slot.exec(request);
+      };
+      return { ...slot, sandbox: slot.sandbox, slot: slot.slot, exec, release: (o) => slot.release(o) };
+    },
+  };
+  try {
+    const model = createModelClient({ baseURL: server.baseURL, model: "hermes", toolCallFormat: "auto", temperature: 1, topP: 1, maxTokens: 512, logprobs: true });
+    const group = await runGroup(item, 0, {
+      env,
+      slots: faulty,
+      model,
+      format: "auto",
+      generation: { temperature: 1, top_p: 1, max_tokens: 512 },
+      limits: { maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120, maxTokenLength: 32768, maxToolOutputBytes: 50000 },
+      groupSize: 1,
+      backoffLimit: 2,
+    });
+    assert.equal(killed.length, 1);
+    assert.deepEqual(group.scores, [1]);
+    assert.equal(group.metadata.retries, 1);
+    assert.equal(group.metadata.trajectories[0]?.attempt, 2);
+    assert.notEqual(group.metadata.trajectories[0]?.sandbox, killed[0]);
+  } finally {
+    await server.close();
+    await dataset.close();
+    await embedded.close();
+  }
+});
