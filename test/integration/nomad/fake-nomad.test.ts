@@ -1,0 +1,198 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { allocationAddress, currentAllocation } from "../../../src/backends/nomad/allocations.ts";
+import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
+import { NomadClient } from "../../../src/backends/nomad/client.ts";
+import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
+import { startFakeNomad, type FakeNomad } from "../../../src/backends/nomad/fake/server.ts";
+import { buildSandboxJob } from "../../../src/backends/nomad/job.ts";
+import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
+import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+
+const bin = fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url));
+const template = (pool: string): SandboxTemplate => ({ pool, image: "host", slots: 2, cpu: 0.5, memoryMiB: 256, lifetimeSeconds: 600, idleTimeoutSeconds: 0, templateHash: "v1" });
+
+let fake: FakeNomad;
+let client: NomadClient;
+before(async () => {
+  fake = await startFakeNomad({ aclToken: "acl-secret", namespaces: ["sbx"] });
+  client = new NomadClient({ address: fake.url, token: "acl-secret", namespace: "sbx", env: {} });
+});
+after(async () => {
+  await client.close();
+  await fake.close();
+});
+
+async function runningAlloc(jobId: string, timeoutMs = 10_000) {
+  let index = 0;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const answer = await client.listAllocations({ filter: `JobID == "${jobId}"` }, { index, waitMs: 1_000 });
+    index = answer.index;
+    const alloc = currentAllocation(answer.data);
+    if (alloc?.ClientStatus === "running") return alloc;
+  }
+  throw new Error(`no running allocation for ${jobId}`);
+}
+
+test("register → running allocation → the sandbox server answers /health and exec at the listed address", async () => {
+  const job = buildSandboxJob("direct", template("it/direct"), { driver: "raw_exec", datacenters: ["*"], sandboxToken: "tok", launcher: [process.execPath, bin] });
+  const registered = await client.registerJob(job, { enforceIndex: 0 });
+  assert.ok(registered.JobModifyIndex > 0);
+  await assert.rejects(client.registerJob(job, { enforceIndex: 0 }), (e: unknown) => e instanceof NomadApiError && /job already exists/.test(e.body));
+  const alloc = await runningAlloc(job.ID);
+  assert.equal(alloc.Name, `${job.ID}.sandbox[0]`);
+  const stubs = await client.jobAllocations(job.ID);
+  assert.equal(stubs.data[0]?.AllocatedResources, undefined, "job allocation stubs carry no resources, as in Nomad");
+  const address = allocationAddress(alloc);
+  assert.match(address ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
+  const server = new SandboxServerClient({ baseUrl: address!, token: "tok" });
+  let health;
+  for (let i = 0; i < 100 && health === undefined; i++) health = await server.health(1_000).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => undefined));
+  assert.equal(health?.status, "ok");
+  assert.equal(health?.slots, 2);
+  const result = await server.exec({ slot: 1, command: "echo ok", timeoutMs: 5_000 });
+  assert.equal(result.stdout, "ok\n");
+  const read = await client.readJob(job.ID);
+  assert.equal(read.data.Status, "running");
+  assert.equal(read.data.Meta?.hermes_pool, "it/direct");
+  await client.deregisterJob(job.ID, { purge: true });
+  assert.equal(await client.findJob(job.ID), undefined, "purge makes the job 404");
+  const stopped = (await client.readAllocation(alloc.ID));
+  assert.equal(stopped.DesiredStatus, "stop");
+});
+
+test("a blocking query parks until a write, and an idle one returns after wait with the same index", async () => {
+  // Its own fake: processes stopping in other tests would bump the shared index while this one idles.
+  const quiet = await startFakeNomad();
+  const quietClient = new NomadClient({ address: quiet.url, env: {} });
+  try {
+    const { index } = await quietClient.listJobs();
+    const idleStart = Date.now();
+    const idle = await quietClient.listJobs({}, { index, waitMs: 300 });
+    assert.equal(idle.index, index);
+    assert.ok(Date.now() - idleStart >= 290, "an idle blocking query waits");
+    const started = Date.now();
+    const woken = quietClient.listJobs({ prefix: "hr-" }, { index, waitMs: 20_000 });
+    setTimeout(() => void quietClient.registerJob(buildSandboxJob("w", template("wake"), { driver: "docker", datacenters: ["*"], launcher: [] })), 150);
+    const answer = await woken;
+    assert.ok(answer.index > index);
+    assert.equal(answer.data.length, 1);
+    assert.ok(Date.now() - started < 5_000, "woken by the write, not by the wait");
+  } finally {
+    await quietClient.close();
+    await quiet.close();
+  }
+});
+
+test("ACL: no token and a wrong token are 403 with Nomad's text; the right one passes; leader needs none", async () => {
+  const anonymous = new NomadClient({ address: fake.url, env: {} });
+  const wrong = new NomadClient({ address: fake.url, token: "nope", env: {} });
+  await assert.rejects(anonymous.listJobs(), (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "Permission denied" && e.kind === "configuration");
+  await assert.rejects(wrong.listJobs(), (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "ACL token not found");
+  assert.equal(await anonymous.leader(), "127.0.0.1:4647");
+  await assert.rejects(new NomadClient({ address: fake.url, token: "acl-secret", namespace: "nope", env: {} }).listJobs(), (e: unknown) => isSandboxError(e, "configuration"));
+  await anonymous.close();
+  await wrong.close();
+});
+
+test("alloc lost: exec is gone, list shows the new allocation starting then ready, create re-pins the new address", async () => {
+  const backend = new NomadBackend({ address: fake.url, token: "acl-secret", namespace: "sbx", sandboxToken: "tok", env: {} });
+  try {
+    const sandbox = await backend.create("lose", template("it/lose"));
+    await backend.writeFile(sandbox, 0, "marker", "before");
+    const before = await runningAlloc(sandbox.id);
+    const replacement = await fake.loseAllocation(before.ID);
+    assert.ok(replacement !== undefined && replacement.ID !== before.ID);
+    assert.equal(replacement.PreviousAllocation, before.ID);
+    await assert.rejects(backend.exec(sandbox, { slot: 0, command: "true", timeoutMs: 5_000 }), (e: unknown) => isSandboxError(e, "gone"));
+    const lost = await client.readAllocation(before.ID);
+    assert.equal(lost.ClientStatus, "lost");
+    assert.equal(lost.NextAllocation, replacement.ID);
+    const again = await backend.create("lose", template("it/lose"));
+    assert.equal(again.phase, "ready");
+    const after = await runningAlloc(sandbox.id);
+    assert.equal(after.ID, replacement.ID);
+    assert.notEqual(allocationAddress(after), allocationAddress(before), "a reschedule moves the port");
+    const result = await backend.exec(again, { slot: 0, command: "ls", timeoutMs: 5_000 });
+    assert.equal(result.stdout, "", "the new allocation's workspace is fresh");
+    assert.deepEqual((await backend.list("it/lose")).map((s) => s.phase), ["ready"]);
+    await backend.terminate(again);
+    await backend.terminate(again);
+    assert.deepEqual(await backend.list("it/lose"), []);
+  } finally {
+    await backend.close();
+  }
+});
+
+test("restarted task: same allocation and port, Restarts + 1, and the old incarnation is gone", async () => {
+  const backend = new NomadBackend({ address: fake.url, token: "acl-secret", namespace: "sbx", sandboxToken: "tok", env: {} });
+  try {
+    const sandbox = await backend.create("restart", template("it/restart"));
+    const before = await runningAlloc(sandbox.id);
+    await client.restartAllocation(before.ID, "sandbox-server");
+    let after = before;
+    for (let i = 0; i < 100 && (after.TaskStates?.["sandbox-server"]?.Restarts ?? 0) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = currentAllocation((await client.listAllocations({ filter: `JobID == "${sandbox.id}"` })).data)!;
+    }
+    assert.equal(after.ID, before.ID);
+    assert.equal(after.TaskStates?.["sandbox-server"]?.Restarts, 1);
+    assert.equal(allocationAddress(after), allocationAddress(before));
+    await assert.rejects(backend.health(sandbox), (e: unknown) => isSandboxError(e, "gone") && /restarted/.test(e.message));
+    const again = await backend.create("restart", template("it/restart"));
+    assert.equal((await backend.exec(again, { slot: 1, command: "echo back", timeoutMs: 5_000 })).stdout, "back\n");
+    await backend.terminate(again);
+  } finally {
+    await backend.close();
+  }
+});
+
+test("a crashed task is restarted in place by the restart policy, then rescheduled when attempts run out", async () => {
+  const job = buildSandboxJob("crash", template("it/crash"), { driver: "raw_exec", datacenters: ["*"], launcher: [process.execPath, bin] });
+  await client.registerJob(job);
+  const first = await runningAlloc(job.ID);
+  fake.crashAllocation(first.ID);
+  await waitUntil(async () => (await client.readAllocation(first.ID)).TaskStates?.["sandbox-server"]?.Restarts === 1 && (await client.readAllocation(first.ID)).ClientStatus === "running");
+  await waitUntil(async () => (await client.readAllocation(first.ID)).TaskStates?.["sandbox-server"]?.State === "running");
+  fake.crashAllocation(first.ID);
+  await waitUntil(async () => (await client.readAllocation(first.ID)).NextAllocation !== "");
+  const failed = await client.readAllocation(first.ID);
+  assert.equal(failed.ClientStatus, "failed");
+  const second = await runningAlloc(job.ID);
+  assert.equal(second.ID, failed.NextAllocation);
+  await client.deregisterJob(job.ID, { purge: false });
+  const stopped = await client.readJob(job.ID);
+  assert.equal(stopped.data.Stop, true);
+  await waitUntil(async () => (await client.readAllocation(second.ID)).ClientStatus === "complete");
+  await client.deregisterJob(job.ID, { purge: true });
+});
+
+test("the fake-nomad CLI serves the API on the given port", async () => {
+  const child = spawn(process.execPath, [bin, "fake-nomad", "--port", "0"], { stdio: ["ignore", "pipe", "ignore"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        const match = /fake Nomad on (http:\/\/\S+)/.exec(chunk.toString());
+        if (match?.[1] !== undefined) resolve(match[1]);
+      });
+      child.once("exit", () => reject(new Error("fake-nomad exited")));
+    });
+    const cli = new NomadClient({ address: url, env: {} });
+    assert.equal(await cli.leader(), "127.0.0.1:4647");
+    assert.deepEqual((await cli.listJobs()).data, []);
+    await cli.close();
+  } finally {
+    child.kill("SIGTERM");
+  }
+});
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
