@@ -18,3 +18,6 @@ export function getEnvironment(name: string, config: Record<string, unknown> = {
   if (!parsed.success) throw new Error(`invalid config for environment "${name}": ${parsed.error.message}`);
   return factory.fromConfig(parsed.data);
 }
+
+export { openDataset, readRows, type DatasetContext, type DatasetSpec, type OpenedDataset } from "./datasets/index.ts";
+export { defaultMiniDatasetDir, MINI_DATASET_NAME, prepareMiniDataset, type MiniDataset } from "./swe-smith-oracle/mini.ts";
