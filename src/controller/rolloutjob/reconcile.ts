@@ -1,0 +1,154 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import type { V1Pod } from "@kubernetes/client-node";
+import { validateRolloutJobSpec, type RolloutJob, type RolloutJobSpec, type SandboxPool } from "../../api/index.ts";
+import type { ClusterClient } from "../client.ts";
+import type { ActiveJob, ActiveJobs } from "../runners-api/registry.ts";
+import { isTrue, findCondition } from "../runtime/conditions.ts";
+import type { ReconcileResult } from "../runtime/controller.ts";
+import type { Recorder } from "../runtime/events.ts";
+import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
+import { runnerPod, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
+import { computeJobStatus, type JobState } from "./status.ts";
+import { JobTracker } from "./tracker.ts";
+
+export interface LoadedDataset {
+  rows: unknown[];
+  environmentConfig: Record<string, unknown>;
+}
+
+export interface JobReconcilerDeps {
+  getJob: (namespace: string, name: string) => RolloutJob | undefined;
+  getPool: (namespace: string, name: string) => SandboxPool | undefined;
+  listRunnerPods: (namespace: string, jobName: string) => readonly V1Pod[];
+  client: ClusterClient;
+  runtimes: PoolRuntimes;
+  active: ActiveJobs;
+  recorder: Recorder;
+  loadDataset: (namespace: string, spec: RolloutJobSpec) => Promise<LoadedDataset>;
+  /** Slot lease ids a job held before a restart (from the lease store), so its runners keep them. */
+  restoredSlotLeases: (poolKey: string, jobKey: string) => Promise<string[]>;
+  /** Enqueues the job again (scored groups arrived). */
+  enqueue: (key: string) => void;
+  runnerPods: RunnerPodSettings;
+  dataDir: string;
+  now: () => Date;
+}
+
+const terminal = (job: RolloutJob) => isTrue(job.status?.conditions, "Complete") || isTrue(job.status?.conditions, "Failed");
+
+/** observe (caches, tracker) → decide the job's state (pure) → apply (token, pods, slot releases, one status write). */
+export function jobReconciler(deps: JobReconcilerDeps) {
+  async function stopWork(active: ActiveJob | undefined, pods: readonly V1Pod[], namespace: string): Promise<void> {
+    for (const pod of pods) if (!pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
+    if (!active) return;
+    active.tracker.handBackAll();
+    const pool = deps.runtimes.get(active.poolKey);
+    for (const leaseId of active.slotLeases) await pool?.slots.release(leaseId);
+    active.slotLeases.clear();
+  }
+
+  async function activate(key: string, job: RolloutJob, spec: RolloutJobSpec, poolKey: string): Promise<ActiveJob> {
+    const existing = deps.active.get(key);
+    if (existing) return existing;
+    const namespace = job.metadata.namespace ?? "default";
+    let token = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
+    if (!token) {
+      token = randomBytes(24).toString("hex");
+      await deps.client.createSecret(namespace, tokenSecret(job, token));
+    }
+    const dataset = await deps.loadDataset(namespace, spec);
+    const base = join(deps.dataDir, namespace, job.metadata.name);
+    const tracker = new JobTracker({
+      resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : `${base}.jsonl`,
+      statePath: `${base}.state.json`,
+      items: dataset.rows.length,
+      backoffLimit: spec.backoffLimit,
+      leaseTTLMs: 60_000,
+    });
+    const active: ActiveJob = {
+      key, poolKey, token, spec, rows: dataset.rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
+      tracker, suspended: spec.suspend, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
+    };
+    deps.active.set(active);
+    return active;
+  }
+
+  return async function reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = "default", name = key] = key.split("/");
+    const job = deps.getJob(namespace, name);
+    if (!job) {
+      // Deleted: its pods and token go by owner reference; its slots come back now.
+      const gone = deps.active.delete(key);
+      if (gone) await stopWork(gone, [], namespace);
+      return {};
+    }
+    const now = deps.now();
+    const generation = job.metadata.generation ?? 0;
+    const pods = deps.listRunnerPods(namespace, name);
+    const writeStatus = async (state: JobState, active: ActiveJob | undefined) => {
+      const status = computeJobStatus({
+        generation, previous: job.status, state, aggregates: active?.tracker.aggregates(), pods, resultsLocation: active?.tracker.resultsPath, now,
+      });
+      if (!isDeepStrictEqual(status, job.status)) await deps.client.patchStatus({ kind: "RolloutJob", namespace, name }, status);
+      return status;
+    };
+
+    if (terminal(job)) {
+      await stopWork(deps.active.delete(key), pods, namespace);
+      const ttl = job.spec.ttlSecondsAfterFinished;
+      const finishedAt = Date.parse(job.status?.completionTime ?? "");
+      if (ttl === undefined || Number.isNaN(finishedAt)) return {};
+      const left = finishedAt + ttl * 1000 - now.getTime();
+      if (left > 0) return { requeueAfterMs: left };
+      await deps.client.deleteObject({ kind: "RolloutJob", namespace, name });
+      return {};
+    }
+
+    const validation = validateRolloutJobSpec(job.spec);
+    if (!validation.ok) {
+      if (!findCondition(job.status?.conditions, "Failed")) deps.recorder.event(job, "Warning", "InvalidSpec", validation.errors.join("; "));
+      await writeStatus({ kind: "invalid", errors: validation.errors }, undefined);
+      return {};
+    }
+    const spec = validation.value;
+    const poolKey = `${namespace}/${spec.poolRef.name}`;
+    const pool = deps.getPool(namespace, spec.poolRef.name);
+    if (!pool || !isTrue(pool.status?.conditions, "Ready") || !deps.runtimes.get(poolKey)) {
+      const why = !pool ? `SandboxPool ${spec.poolRef.name} does not exist` : `SandboxPool ${spec.poolRef.name} is not Ready (${findCondition(pool.status?.conditions, "Ready")?.reason ?? "no status yet"})`;
+      await writeStatus({ kind: "poolNotReady", message: why }, deps.active.get(key));
+      return { requeueAfterMs: 2000 };
+    }
+
+    const active = await activate(key, job, spec, poolKey);
+    active.suspended = spec.suspend;
+    active.spec = spec;
+    if (spec.suspend) {
+      await stopWork(active, pods, namespace);
+      await writeStatus({ kind: "suspended" }, active);
+      return {};
+    }
+    if (active.tracker.finished) {
+      await stopWork(active, pods, namespace);
+      const status = await writeStatus({ kind: "finished" }, active);
+      deps.recorder.event(job, status.phase === "Failed" ? "Warning" : "Normal", status.phase === "Failed" ? "JobFailed" : "JobComplete", status.progressSummary ?? "");
+      return spec.ttlSecondsAfterFinished !== undefined ? { requeueAfterMs: spec.ttlSecondsAfterFinished * 1000 } : {};
+    }
+
+    // Runner pods: one per index; a pod that ended while work remains is replaced.
+    const byIndex = new Map(pods.map((p) => [Number(p.metadata?.labels?.[RUNNER_INDEX_LABEL]), p]));
+    for (let index = 0; index < spec.runners.replicas; index++) {
+      const pod = byIndex.get(index);
+      if (pod && (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") && !pod.metadata?.deletionTimestamp) {
+        await deps.client.deletePod(namespace, pod.metadata!.name!);
+      } else if (!pod) {
+        await deps.client.createPod(namespace, runnerPod(job, spec, index, deps.runnerPods));
+        deps.recorder.event(job, "Normal", "RunnerCreated", `created runner pod ${index}`);
+      }
+    }
+    for (const [index, pod] of byIndex) if (index >= spec.runners.replicas && !pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
+    await writeStatus({ kind: "running" }, active);
+    return { requeueAfterMs: 5000 };
+  };
+}

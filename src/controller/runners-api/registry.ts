@@ -1,0 +1,39 @@
+import type { RolloutJobSpec } from "../../api/index.ts";
+import type { PoolRuntime } from "../sandboxpool/runtimes.ts";
+import type { JobTracker } from "../rolloutjob/tracker.ts";
+
+/** What the runners' API knows about a running job; the RolloutJob reconciler keeps it current. */
+export interface ActiveJob {
+  key: string;
+  poolKey: string;
+  token: string;
+  spec: RolloutJobSpec;
+  rows: readonly unknown[];
+  environmentConfig: Record<string, unknown>;
+  tracker: JobTracker;
+  suspended: boolean;
+  /** Slot lease id → the job that holds it, so no runner can touch another job's slot. */
+  slotLeases: Set<string>;
+  /** Called when a scored group arrived or an item changed hands (the job's status is due). */
+  onProgress: () => void;
+}
+
+export class ActiveJobs {
+  readonly #jobs = new Map<string, ActiveJob>();
+  get(key: string): ActiveJob | undefined {
+    return this.#jobs.get(key);
+  }
+  set(job: ActiveJob): void {
+    this.#jobs.set(job.key, job);
+  }
+  delete(key: string): ActiveJob | undefined {
+    const job = this.#jobs.get(key);
+    this.#jobs.delete(key);
+    return job;
+  }
+  values(): IterableIterator<ActiveJob> {
+    return this.#jobs.values();
+  }
+}
+
+export type PoolLookup = (poolKey: string) => PoolRuntime | undefined;

@@ -1,0 +1,160 @@
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LeaseLostError } from "../../backends/slots/pool.ts";
+import { isSandboxError } from "../../backends/types.ts";
+import type { ControllerMetrics } from "../runtime/metrics.ts";
+import { sendJson, type Route } from "../runtime/http.ts";
+import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  if (chunks.length === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+  } catch {
+    throw new HttpError(400, "body is not JSON");
+  }
+}
+
+function authorize(req: IncomingMessage, job: ActiveJob): void {
+  const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
+  const expected = Buffer.from(job.token);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, "bad or missing job token");
+}
+
+const str = (body: Record<string, unknown>, field: string): string => {
+  const value = body[field];
+  if (typeof value !== "string" || value === "") throw new HttpError(400, `${field} is required`);
+  return value;
+};
+const int = (body: Record<string, unknown>, field: string): number => {
+  const value = body[field];
+  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError(400, `${field} must be an integer`);
+  return value;
+};
+
+type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * The runners' API, served by the leader: `/v1/jobs/{namespace}/{name}/{action}`, every call authenticated with
+ * the job's token and confined to that job. Work: next, renew, handback, fail; results: groups; slots: acquire,
+ * renew, release, exec, read, write (slot calls go through the controller so runners need no backend access).
+ */
+export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics): Route {
+  const poolOf = (job: ActiveJob) => {
+    const pool = pools(job.poolKey);
+    if (!pool) throw new HttpError(503, `pool ${job.poolKey} is not ready`);
+    return pool;
+  };
+  const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {
+    const leaseId = str(body, "leaseId");
+    // Slot lease ids are unguessable; the set confines a runner to its own job's leases.
+    if (!job.slotLeases.has(leaseId)) throw new HttpError(404, `lease ${leaseId} is not held by this job`);
+    return leaseId;
+  };
+  const handlers: Record<string, Handler> = {
+    async info(job) {
+      return { spec: job.spec, items: job.rows.length, environmentConfig: job.environmentConfig, suspended: job.suspended };
+    },
+    async next(job, body) {
+      if (job.suspended) return { suspended: true };
+      const assignment = job.tracker.next(str(body, "runner"));
+      if (assignment.kind === "done") return { done: true };
+      if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
+      job.onProgress();
+      const { lease } = assignment;
+      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: job.rows[lease.index], expiresAt: lease.expiresAt };
+    },
+    async renew(job, body) {
+      const lease = job.tracker.renew(str(body, "leaseId"));
+      if (!lease) throw new HttpError(410, "work lease is gone (expired or the item is done)");
+      return { expiresAt: lease.expiresAt, suspended: job.suspended };
+    },
+    async handback(job, body) {
+      const ok = job.tracker.handBack(str(body, "leaseId"));
+      job.onProgress();
+      return { ok };
+    },
+    async fail(job, body) {
+      const ok = job.tracker.fail(str(body, "leaseId"));
+      metrics.errors.inc({ kind: "infra" });
+      job.onProgress();
+      return { ok };
+    },
+    async groups(job, body) {
+      const scores = body.scores;
+      if (!Array.isArray(scores) || !scores.every((s) => typeof s === "number")) throw new HttpError(400, "scores must be numbers");
+      const result = job.tracker.submit({ index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group });
+      if (result.stored) {
+        metrics.trajectories.inc({ job: job.key }, scores.length);
+        const agg = job.tracker.aggregates();
+        if (agg.scored > 0) metrics.passRate.set({ job: job.key }, agg.passed / agg.scored);
+      }
+      job.onProgress();
+      return result;
+    },
+    async "slots/acquire"(job, body) {
+      const pool = poolOf(job);
+      const started = performance.now();
+      const timeoutMs = typeof body.timeoutMs === "number" ? Math.min(body.timeoutMs, pool.acquireTimeoutMs) : pool.acquireTimeoutMs;
+      const lease = await pool.slots.acquire(job.key, { timeoutMs });
+      metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
+      job.slotLeases.add(lease.id);
+      return { leaseId: lease.id, sandbox: lease.sandbox.name, slot: lease.slot, expiresAt: lease.expiresAt };
+    },
+    async "slots/renew"(job, body) {
+      const lease = await poolOf(job).slots.renew(ownSlot(job, body));
+      return { expiresAt: lease.expiresAt };
+    },
+    async "slots/release"(job, body) {
+      const leaseId = ownSlot(job, body);
+      await poolOf(job).slots.release(leaseId);
+      job.slotLeases.delete(leaseId);
+      return { ok: true };
+    },
+    async "slots/exec"(job, body) {
+      return poolOf(job).slots.exec(ownSlot(job, body), body.request as never);
+    },
+    async "slots/read"(job, body) {
+      const data = await poolOf(job).slots.readFile(ownSlot(job, body), str(body, "path"));
+      return { base64: Buffer.from(data).toString("base64") };
+    },
+    async "slots/write"(job, body) {
+      await poolOf(job).slots.writeFile(ownSlot(job, body), str(body, "path"), Buffer.from(str(body, "base64"), "base64"));
+      return { ok: true };
+    },
+  };
+
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const match = /^\/v1\/jobs\/([^/]+)\/([^/]+)\/(.+)$/.exec((req.url ?? "").split("?")[0] ?? "");
+    if (!match) return false;
+    const [, namespace, name, action] = match;
+    try {
+      const job = jobs.get(`${namespace}/${name}`);
+      if (!job) throw new HttpError(404, `job ${namespace}/${name} is not running here`);
+      authorize(req, job);
+      const handler = handlers[action!];
+      if (!handler || (req.method !== "POST" && action !== "info")) throw new HttpError(404, `no action ${req.method} ${action}`);
+      sendJson(res, 200, await handler(job, await readBody(req)));
+    } catch (error) {
+      const status =
+        error instanceof HttpError ? error.status
+        : error instanceof LeaseLostError ? 410
+        : isSandboxError(error, "capacity") ? 503
+        : isSandboxError(error) ? 502
+        : 500;
+      if (status >= 500) metrics.errors.inc({ kind: "api" });
+      sendJson(res, status, { error: error instanceof Error ? error.message : String(error), kind: isSandboxError(error) ? error.kind : undefined });
+    }
+    return true;
+  };
+}
