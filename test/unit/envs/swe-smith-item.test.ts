@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { getEnvironment, InvalidItemError } from "../../../src/envs/index.ts";
+import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName } from "../../../src/envs/swe-smith-oracle/item.ts";
+import { failedNodeIds, testChunkCommand } from "../../../src/envs/swe-smith-oracle/scripts.ts";
+import { chunk, shellQuote } from "../../../src/envs/shell.ts";
+
+const row = {
+  instance_id: "owner__lib.abc123",
+  repo: "owner/lib",
+  base_commit: "0123456789abcdef0123456789abcdef01234567",
+  problem_statement: "It breaks.",
+  FAIL_TO_PASS: '["tests/test_a.py::test_one", "tests/test_a.py::test_two"]',
+  PASS_TO_PASS: ["tests/test_b.py::test_ok", "tests/test_a.py::test_one"],
+  patch: "diff --git a/x b/x\n",
+  image_name: null,
+  created_at: "2025-01-01",
+};
+
+test("a Hub row parses: JSON-string node id lists, nulls dropped, unknown columns ignored", () => {
+  const item = sweSmithItemSchema.parse(row);
+  assert.deepEqual(item.FAIL_TO_PASS, ["tests/test_a.py::test_one", "tests/test_a.py::test_two"]);
+  assert.equal(item.image_name, undefined);
+  assert.equal("created_at" in item, false);
+  assert.deepEqual(testsToRun(item), ["tests/test_a.py::test_one", "tests/test_a.py::test_two", "tests/test_b.py::test_ok"]);
+  assert.equal(isPythonOnly(item), true);
+});
+
+test("instance_id falls back to id, then problem_id", () => {
+  const { instance_id: _, ...rest } = row;
+  assert.equal(sweSmithItemSchema.parse({ ...rest, id: "by-id" }).instance_id, "by-id");
+  assert.equal(sweSmithItemSchema.parse({ ...rest, problem_id: "by-problem" }).instance_id, "by-problem");
+  assert.equal(sweSmithItemSchema.safeParse(rest).success, false);
+});
+
+test("rows that cannot be verified or would inject paths are rejected as InvalidItemError", () => {
+  const env = getEnvironment("swe-smith-oracle");
+  for (const bad of [
+    { ...row, FAIL_TO_PASS: [], PASS_TO_PASS: "[]" },
+    { ...row, FAIL_TO_PASS: "not json" },
+    { ...row, repo: "../etc" },
+    { ...row, repo: "owner/.." },
+    { ...row, base_commit: "--upload-pack=evil" },
+    { ...row, base_commit: "abc; rm -rf /" },
+  ]) {
+    assert.throws(() => env.parseItem(bad), InvalidItemError, JSON.stringify(bad));
+  }
+});
+
+test("repo URLs resolve under any base, with or without a trailing slash", () => {
+  assert.equal(resolveRepoURL("https://github.com/", "owner/lib"), "https://github.com/owner/lib.git");
+  assert.equal(resolveRepoURL("https://git.example/mirror", "owner/lib.git"), "https://git.example/mirror/owner/lib.git");
+  assert.equal(resolveRepoURL("file:///srv/remotes/", "hermes-mini/textkit"), "file:///srv/remotes/hermes-mini/textkit.git");
+  assert.equal(repoCacheKey("owner/lib.git"), "owner__lib");
+  assert.equal(worktreeDirName("owner/lib"), "lib");
+});
+
+test("node ids are chunked and shell-quoted into the test command", () => {
+  assert.deepEqual(chunk([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+  assert.deepEqual(chunk([], 3), []);
+  assert.throws(() => chunk([1], 0));
+  assert.equal(shellQuote("tests/a.py::test[x y]"), "'tests/a.py::test[x y]'");
+  assert.equal(shellQuote("it's"), `'it'\\''s'`);
+  const command = testChunkCommand("lib", "python3 -m pytest -q", ["tests/a.py::t1", "tests/a.py::t[1 2]"]);
+  assert.match(command, /^cd "\$HERMES_WORKSPACE"\/lib && /);
+  assert.match(command, /python3 -m pytest -q tests\/a\.py::t1 'tests\/a\.py::t\[1 2\]'$/);
+});
+
+test("failed node ids are read from pytest's short summary, bounded", () => {
+  const output = "F.\n=== short test summary info ===\nFAILED tests/a.py::t1 - assert 1 == 2\nERROR tests/b.py::t2\nFAILED tests/a.py::t3\n";
+  assert.deepEqual(failedNodeIds(output, 10), ["tests/a.py::t1", "tests/b.py::t2", "tests/a.py::t3"]);
+  assert.deepEqual(failedNodeIds(output, 2), ["tests/a.py::t1", "tests/b.py::t2"]);
+});
+
+test("the prompt names the repository, the checkout directory, the problem and every test", () => {
+  const env = getEnvironment("swe-smith-oracle");
+  const { system, user } = env.prompt(env.parseItem(row));
+  assert.ok(system.length > 0);
+  for (const part of ["owner/lib", "./lib", "It breaks.", "tests/test_b.py::test_ok", row.base_commit]) assert.ok(user.includes(part), part);
+});
+
+test("config: defaults are the original's, unknown keys and unknown environments are rejected", () => {
+  const env = getEnvironment("swe-smith-oracle") as unknown as { config: Record<string, unknown> };
+  assert.equal(env.config.repoBaseURL, "https://github.com/");
+  assert.equal(env.config.testChunkSize, 50);
+  assert.match(String(env.config.installCommand), /pip install -q -e \./);
+  assert.equal(env.config.testCommand, "python3 -m pytest -q");
+  assert.throws(() => getEnvironment("swe-smith-oracle", { repoBaseUrl: "typo" }), /invalid config/);
+  assert.throws(() => getEnvironment("nope"), /unknown environment/);
+});

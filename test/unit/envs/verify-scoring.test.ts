@@ -1,0 +1,73 @@
+/** Scoring and error classification against a scripted SlotExec (no processes). */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ExecRequest, ExecResult } from "../../../src/backends/types.ts";
+import { SandboxError } from "../../../src/backends/types.ts";
+import { getEnvironment, InfrastructureError, type SlotExec } from "../../../src/envs/index.ts";
+
+type Reply = Partial<ExecResult> | Error;
+
+function scriptedSlot(replies: Reply[]): SlotExec & { commands: string[] } {
+  const commands: string[] = [];
+  return {
+    sandbox: "sb",
+    slot: 0,
+    commands,
+    async exec(request: Omit<ExecRequest, "slot">) {
+      commands.push(typeof request.command === "string" ? request.command : request.command.join(" "));
+      const reply = replies.shift() ?? {};
+      if (reply instanceof Error) throw reply;
+      return { exitCode: 0, stdout: "", stderr: "", durationMs: 1, timedOut: false, truncated: false, ...reply };
+    },
+    readFile: async () => new Uint8Array(),
+    writeFile: async () => {},
+  };
+}
+
+const ids = Array.from({ length: 5 }, (_, i) => `tests/t.py::test_${i}`);
+const row = { instance_id: "x", repo: "o/r", base_commit: "abc1234", problem_statement: "p", FAIL_TO_PASS: ids.slice(0, 2), PASS_TO_PASS: ids.slice(2) };
+const env = getEnvironment("swe-smith-oracle", { installCommand: "", testChunkSize: 2 });
+const item = env.parseItem(row);
+
+test("1.0 only when every chunk passes; chunks cover every listed test", async () => {
+  const slot = scriptedSlot([{}, {}, {}]);
+  const result = await env.verify(item, slot);
+  assert.deepEqual([result.score, result.passed, result.details.chunks, result.details.tests], [1, true, 3, 5]);
+  assert.equal(slot.commands.length, 3);
+  for (const id of ids) assert.ok(slot.commands.some((c) => c.includes(id)), id);
+});
+
+test("one failing chunk scores 0.0 and stops", async () => {
+  const slot = scriptedSlot([{}, { exitCode: 1, stdout: "FAILED tests/t.py::test_3 - boom\n" }, {}]);
+  const result = await env.verify(item, slot);
+  assert.deepEqual([result.score, result.passed, result.details.failedChunk, result.details.failed], [0, false, 1, ["tests/t.py::test_3"]]);
+  assert.equal(slot.commands.length, 2);
+});
+
+test("details stay bounded whatever pytest prints", async () => {
+  const result = await env.verify(item, scriptedSlot([{ exitCode: 1, stdout: "x".repeat(1_000_000) }]));
+  assert.ok(JSON.stringify(result.details).length < 5000);
+});
+
+test("a sandbox error passes through; other exec failures become InfrastructureError; neither is a score", async () => {
+  await assert.rejects(env.verify(item, scriptedSlot([new SandboxError("gone", "sandbox died")])), SandboxError);
+  await assert.rejects(env.verify(item, scriptedSlot([new Error("socket hang up")])), InfrastructureError);
+  await assert.rejects(env.setup(item, scriptedSlot([{ exitCode: 128, stderr: "fatal: no such commit" }])), (e: unknown) => e instanceof InfrastructureError && /no such commit/.test(e.message));
+});
+
+test("setup passes the row as environment variables and reports the worktree", async () => {
+  const slot = scriptedSlot([{}]);
+  const setup = await env.setup(item, slot);
+  assert.equal(setup.workdir, "r");
+  assert.ok(!slot.commands[0]?.includes("abc1234"), "values never spliced into the script");
+});
+
+test("shell-task: the check's exit code is the score, setup failures are infrastructure", async () => {
+  const shell = getEnvironment("shell-task");
+  const task = shell.parseItem({ id: "t1", goal: "Create hello.txt", check: "test -f hello.txt", setup: "mkdir -p data", solution: "touch hello.txt" });
+  assert.equal(shell.itemId(task), "t1");
+  assert.deepEqual(shell.oracleCommands(task), ["touch hello.txt"]);
+  assert.equal((await shell.verify(task, scriptedSlot([{ exitCode: 0 }]))).score, 1);
+  assert.equal((await shell.verify(task, scriptedSlot([{ exitCode: 1 }]))).score, 0);
+  await assert.rejects(shell.setup(task, scriptedSlot([{ exitCode: 2 }])), InfrastructureError);
+});
