@@ -1,8 +1,31 @@
 import { Command } from "commander";
+import { runRunner } from "../../controller/runners-api/runner-loop.ts";
+import { logger } from "../../log.ts";
 
-// Placeholder until this role lands; it says so instead of pretending to work.
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (the controller sets it on runner pods)`);
+  return value;
+}
+
+/** `hermes-rollouts runner`: the runner pod's entrypoint; everything it needs comes from the pod's env. */
 export function command(): Command {
-  return new Command("runner").action(() => {
-    throw new Error("hermes-rollouts runner is not built yet");
+  return new Command("runner").action(async () => {
+    const log = logger("runner");
+    const stop = new AbortController();
+    // SIGTERM (pod deletion, suspend): hand current items back and exit 0 within the short grace period.
+    process.once("SIGTERM", () => stop.abort(new Error("SIGTERM")));
+    process.once("SIGINT", () => stop.abort(new Error("SIGINT")));
+    const summary = await runRunner({
+      apiURL: required("HERMES_API_URL"),
+      namespace: required("HERMES_JOB_NAMESPACE"),
+      job: required("HERMES_JOB_NAME"),
+      token: required("HERMES_JOB_TOKEN"),
+      runnerId: process.env.HERMES_RUNNER_ID ?? `runner-${process.pid}`,
+      ...(process.env.OPENAI_API_KEY ? { modelApiKey: process.env.OPENAI_API_KEY } : {}),
+      signal: stop.signal,
+    });
+    log.info(summary, "runner finished");
+    process.exit(0);
   });
 }

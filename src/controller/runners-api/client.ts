@@ -1,0 +1,98 @@
+import type { ExecRequest, ExecResult } from "../../backends/types.ts";
+import { SandboxError } from "../../backends/types.ts";
+import type { RolloutJobSpec } from "../../api/index.ts";
+import type { LeasedSlot, SlotProvider } from "../../runner/types.ts";
+
+export class RunnersApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "RunnersApiError";
+    this.status = status;
+  }
+}
+
+export type NextWork =
+  | { done: true }
+  | { suspended: true }
+  | { waitMs: number }
+  | { leaseId: string; index: number; attempt: number; row: unknown; expiresAt: number };
+
+export interface JobInfo {
+  spec: RolloutJobSpec;
+  items: number;
+  environmentConfig: Record<string, unknown>;
+  suspended: boolean;
+}
+
+/** A runner's view of the runners' API: one job, one token. */
+export class RunnersApiClient {
+  readonly #base: string;
+  readonly #token: string;
+
+  constructor(options: { url: string; namespace: string; job: string; token: string }) {
+    this.#base = `${options.url.replace(/\/$/, "")}/v1/jobs/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.job)}`;
+    this.#token = options.token;
+  }
+
+  async call<T>(action: string, body: object = {}, signal?: AbortSignal): Promise<T> {
+    const response = await fetch(`${this.#base}/${action}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      ...(signal ? { signal } : {}),
+    });
+    const payload = (await response.json().catch(() => ({}))) as { error?: string; kind?: string };
+    if (response.ok) return payload as T;
+    // Sandbox failures keep their kind across the wire so the group core retries them as infrastructure errors.
+    if (payload.kind) throw new SandboxError(payload.kind as SandboxError["kind"], payload.error ?? `HTTP ${response.status}`);
+    throw new RunnersApiError(response.status, payload.error ?? `HTTP ${response.status}`);
+  }
+
+  info(): Promise<JobInfo> {
+    return this.call("info");
+  }
+  next(runner: string): Promise<NextWork> {
+    return this.call("next", { runner });
+  }
+  renew(leaseId: string): Promise<{ expiresAt: number; suspended: boolean }> {
+    return this.call("renew", { leaseId });
+  }
+  handBack(leaseId: string): Promise<unknown> {
+    return this.call("handback", { leaseId });
+  }
+  fail(leaseId: string): Promise<unknown> {
+    return this.call("fail", { leaseId });
+  }
+  submitGroup(index: number, attempt: number, scores: number[], group: unknown): Promise<{ stored: boolean }> {
+    return this.call("groups", { index, attempt, scores, group });
+  }
+
+  /** Slots leased through the controller, renewed in the background while held. */
+  slotProvider(renewEveryMs: number): SlotProvider {
+    return {
+      acquire: async ({ trajectoryId, signal }) => {
+        const lease = await this.call<{ leaseId: string; sandbox: string; slot: number }>("slots/acquire", { trajectoryId }, signal);
+        const timer = setInterval(() => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined), renewEveryMs);
+        timer.unref();
+        const slot: LeasedSlot = {
+          sandbox: lease.sandbox,
+          slot: lease.slot,
+          exec: (request: Omit<ExecRequest, "slot">) => this.call<ExecResult>("slots/exec", { leaseId: lease.leaseId, request }),
+          readFile: async (path: string) => {
+            const { base64 } = await this.call<{ base64: string }>("slots/read", { leaseId: lease.leaseId, path });
+            return new Uint8Array(Buffer.from(base64, "base64"));
+          },
+          writeFile: async (path: string, data: Uint8Array | string) => {
+            await this.call("slots/write", { leaseId: lease.leaseId, path, base64: Buffer.from(data).toString("base64") });
+          },
+          release: async () => {
+            clearInterval(timer);
+            await this.call("slots/release", { leaseId: lease.leaseId });
+          },
+        };
+        return slot;
+      },
+    };
+  }
+}
