@@ -173,7 +173,8 @@ export class ModalBackend implements SandboxBackend {
     }
   }
 
-  async exec(ref: SandboxRef, request: ExecRequest): Promise<ExecResult> {
+  /** The exact `sb.exec` argv, workdir and env a slot command runs as (bench/slots compares it with a raw exec). */
+  async planExec(ref: SandboxRef, request: ExecRequest): Promise<{ argv: string[]; workdir: string; env: Record<string, string> }> {
     const state = await this.stateOf(ref);
     const plan = buildSlotCommand({
       sandboxRoot: state.root,
@@ -183,10 +184,15 @@ export class ModalBackend implements SandboxBackend {
       ...(request.env !== undefined ? { env: request.env } : {}),
       isolation: state.isolation,
     });
+    return { argv: execArgv(plan, request.timeoutMs), workdir: plan.cwd, env: plan.env };
+  }
+
+  async exec(ref: SandboxRef, request: ExecRequest): Promise<ExecResult> {
+    const planned = await this.planExec(ref, request);
     const sandbox = await this.handle(ref);
-    const result = await this.run(sandbox, execArgv(plan, request.timeoutMs), request.timeoutMs, {
-      workdir: plan.cwd,
-      env: plan.env,
+    const result = await this.run(sandbox, planned.argv, request.timeoutMs, {
+      workdir: planned.workdir,
+      env: planned.env,
       ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
       ...(request.maxOutputBytes !== undefined ? { maxOutputBytes: request.maxOutputBytes } : {}),
     });
