@@ -109,11 +109,28 @@ describe("mock-modal with the real SDK", () => {
     assert.deepEqual(listed, [sandbox.sandboxId]);
     await sandbox.terminate();
     assert.equal(await sandbox.wait(), 137);
-    assert.ok(mock.faults.callsTo("SandboxCreate").length === 1 && mock.faults.callsTo("SandboxWait").length > 0);
+    await checkEntrypointStdio(v1, v1App);
+    assert.ok(mock.faults.callsTo("SandboxGetLogs").length > 0 && mock.faults.callsTo("SandboxStdinWrite").length > 0);
+    assert.ok(mock.faults.callsTo("SandboxCreate").length === 2 && mock.faults.callsTo("SandboxWait").length > 0);
     v1.close();
+  });
+
+  test("the entrypoint's stdin and stdout (V2 router path)", async () => {
+    await checkEntrypointStdio(modal, app);
+    assert.ok(mock.faults.callsTo("SandboxStdioReadV2").length > 0 && mock.faults.callsTo("SandboxStdinWriteV2").length > 0);
   });
 
   test("methods the mock does not implement answer UNIMPLEMENTED", async () => {
     await assert.rejects(modal.volumes.fromName("vol", { createIfMissing: true }), /UNIMPLEMENTED|does not implement/);
   });
 });
+
+/** A sandbox whose entrypoint is `tr a-z A-Z`: what goes to its stdin comes back on stdout, then it exits 0. */
+async function checkEntrypointStdio(client: ModalClient, app: App): Promise<void> {
+  const sandbox = await client.sandboxes.create(app, client.images.fromRegistry("debian:12-slim"), { command: ["tr", "a-z", "A-Z"], timeoutMs: 60_000 });
+  const writer = sandbox.stdin.getWriter();
+  await writer.write("shout\n");
+  await writer.close();
+  assert.equal(await sandbox.stdout.readText(), "SHOUT\n");
+  assert.equal(await sandbox.wait(), 0);
+}

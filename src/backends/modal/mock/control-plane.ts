@@ -197,12 +197,12 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
     sandboxTagsGet: tagsGet,
     sandboxGetTunnelsV2: (request: { sandboxId: string }) => (state.sandbox(request.sandboxId), { tunnels: [] }),
     sandboxGetTunnels: (request: { sandboxId: string }) => (state.sandbox(request.sandboxId), { tunnels: [] }),
-    /** V1 entrypoint output: one batch per chunk, `entryId` is the byte offset to resume from. */
+    /** V1 entrypoint output: one batch per chunk; `entryId` is the byte offset to resume from (the SDK starts at "0-0"). */
     sandboxGetLogs: async function* (request: { sandboxId: string; fileDescriptor: number; lastEntryId: string }, context: CallContext) {
       const sandbox = state.sandbox(request.sandboxId);
       const log = request.fileDescriptor === 2 ? sandbox.entrypoint?.stderr : sandbox.entrypoint?.stdout;
       if (log !== undefined) {
-        for await (const chunk of log.read(Number(request.lastEntryId || 0), context.signal)) {
+        for await (const chunk of log.read(Number.parseInt(request.lastEntryId, 10) || 0, context.signal)) {
           const entryId = String(chunk.offset + chunk.data.length);
           yield { taskId: sandbox.taskId, entryId, items: [{ data: chunk.data.toString("utf8"), fileDescriptor: request.fileDescriptor }] };
         }
@@ -210,8 +210,10 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
       yield { taskId: sandbox.taskId, eof: true };
     },
     sandboxStdinWrite: (request: { sandboxId: string; input: Uint8Array; index: number; eof: boolean }) => {
-      // V1 stdin is indexed by write, not by byte; one write per index is applied.
+      // V1 stdin is indexed by write, not by byte: a retried write (an index already seen) is ignored.
       const sandbox = state.sandbox(request.sandboxId);
+      if (request.index <= sandbox.lastV1StdinIndex) return {};
+      sandbox.lastV1StdinIndex = request.index;
       sandbox.entrypoint?.writeStdin(sandbox.entrypoint.stdinStatus.numBytesWritten, request.input, request.eof);
       return {};
     },

@@ -50,6 +50,8 @@ export class MockSandbox {
   readonly entrypoint: MockProcess | undefined;
   tags: Map<string, string>;
   result: SandboxResult | undefined;
+  /** Highest V1 `SandboxStdinWrite` index applied (V1 stdin is indexed per write). */
+  lastV1StdinIndex = 0;
   private readonly finishedWaiters: Array<() => void> = [];
   private readonly lifetimeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
