@@ -15,7 +15,7 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { toSandboxError } from "./errors.ts";
-import { EXEC_DEADLINE_SLACK_MS, execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
+import { EXEC_DEADLINE_SLACK_MS, TAG, execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
 
 const log = logger("modal-backend");
@@ -120,10 +120,11 @@ export class ModalBackend implements SandboxBackend {
           throw toSandboxError(lookup, `create ${name} (lookup of the existing sandbox)`);
         });
         const existing = infoFromTags(sandbox.sandboxId, await sandbox.getTags().catch((tags: unknown) => { throw toSandboxError(tags, "getTags"); }));
-        if (existing !== undefined) {
-          await this.stateOf({ id: existing.id, name }, existing.slots);
-          return existing;
+        if (existing === undefined) {
+          throw new SandboxError("configuration", `a running Modal sandbox named ${name} exists in app ${this.options.appName} but is not managed by hermes-rollouts`);
         }
+        await this.stateOf({ id: existing.id, name }, existing.slots);
+        return existing;
       }
       const ref = { id: sandbox.sandboxId, name };
       await this.stateOf(ref, template.slots);
@@ -145,7 +146,7 @@ export class ModalBackend implements SandboxBackend {
 
   private async discover(ref: SandboxRef, slots: number | undefined): Promise<SandboxState> {
     const sandbox = await this.handle(ref);
-    const slotCount = slots ?? Number((await sandbox.getTags().catch((error: unknown) => { throw toSandboxError(error, "getTags"); }))["hermes-slots"] ?? 1);
+    const slotCount = slots ?? Number((await sandbox.getTags().catch((error: unknown) => { throw toSandboxError(error, "getTags"); }))[TAG.slots] ?? 1);
     const prepared = await this.run(sandbox, prepareArgv(slotCount), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
@@ -213,15 +214,15 @@ export class ModalBackend implements SandboxBackend {
     const stdout = new TailBuffer(limit);
     const stderr = new TailBuffer(limit);
     let exitCode: number;
-    let process: ContainerProcess<Uint8Array> | undefined;
+    let proc: ContainerProcess<Uint8Array>;
     try {
-      process = await sandbox.exec(argv, {
+      proc = await sandbox.exec(argv, {
         mode: "binary",
         timeoutMs: wholeSecondsMs(timeoutMs) + EXEC_DEADLINE_SLACK_MS,
         ...(options.workdir !== undefined ? { workdir: options.workdir } : {}),
         ...(options.env !== undefined ? { env: options.env } : {}),
       });
-      const writer = process.stdin.getWriter();
+      const writer = proc.stdin.getWriter();
       // Closing stdin overlaps with the run; commands that read stdin must see EOF, not hang.
       const stdinDone = (options.stdin !== undefined ? writer.write(typeof options.stdin === "string" ? Buffer.from(options.stdin) : options.stdin) : Promise.resolve())
         .then(() => writer.close())
@@ -229,7 +230,7 @@ export class ModalBackend implements SandboxBackend {
       const drain = async (stream: ReadableStream<Uint8Array>, buffer: TailBuffer) => {
         for await (const chunk of stream) buffer.push(Buffer.from(chunk));
       };
-      const [code] = await Promise.all([process.wait(), drain(process.stdout, stdout), drain(process.stderr, stderr), stdinDone]);
+      const [code] = await Promise.all([proc.wait(), drain(proc.stdout, stdout), drain(proc.stderr, stderr), stdinDone]);
       exitCode = code;
     } catch (error) {
       if (error instanceof Error && /Deadline exceeded while waiting for exec/.test(error.message)) exitCode = TIMEOUT_EXIT_CODE;

@@ -1,7 +1,7 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { posix } from "node:path";
-import { MockProcess, type ProcessExit } from "./process.ts";
+import { MockProcess } from "./process.ts";
 
 /** GenericResult.status values the SDK maps (3 → exit 137, 4 → exit 124, else `exitcode`). */
 export const GENERIC_STATUS = { success: 1, failure: 2, terminated: 3, timeout: 4, idleTimeout: 7 } as const;
@@ -151,12 +151,4 @@ export class MockSandbox {
   removeFiles(): void {
     rmSync(this.root, { recursive: true, force: true });
   }
-}
-
-export function exitToWire(exit: ProcessExit | undefined): { code?: number; signal?: number } {
-  return exit === undefined ? {} : exit;
-}
-
-export function newExecToken(): string {
-  return randomUUID();
 }
