@@ -108,7 +108,8 @@ async function main(): Promise<void> {
   for (const [definitionName, methods] of Object.entries(requiredMethods)) {
     const definition = loaded[definitionName] as { fullName?: string; methods?: Record<string, unknown> } | undefined;
     if (definition?.fullName !== expectedFullNames[definitionName]) fail(`modal@${version}: ${definitionName}.fullName is ${definition?.fullName}`);
-    const missing = methods.filter((method) => !(method in (definition.methods ?? {})));
+    const available = definition?.methods ?? {};
+    const missing = methods.filter((method) => !(method in available));
     if (missing.length > 0) fail(`modal@${version}: ${definitionName} lacks ${missing.join(", ")}`);
   }
   for (const codec of ["RPCStatus", "RPCRetryPolicy", "Any"]) {
