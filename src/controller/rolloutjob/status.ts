@@ -48,7 +48,8 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
       status.passRate = round(agg.passed / agg.scored);
       status.scoreMean = round(agg.scoreSum / agg.scored);
     }
-    status.completedIndexes = agg.completedIndexes;
+    // Omitted while empty: the 1.20 apiserver turns a patched "" into null and rejects it.
+    if (agg.completedIndexes) status.completedIndexes = agg.completedIndexes;
   }
   if (input.resultsLocation) status.resultsLocation = input.resultsLocation;
   const podPhase = (p: V1Pod) => p.status?.phase;

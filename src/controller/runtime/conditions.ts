@@ -21,7 +21,8 @@ export function setCondition(conditions: readonly Condition[] | undefined, input
     observedGeneration: generation,
     lastTransitionTime: previous && previous.status === input.status ? previous.lastTransitionTime : now.toISOString(),
     reason: input.reason,
-    message: input.message ?? "",
+    // Never empty: the 1.20 apiserver turns "" inside a map-typed list into null on patch and rejects it.
+    message: input.message || input.reason,
   };
   if (index >= 0) list[index] = next;
   else list.push(next);

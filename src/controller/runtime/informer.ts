@@ -35,12 +35,12 @@ export class SupervisedInformer<T extends KubernetesObject> {
 
   constructor(options: SupervisorOptions<T>) {
     this.#options = {
-      resyncMs: 300_000,
-      minBackoffMs: 1000,
-      maxBackoffMs: 30_000,
-      clock: realClock,
-      random: Math.random,
       ...options,
+      resyncMs: options.resyncMs ?? 300_000,
+      minBackoffMs: options.minBackoffMs ?? 1000,
+      maxBackoffMs: options.maxBackoffMs ?? 30_000,
+      clock: options.clock ?? realClock,
+      random: options.random ?? Math.random,
     };
     this.#log = logger("informer").child({ resource: options.resource });
     const { informer, onChange } = this.#options;

@@ -52,7 +52,7 @@ export class LeaderElector {
   #stopped = false;
 
   constructor(options: LeaderElectorOptions) {
-    this.#o = { timings: defaultTimings, clock: realClock, ...options };
+    this.#o = { ...options, timings: options.timings ?? defaultTimings, clock: options.clock ?? realClock };
     this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.#log = logger("leader").child({ identity: options.identity });
   }

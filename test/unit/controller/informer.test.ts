@@ -75,3 +75,16 @@ test("watch events reach the handler as triggers", async () => {
   assert.deepEqual(seen, ["add:x", "delete:x"]);
   await sup.stop();
 });
+
+test("an explicitly undefined resync interval falls back to the default instead of spinning", async () => {
+  const clock = new FakeClock();
+  const { informer } = fakeInformer([{ metadata: { name: "a" } }]);
+  let resyncs = 0;
+  const sup = new SupervisedInformer({ resource: "pools", informer, onChange: () => resyncs++, clock, resyncMs: undefined });
+  await sup.start();
+  clock.advance(299_999);
+  assert.equal(resyncs, 0);
+  clock.advance(1);
+  assert.equal(resyncs, 1);
+  await sup.stop();
+});
