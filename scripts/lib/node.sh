@@ -5,6 +5,7 @@ set -euo pipefail
 HERMES_CACHE="${HERMES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hermes-rollouts}"
 export HERMES_CACHE
 NODE_MAJOR_WANTED=24
+NPM_FOR_CI=10.9.4
 
 node_major() { command -v node >/dev/null 2>&1 && node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
@@ -24,8 +25,10 @@ ensure_npm_deps() {
   local root="$1" stamp
   stamp="$(cat "$root/package-lock.json" "$root/package.json" | sha256sum | cut -c1-16)"
   if [ "$(cat "$root/node_modules/.hermes-stamp" 2>/dev/null)" != "$stamp" ]; then
-    echo "[setup] npm ci" >&2
-    (cd "$root" && npm ci --no-audit --no-fund >&2)
+    # npm 10, as in the image: the registry reachable here has no @cbor-extract/* platform packages (optional,
+    # unused), so the lockfile lacks them and npm 11's `npm ci` refuses it where npm 10 installs it.
+    echo "[setup] npm ci (npm $NPM_FOR_CI)" >&2
+    (cd "$root" && npx --yes "npm@$NPM_FOR_CI" ci --no-audit --no-fund >&2)
     echo "$stamp" > "$root/node_modules/.hermes-stamp"
   fi
 }
