@@ -12,6 +12,12 @@ export class RunnersApiError extends Error {
   }
 }
 
+interface ApiPayload {
+  error?: string;
+  kind?: string;
+  retry?: boolean;
+}
+
 export type NextWork =
   | { done: true }
   | { suspended: true }
@@ -29,24 +35,46 @@ export interface JobInfo {
 export class RunnersApiClient {
   readonly #base: string;
   readonly #token: string;
+  readonly #unreachableMs: number;
 
-  constructor(options: { url: string; namespace: string; job: string; token: string }) {
+  constructor(options: { url: string; namespace: string; job: string; token: string; unreachableMs?: number }) {
+    this.#unreachableMs = options.unreachableMs ?? 120_000;
     this.#base = `${options.url.replace(/\/$/, "")}/v1/jobs/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.job)}`;
     this.#token = options.token;
   }
 
   async call<T>(action: string, body: object = {}, signal?: AbortSignal): Promise<T> {
-    const response = await fetch(`${this.#base}/${action}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-      ...(signal ? { signal } : {}),
-    });
-    const payload = (await response.json().catch(() => ({}))) as { error?: string; kind?: string };
-    if (response.ok) return payload as T;
+    const { status, payload } = await this.#send(action, body, signal);
+    if (status < 300) return payload as T;
     // Sandbox failures keep their kind across the wire so the group core retries them as infrastructure errors.
-    if (payload.kind) throw new SandboxError(payload.kind as SandboxError["kind"], payload.error ?? `HTTP ${response.status}`);
-    throw new RunnersApiError(response.status, payload.error ?? `HTTP ${response.status}`);
+    if (payload.kind) throw new SandboxError(payload.kind as SandboxError["kind"], payload.error ?? `HTTP ${status}`);
+    throw new RunnersApiError(status, payload.error ?? `HTTP ${status}`);
+  }
+
+  /**
+   * Retries while the controller is unreachable or not yet serving the job (restart, leader failover) for up to
+   * `#unreachableMs`: a runner outlives a controller restart and keeps its leases by renewing them with the new leader.
+   */
+  async #send(action: string, body: object, signal?: AbortSignal): Promise<{ status: number; payload: ApiPayload }> {
+    const deadline = Date.now() + this.#unreachableMs;
+    for (;;) {
+      let retryable: unknown;
+      try {
+        const response = await fetch(`${this.#base}/${action}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+          ...(signal ? { signal } : {}),
+        });
+        const payload = (await response.json().catch(() => ({}))) as ApiPayload;
+        if (!payload.retry) return { status: response.status, payload };
+        retryable = new RunnersApiError(response.status, payload.error ?? "retry");
+      } catch (error) {
+        retryable = error;
+      }
+      if (signal?.aborted || Date.now() > deadline) throw retryable;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 
   info(): Promise<JobInfo> {

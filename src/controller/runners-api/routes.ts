@@ -8,9 +8,12 @@ import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
 
 class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** The runner should retry the same call shortly (this replica is not serving the job yet). */
+  readonly retry: boolean;
+  constructor(status: number, message: string, retry = false) {
     super(message);
     this.status = status;
+    this.retry = retry;
   }
 }
 
@@ -140,7 +143,8 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     const [, namespace, name, action] = match;
     try {
       const job = jobs.get(`${namespace}/${name}`);
-      if (!job) throw new HttpError(404, `job ${namespace}/${name} is not running here`);
+      // Not (yet) active here: a restarted or newly elected controller is still loading it, or this replica is a follower.
+      if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true);
       authorize(req, job);
       const handler = handlers[action!];
       if (!handler || (req.method !== "POST" && action !== "info")) throw new HttpError(404, `no action ${req.method} ${action}`);
@@ -153,7 +157,11 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
         : isSandboxError(error) ? 502
         : 500;
       if (status >= 500) metrics.errors.inc({ kind: "api" });
-      sendJson(res, status, { error: error instanceof Error ? error.message : String(error), kind: isSandboxError(error) ? error.kind : undefined });
+      sendJson(res, status, {
+        error: error instanceof Error ? error.message : String(error),
+        ...(isSandboxError(error) ? { kind: error.kind } : {}),
+        ...(error instanceof HttpError && error.retry ? { retry: true } : {}),
+      });
     }
     return true;
   };

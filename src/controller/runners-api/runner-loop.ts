@@ -4,7 +4,7 @@ import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../../
 import { createModelClient } from "../../runner/model-client.ts";
 import type { OracleTask } from "../../runner/model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../../runner/model-server/server.ts";
-import { RunnersApiClient, RunnersApiError } from "./client.ts";
+import { RunnersApiClient } from "./client.ts";
 
 const log = logger("runner");
 
@@ -109,10 +109,6 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   try {
     const parallel = Math.max(1, Math.ceil(spec.runners.trajectoriesPerRunner / spec.groupSize));
     await Promise.all(Array.from({ length: parallel }, worker));
-  } catch (error) {
-    // The job is gone or finished while we asked (404 after the controller dropped it): nothing left to do.
-    if (!(error instanceof RunnersApiError && error.status === 404)) throw error;
-    summary.reason = "done";
   } finally {
     await modelServer?.close();
   }

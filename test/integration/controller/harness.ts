@@ -48,8 +48,8 @@ export interface ControllerProcess {
 }
 
 /** The controller as a child process with the operator's restricted kubeconfig, as a Deployment would run it. */
-export async function startControllerProcess(options: { namespace: string; dataDir?: string; identity: string; leaseName?: string }): Promise<ControllerProcess> {
-  const port = await freePort();
+export async function startControllerProcess(options: { namespace: string; dataDir?: string; identity: string; port?: number }): Promise<ControllerProcess> {
+  const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "hermes-ctrl-"));
   const logPath = join(dataDir, `controller-${options.identity}.log`);
   const child = spawn(
