@@ -2,6 +2,7 @@
  * The embedded pool: a backend built from a SandboxPool spec, a SlotPool over it and the PoolManager loop that
  * creates and replaces its sandboxes. `close()` terminates every sandbox the run created.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,14 +25,68 @@ export interface EmbeddedPool {
   close(): Promise<void>;
 }
 
-/** Builds the backend a pool names. Modal and Nomad are loaded only when used. */
-export async function createBackend(spec: SandboxPoolSpec): Promise<{ backend: SandboxBackend; cleanup: () => Promise<void> }> {
-  if (spec.backend === "local") {
-    const owned = spec.local?.rootDir === undefined;
-    const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
-    return { backend: await LocalBackend.open({ rootDir }), cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined) };
-  }
-  throw new Error(`backend ${spec.backend} is not available in hermes-rollouts run yet`);
+interface BuiltBackend {
+  backend: SandboxBackend;
+  cleanup: () => Promise<void>;
+}
+
+const nothingToClean = async (): Promise<void> => {};
+
+/** Sandboxes as directories and processes on this host; a temporary root (removed after the run) by default. */
+async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  const owned = spec.local?.rootDir === undefined;
+  const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
+  return { backend: await LocalBackend.open({ rootDir }), cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined) };
+}
+
+/**
+ * Modal sandboxes through the real SDK. Outside a cluster the credentials are the SDK's own: MODAL_TOKEN_ID and
+ * MODAL_TOKEN_SECRET, else ~/.modal.toml (credentialsSecretRef names a cluster Secret, unreadable here).
+ * Lifetime and idle timeout travel in the pool's sandbox template.
+ */
+async function modalBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  const modal = spec.modal;
+  if (!modal) throw new Error("spec.modal is required for backend modal");
+  const { ModalBackend } = await import("../backends/modal/backend.ts");
+  // The SDK reads its control-plane URL from the environment only, when the client is built.
+  if (modal.serverURL) process.env.MODAL_SERVER_URL = modal.serverURL;
+  const backend = new ModalBackend({
+    appName: modal.appName,
+    maxConcurrentCreates: spec.maxConcurrentCreates,
+    ...(modal.environment ? { environment: modal.environment } : {}),
+  });
+  return { backend, cleanup: nothingToClean };
+}
+
+/**
+ * One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher).
+ * Outside a cluster the ACL token and TLS files come from NOMAD_TOKEN, NOMAD_CACERT, ... as for the `nomad` CLI.
+ * The sandbox servers answer only this run's token (HERMES_SANDBOX_TOKEN, else a fresh random one).
+ */
+async function nomadBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  const nomad = spec.nomad;
+  if (!nomad) throw new Error("spec.nomad is required for backend nomad");
+  const { NomadBackend } = await import("../backends/nomad/backend.ts");
+  const backend = new NomadBackend({
+    address: nomad.address,
+    namespace: nomad.namespace,
+    datacenters: nomad.datacenters,
+    driver: nomad.driver,
+    ...(nomad.region ? { region: nomad.region } : {}),
+    sandboxToken: process.env.HERMES_SANDBOX_TOKEN || randomBytes(24).toString("base64url"),
+  });
+  return { backend, cleanup: nothingToClean };
+}
+
+const backendFactories: Record<SandboxPoolSpec["backend"], (spec: SandboxPoolSpec) => Promise<BuiltBackend>> = {
+  local: localBackend,
+  modal: modalBackend,
+  nomad: nomadBackend,
+};
+
+/** Builds the backend a pool names. Modal and Nomad modules are loaded only when used. */
+export function createBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  return backendFactories[spec.backend](spec);
 }
 
 export async function startEmbeddedPool(poolName: string, spec: SandboxPoolSpec): Promise<EmbeddedPool> {

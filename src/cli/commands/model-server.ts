@@ -1,5 +1,4 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { readFile } from "node:fs/promises";
 
 function port(value: string): number {
   const n = Number(value);
@@ -19,12 +18,12 @@ export function command(): Command {
     .action(async (opts: { port: number; host: string; policy: "oracle" | "noop"; format: "auto" | "native" | "hermes"; dataset?: string; env: string; model: string }) => {
       const { startModelServer } = await import("../../runner/model-server/server.ts");
       const { getEnvironment } = await import("../../envs/index.ts");
+      const { jsonlFileSource } = await import("../../envs/datasets/index.ts");
       const tasks = [];
       if (opts.dataset) {
         const env = getEnvironment(opts.env);
-        const lines = (await readFile(opts.dataset, "utf8")).split("\n").filter((l) => l.trim() !== "");
-        for (const line of lines) {
-          const item = env.parseItem(JSON.parse(line));
+        for await (const row of jsonlFileSource(opts.dataset).rows()) {
+          const item = env.parseItem(row);
           const commands = env.oracleCommands(item);
           if (commands) tasks.push({ id: env.itemId(item), prompt: env.prompt(item).user, commands });
         }

@@ -1,0 +1,119 @@
+/**
+ * `hermes-rollouts run --pool`: the same small oracle job on the local backend, on a Modal pool served by the mock
+ * Modal (the real SDK over gRPC) and on a Nomad pool served by the fake Nomad (raw_exec sandbox servers). Scores
+ * must match, and the run must leave no sandbox behind.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { startMockModal } from "../../../src/backends/modal/mock/server.ts";
+import { startFakeNomad } from "../../../src/backends/nomad/fake/server.ts";
+import { runJob, type RunSummary } from "../../../src/runner/job.ts";
+import type { ScoredDataGroup } from "../../../src/runner/scored.ts";
+
+const ITEMS = 2;
+const GROUP_SIZE = 2;
+let dir: string;
+let jobPath: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hermes-pools-test-"));
+  process.env.HERMES_MINI_DATASET_DIR = join(dir, "mini");
+  jobPath = join(dir, "job.yaml");
+  await writeFile(
+    jobPath,
+    `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: {name: pools-oracle}
+spec:
+  poolRef: {name: pool}
+  environment: {name: swe-smith-oracle}
+  dataset: {bundled: swe-smith-mini, maxItems: ${ITEMS}}
+  model: {builtin: {policy: oracle}}
+  groupSize: ${GROUP_SIZE}
+  limits: {maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}
+`,
+  );
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function poolYaml(backend: string, settings: string): string {
+  return `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: {name: pool-${backend}}
+spec:
+  backend: ${backend}
+  minSandboxes: 1
+  maxSandboxes: 1
+  slotsPerSandbox: ${GROUP_SIZE}
+  ${settings}
+`;
+}
+
+async function runOn(backend: string, settings?: string): Promise<{ summary: RunSummary; groups: ScoredDataGroup[] }> {
+  let poolPath: string | undefined;
+  if (settings !== undefined) {
+    poolPath = join(dir, `pool-${backend}.yaml`);
+    await writeFile(poolPath, poolYaml(backend, settings));
+  }
+  const outDir = join(dir, `out-${backend}`);
+  const summary = await runJob({ jobPath, outDir, ...(poolPath ? { poolPath } : {}) });
+  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as ScoredDataGroup);
+  return { summary, groups };
+}
+
+/** Item id → scores, for comparing runs whose groups finish in any order. */
+const scoresById = (groups: ScoredDataGroup[]): Record<string, number[]> =>
+  Object.fromEntries(groups.map((group) => [String(group.metadata.item_id), group.scores]));
+
+let localScores: Record<string, number[]>;
+
+test("local backend: every trajectory of the small job scores 1.0", async () => {
+  const { summary, groups } = await runOn("local");
+  assert.equal(summary.backend, "local");
+  assert.equal(groups.length, ITEMS);
+  localScores = scoresById(groups);
+  assert.deepEqual(Object.values(localScores), Array.from({ length: ITEMS }, () => Array(GROUP_SIZE).fill(1)));
+});
+
+test("--pool on a Modal pool (mock Modal): same scores, no sandbox left running", async () => {
+  const mock = await startMockModal();
+  process.env.MODAL_TOKEN_ID ??= "ak-pools-test";
+  process.env.MODAL_TOKEN_SECRET ??= "as-pools-test";
+  try {
+    const { summary, groups } = await runOn("modal", `modal: {serverURL: "${mock.url}", appName: hermes-pools-test}`);
+    assert.equal(summary.backend, "modal");
+    assert.equal(summary.succeeded, true, JSON.stringify(summary.failures));
+    assert.deepEqual(scoresById(groups), localScores);
+    assert.ok(groups.every((group) => group.metadata.trajectories.every((t) => String(t.sandbox).startsWith("pool-modal"))));
+    const sandboxes = [...mock.state.sandboxes.values()];
+    assert.ok(sandboxes.length >= 1, "the run created no Modal sandbox");
+    assert.deepEqual(sandboxes.filter((sandbox) => sandbox.running).map((sandbox) => sandbox.id), []);
+  } finally {
+    await mock.close();
+  }
+});
+
+test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left running", async () => {
+  const fake = await startFakeNomad();
+  try {
+    const { summary, groups } = await runOn("nomad", `nomad: {address: "${fake.url}", driver: raw_exec}`);
+    assert.equal(summary.backend, "nomad");
+    assert.equal(summary.succeeded, true, JSON.stringify(summary.failures));
+    assert.deepEqual(scoresById(groups), localScores);
+    const allocs = [...fake.state.allocs.values()];
+    assert.ok(allocs.length >= 1, "the run placed no Nomad allocation");
+    // The run deregistered every job before returning; the allocations' processes then exit on SIGTERM.
+    assert.deepEqual(allocs.filter((alloc) => alloc.DesiredStatus === "run").map((alloc) => alloc.ID), []);
+    const stillRunning = () => allocs.filter((alloc) => alloc.ClientStatus === "running" || alloc.ClientStatus === "pending");
+    for (const deadline = Date.now() + 10_000; stillRunning().length > 0 && Date.now() < deadline; ) await delay(100);
+    assert.deepEqual(stillRunning().map((alloc) => alloc.ID), []);
+  } finally {
+    await fake.close();
+  }
+});
