@@ -4,10 +4,16 @@
 ARG BASE=node:24-bookworm-slim
 
 FROM ${BASE} AS deps
+# Extra CA bundle for npm's TLS (set by builds behind a TLS-inspecting proxy; empty means none). Deps stage only.
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: no dependency needs its install script at runtime (native addons are optional with JS fallbacks).
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY scripts/extract-modal-definitions.ts ./scripts/
+# --ignore-scripts: no dependency needs its install script (native addons are optional, with JS fallbacks);
+# the project's own postinstall step (Modal SDK definitions for the mock Modal role) runs explicitly instead.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && node scripts/extract-modal-definitions.ts \
+    && npm cache clean --force
 
 FROM ${BASE}
 # The sandbox and runner roles run tasks with git, bubblewrap and python3/pytest. Skipped when the base has them.
@@ -23,6 +29,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY src ./src
+COPY --from=deps /app/src/backends/modal/generated ./src/backends/modal/generated
 # Numeric so that Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 ENTRYPOINT ["node", "/app/bin/hermes-rollouts.js"]

@@ -43,7 +43,7 @@ up() {
   start_containerd
   import_images
   start_kubelet "$node_ip"
-  start_kube_proxy
+  start_kube_proxy "$node_ip"
   wait_for 60 "the default ServiceAccount token" default_token_ready
   log "controllers ready after $(elapsed_since "$t0") s"
   wait_for 120 "node $NODE_NAME Ready" node_ready

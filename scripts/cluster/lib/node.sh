@@ -149,12 +149,16 @@ YAML
     --hostname-override="$NODE_NAME" --node-ip="$node_ip" --v=1
 }
 
+# start_kube_proxy <node ip>
 start_kube_proxy() {
+  local node_ip="$1"
   cat > "$NODE_DIR/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$CLUSTER_STATE/kube-proxy.kubeconfig"}
 hostnameOverride: $NODE_NAME
+# Also the node IP kube-proxy uses (it would otherwise poll for the Node object and may settle on 127.0.0.1).
+bindAddress: $node_ip
 mode: iptables
 clusterCIDR: $POD_CIDR
 healthzBindAddress: 127.0.0.1:10256

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the project's image from the repo's Dockerfile with buildah: no Docker engine and no registry, only
+# deb.debian.org and the npm registry. Writes an OCI archive into the test cluster's image import dir and, when
+# the cluster is up, imports it into the node's containerd (pods then use imagePullPolicy: Never).
+# usage: build.sh            env: HERMES_IMAGE (default localhost/hermes-rollouts:dev), HERMES_CACHE
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CLUSTER_SCRIPTS="$REPO/scripts/cluster"
+for part in config deps node; do
+  # shellcheck source=/dev/null
+  source "$CLUSTER_SCRIPTS/lib/$part.sh"
+done
+log() { echo "[image] $*" >&2; }
+
+IMAGE="${HERMES_IMAGE:-localhost/hermes-rollouts:dev}"
+IMAGE_CACHE="$HERMES_CACHE/image"
+IMAGE_TAR="$IMAGE_IMPORT_DIR/hermes-rollouts.tar"
+# A private store: its layer cache survives between runs and nothing else on the host shares it.
+BUILDAH="buildah --root $IMAGE_CACHE/storage --runroot /run/hermes-buildah"
+# shellcheck source=/dev/null
+source "$REPO/scripts/image/base.sh"
+
+main() {
+  local t0; t0=$(date +%s.%N)
+  mkdir -p "$IMAGE_CACHE" "$IMAGE_IMPORT_DIR"
+  apt_ensure buildah debootstrap
+  build_base_image
+  # chroot isolation: RUN steps need no OCI runtime (buildah would pick crun, which fails on this hybrid
+  # cgroup layout) and share the host network, so no CNI bridge or netns is left behind.
+  # The host's CA bundle is lent to `npm ci` only (egress may go through a TLS-inspecting proxy).
+  log "buildah bud $IMAGE"
+  $BUILDAH bud --layers --isolation chroot \
+    --build-arg BASE="$BASE_IMAGE" \
+    --build-arg NODE_EXTRA_CA_CERTS=/run/host-ca-certificates.crt \
+    --volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca-certificates.crt:ro \
+    -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >&2
+  log "built in $(elapsed_since "$t0") s; writing $IMAGE_TAR"
+  rm -f "$IMAGE_TAR.tmp"
+  $BUILDAH push --quiet "$IMAGE" "oci-archive:$IMAGE_TAR.tmp:$IMAGE"
+  mv "$IMAGE_TAR.tmp" "$IMAGE_TAR"
+  if containerd_ready >/dev/null 2>&1; then
+    import_image "$IMAGE_TAR"
+  else
+    log "cluster not up: the image is imported by the next 'cluster.sh up'"
+  fi
+  log "$IMAGE ready in $(elapsed_since "$t0") s"
+}
+
+main "$@"
