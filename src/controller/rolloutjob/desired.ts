@@ -13,6 +13,18 @@ export interface RunnerPodSettings {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
 }
 
+/** Runners renew an item lease every third of its TTL; it lapses only when renewals stop (the runner is gone). */
+export const WORK_LEASE_MARGIN_SECONDS = 5;
+const WORK_LEASE_MAX_HEARTBEAT_SECONDS = 60;
+
+/**
+ * How long an item stays with a runner that stopped renewing: the trajectory timeout (capped, since a live runner
+ * renews anyway) plus a margin for one missed renewal. A job with short trajectories gets a dead runner's items back soon.
+ */
+export function workLeaseTTLMs(limits: Pick<RolloutJobSpec["limits"], "trajectoryTimeoutSeconds">): number {
+  return (Math.min(limits.trajectoryTimeoutSeconds, WORK_LEASE_MAX_HEARTBEAT_SECONDS) + WORK_LEASE_MARGIN_SECONDS) * 1000;
+}
+
 export const tokenSecretName = (job: RolloutJob) => `${job.metadata.name}-runner-token`;
 export const runnerPodName = (job: RolloutJob, index: number) => `${job.metadata.name}-runner-${index}`;
 

@@ -9,7 +9,7 @@ import { isTrue, findCondition } from "../runtime/conditions.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
 import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
-import { runnerPod, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
+import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
 import { computeJobStatus, type JobState } from "./status.ts";
 import { JobTracker } from "./tracker.ts";
 
@@ -65,7 +65,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       statePath: `${base}.state.json`,
       items: dataset.rows.length,
       backoffLimit: spec.backoffLimit,
-      leaseTTLMs: 60_000,
+      leaseTTLMs: workLeaseTTLMs(spec.limits),
     });
     const active: ActiveJob = {
       key, poolKey, token, spec, rows: dataset.rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },

@@ -118,6 +118,10 @@ export class JobTracker {
     else this.#retried++;
   }
 
+  get leaseTTLMs(): number {
+    return this.#ttlMs;
+  }
+
   get finished(): boolean {
     return this.#done.size + this.#failed.size >= this.#items;
   }

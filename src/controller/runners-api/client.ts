@@ -22,7 +22,10 @@ export type NextWork =
   | { done: true }
   | { suspended: true }
   | { waitMs: number }
-  | { leaseId: string; index: number; attempt: number; row: unknown; expiresAt: number };
+  | { leaseId: string; index: number; attempt: number; row: unknown; expiresAt: number; ttlMs: number };
+
+/** Renew a lease three times per TTL, so one lost renewal never lets it lapse. */
+export const renewIntervalMs = (ttlMs: number) => Math.max(200, Math.floor(ttlMs / 3));
 
 export interface JobInfo {
   spec: RolloutJobSpec;
@@ -96,12 +99,12 @@ export class RunnersApiClient {
     return this.call("groups", { index, attempt, scores, group });
   }
 
-  /** Slots leased through the controller, renewed in the background while held. */
-  slotProvider(renewEveryMs: number): SlotProvider {
+  /** Slots leased through the controller, renewed in the background while held (three times per the pool's TTL). */
+  slotProvider(): SlotProvider {
     return {
       acquire: async ({ trajectoryId, signal }) => {
-        const lease = await this.call<{ leaseId: string; sandbox: string; slot: number }>("slots/acquire", { trajectoryId }, signal);
-        const timer = setInterval(() => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined), renewEveryMs);
+        const lease = await this.call<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>("slots/acquire", { trajectoryId }, signal);
+        const timer = setInterval(() => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined), renewIntervalMs(lease.ttlMs));
         timer.unref();
         const slot: LeasedSlot = {
           sandbox: lease.sandbox,

@@ -75,7 +75,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
       job.onProgress();
       const { lease } = assignment;
-      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: job.rows[lease.index], expiresAt: lease.expiresAt };
+      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: job.rows[lease.index], expiresAt: lease.expiresAt, ttlMs: job.tracker.leaseTTLMs };
     },
     async renew(job, body) {
       const lease = job.tracker.renew(str(body, "leaseId"));
@@ -112,7 +112,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       const lease = await pool.slots.acquire(job.key, { timeoutMs });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
       job.slotLeases.add(lease.id);
-      return { leaseId: lease.id, sandbox: lease.sandbox.name, slot: lease.slot, expiresAt: lease.expiresAt };
+      return { leaseId: lease.id, sandbox: lease.sandbox.name, slot: lease.slot, expiresAt: lease.expiresAt, ttlMs: lease.expiresAt - Date.now() };
     },
     async "slots/renew"(job, body) {
       const lease = await poolOf(job).slots.renew(ownSlot(job, body));

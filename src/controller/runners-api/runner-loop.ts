@@ -4,7 +4,7 @@ import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../../
 import { createModelClient } from "../../runner/model-client.ts";
 import type { OracleTask } from "../../runner/model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../../runner/model-server/server.ts";
-import { RunnersApiClient } from "./client.ts";
+import { RunnersApiClient, renewIntervalMs } from "./client.ts";
 
 const log = logger("runner");
 
@@ -57,7 +57,7 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   });
   const groupOptions: GroupOptions<unknown> = {
     env,
-    slots: api.slotProvider(10_000),
+    slots: api.slotProvider(),
     model,
     format: spec.model.toolCallFormat,
     generation: { temperature: spec.model.sampling.temperature, top_p: spec.model.sampling.topP, max_tokens: spec.model.sampling.maxTokens },
@@ -82,7 +82,7 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
       }
       const renew = setInterval(() => {
         api.renew(work.leaseId).catch((error: unknown) => log.warn({ err: error, index: work.index }, "item lease renew failed"));
-      }, 10_000);
+      }, renewIntervalMs(work.ttlMs));
       try {
         const item = env.parseItem(work.row);
         const commands = env.oracleCommands(item);

@@ -75,3 +75,12 @@ test("a restarted tracker keeps done items, aggregates and outstanding leases", 
   assert.equal(lease(restarted.next("r")).index, 2, "item 1 is not handed out twice");
   assert.deepEqual(restarted.submit({ index: 0, attempt: 1, scores: [1], group: {} }), { stored: false });
 });
+
+test("the work lease TTL follows the trajectory timeout, capped, plus a margin", async () => {
+  const { workLeaseTTLMs } = await import("../../../src/controller/rolloutjob/desired.ts");
+  assert.equal(workLeaseTTLMs({ trajectoryTimeoutSeconds: 5 }), 10_000);
+  assert.equal(workLeaseTTLMs({ trajectoryTimeoutSeconds: 1800 }), 65_000);
+  const { renewIntervalMs } = await import("../../../src/controller/runners-api/client.ts");
+  assert.equal(renewIntervalMs(9000), 3000);
+  assert.equal(renewIntervalMs(100), 200);
+});
