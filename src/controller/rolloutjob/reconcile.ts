@@ -10,7 +10,7 @@ import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
 import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
 import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
-import { computeJobStatus, type JobState } from "./status.ts";
+import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
 import { JobTracker } from "./tracker.ts";
 
 export interface LoadedDataset {
@@ -69,7 +69,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     });
     const active: ActiveJob = {
       key, poolKey, token, spec, rows: dataset.rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
-      tracker, suspended: spec.suspend, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
+      tracker, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
     };
     deps.active.set(active);
     return active;
@@ -115,14 +115,26 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const spec = validation.value;
     const poolKey = `${namespace}/${spec.poolRef.name}`;
     const pool = deps.getPool(namespace, spec.poolRef.name);
-    if (!pool || !isTrue(pool.status?.conditions, "Ready") || !deps.runtimes.get(poolKey)) {
-      const why = !pool ? `SandboxPool ${spec.poolRef.name} does not exist` : `SandboxPool ${spec.poolRef.name} is not Ready (${findCondition(pool.status?.conditions, "Ready")?.reason ?? "no status yet"})`;
-      await writeStatus({ kind: "poolNotReady", message: why }, deps.active.get(key));
+    const blocker = poolBlocker(
+      spec.poolRef.name,
+      pool && { deleting: Boolean(pool.metadata.deletionTimestamp), ready: isTrue(pool.status?.conditions, "Ready") && deps.runtimes.get(poolKey) !== undefined, readyReason: findCondition(pool.status?.conditions, "Ready")?.reason },
+      job.status?.startTime !== undefined,
+    );
+    if (blocker) {
+      const current = deps.active.get(key);
+      if (current && blocker.reason === "PoolDeleted") {
+        // Runners stop and hand their items back; the slots went with the pool.
+        if (!current.poolGone) deps.recorder.event(job, "Warning", "PoolDeleted", blocker.message);
+        current.poolGone = true;
+        await stopWork(current, pods, namespace);
+      }
+      await writeStatus({ kind: "poolNotReady", reason: blocker.reason, message: blocker.message }, current);
       return { requeueAfterMs: 2000 };
     }
 
     const active = await activate(key, job, spec, poolKey);
     active.suspended = spec.suspend;
+    active.poolGone = false;
     active.spec = spec;
     if (spec.suspend) {
       await stopWork(active, pods, namespace);

@@ -5,7 +5,7 @@ import type { JobAggregates } from "./tracker.ts";
 
 export type JobState =
   | { kind: "invalid"; errors: string[] }
-  | { kind: "poolNotReady"; message: string }
+  | { kind: "poolNotReady"; reason: PoolBlocker["reason"]; message: string }
   | { kind: "suspended" }
   | { kind: "running" }
   | { kind: "finished" };
@@ -18,6 +18,26 @@ export interface JobStatusInput {
   pods: readonly V1Pod[];
   resultsLocation: string | undefined;
   now: Date;
+}
+
+export interface PoolBlocker {
+  /** PoolDeleted: the pool went away under a started job (its runners stop, its items wait, no attempt spent). */
+  reason: "PoolNotFound" | "PoolDeleted" | "PoolNotReady";
+  message: string;
+}
+
+/** Why a job cannot run on its pool now, or undefined when it can. */
+export function poolBlocker(
+  poolName: string,
+  pool: { deleting: boolean; readyReason: string | undefined; ready: boolean } | undefined,
+  jobStarted: boolean,
+): PoolBlocker | undefined {
+  if (pool?.deleting || (!pool && jobStarted)) {
+    return { reason: "PoolDeleted", message: `SandboxPool ${poolName} was deleted while the job ran; its items wait (no attempt spent) until a pool of that name is Ready again` };
+  }
+  if (!pool) return { reason: "PoolNotFound", message: `SandboxPool ${poolName} does not exist` };
+  if (!pool.ready) return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
+  return undefined;
 }
 
 const round = (x: number) => Math.round(x * 10_000) / 10_000;
@@ -73,7 +93,7 @@ function jobConditions(input: JobStatusInput, phase: JobPhase): ConditionInput[]
       ];
     }
     case "poolNotReady":
-      return [{ type: "Running", status: "False", reason: "PoolNotReady", message: input.state.message }];
+      return [{ type: "Running", status: "False", reason: input.state.reason, message: input.state.message }];
     case "suspended":
       return [
         { type: "Suspended", status: "True", reason: "JobSuspended", message: `runners stopped; ${progress}` },

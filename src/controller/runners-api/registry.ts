@@ -12,6 +12,8 @@ export interface ActiveJob {
   environmentConfig: Record<string, unknown>;
   tracker: JobTracker;
   suspended: boolean;
+  /** The job's pool was deleted under it: runners stop, and failed attempts are handed back, not counted. */
+  poolGone: boolean;
   /** Slot lease id → the job that holds it, so no runner can touch another job's slot. */
   slotLeases: Set<string>;
   /** Called when a scored group arrived or an item changed hands (the job's status is due). */

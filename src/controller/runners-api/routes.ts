@@ -69,7 +69,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       return { spec: job.spec, items: job.rows.length, environmentConfig: job.environmentConfig, suspended: job.suspended };
     },
     async next(job, body) {
-      if (job.suspended) return { suspended: true };
+      if (job.suspended || job.poolGone) return { suspended: true };
       const assignment = job.tracker.next(str(body, "runner"));
       if (assignment.kind === "done") return { done: true };
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
@@ -88,7 +88,9 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       return { ok };
     },
     async fail(job, body) {
-      const ok = job.tracker.fail(str(body, "leaseId"));
+      const leaseId = str(body, "leaseId");
+      // With its pool deleted the attempt could not run at all: the item waits for the pool instead of failing.
+      const ok = job.poolGone ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId);
       metrics.errors.inc({ kind: "infra" });
       job.onProgress();
       return { ok };

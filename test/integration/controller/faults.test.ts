@@ -93,3 +93,27 @@ test("a sandbox terminated mid-exec: the trajectory is retried on another slot, 
   const events = kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=pool-c", "-o", "jsonpath={.items[*].reason}"]);
   assert.match(events, /SandboxReplaced|SandboxCreated/);
 });
+
+test("a pool deleted while its job runs: PoolDeleted on the job, every sandbox terminated, the finalizer done; the job finishes on a new pool", async () => {
+  readyPool("pool-e", 1, 2);
+  startJob("orphaned", "pool-e", slowItems(4, 2));
+  await waitFor(() => exists("secret", "orphaned-runner-token", namespace), 30_000, "runner token");
+  const first = runner("orphaned", "e1");
+  await waitFor(() => running("orphaned") >= 1, 30_000, "an item in flight");
+  kubectl(["delete", "sandboxpool", "pool-e", "-n", namespace, "--timeout=60s"]);
+  assert.equal(exists("sandboxpool", "pool-e", namespace), false, "the finalizer completed");
+  assert.equal((await liveSandboxes(backend, namespace, "pool-e")).length, 0, "no sandbox leaked");
+  kubectl(["wait", "--for=condition=Running=False", "rolloutjob/orphaned", "-n", namespace, "--timeout=30s"]);
+  const cond = getJson("rolloutjob", "orphaned", namespace).status.conditions.find((c: { type: string }) => c.type === "Running");
+  assert.equal(cond.reason, "PoolDeleted");
+  await waitFor(() => first.exitCode !== null, 30_000, "the runner stops");
+  const paused = getJson("rolloutjob", "orphaned", namespace).status;
+  assert.equal(paused.progress.failed, 0, "no item failed because its pool went away");
+  assert.equal(paused.progress.running, 0, "in-flight items were handed back");
+
+  readyPool("pool-e", 1, 2);
+  runner("orphaned", "e2");
+  kubectl(["wait", "--for=condition=Complete", "rolloutjob/orphaned", "-n", namespace, "--timeout=90s"]);
+  assertEveryItemOnce(namespace, "orphaned", 4);
+  await assertNoLeaks(namespace, "pool-e", backend, 1);
+});

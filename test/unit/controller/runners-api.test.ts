@@ -20,7 +20,7 @@ const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name:
 
 function activeJob(name: string, token: string) {
   const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), statePath: join(dir, `${name}.json`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
-  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows: [{ a: 0 }, { a: 1 }], environmentConfig: {}, tracker, suspended: false, slotLeases: new Set(), onProgress: () => {} });
+  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows: [{ a: 0 }, { a: 1 }], environmentConfig: {}, tracker, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
   return tracker;
 }
 
@@ -62,4 +62,19 @@ test("/metrics exposes reconcile and domain metrics", async () => {
   assert.match(text, /hermes_trajectories_total\{job="ns\/a"\} 2/);
   assert.match(text, /hermes_job_pass_rate\{job="ns\/a"\} 1/);
   assert.match(text, /workqueue_depth/);
+});
+
+test("with its pool deleted, a job tells runners to stop and a failed attempt is handed back, not counted", async () => {
+  const tracker = activeJob("gone", "token-gone");
+  const api = client("gone", "token-gone");
+  const work = await api.next("r");
+  assert.ok("leaseId" in work);
+  jobs.get("ns/gone")!.poolGone = true;
+  await api.fail(work.leaseId);
+  assert.deepEqual(await api.next("r"), { suspended: true });
+  const agg = tracker.aggregates();
+  assert.deepEqual([agg.failed, agg.retried, agg.running], [0, 0, 0]);
+  jobs.get("ns/gone")!.poolGone = false;
+  const again = await api.next("r");
+  assert.ok("leaseId" in again && again.attempt === 1, "the hand-back spent no attempt");
 });
