@@ -1,21 +1,34 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 
 /**
  * The local cluster as tests see it: `scripts/cluster/cluster.sh up` starts it and `cluster.sh env` exports
  * these variables (scripts/test.sh does both before the integration suite).
  */
 export interface ClusterEnv {
+  /** Admin kubeconfig (system:masters). */
   kubeconfig: string;
+  /** Kubeconfig of the user `operator`, which has no groups: RBAC decides what it may do. */
   operatorKubeconfig: string;
   kubectl: string;
   helm: string;
   nodeName: string;
+  /** The node's containerd socket; imported images live in its `k8s.io` namespace. */
+  containerdSock: string;
 }
 
+const howToStart = 'run `npm run cluster:up` and `eval "$(bash scripts/cluster/cluster.sh env)"` first';
+
 export function clusterEnv(): ClusterEnv {
-  const { KUBECONFIG, HERMES_OPERATOR_KUBECONFIG, HERMES_KUBECTL, HERMES_HELM, HERMES_NODE_NAME } = process.env;
-  if (!KUBECONFIG || !HERMES_OPERATOR_KUBECONFIG) {
-    throw new Error('no local cluster: run `npm run cluster:up` and `eval "$(bash scripts/cluster/cluster.sh env)"` first');
+  const { KUBECONFIG, HERMES_OPERATOR_KUBECONFIG, HERMES_KUBECTL, HERMES_HELM, HERMES_NODE_NAME, HERMES_CONTAINERD_SOCK,
+    HERMES_CLUSTER_STATE } = process.env;
+  if (!KUBECONFIG || !HERMES_OPERATOR_KUBECONFIG || !HERMES_CLUSTER_STATE) {
+    throw new Error(`no local cluster (KUBECONFIG, HERMES_OPERATOR_KUBECONFIG or HERMES_CLUSTER_STATE unset): ${howToStart}`);
+  }
+  // cluster.sh writes this marker when everything is ready and removes it first thing on `down`.
+  if (!existsSync(join(HERMES_CLUSTER_STATE, "up"))) {
+    throw new Error(`the local cluster is not up (no ${join(HERMES_CLUSTER_STATE, "up")}): ${howToStart}`);
   }
   return {
     kubeconfig: KUBECONFIG,
@@ -23,6 +36,7 @@ export function clusterEnv(): ClusterEnv {
     kubectl: HERMES_KUBECTL ?? "kubectl",
     helm: HERMES_HELM ?? "helm",
     nodeName: HERMES_NODE_NAME ?? "hermes-node",
+    containerdSock: HERMES_CONTAINERD_SOCK ?? join(HERMES_CLUSTER_STATE, "containerd", "containerd.sock"),
   };
 }
 
@@ -32,17 +46,28 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs the real kubectl; never throws on a non-zero exit. */
-export function kubectlResult(args: readonly string[], input?: string): CommandResult {
+export interface KubectlOptions {
+  /** Written to kubectl's stdin (for `apply -f -`). */
+  input?: string;
+  /** Defaults to the admin kubeconfig; pass `clusterEnv().operatorKubeconfig` to act as the restricted user. */
+  kubeconfig?: string;
+  timeoutMs?: number;
+}
+
+/** Runs the real kubectl; never throws on a non-zero exit. A string second argument is stdin. */
+export function kubectlResult(args: readonly string[], options: string | KubectlOptions = {}): CommandResult {
   const env = clusterEnv();
-  const result = spawnSync(env.kubectl, args, { input, encoding: "utf8", env: { ...process.env, KUBECONFIG: env.kubeconfig }, timeout: 120_000 });
+  const { input, kubeconfig, timeoutMs } = typeof options === "string" ? { input: options } as KubectlOptions : options;
+  const result = spawnSync(env.kubectl, args, {
+    input, encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig ?? env.kubeconfig }, timeout: timeoutMs ?? 120_000,
+  });
   if (result.error) throw result.error;
   return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Runs the real kubectl and returns its stdout; throws with stderr when it fails. */
-export function kubectl(args: readonly string[], input?: string): string {
-  const result = kubectlResult(args, input);
+/** Runs the real kubectl and returns its stdout; throws with stderr when it fails. A string second argument is stdin. */
+export function kubectl(args: readonly string[], options: string | KubectlOptions = {}): string {
+  const result = kubectlResult(args, options);
   if (result.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${result.status}): ${result.stderr}`);
   return result.stdout;
 }
