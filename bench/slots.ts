@@ -1,7 +1,8 @@
 /**
  * npm run bench:slots [-- --backend local|modal]
  * Measures in one run: warm acquire p50/p99 (1,000 slots, 200 concurrent acquirers), acquire-from-warm vs
- * creating a sandbox, a tool call through the slot layer vs a raw backend exec of the same command, and a git
+ * creating a sandbox, a tool call through the slot layer vs a raw exec of the same command (the SDK's bare
+ * `sb.exec` on modal, the backend's exec on local), and a git
  * worktree reset vs a fresh clone. The last line is one JSON object with the headline figures.
  * Ratios are "how many times": warmVsCreateRatio = create time / warm acquire p50; toolCallVsRawExecRatio =
  * slot-layer p50 / raw p50 (target <= 1.10); resetVsCloneRatio = clone time / reset time (target >= 10).
@@ -10,7 +11,7 @@ import { parseArgs } from "node:util";
 import { PoolManager } from "../src/backends/slots/manager.ts";
 import { SlotPool } from "../src/backends/slots/pool.ts";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../src/backends/types.ts";
-import { benchBackends } from "./lib/backends.ts";
+import { benchBackends, type RawExec } from "./lib/backends.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string", default: "local" } } });
 const backendName = values.backend ?? "local";
@@ -65,14 +66,14 @@ async function measureAcquire(backend: SandboxBackend): Promise<{ latencies: num
   return { latencies, createMs, slotPool, manager };
 }
 
-async function measureToolCall(backend: SandboxBackend, slotPool: SlotPool): Promise<{ viaSlot: number[]; raw: number[] }> {
+async function measureToolCall(rawExec: RawExec, slotPool: SlotPool): Promise<{ viaSlot: number[]; raw: number[] }> {
   const lease = await slotPool.acquire("tool-call", { timeoutMs: 10_000 });
   const request = { command: "echo hello", timeoutMs: 10_000 };
   const viaSlot: number[] = [];
   const raw: number[] = [];
-  for (let index = 0; index < 5; index++) await backend.exec(lease.sandbox, { ...request, slot: lease.slot }); // warm-up
+  for (let index = 0; index < 5; index++) await rawExec(lease.sandbox, { ...request, slot: lease.slot }); // warm-up
   for (let index = 0; index < 60; index++) {
-    raw.push((await timed(() => backend.exec(lease.sandbox, { ...request, slot: lease.slot })))[0]);
+    raw.push((await timed(() => rawExec(lease.sandbox, { ...request, slot: lease.slot })))[0]);
     viaSlot.push((await timed(() => slotPool.exec(lease.id, request)))[0]);
   }
   await slotPool.release(lease.id);
@@ -109,7 +110,7 @@ async function measureGit(backend: SandboxBackend): Promise<{ resetMs: number[];
   return { resetMs, cloneMs };
 }
 
-const { backend, teardown } = await factory();
+const { backend, rawExec, teardown } = await factory();
 try {
   const health = await backend.health(await backend.create("bench-health", template("bench-health", 1)));
   console.log(`backend ${backendName}, isolation ${health.isolation}${health.message ? ` (${health.message})` : ""}`);
@@ -119,7 +120,7 @@ try {
   const createP50Ms = percentile(createMs, 50);
   console.log(`warm acquire (${SANDBOXES * SLOTS_PER_SANDBOX} slots, ${ACQUIRERS} concurrent, ${latencies.length} acquires): p50 ${round(acquireP50Ms)} ms, p99 ${round(acquireP99Ms)} ms`);
   console.log(`create a sandbox: p50 ${round(createP50Ms)} ms -> warm acquire is ${round(createP50Ms / acquireP50Ms, 1)}x faster`);
-  const { viaSlot, raw } = await measureToolCall(backend, slotPool);
+  const { viaSlot, raw } = await measureToolCall(rawExec, slotPool);
   const toolCallVsRawExecRatio = percentile(viaSlot, 50) / percentile(raw, 50);
   console.log(`tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`);
   const { resetMs, cloneMs } = await measureGit(backend);
