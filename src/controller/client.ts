@@ -31,6 +31,7 @@ export interface ClusterClient {
   createPod(namespace: string, pod: V1Pod): Promise<void>;
   deletePod(namespace: string, name: string): Promise<void>;
   createSecret(namespace: string, secret: V1Secret): Promise<void>;
+  deleteSecret(namespace: string, name: string): Promise<void>;
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
 }
@@ -68,6 +69,11 @@ export function kubeClient(kc: KubeConfig): ClusterClient & EventSink {
     },
     async createSecret(namespace, secret) {
       await core.createNamespacedSecret({ namespace, body: secret });
+    },
+    async deleteSecret(namespace, name) {
+      await core.deleteNamespacedSecret({ namespace, name }).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
     },
     async readSecret(namespace, name) {
       try {

@@ -33,6 +33,8 @@ export interface ControllerOptions {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   leaseNamespace: string;
   leaseName?: string;
+  /** Watch and manage only this namespace; all namespaces when unset. */
+  namespace?: string;
   identity?: string;
   /** Called when leadership is lost; the default exits so the pod restarts clean (controller-runtime does the same). */
   onLostLeadership?: () => void;
@@ -45,6 +47,9 @@ export interface RunningController {
   isLeader: () => boolean;
   stop(): Promise<void>;
 }
+
+/** On the leader-election Lease: where the leader serves the runners' API, so followers can point runners there. */
+const RUNNERS_API_ANNOTATION = "hermes-rollouts.dev/runners-api-url";
 
 const key = (o: KubernetesObject) => `${o.metadata?.namespace ?? "default"}/${o.metadata?.name ?? ""}`;
 
@@ -59,11 +64,17 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const runtimes = new PoolRuntimes(backendFactory(client, options.dataDir), store);
   const active = new ActiveJobs();
 
+  // One namespace (the chart's namespaced RBAC mode) or all of them.
+  const scope = options.namespace ? `/namespaces/${options.namespace}` : "";
   const listCustom = (plural: string) => () =>
-    custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
-  const poolSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}/sandboxpools`, listCustom("sandboxpools"));
-  const jobSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}/rolloutjobs`, listCustom("rolloutjobs"));
-  const podSource = makeInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces({ labelSelector: JOB_LABEL }), JOB_LABEL);
+    (options.namespace
+      ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: options.namespace, plural })
+      : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as Promise<KubernetesListObject<KubernetesObject>>;
+  const poolSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}${scope}/sandboxpools`, listCustom("sandboxpools"));
+  const jobSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}${scope}/rolloutjobs`, listCustom("rolloutjobs"));
+  const listPods = () =>
+    options.namespace ? core.listNamespacedPod({ namespace: options.namespace, labelSelector: JOB_LABEL }) : core.listPodForAllNamespaces({ labelSelector: JOB_LABEL });
+  const podSource = makeInformer<V1Pod>(kc, `/api/v1${scope}/pods`, listPods, JOB_LABEL);
 
   const poolController: Controller = new Controller({
     name: "sandboxpool",
@@ -74,6 +85,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     }),
   });
   const port = { value: options.port };
+  const runnerApiURL = () => options.runnerApiURL ?? `http://${process.env.POD_IP ?? "127.0.0.1"}:${port.value}`;
   const jobController: Controller = new Controller({
     name: "rolloutjob",
     metrics,
@@ -87,7 +99,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       enqueue: (k) => jobController.enqueue(k),
       runnerPods: {
         get apiURL() {
-          return options.runnerApiURL ?? `http://${process.env.POD_IP ?? "127.0.0.1"}:${port.value}`;
+          return runnerApiURL();
         },
         defaultImage: options.image,
         imagePullPolicy: options.imagePullPolicy,
@@ -113,21 +125,23 @@ export async function startController(options: ControllerOptions): Promise<Runni
     if (job) jobController.enqueue(`${p.metadata?.namespace}/${job}`);
   });
 
+  const identity = options.identity ?? `${hostname()}-${process.pid}`;
   const server: Server = createProbeServer({
     registry: metrics.registry,
     healthy: () => true,
     ready: () => pools.synced && jobs.synced && pods.synced,
-    routes: [runnersApi(active, (poolKey) => runtimes.get(poolKey), metrics)],
+    routes: [runnersApi(active, (poolKey) => runtimes.get(poolKey), metrics, () => (elector.isLeader ? undefined : elector.holderAnnotations[RUNNERS_API_ANNOTATION]))],
   });
   port.value = await listen(server, options.port, options.host);
   await Promise.all([pools.start(), jobs.start(), pods.start()]);
 
-  const identity = options.identity ?? `${hostname()}-${process.pid}`;
-  const elector = new LeaderElector({
+  const elector: LeaderElector = new LeaderElector({
     kubeConfig: kc,
     namespace: options.leaseNamespace,
     name: options.leaseName ?? "hermes-rollouts-controller",
     identity,
+    // This replica's own address (the pod IP), not a Service that may land on a follower.
+    annotations: { [RUNNERS_API_ANNOTATION]: process.env.POD_IP ? `http://${process.env.POD_IP}:${port.value}` : runnerApiURL() },
     onStartedLeading: () => {
       metrics.isLeader.set(1);
       poolController.start();

@@ -13,6 +13,8 @@ import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUN
 import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
 import { JobTracker } from "./tracker.ts";
 
+class DatasetError extends Error {}
+
 export interface LoadedDataset {
   rows: unknown[];
   environmentConfig: Record<string, unknown>;
@@ -36,6 +38,9 @@ export interface JobReconcilerDeps {
   now: () => Date;
 }
 
+/** Held until the job's runners are stopped, its slot leases released and its token Secret deleted. */
+export const JOB_FINALIZER = "hermes-rollouts.dev/runner-leases";
+
 const terminal = (job: RolloutJob) => isTrue(job.status?.conditions, "Complete") || isTrue(job.status?.conditions, "Failed");
 
 /** observe (caches, tracker) → decide the job's state (pure) → apply (token, pods, slot releases, one status write). */
@@ -53,12 +58,14 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const existing = deps.active.get(key);
     if (existing) return existing;
     const namespace = job.metadata.namespace ?? "default";
+    const dataset = await deps.loadDataset(namespace, spec).catch((error: unknown) => {
+      throw new DatasetError(`dataset could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
+    });
     let token = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
     if (!token) {
       token = randomBytes(24).toString("hex");
       await deps.client.createSecret(namespace, tokenSecret(job, token));
     }
-    const dataset = await deps.loadDataset(namespace, spec);
     const base = join(deps.dataDir, namespace, job.metadata.name);
     const tracker = new JobTracker({
       resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : `${base}.jsonl`,
@@ -75,6 +82,19 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     return active;
   }
 
+  /** A deleted job: stop its runners, give back its slots (also leases restored from before a restart), drop its token. */
+  async function finalize(key: string, job: RolloutJob, pods: readonly V1Pod[]): Promise<ReconcileResult> {
+    const namespace = job.metadata.namespace ?? "default";
+    await stopWork(deps.active.delete(key), pods, namespace);
+    const poolKey = `${namespace}/${job.spec.poolRef?.name}`;
+    const pool = deps.runtimes.get(poolKey);
+    for (const leaseId of await deps.restoredSlotLeases(poolKey, key)) await pool?.slots.release(leaseId);
+    await deps.client.deleteSecret(namespace, tokenSecretName(job));
+    const finalizers = job.metadata.finalizers ?? [];
+    await deps.client.setFinalizers({ kind: "RolloutJob", namespace, name: job.metadata.name }, finalizers.filter((f) => f !== JOB_FINALIZER));
+    return {};
+  }
+
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const [namespace = "default", name = key] = key.split("/");
     const job = deps.getJob(namespace, name);
@@ -87,6 +107,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const now = deps.now();
     const generation = job.metadata.generation ?? 0;
     const pods = deps.listRunnerPods(namespace, name);
+    if (job.metadata.deletionTimestamp) return (job.metadata.finalizers ?? []).includes(JOB_FINALIZER) ? finalize(key, job, pods) : {};
     const writeStatus = async (state: JobState, active: ActiveJob | undefined) => {
       const status = computeJobStatus({
         generation, previous: job.status, state, aggregates: active?.tracker.aggregates(), pods, resultsLocation: active?.tracker.resultsPath, now,
@@ -132,7 +153,19 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       return { requeueAfterMs: 2000 };
     }
 
-    const active = await activate(key, job, spec, poolKey);
+    if (!(job.metadata.finalizers ?? []).includes(JOB_FINALIZER)) {
+      await deps.client.setFinalizers({ kind: "RolloutJob", namespace, name }, [...(job.metadata.finalizers ?? []), JOB_FINALIZER]);
+    }
+    let active: ActiveJob;
+    try {
+      active = await activate(key, job, spec, poolKey);
+    } catch (error) {
+      if (!(error instanceof DatasetError)) throw error;
+      if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError") deps.recorder.event(job, "Warning", "DatasetError", error.message);
+      await writeStatus({ kind: "datasetError", message: error.message }, undefined);
+      // A missing ConfigMap or an unreachable URL may be fixed without touching the job: try again later.
+      return { requeueAfterMs: 15_000 };
+    }
     active.suspended = spec.suspend;
     active.poolGone = false;
     active.spec = spec;

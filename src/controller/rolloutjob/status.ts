@@ -6,6 +6,7 @@ import type { JobAggregates } from "./tracker.ts";
 export type JobState =
   | { kind: "invalid"; errors: string[] }
   | { kind: "poolNotReady"; reason: PoolBlocker["reason"]; message: string }
+  | { kind: "datasetError"; message: string }
   | { kind: "suspended" }
   | { kind: "running" }
   | { kind: "finished" };
@@ -94,6 +95,8 @@ function jobConditions(input: JobStatusInput, phase: JobPhase): ConditionInput[]
     }
     case "poolNotReady":
       return [{ type: "Running", status: "False", reason: input.state.reason, message: input.state.message }];
+    case "datasetError":
+      return [{ type: "Running", status: "False", reason: "DatasetError", message: input.state.message }];
     case "suspended":
       return [
         { type: "Suspended", status: "True", reason: "JobSuspended", message: `runners stopped; ${progress}` },

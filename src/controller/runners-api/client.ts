@@ -16,6 +16,7 @@ interface ApiPayload {
   error?: string;
   kind?: string;
   retry?: boolean;
+  leaderURL?: string;
 }
 
 export type NextWork =
@@ -36,13 +37,19 @@ export interface JobInfo {
 
 /** A runner's view of the runners' API: one job, one token. */
 export class RunnersApiClient {
-  readonly #base: string;
+  /** The configured address (a Service, or the controller that made the pod) and the path of this job under it. */
+  readonly #configured: string;
+  readonly #jobPath: string;
+  /** Where calls go now: the leader a follower pointed at, until it stops answering. */
+  #base: string;
   readonly #token: string;
   readonly #unreachableMs: number;
 
   constructor(options: { url: string; namespace: string; job: string; token: string; unreachableMs?: number }) {
     this.#unreachableMs = options.unreachableMs ?? 120_000;
-    this.#base = `${options.url.replace(/\/$/, "")}/v1/jobs/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.job)}`;
+    this.#jobPath = `/v1/jobs/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.job)}`;
+    this.#configured = options.url.replace(/\/$/, "");
+    this.#base = this.#configured;
     this.#token = options.token;
   }
 
@@ -63,7 +70,7 @@ export class RunnersApiClient {
     for (;;) {
       let retryable: unknown;
       try {
-        const response = await fetch(`${this.#base}/${action}`, {
+        const response = await fetch(`${this.#base}${this.#jobPath}/${action}`, {
           method: "POST",
           headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
           body: JSON.stringify(body),
@@ -72,8 +79,12 @@ export class RunnersApiClient {
         const payload = (await response.json().catch(() => ({}))) as ApiPayload;
         if (!payload.retry) return { status: response.status, payload };
         retryable = new RunnersApiError(response.status, payload.error ?? "retry");
+        // A follower names the leader: go there directly (the token stays with us, unlike on an HTTP redirect).
+        if (payload.leaderURL) this.#base = payload.leaderURL.replace(/\/$/, "");
       } catch (error) {
         retryable = error;
+        // The leader we were sent to is gone (failover): back to the configured address.
+        this.#base = this.#configured;
       }
       if (signal?.aborted || Date.now() > deadline) throw retryable;
       await new Promise((resolve) => setTimeout(resolve, 500));

@@ -10,10 +10,13 @@ class HttpError extends Error {
   readonly status: number;
   /** The runner should retry the same call shortly (this replica is not serving the job yet). */
   readonly retry: boolean;
-  constructor(status: number, message: string, retry = false) {
+  /** Where the leader serves the runners' API, when this replica is a follower that knows it. */
+  readonly leaderURL: string | undefined;
+  constructor(status: number, message: string, retry = false, leaderURL?: string) {
     super(message);
     this.status = status;
     this.retry = retry;
+    this.leaderURL = leaderURL;
   }
 }
 
@@ -52,7 +55,7 @@ type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknow
  * the job's token and confined to that job. Work: next, renew, handback, fail; results: groups; slots: acquire,
  * renew, release, exec, read, write (slot calls go through the controller so runners need no backend access).
  */
-export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics): Route {
+export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics, leaderURL: () => string | undefined = () => undefined): Route {
   const poolOf = (job: ActiveJob) => {
     const pool = pools(job.poolKey);
     if (!pool) throw new HttpError(503, `pool ${job.poolKey} is not ready`);
@@ -146,7 +149,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     try {
       const job = jobs.get(`${namespace}/${name}`);
       // Not (yet) active here: a restarted or newly elected controller is still loading it, or this replica is a follower.
-      if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true);
+      if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true, leaderURL());
       authorize(req, job);
       const handler = handlers[action!];
       if (!handler || (req.method !== "POST" && action !== "info")) throw new HttpError(404, `no action ${req.method} ${action}`);
@@ -163,6 +166,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
         error: error instanceof Error ? error.message : String(error),
         ...(isSandboxError(error) ? { kind: error.kind } : {}),
         ...(error instanceof HttpError && error.retry ? { retry: true } : {}),
+        ...(error instanceof HttpError && error.leaderURL ? { leaderURL: error.leaderURL } : {}),
       });
     }
     return true;

@@ -35,6 +35,8 @@ export interface LeaderElectorOptions {
   identity: string;
   timings?: LeaderTimings;
   clock?: Clock;
+  /** Written onto the Lease while this replica leads, e.g. where followers send runners. */
+  annotations?: Record<string, string>;
   onStartedLeading: () => void;
   /** Called once when leadership is lost: the process must stop reconciling at once. */
   onStoppedLeading: () => void;
@@ -46,6 +48,7 @@ export class LeaderElector {
   readonly #o: LeaderElectorOptions & { timings: LeaderTimings; clock: Clock };
   readonly #log;
   #observed: { key: string; at: number } | undefined;
+  #holderAnnotations: Record<string, string> = {};
   #leading = false;
   #lastRenew = 0;
   #timer: unknown;
@@ -59,6 +62,11 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.#leading;
+  }
+
+  /** The annotations the current holder wrote on the Lease, as of the last read. */
+  get holderAnnotations(): Readonly<Record<string, string>> {
+    return this.#holderAnnotations;
   }
 
   start(): void {
@@ -121,17 +129,19 @@ export class LeaderElector {
     } catch (error) {
       if ((error as { code?: number }).code !== 404) throw error;
     }
+    const annotations = this.#o.annotations ?? {};
     if (!lease) {
       await this.#api.createNamespacedLease({
         namespace,
         body: {
-          metadata: { name, namespace },
+          metadata: { name, namespace, annotations },
           spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: 0 },
         },
       });
       return true;
     }
     const spec = lease.spec ?? {};
+    this.#holderAnnotations = spec.holderIdentity ? (lease.metadata?.annotations ?? {}) : {};
     const recordKey = `${spec.holderIdentity ?? ""}/${lease.metadata?.resourceVersion ?? ""}`;
     if (this.#observed?.key !== recordKey) this.#observed = { key: recordKey, at: now };
     const decision = leaseDecision(
@@ -150,6 +160,7 @@ export class LeaderElector {
       acquireTime: new V1MicroTime(takingOver || !spec.acquireTime ? now : spec.acquireTime),
       leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver && spec.holderIdentity ? 1 : 0),
     };
+    lease.metadata = { ...lease.metadata, annotations: { ...lease.metadata?.annotations, ...annotations } };
     // resourceVersion in metadata makes a concurrent writer's replace fail with 409: only one replica wins.
     await this.#api.replaceNamespacedLease({ name, namespace, body: lease });
     return true;

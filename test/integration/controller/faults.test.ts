@@ -116,4 +116,6 @@ test("a pool deleted while its job runs: PoolDeleted on the job, every sandbox t
   kubectl(["wait", "--for=condition=Complete", "rolloutjob/orphaned", "-n", namespace, "--timeout=90s"]);
   assertEveryItemOnce(namespace, "orphaned", 4);
   await assertNoLeaks(namespace, "pool-e", backend, 1);
+  kubectl(["delete", "rolloutjob", "orphaned", "-n", namespace, "--timeout=30s"]);
+  assert.equal(exists("secret", "orphaned-runner-token", namespace), false, "the job finalizer deleted the token Secret");
 });

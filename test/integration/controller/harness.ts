@@ -55,7 +55,9 @@ export async function startControllerProcess(options: { namespace: string; dataD
   const child = spawn(
     process.execPath,
     [join(repo, "bin/hermes-rollouts.js"), "controller", "--port", String(port), "--data-dir", dataDir, "--lease-namespace", options.namespace,
-      "--identity", options.identity, "--runner-api-url", `http://${NODE_IP}:${port}`, "--image-pull-policy", "Never"],
+      "--identity", options.identity, "--runner-api-url", `http://${NODE_IP}:${port}`, "--image-pull-policy", "Never",
+      // Scoped to the test's namespace: controllers of tests running at once never reconcile each other's objects.
+      "--namespace", options.namespace],
     { env: { ...process.env, KUBECONFIG: clusterEnv().operatorKubeconfig, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const log = createWriteStream(logPath, { flags: "a" });

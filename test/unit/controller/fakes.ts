@@ -19,6 +19,7 @@ export function recordingClient(reads: { secrets?: Record<string, Record<string,
     createPod: async (ns, pod) => void actions.push({ verb: "createPod", target: `${ns}/${pod.metadata?.name}`, body: pod }),
     deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
     createSecret: async (ns, secret) => void actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret }),
+    deleteSecret: async (ns, name) => void actions.push({ verb: "deleteSecret", target: `${ns}/${name}` }),
     readSecret: async (ns, name) => reads.secrets?.[`${ns}/${name}`],
     readConfigMap: async (ns, name) => reads.configMaps?.[`${ns}/${name}`],
   };

@@ -7,7 +7,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, sandboxPoolSpec, type RolloutJob, type RolloutJobStatus, type SandboxPool } from "../../../src/api/index.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { ActiveJobs } from "../../../src/controller/runners-api/registry.ts";
-import { jobReconciler } from "../../../src/controller/rolloutjob/reconcile.ts";
+import { JOB_FINALIZER, jobReconciler } from "../../../src/controller/rolloutjob/reconcile.ts";
 import { PoolRuntimes } from "../../../src/controller/sandboxpool/runtimes.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 
@@ -20,14 +20,15 @@ const readyPool: SandboxPool = {
   status: { conditions: [{ type: "Ready", status: "True", reason: "SandboxesReady", message: "", lastTransitionTime: now.toISOString() }] },
 };
 
-function job(spec: Record<string, unknown>, name = "j"): RolloutJob {
+/** A job the controller already put its finalizer on (the first reconcile's write, tested on its own). */
+function job(spec: Record<string, unknown>, name = "j", finalizers = [JOB_FINALIZER]): RolloutJob {
   return {
-    apiVersion: API_VERSION, kind: "RolloutJob", metadata: { name, namespace: "ns", uid: "uid-1", generation: 1 },
+    apiVersion: API_VERSION, kind: "RolloutJob", metadata: { name, namespace: "ns", uid: "uid-1", generation: 1, finalizers },
     spec: { poolRef: { name: "pool" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 1 }, { a: 2 }] }, model: { builtin: { policy: "oracle" } }, ...spec } as unknown as RolloutJob["spec"],
   };
 }
 
-async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[]; secrets?: Record<string, Record<string, string>> } = {}) {
+async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[]; secrets?: Record<string, Record<string, string>>; datasetError?: string } = {}) {
   const rec = recordingClient({ secrets: options.secrets });
   const events = recordingRecorder();
   const fake = fakeBackend();
@@ -38,7 +39,10 @@ async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[
   const reconcile = jobReconciler({
     getJob: () => j, getPool: () => (options.pool === undefined ? readyPool : options.pool), listRunnerPods: () => options.pods ?? [],
     client: rec.client, runtimes, active, recorder: events.recorder,
-    loadDataset: async (_ns, spec) => ({ rows: spec.dataset.inline ?? [], environmentConfig: {} }),
+    loadDataset: async (_ns, spec) => {
+      if (options.datasetError) throw new Error(options.datasetError);
+      return { rows: spec.dataset.inline ?? [], environmentConfig: {} };
+    },
     restoredSlotLeases: async () => [], enqueue: () => {},
     runnerPods: { apiURL: "http://10.0.0.1:8080", defaultImage: "localhost/hermes-rollouts:dev", imagePullPolicy: "Never" },
     dataDir: join(dataDir, String(Math.random())), now: () => now,
@@ -136,4 +140,35 @@ test("a finished job is deleted ttlSecondsAfterFinished after completion, not be
   const late = await setup(done);
   await late.reconcile("ns/j");
   late.rec.expect(["delete RolloutJob/ns/j"]);
+});
+
+test("the first reconcile of a valid job puts the finalizer on before any runner exists", async () => {
+  const { rec, reconcile } = await setup(job({}, "j", []), { secrets: { "ns/j-runner-token": { token: "t" } } });
+  await reconcile("ns/j");
+  const [finalizer] = rec.expect(["setFinalizers RolloutJob/ns/j", "createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  assert.deepEqual(finalizer!.body, [JOB_FINALIZER]);
+});
+
+test("a deleted job stops its runners, deletes its token Secret and then lets go of the finalizer", async () => {
+  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
+  const j = job({}, "j", [JOB_FINALIZER, "other"]);
+  const { rec, active, reconcile } = await setup(j, { pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
+  await reconcile("ns/j");
+  rec.expect(["patchStatus RolloutJob/ns/j"]);
+  j.metadata.deletionTimestamp = now.toISOString();
+  await reconcile("ns/j");
+  const [, , finalizers] = rec.expect(["deletePod ns/j-runner-0", "deleteSecret ns/j-runner-token", "setFinalizers RolloutJob/ns/j"]);
+  assert.deepEqual(finalizers!.body, ["other"]);
+  assert.equal(active.get("ns/j"), undefined);
+});
+
+test("a dataset that fails to load sets Running=False DatasetError with the message, once as an Event, and retries later", async () => {
+  const { rec, events, reconcile } = await setup(job({}), { datasetError: "ConfigMap ns/rows not found" });
+  const result = await reconcile("ns/j");
+  const [write] = rec.expect(["patchStatus RolloutJob/ns/j"]);
+  const running = statusOf(write!.body).conditions!.find((c) => c.type === "Running")!;
+  assert.deepEqual([running.status, running.reason], ["False", "DatasetError"]);
+  assert.match(running.message, /ConfigMap ns\/rows not found/);
+  assert.ok(events.events.some((e) => e.startsWith("Warning DatasetError")));
+  assert.equal(result.requeueAfterMs, 15_000);
 });
