@@ -23,20 +23,23 @@ source "$REPO/scripts/image/base.sh"
 main() {
   local t0; t0=$(date +%s.%N)
   mkdir -p "$IMAGE_CACHE" "$IMAGE_IMPORT_DIR"
+  # Working containers keep their rootfs mounted; the store is private, so every container in it is ours.
+  trap '$BUILDAH rm --all >/dev/null 2>&1 || true' EXIT
   apt_ensure buildah debootstrap
   build_base_image
   # chroot isolation: RUN steps need no OCI runtime (buildah would pick crun, which fails on this hybrid
   # cgroup layout) and share the host network, so no CNI bridge or netns is left behind.
   # The host's CA bundle is lent to `npm ci` only (egress may go through a TLS-inspecting proxy).
   log "buildah bud $IMAGE"
-  $BUILDAH bud --layers --isolation chroot \
+  $BUILDAH bud --layers --force-rm --isolation chroot \
     --build-arg BASE="$BASE_IMAGE" \
     --build-arg NODE_EXTRA_CA_CERTS=/run/host-ca-certificates.crt \
     --volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca-certificates.crt:ro \
     -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >&2
   log "built in $(elapsed_since "$t0") s; writing $IMAGE_TAR"
   rm -f "$IMAGE_TAR.tmp"
-  $BUILDAH push --quiet "$IMAGE" "oci-archive:$IMAGE_TAR.tmp:$IMAGE"
+  # Uncompressed layers: a bigger file on local disk, but no gzip on push nor gunzip on import.
+  $BUILDAH push --quiet --disable-compression "$IMAGE" "oci-archive:$IMAGE_TAR.tmp:$IMAGE"
   mv "$IMAGE_TAR.tmp" "$IMAGE_TAR"
   if containerd_ready >/dev/null 2>&1; then
     import_image "$IMAGE_TAR"

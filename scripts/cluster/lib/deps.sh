@@ -9,7 +9,7 @@ apt_update_once() { [ "$apt_updated" = 1 ] || { log "apt-get update"; apt-get up
 apt_ensure() {
   local missing="" pkg
   for pkg in "$@"; do
-    dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $pkg"
+    [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing="$missing $pkg"
   done
   [ -n "$missing" ] || return 0
   [ "$(id -u)" = 0 ] || die "missing Debian packages:$missing (run as root, or install them)"

@@ -116,7 +116,7 @@ remove_our_iptables() {
   for table in nat filter mangle; do
     dump=$("$cmd-save" -t "$table" 2>/dev/null) || continue
     chains=$( { grep -oE '^:KUBE-[A-Z0-9-]+' <<< "$dump" | cut -c2-
-                grep -F "name: \\\"$CNI_NETWORK\\\"" <<< "$dump" | grep -oE -- '-j CNI-[0-9a-f]+' | cut -c4-; } | sort -u)
+                grep -F "name: \\\"$CNI_NETWORK\\\"" <<< "$dump" | grep -oE -- '(-A|-j) CNI-[0-9a-f]+' | cut -c4-; } | sort -u || true)
     [ -n "$chains" ] || continue
     awk -v chains="$chains" '
       BEGIN { n = split(chains, list, "\n"); for (i = 1; i <= n; i++) ours[list[i]] = 1 }
