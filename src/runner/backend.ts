@@ -91,6 +91,14 @@ export function createBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
 
 export async function startEmbeddedPool(poolName: string, spec: SandboxPoolSpec): Promise<EmbeddedPool> {
   const { backend, cleanup } = await createBackend(spec);
+  // A pool the run cannot even list (credentials, address) fails now, not after every item's acquire timed out.
+  try {
+    await backend.list(poolName);
+  } catch (error) {
+    await backend.close();
+    await cleanup();
+    throw new Error(`SandboxPool ${poolName} (backend ${spec.backend}) is not reachable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   const template = poolTemplate(poolName, spec);
   const leaseTtlMs = spec.leaseTTLSeconds * 1000;
   const slotPool = new SlotPool({ backend, template, leaseTtlMs });

@@ -42,26 +42,33 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function poolYaml(backend: string, settings: string): string {
+interface PoolSettings {
+  backend: "modal" | "nomad";
+  /** The backend's block of the spec, as one YAML line. */
+  block: string;
+}
+
+function poolYaml(name: string, { backend, block }: PoolSettings): string {
   return `apiVersion: hermes-rollouts.dev/v1alpha1
 kind: SandboxPool
-metadata: {name: pool-${backend}}
+metadata: {name: ${name}}
 spec:
   backend: ${backend}
   minSandboxes: 1
   maxSandboxes: 1
   slotsPerSandbox: ${GROUP_SIZE}
-  ${settings}
+  ${block}
 `;
 }
 
-async function runOn(backend: string, settings?: string): Promise<{ summary: RunSummary; groups: ScoredDataGroup[] }> {
+/** Runs the job on the named pool; on the default local pool without `settings` (no --pool). */
+async function runOn(name: string, settings?: PoolSettings): Promise<{ summary: RunSummary; groups: ScoredDataGroup[] }> {
   let poolPath: string | undefined;
   if (settings !== undefined) {
-    poolPath = join(dir, `pool-${backend}.yaml`);
-    await writeFile(poolPath, poolYaml(backend, settings));
+    poolPath = join(dir, `${name}.yaml`);
+    await writeFile(poolPath, poolYaml(name, settings));
   }
-  const outDir = join(dir, `out-${backend}`);
+  const outDir = join(dir, `out-${name}`);
   const summary = await runJob({ jobPath, outDir, ...(poolPath ? { poolPath } : {}) });
   const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as ScoredDataGroup);
   return { summary, groups };
@@ -86,7 +93,7 @@ test("--pool on a Modal pool (mock Modal): same scores, no sandbox left running"
   process.env.MODAL_TOKEN_ID ??= "ak-pools-test";
   process.env.MODAL_TOKEN_SECRET ??= "as-pools-test";
   try {
-    const { summary, groups } = await runOn("modal", `modal: {serverURL: "${mock.url}", appName: hermes-pools-test}`);
+    const { summary, groups } = await runOn("pool-modal", { backend: "modal", block: `modal: {serverURL: "${mock.url}", appName: hermes-pools-test}` });
     assert.equal(summary.backend, "modal");
     assert.equal(summary.succeeded, true, JSON.stringify(summary.failures));
     assert.deepEqual(scoresById(groups), localScores);
@@ -102,7 +109,7 @@ test("--pool on a Modal pool (mock Modal): same scores, no sandbox left running"
 test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left running", async () => {
   const fake = await startFakeNomad();
   try {
-    const { summary, groups } = await runOn("nomad", `nomad: {address: "${fake.url}", driver: raw_exec}`);
+    const { summary, groups } = await runOn("pool-nomad", { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` });
     assert.equal(summary.backend, "nomad");
     assert.equal(summary.succeeded, true, JSON.stringify(summary.failures));
     assert.deepEqual(scoresById(groups), localScores);
@@ -114,6 +121,22 @@ test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left runni
     for (const deadline = Date.now() + 10_000; stillRunning().length > 0 && Date.now() < deadline; ) await delay(100);
     assert.deepEqual(stillRunning().map((alloc) => alloc.ID), []);
   } finally {
+    await fake.close();
+  }
+});
+
+test("a pool the run cannot list (Nomad ACL token refused) fails the run at once, naming the pool", async () => {
+  const fake = await startFakeNomad({ aclToken: "the-right-token" });
+  const savedToken = process.env.NOMAD_TOKEN;
+  process.env.NOMAD_TOKEN = "a-wrong-token";
+  try {
+    const started = Date.now();
+    await assert.rejects(runOn("pool-nomad-denied", { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` }), /SandboxPool pool-nomad-denied \(backend nomad\) is not reachable/);
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(fake.state.jobs.size, 0);
+  } finally {
+    if (savedToken === undefined) delete process.env.NOMAD_TOKEN;
+    else process.env.NOMAD_TOKEN = savedToken;
     await fake.close();
   }
 });
