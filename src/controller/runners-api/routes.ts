@@ -92,8 +92,8 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     },
     async fail(job, body) {
       const leaseId = str(body, "leaseId");
-      // With its pool deleted the attempt could not run at all: the item waits for the pool instead of failing.
-      const ok = job.poolGone ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId);
+      // Suspended, or its pool deleted: the attempt was cut short by us, so the item waits instead of failing.
+      const ok = job.poolGone || job.suspended ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId);
       metrics.errors.inc({ kind: "infra" });
       job.onProgress();
       return { ok };
@@ -111,6 +111,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       return result;
     },
     async "slots/acquire"(job, body) {
+      if (job.suspended || job.poolGone) throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
       const pool = poolOf(job);
       const started = performance.now();
       const timeoutMs = typeof body.timeoutMs === "number" ? Math.min(body.timeoutMs, pool.acquireTimeoutMs) : pool.acquireTimeoutMs;

@@ -78,3 +78,14 @@ test("with its pool deleted, a job tells runners to stop and a failed attempt is
   const again = await api.next("r");
   assert.ok("leaseId" in again && again.attempt === 1, "the hand-back spent no attempt");
 });
+
+test("a suspended job hands out no slot, and an attempt it cut short is handed back, not failed", async () => {
+  const tracker = activeJob("paused", "token-paused");
+  const api = client("paused", "token-paused");
+  const work = await api.next("r");
+  assert.ok("leaseId" in work);
+  jobs.get("ns/paused")!.suspended = true;
+  await assert.rejects(api.call("slots/acquire", {}), (e: unknown) => e instanceof RunnersApiError && e.status === 409);
+  await api.fail(work.leaseId);
+  assert.deepEqual([tracker.aggregates().failed, tracker.aggregates().retried], [0, 0]);
+});
