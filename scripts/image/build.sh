@@ -14,7 +14,7 @@ log() { echo "[image] $*" >&2; }
 
 IMAGE="${HERMES_IMAGE:-localhost/hermes-rollouts:dev}"
 IMAGE_CACHE="$HERMES_CACHE/image"
-IMAGE_TAR="$IMAGE_IMPORT_DIR/hermes-rollouts.tar"
+IMAGE_TAR="$IMAGE_IMPORT_DIR/$(echo "${IMAGE#localhost/}" | tr '/:' '__').tar"
 # A private store: its layer cache survives between runs and nothing else on the host shares it.
 BUILDAH="buildah --root $IMAGE_CACHE/storage --runroot /run/hermes-buildah"
 # shellcheck source=/dev/null
@@ -38,8 +38,7 @@ main() {
     -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >&2
   log "built in $(elapsed_since "$t0") s; writing $IMAGE_TAR"
   rm -f "$IMAGE_TAR.tmp"
-  # Uncompressed layers: a bigger file on local disk, but no gzip on push nor gunzip on import.
-  $BUILDAH push --quiet --disable-compression "$IMAGE" "oci-archive:$IMAGE_TAR.tmp:$IMAGE"
+  $BUILDAH push --quiet "$IMAGE" "oci-archive:$IMAGE_TAR.tmp:$IMAGE"
   mv "$IMAGE_TAR.tmp" "$IMAGE_TAR"
   if containerd_ready >/dev/null 2>&1; then
     import_image "$IMAGE_TAR"
