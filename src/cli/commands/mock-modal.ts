@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { Command, Option } from "commander";
 import { startMockModal } from "../../backends/modal/mock/server.ts";
 
@@ -14,10 +15,11 @@ export function command(): Command {
     .addOption(new Option("--data-dir <dir>", "where sandbox root directories live (default: a temp dir)").env("MOCK_MODAL_DATA_DIR"))
     .addOption(new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients").env("MOCK_MODAL_TLS_PORT"))
     .addOption(new Option("--advertise-host <host>", "host non-loopback clients reach us at (router URL, certificate)").env("MOCK_MODAL_ADVERTISE_HOST"))
+    .addOption(new Option("--tls-ca-dir <dir>", "sign the TLS certificate with the CA in <dir>/tls.crt and <dir>/tls.key (a mounted kubernetes.io/tls Secret)").env("MOCK_MODAL_TLS_CA_DIR"))
     .addOption(
       new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env("MOCK_MODAL_FAULTS"),
     )
-    .action(async (options: { port: string; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: string; advertiseHost?: string; faults?: string }) => {
+    .action(async (options: { port: string; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: string; advertiseHost?: string; tlsCaDir?: string; faults?: string }) => {
       const mock = await startMockModal({
         port: Number(options.port),
         host: options.host,
@@ -26,6 +28,7 @@ export function command(): Command {
         ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
         ...(options.tlsPort !== undefined ? { tlsPort: Number(options.tlsPort) } : {}),
         ...(options.advertiseHost !== undefined ? { advertiseHost: options.advertiseHost } : {}),
+        ...(options.tlsCaDir !== undefined ? { tlsCa: { certFile: join(options.tlsCaDir, "tls.crt"), keyFile: join(options.tlsCaDir, "tls.key") } } : {}),
         ...(options.faults !== undefined ? { faults: options.faults } : {}),
       });
       process.stdout.write(`MODAL_SERVER_URL=${mock.url}\n`);

@@ -9,7 +9,7 @@ import { controlPlaneHandlers } from "./control-plane.ts";
 import { parseFaultSpec, type MockFaults } from "./faults.ts";
 import { routerHandlers } from "./router.ts";
 import { MockModalState } from "./state.ts";
-import { generateTlsMaterial } from "./tls.ts";
+import { generateTlsMaterial, type MockCaFiles } from "./tls.ts";
 
 const log = logger("mock-modal");
 
@@ -26,6 +26,8 @@ export interface MockModalOptions {
   tlsPort?: number;
   /** The host name/IP non-loopback clients reach us at (goes into the router URL and the certificate). */
   advertiseHost?: string;
+  /** Sign the TLS certificate with this CA instead of a throwaway one (clients then trust a CA known in advance). */
+  tlsCa?: MockCaFiles;
   /** Fault spec, see faults.ts (`MOCK_MODAL_FAULTS` is the env form). */
   faults?: string;
 }
@@ -105,7 +107,7 @@ export async function startMockModal(options: MockModalOptions = {}): Promise<Mo
   let caFile: string | undefined;
   if (options.tlsPort !== undefined) {
     const advertiseHost = options.advertiseHost ?? loopbackHost;
-    const material = await generateTlsMaterial(dataDir, advertiseHost);
+    const material = await generateTlsMaterial(dataDir, advertiseHost, options.tlsCa);
     tls = buildServer(state, options);
     tlsPort = await tls.listen(hostPort(host, options.tlsPort), ServerCredentials.createSsl(null, [{ cert_chain: material.cert, private_key: material.key }]));
     caFile = material.caFile;

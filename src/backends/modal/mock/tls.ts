@@ -23,20 +23,31 @@ export function subjectAltNames(advertiseHost: string): string[] {
   return [...[...names].map((name) => `DNS:${name}`), ...[...addresses].map((address) => `IP:${address}`)];
 }
 
+/** A CA given from outside (e.g. a Kubernetes TLS Secret mounted read-only), so clients can trust it before we start. */
+export interface MockCaFiles {
+  certFile: string;
+  keyFile: string;
+}
+
 /**
- * A throwaway CA and a server certificate signed by it, made with the openssl CLI (Debian `openssl`) in `dir`.
- * The SDK dials a non-loopback router with real TLS, trusting only GRPC_DEFAULT_SSL_ROOTS_FILE_PATH.
+ * A server certificate made with the openssl CLI (Debian `openssl`) in `dir`, signed by `ca` when given, else by a
+ * throwaway CA made here. The SDK dials a non-loopback router with real TLS, trusting only GRPC_DEFAULT_SSL_ROOTS_FILE_PATH.
  */
-export async function generateTlsMaterial(dir: string, advertiseHost: string): Promise<MockTlsMaterial> {
+export async function generateTlsMaterial(dir: string, advertiseHost: string, ca?: MockCaFiles): Promise<MockTlsMaterial> {
   const file = (name: string): string => join(dir, name);
   const openssl = (...args: string[]) => run("openssl", args);
-  await openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
-    "-subj", "/CN=hermes-rollouts mock-modal CA", "-keyout", file("ca.key"), "-out", file("ca.pem"),
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  const caCert = ca?.certFile ?? file("ca.pem");
+  const caKey = ca?.keyFile ?? file("ca.key");
+  if (!ca) {
+    await openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+      "-subj", "/CN=hermes-rollouts mock-modal CA", "-keyout", caKey, "-out", caCert,
+      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  }
   await openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
     "-subj", "/CN=mock-modal", "-keyout", file("server.key"), "-out", file("server.csr"));
   await writeFile(file("server.ext"), `subjectAltName=${subjectAltNames(advertiseHost).join(",")}\nextendedKeyUsage=serverAuth\n`);
-  await openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"), "-CAcreateserial",
+  // The serial file goes into `dir`: a given CA's directory may be read-only.
+  await openssl("x509", "-req", "-in", file("server.csr"), "-CA", caCert, "-CAkey", caKey, "-CAserial", file("ca.srl"), "-CAcreateserial",
     "-days", "30", "-extfile", file("server.ext"), "-out", file("server.pem"));
-  return { caFile: file("ca.pem"), cert: await readFile(file("server.pem")), key: await readFile(file("server.key")) };
+  return { caFile: caCert, cert: await readFile(file("server.pem")), key: await readFile(file("server.key")) };
 }
