@@ -27,3 +27,12 @@ app.kubernetes.io/component: controller
 {{- define "hermes-rollouts.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "hermes-rollouts.runnerImagePullPolicy" -}}
+{{- default .Values.image.pullPolicy .Values.controller.runnerImagePullPolicy -}}
+{{- end -}}
+
+{{- /* The Secret holding the CA that signs the mock Modal's TLS certificate (only with mockModal.enabled). */ -}}
+{{- define "hermes-rollouts.mockModalCaSecret" -}}
+{{- default (printf "%s-mock-modal-ca" (include "hermes-rollouts.fullname" .)) .Values.mockModal.caSecretName -}}
+{{- end -}}
