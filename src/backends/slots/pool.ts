@@ -81,11 +81,11 @@ export interface SlotPoolOptions {
  * changes hands only inside synchronous code, and only from the free state.
  */
 export class SlotPool {
-  readonly template: SandboxTemplate;
   /** Called when an acquirer has to wait; the pool manager sets it to reconcile at once. */
   onWaiting: (() => void) | undefined;
   private readonly backend: SandboxBackend;
-  private readonly ttlMs: number;
+  private currentTemplate: SandboxTemplate;
+  private ttlMs: number;
   private readonly store: LeaseStore;
   private readonly now: () => number;
   private readonly resetTimeoutMs: number;
@@ -103,11 +103,34 @@ export class SlotPool {
   constructor(options: SlotPoolOptions) {
     this.options = options;
     this.backend = options.backend;
-    this.template = options.template;
+    this.currentTemplate = options.template;
     this.ttlMs = options.leaseTtlMs;
     this.store = options.store ?? new InMemoryLeaseStore();
     this.now = options.now ?? Date.now;
     this.resetTimeoutMs = options.resetTimeoutMs ?? 60_000;
+  }
+
+  /** The template new sandboxes are created from; leases prefer slots on it, so older sandboxes drain. */
+  get template(): SandboxTemplate {
+    return this.currentTemplate;
+  }
+
+  /** The lease TTL given to new and renewed leases. */
+  get leaseTtlMs(): number {
+    return this.ttlMs;
+  }
+
+  /**
+   * Adopts a changed pool spec: new leases prefer sandboxes on `template` (its hash, slots and shape), and
+   * `leaseTtlMs` applies from the next acquire or renew; current leases keep their expiry.
+   */
+  setTemplate(template: SandboxTemplate, leaseTtlMs: number): void {
+    if (template.pool !== this.currentTemplate.pool) throw new Error(`template of pool ${template.pool} given to pool ${this.currentTemplate.pool}`);
+    if (template.templateHash !== this.currentTemplate.templateHash || leaseTtlMs !== this.ttlMs) {
+      log.info({ pool: template.pool, templateHash: template.templateHash, slots: template.slots, leaseTtlMs }, "pool template updated");
+    }
+    this.currentTemplate = template;
+    this.ttlMs = leaseTtlMs;
   }
 
   /** Loads lease records; `sweepIntervalMs: 0` leaves sweeping to the caller (tests with a fake clock). */

@@ -178,3 +178,23 @@ test("free slots of the current template are preferred so stale sandboxes drain"
   assert.deepEqual(leases.map((lease) => lease.sandbox.name), ["cur", "cur"]);
   assert.equal((await pool.acquire("3", { timeoutMs: 100 })).sandbox.name, "old");
 });
+
+test("setTemplate: new leases prefer sandboxes on the new template and get the new TTL; current leases keep theirs", async () => {
+  const { pool, clock } = await setup({ sandboxes: [info("old")] });
+  const before = await pool.acquire("h0", { timeoutMs: 1000 });
+  assert.equal(before.expiresAt, clock.t + 1000);
+  pool.setTemplate({ ...template, slots: 3, templateHash: "v2" }, 5000);
+  assert.equal(pool.template.templateHash, "v2");
+  assert.equal(pool.template.slots, 3);
+  assert.equal(pool.leaseTtlMs, 5000);
+  pool.setSandboxes([info("old"), info("new", new Date(1), "v2")]);
+  const onNew = await pool.acquire("h1", { timeoutMs: 1000 });
+  const alsoNew = await pool.acquire("h2", { timeoutMs: 1000 });
+  assert.deepEqual([onNew.sandbox.name, alsoNew.sandbox.name], ["new", "new"]);
+  assert.equal(onNew.expiresAt, clock.t + 5000);
+  const stale = await pool.acquire("h3", { timeoutMs: 1000 }); // the new sandbox is full: the old one still serves
+  assert.equal(stale.sandbox.name, "old");
+  const renewed = await pool.renew(before.id);
+  assert.equal(renewed.expiresAt, clock.t + 5000);
+  assert.throws(() => pool.setTemplate({ ...template, pool: "other" }, 1000), /pool other/);
+});
