@@ -82,6 +82,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     reconcile: poolReconciler({
       getPool: (ns, name) => pools.get(name, ns) as SandboxPool | undefined,
       client, runtimes, recorder, now: () => new Date(),
+      enqueue: (k) => poolController.enqueue(k),
     }),
   });
   const port = { value: options.port };

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { logger } from "../../log.ts";
 import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxPhase } from "../types.ts";
+import { InFlightCreates } from "./creates.ts";
 import { planSandboxes } from "./plan.ts";
 import type { SlotPool, SlotPoolStats } from "./pool.ts";
 
@@ -29,7 +30,7 @@ export class PoolManager {
   private readonly backend: SandboxBackend;
   private readonly slotPool: SlotPool;
   private readonly now: () => number;
-  private readonly creating = new Map<string, Promise<void>>();
+  private readonly creating = new InFlightCreates();
   private observed: SandboxInfo[] = [];
   private lastWaiterAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -80,7 +81,7 @@ export class PoolManager {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     await this.running;
-    await Promise.allSettled([...this.creating.values()]);
+    await this.creating.idle();
     if (terminateAll) {
       const infos = await this.backend.list(this.slotPool.template.pool);
       await Promise.allSettled(infos.map((info) => this.backend.terminate(info)));
@@ -102,9 +103,9 @@ export class PoolManager {
   private async pass(): Promise<void> {
     const template = this.slotPool.template;
     // Snapshot creates before listing: one that finishes meanwhile is then either listed or still counted.
-    const creatingBefore = [...this.creating.keys()];
+    const creatingBefore = this.creating.names();
     this.observed = await this.backend.list(template.pool);
-    const inFlightCreates = creatingBefore.filter((name) => !this.observed.some((info) => info.name === name)).length;
+    const inFlightCreates = this.creating.unlisted(creatingBefore, this.observed);
     this.slotPool.setSandboxes(this.observed);
     const waiting = this.slotPool.waiting();
     if (waiting > 0) this.lastWaiterAt = this.now();
@@ -136,17 +137,18 @@ export class PoolManager {
   private launch(): void {
     const template = this.slotPool.template;
     const name = `${template.pool.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-+|-+$/g, "")}-${randomBytes(4).toString("hex")}`;
-    const creation = (async () => {
-      const info = await this.backend.create(name, template);
-      this.isolation = await this.backend.health(info);
-      if (this.isolation.isolation === "none") log.warn({ sandbox: name, reason: this.isolation.message }, "sandbox runs slots without isolation");
-      log.info({ sandbox: name, pool: template.pool }, "sandbox created");
-    })()
-      .catch((error: unknown) => log.error({ err: error, sandbox: name }, "sandbox create failed"))
-      .finally(() => {
-        this.creating.delete(name);
+    this.creating.launch(
+      name,
+      async () => {
+        const info = await this.backend.create(name, template);
+        this.isolation = await this.backend.health(info);
+        if (this.isolation.isolation === "none") log.warn({ sandbox: name, reason: this.isolation.message }, "sandbox runs slots without isolation");
+        log.info({ sandbox: name, pool: template.pool }, "sandbox created");
+      },
+      (error) => {
+        if (error !== undefined) log.error({ err: error, sandbox: name }, "sandbox create failed");
         if (!this.stopped) void this.reconcile();
-      });
-    this.creating.set(name, creation);
+      },
+    );
   }
 }

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { validateSandboxPoolSpec, type SandboxPool } from "../../api/index.ts";
-import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
+import type { IsolationMode, SandboxInfo, SandboxTemplate } from "../../backends/types.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
 import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "./plan.ts";
-import type { PoolRuntimes } from "./runtimes.ts";
+import type { PoolRuntime, PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
@@ -18,6 +18,8 @@ export interface PoolReconcilerDeps {
   runtimes: PoolRuntimes;
   recorder: Recorder;
   now: () => Date;
+  /** Reconciles a pool again (a background create finished). */
+  enqueue?: (key: string) => void;
   /** Sandbox name suffixes; injectable so tests get stable names. */
   suffix?: () => string;
 }
@@ -37,6 +39,8 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     const finalizers = pool.metadata.finalizers ?? [];
     if (!finalizers.includes(POOL_FINALIZER)) return {};
     const runtime = await deps.runtimes.ensure(key, ref(pool).namespace, pool.spec);
+    // A create still in flight would land after the sweep: wait for it without holding this worker.
+    if (runtime.creates.size > 0) return { requeueAfterMs: 1000 };
     const live = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
     await Promise.all(live.map((s) => runtime.backend.terminate(s)));
     if (live.length > 0) deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${live.length} sandbox(es) of the deleted pool`);
@@ -45,6 +49,24 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     await deps.runtimes.drop(key);
     await deps.client.setFinalizers(ref(pool), finalizers.filter((f) => f !== POOL_FINALIZER));
     return {};
+  }
+
+  /** Runs one create in the background (the planner capped how many); its outcome lands in Events and the next pass. */
+  function launchCreate(key: string, pool: SandboxPool, runtime: PoolRuntime, sandboxName: string, template: SandboxTemplate): void {
+    runtime.creates.launch(
+      sandboxName,
+      async () => void (await runtime.backend.create(sandboxName, template)),
+      (error) => {
+        if (error === undefined) {
+          runtime.createError = undefined;
+          deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${sandboxName}`);
+        } else {
+          runtime.createError = `create failed: ${errorMessage(error)}`;
+          deps.recorder.event(pool, "Warning", "CreateFailed", runtime.createError);
+        }
+        deps.enqueue?.(key);
+      },
+    );
   }
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
@@ -80,7 +102,11 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       return undefined;
     });
     if (runtime) {
+      // A changed spec: new leases prefer sandboxes on the new template and get the new TTL.
+      runtime.slots.setTemplate(template, spec.leaseTTLSeconds * 1000);
+      runtime.acquireTimeoutMs = spec.acquireTimeoutSeconds * 1000;
       try {
+        const creatingBefore = runtime.creates.names();
         sandboxes = await runtime.backend.list(key);
         runtime.slots.setSandboxes(sandboxes);
         const waiting = runtime.slots.waiting();
@@ -92,7 +118,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           slotsPerSandbox: spec.slotsPerSandbox,
           waitingAcquirers: waiting,
           replace: runtime.slots.replacements(),
-          inFlightCreates: 0,
+          inFlightCreates: runtime.creates.unlisted(creatingBefore, sandboxes),
           maxConcurrentCreates: spec.maxConcurrentCreates,
           allowScaleDown: waiting === 0,
         });
@@ -103,20 +129,12 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           const replaced = reason === "failed" || reason === "terminated" || reason === "replace";
           deps.recorder.event(pool, replaced ? "Warning" : "Normal", replaced ? "SandboxReplaced" : "SandboxTerminated", `${sandboxName}: ${reason}${sandbox?.message ? ` (${sandbox.message})` : ""}`);
         }
-        const created = await Promise.allSettled(
-          Array.from({ length: plan.create }, () => runtime.backend.create(`${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template)),
-        );
-        for (const result of created) {
-          if (result.status === "fulfilled") deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${result.value.name}`);
-          else {
-            backendError = `create failed: ${errorMessage(result.reason)}`;
-            deps.recorder.event(pool, "Warning", "CreateFailed", backendError);
-          }
-        }
-        if (plan.create > 0 || plan.terminate.length > 0) {
+        for (let index = 0; index < plan.create; index++) launchCreate(key, pool, runtime, `${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template);
+        if (plan.terminate.length > 0) {
           sandboxes = await runtime.backend.list(key);
           runtime.slots.setSandboxes(sandboxes);
         }
+        backendError = runtime.createError;
         const ready = sandboxes.find((s) => s.phase === "ready");
         if (ready) isolation = (await runtime.backend.health(ready)).isolation;
       } catch (error) {
@@ -130,7 +148,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       leased: stats?.slotsLeased ?? 0, quarantined: stats?.slotsQuarantined ?? 0, isolation, plan, backendError, now,
     });
     await writeStatus(pool, status);
-    const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (plan?.create ?? 0) > 0;
+    const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.creates.size ?? 0) > 0;
     return { requeueAfterMs: settling ? 1000 : 5000 };
   };
 }

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxPoolSpec } from "../../api/index.ts";
 import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
+import { InFlightCreates } from "../../backends/slots/creates.ts";
 import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
 import { poolTemplate } from "./plan.ts";
@@ -55,6 +56,10 @@ export interface PoolRuntime {
   backend: SandboxBackend;
   slots: SlotPool;
   acquireTimeoutMs: number;
+  /** Creates running in the background, so a slow create never holds a reconcile worker. */
+  creates: InFlightCreates;
+  /** The last background create's failure, shown in status until a create succeeds. */
+  createError: string | undefined;
 }
 
 /** The live backend and slot pool of every pool this controller manages, created on first reconcile. */
@@ -81,7 +86,7 @@ export class PoolRuntimes {
     const slots = new SlotPool({ backend, template: poolTemplate(poolKey, spec), leaseTtlMs: spec.leaseTTLSeconds * 1000, store: this.#store });
     await slots.start();
     slots.onWaiting = () => this.onWaiting(poolKey);
-    const runtime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000 };
+    const runtime: PoolRuntime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000, creates: new InFlightCreates(), createError: undefined };
     this.#pools.set(poolKey, runtime);
     return runtime;
   }
@@ -90,6 +95,7 @@ export class PoolRuntimes {
     const runtime = this.#pools.get(poolKey);
     if (!runtime) return;
     this.#pools.delete(poolKey);
+    await runtime.creates.idle();
     runtime.slots.close();
     await runtime.backend.close();
   }

@@ -41,13 +41,14 @@ export function recordingRecorder() {
 }
 
 /** An in-memory backend: sandboxes become ready at once unless `startPhase` says otherwise. */
-export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCreate?: string } = {}) {
+export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCreate?: string; createGate?: Promise<void> } = {}) {
   const sandboxes = new Map<string, SandboxInfo>();
   const calls: string[] = [];
   const backend: SandboxBackend = {
     kind: "local",
     async create(name: string, template: SandboxTemplate) {
       calls.push(`create ${name}`);
+      await options.createGate;
       if (options.failCreate) throw new Error(options.failCreate);
       const info: SandboxInfo = { id: name, name, pool: template.pool, phase: options.startPhase ?? "ready", slots: template.slots, templateHash: template.templateHash, createdAt: new Date("2026-01-01T00:00:00Z") };
       sandboxes.set(name, info);

@@ -15,8 +15,11 @@ function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>
   const events = recordingRecorder();
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   let n = 0;
-  const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++) });
-  return { fake, rec, events, runtimes, reconcile };
+  const enqueued: string[] = [];
+  const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++), enqueue: (key) => void enqueued.push(key) });
+  /** Waits for the creates a pass started in the background. */
+  const settle = () => runtimes.get("ns/p")!.creates.idle();
+  return { fake, rec, events, runtimes, reconcile, settle, enqueued };
 }
 
 const pool = (spec: Record<string, unknown>, meta: Partial<SandboxPool["metadata"]> = {}): SandboxPool =>
@@ -34,10 +37,17 @@ test("an invalid spec gets Ready=False InvalidSpec naming the field, and nothing
 });
 
 test("a new pool gets its finalizer first, then minSandboxes, then a Ready status with counts", async () => {
-  const { rec, fake, events, reconcile } = setup(pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }));
-  const result = await reconcile("ns/p");
-  const [fin, status] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]);
+  const { rec, fake, events, reconcile, settle, enqueued } = setup(pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }));
+  const first = await reconcile("ns/p");
+  const [fin, starting] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]);
   assert.deepEqual(fin!.body, [POOL_FINALIZER]);
+  assert.equal((starting!.body as SandboxPoolStatus).conditions!.find((c) => c.type === "Ready")!.status, "False");
+  assert.equal(first.requeueAfterMs, 1000, "creates in flight: observe them soon");
+  await settle();
+  assert.deepEqual(enqueued, ["ns/p", "ns/p"], "each finished create requeues the pool");
+  const result = await reconcile("ns/p");
+  const [, status] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]); // the test's pool object never gets it
+
   assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 2);
   const s = status!.body as SandboxPoolStatus;
   assert.deepEqual(s.sandboxes, { ready: 2, starting: 0, failed: 0 });
@@ -51,7 +61,10 @@ test("a new pool gets its finalizer first, then minSandboxes, then a Ready statu
 
 test("a second pass over an unchanged pool writes nothing (idempotent)", async () => {
   const p = pool({ backend: "local", minSandboxes: 1 }, { finalizers: [POOL_FINALIZER] });
-  const { rec, fake, reconcile } = setup(p);
+  const { rec, fake, reconcile, settle } = setup(p);
+  await reconcile("ns/p");
+  await settle();
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
   await reconcile("ns/p");
   const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
   p.status = status!.body as SandboxPoolStatus;
@@ -61,7 +74,10 @@ test("a second pass over an unchanged pool writes nothing (idempotent)", async (
 });
 
 test("create failures surface as Ready=False BackendError and a Warning event", async () => {
-  const { rec, events, reconcile } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), { failCreate: "quota exceeded" });
+  const { rec, events, reconcile, settle } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), { failCreate: "quota exceeded" });
+  await reconcile("ns/p");
+  await settle();
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
   await reconcile("ns/p");
   const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
   const conds = (status!.body as SandboxPoolStatus).conditions!;
@@ -72,8 +88,9 @@ test("create failures surface as Ready=False BackendError and a Warning event", 
 
 test("a deleted pool terminates every sandbox, then drops its finalizer", async () => {
   const p = pool({ backend: "local", minSandboxes: 2 }, { finalizers: ["other", POOL_FINALIZER] });
-  const { rec, fake, reconcile } = setup(p);
+  const { rec, fake, reconcile, settle } = setup(p);
   await reconcile("ns/p");
+  await settle();
   rec.expect(["patchStatus SandboxPool/ns/p"]);
   assert.equal(fake.sandboxes.size, 2);
   p.metadata.deletionTimestamp = now.toISOString();
