@@ -12,7 +12,7 @@ import { startEmbeddedPool, type EmbeddedPool } from "./backend.ts";
 import { resolveDataset } from "./dataset.ts";
 import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "./group.ts";
 import { loadManifests } from "./manifest.ts";
-import { createModelClient } from "./model-client.ts";
+import { modelClientFromSpec } from "./model-client.ts";
 import type { OracleTask } from "./model-server/policy.ts";
 import { startModelServer, type ModelServer } from "./model-server/server.ts";
 import { ProgressCounters, progressView } from "./progress.ts";
@@ -101,17 +101,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     cleanups.push(async () => void (await Promise.allSettled(sinks.map((s) => s.close()))));
 
     const concurrency = options.concurrency ?? spec.runners.replicas * spec.runners.trajectoriesPerRunner;
-    const model = createModelClient({
-      baseURL: modelServer?.baseURL ?? (spec.model.baseURL as string),
-      model: spec.model.model,
-      ...(apiKey(spec) ? { apiKey: apiKey(spec) as string } : {}),
-      toolCallFormat: spec.model.toolCallFormat,
-      temperature: spec.model.sampling.temperature,
-      topP: spec.model.sampling.topP,
-      maxTokens: spec.model.sampling.maxTokens,
-      ...(spec.model.sampling.seed !== undefined ? { seed: spec.model.sampling.seed } : {}),
-      logprobs: spec.model.logprobs,
-    });
+    const model = modelClientFromSpec(spec.model, apiKey(spec), modelServer?.baseURL);
     const view = progressView(counters, options.stream);
     const groupOptions: GroupOptions<unknown> = {
       env,

@@ -5,6 +5,7 @@
  * `return_tokens_as_token_ids`). Nothing is required; absent fields stay absent.
  */
 import OpenAI, { APIConnectionError, APIUserAbortError, InternalServerError, RateLimitError } from "openai";
+import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
 import { RolloutInfraError } from "./types.ts";
@@ -111,4 +112,24 @@ export function createModelClient(settings: ModelSettings): ModelClient {
       };
     },
   };
+}
+
+/**
+ * The client a RolloutJob's `model` section describes. `baseURL` overrides the spec's (the built-in model server
+ * a runner started); `apiKey` is the key resolved from the job's Secret or environment, if any.
+ */
+export function modelClientFromSpec(model: RolloutJobSpec["model"], apiKey: string | undefined, baseURL?: string): ModelClient {
+  const url = baseURL ?? model.baseURL;
+  if (url === undefined) throw new Error("model.baseURL is required unless the built-in model server runs");
+  return createModelClient({
+    baseURL: url,
+    model: model.model,
+    ...(apiKey ? { apiKey } : {}),
+    toolCallFormat: model.toolCallFormat,
+    temperature: model.sampling.temperature,
+    topP: model.sampling.topP,
+    maxTokens: model.sampling.maxTokens,
+    ...(model.sampling.seed !== undefined ? { seed: model.sampling.seed } : {}),
+    logprobs: model.logprobs,
+  });
 }

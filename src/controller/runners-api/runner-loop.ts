@@ -1,7 +1,7 @@
 import { getEnvironment } from "../../envs/index.ts";
 import { logger } from "../../log.ts";
 import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../../runner/group.ts";
-import { createModelClient } from "../../runner/model-client.ts";
+import { modelClientFromSpec } from "../../runner/model-client.ts";
 import type { OracleTask } from "../../runner/model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../../runner/model-server/server.ts";
 import { RunnersApiClient, renewIntervalMs } from "./client.ts";
@@ -44,17 +44,7 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   const oracleTasks: OracleTask[] = [];
   let modelServer: ModelServer | undefined;
   if (spec.model.builtin) modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
-  const model = createModelClient({
-    baseURL: modelServer?.baseURL ?? (spec.model.baseURL as string),
-    model: spec.model.model,
-    ...(options.modelApiKey ? { apiKey: options.modelApiKey } : {}),
-    toolCallFormat: spec.model.toolCallFormat,
-    temperature: spec.model.sampling.temperature,
-    topP: spec.model.sampling.topP,
-    maxTokens: spec.model.sampling.maxTokens,
-    ...(spec.model.sampling.seed !== undefined ? { seed: spec.model.sampling.seed } : {}),
-    logprobs: spec.model.logprobs,
-  });
+  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL);
   const groupOptions: GroupOptions<unknown> = {
     env,
     slots: api.slotProvider(),
