@@ -39,43 +39,72 @@ async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
   return { backend: await LocalBackend.open({ rootDir }), cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined) };
 }
 
+/** Modal credentials resolved by the caller (a cluster Secret); unset fields fall back to the SDK's own lookup. */
+export interface ModalCredentials {
+  tokenId?: string;
+  tokenSecret?: string;
+}
+
+/** Nomad credentials resolved by the caller (cluster Secrets, or NOMAD_* as for the `nomad` CLI). */
+export interface NomadCredentials {
+  token?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
+  /** The pool's shared sandbox-server token. */
+  sandboxToken?: string;
+}
+
 /**
- * Modal sandboxes through the real SDK. Outside a cluster the credentials are the SDK's own: MODAL_TOKEN_ID and
- * MODAL_TOKEN_SECRET, else ~/.modal.toml (credentialsSecretRef names a cluster Secret, unreadable here).
- * Lifetime and idle timeout travel in the pool's sandbox template.
+ * Modal sandboxes through the real SDK. Without credentials the SDK uses MODAL_TOKEN_ID and MODAL_TOKEN_SECRET,
+ * else ~/.modal.toml. Lifetime and idle timeout travel in the pool's sandbox template.
  */
-async function modalBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: ModalCredentials = {}): Promise<SandboxBackend> {
   const modal = spec.modal;
   if (!modal) throw new Error("spec.modal is required for backend modal");
   const { ModalBackend } = await import("../backends/modal/backend.ts");
   // The SDK reads its control-plane URL from the environment only, when the client is built.
   if (modal.serverURL) process.env.MODAL_SERVER_URL = modal.serverURL;
-  const backend = new ModalBackend({
+  return new ModalBackend({
     appName: modal.appName,
     maxConcurrentCreates: spec.maxConcurrentCreates,
     ...(modal.environment ? { environment: modal.environment } : {}),
+    ...(credentials.tokenId ? { tokenId: credentials.tokenId } : {}),
+    ...(credentials.tokenSecret ? { tokenSecret: credentials.tokenSecret } : {}),
   });
-  return { backend, cleanup: nothingToClean };
 }
 
-/**
- * One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher).
- * Outside a cluster the ACL token and TLS files come from NOMAD_TOKEN, NOMAD_CACERT, ... as for the `nomad` CLI.
- * The sandbox servers answer only this run's token (HERMES_SANDBOX_TOKEN, else a fresh random one).
- */
-async function nomadBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+/** One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher). */
+export async function nomadBackendFromSpec(spec: SandboxPoolSpec, credentials: NomadCredentials = {}): Promise<SandboxBackend> {
   const nomad = spec.nomad;
   if (!nomad) throw new Error("spec.nomad is required for backend nomad");
   const { NomadBackend } = await import("../backends/nomad/backend.ts");
-  const backend = new NomadBackend({
+  return new NomadBackend({
     address: nomad.address,
     namespace: nomad.namespace,
     datacenters: nomad.datacenters,
     driver: nomad.driver,
     ...(nomad.region ? { region: nomad.region } : {}),
-    sandboxToken: process.env.HERMES_SANDBOX_TOKEN || randomBytes(24).toString("base64url"),
+    ...(credentials.token ? { token: credentials.token } : {}),
+    ...(credentials.caCert ? { caCert: credentials.caCert } : {}),
+    ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
+    ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
+    ...(credentials.sandboxToken ? { sandboxToken: credentials.sandboxToken } : {}),
   });
-  return { backend, cleanup: nothingToClean };
+}
+
+/**
+ * Outside a cluster credentialsSecretRef names a cluster Secret, unreadable here: Modal uses the SDK's own
+ * lookup, Nomad its client's NOMAD_* environment. The sandbox servers answer only this run's token
+ * (HERMES_SANDBOX_TOKEN, else a fresh random one).
+ */
+async function modalBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  return { backend: await modalBackendFromSpec(spec), cleanup: nothingToClean };
+}
+
+async function nomadBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
+  const sandboxToken = process.env.HERMES_SANDBOX_TOKEN || randomBytes(24).toString("base64url");
+  return { backend: await nomadBackendFromSpec(spec, { sandboxToken }), cleanup: nothingToClean };
 }
 
 const backendFactories: Record<SandboxPoolSpec["backend"], (spec: SandboxPoolSpec) => Promise<BuiltBackend>> = {
