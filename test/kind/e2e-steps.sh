@@ -185,6 +185,7 @@ expect_eq "completedIndexes" "$(jsonpath "rolloutjob/$JOB" '{.status.completedIn
 # The sink: the results JSONL in the controller's data dir, read inside its pod (which has node).
 results=$(jsonpath "rolloutjob/$JOB" '{.status.resultsLocation}')
 [[ -n "$results" ]] || fail "status.resultsLocation is empty"
+# shellcheck disable=SC2016 # JavaScript, not shell
 sink=$(k exec "deployment/$FULLNAME" -c controller -- node -e '
   const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const indexes = lines.map((l) => l.index).sort((a, b) => a - b);
