@@ -11,7 +11,9 @@ import type { Recorder } from "../runtime/events.ts";
 import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
 import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
 import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
+import { ResultsForwarder } from "./forward.ts";
 import { JobTracker } from "./tracker.ts";
+import { AtroposSink } from "../../runner/sinks.ts";
 
 class DatasetError extends Error {}
 
@@ -36,6 +38,8 @@ export interface JobReconcilerDeps {
   runnerPods: RunnerPodSettings;
   dataDir: string;
   now: () => Date;
+  /** First retry delay of result forwarding to a trainer (tests shorten it). */
+  forwardRetryDelayMs?: number;
 }
 
 /** Held until the job's runners are stopped, its slot leases released and its token Secret deleted. */
@@ -45,6 +49,13 @@ const terminal = (job: RolloutJob) => isTrue(job.status?.conditions, "Complete")
 
 /** observe (caches, tracker) → decide the job's state (pure) → apply (token, pods, slot releases, one status write). */
 export function jobReconciler(deps: JobReconcilerDeps) {
+  /** Forgets a job the runners' API served; its forwarder stops (what it has not sent stays in the JSONL). */
+  function retire(key: string): ActiveJob | undefined {
+    const gone = deps.active.delete(key);
+    void gone?.forwarder?.close();
+    return gone;
+  }
+
   async function stopWork(active: ActiveJob | undefined, pods: readonly V1Pod[], namespace: string): Promise<void> {
     for (const pod of pods) if (!pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
     if (!active) return;
@@ -74,9 +85,19 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       backoffLimit: spec.backoffLimit,
       leaseTTLMs: workLeaseTTLMs(spec.limits),
     });
+    const forwarder = spec.results.type === "atropos" && spec.results.url
+      ? new ResultsForwarder({
+          sink: new AtroposSink({ url: spec.results.url, name: job.metadata.name, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}) }),
+          resultsPath: tracker.resultsPath,
+          forwardedPath: `${base}.forwarded`,
+          ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
+          onChange: () => deps.enqueue(key),
+        })
+      : undefined;
+    forwarder?.start();
     const active: ActiveJob = {
       key, poolKey, token, spec, rows: dataset.rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
-      tracker, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
+      tracker, forwarder, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
     };
     deps.active.set(active);
     return active;
@@ -85,7 +106,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
   /** A deleted job: stop its runners, give back its slots (also leases restored from before a restart), drop its token. */
   async function finalize(key: string, job: RolloutJob, pods: readonly V1Pod[]): Promise<ReconcileResult> {
     const namespace = job.metadata.namespace ?? "default";
-    await stopWork(deps.active.delete(key), pods, namespace);
+    await stopWork(retire(key), pods, namespace);
     const poolKey = `${namespace}/${job.spec.poolRef?.name}`;
     const pool = deps.runtimes.get(poolKey);
     for (const leaseId of await deps.restoredSlotLeases(poolKey, key)) await pool?.slots.release(leaseId);
@@ -100,7 +121,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const job = deps.getJob(namespace, name);
     if (!job) {
       // Deleted: its pods and token go by owner reference; its slots come back now.
-      const gone = deps.active.delete(key);
+      const gone = retire(key);
       if (gone) await stopWork(gone, [], namespace);
       return {};
     }
@@ -110,14 +131,14 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     if (job.metadata.deletionTimestamp) return (job.metadata.finalizers ?? []).includes(JOB_FINALIZER) ? finalize(key, job, pods) : {};
     const writeStatus = async (state: JobState, active: ActiveJob | undefined) => {
       const status = computeJobStatus({
-        generation, previous: job.status, state, aggregates: active?.tracker.aggregates(), pods, resultsLocation: active?.tracker.resultsPath, now,
+        generation, previous: job.status, state, aggregates: active?.tracker.aggregates(), pods, resultsLocation: active?.forwarder?.location ?? active?.tracker.resultsPath, now,
       });
       if (!isDeepStrictEqual(status, job.status)) await deps.client.patchStatus({ kind: "RolloutJob", namespace, name }, status);
       return status;
     };
 
     if (terminal(job)) {
-      await stopWork(deps.active.delete(key), pods, namespace);
+      await stopWork(retire(key), pods, namespace);
       const ttl = job.spec.ttlSecondsAfterFinished;
       const finishedAt = Date.parse(job.status?.completionTime ?? "");
       if (ttl === undefined || Number.isNaN(finishedAt)) return {};
@@ -173,6 +194,13 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       await stopWork(active, pods, namespace);
       await writeStatus({ kind: "suspended" }, active);
       return {};
+    }
+    if (active.tracker.finished && active.forwarder && active.forwarder.pending > 0) {
+      // Every item is scored; the job completes once the trainer has every group (forwarding retries meanwhile).
+      await stopWork(active, pods, namespace);
+      const { pending, location, lastError } = active.forwarder;
+      await writeStatus({ kind: "forwarding", pending, location, lastError }, active);
+      return { requeueAfterMs: 2000 };
     }
     if (active.tracker.finished) {
       await stopWork(active, pods, namespace);

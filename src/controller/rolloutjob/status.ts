@@ -9,6 +9,7 @@ export type JobState =
   | { kind: "datasetError"; message: string }
   | { kind: "suspended" }
   | { kind: "running" }
+  | { kind: "forwarding"; pending: number; location: string; lastError: string | undefined }
   | { kind: "finished" };
 
 export interface JobStatusInput {
@@ -52,7 +53,7 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
     input.state.kind === "invalid" || (input.state.kind === "finished" && failedItems > 0) ? "Failed"
     : input.state.kind === "finished" ? "Complete"
     : input.state.kind === "suspended" ? "Suspended"
-    : input.state.kind === "running" ? "Running"
+    : input.state.kind === "running" || input.state.kind === "forwarding" ? "Running"
     : "Pending";
   const status: RolloutJobStatus = {
     observedGeneration: input.generation,
@@ -107,6 +108,13 @@ function jobConditions(input: JobStatusInput, phase: JobPhase): ConditionInput[]
         { type: "Running", status: "True", reason: "RunnersActive", message: progress },
         { type: "Suspended", status: "False", reason: "NotSuspended", message: "" },
       ];
+    case "forwarding": {
+      const failing = input.state.lastError ? `; last attempt: ${input.state.lastError}` : "";
+      return [
+        { type: "Running", status: "True", reason: "ForwardingResults", message: `${progress}; ${input.state.pending} group(s) still to send to ${input.state.location}${failing}` },
+        { type: "Suspended", status: "False", reason: "NotSuspended", message: "" },
+      ];
+    }
     case "finished":
       return [
         phase === "Failed"

@@ -1,5 +1,6 @@
 import type { RolloutJobSpec } from "../../api/index.ts";
 import type { PoolRuntime } from "../sandboxpool/runtimes.ts";
+import type { ResultsForwarder } from "../rolloutjob/forward.ts";
 import type { JobTracker } from "../rolloutjob/tracker.ts";
 
 /** What the runners' API knows about a running job; the RolloutJob reconciler keeps it current. */
@@ -11,6 +12,8 @@ export interface ActiveJob {
   rows: readonly unknown[];
   environmentConfig: Record<string, unknown>;
   tracker: JobTracker;
+  /** Sends stored groups on to a trainer (`results.type: atropos`). */
+  forwarder: ResultsForwarder | undefined;
   suspended: boolean;
   /** The job's pool was deleted under it: runners stop, and failed attempts are handed back, not counted. */
   poolGone: boolean;

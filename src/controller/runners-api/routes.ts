@@ -101,8 +101,10 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     async groups(job, body) {
       const scores = body.scores;
       if (!Array.isArray(scores) || !scores.every((s) => typeof s === "number")) throw new HttpError(400, "scores must be numbers");
-      const result = job.tracker.submit({ index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group });
+      const record = { index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group };
+      const result = job.tracker.submit(record);
       if (result.stored) {
+        job.forwarder?.enqueue(record);
         metrics.trajectories.inc({ job: job.key }, scores.length);
         const agg = job.tracker.aggregates();
         if (agg.scored > 0) metrics.passRate.set({ job: job.key }, agg.passed / agg.scored);

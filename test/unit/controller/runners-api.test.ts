@@ -20,7 +20,7 @@ const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name:
 
 function activeJob(name: string, token: string) {
   const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), statePath: join(dir, `${name}.json`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
-  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows: [{ a: 0 }, { a: 1 }], environmentConfig: {}, tracker, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
+  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows: [{ a: 0 }, { a: 1 }], environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
   return tracker;
 }
 
