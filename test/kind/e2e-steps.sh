@@ -166,7 +166,12 @@ EOF
 
 # The controller deletes runner pods once the job is done: follow the runner's log and record where it ran meanwhile.
 (
-  until phase=$(jsonpath "pod/$JOB-runner-0" '{.status.phase}' 2>/dev/null) && [[ "$phase" =~ ^(Running|Succeeded|Failed)$ ]]; do sleep 0.5; done
+  for ((tries = 0; ; tries++)); do
+    phase=$(jsonpath "pod/$JOB-runner-0" '{.status.phase}' 2>/dev/null) || phase=""
+    [[ "$phase" =~ ^(Running|Succeeded|Failed)$ ]] && break
+    ((tries < 360)) || exit 1  # 3 minutes: the main steps fail on their own timeouts meanwhile
+    sleep 0.5
+  done
   jsonpath "pod/$JOB-runner-0" '{.spec.nodeName} {.status.containerStatuses[0].image} {.spec.containers[0].imagePullPolicy}' >"$ARTIFACTS/runner-pod.txt"
   k logs -f "pod/$JOB-runner-0" >"$ARTIFACTS/runner.log" 2>&1
 ) &
