@@ -63,6 +63,18 @@ function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): Score
   return sinks;
 }
 
+/** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
+export function groupSettingsFromSpec(spec: RolloutJobSpec): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
+  const { sampling } = spec.model;
+  return {
+    format: spec.model.toolCallFormat,
+    generation: { temperature: sampling.temperature, top_p: sampling.topP, max_tokens: sampling.maxTokens },
+    limits: spec.limits,
+    groupSize: spec.groupSize,
+    backoffLimit: spec.backoffLimit,
+  };
+}
+
 function apiKey(spec: RolloutJobSpec): string | undefined {
   // In a cluster the key comes from apiKeySecretRef; on one machine from the environment.
   return spec.model.apiKeySecretRef ? (process.env.OPENAI_API_KEY ?? process.env.HERMES_MODEL_API_KEY) : undefined;
@@ -107,11 +119,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       env,
       slots: embedded.slots,
       model,
-      format: spec.model.toolCallFormat,
-      generation: { temperature: spec.model.sampling.temperature, top_p: spec.model.sampling.topP, max_tokens: spec.model.sampling.maxTokens },
-      limits: spec.limits,
-      groupSize: spec.groupSize,
-      backoffLimit: spec.backoffLimit,
+      ...groupSettingsFromSpec(spec),
       gate: new Semaphore(concurrency),
       ...(options.signal ? { signal: options.signal } : {}),
       onEvent: (event) => {

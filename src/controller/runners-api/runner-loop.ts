@@ -1,6 +1,7 @@
 import { getEnvironment } from "../../envs/index.ts";
 import { logger } from "../../log.ts";
 import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../../runner/group.ts";
+import { groupSettingsFromSpec } from "../../runner/job.ts";
 import { modelClientFromSpec } from "../../runner/model-client.ts";
 import type { OracleTask } from "../../runner/model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../../runner/model-server/server.ts";
@@ -49,11 +50,7 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
     env,
     slots: api.slotProvider(),
     model,
-    format: spec.model.toolCallFormat,
-    generation: { temperature: spec.model.sampling.temperature, top_p: spec.model.sampling.topP, max_tokens: spec.model.sampling.maxTokens },
-    limits: spec.limits,
-    groupSize: spec.groupSize,
-    backoffLimit: spec.backoffLimit,
+    ...groupSettingsFromSpec(spec),
     gate: new Semaphore(spec.runners.trajectoriesPerRunner),
     signal: options.signal,
   };
