@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (Node 24, npm packages, Debian packages, the
-# local Kubernetes cluster and the project image), runs the unit and integration suites in one node:test run, and
-# stops the cluster whatever happens. `.ci/run` calls exactly this (as `npm test`).
+# local Kubernetes cluster and the project image), runs the unit and integration suites in one node:test run (one
+# file at a time: the integration files share one cluster, and a cluster-wide controller must not meet another), and
+# stops the cluster whatever happens. `.ci/run` calls exactly this; `npm test` is the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -26,6 +27,6 @@ phase "project image"
 bash scripts/image/build.sh
 
 phase "tests"
-node --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout=600000 --test-reporter=spec \
+node --test --test-concurrency="${TEST_CONCURRENCY:-1}" --test-timeout=600000 --test-reporter=spec \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 phase "done"
