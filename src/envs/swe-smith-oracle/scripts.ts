@@ -59,9 +59,17 @@ export function inWorktree(worktree: string, command: string): string {
   return `cd "$HERMES_WORKSPACE"/${shellQuote(worktree)} && if [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi && ${command}`;
 }
 
-/** One pytest chunk: the configured test command followed by the quoted node ids. */
+/**
+ * Python trusts a __pycache__ entry whose recorded source mtime (whole seconds) and size match the source, so a
+ * same-size fix written within the second of an earlier import (an earlier verify, the agent's own test run) would
+ * be tested as the old bytecode. So tests run from source: the worktree's bytecode is dropped (the .venv keeps its
+ * installed packages' bytecode), none is written, and no cache prefix outside the worktree is consulted.
+ */
+const FROM_SOURCE = String.raw`unset PYTHONPYCACHEPREFIX && export PYTHONDONTWRITEBYTECODE=1 && find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +`;
+
+/** One pytest chunk: the configured test command followed by the quoted node ids, run from source. */
 export function testChunkCommand(worktree: string, testCommand: string, nodeIds: readonly string[]): string {
-  return inWorktree(worktree, `${testCommand} ${nodeIds.map(shellQuote).join(" ")}`);
+  return inWorktree(worktree, `${FROM_SOURCE} && ${testCommand} ${nodeIds.map(shellQuote).join(" ")}`);
 }
 
 /** Node ids pytest reports as failed or errored in its short summary (`FAILED id - msg`, `ERROR id`). */

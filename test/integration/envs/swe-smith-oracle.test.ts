@@ -107,6 +107,25 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.equal((await env.verify(itemA, second)).score, 1);
   });
 
+  test("a fix with the same size and mtime second as the buggy file is still seen (no stale bytecode)", async () => {
+    // Python trusts a __pycache__ entry whose recorded source mtime (whole seconds) and size match: a one-token
+    // fix applied within the second of the checkout used to be scored against the bug's bytecode.
+    const slot = await newSandbox()(0);
+    const item = env.parseItem(rows.find((r) => r.instance_id === "hermes-mini__statkit.variance_denominator"));
+    const { workdir } = await env.setup(item, slot);
+    assert.equal((await env.verify(item, slot)).score, 0);
+    const agentRun = await slot.exec({ command: `cd ${workdir} && python3 -m pytest -q; ls */__pycache__/*.pyc`, timeoutMs: 30_000 });
+    assert.match(agentRun.stdout, /stats\.cpython-\S+\.pyc/, "precondition: the agent's own test run left bytecode");
+    const file = `${workdir}/${/^diff --git a\/(\S+)/.exec((item as { patch: string }).patch)?.[1]}`;
+    const stat = async () => (await slot.exec({ command: `stat -c '%Y %s' ${file}`, timeoutMs: 10_000 })).stdout.trim();
+    const [mtime, size] = (await stat()).split(" ");
+    await runOracle(slot, item);
+    await slot.exec({ command: `touch -d @${mtime} ${file}`, timeoutMs: 10_000 });
+    assert.equal(await stat(), `${mtime} ${size}`, "precondition: the fixed file looks unchanged to a timestamp check");
+    const solved = await env.verify(item, slot);
+    assert.equal(solved.score, 1, JSON.stringify(solved.details));
+  });
+
   test("an unreachable commit is an infrastructure error, not a score", async () => {
     const slot = await newSandbox()(0);
     const item = env.parseItem({ ...rows[0], base_commit: "0123456789abcdef0123456789abcdef01234567" });

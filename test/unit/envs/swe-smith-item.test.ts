@@ -64,6 +64,8 @@ test("node ids are chunked and shell-quoted into the test command", () => {
   const command = testChunkCommand("lib", "python3 -m pytest -q", ["tests/a.py::t1", "tests/a.py::t[1 2]"]);
   assert.match(command, /^cd "\$HERMES_WORKSPACE"\/lib && /);
   assert.match(command, /python3 -m pytest -q tests\/a\.py::t1 'tests\/a\.py::t\[1 2\]'$/);
+  // Stale bytecode would score the unfixed code: it is dropped and none is written before the tests run.
+  assert.match(command, /export PYTHONDONTWRITEBYTECODE=1 && find \. -path \.\/\.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf \{\} \+ && python3 -m pytest/);
 });
 
 test("failed node ids are read from pytest's short summary, bounded", () => {
