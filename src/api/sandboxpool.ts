@@ -16,10 +16,7 @@ const modalBlock = z
       .string()
       .regex(/^https?:\/\//, "must start with http:// or https://")
       .optional()
-      .describe("Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI. Defaults to Modal's API."),
-    caSecretRef: secretRef
-      .optional()
-      .describe("Secret with ca.crt trusted for the command router (a mock Modal serving TLS off loopback)."),
+      .describe("Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make the controller trust the mock's router CA). Defaults to Modal's API."),
   })
   .strict()
   .describe("Settings for backend: modal.");
