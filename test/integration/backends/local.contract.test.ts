@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { runBackendContract } from "./contract.ts";
 
+// The assertions live in contract.ts: one suite, run against every backend.
 runBackendContract("local", async () => {
   const rootDir = await mkdtemp(join(tmpdir(), "hermes-local-contract-"));
   const backend = await LocalBackend.open({ rootDir });

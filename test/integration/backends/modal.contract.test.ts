@@ -2,6 +2,7 @@ import { startMockModalBackend } from "../../../src/backends/modal/testing.ts";
 import { runBackendContract } from "./contract.ts";
 
 // The real modal@0.11.1 SDK talking to our mock over gRPC (MODAL_SERVER_URL is set before the SDK client is built).
+// The assertions live in contract.ts: one suite, run against every backend.
 runBackendContract("modal (real SDK against mock-modal)", async () => {
   const { backend, mock } = await startMockModalBackend({ backend: { appName: "hermes-contract", maxConcurrentCreates: 4 } });
   return {

@@ -72,11 +72,11 @@ describe("mock-modal with the real SDK", () => {
   });
 
   test("exec: env, workdir (mapped into the sandbox root), stdin, exit code and timeout", async () => {
-    const sandbox = await modal.sandboxes.create(app, image, { timeoutMs: 60_000, workdir: "/work", env: { FROM_SANDBOX: "s" } });
-    const mkdir = await sandbox.exec(["mkdir", "-p", "sub"], { workdir: "/work" });
+    const sandbox = await modal.sandboxes.create(app, image, { timeoutMs: 60_000, workdir: "/job", env: { FROM_SANDBOX: "s" } });
+    const mkdir = await sandbox.exec(["mkdir", "-p", "sub"], { workdir: "/job" });
     assert.equal(await mkdir.wait(), 0);
     const proc = await sandbox.exec(["bash", "-c", 'echo "$FROM_SANDBOX $FROM_EXEC"; basename "$PWD"; cat; echo oops >&2; exit 3'], {
-      workdir: "/work/sub",
+      workdir: "/job/sub",
       env: { FROM_EXEC: "e" },
     });
     const writer = proc.stdin.getWriter();

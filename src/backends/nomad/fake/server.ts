@@ -41,7 +41,7 @@ export interface FakeNomad {
 
 const LEADER = "127.0.0.1:4647";
 
-/** Starts the fake Nomad HTTP API in this process (semantics: /work/shared/mission/nomad.md §5). */
+/** Starts the fake Nomad HTTP API in this process: the real paths, fields, status codes and text errors we use. */
 export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<FakeNomad> {
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "fake-nomad-"));
