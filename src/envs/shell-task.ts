@@ -3,11 +3,11 @@
  * check exits 0 in the slot workspace after the agent's turn. It proves the Environment interface with no git.
  */
 import { z } from "zod";
-import { isSandboxError } from "../backends/types.ts";
 import { tail } from "./shell.ts";
 import {
   InfrastructureError,
-  InvalidItemError,
+  asInfrastructureError,
+  parseRow,
   type Environment,
   type EnvironmentFactory,
   type PromptMessages,
@@ -52,9 +52,7 @@ export class ShellTaskEnvironment implements Environment<ShellTaskItem> {
   }
 
   parseItem(row: unknown): ShellTaskItem {
-    const parsed = this.itemSchema.safeParse(row);
-    if (!parsed.success) throw new InvalidItemError(`invalid shell-task row: ${z.prettifyError(parsed.error)}`);
-    return parsed.data;
+    return parseRow(this.name, this.itemSchema, row);
   }
 
   itemId(item: ShellTaskItem): string {
@@ -72,7 +70,7 @@ export class ShellTaskEnvironment implements Environment<ShellTaskItem> {
     signal?.throwIfAborted();
     if (!item.setup) return { workdir: ".", durationMs: 0 };
     const result = await slot.exec({ command: item.setup, timeoutMs: this.config.setupTimeoutSeconds * 1000 }).catch((error: unknown) => {
-      throw isSandboxError(error) ? error : new InfrastructureError("setup", `setup of ${item.id} failed`, { cause: error });
+      throw asInfrastructureError("setup", error, `setup of ${item.id} failed`);
     });
     if (result.exitCode !== 0) {
       throw new InfrastructureError("setup", `setup of ${item.id} failed: exit ${result.exitCode}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`);
@@ -83,7 +81,7 @@ export class ShellTaskEnvironment implements Environment<ShellTaskItem> {
   async verify(item: ShellTaskItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     signal?.throwIfAborted();
     const result = await slot.exec({ command: item.check, timeoutMs: this.config.checkTimeoutSeconds * 1000 }).catch((error: unknown) => {
-      throw isSandboxError(error) ? error : new InfrastructureError("verify", `check of ${item.id} failed to run`, { cause: error });
+      throw asInfrastructureError("verify", error, `check of ${item.id} failed to run`);
     });
     const passed = result.exitCode === 0;
     return {

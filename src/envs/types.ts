@@ -4,8 +4,8 @@
  * from HERMES_WORKSPACE / HERMES_CACHE_DIR, which the slot layer sets as the command sees them (/workspace and
  * /cache under bubblewrap, host paths otherwise).
  */
-import type { z } from "zod";
-import type { ExecRequest, ExecResult } from "../backends/types.ts";
+import { z } from "zod";
+import { isSandboxError, type ExecRequest, type ExecResult } from "../backends/types.ts";
 
 /** The narrow view of a leased slot an environment gets; the runner's LeasedSlot satisfies it. */
 export interface SlotExec {
@@ -65,6 +65,20 @@ export class InvalidItemError extends Error {
     super(message, options);
     this.name = "InvalidItemError";
   }
+}
+
+/** Parses a dataset row with an environment's item schema; a bad row is an InvalidItemError naming the environment. */
+export function parseRow<Item>(environment: string, schema: z.ZodType<Item>, row: unknown): Item {
+  const parsed = schema.safeParse(row);
+  if (!parsed.success) throw new InvalidItemError(`invalid ${environment} row: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** An environment's own command that threw: sandbox errors and aborts pass through, the rest is infrastructure. */
+export function asInfrastructureError(phase: "setup" | "verify", error: unknown, what = `${phase} failed`): Error {
+  if (isSandboxError(error) || error instanceof InfrastructureError) return error;
+  if (error instanceof Error && error.name === "AbortError") return error;
+  return new InfrastructureError(phase, `${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 export interface Environment<Item = unknown> {

@@ -1,10 +1,10 @@
 /** The `swe-smith-oracle` environment: fix a repository at a base commit until its listed pytest node ids pass. */
 import { z } from "zod";
-import { isSandboxError } from "../../backends/types.ts";
 import { chunk, shellQuote, tail } from "../shell.ts";
 import {
   InfrastructureError,
-  InvalidItemError,
+  asInfrastructureError,
+  parseRow,
   type Environment,
   type EnvironmentFactory,
   type PromptMessages,
@@ -60,13 +60,6 @@ export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["p
   return { system: SYSTEM_PROMPT, user: sections.join("\n\n") };
 }
 
-/** Turns an exec that threw into the runner's contract: sandbox errors pass through, the rest is infrastructure. */
-function asInfrastructure(phase: "setup" | "verify", error: unknown): Error {
-  if (isSandboxError(error) || error instanceof InfrastructureError) return error;
-  if (error instanceof Error && error.name === "AbortError") return error;
-  return new InfrastructureError(phase, `${phase} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-}
-
 export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   readonly name = "swe-smith-oracle";
   readonly itemSchema = sweSmithItemSchema;
@@ -77,9 +70,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   }
 
   parseItem(row: unknown): SweSmithItem {
-    const parsed = this.itemSchema.safeParse(row);
-    if (!parsed.success) throw new InvalidItemError(`invalid swe-smith-oracle row: ${z.prettifyError(parsed.error)}`);
-    return parsed.data;
+    return parseRow(this.name, this.itemSchema, row);
   }
 
   itemId(item: SweSmithItem): string {
@@ -107,7 +98,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
         maxOutputBytes: EXEC_OUTPUT_BYTES,
       })
       .catch((error: unknown) => {
-        throw asInfrastructure("setup", error);
+        throw asInfrastructureError("setup", error);
       });
     if (result.exitCode !== 0) {
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
@@ -128,7 +119,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     const run = async (command: string, timeoutSeconds: number) => {
       signal?.throwIfAborted();
       return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
-        throw asInfrastructure("verify", error);
+        throw asInfrastructureError("verify", error);
       });
     };
 
