@@ -41,17 +41,19 @@ export interface Verification {
 }
 
 /**
- * Raised when the environment could not do its part for reasons that are not the agent's (clone failed, a
- * command the environment runs itself broke, the sandbox misbehaved). The runner retries such a trajectory on
- * another slot and never scores it 0.0. A `SandboxError` from `slot.exec` means the same and is passed through
+ * A failure that is not the agent's: the environment could not do its part (clone failed, a command it runs itself
+ * broke), the sandbox died under a tool call, or the model endpoint was down. The runner retries such a trajectory
+ * on another slot and never scores it 0.0. A `SandboxError` from `slot.exec` means the same and passes through
  * unchanged. Anything the agent caused (failing tests, a broken build) is a score of 0, not an error.
  */
+export type InfrastructureSource = "setup" | "verify" | "sandbox" | "model";
+
 export class InfrastructureError extends Error {
-  readonly phase: "setup" | "verify";
-  constructor(phase: "setup" | "verify", message: string, options?: { cause?: unknown }) {
+  readonly source: InfrastructureSource;
+  constructor(source: InfrastructureSource, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "InfrastructureError";
-    this.phase = phase;
+    this.source = source;
   }
 }
 

@@ -8,7 +8,7 @@ import { ModelRequestError } from "./model-client.ts";
 import { extractToolCalls, hermesToolResponse, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
 import type { AgentResult, ChatMessage, LeasedSlot, ModelTurn, StopReason, ToolCallFormat, ToolCallRecord, TrajectoryLimits } from "./types.ts";
-import { RolloutInfraError } from "./types.ts";
+import { InfrastructureError } from "../envs/types.ts";
 
 export interface AgentLoopOptions {
   model: ModelClient;
@@ -96,7 +96,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
       record(outcome.ok, outcome.error);
       return { content: outcome.content, finish: outcome.finish === true };
     } catch (error) {
-      if (error instanceof RolloutInfraError) throw error;
+      if (error instanceof InfrastructureError) throw error;
       const message = `Tool execution failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
       record(false, message);
       return { content: errorContent(message), finish: false };

@@ -6,15 +6,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { isSandboxError } from "../backends/types.ts";
-import type { Environment } from "../envs/types.ts";
-import { isInfrastructureError } from "../envs/types.ts";
+import { isInfrastructureError, type Environment } from "../envs/types.ts";
 import { logger } from "../log.ts";
 import { runAgentLoop } from "./agent-loop.ts";
 import type { ModelClient } from "./model-client.ts";
 import { buildScoredGroup, type GenerationParams, type ScoredDataGroup, type ScoredTrajectory } from "./scored.ts";
 import { defaultTools, type ToolRegistry } from "./tools.ts";
 import type { ChatMessage, LeasedSlot, SlotProvider, ToolCallFormat, TrajectoryLimits } from "./types.ts";
-import { RolloutInfraError } from "./types.ts";
 
 const log = logger("runner");
 
@@ -72,7 +70,7 @@ export class GroupFailedError extends Error {
 
 /** Failures of the infrastructure, not of the agent: retried on another slot. */
 export function isRetryable(error: unknown): boolean {
-  if (error instanceof RolloutInfraError || isInfrastructureError(error)) return true;
+  if (isInfrastructureError(error)) return true;
   return isSandboxError(error) && error.kind !== "configuration";
 }
 

@@ -8,7 +8,7 @@ import OpenAI, { APIConnectionError, APIUserAbortError, InternalServerError, Rat
 import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
-import { RolloutInfraError } from "./types.ts";
+import { InfrastructureError } from "../envs/types.ts";
 
 export interface CompletionRequest {
   messages: readonly ChatMessage[];
@@ -68,7 +68,7 @@ function toChatMessage(message: Loose): ChatMessage {
 export function classifyModelError(error: unknown): Error {
   if (error instanceof APIUserAbortError) return error;
   if (error instanceof APIConnectionError || error instanceof InternalServerError || error instanceof RateLimitError) {
-    return new RolloutInfraError("model", `model endpoint unavailable: ${error.message}`, { cause: error });
+    return new InfrastructureError("model", `model endpoint unavailable: ${error.message}`, { cause: error });
   }
   return new ModelRequestError(error instanceof Error ? error.message : String(error), { cause: error });
 }

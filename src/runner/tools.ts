@@ -4,7 +4,8 @@
  * use these: their setup/verify go through the env's own exec interface.
  */
 import { isSandboxError } from "../backends/types.ts";
-import { RolloutInfraError, type LeasedSlot } from "./types.ts";
+import { InfrastructureError } from "../envs/types.ts";
+import type { LeasedSlot } from "./types.ts";
 
 export interface ToolSchema {
   type: "function";
@@ -76,7 +77,7 @@ export const terminalTool: Tool = {
       result = await context.slot.exec({ command, timeoutMs, maxOutputBytes: context.maxOutputBytes });
     } catch (error) {
       if (isSandboxError(error, "configuration")) throw error;
-      if (isSandboxError(error)) throw new RolloutInfraError("sandbox", `terminal: ${error.message}`, { cause: error });
+      if (isSandboxError(error)) throw new InfrastructureError("sandbox", `terminal: ${error.message}`, { cause: error });
       throw error;
     }
     const combined = result.stderr === "" ? result.stdout : result.stdout === "" ? result.stderr : `${result.stdout}\n${result.stderr}`;

@@ -96,12 +96,3 @@ export interface AgentResult {
   durationMs: number;
 }
 
-/** Marks a failure of the infrastructure (sandbox died, endpoint down): retried, never scored. */
-export class RolloutInfraError extends Error {
-  readonly source: "sandbox" | "model";
-  constructor(source: "sandbox" | "model", message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "RolloutInfraError";
-    this.source = source;
-  }
-}

@@ -129,7 +129,7 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
   test("an unreachable commit is an infrastructure error, not a score", async () => {
     const slot = await newSandbox()(0);
     const item = env.parseItem({ ...rows[0], base_commit: "0123456789abcdef0123456789abcdef01234567" });
-    await assert.rejects(env.setup(item, slot), (error: unknown) => error instanceof InfrastructureError && error.phase === "setup");
+    await assert.rejects(env.setup(item, slot), (error: unknown) => error instanceof InfrastructureError && error.source === "setup");
   });
 
   test("a chunk that hits its timeout scores 0.0 with timedOut", async () => {

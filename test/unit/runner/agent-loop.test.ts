@@ -4,7 +4,8 @@ import { runAgentLoop } from "../../../src/runner/agent-loop.ts";
 import type { ModelClient } from "../../../src/runner/model-client.ts";
 import { ModelRequestError } from "../../../src/runner/model-client.ts";
 import { defaultTools } from "../../../src/runner/tools.ts";
-import { RolloutInfraError, type ChatMessage, type LeasedSlot, type ModelTurn } from "../../../src/runner/types.ts";
+import { InfrastructureError } from "../../../src/envs/types.ts";
+import type { ChatMessage, LeasedSlot, ModelTurn } from "../../../src/runner/types.ts";
 import { SandboxError } from "../../../src/backends/types.ts";
 
 function scripted(answers: (ChatMessage | Error)[]): ModelClient & { seen: ChatMessage[][] } {
@@ -88,15 +89,15 @@ test("an endpoint error that is not infrastructure ends the loop, scored as it s
 
 test("infrastructure failures propagate: endpoint down, sandbox gone", async () => {
   await assert.rejects(
-    runAgentLoop({ model: scripted([new RolloutInfraError("model", "down")]), tools: defaultTools(), slot: slot(), messages: user, limits, format: "auto", maxTokensPerTurn: 100 }),
-    RolloutInfraError,
+    runAgentLoop({ model: scripted([new InfrastructureError("model", "down")]), tools: defaultTools(), slot: slot(), messages: user, limits, format: "auto", maxTokensPerTurn: 100 }),
+    InfrastructureError,
   );
   const dead = slot(async () => {
     throw new SandboxError("gone", "sandbox terminated");
   });
   await assert.rejects(
     runAgentLoop({ model: scripted([call('{"name":"terminal","arguments":{"command":"ls"}}')]), tools: defaultTools(), slot: dead, messages: user, limits, format: "auto", maxTokensPerTurn: 100 }),
-    (error: unknown) => error instanceof RolloutInfraError && error.source === "sandbox",
+    (error: unknown) => error instanceof InfrastructureError && error.source === "sandbox",
   );
 });
 
