@@ -1,13 +1,12 @@
 import { hostname } from "node:os";
-import { join } from "node:path";
 import type { Server } from "node:http";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, type KubernetesListObject, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
-import { GROUP, VERSION, type RolloutJob, type RolloutJobSpec, type SandboxPool } from "../api/index.ts";
+import { GROUP, VERSION, type RolloutJob, type SandboxPool } from "../api/index.ts";
 import { logger } from "../log.ts";
-import { resolveDataset } from "../runner/dataset.ts";
 import { backendFactory } from "./backends.ts";
 import { kubeClient } from "./client.ts";
-import { jobReconciler, type LoadedDataset } from "./rolloutjob/reconcile.ts";
+import { JobDatasets } from "./rolloutjob/dataset.ts";
+import { jobReconciler } from "./rolloutjob/reconcile.ts";
 import { JOB_LABEL } from "./rolloutjob/desired.ts";
 import { runnersApi } from "./runners-api/routes.ts";
 import { ActiveJobs } from "./runners-api/registry.ts";
@@ -56,6 +55,7 @@ const key = (o: KubernetesObject) => `${o.metadata?.namespace ?? "default"}/${o.
 export async function startController(options: ControllerOptions): Promise<RunningController> {
   const kc = options.kubeConfig ?? loadDefault();
   const client = kubeClient(kc);
+  const datasets = new JobDatasets(client, options.dataDir);
   const metrics = new ControllerMetrics({ defaultMetrics: true });
   const recorder = new EventRecorder(client);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -95,7 +95,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       getPool: (ns, name) => pools.get(name, ns) as SandboxPool | undefined,
       listRunnerPods: (ns, jobName) => pods.list(ns).filter((p) => p.metadata?.labels?.[JOB_LABEL] === jobName),
       client, runtimes, active, recorder,
-      loadDataset: (ns, spec) => loadDataset(client, options.dataDir, ns, spec),
+      loadDataset: (ns, spec) => datasets.load(ns, spec),
       restoredSlotLeases: async (poolKey, jobKey) => ((await store.load(poolKey)) ?? []).filter((r) => r.holder === jobKey).map((r) => r.id),
       enqueue: (k) => jobController.enqueue(k),
       runnerPods: {
@@ -173,6 +173,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await runtimes.closeAll();
+      await datasets.close();
     },
   };
 }
@@ -183,17 +184,3 @@ function loadDefault(): KubeConfig {
   return kc;
 }
 
-/** The job's rows, read once by the controller and handed to runners with their items. */
-async function loadDataset(client: ReturnType<typeof kubeClient>, dataDir: string, namespace: string, spec: RolloutJobSpec): Promise<LoadedDataset> {
-  if (spec.dataset.configMap) {
-    const data = await client.readConfigMap(namespace, spec.dataset.configMap.name);
-    const text = data?.[spec.dataset.configMap.key];
-    if (text === undefined) throw new Error(`ConfigMap ${namespace}/${spec.dataset.configMap.name} has no key ${spec.dataset.configMap.key}`);
-    const rows = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown);
-    return { rows: spec.dataset.maxItems ? rows.slice(0, spec.dataset.maxItems) : rows, environmentConfig: {} };
-  }
-  const resolved = await resolveDataset(spec.dataset, join(dataDir, "job.yaml"));
-  const rows: unknown[] = [];
-  for await (const row of resolved.rows) rows.push(row);
-  return { rows, environmentConfig: resolved.environmentConfig };
-}

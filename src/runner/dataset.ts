@@ -10,6 +10,12 @@ import type { RolloutJobSpec } from "../api/index.ts";
 import { openDataset, readRows, type DatasetContext, type DatasetRow, type DatasetSpec } from "../envs/datasets/index.ts";
 import { startGitHttpServer } from "./git-http.ts";
 
+export interface ResolveOptions extends DatasetContext {
+  /** Serves a directory of bare repositories and returns its base URL. The caller owns the server (the controller
+   * shares one across jobs); without it a loopback server is started and closed with the dataset. */
+  serveRepos?: (root: string) => Promise<string>;
+}
+
 export interface ResolvedDataset {
   rows: AsyncIterable<DatasetRow>;
   environmentConfig: Record<string, unknown>;
@@ -23,8 +29,9 @@ export function anchorDatasetSpec(dataset: DatasetSpec, jobPath: string): Datase
   return { ...dataset, jsonl: { ...dataset.jsonl, path: resolve(dirname(jobPath), path) } };
 }
 
-export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath: string, context: DatasetContext = {}): Promise<ResolvedDataset> {
+export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath: string, options: ResolveOptions = {}): Promise<ResolvedDataset> {
   const bundledDir = process.env.HERMES_MINI_DATASET_DIR;
+  const { serveRepos, ...context } = options;
   const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), { ...(bundledDir ? { bundledDir } : {}), ...context });
   const rows = readRows(opened.source, {
     ...(dataset.maxItems !== undefined ? { maxItems: dataset.maxItems } : {}),
@@ -34,6 +41,8 @@ export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath
   if (typeof repoBase !== "string" || !repoBase.startsWith("file://")) {
     return { rows, environmentConfig: opened.environmentConfig, close: async () => {} };
   }
-  const git = await startGitHttpServer(fileURLToPath(repoBase));
+  const root = fileURLToPath(repoBase);
+  if (serveRepos) return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: await serveRepos(root) }, close: async () => {} };
+  const git = await startGitHttpServer(root);
   return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: git.url }, close: git.close };
 }

@@ -1,6 +1,6 @@
 /**
- * Serves a directory of bare git repositories over git's smart HTTP protocol (git http-backend as CGI) on
- * loopback. An isolated slot cannot see the host's files, so a `file://` repo base (the bundled mini-dataset)
+ * Serves a directory of bare git repositories over git's smart HTTP protocol (git http-backend as CGI), on
+ * loopback unless told otherwise. An isolated slot cannot see the host's files, so a `file://` repo base (the bundled mini-dataset)
  * is handed to sandboxes as this http:// base instead: clones then take the same network path GitHub takes.
  */
 import { spawn } from "node:child_process";
@@ -28,7 +28,15 @@ function parseCgiHead(head: string): { status: number; headers: Record<string, s
   return { status, headers };
 }
 
-export async function startGitHttpServer(root: string): Promise<GitHttpServer> {
+export interface GitHttpOptions {
+  /** Address to bind; loopback by default. */
+  host?: string;
+  /** Host sandboxes reach the server at (e.g. the controller's pod IP); defaults to `host`. */
+  advertiseHost?: string;
+}
+
+export async function startGitHttpServer(root: string, options: GitHttpOptions = {}): Promise<GitHttpServer> {
+  const host = options.host ?? "127.0.0.1";
   const server: Server = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://localhost");
     const child = spawn("git", ["http-backend"], {
@@ -79,11 +87,11 @@ export async function startGitHttpServer(root: string): Promise<GitHttpServer> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(0, host, resolve);
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://${options.advertiseHost ?? host}:${port}/`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
