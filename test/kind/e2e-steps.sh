@@ -221,14 +221,39 @@ expect_match "describe: JobComplete Event" "Normal +JobComplete" "$described"
 k wait --for=jsonpath='{.status.slots.leased}'=0 "sandboxpool/$POOL" --timeout=60s >/dev/null
 expect_eq "slots back in the pool (free)" "$(jsonpath "sandboxpool/$POOL" '{.status.slots.free}')" 2
 
+# --- swe-smith-oracle on the bundled mini-dataset ------------------------------------------------------------------
+# The controller generates the bundled repositories and serves them over git HTTP on its pod IP; setup clones them
+# into the slots inside the mock Modal's sandboxes, and verify runs the tasks' pytest node ids there.
+step "RolloutJob swe: bundled swe-smith-mini (2 items), swe-smith-oracle env, built-in oracle model"
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: { name: swe }
+spec:
+  poolRef: { name: $POOL }
+  environment: { name: swe-smith-oracle }
+  dataset: { bundled: swe-smith-mini, maxItems: 2 }
+  model: { builtin: { policy: oracle } }
+  groupSize: 1
+  limits: { maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120 }
+  runners: { replicas: 1, trajectoriesPerRunner: 2 }
+  backoffLimit: 2
+EOF
+k wait --for=condition=Complete rolloutjob/swe --timeout=240s >/dev/null
+expect_eq "swe: status.passRate" "$(jsonpath rolloutjob/swe '{.status.passRate}')" 1
+expect_eq "swe: progress.groups" "$(jsonpath rolloutjob/swe '{.status.progress.groups}')" 2
+k delete rolloutjob swe --wait=true --timeout=60s >/dev/null
+
 # --- upgrade -----------------------------------------------------------------------------------------------------
 step "helm upgrade: controller.logLevel=debug"
 old_pod=$(k get pods -l app.kubernetes.io/component=controller -o jsonpath='{.items[0].metadata.name}')
 helm upgrade "$RELEASE" "$CHART" -n "$NS" --skip-crds --server-side=false --reuse-values --set controller.logLevel=debug >/dev/null
 k rollout status "deployment/$FULLNAME" --timeout=180s
 expect_eq "release revision" "$(helm status "$RELEASE" -n "$NS" -o json | grep -Eo '"version": ?[0-9]+' | grep -Eo '[0-9]+$')" 2
+# A terminating pod still reports phase Running: wait for the old one to go before naming the new one.
+k wait --for=delete "pod/$old_pod" --timeout=90s >/dev/null || fail "the old controller pod $old_pod was not replaced by the upgrade"
 new_pod=$(k get pods -l app.kubernetes.io/component=controller --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
-[[ "$new_pod" != "$old_pod" ]] || fail "the controller pod was not replaced by the upgrade"
+[[ -n "$new_pod" && "$new_pod" != "$old_pod" ]] || fail "the controller pod was not replaced by the upgrade"
 expect_eq "new controller LOG_LEVEL" "$(k get "pod/$new_pod" -o jsonpath='{.spec.containers[0].env[?(@.name=="LOG_LEVEL")].value}')" debug
 expect_eq "mock Modal CA kept across the upgrade" "$(ca_fingerprint)" "$ca_before"
 helm test "$RELEASE" -n "$NS" --timeout=120s >/dev/null
