@@ -267,7 +267,8 @@ k delete "sandboxpool/$POOL" --timeout=90s >/dev/null
 k delete secret mock-modal-credentials >/dev/null
 
 step "helm uninstall"
-helm uninstall "$RELEASE" -n "$NS" --wait --timeout=120s >/dev/null
+# kubelet 1.20 can take up to a minute to drop a deleted pod object after its containers stop.
+helm uninstall "$RELEASE" -n "$NS" --wait --timeout=240s >/dev/null
 selector="app.kubernetes.io/instance=$RELEASE"
 release_leftovers() {
   k get all,secrets,configmaps,serviceaccounts,roles,rolebindings,persistentvolumeclaims -l "$selector" -o name

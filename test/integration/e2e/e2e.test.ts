@@ -12,7 +12,7 @@ import { clusterEnv } from "../../support/cluster.ts";
 const image = process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev";
 const script = new URL("../../kind/e2e-steps.sh", import.meta.url).pathname;
 
-test(`e2e-steps.sh passes on the local cluster with ${image} (pullPolicy Never)`, { timeout: 300_000 }, async () => {
+test(`e2e-steps.sh passes on the local cluster with ${image} (pullPolicy Never)`, { timeout: 600_000 }, async () => {
   const env = clusterEnv();
   const artifacts = mkdtempSync(join(tmpdir(), "hermes-e2e-"));
   const started = Date.now();
