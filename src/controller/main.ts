@@ -127,16 +127,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
 
   const identity = options.identity ?? `${hostname()}-${process.pid}`;
+  // The elector needs the listening port, so it is made after the server: runners calling in between (a restart)
+  // are told to retry, with no leader to point at yet.
+  let elector: LeaderElector | undefined;
   const server: Server = createProbeServer({
     registry: metrics.registry,
     healthy: () => true,
     ready: () => pools.synced && jobs.synced && pods.synced,
-    routes: [runnersApi(active, (poolKey) => runtimes.get(poolKey), metrics, () => (elector.isLeader ? undefined : elector.holderAnnotations[RUNNERS_API_ANNOTATION]))],
+    routes: [runnersApi(active, (poolKey) => runtimes.get(poolKey), metrics, () => (!elector || elector.isLeader ? undefined : elector.holderAnnotations[RUNNERS_API_ANNOTATION]))],
   });
   port.value = await listen(server, options.port, options.host);
   await Promise.all([pools.start(), jobs.start(), pods.start()]);
 
-  const elector: LeaderElector = new LeaderElector({
+  const leaderElector = new LeaderElector({
     kubeConfig: kc,
     namespace: options.leaseNamespace,
     name: options.leaseName ?? "hermes-rollouts-controller",
@@ -158,16 +161,17 @@ export async function startController(options: ControllerOptions): Promise<Runni
       (options.onLostLeadership ?? (() => process.exit(1)))();
     },
   });
-  elector.start();
+  elector = leaderElector;
+  leaderElector.start();
   log.info({ port: port.value, identity }, "controller started");
 
   return {
     port: port.value,
     metrics,
-    isLeader: () => elector.isLeader,
+    isLeader: () => leaderElector.isLeader,
     async stop() {
       await Promise.all([poolController.stop(), jobController.stop()]);
-      await elector.stop();
+      await leaderElector.stop();
       await Promise.all([pools.stop(), jobs.stop(), pods.stop()]);
       await recorder.flush();
       await new Promise<void>((resolve) => server.close(() => resolve()));

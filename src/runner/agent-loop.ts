@@ -57,7 +57,8 @@ function errorContent(error: string): string {
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not return within ${Math.round(ms / 1000)}s`)), ms);
+    // Past its own timeout plus grace the call is stuck in the sandbox or the path to it: not the agent's doing.
+    timer = setTimeout(() => reject(new InfrastructureError("sandbox", `${what} did not return within ${Math.round(ms / 1000)}s`)), ms);
   });
   try {
     return await Promise.race([work, timeout]);

@@ -76,9 +76,10 @@ export const terminalTool: Tool = {
     try {
       result = await context.slot.exec({ command, timeoutMs, maxOutputBytes: context.maxOutputBytes });
     } catch (error) {
-      if (isSandboxError(error, "configuration")) throw error;
-      if (isSandboxError(error)) throw new InfrastructureError("sandbox", `terminal: ${error.message}`, { cause: error });
-      throw error;
+      // The command's own failure is a result (its exit code); a call that could not run is never the agent's
+      // fault, so it ends the trajectory as infrastructure (retried on another slot), not as a tool result.
+      if (isSandboxError(error, "configuration") || (error instanceof Error && error.name === "AbortError")) throw error;
+      throw new InfrastructureError("sandbox", `terminal: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     const combined = result.stderr === "" ? result.stdout : result.stdout === "" ? result.stderr : `${result.stdout}\n${result.stderr}`;
     const output = truncateTail(combined, context.maxOutputBytes).text;

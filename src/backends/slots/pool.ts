@@ -99,6 +99,7 @@ export class SlotPool {
   private restored = new Map<string, LeaseRecord>();
   private blockOlderThan: number | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private sandboxesKnown = false;
 
   constructor(options: SlotPoolOptions) {
     this.options = options;
@@ -144,8 +145,17 @@ export class SlotPool {
     }
   }
 
+  /**
+   * Whether the pool has seen the backend's sandboxes once. Before that a restored lease has no slot yet, so a
+   * call on it must wait rather than be told its lease is lost.
+   */
+  get adopted(): boolean {
+    return this.sandboxesKnown;
+  }
+
   /** Adopts the backend's view of the pool: new ready sandboxes add slots, vanished ones take theirs away. */
   setSandboxes(infos: readonly SandboxInfo[]): void {
+    this.sandboxesKnown = true;
     const live = new Map(infos.filter((info) => info.phase === "ready").map((info) => [info.name, info]));
     for (const [name, info] of this.sandboxes) if (!live.has(name)) this.dropSandbox(info, "sandbox is gone");
     for (const [name, info] of live) if (!this.sandboxes.has(name)) this.addSandbox(info);

@@ -110,23 +110,39 @@ export class RunnersApiClient {
     return this.call("groups", { index, attempt, scores, group });
   }
 
+  /**
+   * A slot call whose every failure is a SandboxError, as the LeasedSlot contract says: a lease the controller no
+   * longer knows is "gone", anything else that is not the sandbox's own answer (API down past the retry window, an
+   * HTTP error) "transient". So the group core retries the trajectory on another slot and never scores it.
+   */
+  async #slotCall<T>(action: string, body: object, signal?: AbortSignal): Promise<T> {
+    try {
+      return await this.call<T>(action, body, signal);
+    } catch (error) {
+      if (error instanceof SandboxError || signal?.aborted) throw error;
+      const lost = error instanceof RunnersApiError && (error.status === 404 || error.status === 410);
+      const message = `runners' API ${action}: ${error instanceof Error ? error.message : String(error)}`;
+      throw new SandboxError(lost ? "gone" : "transient", message, { cause: error });
+    }
+  }
+
   /** Slots leased through the controller, renewed in the background while held (three times per the pool's TTL). */
   slotProvider(): SlotProvider {
     return {
       acquire: async ({ trajectoryId, signal }) => {
-        const lease = await this.call<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>("slots/acquire", { trajectoryId }, signal);
+        const lease = await this.#slotCall<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>("slots/acquire", { trajectoryId }, signal);
         const timer = setInterval(() => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined), renewIntervalMs(lease.ttlMs));
         timer.unref();
         const slot: LeasedSlot = {
           sandbox: lease.sandbox,
           slot: lease.slot,
-          exec: (request: Omit<ExecRequest, "slot">) => this.call<ExecResult>("slots/exec", { leaseId: lease.leaseId, request }),
+          exec: (request: Omit<ExecRequest, "slot">) => this.#slotCall<ExecResult>("slots/exec", { leaseId: lease.leaseId, request }),
           readFile: async (path: string) => {
-            const { base64 } = await this.call<{ base64: string }>("slots/read", { leaseId: lease.leaseId, path });
+            const { base64 } = await this.#slotCall<{ base64: string }>("slots/read", { leaseId: lease.leaseId, path });
             return new Uint8Array(Buffer.from(base64, "base64"));
           },
           writeFile: async (path: string, data: Uint8Array | string) => {
-            await this.call("slots/write", { leaseId: lease.leaseId, path, base64: Buffer.from(data).toString("base64") });
+            await this.#slotCall("slots/write", { leaseId: lease.leaseId, path, base64: Buffer.from(data).toString("base64") });
           },
           release: async () => {
             clearInterval(timer);

@@ -58,7 +58,9 @@ type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknow
 export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics, leaderURL: () => string | undefined = () => undefined): Route {
   const poolOf = (job: ActiveJob) => {
     const pool = pools(job.poolKey);
-    if (!pool) throw new HttpError(503, `pool ${job.poolKey} is not ready`);
+    // After a restart the job can be served before its pool has re-adopted its sandboxes and their leases:
+    // the runner retries, keeping the slot it holds.
+    if (!pool || !pool.slots.adopted) throw new HttpError(503, `pool ${job.poolKey} is not ready`, true);
     return pool;
   };
   const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {

@@ -86,7 +86,8 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
         }
         summary.failed++;
         log.error({ index: work.index, err: error instanceof GroupFailedError ? error.message : error }, "item attempt failed");
-        await api.fail(work.leaseId);
+        // Unreported, the item's lease lapses and the controller hands it out again: no reason to stop this worker.
+        await api.fail(work.leaseId).catch((failError: unknown) => log.warn({ err: failError, index: work.index }, "could not report the failed attempt"));
       } finally {
         clearInterval(renew);
       }
@@ -95,7 +96,11 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
 
   try {
     const parallel = Math.max(1, Math.ceil(spec.runners.trajectoriesPerRunner / spec.groupSize));
-    await Promise.all(Array.from({ length: parallel }, worker));
+    // Every worker ends before the model server closes: a worker that gives up (API unreachable) never leaves
+    // the others running against a closed model endpoint, failing every trajectory they start.
+    const ended = await Promise.allSettled(Array.from({ length: parallel }, worker));
+    const crashed = ended.find((result) => result.status === "rejected");
+    if (crashed) throw crashed.reason;
   } finally {
     await modelServer?.close();
   }

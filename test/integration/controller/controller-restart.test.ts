@@ -6,8 +6,14 @@ import { kubectl } from "../../support/cluster.ts";
 import { apply, exists, getJson, installOperatorPrereqs, NODE_IP, startControllerProcess, startRunnerProcess, waitFor, type ControllerProcess } from "./harness.ts";
 
 const namespace = `restart-${process.pid}`;
-const ITEMS = 6;
+// Enough items that several trajectories are mid-flight (holding slots, in terminal calls) when the controller dies.
+const ITEMS = 12;
 const items = Array.from({ length: ITEMS }, (_, i) => ({ id: `t${i}`, goal: `write ${i}`, check: `test "$(cat answer.txt)" = ${i}`, solution: `sleep 1; echo ${i} > answer.txt` }));
+interface StoredGroup {
+  index: number;
+  scores: number[];
+  group: { metadata: { trajectories: { sandbox: string; slot: number; tool_errors: number }[] } };
+}
 let controller: ControllerProcess;
 let runner: ChildProcess | undefined;
 
@@ -43,11 +49,17 @@ test("the controller killed mid-job and restarted (new identity, same data dir) 
 
   kubectl(["wait", "--for=condition=Complete", "rolloutjob/job", "-n", namespace, "--timeout=180s"]);
   const { status } = getJson("rolloutjob", "job", namespace);
-  const indexes = readFileSync(status.resultsLocation, "utf8").trim().split("\n").map((l) => JSON.parse(l).index as number);
-  assert.deepEqual([...indexes].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], "every item stored exactly once");
+  const records = readFileSync(status.resultsLocation, "utf8").trim().split("\n").map((l) => JSON.parse(l) as StoredGroup);
+  assert.deepEqual(records.map((r) => r.index).sort((a, b) => a - b), items.map((_, i) => i), "every item stored exactly once");
+  // Every trajectory ran the oracle's solution: one whose slot or controller went away under it was retried, not
+  // scored 0, and no terminal call that failed in the outage reached the model as a tool result.
+  const unsolved = records.flatMap((r) =>
+    r.group.metadata.trajectories.map((t, i) => ({ index: r.index, slot: `${t.sandbox}/${t.slot}`, score: r.scores[i], toolErrors: t.tool_errors })),
+  ).filter((t) => t.score !== 1 || t.toolErrors !== 0);
+  assert.deepEqual(unsolved, [], "trajectories scored as task failures");
   assert.equal(status.progress.groups, ITEMS);
   assert.equal(status.passRate, 1);
-  assert.equal(status.completedIndexes, "0-5");
+  assert.equal(status.completedIndexes, `0-${ITEMS - 1}`);
   // Pool status refreshes on the pool's own reconcile period: every slot must come back, none may leak.
   await waitFor(() => getJson("sandboxpool", "pool", namespace).status.slots.leased === 0, 20_000, "all slots released");
 });

@@ -11,9 +11,16 @@ import { runnersApi } from "../../../src/controller/runners-api/routes.ts";
 import { JobTracker } from "../../../src/controller/rolloutjob/tracker.ts";
 import { createProbeServer, listen } from "../../../src/controller/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/controller/runtime/metrics.ts";
+import type { PoolRuntime } from "../../../src/controller/sandboxpool/runtimes.ts";
+import { InFlightCreates } from "../../../src/backends/slots/creates.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+import { fakeBackend } from "./fakes.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "runners-api-"));
 const jobs = new ActiveJobs();
+const pools = new Map<string, PoolRuntime>();
 let server: Server;
 let url = "";
 const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 0 }, { a: 1 }] }, model: { builtin: { policy: "oracle" } } });
@@ -26,7 +33,7 @@ function activeJob(name: string, token: string) {
 
 before(async () => {
   const metrics = new ControllerMetrics();
-  server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(jobs, () => undefined, metrics)] });
+  server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(jobs, (key) => pools.get(key), metrics)] });
   url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
   activeJob("a", "token-a");
   activeJob("b", "token-b");
@@ -88,4 +95,30 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
   await assert.rejects(api.call("slots/acquire", {}), (e: unknown) => e instanceof RunnersApiError && e.status === 409);
   await api.fail(work.leaseId);
   assert.deepEqual([tracker.aggregates().failed, tracker.aggregates().retried], [0, 0]);
+});
+
+test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
+  activeJob("slots", "token-slots");
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 1, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slots.start(0);
+  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 1000, creates: new InFlightCreates(), createError: undefined });
+  try {
+    // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
+    const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, { method: "POST", headers: { authorization: "Bearer token-slots" }, body: "{}" });
+    assert.deepEqual([waiting.status, ((await waiting.json()) as { retry?: boolean }).retry], [503, true]);
+
+    slots.setSandboxes([await backend.create("sb", template)]);
+    const slot = await client("slots", "token-slots").slotProvider().acquire({ trajectoryId: "t" });
+    assert.equal((await slot.exec({ command: "true", timeoutMs: 1000 })).exitCode, 0);
+    // The controller forgets the lease (expired, or its sandbox went away): the runner sees a sandbox that is gone.
+    jobs.get("ns/slots")!.slotLeases.clear();
+    await assert.rejects(slot.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
+  } finally {
+    pools.delete("ns/p");
+    slots.close();
+  }
 });

@@ -99,6 +99,14 @@ test("infrastructure failures propagate: endpoint down, sandbox gone", async () 
     runAgentLoop({ model: scripted([call('{"name":"terminal","arguments":{"command":"ls"}}')]), tools: defaultTools(), slot: dead, messages: user, limits, format: "auto", maxTokensPerTurn: 100 }),
     (error: unknown) => error instanceof InfrastructureError && error.source === "sandbox",
   );
+  // Any terminal call that could not run (here the runners' API refusing it) ends the trajectory, unscored.
+  const refused = slot(async () => {
+    throw new Error("HTTP 500 from the runners' API");
+  });
+  await assert.rejects(
+    runAgentLoop({ model: scripted([call('{"name":"terminal","arguments":{"command":"ls"}}')]), tools: defaultTools(), slot: refused, messages: user, limits, format: "auto", maxTokensPerTurn: 100 }),
+    (error: unknown) => error instanceof InfrastructureError && error.source === "sandbox",
+  );
 });
 
 test("a timed-out command reports exit code 124 and its output tail", async () => {
