@@ -3,7 +3,8 @@
  * renewed in the background while the trajectory runs, released (and so reset) at the end. A lost lease
  * surfaces as SandboxError "gone", the same failure the rest of the core already retries.
  */
-import { LeaseLostError, type SlotPool } from "../backends/slots/pool.ts";
+import type { SlotPool } from "../backends/slots/pool.ts";
+import { LeaseLostError } from "../backends/slots/types.ts";
 import { SandboxError } from "../backends/types.ts";
 import { logger } from "../log.ts";
 import type { LeasedSlot, SlotProvider } from "./types.ts";

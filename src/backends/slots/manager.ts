@@ -3,7 +3,8 @@ import { logger } from "../../log.ts";
 import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxPhase } from "../types.ts";
 import { InFlightCreates } from "./creates.ts";
 import { planSandboxes } from "./plan.ts";
-import type { SlotPool, SlotPoolStats } from "./pool.ts";
+import type { SlotPool } from "./pool.ts";
+import type { SlotPoolStats } from "./types.ts";
 
 const log = logger("pool-manager");
 

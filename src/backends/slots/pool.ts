@@ -11,24 +11,9 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
+import { LeaseLostError, type Lease, type SlotPoolOptions, type SlotPoolStats } from "./types.ts";
 
 const log = logger("slot-pool");
-
-export interface Lease {
-  readonly id: string;
-  readonly holder: string;
-  readonly sandbox: SandboxRef;
-  readonly slot: number;
-  readonly expiresAt: number;
-}
-
-/** The lease is not (or no longer) current: expired, released, or its sandbox went away. */
-export class LeaseLostError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "LeaseLostError";
-  }
-}
 
 /** A slot moves free → leased → resetting → free; a failed reset ends in quarantined; after a restart without
  *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. */
@@ -52,27 +37,6 @@ interface Waiter {
   resolve: (lease: Lease) => void;
   reject: (error: unknown) => void;
   cleanup: () => void;
-}
-
-export interface SlotPoolStats {
-  slotsTotal: number;
-  slotsLeased: number;
-  slotsFree: number;
-  slotsResetting: number;
-  slotsBlocked: number;
-  slotsQuarantined: number;
-  waiting: number;
-}
-
-export interface SlotPoolOptions {
-  backend: SandboxBackend;
-  template: SandboxTemplate;
-  leaseTtlMs: number;
-  store?: LeaseStore;
-  now?: () => number;
-  resetTimeoutMs?: number;
-  /** Called with each acquire's wait, for a latency histogram. */
-  onAcquire?: (latencyMs: number, outcome: "acquired" | "timeout" | "aborted") => void;
 }
 
 /**

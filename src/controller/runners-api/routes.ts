@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { LeaseLostError } from "../../backends/slots/pool.ts";
+import { LeaseLostError } from "../../backends/slots/types.ts";
 import { isSandboxError } from "../../backends/types.ts";
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";

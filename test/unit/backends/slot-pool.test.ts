@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SlotPool, LeaseLostError } from "../../../src/backends/slots/pool.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import { LeaseLostError } from "../../../src/backends/slots/types.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SandboxError, isSandboxError, type ExecRequest, type ExecResult, type SandboxBackend, type SandboxInfo, type SandboxRef, type SandboxTemplate } from "../../../src/backends/types.ts";
 

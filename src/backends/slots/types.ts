@@ -1,0 +1,40 @@
+/** The slot layer's public shapes: what a lease is, how a pool is configured, what it counts. */
+import type { SandboxBackend, SandboxRef, SandboxTemplate } from "../types.ts";
+import type { LeaseStore } from "./lease-store.ts";
+
+export interface Lease {
+  readonly id: string;
+  readonly holder: string;
+  readonly sandbox: SandboxRef;
+  readonly slot: number;
+  readonly expiresAt: number;
+}
+
+/** The lease is not (or no longer) current: expired, released, or its sandbox went away. */
+export class LeaseLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LeaseLostError";
+  }
+}
+
+export interface SlotPoolStats {
+  slotsTotal: number;
+  slotsLeased: number;
+  slotsFree: number;
+  slotsResetting: number;
+  slotsBlocked: number;
+  slotsQuarantined: number;
+  waiting: number;
+}
+
+export interface SlotPoolOptions {
+  backend: SandboxBackend;
+  template: SandboxTemplate;
+  leaseTtlMs: number;
+  store?: LeaseStore;
+  now?: () => number;
+  resetTimeoutMs?: number;
+  /** Called with each acquire's wait, for a latency histogram. */
+  onAcquire?: (latencyMs: number, outcome: "acquired" | "timeout" | "aborted") => void;
+}
