@@ -69,6 +69,7 @@ export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: M
     appName: modal.appName,
     maxConcurrentCreates: spec.maxConcurrentCreates,
     ...(modal.environment ? { environment: modal.environment } : {}),
+    ...(modal.regions ? { regions: modal.regions } : {}),
     ...(credentials.tokenId ? { tokenId: credentials.tokenId } : {}),
     ...(credentials.tokenSecret ? { tokenSecret: credentials.tokenSecret } : {}),
   });

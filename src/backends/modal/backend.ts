@@ -28,6 +28,8 @@ export interface ModalBackendOptions {
   sandboxRoot?: string;
   /** Concurrent `sandboxes.create` calls (Modal rate-limits creates; users leak sandboxes past the limit). */
   maxConcurrentCreates?: number;
+  /** Regions Modal may place sandboxes in; any when unset. */
+  regions?: readonly string[];
   /** Bound on server-directed throttling waits per call (MODAL_MAX_THROTTLE_WAIT), so no call blocks forever. */
   maxThrottleWaitSecs?: number;
   isolation?: IsolationRequest;
@@ -111,6 +113,7 @@ export class ModalBackend implements SandboxBackend {
           cpu: template.cpu,
           memoryMiB: template.memoryMiB,
           workdir: this.options.sandboxRoot,
+          ...(this.options.regions?.length ? { regions: [...this.options.regions] } : {}),
           ...(template.env !== undefined ? { env: template.env } : {}),
         });
       } catch (error) {

@@ -25,6 +25,19 @@ describe("modal backend specifics", () => {
     await env.backend.terminate(info);
   });
 
+  test("the pool's regions reach Modal's create request", async () => {
+    const placed = new ModalBackend({ appName: "hermes-specifics", regions: ["us-east", "eu-west"] });
+    try {
+      const info = await placed.create("regions-0", mockTemplate("regions"));
+      assert.deepEqual(env.mock.state.sandbox(info.id).spec.regions, ["us-east", "eu-west"]);
+      const unplaced = await env.backend.create("regions-1", mockTemplate("regions"));
+      assert.deepEqual(env.mock.state.sandbox(unplaced.id).spec.regions, [], "no regions: Modal picks");
+      await Promise.all([placed.terminate(info), env.backend.terminate(unplaced)]);
+    } finally {
+      await placed.close();
+    }
+  });
+
   test("at most maxConcurrentCreates creates are in flight", async () => {
     const sandboxes = env.backend.client.sandboxes;
     const original = sandboxes.create.bind(sandboxes);

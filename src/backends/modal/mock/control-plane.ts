@@ -18,6 +18,7 @@ interface SandboxDefinition {
   workdir?: string;
   name?: string;
   secretIds: string[];
+  schedulerPlacement?: { regions: string[] };
 }
 interface CreateRequest { appId: string; definition?: SandboxDefinition; tags: Tag[]; secretSources?: SecretSource[] }
 interface ListRequest { appId: string; beforeTimestamp: number; environmentName: string; includeFinished: boolean; tags: Tag[] }
@@ -63,6 +64,7 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
         workdir: definition.workdir ?? "",
         env: envOf(request.secretSources, definition.secretIds),
         entrypointArgs: definition.entrypointArgs,
+        regions: definition.schedulerPlacement?.regions ?? [],
         v1,
       },
       state.dataDir,

@@ -32,6 +32,8 @@ export interface SandboxSpec {
   workdir: string;
   env: Record<string, string>;
   entrypointArgs: readonly string[];
+  /** Where the client asked Modal to place the sandbox (recorded, not acted on). */
+  regions: readonly string[];
   v1: boolean;
 }
 
