@@ -1,3 +1,4 @@
+import { classifyFetchFailure } from "../fetch-errors.ts";
 import { SandboxError, type SandboxErrorKind } from "../types.ts";
 
 /**
@@ -34,23 +35,7 @@ export function isJobExistsConflict(error: unknown): boolean {
   return error instanceof NomadApiError && /enforcing job modify index/i.test(error.body);
 }
 
-const tlsCodes = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_)/;
-
 /** A failure before any HTTP answer: Nomad unreachable is transient (the sandboxes may be fine), bad TLS is config. */
 export function classifyTransportError(error: unknown, what: string): SandboxError {
-  if (error instanceof SandboxError) return error;
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return new SandboxError("transient", `${what}: timed out`, { cause: error });
-  }
-  const code = errorCode(error);
-  const kind: SandboxErrorKind = code !== undefined && tlsCodes.test(code) ? "configuration" : "transient";
-  const reason = code ?? (error instanceof Error ? error.message : String(error));
-  return new SandboxError(kind, `${what}: ${reason}`, { cause: error });
-}
-
-function errorCode(error: unknown, depth = 0): string | undefined {
-  if (depth > 4 || typeof error !== "object" || error === null) return undefined;
-  const record = error as { code?: unknown; cause?: unknown };
-  if (typeof record.code === "string" && record.code.length > 0) return record.code;
-  return errorCode(record.cause, depth + 1);
+  return classifyFetchFailure(error, what, [{ kind: "configuration", codes: /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_)/ }]);
 }

@@ -1,3 +1,4 @@
+import { classifyFetchFailure } from "../fetch-errors.ts";
 import { SandboxError, type ExecRequest, type ExecResult, type SandboxErrorKind } from "../types.ts";
 import type { ErrorResponse, HealthResponse, ReadFileResponse, WireExecRequest } from "./protocol.ts";
 
@@ -116,29 +117,7 @@ export function kindForStatus(status: number): SandboxErrorKind {
   return "transient";
 }
 
-const goneCodes = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND"]);
-
-/** Maps a fetch failure to a SandboxError by the system error code found in its cause chain. */
+/** Maps a fetch failure to a SandboxError: a server that refuses or cannot be reached is gone. */
 export function classifyFetchError(error: unknown, what: string): SandboxError {
-  if (error instanceof SandboxError) return error;
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return new SandboxError("transient", `${what}: timed out`, { cause: error });
-  }
-  const code = findErrorCode(error);
-  const kind: SandboxErrorKind = code !== undefined && goneCodes.has(code) ? "gone" : "transient";
-  const reason = code ?? (error instanceof Error ? error.message : String(error));
-  return new SandboxError(kind, `${what}: ${reason}`, { cause: error });
-}
-
-function findErrorCode(error: unknown, depth = 0): string | undefined {
-  if (depth > 4 || typeof error !== "object" || error === null) return undefined;
-  const record = error as { code?: unknown; cause?: unknown; errors?: unknown };
-  if (typeof record.code === "string" && /^E[A-Z]+$/.test(record.code)) return record.code;
-  if (Array.isArray(record.errors)) {
-    for (const inner of record.errors) {
-      const code = findErrorCode(inner, depth + 1);
-      if (code !== undefined) return code;
-    }
-  }
-  return findErrorCode(record.cause, depth + 1);
+  return classifyFetchFailure(error, what, [{ kind: "gone", codes: /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND)$/ }]);
 }
