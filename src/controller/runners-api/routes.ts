@@ -57,6 +57,9 @@ type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknow
  */
 export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics, leaderURL: () => string | undefined = () => undefined): Route {
   const poolOf = (job: ActiveJob) => {
+    // The slot went with the deleted pool: "gone" now, so the runner hands its item back at once instead of
+    // retrying for the pool a re-created pool of the same name will never bring back.
+    if (job.poolGone) throw new HttpError(410, `pool ${job.poolKey} was deleted: the slot went with it`);
     const pool = pools(job.poolKey);
     // After a restart the job can be served before its pool has re-adopted its sandboxes and their leases:
     // the runner retries, keeping the slot it holds.
@@ -130,6 +133,10 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     },
     async "slots/release"(job, body) {
       const leaseId = ownSlot(job, body);
+      if (job.poolGone) {
+        job.slotLeases.delete(leaseId);
+        return { ok: true };
+      }
       await poolOf(job).slots.release(leaseId);
       job.slotLeases.delete(leaseId);
       return { ok: true };

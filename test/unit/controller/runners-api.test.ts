@@ -100,7 +100,7 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
 test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
   activeJob("slots", "token-slots");
   const { backend } = fakeBackend();
-  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 1, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 2, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
   const store = new InMemoryLeaseStore();
   await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
   const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
@@ -117,6 +117,17 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
     // The controller forgets the lease (expired, or its sandbox went away): the runner sees a sandbox that is gone.
     jobs.get("ns/slots")!.slotLeases.clear();
     await assert.rejects(slot.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
+
+    // The pool is deleted under a held slot: "gone" at once (no retrying for a pool that will not come back), and
+    // the release is answered so the runner can hand its item back and stop.
+    const held = await client("slots", "token-slots").slotProvider().acquire({ trajectoryId: "t2" });
+    jobs.get("ns/slots")!.poolGone = true;
+    const patient = new RunnersApiClient({ url, namespace: "ns", job: "slots", token: "token-slots", unreachableMs: 60_000 });
+    const started = Date.now();
+    await assert.rejects(patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0], request: { command: "true", timeoutMs: 1000 } }), (e: unknown) => e instanceof RunnersApiError && e.status === 410);
+    assert.ok(Date.now() - started < 5_000, "not retried as a pool that is still loading");
+    await held.release();
+    assert.equal(jobs.get("ns/slots")!.slotLeases.size, 0);
   } finally {
     pools.delete("ns/p");
     slots.close();
