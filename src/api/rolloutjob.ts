@@ -173,7 +173,7 @@ const results = withRules(
   z
     .object({
       type: z.enum(["file", "atropos"]).default("file").describe("file: JSONL written by the controller; atropos: posted to a trainer API."),
-      path: z.string().min(1).optional().describe("For file: where the JSONL goes; <dataDir>/<namespace>/<job>.jsonl when unset."),
+      path: z.string().min(1).optional().describe("For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries the job's uid, so a job re-created with the same path starts afresh."),
       url: z.string().regex(/^https?:\/\//, "must start with http:// or https://").optional().describe("For atropos: the trainer API base URL."),
     })
     .strict()

@@ -1,13 +1,14 @@
 import { join } from "node:path";
 import type { RolloutJobSpec } from "../../api/index.ts";
-import { configMapSource, readRows, type DatasetRow } from "../../envs/datasets/index.ts";
+import { configMapSource, readRows } from "../../envs/datasets/index.ts";
 import { resolveDataset } from "../../runner/dataset.ts";
 import { startGitHttpServer, type GitHttpServer } from "../../runner/git-http.ts";
 import type { ClusterClient } from "../client.ts";
 import type { LoadedDataset } from "./reconcile.ts";
 
 /**
- * Reads a job's rows once for the controller, in the job's seeded order, through the envs loaders. Repositories a
+ * Opens a job's rows for the controller as a stream, in the job's seeded order, through the envs loaders (the
+ * reconciler spools them to disk once). Repositories a
  * dataset ships (the bundled mini-dataset) are served over git HTTP by one server per directory, shared by every
  * job and closed with the controller; in a cluster (POD_IP set) it listens on all addresses and advertises the pod
  * IP, so sandboxes in other pods can clone from it.
@@ -32,10 +33,10 @@ export class JobDatasets {
       const data = await this.#client.readConfigMap(namespace, configMap.name);
       if (data === undefined) throw new Error(`ConfigMap ${namespace}/${configMap.name} not found`);
       const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
-      return { rows: await collect(readRows(source, order)), environmentConfig: {} };
+      return { rows: readRows(source, order), environmentConfig: {} };
     }
     const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), { serveRepos: (root) => this.#serve(root) });
-    return { rows: await collect(resolved.rows), environmentConfig: resolved.environmentConfig };
+    return { rows: resolved.rows, environmentConfig: resolved.environmentConfig };
   }
 
   async close(): Promise<void> {
@@ -53,10 +54,4 @@ export class JobDatasets {
     }
     return (await server).url;
   }
-}
-
-async function collect(rows: AsyncIterable<DatasetRow>): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for await (const row of rows) out.push(row);
-  return out;
 }

@@ -12,13 +12,15 @@ import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
 import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
 import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
 import { ResultsForwarder } from "./forward.ts";
+import { SpooledRows } from "./rows.ts";
 import { JobTracker } from "./tracker.ts";
 import { AtroposSink } from "../../runner/sinks.ts";
 
 class DatasetError extends Error {}
 
 export interface LoadedDataset {
-  rows: unknown[];
+  /** Read once, when the job first starts; then its spool on disk is used. */
+  rows: AsyncIterable<unknown> | Iterable<unknown>;
   environmentConfig: Record<string, unknown>;
 }
 
@@ -53,6 +55,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
   function retire(key: string): ActiveJob | undefined {
     const gone = deps.active.delete(key);
     void gone?.forwarder?.close();
+    void gone?.rows.close();
     return gone;
   }
 
@@ -69,19 +72,26 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const existing = deps.active.get(key);
     if (existing) return existing;
     const namespace = job.metadata.namespace ?? "default";
-    const dataset = await deps.loadDataset(namespace, spec).catch((error: unknown) => {
+    // Keyed by uid: a job re-created under the same name starts afresh instead of inheriting the old one's results.
+    const dir = join(deps.dataDir, namespace, job.metadata.name, job.metadata.uid ?? "");
+    let dataset: LoadedDataset;
+    let rows: SpooledRows;
+    try {
+      dataset = await deps.loadDataset(namespace, spec);
+      rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset.rows);
+    } catch (error) {
       throw new DatasetError(`dataset could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
-    });
+    }
     let token = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
     if (!token) {
       token = randomBytes(24).toString("hex");
       await deps.client.createSecret(namespace, tokenSecret(job, token));
     }
-    const base = join(deps.dataDir, namespace, job.metadata.name);
     const tracker = new JobTracker({
-      resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : `${base}.jsonl`,
-      statePath: `${base}.state.json`,
-      items: dataset.rows.length,
+      resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : join(dir, "results.jsonl"),
+      journalPath: join(dir, "journal.jsonl"),
+      ...(job.metadata.uid ? { jobUid: job.metadata.uid } : {}),
+      items: rows.count,
       backoffLimit: spec.backoffLimit,
       leaseTTLMs: workLeaseTTLMs(spec.limits),
     });
@@ -89,14 +99,14 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       ? new ResultsForwarder({
           sink: new AtroposSink({ url: spec.results.url, name: job.metadata.name, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}) }),
           resultsPath: tracker.resultsPath,
-          forwardedPath: `${base}.forwarded`,
+          forwardedPath: join(dir, "forwarded"),
           ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
           onChange: () => deps.enqueue(key),
         })
       : undefined;
     forwarder?.start();
     const active: ActiveJob = {
-      key, poolKey, token, spec, rows: dataset.rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
+      key, poolKey, token, spec, rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
       tracker, forwarder, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
     };
     deps.active.set(active);

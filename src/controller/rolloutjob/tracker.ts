@@ -33,89 +33,191 @@ export interface JobAggregates {
   completedIndexes: string;
 }
 
-interface PersistedState {
-  attempts: Record<number, number>;
-  failed: number[];
-  retried: number;
-  leases: WorkLease[];
-}
+/** One line of the journal: what changed since the snapshot at its top (renewals are not journaled). */
+type JournalEntry =
+  | { lease: WorkLease }
+  | { handBack: string }
+  | { fail: string }
+  | { snapshot: { cursor: number; attempts: [number, number][]; failed: number[]; retried: number; leases: WorkLease[] } };
+
+/** Journal lines after which it is rewritten as one snapshot (small: attempts of unfinished items and live leases). */
+const COMPACT_AFTER_LINES = 10_000;
 
 /**
  * The work of one RolloutJob: which item goes to which runner, attempts per item, and the scored groups.
  * The results JSONL is the source of truth for done items (a group is appended, flushed, then acknowledged),
- * so a restarted controller neither loses nor repeats a scored item; attempts and outstanding leases live in a
- * small state file replaced atomically.
+ * so a restarted controller neither loses nor repeats a scored item; leases and failed attempts are appended to a
+ * journal, compacted now and then. Every call costs the same whatever the job's size: items are handed out from a
+ * cursor plus a queue of items that came back, and status aggregates are kept as running sums.
  */
 export class JobTracker {
   readonly resultsPath: string;
-  readonly #statePath: string;
+  readonly #journalPath: string;
+  readonly #jobUid: string | undefined;
   readonly #items: number;
   readonly #backoffLimit: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
-  #done = new Map<number, number[]>();
+  /** 1 where the item's group is stored. */
+  readonly #done: Uint8Array;
+  /** Attempts started per item (bounded by backoffLimit + 1 <= 101). */
+  readonly #attempts: Uint8Array;
   #failed = new Set<number>();
-  #attempts = new Map<number, number>();
   #leases = new Map<string, WorkLease>();
+  #leaseOfIndex = new Map<number, string>();
+  /** Items below the cursor that are neither done, failed nor leased, in the order they came back. */
+  #returned = new Set<number>();
+  /** Items at or after the cursor were never handed out. */
+  #cursor = 0;
+  /** No lease expires before this (a lower bound: renewals only push expiries later). */
+  #earliestExpiry = Infinity;
   #retried = 0;
+  #groups = 0;
+  #scored = 0;
+  #passed = 0;
+  #scoreSum = 0;
+  #journalLines = 0;
 
-  constructor(options: { resultsPath: string; statePath: string; items: number; backoffLimit: number; leaseTTLMs: number; now?: () => number }) {
+  constructor(options: { resultsPath: string; journalPath: string; jobUid?: string; items: number; backoffLimit: number; leaseTTLMs: number; now?: () => number }) {
     this.resultsPath = options.resultsPath;
-    this.#statePath = options.statePath;
+    this.#journalPath = options.journalPath;
+    this.#jobUid = options.jobUid;
     this.#items = options.items;
     this.#backoffLimit = options.backoffLimit;
     this.#ttlMs = options.leaseTTLMs;
     this.#now = options.now ?? Date.now;
+    this.#done = new Uint8Array(options.items);
+    this.#attempts = new Uint8Array(options.items);
     this.#load();
   }
 
   #load(): void {
-    let text = "";
-    try {
-      text = readFileSync(this.resultsPath, "utf8");
-    } catch {}
-    for (const line of text.split("\n")) {
-      if (line.trim() === "") continue;
+    for (const line of readLines(this.resultsPath)) {
       try {
-        const record = JSON.parse(line) as ScoredGroupRecord;
-        if (!this.#done.has(record.index)) this.#done.set(record.index, record.scores);
+        const record = JSON.parse(line) as ScoredGroupRecord & { job?: string };
+        // A results file named in the spec may hold an earlier job's groups: they are not this job's.
+        if (this.#jobUid !== undefined && record.job !== undefined && record.job !== this.#jobUid) continue;
+        if (Number.isInteger(record.index) && record.index >= 0 && record.index < this.#items) this.#markDone(record.index, record.scores);
       } catch {
         // A torn last line from a crash mid-append: that group was never acknowledged, so it runs again.
       }
     }
-    try {
-      const state = JSON.parse(readFileSync(this.#statePath, "utf8")) as PersistedState;
-      this.#attempts = new Map(Object.entries(state.attempts).map(([k, v]) => [Number(k), v]));
-      this.#failed = new Set(state.failed);
-      this.#retried = state.retried;
-      for (const lease of state.leases) if (!this.#done.has(lease.index)) this.#leases.set(lease.id, lease);
-    } catch {}
+    for (const line of readLines(this.#journalPath)) {
+      try {
+        this.#replay(JSON.parse(line) as JournalEntry);
+      } catch {
+        // A torn last line: that change was never acknowledged to a runner.
+      }
+      this.#journalLines++;
+    }
+    // Runners renew with the new leader; none is cut off for the time this controller was away.
+    const expiresAt = this.#now() + this.#ttlMs;
+    for (const [id, lease] of this.#leases) {
+      if (this.#done[lease.index]) this.#dropLease(id);
+      else lease.expiresAt = expiresAt;
+    }
+    this.#earliestExpiry = this.#leases.size > 0 ? expiresAt : Infinity;
+    for (const index of this.#failed) if (this.#done[index]) this.#failed.delete(index);
+    for (let index = 0; index < this.#cursor; index++) {
+      if (!this.#done[index] && !this.#failed.has(index) && !this.#leaseOfIndex.has(index)) this.#returned.add(index);
+    }
   }
 
-  #save(): void {
-    mkdirSync(dirname(this.#statePath), { recursive: true });
-    const state: PersistedState = { attempts: Object.fromEntries(this.#attempts), failed: [...this.#failed], retried: this.#retried, leases: [...this.#leases.values()] };
-    writeFileSync(`${this.#statePath}.tmp`, JSON.stringify(state));
-    renameSync(`${this.#statePath}.tmp`, this.#statePath);
+  #replay(entry: JournalEntry): void {
+    if ("snapshot" in entry) {
+      const { cursor, attempts, failed, retried, leases } = entry.snapshot;
+      this.#cursor = cursor;
+      for (const [index, count] of attempts) this.#attempts[index] = count;
+      this.#failed = new Set(failed);
+      this.#retried = retried;
+      for (const lease of leases) this.#addLease(lease);
+    } else if ("lease" in entry) {
+      this.#attempts[entry.lease.index] = entry.lease.attempt;
+      this.#cursor = Math.max(this.#cursor, entry.lease.index + 1);
+      this.#addLease(entry.lease);
+    } else if ("handBack" in entry) {
+      const lease = this.#dropLease(entry.handBack);
+      if (lease) this.#attempts[lease.index] = Math.max(0, lease.attempt - 1);
+    } else {
+      const lease = this.#dropLease(entry.fail);
+      if (lease) this.#countFailedAttempt(lease.index);
+    }
+  }
+
+  #append(entry: JournalEntry): void {
+    // The entry is already applied in memory, so a snapshot taken now includes it.
+    if (this.#journalLines >= COMPACT_AFTER_LINES) return this.#compact();
+    mkdirSync(dirname(this.#journalPath), { recursive: true });
+    appendFileSync(this.#journalPath, `${JSON.stringify(entry)}\n`);
+    this.#journalLines++;
+  }
+
+  /** Rewrites the journal as one snapshot of the state in memory. */
+  #compact(): void {
+    const attempts: [number, number][] = [];
+    for (let index = 0; index < this.#cursor; index++) if (!this.#done[index] && this.#attempts[index]! > 0) attempts.push([index, this.#attempts[index]!]);
+    const snapshot: JournalEntry = { snapshot: { cursor: this.#cursor, attempts, failed: [...this.#failed], retried: this.#retried, leases: [...this.#leases.values()] } };
+    writeFileSync(`${this.#journalPath}.tmp`, `${JSON.stringify(snapshot)}\n`);
+    renameSync(`${this.#journalPath}.tmp`, this.#journalPath);
+    this.#journalLines = 1;
+  }
+
+  #addLease(lease: WorkLease): void {
+    this.#leases.set(lease.id, lease);
+    this.#leaseOfIndex.set(lease.index, lease.id);
+    this.#returned.delete(lease.index);
+    this.#earliestExpiry = Math.min(this.#earliestExpiry, lease.expiresAt);
+  }
+
+  #dropLease(id: string): WorkLease | undefined {
+    const lease = this.#leases.get(id);
+    if (!lease) return undefined;
+    this.#leases.delete(id);
+    this.#leaseOfIndex.delete(lease.index);
+    return lease;
+  }
+
+  /** The item comes back for another attempt, or fails once it used every attempt. */
+  #countFailedAttempt(index: number): void {
+    if (this.#attempts[index]! > this.#backoffLimit) this.#failed.add(index);
+    else this.#retried++;
+  }
+
+  /** An item that is not done, failed or leased goes back in the queue. */
+  #requeue(index: number): void {
+    if (!this.#done[index] && !this.#failed.has(index)) this.#returned.add(index);
+  }
+
+  #markDone(index: number, scores: number[]): void {
+    if (this.#done[index]) return;
+    this.#done[index] = 1;
+    this.#groups++;
+    this.#scored += scores.length;
+    for (const score of scores) {
+      if (score >= 1) this.#passed++;
+      this.#scoreSum += score;
+    }
   }
 
   /** Returns expired leases' items to the queue, or fails them once they used every attempt. */
   expire(): number {
     const now = this.#now();
+    if (now < this.#earliestExpiry) return 0;
     let expired = 0;
+    let earliest = Infinity;
     for (const lease of [...this.#leases.values()]) {
-      if (lease.expiresAt > now) continue;
-      this.#leases.delete(lease.id);
-      this.#afterFailedAttempt(lease.index);
+      if (lease.expiresAt > now) {
+        earliest = Math.min(earliest, lease.expiresAt);
+        continue;
+      }
+      this.#dropLease(lease.id);
+      this.#countFailedAttempt(lease.index);
+      this.#requeue(lease.index);
+      this.#append({ fail: lease.id });
       expired++;
     }
-    if (expired > 0) this.#save();
+    this.#earliestExpiry = earliest;
     return expired;
-  }
-
-  #afterFailedAttempt(index: number): void {
-    if ((this.#attempts.get(index) ?? 0) > this.#backoffLimit) this.#failed.add(index);
-    else this.#retried++;
   }
 
   get leaseTTLMs(): number {
@@ -123,66 +225,63 @@ export class JobTracker {
   }
 
   get finished(): boolean {
-    return this.#done.size + this.#failed.size >= this.#items;
+    return this.#groups + this.#failed.size >= this.#items;
   }
 
   next(runner: string): Assignment {
     this.expire();
     if (this.finished) return { kind: "done" };
-    const leased = new Set([...this.#leases.values()].map((l) => l.index));
-    for (let index = 0; index < this.#items; index++) {
-      if (this.#done.has(index) || this.#failed.has(index) || leased.has(index)) continue;
-      const attempt = (this.#attempts.get(index) ?? 0) + 1;
-      this.#attempts.set(index, attempt);
-      const lease: WorkLease = { id: randomUUID(), runner, index, attempt, expiresAt: this.#now() + this.#ttlMs };
-      this.#leases.set(lease.id, lease);
-      this.#save();
-      return { kind: "item", lease };
-    }
-    return { kind: "wait", retryAfterMs: 1000 };
+    let index: number | undefined = this.#returned.values().next().value;
+    if (index !== undefined) this.#returned.delete(index);
+    else if (this.#cursor < this.#items) index = this.#cursor++;
+    else return { kind: "wait", retryAfterMs: 1000 };
+    const attempt = this.#attempts[index]! + 1;
+    this.#attempts[index] = attempt;
+    const lease: WorkLease = { id: randomUUID(), runner, index, attempt, expiresAt: this.#now() + this.#ttlMs };
+    this.#addLease(lease);
+    this.#append({ lease });
+    return { kind: "item", lease };
   }
 
+  /** Kept in memory only: after a restart every restored lease gets a full TTL anyway. */
   renew(leaseId: string): WorkLease | undefined {
     const lease = this.#leases.get(leaseId);
     if (!lease) return undefined;
     lease.expiresAt = this.#now() + this.#ttlMs;
-    this.#save();
     return lease;
   }
 
   /** The runner gives the item back unfinished (SIGTERM, suspend): the attempt does not count. */
   handBack(leaseId: string): boolean {
-    const lease = this.#leases.get(leaseId);
+    const lease = this.#dropLease(leaseId);
     if (!lease) return false;
-    this.#leases.delete(leaseId);
-    this.#attempts.set(lease.index, Math.max(0, lease.attempt - 1));
-    this.#save();
+    this.#attempts[lease.index] = Math.max(0, lease.attempt - 1);
+    this.#requeue(lease.index);
+    this.#append({ handBack: leaseId });
     return true;
   }
 
   /** The attempt failed for infrastructure reasons: retried up to backoffLimit, then the item fails. */
   fail(leaseId: string): boolean {
-    const lease = this.#leases.get(leaseId);
+    const lease = this.#dropLease(leaseId);
     if (!lease) return false;
-    this.#leases.delete(leaseId);
-    this.#afterFailedAttempt(lease.index);
-    this.#save();
+    this.#countFailedAttempt(lease.index);
+    this.#requeue(lease.index);
+    this.#append({ fail: leaseId });
     return true;
   }
 
   /** Stores a scored group once per item: a retried POST or a late duplicate is acknowledged, not stored. */
   submit(record: ScoredGroupRecord): { stored: boolean } {
     if (record.index < 0 || record.index >= this.#items) throw new RangeError(`item index ${record.index} is outside 0..${this.#items - 1}`);
-    for (const lease of this.#leases.values()) if (lease.index === record.index) this.#leases.delete(lease.id);
-    if (this.#done.has(record.index)) {
-      this.#save();
-      return { stored: false };
-    }
+    const leaseId = this.#leaseOfIndex.get(record.index);
+    if (leaseId !== undefined) this.#dropLease(leaseId);
+    if (this.#done[record.index]) return { stored: false };
     mkdirSync(dirname(this.resultsPath), { recursive: true });
-    appendFileSync(this.resultsPath, `${JSON.stringify(record)}\n`);
-    this.#done.set(record.index, record.scores);
+    appendFileSync(this.resultsPath, `${JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record })}\n`);
+    this.#markDone(record.index, record.scores);
     this.#failed.delete(record.index);
-    this.#save();
+    this.#returned.delete(record.index);
     return { stored: true };
   }
 
@@ -192,24 +291,28 @@ export class JobTracker {
   }
 
   aggregates(): JobAggregates {
-    let scored = 0;
-    let passed = 0;
-    let scoreSum = 0;
-    for (const scores of this.#done.values()) {
-      scored += scores.length;
-      passed += scores.filter((s) => s >= 1).length;
-      scoreSum += scores.reduce((a, b) => a + b, 0);
-    }
     return {
       items: this.#items,
-      groups: this.#done.size,
-      scored,
-      passed,
-      scoreSum,
+      groups: this.#groups,
+      scored: this.#scored,
+      passed: this.#passed,
+      scoreSum: this.#scoreSum,
       failed: this.#failed.size,
       retried: this.#retried,
       running: this.#leases.size,
-      completedIndexes: compactRanges(this.#done.keys()),
+      completedIndexes: compactRanges(doneIndexes(this.#done)),
     };
+  }
+}
+
+function* doneIndexes(done: Uint8Array): Generator<number> {
+  for (let index = 0; index < done.length; index++) if (done[index]) yield index;
+}
+
+function readLines(path: string): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "");
+  } catch {
+    return [];
   }
 }

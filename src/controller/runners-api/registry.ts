@@ -1,6 +1,7 @@
 import type { RolloutJobSpec } from "../../api/index.ts";
 import type { PoolRuntime } from "../sandboxpool/runtimes.ts";
 import type { ResultsForwarder } from "../rolloutjob/forward.ts";
+import type { SpooledRows } from "../rolloutjob/rows.ts";
 import type { JobTracker } from "../rolloutjob/tracker.ts";
 
 /** What the runners' API knows about a running job; the RolloutJob reconciler keeps it current. */
@@ -9,7 +10,7 @@ export interface ActiveJob {
   poolKey: string;
   token: string;
   spec: RolloutJobSpec;
-  rows: readonly unknown[];
+  rows: SpooledRows;
   environmentConfig: Record<string, unknown>;
   tracker: JobTracker;
   /** Sends stored groups on to a trainer (`results.type: atropos`). */

@@ -74,7 +74,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
   };
   const handlers: Record<string, Handler> = {
     async info(job) {
-      return { spec: job.spec, items: job.rows.length, environmentConfig: job.environmentConfig, suspended: job.suspended };
+      return { spec: job.spec, items: job.rows.count, environmentConfig: job.environmentConfig, suspended: job.suspended };
     },
     async next(job, body) {
       if (job.suspended || job.poolGone) return { suspended: true };
@@ -83,7 +83,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
       job.onProgress();
       const { lease } = assignment;
-      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: job.rows[lease.index], expiresAt: lease.expiresAt, ttlMs: job.tracker.leaseTTLMs };
+      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: await job.rows.row(lease.index), expiresAt: lease.expiresAt, ttlMs: job.tracker.leaseTTLMs };
     },
     async renew(job, body) {
       const lease = job.tracker.renew(str(body, "leaseId"));

@@ -122,7 +122,7 @@ test("results.type atropos: groups go to the trainer after the JSONL, once each,
   const work1 = await api.next("r1");
   assert.ok("leaseId" in work1);
   await api.submitGroup(work1.index, work1.attempt, [0], group(work1.index, 0));
-  const jsonl = readFileSync(join(dataDir, "ns", "fwd.jsonl"), "utf8").trim().split("\n");
+  const jsonl = readFileSync(join(dataDir, "ns", "fwd", "u", "results.jsonl"), "utf8").trim().split("\n");
   assert.equal(jsonl.length, 2, "the JSONL has both groups whatever the trainer does");
   await until(() => first.active.get("ns/fwd")!.forwarder!.lastError !== undefined, "a failed forwarding attempt");
   await first.reconcile("ns/fwd");

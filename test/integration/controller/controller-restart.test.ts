@@ -42,7 +42,7 @@ test("the controller killed mid-job and restarted (new identity, same data dir) 
   await waitFor(() => (getJson("rolloutjob", "job", namespace).status?.progress?.groups ?? 0) >= 2, 60_000, "two scored groups");
 
   await controller.kill("SIGKILL");
-  const groupsAtKill = readFileSync(`${controller.dataDir}/${namespace}/job.jsonl`, "utf8").trim().split("\n").length;
+  const groupsAtKill = readFileSync(getJson("rolloutjob", "job", namespace).status.resultsLocation, "utf8").trim().split("\n").length;
   assert.ok(groupsAtKill < ITEMS, "killed mid-job");
   // A new replica (another identity) waits out the dead leader's Lease, then serves the same port and data.
   controller = await startControllerProcess({ namespace, identity: "second", port: controller.port, dataDir: controller.dataDir });

@@ -16,11 +16,11 @@ const client = { readConfigMap: async (namespace: string, name: string) => confi
 test("ConfigMap rows come through the envs loader with the job's seeded order and maxItems", async () => {
   const datasets = new JobDatasets(client, "/tmp");
   const spec = jobSpec({ configMap: { name: "items" }, shuffleSeed: 3, maxItems: 4 });
-  const first = await datasets.load("ns", spec);
-  const again = await datasets.load("ns", spec);
-  assert.equal(first.rows.length, 4);
-  assert.deepEqual(first.rows, again.rows, "same seed, same order");
-  assert.notDeepEqual(first.rows, rows.slice(0, 4), "the seed shuffles");
+  const first = await Array.fromAsync((await datasets.load("ns", spec)).rows);
+  const again = await Array.fromAsync((await datasets.load("ns", spec)).rows);
+  assert.equal(first.length, 4);
+  assert.deepEqual(first, again, "same seed, same order");
+  assert.notDeepEqual(first, rows.slice(0, 4), "the seed shuffles");
   await assert.rejects(datasets.load("other", spec), /ConfigMap other\/items not found/);
 });
 

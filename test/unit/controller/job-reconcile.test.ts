@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -28,7 +28,7 @@ function job(spec: Record<string, unknown>, name = "j", finalizers = [JOB_FINALI
   };
 }
 
-async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[]; secrets?: Record<string, Record<string, string>>; datasetError?: string } = {}) {
+async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[]; secrets?: Record<string, Record<string, string>>; datasetError?: string; dataDir?: string } = {}) {
   const rec = recordingClient({ secrets: options.secrets });
   const events = recordingRecorder();
   const fake = fakeBackend();
@@ -45,7 +45,7 @@ async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[
     },
     restoredSlotLeases: async () => [], enqueue: () => {},
     runnerPods: { apiURL: "http://10.0.0.1:8080", defaultImage: "localhost/hermes-rollouts:dev", imagePullPolicy: "Never" },
-    dataDir: join(dataDir, String(Math.random())), now: () => now,
+    dataDir: options.dataDir ?? join(dataDir, String(Math.random())), now: () => now,
   });
   return { rec, events, active, reconcile };
 }
@@ -171,4 +171,31 @@ test("a dataset that fails to load sets Running=False DatasetError with the mess
   assert.match(running.message, /ConfigMap ns\/rows not found/);
   assert.ok(events.events.some((e) => e.startsWith("Warning DatasetError")));
   assert.equal(result.requeueAfterMs, 15_000);
+});
+
+test("a job's rows are fixed when it starts: a restarted controller serves the same rows even if the source changed", async () => {
+  const shared = join(dataDir, "restart");
+  const first = await setup(job({}), { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
+  await first.reconcile("ns/j");
+  assert.deepEqual(await first.active.get("ns/j")!.rows.row(1), { a: 2 });
+  const edited = job({ dataset: { inline: [{ a: 9 }, { a: 8 }, { a: 7 }] } });
+  const restarted = await setup(edited, { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
+  await restarted.reconcile("ns/j");
+  const rows = restarted.active.get("ns/j")!.rows;
+  assert.deepEqual([rows.count, await rows.row(1)], [2, { a: 2 }], "item indexes keep meaning what the stored results say");
+});
+
+test("a job deleted and re-created under the same name starts afresh (a new uid), the old results kept", async () => {
+  const shared = join(dataDir, "recreated");
+  const old = await setup(job({}), { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
+  await old.reconcile("ns/j");
+  const tracker = old.active.get("ns/j")!.tracker;
+  tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  const again = job({});
+  again.metadata.uid = "uid-2";
+  const fresh = await setup(again, { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
+  await fresh.reconcile("ns/j");
+  assert.equal(fresh.active.get("ns/j")!.tracker.aggregates().groups, 0);
+  assert.notEqual(fresh.active.get("ns/j")!.tracker.resultsPath, tracker.resultsPath);
+  assert.equal(readFileSync(tracker.resultsPath, "utf8").trim().split("\n").length, 1, "the first job's results stay on disk");
 });

@@ -8,6 +8,7 @@ import { rolloutJobSpec } from "../../../src/api/index.ts";
 import { RunnersApiClient, RunnersApiError } from "../../../src/controller/runners-api/client.ts";
 import { ActiveJobs } from "../../../src/controller/runners-api/registry.ts";
 import { runnersApi } from "../../../src/controller/runners-api/routes.ts";
+import { SpooledRows } from "../../../src/controller/rolloutjob/rows.ts";
 import { JobTracker } from "../../../src/controller/rolloutjob/tracker.ts";
 import { createProbeServer, listen } from "../../../src/controller/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/controller/runtime/metrics.ts";
@@ -25,9 +26,10 @@ let server: Server;
 let url = "";
 const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 0 }, { a: 1 }] }, model: { builtin: { policy: "oracle" } } });
 
-function activeJob(name: string, token: string) {
-  const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), statePath: join(dir, `${name}.json`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
-  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows: [{ a: 0 }, { a: 1 }], environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
+async function activeJob(name: string, token: string) {
+  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => [{ a: 0 }, { a: 1 }]);
+  const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), journalPath: join(dir, `${name}.journal.jsonl`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
+  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows, environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
   return tracker;
 }
 
@@ -35,8 +37,8 @@ before(async () => {
   const metrics = new ControllerMetrics();
   server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(jobs, (key) => pools.get(key), metrics)] });
   url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
-  activeJob("a", "token-a");
-  activeJob("b", "token-b");
+  await activeJob("a", "token-a");
+  await activeJob("b", "token-b");
 });
 after(() => {
   server.close();
@@ -72,7 +74,7 @@ test("/metrics exposes reconcile and domain metrics", async () => {
 });
 
 test("with its pool deleted, a job tells runners to stop and a failed attempt is handed back, not counted", async () => {
-  const tracker = activeJob("gone", "token-gone");
+  const tracker = await activeJob("gone", "token-gone");
   const api = client("gone", "token-gone");
   const work = await api.next("r");
   assert.ok("leaseId" in work);
@@ -87,7 +89,7 @@ test("with its pool deleted, a job tells runners to stop and a failed attempt is
 });
 
 test("a suspended job hands out no slot, and an attempt it cut short is handed back, not failed", async () => {
-  const tracker = activeJob("paused", "token-paused");
+  const tracker = await activeJob("paused", "token-paused");
   const api = client("paused", "token-paused");
   const work = await api.next("r");
   assert.ok("leaseId" in work);
@@ -98,7 +100,7 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
 });
 
 test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
-  activeJob("slots", "token-slots");
+  await activeJob("slots", "token-slots");
   const { backend } = fakeBackend();
   const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 2, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
   const store = new InMemoryLeaseStore();

@@ -10,7 +10,7 @@ after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function tracker(items: number, clock = { t: 0 }, dir = mkdtempSync(join(tmpdir(), "tracker-"))) {
   dirs.push(dir);
-  const make = () => new JobTracker({ resultsPath: join(dir, "r.jsonl"), statePath: join(dir, "s.json"), items, backoffLimit: 1, leaseTTLMs: 1000, now: () => clock.t });
+  const make = () => new JobTracker({ resultsPath: join(dir, "r.jsonl"), journalPath: join(dir, "journal.jsonl"), items, backoffLimit: 1, leaseTTLMs: 1000, now: () => clock.t });
   return { make, dir, clock };
 }
 
@@ -83,4 +83,58 @@ test("the work lease TTL follows the trajectory timeout, capped, plus a margin",
   const { renewIntervalMs } = await import("../../../src/controller/runners-api/client.ts");
   assert.equal(renewIntervalMs(9000), 3000);
   assert.equal(renewIntervalMs(100), 200);
+});
+
+test("after a restart every outstanding lease gets a full TTL from then: a runner that outlived the outage is not cut off", () => {
+  const { make, clock } = tracker(2);
+  const held = lease(make().next("r"));
+  clock.t = 5000; // long after the lease's original expiry
+  const restarted = make();
+  assert.equal(restarted.next("r2").kind, "item", "item 1 goes out");
+  assert.equal(restarted.next("r2").kind, "wait", "item 0 is still held");
+  assert.ok(restarted.renew(held.id), "the live runner renews with the new controller");
+  clock.t = 5000 + 1000;
+  assert.equal(lease(restarted.next("r3")).index, 0, "a runner that never came back loses the item one TTL after the restart");
+});
+
+test("items that came back go out before fresh ones, with their attempts, across a restart", () => {
+  const { make } = tracker(4);
+  const t = make();
+  const a = lease(t.next("r"));
+  const b = lease(t.next("r"));
+  t.fail(b.id);
+  t.handBack(a.id);
+  const restarted = make();
+  const again = [lease(restarted.next("r")), lease(restarted.next("r")), lease(restarted.next("r"))];
+  assert.deepEqual(again.map((l) => [l.index, l.attempt]).sort(), [[0, 1], [1, 2], [2, 1]]);
+  assert.equal(restarted.aggregates().retried, 1);
+});
+
+test("a long job's journal is compacted and a restart still knows attempts, failures and leases", () => {
+  const { make, dir } = tracker(8001);
+  const t = make();
+  const leases = Array.from({ length: 8000 }, () => lease(t.next("r")));
+  // 8000 lease lines and 4000 fail lines: past the compaction size.
+  leases.forEach((l) => (l.index % 2 === 0 ? t.submit({ index: l.index, attempt: 1, scores: [l.index % 4 === 0 ? 1 : 0], group: {} }) : t.fail(l.id)));
+  const held = lease(t.next("r"));
+  const journal = readFileSync(join(dir, "journal.jsonl"), "utf8").trim().split("\n");
+  assert.ok(journal.length < 3000, `compacted (${journal.length} lines)`);
+  assert.ok(journal[0]!.startsWith('{"snapshot"'));
+  const restarted = make();
+  assert.deepEqual(restarted.aggregates(), t.aggregates());
+  assert.deepEqual([t.aggregates().groups, t.aggregates().passed, t.aggregates().retried, t.aggregates().running], [4000, 2000, 4000, 1]);
+  assert.ok(restarted.renew(held.id), "the lease handed out before the restart is still held");
+  const next = lease(restarted.next("r"));
+  assert.deepEqual([next.index % 2, next.attempt], [1, 2], "a failed item comes back with its spent attempt, after compaction and a restart");
+});
+
+test("groups an earlier job with the same results file stored are not this job's", () => {
+  const { dir } = tracker(2);
+  const make = (uid: string) => new JobTracker({ resultsPath: join(dir, "shared.jsonl"), journalPath: join(dir, `${uid}.jsonl`), jobUid: uid, items: 2, backoffLimit: 1, leaseTTLMs: 1000 });
+  const first = make("uid-1");
+  first.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  const second = make("uid-2");
+  assert.equal(second.aggregates().groups, 0);
+  assert.equal(lease(second.next("r")).index, 0);
+  assert.equal(make("uid-1").aggregates().groups, 1, "the first job still sees its own group");
 });
