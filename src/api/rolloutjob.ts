@@ -2,6 +2,9 @@ import { z } from "zod";
 import { conditions, dnsLabel, quantity, secretKeyRef } from "./common.ts";
 import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
 
+/** status.completedIndexes never grows past this, so a job with many holes still fits its status (and etcd). */
+export const COMPLETED_INDEXES_MAX_LENGTH = 65_536;
+
 const freeForm = z
   .record(z.string(), z.unknown())
   .meta({ "x-kubernetes-preserve-unknown-fields": true });
@@ -250,9 +253,9 @@ export const rolloutJobStatus = z
     passRate: z.number().min(0).max(1).optional().describe("Fraction of scored trajectories with score 1.0."),
     completedIndexes: z
       .string()
-      .max(65536)
+      .max(COMPLETED_INDEXES_MAX_LENGTH)
       .optional()
-      .describe("Finished item indexes in compact ranges, e.g. 0-99,105 (bounded whatever the job size)."),
+      .describe("Finished item indexes in compact ranges, e.g. 0-99,105. Bounded whatever the job size: past 64 KiB, the first ranges then ,... (the results file has every item)."),
     resultsLocation: z.string().optional().describe("Where the full scored groups are (a file path or a trainer URL)."),
     runners: z
       .object({

@@ -18,3 +18,16 @@ test("parse is the inverse of compact", () => {
   const indexes = [0, 1, 2, 9, 11, 12, 40];
   assert.deepEqual(parseRanges(compactRanges(indexes)), indexes);
 });
+
+test("past its bound the text keeps the first ranges that fit and says more were left out", () => {
+  const everyOther = Array.from({ length: 100_000 }, (_, i) => i * 2);
+  const text = compactRanges(everyOther, 1000);
+  assert.ok(text.length <= 1000, `${text.length} chars`);
+  assert.ok(text.startsWith("0,2,4,"));
+  assert.ok(text.endsWith(",..."));
+  const kept = parseRanges(text);
+  assert.deepEqual(kept, everyOther.slice(0, kept.length), "what it keeps is exact");
+  assert.ok(kept.length > 150);
+  assert.equal(compactRanges([0, 1, 2, 5], 7), "0-2,5", "a text that fits exactly is whole");
+  assert.equal(compactRanges([0, 1, 2, 5, 9, 11], 9), "0-2,5,...");
+});
