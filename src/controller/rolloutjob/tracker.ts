@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { COMPLETED_INDEXES_MAX_LENGTH } from "../../api/index.ts";
-import { compactRanges } from "./ranges.ts";
+import { compactSortedRanges } from "./ranges.ts";
 
 /** One item handed to a runner; it returns to the queue when its lease expires. */
 export interface WorkLease {
@@ -301,7 +301,7 @@ export class JobTracker {
       failed: this.#failed.size,
       retried: this.#retried,
       running: this.#leases.size,
-      completedIndexes: compactRanges(doneIndexes(this.#done), COMPLETED_INDEXES_MAX_LENGTH),
+      completedIndexes: compactSortedRanges(doneIndexes(this.#done), COMPLETED_INDEXES_MAX_LENGTH),
     };
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compactRanges, parseRanges } from "../../../src/controller/rolloutjob/ranges.ts";
+import { compactRanges, compactSortedRanges, parseRanges } from "../../../src/controller/rolloutjob/ranges.ts";
 
 test("indexes compress into sorted ranges", () => {
   assert.equal(compactRanges([]), "");
@@ -30,4 +30,13 @@ test("past its bound the text keeps the first ranges that fit and says more were
   assert.ok(kept.length > 150);
   assert.equal(compactRanges([0, 1, 2, 5], 7), "0-2,5", "a text that fits exactly is whole");
   assert.equal(compactRanges([0, 1, 2, 5, 9, 11], 9), "0-2,5,...");
+});
+
+test("ascending input (a walk over a bitmap) gives the same text without sorting", () => {
+  const done = Array.from({ length: 5000 }, (_, i) => i % 7 !== 3 && i % 11 !== 0);
+  function* ascending() {
+    for (let i = 0; i < done.length; i++) if (done[i]) yield i;
+  }
+  const shuffled = [...ascending()].reverse();
+  for (const bound of [Infinity, 4000, 50]) assert.equal(compactSortedRanges(ascending(), bound), compactRanges(shuffled, bound));
 });
