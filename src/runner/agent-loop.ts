@@ -5,7 +5,7 @@
  */
 import type { ModelClient } from "./model-client.ts";
 import { ModelRequestError } from "./model-client.ts";
-import { extractToolCalls, hermesToolResponse, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
+import { extractToolCalls, hermesToolResponse, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
 import type { AgentResult, ChatMessage, LeasedSlot, ModelTurn, StopReason, ToolCallFormat, ToolCallRecord, TrajectoryLimits } from "./types.ts";
 import { InfrastructureError } from "../envs/types.ts";
@@ -129,23 +129,24 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     turns.push(answer);
     const extracted = extractToolCalls(answer.message, format, newId);
     if (extracted.format === "native") {
-      // Ids of calls that had none were generated while parsing; keep the message consistent with them.
-      const ids = [...extracted.calls, ...extracted.malformed].map((c) => c.id);
+      // Ids of calls that had none were generated while parsing (one entry per call, in order): keep them.
+      const ids = extracted.calls.map((c) => c.id);
       messages.push({ ...answer.message, tool_calls: (answer.message.tool_calls ?? []).map((c, i) => ({ ...c, id: ids[i] ?? c.id })) });
     } else {
       messages.push(answer.message);
     }
-    if (extracted.calls.length === 0 && extracted.malformed.length === 0) return finish("natural");
+    if (extracted.calls.length === 0) return finish("natural");
 
     const reply = (id: string, content: string): void => {
       messages.push({ role: "tool", tool_call_id: id, content: extracted.format === "hermes" ? hermesToolResponse(content) : content });
     };
-    for (const bad of extracted.malformed) {
-      toolCalls.push({ turn, name: bad.name ?? "", arguments: bad.raw.slice(0, 200), ok: false, error: bad.error, durationMs: 0 });
-      reply(bad.id, errorContent(`Malformed tool call: ${bad.error}. Write each call as {"name": "<tool>", "arguments": {...}}.`));
-    }
     let finished = false;
     for (const call of extracted.calls) {
+      if (isMalformed(call)) {
+        toolCalls.push({ turn, name: call.name ?? "", arguments: call.raw.slice(0, 200), ok: false, error: call.error, durationMs: 0 });
+        reply(call.id, errorContent(`Malformed tool call: ${call.error}. Write each call as {"name": "<tool>", "arguments": {...}}.`));
+        continue;
+      }
       const result = await runCall(call, turn);
       reply(call.id, result.content);
       finished ||= result.finish;

@@ -22,11 +22,17 @@ export interface MalformedCall {
   error: string;
 }
 
+export type ExtractedCall = ParsedCall | MalformedCall;
+
+export function isMalformed(call: ExtractedCall): call is MalformedCall {
+  return "error" in call;
+}
+
 export interface ExtractedCalls {
   /** Text outside the tool-call blocks; null when there is none. */
   content: string | null;
-  calls: ParsedCall[];
-  malformed: MalformedCall[];
+  /** In the order the model wrote them: results go back in that order, each to its own call id. */
+  calls: ExtractedCall[];
   /** Which form the calls came in, for feeding results back the same way. */
   format: "native" | "hermes" | "none";
 }
@@ -76,9 +82,8 @@ function parseHermesBlock(body: string, id: string): ParsedCall | MalformedCall 
 /** Every `<tool_call>` block of a text; an unclosed last block still counts, as in the original parser. */
 export function parseHermesText(text: string, newId: IdSource = randomCallId): ExtractedCalls {
   const first = text.indexOf(OPEN);
-  if (first < 0) return { content: text, calls: [], malformed: [], format: "none" };
-  const calls: ParsedCall[] = [];
-  const malformed: MalformedCall[] = [];
+  if (first < 0) return { content: text, calls: [], format: "none" };
+  const calls: ExtractedCall[] = [];
   const outside: string[] = [text.slice(0, first)];
   let cursor = first;
   while (cursor >= 0) {
@@ -87,43 +92,39 @@ export function parseHermesText(text: string, newId: IdSource = randomCallId): E
     const next = text.indexOf(OPEN, bodyStart);
     // A block ends at its closing tag, or (unclosed) at the next opening tag or the end of the text.
     const bodyEnd = close >= 0 && (next < 0 || close < next) ? close : next >= 0 ? next : text.length;
-    const result = parseHermesBlock(text.slice(bodyStart, bodyEnd), newId());
-    if ("rawArguments" in result) calls.push(result);
-    else malformed.push(result);
+    calls.push(parseHermesBlock(text.slice(bodyStart, bodyEnd), newId()));
     const after = bodyEnd === close ? close + CLOSE.length : bodyEnd;
     cursor = text.indexOf(OPEN, after);
     outside.push(text.slice(after, cursor >= 0 ? cursor : text.length));
   }
   const content = outside.join("").trim();
-  return { content: content === "" ? null : content, calls, malformed, format: "hermes" };
+  return { content: content === "" ? null : content, calls, format: "hermes" };
 }
 
-export function parseNativeCalls(toolCalls: readonly ToolCall[]): Pick<ExtractedCalls, "calls" | "malformed"> {
-  const calls: ParsedCall[] = [];
-  const malformed: MalformedCall[] = [];
+export function parseNativeCalls(toolCalls: readonly ToolCall[]): ExtractedCall[] {
+  const calls: ExtractedCall[] = [];
   for (const call of toolCalls) {
     const name = call.function?.name;
     const id = call.id || randomCallId();
     const raw = call.function?.arguments ?? "";
     if (typeof name !== "string" || name === "") {
-      malformed.push({ id, raw, error: "tool call has no function name" });
+      calls.push({ id, raw, error: "tool call has no function name" });
       continue;
     }
     const args = parseArguments(raw);
-    if (args.ok) calls.push({ id, name, arguments: args.value, rawArguments: raw });
-    else malformed.push({ id, name, raw, error: args.error });
+    calls.push(args.ok ? { id, name, arguments: args.value, rawArguments: raw } : { id, name, raw, error: args.error });
   }
-  return { calls, malformed };
+  return calls;
 }
 
 /** The calls of one assistant answer, read as `format` says: auto takes native calls first, then Hermes text. */
 export function extractToolCalls(message: ChatMessage, format: ToolCallFormat, newId: IdSource = randomCallId): ExtractedCalls {
   const native = message.tool_calls ?? [];
   if (format !== "hermes" && native.length > 0) {
-    return { content: message.content, ...parseNativeCalls(native), format: "native" };
+    return { content: message.content, calls: parseNativeCalls(native), format: "native" };
   }
   if (format !== "native" && typeof message.content === "string") return parseHermesText(message.content, newId);
-  return { content: message.content, calls: [], malformed: [], format: "none" };
+  return { content: message.content, calls: [], format: "none" };
 }
 
 /** Hermes' chat format wraps a tool's result in `<tool_response>` tags. */

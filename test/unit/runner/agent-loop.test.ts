@@ -119,3 +119,23 @@ test("a timed-out command reports exit code 124 and its output tail", async () =
   assert.ok(Buffer.byteLength(reply.output) < 2200);
   assert.match(reply.output, /^\[output truncated/);
 });
+
+test("native calls: each reply answers its own call id, in the order the model wrote the calls", async () => {
+  const model = scripted([
+    {
+      role: "assistant",
+      content: null,
+      tool_calls: [
+        { id: "bad", type: "function", function: { name: "terminal", arguments: "{oops" } },
+        { id: "good", type: "function", function: { name: "terminal", arguments: '{"command":"ls"}' } },
+      ],
+    },
+  ]);
+  const result = await runAgentLoop({ model, tools: defaultTools(), slot: slot(), messages: user, limits, format: "native", maxTokensPerTurn: 100 });
+  const assistant = result.messages.find((m) => m.role === "assistant" && m.tool_calls);
+  assert.deepEqual(assistant?.tool_calls?.map((c) => [c.id, c.function.arguments]), [["bad", "{oops"], ["good", '{"command":"ls"}']]);
+  const replies = result.messages.filter((m) => m.role === "tool");
+  assert.deepEqual(replies.map((m) => m.tool_call_id), ["bad", "good"]);
+  assert.match(JSON.parse(replies[0]!.content ?? "").error, /Malformed tool call/);
+  assert.equal(JSON.parse(replies[1]!.content ?? "").exit_code, 0);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { extractToolCalls, parseArguments, parseHermesText } from "../../../src/runner/toolcalls.ts";
+import { extractToolCalls, isMalformed, parseArguments, parseHermesText } from "../../../src/runner/toolcalls.ts";
 
 const ids = () => {
   let n = 0;
@@ -12,19 +12,18 @@ test("hermes: one call, text around it kept as content", () => {
   assert.equal(out.format, "hermes");
   assert.equal(out.content, "Let me look.");
   assert.deepEqual(out.calls, [{ id: "call_1", name: "terminal", arguments: { command: "ls" }, rawArguments: '{"command":"ls"}' }]);
-  assert.deepEqual(out.malformed, []);
 });
 
 test("hermes: several blocks, and an unclosed last block still counts", () => {
   const text = '<tool_call>{"name":"a","arguments":{}}</tool_call> mid <tool_call>{"name":"b","arguments":{"x":1}}';
   const out = parseHermesText(text, ids());
-  assert.deepEqual(out.calls.map((c) => [c.id, c.name, c.arguments]), [["call_1", "a", {}], ["call_2", "b", { x: 1 }]]);
+  assert.deepEqual(out.calls.map((c) => [c.id, c.name, isMalformed(c) ? c.error : c.arguments]), [["call_1", "a", {}], ["call_2", "b", { x: 1 }]]);
   assert.equal(out.content, "mid");
 });
 
 test("hermes: arguments given as a JSON string are decoded", () => {
   const out = parseHermesText('<tool_call>{"name":"terminal","arguments":"{\\"command\\": \\"pwd\\"}"}</tool_call>', ids());
-  assert.deepEqual(out.calls[0]?.arguments, { command: "pwd" });
+  assert.deepEqual(out.calls[0], { id: "call_1", name: "terminal", arguments: { command: "pwd" }, rawArguments: '{"command":"pwd"}' });
   assert.equal(out.content, null);
 });
 
@@ -37,18 +36,17 @@ test("hermes: malformed blocks are reported, valid neighbours still run", () => 
     '<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
   ].join("\n");
   const out = parseHermesText(text, ids());
-  assert.equal(out.calls.length, 1);
-  assert.equal(out.calls[0]?.id, "call_5");
-  assert.equal(out.malformed.length, 4);
-  assert.match(out.malformed[0]!.error, /not valid JSON/);
-  assert.match(out.malformed[1]!.error, /no "name"/);
-  assert.match(out.malformed[2]!.error, /JSON object/);
-  assert.equal(out.malformed[3]!.name, "terminal");
-  assert.match(out.malformed[3]!.error, /JSON object/);
+  assert.deepEqual(out.calls.map((c) => [c.id, isMalformed(c)]), [["call_1", true], ["call_2", true], ["call_3", true], ["call_4", true], ["call_5", false]]);
+  const malformed = out.calls.filter(isMalformed);
+  assert.match(malformed[0]!.error, /not valid JSON/);
+  assert.match(malformed[1]!.error, /no "name"/);
+  assert.match(malformed[2]!.error, /JSON object/);
+  assert.equal(malformed[3]!.name, "terminal");
+  assert.match(malformed[3]!.error, /JSON object/);
 });
 
 test("no tags: plain content, no calls", () => {
-  assert.deepEqual(parseHermesText("All done.", ids()), { content: "All done.", calls: [], malformed: [], format: "none" });
+  assert.deepEqual(parseHermesText("All done.", ids()), { content: "All done.", calls: [], format: "none" });
 });
 
 test("parseArguments accepts objects and JSON object strings, rejects the rest", () => {
@@ -71,8 +69,7 @@ const native = {
 test("format auto prefers native tool_calls; malformed native arguments are reported", () => {
   const out = extractToolCalls(native, "auto", ids());
   assert.equal(out.format, "native");
-  assert.deepEqual(out.calls.map((c) => c.id), ["n1"]);
-  assert.deepEqual(out.malformed.map((c) => [c.id, c.name]), [["n2", "terminal"]]);
+  assert.deepEqual(out.calls.map((c) => [c.id, c.name, isMalformed(c)]), [["n1", "terminal", false], ["n2", "terminal", true]]);
 });
 
 test("format hermes ignores native calls and reads the text; native ignores the text", () => {
