@@ -13,7 +13,7 @@ import {
   type Verification,
 } from "../types.ts";
 import { repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
-import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand } from "./scripts.ts";
+import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
 export const DEFAULT_INSTALL_COMMAND =
@@ -116,9 +116,9 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       details,
       durationMs: Math.round(performance.now() - started),
     });
-    const run = async (command: string, timeoutSeconds: number) => {
+    const run = async (command: string, timeoutSeconds: number, maxOutputBytes = EXEC_OUTPUT_BYTES) => {
       signal?.throwIfAborted();
-      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
+      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes }).catch((error: unknown) => {
         throw asInfrastructureError("verify", error);
       });
     };
@@ -136,8 +136,11 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     }
     const chunks = chunk(testsToRun(item), this.config.testChunkSize);
     for (const [index, nodeIds] of chunks.entries()) {
-      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds);
-      if (result.exitCode !== 0) {
+      // Room for the summary line of every listed test on top of whatever else pytest prints (the tail is kept).
+      const summaryBytes = nodeIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
+      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds, EXEC_OUTPUT_BYTES + summaryBytes);
+      const notPassed = result.exitCode === 0 ? unpassedNodeIds(result.stdout, nodeIds) : [];
+      if (result.exitCode !== 0 || notPassed.length > 0) {
         return finish(false, {
           phase: "pytest",
           chunks: chunks.length,
@@ -145,6 +148,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
           exitCode: result.exitCode,
           timedOut: result.timedOut,
           failed: failedNodeIds(result.stdout, FAILED_IDS_KEPT),
+          ...(notPassed.length > 0 ? { notPassed: notPassed.slice(0, FAILED_IDS_KEPT) } : {}),
           output: tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS),
         });
       }

@@ -126,6 +126,18 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.equal(solved.score, 1, JSON.stringify(solved.details));
   });
 
+  test("pytest exiting 0 with listed tests skipped by a conftest scores 0.0, naming them", async () => {
+    const slot = await newSandbox()(0);
+    const item = env.parseItem(rows[0]) as { FAIL_TO_PASS: string[] };
+    const { workdir } = await env.setup(item, slot);
+    await runOracle(slot, item);
+    const skipAll = "import pytest\ndef pytest_collection_modifyitems(items):\n    for item in items:\n        item.add_marker(pytest.mark.skip)\n";
+    await slot.writeFile(`${workdir}/conftest.py`, skipAll);
+    const result = await env.verify(item, slot);
+    assert.deepEqual([result.score, result.details.exitCode], [0, 0], JSON.stringify(result.details));
+    assert.ok(item.FAIL_TO_PASS.every((id) => (result.details.notPassed as string[]).includes(id)), JSON.stringify(result.details));
+  });
+
   test("an unreachable commit is an infrastructure error, not a score", async () => {
     const slot = await newSandbox()(0);
     const item = env.parseItem({ ...rows[0], base_commit: "0123456789abcdef0123456789abcdef01234567" });

@@ -28,9 +28,11 @@ const ids = Array.from({ length: 5 }, (_, i) => `tests/t.py::test_${i}`);
 const row = { instance_id: "x", repo: "o/r", base_commit: "abc1234", problem_statement: "p", FAIL_TO_PASS: ids.slice(0, 2), PASS_TO_PASS: ids.slice(2) };
 const env = getEnvironment("swe-smith-oracle", { installCommand: "", testChunkSize: 2 });
 const item = env.parseItem(row);
+/** pytest's short summary (-rfEpx) for a chunk whose tests all passed. */
+const passed = (...nodeIds: string[]): Reply => ({ stdout: `..\n${nodeIds.map((id) => `PASSED ${id}`).join("\n")}\n${nodeIds.length} passed in 0.1s\n` });
 
 test("1.0 only when every chunk passes; chunks cover every listed test", async () => {
-  const slot = scriptedSlot([{}, {}, {}]);
+  const slot = scriptedSlot([passed(ids[0]!, ids[1]!), passed(ids[2]!, ids[3]!), passed(ids[4]!)]);
   const result = await env.verify(item, slot);
   assert.deepEqual([result.score, result.passed, result.details.chunks, result.details.tests], [1, true, 3, 5]);
   assert.equal(slot.commands.length, 3);
@@ -38,10 +40,29 @@ test("1.0 only when every chunk passes; chunks cover every listed test", async (
 });
 
 test("one failing chunk scores 0.0 and stops", async () => {
-  const slot = scriptedSlot([{}, { exitCode: 1, stdout: "FAILED tests/t.py::test_3 - boom\n" }, {}]);
+  const slot = scriptedSlot([passed(ids[0]!, ids[1]!), { exitCode: 1, stdout: "FAILED tests/t.py::test_3 - boom\n" }, passed(ids[4]!)]);
   const result = await env.verify(item, slot);
   assert.deepEqual([result.score, result.passed, result.details.failedChunk, result.details.failed], [0, false, 1, ["tests/t.py::test_3"]]);
   assert.equal(slot.commands.length, 2);
+});
+
+test("pytest exiting 0 is not enough: a listed test it skipped, deselected or never reported scores 0.0", async () => {
+  const skipped = { stdout: `PASSED ${ids[0]}\nSKIPPED [1] tests/t.py:9: unconditional skip\n1 passed, 1 skipped in 0.1s\n` };
+  const deselected = { stdout: `PASSED ${ids[1]}\n1 passed, 1 deselected in 0.1s\n` };
+  for (const firstChunk of [skipped, deselected, {}]) {
+    const slot = scriptedSlot([firstChunk, passed(ids[2]!, ids[3]!), passed(ids[4]!)]);
+    const result = await env.verify(item, slot);
+    assert.deepEqual([result.score, result.passed, result.details.failedChunk], [0, false, 0]);
+    assert.equal(slot.commands.length, 1);
+  }
+  const skippedResult = await env.verify(item, scriptedSlot([skipped]));
+  assert.deepEqual(skippedResult.details.notPassed, [ids[1]]);
+});
+
+test("a listed test pytest reports as an expected failure counts as passing, as in SWE-smith's grading", async () => {
+  const xfail = { stdout: `PASSED ${ids[0]}\nXFAIL ${ids[1]} - known bug\n1 passed, 1 xfailed in 0.1s\n` };
+  const result = await env.verify(item, scriptedSlot([xfail, passed(ids[2]!, ids[3]!), passed(ids[4]!)]));
+  assert.equal(result.score, 1);
 });
 
 test("details stay bounded whatever pytest prints", async () => {
