@@ -1,9 +1,12 @@
+import { constants } from "node:fs";
 import { lstat, mkdir, readFile, readdir, realpath, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
 import { SandboxError, type ExecRequest, type ExecResult, type IsolationMode } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
+
+const WRITE_NO_FOLLOW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 
 /**
  * One sandbox's slots on this machine: a directory `<root>/{slots/<n>,cache}` whose slot commands run as local
@@ -65,8 +68,9 @@ export class SlotHost {
     const file = await this.resolveFile(slot, path);
     try {
       await mkdir(dirname(file), { recursive: true });
-      await this.resolveFile(slot, path); // the parent chain may have been a symlink out of the workspace
-      await writeFile(file, data);
+      // The parent chain may have been a symlink out of the workspace; a link as the last part is refused
+      // (an existing one resolves to its checked target, so only a dangling one reaches the open).
+      await writeFile(await this.resolveFile(slot, path), data, { flag: WRITE_NO_FOLLOW });
     } catch (error) {
       await this.checkDirectory(this.root);
       throw classifyLocalError(error, `write ${path}`, "configuration");
@@ -116,7 +120,7 @@ export class SlotHost {
     }
   }
 
-  /** The real path of a file in the slot workspace; symlinks may not lead out of it. */
+  /** A path in the slot workspace: the real path of an existing file; symlinks may not lead out of it. */
   private async resolveFile(slot: number, path: string): Promise<string> {
     this.checkSlot(slot);
     const workspace = slotDirectory(this.root, slot);
@@ -129,7 +133,7 @@ export class SlotHost {
         if (real !== realWorkspace && !real.startsWith(`${realWorkspace}/`)) {
           resolveInsideWorkspace(realWorkspace, real); // throws the same "outside the workspace" error
         }
-        return file;
+        return existing === file ? real : file;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT" || existing === workspace) {
           throw classifyLocalError(error, `resolve ${path}`);

@@ -111,6 +111,18 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       await assert.rejects(env.backend.readFile(sandbox, 0, "../../etc/passwd"), (error: unknown) => isSandboxError(error, "configuration"));
     });
 
+    test("a write through a dangling symlink does not land in another slot", async () => {
+      // The link is made by a slot command, its target relative: it only escapes when followed outside the sandbox.
+      await env.backend.exec(sandbox, { slot: 0, command: "ln -s ../1/planted.txt trap.txt", timeoutMs: 10_000 });
+      await env.backend.writeFile(sandbox, 0, "trap.txt", "from slot 0").catch(() => undefined);
+      const other = await env.backend.exec(sandbox, { slot: 1, command: "ls -A", timeoutMs: 10_000 });
+      assert.doesNotMatch(other.stdout, /planted/);
+      await env.backend.exec(sandbox, { slot: 0, command: "rm -f trap.txt; echo old > real.txt; ln -s real.txt alias.txt", timeoutMs: 10_000 });
+      await env.backend.writeFile(sandbox, 0, "alias.txt", "new"); // a link inside the workspace still works
+      assert.equal(text(await env.backend.readFile(sandbox, 0, "real.txt")), "new");
+      await env.backend.exec(sandbox, { slot: 0, command: "rm -f real.txt alias.txt", timeoutMs: 10_000 });
+    });
+
     test("reset wipes one slot and leaves the others", async () => {
       await env.backend.writeFile(sandbox, 0, "keep.txt", "slot0");
       await env.backend.writeFile(sandbox, 1, ".hidden/x", "slot1");
