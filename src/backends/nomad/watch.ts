@@ -16,6 +16,7 @@ export class AllocationWatcher {
   private readonly abort = new AbortController();
   private allocs: AllocationStub[] = [];
   private index = 0;
+  private synced = false;
   private started = false;
   private firstSync: Promise<void> | undefined;
   private waiters = new Set<() => void>();
@@ -26,14 +27,20 @@ export class AllocationWatcher {
     this.waitMs = waitMs;
   }
 
-  /** The allocations as of the latest answer; the first call waits for the initial listing. */
+  /**
+   * The allocations as of the latest answer. Until one answer has arrived, a call waits for a listing; a failed
+   * listing fails only the calls that waited for it (the next call lists again), never every later call.
+   */
   async snapshot(): Promise<readonly AllocationStub[]> {
-    if (!this.started) {
-      this.started = true;
-      this.firstSync = this.refresh();
-      void this.firstSync.then(() => this.loop(), () => this.loop());
+    if (!this.synced) {
+      this.firstSync ??= this.refresh().finally(() => (this.firstSync = undefined));
+      const sync = this.firstSync;
+      if (!this.started) {
+        this.started = true;
+        void sync.then(() => this.loop(), () => this.loop());
+      }
+      await sync;
     }
-    await this.firstSync;
     return this.allocs;
   }
 
@@ -64,6 +71,7 @@ export class AllocationWatcher {
   private apply(allocs: AllocationStub[], index: number): void {
     this.allocs = allocs;
     this.index = index;
+    this.synced = true;
     for (const waiter of [...this.waiters]) waiter();
   }
 

@@ -1,13 +1,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { allocationAddress, currentAllocation } from "../../../src/backends/nomad/allocations.ts";
 import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
 import { NomadClient } from "../../../src/backends/nomad/client.ts";
 import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
 import { startFakeNomad, type FakeNomad } from "../../../src/backends/nomad/fake/server.ts";
-import { buildSandboxJob } from "../../../src/backends/nomad/job.ts";
+import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
 
@@ -168,6 +169,26 @@ test("a crashed task is restarted in place by the restart policy, then reschedul
   assert.equal(stopped.data.Stop, true);
   await waitUntil(async () => (await client.readAllocation(second.ID)).ClientStatus === "complete");
   await client.deregisterJob(job.ID, { purge: true });
+});
+
+test("a backend that met Nomad down recovers once Nomad answers (its first failed sync is not kept)", async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const backend = new NomadBackend({ address: `http://127.0.0.1:${port}`, env: {}, watchWaitMs: 1_000 });
+  // The first call that reads the allocation watch (here an exec on a sandbox a restarted pool remembers) fails.
+  const remembered = { id: sandboxJobId("it/late", "late-0"), name: "late-0" };
+  await assert.rejects(backend.exec(remembered, { slot: 0, command: "true", timeoutMs: 1_000 }), (e: unknown) => isSandboxError(e, "transient"));
+  const late = await startFakeNomad({ port });
+  try {
+    assert.deepEqual(await backend.list("it/late"), []);
+  } finally {
+    await backend.close();
+    await late.close();
+  }
 });
 
 test("the fake-nomad CLI serves the API on the given port", async () => {
