@@ -16,9 +16,12 @@ export function parseJsonl(text: string, where: string): DatasetRow[] {
   return rows;
 }
 
+const BYTE_ORDER_MARK = "\uFEFF";
+
 function parseLine(line: string, where: string): DatasetRow {
   try {
-    return asRow(JSON.parse(line), where);
+    // Files saved by Windows tools start with a UTF-8 BOM, which JSON.parse rejects and no decoder here strips.
+    return asRow(JSON.parse(line.startsWith(BYTE_ORDER_MARK) ? line.slice(1) : line), where);
   } catch (error) {
     if (error instanceof DatasetError) throw error;
     throw new DatasetError(`${where}: not valid JSON`, { cause: error });

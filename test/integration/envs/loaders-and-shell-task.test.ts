@@ -38,6 +38,21 @@ test("JSONL from a file and from an http URL give the same rows; inline honours 
   assert.deepEqual(await all({ inline: [{ id: 1 }, { id: 2 }, { id: 3 }], maxItems: 2 }), [{ id: 1 }, { id: 2 }]);
 });
 
+test("JSONL saved by Windows tools (a UTF-8 BOM, CRLF line ends) reads the same from a file and a URL", async () => {
+  const text = '\uFEFF{"id":"a"}\r\n{"id":"b"}\r\n\r\n';
+  const path = join(root, "windows.jsonl");
+  await writeFile(path, text);
+  const server = createServer((_, response) => response.end(text));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/windows.jsonl`;
+    assert.deepEqual(await all({ jsonl: { path } }), [{ id: "a" }, { id: "b" }]);
+    assert.deepEqual(await all({ jsonl: { url } }), [{ id: "a" }, { id: "b" }]);
+  } finally {
+    server.close();
+  }
+});
+
 test("the bundled mini-dataset: rows plus the env config it needs; preparing again is fast", async () => {
   const dir = join(root, "bundled");
   const opened = await openDataset({ bundled: "swe-smith-mini" } as DatasetSpec, { bundledDir: dir });

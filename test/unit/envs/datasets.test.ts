@@ -49,6 +49,7 @@ test("JSONL text: blank lines skipped, bad lines named by number", () => {
 
 test("ConfigMap: rows from data or binaryData; a missing key is an error", async () => {
   const jsonl = '{"id":"a"}\n{"id":"b"}\n';
+  assert.deepEqual(parseJsonl('\uFEFF{"id":"a"}\r\n{"id":"b"}\r\n', "bom"), [{ id: "a" }, { id: "b" }], "a UTF-8 BOM and CRLF line ends are not part of the rows");
   const configMap = { metadata: { name: "items", namespace: "ns" }, data: { "items.jsonl": jsonl }, binaryData: { "bin.jsonl": Buffer.from(jsonl).toString("base64") } };
   assert.deepEqual(await collect(configMapSource(configMap, "items.jsonl").rows()), [{ id: "a" }, { id: "b" }]);
   assert.deepEqual(await collect(configMapSource(configMap, "bin.jsonl").rows()), [{ id: "a" }, { id: "b" }]);
