@@ -19,7 +19,7 @@ const log = logger("slot-pool");
  *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. */
 type SlotState =
   | { kind: "free" }
-  | { kind: "leased"; lease: Lease; inFlight: number }
+  | { kind: "leased"; lease: Lease }
   | { kind: "resetting" }
   | { kind: "blocked"; until: number }
   | { kind: "quarantined"; reason: string };
@@ -29,6 +29,8 @@ interface Slot {
   sandbox: SandboxInfo;
   index: number;
   state: SlotState;
+  /** Backend calls running on the slot; kept on the slot, not its state, so a renew mid-call does not lose them. */
+  inFlight: number;
 }
 
 interface Waiter {
@@ -160,12 +162,12 @@ export class SlotPool {
     const slot = this.leases.get(leaseId) ?? this.adoptable(leaseId);
     if (slot === undefined) throw new LeaseLostError(`lease ${leaseId} is not current`);
     const previous = slot.state.kind === "leased" ? slot.state : undefined;
-    if (previous !== undefined && previous.lease.expiresAt <= this.now() && previous.inFlight === 0) {
+    if (previous !== undefined && previous.lease.expiresAt <= this.now() && slot.inFlight === 0) {
       throw new LeaseLostError(`lease ${leaseId} expired`);
     }
     const holder = previous?.lease.holder ?? "re-adopted";
     const lease: Lease = { id: leaseId, holder, sandbox: refOf(slot.sandbox), slot: slot.index, expiresAt: this.now() + this.ttlMs };
-    slot.state = { kind: "leased", lease, inFlight: previous?.inFlight ?? 0 };
+    slot.state = { kind: "leased", lease };
     this.leases.set(leaseId, slot);
     await this.persist(lease);
     return lease;
@@ -195,7 +197,7 @@ export class SlotPool {
     const now = this.now();
     for (const slot of this.slots.values()) {
       const state = slot.state;
-      if (state.kind === "leased" && state.inFlight === 0 && state.lease.expiresAt <= now) {
+      if (state.kind === "leased" && slot.inFlight === 0 && state.lease.expiresAt <= now) {
         log.warn({ lease: state.lease.id, holder: state.lease.holder, slot: slot.key }, "lease expired, resetting its slot");
         void this.recycle(slot, "expired");
       } else if (state.kind === "blocked" && state.until <= now) {
@@ -248,7 +250,7 @@ export class SlotPool {
       expiresAt: this.now() + this.ttlMs,
     };
     this.free.delete(slot);
-    slot.state = { kind: "leased", lease, inFlight: 0 };
+    slot.state = { kind: "leased", lease };
     this.leases.set(lease.id, slot);
     try {
       await this.persist(lease);
@@ -324,14 +326,14 @@ export class SlotPool {
     if (slot === undefined || state?.kind !== "leased" || state.lease.expiresAt <= this.now()) {
       throw new LeaseLostError(`lease ${leaseId} is not current`);
     }
-    state.inFlight++; // a call in progress keeps the lease from expiring under it
+    slot.inFlight++; // a call in progress keeps the lease from expiring under it
     try {
       return await call(refOf(slot.sandbox), slot.index);
     } catch (error) {
       if (isSandboxError(error, "gone")) this.markForReplacement(slot.sandbox.name, "sandbox is gone", error);
       throw error;
     } finally {
-      state.inFlight--;
+      slot.inFlight--;
     }
   }
 
@@ -348,12 +350,12 @@ export class SlotPool {
     const restored = new Map<number, LeaseRecord>();
     for (const record of this.restored.values()) if (record.sandboxName === info.name) restored.set(record.slot, record);
     for (let index = 0; index < info.slots; index++) {
-      const slot: Slot = { key: `${info.name}/${index}`, sandbox: info, index, state: { kind: "free" } };
+      const slot: Slot = { key: `${info.name}/${index}`, sandbox: info, index, state: { kind: "free" }, inFlight: 0 };
       this.slots.set(slot.key, slot);
       const record = restored.get(index);
       if (record !== undefined) {
         const lease: Lease = { id: record.id, holder: record.holder, sandbox: refOf(info), slot: index, expiresAt: record.expiresAt };
-        slot.state = { kind: "leased", lease, inFlight: 0 };
+        slot.state = { kind: "leased", lease };
         this.leases.set(record.id, slot);
         this.restored.delete(record.id);
       } else if (blockedUntil !== undefined) {

@@ -199,3 +199,19 @@ test("setTemplate: new leases prefer sandboxes on the new template and get the n
   assert.equal(renewed.expiresAt, clock.t + 5000);
   assert.throws(() => pool.setTemplate({ ...template, pool: "other" }, 1000), /pool other/);
 });
+
+test("a renew during a call does not keep the lease alive after the call ends", async () => {
+  const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  let open!: () => void;
+  backend.execGate = new Promise((resolve) => { open = resolve; });
+  const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
+  await pool.renew(lease.id); // the holder's background renewal while its command runs
+  open();
+  await running;
+  clock.t += 2000; // the holder died: no more renewals
+  pool.sweep();
+  await flush();
+  assert.deepEqual(backend.resets, [`a/${lease.slot}`]);
+  assert.equal(pool.stats().slotsLeased, 0);
+});
