@@ -4,7 +4,7 @@
  * (vLLM's `prompt_token_ids` / `choices[].token_ids` from `return_token_ids`, and `token_id:N` tokens from
  * `return_tokens_as_token_ids`). Nothing is required; absent fields stay absent.
  */
-import OpenAI, { APIConnectionError, APIUserAbortError, InternalServerError, RateLimitError } from "openai";
+import OpenAI, { APIConnectionError, APIUserAbortError, AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError, RateLimitError } from "openai";
 import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
@@ -64,11 +64,18 @@ function toChatMessage(message: Loose): ChatMessage {
   return out;
 }
 
-/** Connection failures, 5xx and 429 (after the client's own retries) mean the endpoint is down: retry elsewhere. */
+/**
+ * Connection failures, 5xx and 429 (after the client's own retries) mean the endpoint is down: retry elsewhere.
+ * 401, 403 and 404 (a bad key, no access, a model name it does not serve) refuse every request of the job alike:
+ * not the agent's doing either, so never a score (it would be 0 for a trajectory that never got a turn).
+ */
 export function classifyModelError(error: unknown): Error {
   if (error instanceof APIUserAbortError) return error;
   if (error instanceof APIConnectionError || error instanceof InternalServerError || error instanceof RateLimitError) {
     return new InfrastructureError("model", `model endpoint unavailable: ${error.message}`, { cause: error });
+  }
+  if (error instanceof AuthenticationError || error instanceof PermissionDeniedError || error instanceof NotFoundError) {
+    return new InfrastructureError("model", `model endpoint refused the request: ${error.message}`, { cause: error });
   }
   return new ModelRequestError(error instanceof Error ? error.message : String(error), { cause: error });
 }
