@@ -15,7 +15,7 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { toSandboxError } from "./errors.ts";
-import { EXEC_DEADLINE_SLACK_MS, TAG, execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
+import { EXEC_DEADLINE_SLACK_MS, KILLED_EXIT_CODE, TAG, execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
 
 const log = logger("modal-backend");
@@ -201,7 +201,7 @@ export class ModalBackend implements SandboxBackend {
       ...(request.maxOutputBytes !== undefined ? { maxOutputBytes: request.maxOutputBytes } : {}),
     });
     // A killed exec (137) may mean the sandbox itself died under it: then the slot's sandbox is gone.
-    if (result.exitCode === 137 && !result.timedOut) await this.assertRunning(sandbox, ref);
+    if (result.exitCode === KILLED_EXIT_CODE && !result.timedOut) await this.assertRunning(sandbox, ref);
     return result;
   }
 
@@ -243,7 +243,14 @@ export class ModalBackend implements SandboxBackend {
       }
     }
     const durationMs = performance.now() - started;
-    const timedOut = exitCode === TIMEOUT_EXIT_CODE && durationMs + TIMEOUT_MARGIN_MS >= timeoutMs;
+    const overran = durationMs + TIMEOUT_MARGIN_MS >= timeoutMs;
+    // `timeout -k` exits 137 after SIGKILLing a command that ignored SIGTERM: still a timeout, unless the
+    // sandbox itself died meanwhile (also 137), which assertRunning reports as gone.
+    if (exitCode === KILLED_EXIT_CODE && overran) {
+      await this.assertRunning(sandbox, { id: sandbox.sandboxId, name: "" });
+      exitCode = TIMEOUT_EXIT_CODE;
+    }
+    const timedOut = exitCode === TIMEOUT_EXIT_CODE && overran;
     return { exitCode, stdout: stdout.text(), stderr: stderr.text(), durationMs, timedOut, truncated: stdout.truncated || stderr.truncated };
   }
 

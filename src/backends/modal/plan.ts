@@ -56,6 +56,12 @@ export function wholeSecondsMs(ms: number): number {
 export const EXEC_DEADLINE_SLACK_MS = 5_000;
 
 /**
+ * 128 + SIGKILL: an exec whose sandbox was terminated, and also coreutils `timeout` after it had to SIGKILL a
+ * command that ignored its SIGTERM.
+ */
+export const KILLED_EXIT_CODE = 137;
+
+/**
  * The argv run through `sb.exec`: coreutils `timeout` around the slot plan, so a timeout is exit 124 with
  * sub-second precision; under bwrap the whole pid namespace goes with it.
  */

@@ -25,6 +25,19 @@ describe("modal backend specifics", () => {
     await env.backend.terminate(info);
   });
 
+  test("a command that ignores SIGTERM and overruns its timeout still reports 124 and timedOut", async () => {
+    // Without bwrap (the usual case in a real Modal sandbox) `timeout` has to SIGKILL such a command.
+    const unisolated = new ModalBackend({ appName: "hermes-specifics", isolation: "none" });
+    try {
+      const info = await unisolated.create("sigterm-0", mockTemplate("sigterm", { slots: 1 }));
+      const result = await unisolated.exec(info, { slot: 0, command: "trap '' TERM; sleep 30", timeoutMs: 1_000 });
+      assert.deepEqual([result.exitCode, result.timedOut], [124, true]);
+      await unisolated.terminate(info);
+    } finally {
+      await unisolated.close();
+    }
+  });
+
   test("the pool's regions reach Modal's create request", async () => {
     const placed = new ModalBackend({ appName: "hermes-specifics", regions: ["us-east", "eu-west"] });
     try {
