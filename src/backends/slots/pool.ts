@@ -31,6 +31,8 @@ interface Slot {
   state: SlotState;
   /** Backend calls running on the slot; kept on the slot, not its state, so a renew mid-call does not lose them. */
   inFlight: number;
+  /** Set while a recycle waits for the calls of the slot's last holder to end. */
+  onIdle?: () => void;
 }
 
 interface Waiter {
@@ -312,12 +314,21 @@ export class SlotPool {
       await this.store.remove(this.template.pool, leaseId).catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
     }
     try {
-      await withTimeout(this.backend.resetSlot(refOf(slot.sandbox), slot.index), this.resetTimeoutMs, `reset of ${slot.key}`);
+      await this.reset(slot);
+      if (slot.inFlight > 0) {
+        // The last holder's call still runs (released mid-call) and may write after the reset: wipe once it ended.
+        await withTimeout(new Promise<void>((resolve) => (slot.onIdle = resolve)), this.resetTimeoutMs, `calls on ${slot.key} to end`);
+        await this.reset(slot);
+      }
       this.makeFree(slot);
     } catch (error) {
       slot.state = { kind: "quarantined", reason: (error as Error).message };
       this.markForReplacement(slot.sandbox.name, `reset of slot ${slot.index} failed (${why})`, error);
     }
+  }
+
+  private reset(slot: Slot): Promise<void> {
+    return withTimeout(this.backend.resetSlot(refOf(slot.sandbox), slot.index), this.resetTimeoutMs, `reset of ${slot.key}`);
   }
 
   private async through<T>(leaseId: string, call: (sandbox: SandboxRef, slot: number) => Promise<T>): Promise<T> {
@@ -334,6 +345,7 @@ export class SlotPool {
       throw error;
     } finally {
       slot.inFlight--;
+      if (slot.inFlight === 0) slot.onIdle?.();
     }
   }
 

@@ -215,3 +215,22 @@ test("a renew during a call does not keep the lease alive after the call ends", 
   assert.deepEqual(backend.resets, [`a/${lease.slot}`]);
   assert.equal(pool.stats().slotsLeased, 0);
 });
+
+test("a slot released while its call still runs is handed out only after the call ended and a reset followed", async () => {
+  const { pool, backend } = await setup({ sandboxes: [info("a")] });
+  const lease = await pool.acquire("h", { timeoutMs: 100 });
+  await pool.acquire("other", { timeoutMs: 100 });
+  let open!: () => void;
+  backend.execGate = new Promise((resolve) => { open = resolve; });
+  const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
+  const released = pool.release(lease.id);
+  const next = pool.acquire("next", { timeoutMs: 5000 });
+  await flush();
+  assert.equal(pool.waiting(), 1); // not while the released holder's command may still write
+  open();
+  await running;
+  const resetsWhenCallEnded = backend.resets.length;
+  await released;
+  assert.equal((await next).slot, lease.slot);
+  assert.ok(backend.resets.length > resetsWhenCallEnded, "no reset after the call ended");
+});
