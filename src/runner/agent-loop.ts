@@ -44,10 +44,20 @@ export function withToolPrompt(messages: readonly ChatMessage[], schemas: readon
   return [{ role: "system", content: prompt }, ...messages];
 }
 
-/** Tokens the trajectory holds so far: the endpoint's count when it reports one, else about 4 chars a token. */
-function tokensUsed(messages: readonly ChatMessage[], last: ModelTurn | undefined): number {
-  if (last?.promptTokens !== undefined && last.completionTokens !== undefined) return last.promptTokens + last.completionTokens;
+/** About 4 chars a token. */
+function estimateTokens(messages: readonly ChatMessage[]): number {
   return Math.ceil(messages.reduce((n, m) => n + (m.content?.length ?? 0) + JSON.stringify(m.tool_calls ?? []).length, 0) / 4);
+}
+
+/**
+ * Tokens the trajectory holds so far: the endpoint's count for everything up to its last answer (the first
+ * `counted` messages) when it reports one, plus an estimate of the tool results added since; else all estimated.
+ */
+function tokensUsed(messages: readonly ChatMessage[], last: ModelTurn | undefined, counted: number): number {
+  if (last?.promptTokens !== undefined && last.completionTokens !== undefined) {
+    return last.promptTokens + last.completionTokens + estimateTokens(messages.slice(counted));
+  }
+  return estimateTokens(messages);
 }
 
 function errorContent(error: string): string {
@@ -76,6 +86,8 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
   const messages: ChatMessage[] = hermes ? withToolPrompt(options.messages, tools.schemas) : [...options.messages];
   const turns: ModelTurn[] = [];
   const toolCalls: ToolCallRecord[] = [];
+  /** Messages the endpoint's last reported usage covers. */
+  let counted = 0;
   const finish = (stopReason: StopReason, error?: string): AgentResult => ({
     messages, turns, toolCalls, stopReason, durationMs: performance.now() - started, ...(error ? { error } : {}),
   });
@@ -108,7 +120,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     if (options.signal?.aborted) return finish("aborted");
     const remainingMs = deadline - performance.now();
     if (remainingMs <= 0) return finish("timeout");
-    const budget = limits.maxTokenLength - tokensUsed(messages, turns.at(-1));
+    const budget = limits.maxTokenLength - tokensUsed(messages, turns.at(-1), counted);
     if (budget <= 0) return finish("token_budget");
     const timeout = AbortSignal.timeout(Math.ceil(remainingMs));
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
@@ -135,6 +147,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     } else {
       messages.push(answer.message);
     }
+    counted = messages.length;
     if (extracted.calls.length === 0) return finish("natural");
 
     const reply = (id: string, content: string): void => {

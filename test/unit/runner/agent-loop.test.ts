@@ -77,7 +77,8 @@ test("the token budget stops the loop and caps max_tokens", async () => {
   };
   const result = await runAgentLoop({ model, tools: defaultTools(), slot: slot(), messages: user, limits: { ...limits, maxTokenLength: 500 }, format: "native", maxTokensPerTurn: 400 });
   assert.equal(result.stopReason, "token_budget");
-  assert.deepEqual(seenMax, [400, 250, 50]);
+  // Each turn also holds the last tool result: {"output":"ok","exit_code":0,"error":null}, 11 tokens by estimate.
+  assert.deepEqual(seenMax, [400, 250 - 11, 50 - 11]);
 });
 
 test("an endpoint error that is not infrastructure ends the loop, scored as it stands", async () => {
@@ -138,4 +139,21 @@ test("native calls: each reply answers its own call id, in the order the model w
   assert.deepEqual(replies.map((m) => m.tool_call_id), ["bad", "good"]);
   assert.match(JSON.parse(replies[0]!.content ?? "").error, /Malformed tool call/);
   assert.equal(JSON.parse(replies[1]!.content ?? "").exit_code, 0);
+});
+
+test("the token budget counts the tool results added since the endpoint last reported usage", async () => {
+  const seenMax: number[] = [];
+  const model: ModelClient = {
+    async complete(request) {
+      seenMax.push(request.maxTokens);
+      const message: ChatMessage = { role: "assistant", content: null, tool_calls: [{ id: `c${seenMax.length}`, type: "function", function: { name: "terminal", arguments: '{"command":"cat big"}' } }] };
+      return { message, finishReason: "tool_calls", latencyMs: 1, promptTokens: 100, completionTokens: 50 };
+    },
+  };
+  // About 2000 / 4 = 500 tokens of tool output: the next prompt holds at least 650 of the 700 tokens.
+  const big = slot(async () => ({ exitCode: 0, stdout: "x".repeat(2000), stderr: "", durationMs: 1, timedOut: false, truncated: false }));
+  const result = await runAgentLoop({ model, tools: defaultTools(), slot: big, messages: user, limits: { ...limits, maxTokenLength: 700 }, format: "native", maxTokensPerTurn: 400 });
+  assert.equal(result.turns.length, limits.maxTurns);
+  assert.equal(seenMax[0], 400);
+  assert.ok(seenMax[1]! <= 50, `second turn may generate ${seenMax[1]} tokens`);
 });
