@@ -79,9 +79,24 @@ function parseHermesBlock(body: string, id: string): ParsedCall | MalformedCall 
   return { id, name, arguments: args.value, rawArguments: JSON.stringify(args.value) };
 }
 
+const THINK_OPEN = "<think>";
+const THINK_CLOSE = "</think>";
+
+/**
+ * Where the answer proper starts: after the leading `<think>` block a reasoning model writes when the endpoint
+ * does not split it off, or at the end when the answer was cut off while thinking. Calls it only considered in
+ * there must not run. A `<think>` anywhere else is plain text (e.g. inside a command).
+ */
+function afterReasoning(text: string): number {
+  const start = text.length - text.trimStart().length;
+  if (!text.startsWith(THINK_OPEN, start)) return 0;
+  const close = text.indexOf(THINK_CLOSE, start + THINK_OPEN.length);
+  return close < 0 ? text.length : close + THINK_CLOSE.length;
+}
+
 /** Every `<tool_call>` block of a text; an unclosed last block still counts, as in the original parser. */
 export function parseHermesText(text: string, newId: IdSource = randomCallId): ExtractedCalls {
-  const first = text.indexOf(OPEN);
+  const first = text.indexOf(OPEN, afterReasoning(text));
   if (first < 0) return { content: text, calls: [], format: "none" };
   const calls: ExtractedCall[] = [];
   const outside: string[] = [text.slice(0, first)];

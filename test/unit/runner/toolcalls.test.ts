@@ -78,3 +78,18 @@ test("format hermes ignores native calls and reads the text; native ignores the 
   assert.equal(extractToolCalls(onlyText, "native", ids()).calls.length, 0);
   assert.equal(extractToolCalls(onlyText, "auto", ids()).calls.length, 1);
 });
+
+test("hermes: a call written inside the answer's leading <think> block is reasoning, not a call", () => {
+  const text = [
+    "<think>I could run <tool_call>{\"name\":\"terminal\",\"arguments\":{\"command\":\"rm -rf src\"}}</tool_call> but listing is safer.</think>",
+    '<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
+  ].join("\n");
+  const out = parseHermesText(text, ids());
+  assert.deepEqual(out.calls, [{ id: "call_1", name: "terminal", arguments: { command: "ls" }, rawArguments: '{"command":"ls"}' }]);
+  assert.match(out.content ?? "", /^<think>I could run <tool_call>.*rm -rf src.*<\/think>$/s);
+  // Cut off while thinking: nothing it wrote is a call.
+  assert.deepEqual(parseHermesText('<think>maybe <tool_call>{"name":"terminal","arguments":{"command":"ls"}}', ids()).calls, []);
+  // A <think> tag that is not the start of the answer is just text (here inside a command).
+  const grep = parseHermesText('<tool_call>{"name":"terminal","arguments":{"command":"grep -r \'<think>\' ."}}</tool_call>\n<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>', ids());
+  assert.deepEqual(grep.calls.map((c) => !isMalformed(c) && c.arguments.command), ["grep -r '<think>' .", "ls"]);
+});
