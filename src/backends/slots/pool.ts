@@ -64,6 +64,8 @@ export class SlotPool {
   private readonly waiters: Waiter[] = [];
   private readonly toReplace = new Set<string>();
   private readonly sandboxes = new Map<string, SandboxInfo>();
+  /** Known sandboxes listed as not ready for now: they keep their slots and leases but hand out none. */
+  private readonly away = new Set<string>();
   private restored = new Map<string, LeaseRecord>();
   private blockOlderThan: number | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -121,12 +123,16 @@ export class SlotPool {
     return this.sandboxesKnown;
   }
 
-  /** Adopts the backend's view of the pool: new ready sandboxes add slots, vanished ones take theirs away. */
+  /** Adopts the backend's view of the pool: new ready sandboxes add slots, gone ones take theirs away. A known one
+   *  listed as starting (e.g. a missed health probe) is only set aside: dropped, its slots would come back unreset. */
   setSandboxes(infos: readonly SandboxInfo[]): void {
     this.sandboxesKnown = true;
-    const live = new Map(infos.filter((info) => info.phase === "ready").map((info) => [info.name, info]));
-    for (const [name, info] of this.sandboxes) if (!live.has(name)) this.dropSandbox(info, "sandbox is gone");
-    for (const [name, info] of live) if (!this.sandboxes.has(name)) this.addSandbox(info);
+    const listed = new Map(infos.filter((info) => info.phase === "ready" || info.phase === "starting").map((info) => [info.name, info]));
+    for (const [name, info] of this.sandboxes) if (!listed.has(name)) this.dropSandbox(info, "sandbox is gone");
+    for (const [name, info] of listed) {
+      if (this.sandboxes.has(name)) this.setAway(name, info.phase !== "ready");
+      else if (info.phase === "ready") this.addSandbox(info);
+    }
     this.dispatch();
   }
 
@@ -224,15 +230,12 @@ export class SlotPool {
   }
 
   stats(): SlotPoolStats {
-    const stats: SlotPoolStats = { slotsTotal: this.slots.size, slotsLeased: 0, slotsFree: 0, slotsResetting: 0, slotsBlocked: 0, slotsQuarantined: 0, waiting: this.waiters.length };
-    for (const slot of this.slots.values()) {
-      if (slot.state.kind === "leased") stats.slotsLeased++;
-      else if (slot.state.kind === "free") stats.slotsFree++;
-      else if (slot.state.kind === "resetting") stats.slotsResetting++;
-      else if (slot.state.kind === "blocked") stats.slotsBlocked++;
-      else stats.slotsQuarantined++;
-    }
-    return stats;
+    const count: Record<SlotState["kind"], number> = { free: 0, leased: 0, resetting: 0, blocked: 0, quarantined: 0 };
+    for (const slot of this.slots.values()) count[slot.state.kind]++;
+    return {
+      slotsTotal: this.slots.size, slotsLeased: count.leased, slotsFree: count.free, slotsResetting: count.resetting,
+      slotsBlocked: count.blocked, slotsQuarantined: count.quarantined, waiting: this.waiters.length,
+    };
   }
 
   close(): void {
@@ -302,8 +305,20 @@ export class SlotPool {
       return;
     }
     slot.state = { kind: "free" };
+    if (this.away.has(slot.sandbox.name)) return; // handed out once its sandbox is ready again
     this.free.add(slot);
     this.dispatch();
+  }
+
+  private setAway(name: string, away: boolean): void {
+    if (away === this.away.has(name)) return;
+    if (away) this.away.add(name);
+    else this.away.delete(name);
+    for (const slot of this.slots.values()) {
+      if (slot.sandbox.name !== name || slot.state.kind !== "free") continue;
+      if (away) this.free.delete(slot);
+      else if (!this.toReplace.has(name)) this.free.add(slot);
+    }
   }
 
   private async recycle(slot: Slot, why: string): Promise<void> {
@@ -381,6 +396,7 @@ export class SlotPool {
   private dropSandbox(info: SandboxInfo, reason: string): void {
     this.sandboxes.delete(info.name);
     this.toReplace.delete(info.name);
+    this.away.delete(info.name);
     for (let index = 0; index < info.slots; index++) {
       const slot = this.slots.get(`${info.name}/${index}`);
       if (slot === undefined) continue;

@@ -234,3 +234,15 @@ test("a slot released while its call still runs is handed out only after the cal
   assert.equal((await next).slot, lease.slot);
   assert.ok(backend.resets.length > resetsWhenCallEnded, "no reset after the call ended");
 });
+
+test("a sandbox that is briefly not ready keeps its leases and hands out none of its slots meanwhile", async () => {
+  const { pool } = await setup({ sandboxes: [info("a")] });
+  const held = await pool.acquire("h", { timeoutMs: 100 });
+  pool.setSandboxes([{ ...info("a"), phase: "starting" }]); // e.g. one failed health probe
+  await assert.rejects(pool.acquire("h2", { timeoutMs: 20 }), (error: unknown) => isSandboxError(error, "capacity"));
+  pool.setSandboxes([info("a")]);
+  assert.equal((await pool.renew(held.id)).slot, held.slot);
+  const other = await pool.acquire("h3", { timeoutMs: 100 });
+  assert.notEqual(other.slot, held.slot); // never the held, dirty workspace
+  assert.equal(pool.stats().slotsLeased, 2);
+});
