@@ -63,10 +63,9 @@ export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: M
   const modal = spec.modal;
   if (!modal) throw new Error("spec.modal is required for backend modal");
   const { ModalBackend } = await import("../backends/modal/backend.ts");
-  // The SDK reads its control-plane URL from the environment only, when the client is built.
-  if (modal.serverURL) process.env.MODAL_SERVER_URL = modal.serverURL;
   return new ModalBackend({
     appName: modal.appName,
+    ...(modal.serverURL ? { serverUrl: modal.serverURL } : {}),
     maxConcurrentCreates: spec.maxConcurrentCreates,
     ...(modal.environment ? { environment: modal.environment } : {}),
     ...(modal.regions ? { regions: modal.regions } : {}),

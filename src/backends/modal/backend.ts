@@ -23,6 +23,8 @@ const log = logger("modal-backend");
 export interface ModalBackendOptions {
   /** The Modal app every pool's sandboxes live in (created if missing). */
   appName: string;
+  /** Control-plane URL for this backend's client alone; MODAL_SERVER_URL (or the SDK's default) when unset. */
+  serverUrl?: string;
   environment?: string;
   /** Sandbox working directory; slots and cache live under it. */
   sandboxRoot?: string;
@@ -46,6 +48,22 @@ interface SandboxState {
   isolationMessage?: string;
 }
 
+/**
+ * The SDK takes its control-plane URL only from MODAL_SERVER_URL, read when a client is built: set it for that
+ * moment alone, so one pool's URL never reaches another pool's client (which would send it that pool's token).
+ */
+function withServerUrl<T>(serverUrl: string | undefined, build: () => T): T {
+  if (serverUrl === undefined) return build();
+  const previous = process.env.MODAL_SERVER_URL;
+  process.env.MODAL_SERVER_URL = serverUrl;
+  try {
+    return build();
+  } finally {
+    if (previous === undefined) delete process.env.MODAL_SERVER_URL;
+    else process.env.MODAL_SERVER_URL = previous;
+  }
+}
+
 const DEFAULT_SANDBOX_ROOT = "/hermes";
 const PREPARE_TIMEOUT_MS = 60_000;
 const UTILITY_TIMEOUT_MS = 30_000;
@@ -64,13 +82,13 @@ export class ModalBackend implements SandboxBackend {
     this.options = { sandboxRoot: DEFAULT_SANDBOX_ROOT, isolation: "auto", ...options };
     this.createLimit = new Semaphore(options.maxConcurrentCreates ?? 4);
     const envThrottle = process.env.MODAL_MAX_THROTTLE_WAIT;
-    this.client = new ModalClient({
+    this.client = withServerUrl(options.serverUrl, () => new ModalClient({
       logger: sdkLogger(logger("modal-sdk")),
       maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? (envThrottle !== undefined ? Number(envThrottle) : 60),
       ...(options.environment !== undefined ? { environment: options.environment } : {}),
       ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
       ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
-    });
+    }));
   }
 
   private appHandle(): Promise<App> {

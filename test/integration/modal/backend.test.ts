@@ -1,9 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
+import { startMockModal } from "../../../src/backends/modal/mock/server.ts";
 import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../../src/backends/modal/testing.ts";
 import { isSandboxError } from "../../../src/backends/types.ts";
+import { modalBackendFromSpec } from "../../../src/runner/backend.ts";
 
 // Modal-specific backend behaviour beyond the shared contract: lifetimes, the create cap, rebuild after a restart.
 describe("modal backend specifics", () => {
@@ -48,6 +51,28 @@ describe("modal backend specifics", () => {
       await Promise.all([placed.terminate(info), env.backend.terminate(unplaced)]);
     } finally {
       await placed.close();
+    }
+  });
+
+  test("a pool's serverURL points that pool's backend only; a pool without one keeps MODAL_SERVER_URL", async () => {
+    const other = await startMockModal();
+    const spec = (modal: Record<string, unknown>) => {
+      const result = validateSandboxPoolSpec({ backend: "modal", modal: { appName: "hermes-specifics", ...modal } });
+      assert.ok(result.ok, JSON.stringify(result));
+      return result.value;
+    };
+    const pointed = await modalBackendFromSpec(spec({ serverURL: other.url }));
+    const defaulted = await modalBackendFromSpec(spec({}));
+    try {
+      const there = await pointed.create("pointed-0", mockTemplate("pointed", { slots: 1 }));
+      const here = await defaulted.create("defaulted-0", mockTemplate("defaulted", { slots: 1 }));
+      assert.ok(other.state.sandboxes.has(there.id));
+      assert.ok(env.mock.state.sandboxes.has(here.id), "created on the default server, not the other pool's");
+      assert.equal(process.env.MODAL_SERVER_URL, env.mock.url);
+      await Promise.all([pointed.terminate(there), defaulted.terminate(here)]);
+    } finally {
+      await Promise.all([pointed.close(), defaulted.close()]);
+      await other.close();
     }
   });
 
