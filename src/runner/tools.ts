@@ -35,15 +35,19 @@ export interface Tool {
 
 export const TIMEOUT_EXIT_CODE = 124;
 
-/** Keeps the last `maxBytes` of UTF-8 text with a notice in front, as the original terminal tool does. */
-export function truncateTail(text: string, maxBytes: number): { text: string; truncated: boolean } {
+/**
+ * Keeps the last `maxBytes` of UTF-8 text with a notice in front, as the original terminal tool does.
+ * `cutBefore`: the sandbox already dropped the start (its streams are capped too), so the notice is due even
+ * when what is left fits.
+ */
+export function truncateTail(text: string, maxBytes: number, cutBefore = false): { text: string; truncated: boolean } {
   const bytes = Buffer.from(text, "utf8");
-  if (bytes.length <= maxBytes) return { text, truncated: false };
-  let start = bytes.length - maxBytes;
+  if (bytes.length <= maxBytes && !cutBefore) return { text, truncated: false };
+  let start = Math.max(0, bytes.length - maxBytes);
   // Do not start inside a multi-byte character.
   while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
-  const dropped = start;
-  return { text: `[output truncated: first ${dropped} bytes dropped, last ${bytes.length - start} kept]\n${bytes.subarray(start).toString("utf8")}`, truncated: true };
+  const dropped = cutBefore ? "earlier output dropped" : `first ${start} bytes dropped`;
+  return { text: `[output truncated: ${dropped}, last ${bytes.length - start} kept]\n${bytes.subarray(start).toString("utf8")}`, truncated: true };
 }
 
 export const terminalTool: Tool = {
@@ -82,7 +86,7 @@ export const terminalTool: Tool = {
       throw new InfrastructureError("sandbox", `terminal: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     const combined = result.stderr === "" ? result.stdout : result.stdout === "" ? result.stderr : `${result.stdout}\n${result.stderr}`;
-    const output = truncateTail(combined, context.maxOutputBytes).text;
+    const output = truncateTail(combined, context.maxOutputBytes, result.truncated).text;
     const exitCode = result.timedOut ? TIMEOUT_EXIT_CODE : result.exitCode;
     const error = result.timedOut ? `command timed out after ${Math.round(timeoutMs / 1000)}s` : null;
     return { content: JSON.stringify({ output, exit_code: exitCode, error }), ok: exitCode === 0 };
