@@ -16,13 +16,14 @@ import { LeaseLostError, type Lease, type SlotPoolOptions, type SlotPoolStats } 
 const log = logger("slot-pool");
 
 /** A slot moves free → leased → resetting → free; a failed reset ends in quarantined; after a restart without
- *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. */
+ *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. `leaseId` is the
+ *  lease whose record stays stored until the slot is clean, so a restart meanwhile does not find the slot free. */
 type SlotState =
   | { kind: "free" }
   | { kind: "leased"; lease: Lease }
-  | { kind: "resetting" }
+  | { kind: "resetting"; leaseId?: string }
   | { kind: "blocked"; until: number }
-  | { kind: "quarantined"; reason: string };
+  | { kind: "quarantined"; reason: string; leaseId?: string };
 
 interface Slot {
   key: string;
@@ -323,11 +324,8 @@ export class SlotPool {
 
   private async recycle(slot: Slot, why: string): Promise<void> {
     const leaseId = slot.state.kind === "leased" ? slot.state.lease.id : undefined;
-    slot.state = { kind: "resetting" }; // synchronously, so a concurrent sweep or release cannot recycle it twice
-    if (leaseId !== undefined) {
-      this.leases.delete(leaseId);
-      await this.store.remove(this.template.pool, leaseId).catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
-    }
+    slot.state = { kind: "resetting", leaseId }; // synchronously, so a concurrent sweep or release cannot recycle it twice
+    if (leaseId !== undefined) this.leases.delete(leaseId);
     try {
       await this.reset(slot);
       if (slot.inFlight > 0) {
@@ -335,9 +333,10 @@ export class SlotPool {
         await withTimeout(new Promise<void>((resolve) => (slot.onIdle = resolve)), this.resetTimeoutMs, `calls on ${slot.key} to end`);
         await this.reset(slot);
       }
+      if (leaseId !== undefined) await this.forget(leaseId);
       this.makeFree(slot);
     } catch (error) {
-      slot.state = { kind: "quarantined", reason: (error as Error).message };
+      slot.state = { kind: "quarantined", reason: (error as Error).message, leaseId };
       this.markForReplacement(slot.sandbox.name, `reset of slot ${slot.index} failed (${why})`, error);
     }
   }
@@ -400,10 +399,13 @@ export class SlotPool {
     for (let index = 0; index < info.slots; index++) {
       const slot = this.slots.get(`${info.name}/${index}`);
       if (slot === undefined) continue;
-      if (slot.state.kind === "leased") {
-        log.warn({ lease: slot.state.lease.id, sandbox: info.name, reason }, "lease lost with its sandbox");
-        this.leases.delete(slot.state.lease.id);
-        void this.store.remove(this.template.pool, slot.state.lease.id).catch(() => undefined);
+      const state = slot.state;
+      if (state.kind === "leased") {
+        log.warn({ lease: state.lease.id, sandbox: info.name, reason }, "lease lost with its sandbox");
+        this.leases.delete(state.lease.id);
+        void this.forget(state.lease.id);
+      } else if ((state.kind === "resetting" || state.kind === "quarantined") && state.leaseId !== undefined) {
+        void this.forget(state.leaseId);
       }
       this.free.delete(slot);
       this.slots.delete(slot.key);
@@ -417,15 +419,13 @@ export class SlotPool {
     return slot?.state.kind === "blocked" ? slot : undefined;
   }
 
+  private forget(leaseId: string): Promise<void> {
+    return this.store.remove(this.template.pool, leaseId).catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
+  }
+
   private persist(lease: Lease): Promise<void> {
-    return this.store.put(this.template.pool, {
-      id: lease.id,
-      holder: lease.holder,
-      sandboxId: lease.sandbox.id,
-      sandboxName: lease.sandbox.name,
-      slot: lease.slot,
-      expiresAt: lease.expiresAt,
-    });
+    const { id, holder, sandbox, slot, expiresAt } = lease;
+    return this.store.put(this.template.pool, { id, holder, sandboxId: sandbox.id, sandboxName: sandbox.name, slot, expiresAt });
   }
 }
 

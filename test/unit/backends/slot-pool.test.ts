@@ -246,3 +246,22 @@ test("a sandbox that is briefly not ready keeps its leases and hands out none of
   assert.notEqual(other.slot, held.slot); // never the held, dirty workspace
   assert.equal(pool.stats().slotsLeased, 2);
 });
+
+test("a slot whose reset failed is not free after a restart with lease records; it is reset first", async () => {
+  const store = new InMemoryLeaseStore();
+  await store.remove("p", "none");
+  const clock = { t: 1_000_000 };
+  const before = await setup({ store, clock, sandboxes: [info("a")] });
+  const lease = await before.pool.acquire("h", { timeoutMs: 100 });
+  before.backend.failResets.add(`a/${lease.slot}`);
+  await before.pool.release(lease.id);
+  before.pool.close(); // e.g. the controller restarts before the sandbox is replaced
+  const after = await setup({ store, clock, sandboxes: [info("a")] });
+  assert.equal(after.pool.stats().slotsFree, 1);
+  clock.t += 1000;
+  after.pool.sweep();
+  await flush();
+  assert.deepEqual(after.backend.resets, [`a/${lease.slot}`]);
+  assert.equal(after.pool.stats().slotsFree, 2);
+  assert.deepEqual(await store.load("p"), []);
+});
