@@ -9,6 +9,7 @@ import {
   type SandboxBackend,
   type SandboxHealth,
   type SandboxInfo,
+  type SandboxPhase,
   type SandboxRef,
   type SandboxTemplate,
 } from "../types.ts";
@@ -34,6 +35,8 @@ export interface NomadBackendOptions extends NomadClientOptions {
   watchWaitMs?: number;
   healthTimeoutMs?: number;
   client?: NomadClient;
+  /** Injectable for tests of the lifetime. */
+  now?: () => number;
 }
 
 /** Every sandbox job ID starts with this, so one watch covers all pools of the namespace. */
@@ -196,8 +199,18 @@ export class NomadBackend implements SandboxBackend {
     }
   }
 
-  /** Nomad's view first; a sandbox is "ready" only when its server answers /health itself. */
+  /**
+   * Nomad's view first; a sandbox is "ready" only when its server answers /health itself. Nomad has no lifetime
+   * for service jobs, so one past the template's lifetime is reported terminated and the pool replaces it.
+   */
   private async describe(job: JobRead | JobStub, allocs: readonly AllocationStub[]): Promise<SandboxInfo> {
+    const meta = job.Meta ?? {};
+    const createdAt = new Date(Math.floor(job.SubmitTime / 1e6));
+    const lifetimeSeconds = Number(meta[META.lifetimeSeconds] ?? 0);
+    const age = (this.options.now ?? Date.now)() - createdAt.getTime();
+    if (lifetimeSeconds > 0 && job.SubmitTime > 0 && age > lifetimeSeconds * 1000) {
+      return infoOf(job, createdAt, "terminated", `lifetime of ${lifetimeSeconds} s reached`);
+    }
     const alloc = currentAllocation(allocs.filter((a) => a.JobID === job.ID));
     let { phase, message } = schedulerPhase(job.Stop, job.Status, alloc);
     const address = alloc === undefined ? undefined : allocationAddress(alloc);
@@ -211,16 +224,20 @@ export class NomadBackend implements SandboxBackend {
         message = `sandbox server not answering: ${error instanceof Error ? error.message : String(error)}`;
       }
     }
-    const meta = job.Meta ?? {};
-    return {
-      id: job.ID,
-      name: meta[META.sandbox] ?? job.ID,
-      pool: meta[META.pool] ?? "",
-      phase,
-      slots: Number(meta[META.slots] ?? 0),
-      templateHash: meta[META.templateHash] ?? "",
-      createdAt: new Date(Math.floor(job.SubmitTime / 1e6)),
-      ...(message === undefined ? {} : { message }),
-    };
+    return infoOf(job, createdAt, phase, message);
   }
+}
+
+function infoOf(job: JobRead | JobStub, createdAt: Date, phase: SandboxPhase, message: string | undefined): SandboxInfo {
+  const meta = job.Meta ?? {};
+  return {
+    id: job.ID,
+    name: meta[META.sandbox] ?? job.ID,
+    pool: meta[META.pool] ?? "",
+    phase,
+    slots: Number(meta[META.slots] ?? 0),
+    templateHash: meta[META.templateHash] ?? "",
+    createdAt,
+    ...(message === undefined ? {} : { message }),
+  };
 }

@@ -40,6 +40,7 @@ export const META = {
   sandbox: "hermes_sandbox",
   templateHash: "hermes_template_hash",
   slots: "hermes_slots",
+  lifetimeSeconds: "hermes_lifetime_seconds",
 } as const;
 export const MANAGED_BY = "hermes-rollouts";
 export const TASK_NAME = "sandbox-server";
@@ -105,6 +106,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
       [META.sandbox]: name,
       [META.templateHash]: template.templateHash,
       [META.slots]: String(template.slots),
+      [META.lifetimeSeconds]: String(template.lifetimeSeconds),
     },
     TaskGroups: [
       {

@@ -128,6 +128,23 @@ test("alloc lost: exec is gone, list shows the new allocation starting then read
   }
 });
 
+test("a sandbox past the template's lifetime is listed as terminated, so the pool replaces it", async () => {
+  let now = Date.now();
+  const backend = new NomadBackend({ address: fake.url, token: "acl-secret", namespace: "sbx", sandboxToken: "tok", env: {}, now: () => now });
+  try {
+    const sandbox = await backend.create("aged", template("it/aged"));
+    now += 599_000;
+    assert.deepEqual((await backend.list("it/aged")).map((s) => s.phase), ["ready"]);
+    now += 2_000;
+    const [aged] = await backend.list("it/aged");
+    assert.equal(aged?.phase, "terminated");
+    assert.match(aged?.message ?? "", /lifetime of 600 s/);
+    await backend.terminate(sandbox);
+  } finally {
+    await backend.close();
+  }
+});
+
 test("restarted task: same allocation and port, Restarts + 1, and the old incarnation is gone", async () => {
   const backend = new NomadBackend({ address: fake.url, token: "acl-secret", namespace: "sbx", sandboxToken: "tok", env: {} });
   try {

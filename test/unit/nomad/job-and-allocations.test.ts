@@ -26,7 +26,7 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
   assert.deepEqual(task.Config.args, ["/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "${NOMAD_PORT_http}", "--host", "${NOMAD_IP_http}", "--slots", "4", "--data-dir", "${NOMAD_ALLOC_DIR}/data"]);
   assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
   assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");
-  assert.deepEqual(job.Meta, { managed_by: "hermes-rollouts", hermes_pool: "team/pool-a", hermes_sandbox: "sb-1", hermes_template_hash: "abc", hermes_slots: "4" });
+  assert.deepEqual(job.Meta, { managed_by: "hermes-rollouts", hermes_pool: "team/pool-a", hermes_sandbox: "sb-1", hermes_template_hash: "abc", hermes_slots: "4", hermes_lifetime_seconds: "3600" });
   assert.deepEqual(task.Resources, { CPU: 500, MemoryMB: 512 });
 });
 
