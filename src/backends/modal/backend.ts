@@ -15,7 +15,7 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { toSandboxError } from "./errors.ts";
-import { EXEC_DEADLINE_SLACK_MS, KILLED_EXIT_CODE, TAG, execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
+import { EXEC_DEADLINE_SLACK_MS, KILLED_EXIT_CODE, TAG, execArgv, infoFromTags, isValidSandboxName, maxThrottleWaitSecs, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
 
 const log = logger("modal-backend");
@@ -81,10 +81,9 @@ export class ModalBackend implements SandboxBackend {
   constructor(options: ModalBackendOptions) {
     this.options = { sandboxRoot: DEFAULT_SANDBOX_ROOT, isolation: "auto", ...options };
     this.createLimit = new Semaphore(options.maxConcurrentCreates ?? 4);
-    const envThrottle = process.env.MODAL_MAX_THROTTLE_WAIT;
     this.client = withServerUrl(options.serverUrl, () => new ModalClient({
       logger: sdkLogger(logger("modal-sdk")),
-      maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? (envThrottle !== undefined ? Number(envThrottle) : 60),
+      maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? maxThrottleWaitSecs(process.env.MODAL_MAX_THROTTLE_WAIT),
       ...(options.environment !== undefined ? { environment: options.environment } : {}),
       ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
       ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),

@@ -52,6 +52,18 @@ export function wholeSecondsMs(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000)) * 1000;
 }
 
+/** Our bound on server-directed throttling waits per call; the SDK's own default is no bound at all. */
+const DEFAULT_MAX_THROTTLE_WAIT_SECS = 60;
+
+/**
+ * MODAL_MAX_THROTTLE_WAIT read as the SDK reads it (whole seconds, 0 turns throttle retries off). An empty or
+ * unusable value keeps our bound: passed on as NaN it would let a throttled call retry forever.
+ */
+export function maxThrottleWaitSecs(env: string | undefined): number {
+  const parsed = env === undefined || env.trim() === "" ? Number.NaN : Number.parseInt(env, 10);
+  return Number.isNaN(parsed) || parsed < 0 ? DEFAULT_MAX_THROTTLE_WAIT_SECS : parsed;
+}
+
 /** Slack for the SDK-side exec deadline over coreutils `timeout`, which does the precise kill (exit 124). */
 export const EXEC_DEADLINE_SLACK_MS = 5_000;
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execArgv, infoFromTags, isValidSandboxName, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "../../../src/backends/modal/plan.ts";
+import { execArgv, infoFromTags, isValidSandboxName, maxThrottleWaitSecs, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "../../../src/backends/modal/plan.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import type { Logger } from "../../../src/log.ts";
 
@@ -58,4 +58,12 @@ test("the SDK logger's alternating key/values become pino fields", () => {
   adapter.warn("retrying", "attempt", 2, "delay_ms", 100);
   adapter.debug("plain");
   assert.deepEqual(seen, [["warn", { attempt: 2, delay_ms: 100 }, "retrying"], ["debug", {}, "plain"]]);
+});
+
+test("MODAL_MAX_THROTTLE_WAIT is read as the SDK reads it; an empty or unusable value keeps the 60 s bound", () => {
+  assert.equal(maxThrottleWaitSecs(undefined), 60);
+  assert.equal(maxThrottleWaitSecs("0"), 0, "0 turns throttle retries off, as in the SDK");
+  assert.equal(maxThrottleWaitSecs("15"), 15);
+  // Number("") is 0 (retries off) and Number("soon") is NaN, which the SDK takes as no bound at all.
+  for (const unusable of ["", "soon", "-1"]) assert.equal(maxThrottleWaitSecs(unusable), 60, unusable);
 });
