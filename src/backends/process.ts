@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { constants } from "node:os";
 import type { ExecResult } from "./types.ts";
 import type { SpawnPlan } from "./isolation.ts";
@@ -62,12 +62,15 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   const limit = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
-  const child = spawn(plan.file, plan.args, {
-    cwd: plan.cwd,
-    env: plan.env,
-    detached: true,
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  let child: ChildProcessWithoutNullStreams;
+  try {
+    child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+  } catch (error) {
+    // Arguments spawn refuses outright (e.g. a NUL byte in a model's command) throw before any process exists.
+    stderr.push(cannotStart(plan, error as Error));
+    const result = { exitCode: 127, stdout: "", stderr: stderr.text(), durationMs: performance.now() - started, timedOut: false, truncated: stderr.truncated };
+    return { result: Promise.resolve(result), kill: () => undefined };
+  }
   let timedOut = false;
   let closed = false;
   const killGroup = (): void => {
@@ -100,7 +103,7 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
       });
     };
     child.once("error", (error: NodeJS.ErrnoException) => {
-      stderr.push(Buffer.from(`cannot start ${plan.file}: ${error.message}\n`));
+      stderr.push(cannotStart(plan, error));
       finish(127);
     });
     // Leftover background processes would hold the pipes open: when the command exits, its group goes too.
@@ -111,4 +114,8 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
     });
   });
   return { result, kill: killGroup };
+}
+
+function cannotStart(plan: SpawnPlan, error: Error): Buffer {
+  return Buffer.from(`cannot start ${plan.file}: ${error.message}\n`);
 }
