@@ -61,6 +61,8 @@ export class PoolManager {
 
   /** Runs one pass, or queues one more if a pass is running (so a burst of kicks costs one extra pass). */
   reconcile(): Promise<void> {
+    // Stopped: an acquirer's kick must not create sandboxes that stop's terminateAll has already missed.
+    if (this.stopped) return this.running ?? Promise.resolve();
     if (this.running !== undefined) {
       this.again = true;
       return this.running;
