@@ -92,8 +92,9 @@ async function main(): Promise<void> {
     await waitFor(() => exists("secret", "instant-runner-token", namespace), 30_000, "runner token");
     const started = performance.now();
     runner = startRunnerProcess({ HERMES_API_URL: `http://${NODE_IP}:${controller.port}`, HERMES_JOB_NAMESPACE: namespace, HERMES_JOB_NAME: "instant", HERMES_JOB_TOKEN: runnerToken(namespace, "instant"), HERMES_RUNNER_ID: "bench" });
-    const results = join(controller.dataDir, namespace, "instant.jsonl");
-    const stored = () => { try { return readFileSync(results, "utf8").split("\n").length - 1; } catch { return 0; } };
+    let results: string | undefined;
+    await waitFor(() => (results = getJson("rolloutjob", "instant", namespace).status?.resultsLocation) !== undefined, 30_000, "the results location");
+    const stored = () => { try { return readFileSync(results!, "utf8").split("\n").length - 1; } catch { return 0; } };
     await waitFor(() => stored() >= TRAJECTORIES, 300_000, "every instant trajectory stored");
     const jobWallMs = performance.now() - started;
     const rawMs = await rawWorkMs(join(controller.dataDir, "raw"));
