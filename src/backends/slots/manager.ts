@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { logger } from "../../log.ts";
 import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxPhase } from "../types.ts";
 import { InFlightCreates } from "./creates.ts";
+import { KeepAlive } from "./keepalive.ts";
 import { planSandboxes } from "./plan.ts";
 import type { SlotPool } from "./pool.ts";
 import type { SlotPoolStats } from "./types.ts";
@@ -32,6 +33,7 @@ export class PoolManager {
   private readonly slotPool: SlotPool;
   private readonly now: () => number;
   private readonly creating = new InFlightCreates();
+  private readonly keepAlive = new KeepAlive();
   private observed: SandboxInfo[] = [];
   private lastWaiterAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -108,6 +110,7 @@ export class PoolManager {
     // Snapshot creates before listing: one that finishes meanwhile is then either listed or still counted.
     const creatingBefore = this.creating.names();
     this.observed = await this.backend.list(template.pool);
+    this.keepAlive.probe(this.backend, this.observed, template.idleTimeoutSeconds, this.now());
     const inFlightCreates = this.creating.unlisted(creatingBefore, this.observed);
     this.slotPool.setSandboxes(this.observed);
     const waiting = this.slotPool.waiting();
@@ -123,6 +126,8 @@ export class PoolManager {
       inFlightCreates,
       maxConcurrentCreates: this.options.maxConcurrentCreates ?? 4,
       allowScaleDown: this.now() - this.lastWaiterAt >= (this.options.scaleDownDelayMs ?? 60_000),
+      lifetimeSeconds: template.lifetimeSeconds,
+      now: this.now(),
     });
     for (const { name, reason } of plan.terminate) {
       const info = this.observed.find((candidate) => candidate.name === name);

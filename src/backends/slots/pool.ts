@@ -11,6 +11,7 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
+import { drainRank } from "./plan.ts";
 import { LeaseLostError, type Lease, type SlotPoolOptions, type SlotPoolStats } from "./types.ts";
 
 const log = logger("slot-pool");
@@ -290,14 +291,15 @@ export class SlotPool {
     }
   }
 
-  /** A free slot, preferring sandboxes on the current template so stale ones drain. */
+  /** A free slot, preferring current sandboxes far from their lifetime, so stale and expiring ones drain. */
   private pickFree(): Slot | undefined {
-    let stale: Slot | undefined;
+    let best: { slot: Slot; rank: number } | undefined;
     for (const slot of this.free) {
-      if (slot.sandbox.templateHash === this.template.templateHash) return slot;
-      stale ??= slot;
+      const rank = drainRank(slot.sandbox, this.template, this.now());
+      if (rank === 0) return slot;
+      if (best === undefined || rank < best.rank) best = { slot, rank };
     }
-    return stale;
+    return best?.slot;
   }
 
   private makeFree(slot: Slot): void {

@@ -5,6 +5,7 @@ import type { IsolationMode, SandboxInfo, SandboxTemplate } from "../../backends
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
+import { keepAliveIntervalMs } from "../../backends/slots/keepalive.ts";
 import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "./plan.ts";
 import type { PoolRuntime, PoolRuntimes } from "./runtimes.ts";
@@ -108,6 +109,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       try {
         const creatingBefore = runtime.creates.names();
         sandboxes = await runtime.backend.list(key);
+        runtime.keepAlive.probe(runtime.backend, sandboxes, template.idleTimeoutSeconds, deps.now().getTime());
         runtime.slots.setSandboxes(sandboxes);
         const waiting = runtime.slots.waiting();
         plan = planSandboxes({
@@ -121,6 +123,8 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           inFlightCreates: runtime.creates.unlisted(creatingBefore, sandboxes),
           maxConcurrentCreates: spec.maxConcurrentCreates,
           allowScaleDown: waiting === 0,
+          lifetimeSeconds: template.lifetimeSeconds,
+          now: deps.now().getTime(),
         });
         const byName = new Map(sandboxes.map((s) => [s.name, s]));
         for (const { name: sandboxName, reason } of plan.terminate) {
@@ -149,6 +153,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     });
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.creates.size ?? 0) > 0;
-    return { requeueAfterMs: settling ? 1000 : 5000 };
+    // Often enough for the keep-alive probes to beat the backend's idle timeout.
+    return { requeueAfterMs: settling ? 1000 : Math.min(5000, keepAliveIntervalMs(template.idleTimeoutSeconds)) };
   };
 }

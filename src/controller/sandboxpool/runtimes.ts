@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { SandboxPoolSpec } from "../../api/index.ts";
 import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
 import { InFlightCreates } from "../../backends/slots/creates.ts";
+import { KeepAlive } from "../../backends/slots/keepalive.ts";
 import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
 import { poolTemplate } from "./plan.ts";
@@ -60,6 +61,7 @@ export interface PoolRuntime {
   creates: InFlightCreates;
   /** The last background create's failure, shown in status until a create succeeds. */
   createError: string | undefined;
+  keepAlive: KeepAlive;
 }
 
 /** The live backend and slot pool of every pool this controller manages, created on first reconcile. */
@@ -86,7 +88,7 @@ export class PoolRuntimes {
     const slots = new SlotPool({ backend, template: poolTemplate(poolKey, spec), leaseTtlMs: spec.leaseTTLSeconds * 1000, store: this.#store });
     await slots.start();
     slots.onWaiting = () => this.onWaiting(poolKey);
-    const runtime: PoolRuntime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000, creates: new InFlightCreates(), createError: undefined };
+    const runtime: PoolRuntime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() };
     this.#pools.set(poolKey, runtime);
     return runtime;
   }

@@ -14,6 +14,7 @@ import { createProbeServer, listen } from "../../../src/controller/runtime/http.
 import { ControllerMetrics } from "../../../src/controller/runtime/metrics.ts";
 import type { PoolRuntime } from "../../../src/controller/sandboxpool/runtimes.ts";
 import { InFlightCreates } from "../../../src/backends/slots/creates.ts";
+import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
@@ -107,7 +108,7 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
   await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
   const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
   await slots.start(0);
-  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 1000, creates: new InFlightCreates(), createError: undefined });
+  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
   try {
     // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
     const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, { method: "POST", headers: { authorization: "Bearer token-slots" }, body: "{}" });
