@@ -104,11 +104,10 @@ async function runTrajectory<Item>(item: Item, trajectoryId: string, attempt: nu
     });
     if (agent.stopReason === "aborted") throw options.signal?.reason ?? new Error("aborted");
     const agentDone = performance.now();
-    // A loop that never got an answer from the model did nothing to score (as the original's base env).
-    const verification =
-      agent.turns.length === 0
-        ? { score: 0, details: { skipped: "no model turn" } }
-        : await env.verify(item, slot, options.signal);
+    // Nothing to score: no answer from the model (as the original's base env), or no tool call in an
+    // environment where doing nothing never passes (as the original's SWE env).
+    const skipped = agent.turns.length === 0 ? "no model turn" : env.zeroWithoutToolCalls && agent.toolCalls.length === 0 ? "no tool calls" : undefined;
+    const verification = skipped !== undefined ? { score: 0, details: { skipped } } : await env.verify(item, slot, options.signal);
     const finished = performance.now();
     return {
       trajectoryId,

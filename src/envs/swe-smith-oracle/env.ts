@@ -63,6 +63,7 @@ export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["p
 export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   readonly name = "swe-smith-oracle";
   readonly itemSchema = sweSmithItemSchema;
+  readonly zeroWithoutToolCalls = true;
   readonly config: SweSmithConfig;
 
   constructor(config: SweSmithConfig) {

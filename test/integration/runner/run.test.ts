@@ -71,6 +71,7 @@ test("noop policy: every item scores 0.0", async () => {
   const { summary, groups } = await runPolicy("noop");
   assert.equal(groups.length, summary.items);
   assert.ok(groups.every((g) => g.scores[0] === 0));
+  assert.ok(groups.every((g) => g.metadata.trajectories[0]!.verification.skipped === "no tool calls"), "doing nothing is not even verified");
   assert.equal(summary.meanScore, 0);
   assert.equal(summary.failed, 0);
 });
