@@ -207,7 +207,7 @@ export const rolloutJobSpec = withRules(
       environment: z
         .object({
           name: z.enum(["swe-smith-oracle", "shell-task"]).describe("Environment that sets up, prompts and scores each item."),
-          config: freeForm.optional().describe("Environment settings, e.g. repoBaseURL, installCommand, testCommand."),
+          config: freeForm.optional().describe("Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: rows whose PASS_TO_PASS are not all pytest ids in .py files are left out)."),
         })
         .strict()
         .describe("How items are turned into tasks and scored. Its name is immutable."),

@@ -19,5 +19,11 @@ export function getEnvironment(name: string, config: Record<string, unknown> = {
   return factory.fromConfig(parsed.data);
 }
 
+/** The environment's row filter for a job, from the job's own environment config (dataset defaults cannot change it). */
+export function rowFilter(name: string, config: Record<string, unknown> = {}): ((row: unknown) => boolean) | undefined {
+  const env = getEnvironment(name, config);
+  return env.keepsRow ? (row) => env.keepsRow!(row) : undefined;
+}
+
 export { openDataset, readRows, type DatasetContext, type DatasetSpec, type OpenedDataset } from "./datasets/index.ts";
 export { defaultMiniDatasetDir, MINI_DATASET_NAME, prepareMiniDataset, type MiniDataset } from "./swe-smith-oracle/mini.ts";

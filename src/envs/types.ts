@@ -93,6 +93,8 @@ export interface Environment<Item = unknown> {
   /** Prepares the slot workspace for the item. Throws InfrastructureError / SandboxError on failure. */
   setup(item: Item, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult>;
   prompt(item: Item): PromptMessages;
+  /** Whether a dataset row is one this environment can work on; rows it refuses are left out of the job. */
+  keepsRow?(row: unknown): boolean;
   /** A trajectory without a tool call scores 0 unverified: the task cannot pass untouched (SWE-smith's rule). */
   readonly zeroWithoutToolCalls?: boolean;
   /** Runs the task's checks in the slot and scores them. Task failures are a score, not an error. */

@@ -14,6 +14,8 @@ export interface ResolveOptions extends DatasetContext {
   /** Serves a directory of bare repositories and returns its base URL. The caller owns the server (the controller
    * shares one across jobs); without it a loopback server is started and closed with the dataset. */
   serveRepos?: (root: string) => Promise<string>;
+  /** The environment's row filter (`rowFilter`). */
+  keep?: (row: DatasetRow) => boolean;
 }
 
 export interface ResolvedDataset {
@@ -31,11 +33,12 @@ export function anchorDatasetSpec(dataset: DatasetSpec, jobPath: string): Datase
 
 export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath: string, options: ResolveOptions = {}): Promise<ResolvedDataset> {
   const bundledDir = process.env.HERMES_MINI_DATASET_DIR;
-  const { serveRepos, ...context } = options;
+  const { serveRepos, keep, ...context } = options;
   const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), { ...(bundledDir ? { bundledDir } : {}), ...context });
   const rows = readRows(opened.source, {
     ...(dataset.maxItems !== undefined ? { maxItems: dataset.maxItems } : {}),
     ...(dataset.shuffleSeed !== undefined ? { shuffleSeed: dataset.shuffleSeed } : {}),
+    ...(keep ? { keep } : {}),
   });
   const repoBase = opened.environmentConfig.repoBaseURL;
   if (typeof repoBase !== "string" || !repoBase.startsWith("file://")) {

@@ -6,7 +6,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { RolloutJobSpec } from "../api/index.ts";
-import { getEnvironment, InvalidItemError, type Environment } from "../envs/index.ts";
+import { getEnvironment, InvalidItemError, rowFilter, type Environment } from "../envs/index.ts";
 import { logger } from "../log.ts";
 import { startEmbeddedPool, type EmbeddedPool } from "./backend.ts";
 import { resolveDataset } from "./dataset.ts";
@@ -92,7 +92,8 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, "scored.jsonl"), "");
 
-  const dataset = await resolveDataset(spec.dataset, options.jobPath);
+  const keep = rowFilter(spec.environment.name, spec.environment.config);
+  const dataset = await resolveDataset(spec.dataset, options.jobPath, keep ? { keep } : {});
   const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
   const env: Environment = getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) });
   const oracleTasks: OracleTask[] = [];

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { RolloutJobSpec } from "../../api/index.ts";
 import { configMapSource, readRows } from "../../envs/datasets/index.ts";
+import { rowFilter } from "../../envs/index.ts";
 import { resolveDataset } from "../../runner/dataset.ts";
 import { startGitHttpServer, type GitHttpServer } from "../../runner/git-http.ts";
 import type { ClusterClient } from "../client.ts";
@@ -24,9 +25,11 @@ export class JobDatasets {
   }
 
   async load(namespace: string, spec: RolloutJobSpec): Promise<LoadedDataset> {
+    const keep = rowFilter(spec.environment.name, spec.environment.config);
     const order = {
       ...(spec.dataset.maxItems !== undefined ? { maxItems: spec.dataset.maxItems } : {}),
       ...(spec.dataset.shuffleSeed !== undefined ? { shuffleSeed: spec.dataset.shuffleSeed } : {}),
+      ...(keep ? { keep } : {}),
     };
     const configMap = spec.dataset.configMap;
     if (configMap) {
@@ -35,7 +38,7 @@ export class JobDatasets {
       const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
       return { rows: readRows(source, order), environmentConfig: {} };
     }
-    const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), { serveRepos: (root) => this.#serve(root) });
+    const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), { serveRepos: (root) => this.#serve(root), ...(keep ? { keep } : {}) });
     return { rows: resolved.rows, environmentConfig: resolved.environmentConfig };
   }
 

@@ -9,7 +9,7 @@ import { defaultMiniDatasetDir, MINI_DATASET_NAME, prepareMiniDataset } from "..
 import { readConfigMapSource } from "./configmap.ts";
 import { huggingFaceSource } from "./huggingface.ts";
 import { jsonlFileSource, jsonlUrlSource, memorySource } from "./jsonl.ts";
-import { take } from "./order.ts";
+import { filter, take } from "./order.ts";
 import { asRow, DatasetError, type DatasetRow, type DatasetSource } from "./types.ts";
 
 export * from "./types.ts";
@@ -58,7 +58,15 @@ export async function openDataset(spec: DatasetSpec, context: DatasetContext = {
   throw new DatasetError("the dataset names no source");
 }
 
-/** The rows a job works on: seeded order (when `shuffleSeed` is set), then at most `maxItems`. */
-export function readRows(source: DatasetSource, options: { maxItems?: number; shuffleSeed?: number } = {}): AsyncGenerator<DatasetRow> {
-  return take(source.rows(options.shuffleSeed), options.maxItems);
+export interface RowOrder {
+  maxItems?: number;
+  shuffleSeed?: number;
+  /** Rows the environment can work on (SWE-smith's python_only); the rest are left out before `maxItems`. */
+  keep?: (row: DatasetRow) => boolean;
+}
+
+/** The rows a job works on: seeded order (when `shuffleSeed` is set), the environment's filter, then at most `maxItems`. */
+export function readRows(source: DatasetSource, options: RowOrder = {}): AsyncGenerator<DatasetRow> {
+  const rows = source.rows(options.shuffleSeed);
+  return take(options.keep ? filter(rows, options.keep) : rows, options.maxItems);
 }

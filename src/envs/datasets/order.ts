@@ -47,6 +47,10 @@ export async function* shuffleBuffer<T>(rows: AsyncIterable<T>, seed: number, si
   yield* permute(buffer, Math.floor(random() * 4294967296));
 }
 
+export async function* filter<T>(rows: AsyncIterable<T>, keep: (row: T) => boolean): AsyncGenerator<T> {
+  for await (const row of rows) if (keep(row)) yield row;
+}
+
 export async function* take<T>(rows: AsyncIterable<T>, limit: number | undefined): AsyncGenerator<T> {
   if (limit === undefined) return yield* rows;
   if (limit <= 0) return;

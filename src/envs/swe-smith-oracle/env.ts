@@ -12,7 +12,7 @@ import {
   type SlotExec,
   type Verification,
 } from "../types.ts";
-import { repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
+import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
 import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
@@ -32,6 +32,8 @@ export const sweSmithConfigSchema = z
     installTimeoutSeconds: z.number().positive().default(600),
     setupTimeoutSeconds: z.number().positive().default(600),
     promptMode: z.enum(["problem_statement", "problem_statement+text"]).default("problem_statement"),
+    /** The original's python_only: keep rows whose PASS_TO_PASS are all pytest ids in .py files. */
+    pythonOnly: z.boolean().default(true),
   })
   .strict();
 
@@ -72,6 +74,13 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
 
   parseItem(row: unknown): SweSmithItem {
     return parseRow(this.name, this.itemSchema, row);
+  }
+
+  /** A row that does not parse is kept, so it fails visibly as an invalid item instead of vanishing. */
+  keepsRow(row: unknown): boolean {
+    if (!this.config.pythonOnly) return true;
+    const parsed = this.itemSchema.safeParse(row);
+    return !parsed.success || isPythonOnly(parsed.data);
   }
 
   itemId(item: SweSmithItem): string {

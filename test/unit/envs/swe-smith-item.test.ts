@@ -96,3 +96,21 @@ test("config: defaults are the original's, unknown keys and unknown environments
   assert.throws(() => getEnvironment("swe-smith-oracle", { repoBaseUrl: "typo" }), /invalid config/);
   assert.throws(() => getEnvironment("nope"), /unknown environment/);
 });
+
+test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or not pytest ids in .py files", async () => {
+  const { memorySource, readRows } = await import("../../../src/envs/datasets/index.ts");
+  const { rowFilter } = await import("../../../src/envs/index.ts");
+  const rows = [
+    { ...row, instance_id: "py" },
+    { ...row, instance_id: "js", PASS_TO_PASS: ["test/a.test.js > works"] },
+    { ...row, instance_id: "no-p2p", PASS_TO_PASS: [] },
+    { ...row, instance_id: "py-2" },
+    { instance_id: "broken" }, // kept: it fails later as an invalid item, visibly
+  ];
+  const ids = async (keep: ((r: unknown) => boolean) | undefined, maxItems?: number) =>
+    (await Array.fromAsync(readRows(memorySource("t", rows), { ...(keep ? { keep } : {}), ...(maxItems ? { maxItems } : {}) }))).map((r) => r.instance_id);
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle")), ["py", "py-2", "broken"]);
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle"), 2), ["py", "py-2"], "the filter comes before maxItems");
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })), ["py", "js", "no-p2p", "py-2", "broken"]);
+  assert.equal(rowFilter("shell-task"), undefined, "an environment without a filter keeps every row");
+});
