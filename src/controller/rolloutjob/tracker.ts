@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { renameSync, writeFileSync } from "node:fs";
 import { COMPLETED_INDEXES_MAX_LENGTH } from "../../api/index.ts";
+import { appendLine, readWholeLines } from "./lines.ts";
 import { compactSortedRanges } from "./ranges.ts";
 
 /** One item handed to a runner; it returns to the queue when its lease expires. */
@@ -93,21 +93,22 @@ export class JobTracker {
   }
 
   #load(): void {
-    for (const line of readLines(this.resultsPath)) {
+    for (const line of readWholeLines(this.resultsPath)) {
       try {
         const record = JSON.parse(line) as ScoredGroupRecord & { job?: string };
         // A results file named in the spec may hold an earlier job's groups: they are not this job's.
         if (this.#jobUid !== undefined && record.job !== undefined && record.job !== this.#jobUid) continue;
         if (Number.isInteger(record.index) && record.index >= 0 && record.index < this.#items) this.#markDone(record.index, record.scores);
       } catch {
-        // A torn last line from a crash mid-append: that group was never acknowledged, so it runs again.
+        // An unreadable line holds no group of ours (a torn last line, never acknowledged, was cut off on read).
       }
     }
-    for (const line of readLines(this.#journalPath)) {
+    // A torn last line is cut off on read: that change was never acknowledged to a runner.
+    for (const line of readWholeLines(this.#journalPath)) {
       try {
         this.#replay(JSON.parse(line) as JournalEntry);
       } catch {
-        // A torn last line: that change was never acknowledged to a runner.
+        // An unreadable line changes nothing.
       }
       this.#journalLines++;
     }
@@ -148,8 +149,7 @@ export class JobTracker {
   #append(entry: JournalEntry): void {
     // The entry is already applied in memory, so a snapshot taken now includes it.
     if (this.#journalLines >= COMPACT_AFTER_LINES) return this.#compact();
-    mkdirSync(dirname(this.#journalPath), { recursive: true });
-    appendFileSync(this.#journalPath, `${JSON.stringify(entry)}\n`);
+    appendLine(this.#journalPath, JSON.stringify(entry));
     this.#journalLines++;
   }
 
@@ -278,8 +278,7 @@ export class JobTracker {
     const leaseId = this.#leaseOfIndex.get(record.index);
     if (leaseId !== undefined) this.#dropLease(leaseId);
     if (this.#done[record.index]) return { stored: false };
-    mkdirSync(dirname(this.resultsPath), { recursive: true });
-    appendFileSync(this.resultsPath, `${JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record })}\n`);
+    appendLine(this.resultsPath, JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record }));
     this.#markDone(record.index, record.scores);
     this.#failed.delete(record.index);
     this.#returned.delete(record.index);
@@ -308,12 +307,4 @@ export class JobTracker {
 
 function* doneIndexes(done: Uint8Array): Generator<number> {
   for (let index = 0; index < done.length; index++) if (done[index]) yield index;
-}
-
-function readLines(path: string): string[] {
-  try {
-    return readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "");
-  } catch {
-    return [];
-  }
 }

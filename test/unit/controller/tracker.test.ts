@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -137,4 +137,30 @@ test("groups an earlier job with the same results file stored are not this job's
   assert.equal(second.aggregates().groups, 0);
   assert.equal(lease(second.next("r")).index, 0);
   assert.equal(make("uid-1").aggregates().groups, 1, "the first job still sees its own group");
+});
+
+test("a group stored after a crash tore the results file's last line survives the next restart, once", () => {
+  const { make, dir } = tracker(3);
+  const t = make();
+  lease(t.next("r"));
+  lease(t.next("r"));
+  t.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  // The controller died mid-append of item 1's group: half a line, never acknowledged.
+  appendFileSync(join(dir, "r.jsonl"), '{"index":1,"attempt":1,"sco');
+  const restarted = make();
+  assert.deepEqual(restarted.submit({ index: 1, attempt: 1, scores: [0], group: {} }), { stored: true });
+  const again = make();
+  assert.equal(again.aggregates().groups, 2, "the acknowledged group of item 1 is not lost");
+  assert.deepEqual(again.submit({ index: 1, attempt: 2, scores: [1], group: {} }), { stored: false }, "nor stored twice");
+  assert.ok(readFileSync(join(dir, "r.jsonl"), "utf8").split("\n").slice(0, -1).every((line) => JSON.parse(line)), "every line is whole JSON");
+});
+
+test("a lease handed out after a crash tore the journal's last line is still held after the next restart", () => {
+  const { make, dir } = tracker(2);
+  lease(make().next("r"));
+  appendFileSync(join(dir, "journal.jsonl"), '{"lease":{"id":"torn');
+  const held = lease(make().next("r"));
+  const again = make();
+  assert.ok(again.renew(held.id), "the lease of item 1 survived");
+  assert.equal(again.next("r").kind, "wait", "item 1 is not handed out twice");
 });
