@@ -5,10 +5,14 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/** setTimeout's limit: a longer delay overflows and fires after 1 ms (a finished job's TTL of weeks spun the queue). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const realClock: Clock = {
   now: () => Date.now(),
+  // A delay past the limit fires at the limit, early: requeued reconcilers recompute what is left.
   setTimeout: (fn, ms) => {
-    const handle = setTimeout(fn, ms);
+    const handle = setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
     handle.unref();
     return handle;
   },

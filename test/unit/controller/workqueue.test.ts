@@ -88,3 +88,12 @@ test("shutDown wakes waiting workers with undefined and drops delayed keys", asy
   queue.add("b");
   assert.equal(queue.depth, 0);
 });
+
+test("a requeue further off than a 32-bit setTimeout (ttlSecondsAfterFinished of 30 days) waits instead of firing at once", async () => {
+  const queue = new WorkQueue();
+  queue.addAfter("finished-job", 30 * 86_400_000);
+  // Timers fire in due order: a requeue that overflowed to 1 ms would be handed out before this one fires.
+  const first = await Promise.race([queue.get(), new Promise((resolve) => setTimeout(() => resolve("nothing yet"), 20))]);
+  queue.shutDown();
+  assert.equal(first, "nothing yet");
+});
