@@ -100,7 +100,7 @@ export class LeaderElector {
     const now = this.#o.clock.now();
     let ok = false;
     try {
-      ok = await this.#tryAcquireOrRenew(now);
+      ok = await this.#withinRenewDeadline(this.#tryAcquireOrRenew(now), now);
     } catch (error) {
       this.#log.debug({ err: error }, "lease update failed");
     }
@@ -118,6 +118,23 @@ export class LeaderElector {
       this.#o.onStoppedLeading();
     }
     this.#timer = this.#o.clock.setTimeout(() => void this.#tick(), this.#o.timings.retryPeriodMs);
+  }
+
+  /**
+   * The attempt, or false once the renew deadline passes without its answer: a request to an apiserver that stopped
+   * answering hangs for minutes, and a leader waiting on it would keep reconciling after another replica took over.
+   */
+  async #withinRenewDeadline(attempt: Promise<boolean>, now: number): Promise<boolean> {
+    const { renewDeadlineMs } = this.#o.timings;
+    let timer: unknown;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = this.#o.clock.setTimeout(() => resolve(false), this.#leading ? this.#lastRenew + renewDeadlineMs - now : renewDeadlineMs);
+    });
+    try {
+      return await Promise.race([attempt, deadline]);
+    } finally {
+      this.#o.clock.clearTimeout(timer);
+    }
   }
 
   async #tryAcquireOrRenew(now: number): Promise<boolean> {
