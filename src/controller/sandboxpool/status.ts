@@ -44,10 +44,11 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
   }
   const desired = input.plan?.desired ?? 0;
   const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
+  // Also at 0/0: a scale-to-zero pool at rest is Ready, or no job would start on it to bring the demand.
   const ready: ConditionInput =
     input.backendError && counts.ready === 0
       ? { type: "Ready", status: "False", reason: "BackendError", message: input.backendError }
-      : counts.ready > 0 && counts.ready >= desired
+      : input.plan !== undefined && counts.ready >= desired
         ? { type: "Ready", status: "True", reason: "SandboxesReady", message: `${counts.ready}/${desired} sandboxes ready` }
         : { type: "Ready", status: "False", reason: "SandboxesStarting", message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting` };
   const progressing: ConditionInput =

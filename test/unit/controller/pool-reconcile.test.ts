@@ -99,3 +99,14 @@ test("a deleted pool terminates every sandbox, then drops its finalizer", async 
   assert.deepEqual(fin!.body, ["other"]);
   assert.equal(fake.sandboxes.size, 0);
 });
+
+test("a scale-to-zero pool with no demand is Ready, so a job can start on it and its runners' demand scales it up", async () => {
+  const { rec, fake, reconcile } = setup(pool({ backend: "local", minSandboxes: 0 }, { finalizers: [POOL_FINALIZER] }));
+  await reconcile("ns/p");
+  const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const s = write!.body as SandboxPoolStatus;
+  assert.deepEqual(fake.calls, [], "nothing to create without demand");
+  assert.deepEqual(s.sandboxes, { ready: 0, starting: 0, failed: 0 });
+  const ready = s.conditions!.find((c) => c.type === "Ready")!;
+  assert.deepEqual([ready.status, ready.reason], ["True", "SandboxesReady"]);
+});
