@@ -38,7 +38,9 @@ export function poolBlocker(
     return { reason: "PoolDeleted", message: `SandboxPool ${poolName} was deleted while the job ran; its items wait (no attempt spent) until a pool of that name is Ready again` };
   }
   if (!pool) return { reason: "PoolNotFound", message: `SandboxPool ${poolName} does not exist` };
-  if (!pool.ready) return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
+  // A pool starting sandboxes under a started job is scaling up for its runners' demand: the job keeps running.
+  const scaling = jobStarted && pool.readyReason === "SandboxesStarting";
+  if (!pool.ready && !scaling) return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
   return undefined;
 }
 

@@ -199,3 +199,18 @@ test("a job deleted and re-created under the same name starts afresh (a new uid)
   assert.notEqual(fresh.active.get("ns/j")!.tracker.resultsPath, tracker.resultsPath);
   assert.equal(readFileSync(tracker.resultsPath, "utf8").trim().split("\n").length, 1, "the first job's results stay on disk");
 });
+
+test("a started job stays Running while its pool scales up for its runners' demand (no flap to Pending), and keeps its runners", async () => {
+  const scaling = { ...readyPool, status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] } };
+  const started = job({ runners: { replicas: 2, trajectoriesPerRunner: 4 } });
+  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
+  const since = new Date(now.getTime() - 60_000).toISOString();
+  started.status = { startTime: since, phase: "Running", conditions: [{ type: "Running", status: "True", reason: "RunnersActive", message: "", lastTransitionTime: since, observedGeneration: 1 }] };
+  const { rec, reconcile } = await setup(started, { pool: scaling, pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
+  await reconcile("ns/j");
+  const [, status] = rec.expect(["createPod ns/j-runner-1", "patchStatus RolloutJob/ns/j"]);
+  const s = statusOf(status!.body);
+  assert.equal(s.phase, "Running");
+  const condition = s.conditions!.find((c) => c.type === "Running")!;
+  assert.deepEqual([condition.status, condition.lastTransitionTime], ["True", since]);
+});
