@@ -66,6 +66,10 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
     if (!pool || !pool.slots.adopted) throw new HttpError(503, `pool ${job.poolKey} is not ready`, true);
     return pool;
   };
+  const refuseNewSlots = (job: ActiveJob) => {
+    if (jobs.get(job.key) !== job) throw new HttpError(410, `job ${job.key} is no longer served: no new slots`);
+    if (job.suspended || job.poolGone) throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
+  };
   const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {
     const leaseId = str(body, "leaseId");
     // Slot lease ids are unguessable; the set confines a runner to its own job's leases.
@@ -118,12 +122,20 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       return result;
     },
     async "slots/acquire"(job, body) {
-      if (job.suspended || job.poolGone) throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
+      refuseNewSlots(job);
       const pool = poolOf(job);
       const started = performance.now();
       const timeoutMs = typeof body.timeoutMs === "number" ? Math.min(body.timeoutMs, pool.acquireTimeoutMs) : pool.acquireTimeoutMs;
       const lease = await pool.slots.acquire(job.key, { timeoutMs });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
+      try {
+        // The job may have been suspended, finished or deleted while this acquire waited: its slots were released
+        // then, so this one goes back now instead of staying held until its lease TTL.
+        refuseNewSlots(job);
+      } catch (error) {
+        await pool.slots.release(lease.id);
+        throw error;
+      }
       job.slotLeases.add(lease.id);
       return { leaseId: lease.id, sandbox: lease.sandbox.name, slot: lease.slot, expiresAt: lease.expiresAt, ttlMs: lease.expiresAt - Date.now() };
     },

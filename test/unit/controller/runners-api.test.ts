@@ -136,3 +136,28 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
     slots.close();
   }
 });
+
+test("an acquire that was waiting when its job got suspended gives the slot back instead of holding it", async () => {
+  await activeJob("late", "token-late");
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 1, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none");
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slots.start(0);
+  slots.setSandboxes([await backend.create("sb", template)]);
+  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 10_000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
+  try {
+    const holder = await slots.acquire("someone-else", { timeoutMs: 1000 });
+    const waiting = client("late", "token-late").call("slots/acquire", {});
+    while (slots.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
+    jobs.get("ns/late")!.suspended = true;
+    await slots.release(holder.id);
+    await assert.rejects(waiting, (e: unknown) => e instanceof RunnersApiError && e.status === 409);
+    assert.equal(jobs.get("ns/late")!.slotLeases.size, 0);
+    assert.equal(slots.leasedSlots("sb"), 0, "the slot went back to the pool");
+  } finally {
+    pools.delete("ns/p");
+    slots.close();
+  }
+});
