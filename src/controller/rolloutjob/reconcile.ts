@@ -68,10 +68,12 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     active.slotLeases.clear();
   }
 
-  async function activate(key: string, job: RolloutJob, spec: RolloutJobSpec, poolKey: string): Promise<ActiveJob> {
-    const existing = deps.active.get(key);
-    if (existing) return existing;
+  async function activate(key: string, job: RolloutJob, spec: RolloutJobSpec, poolKey: string, pods: readonly V1Pod[]): Promise<ActiveJob> {
     const namespace = job.metadata.namespace ?? "default";
+    const existing = deps.active.get(key);
+    if (existing?.uid === (job.metadata.uid ?? "")) return existing;
+    // The job was deleted and re-created under its name between two reconciles: the old one's work ends here.
+    if (existing) await stopWork(retire(key), pods, namespace);
     // Keyed by uid: a job re-created under the same name starts afresh instead of inheriting the old one's results.
     const dir = join(deps.dataDir, namespace, job.metadata.name, job.metadata.uid ?? "");
     let dataset: LoadedDataset;
@@ -106,7 +108,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       : undefined;
     forwarder?.start();
     const active: ActiveJob = {
-      key, poolKey, token, spec, rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
+      key, uid: job.metadata.uid ?? "", poolKey, token, spec, rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
       tracker, forwarder, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
     };
     deps.active.set(active);
@@ -189,7 +191,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     }
     let active: ActiveJob;
     try {
-      active = await activate(key, job, spec, poolKey);
+      active = await activate(key, job, spec, poolKey, pods);
     } catch (error) {
       if (!(error instanceof DatasetError)) throw error;
       if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError") deps.recorder.event(job, "Warning", "DatasetError", error.message);

@@ -7,6 +7,8 @@ import type { JobTracker } from "../rolloutjob/tracker.ts";
 /** What the runners' API knows about a running job; the RolloutJob reconciler keeps it current. */
 export interface ActiveJob {
   key: string;
+  /** The RolloutJob's uid: a job re-created under the same name is another job. */
+  uid: string;
   poolKey: string;
   token: string;
   spec: RolloutJobSpec;

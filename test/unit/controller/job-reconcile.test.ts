@@ -214,3 +214,17 @@ test("a started job stays Running while its pool scales up for its runners' dema
   const condition = s.conditions!.find((c) => c.type === "Running")!;
   assert.deepEqual([condition.status, condition.lastTransitionTime], ["True", since]);
 });
+
+test("a job deleted and re-created between two reconciles of one controller gets its own work, not the old job's", async () => {
+  const j = job({});
+  const { active, reconcile } = await setup(j, { secrets: { "ns/j-runner-token": { token: "t" } } });
+  await reconcile("ns/j");
+  const old = active.get("ns/j")!;
+  old.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  j.metadata.uid = "uid-2"; // the informer cache now holds the new object under the same key
+  await reconcile("ns/j");
+  const current = active.get("ns/j")!;
+  assert.notEqual(current, old);
+  assert.equal(current.uid, "uid-2");
+  assert.equal(current.tracker.aggregates().groups, 0, "nothing of the old job's results");
+});

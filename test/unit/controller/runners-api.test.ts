@@ -30,7 +30,7 @@ const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name:
 async function activeJob(name: string, token: string) {
   const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => [{ a: 0 }, { a: 1 }]);
   const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), journalPath: join(dir, `${name}.journal.jsonl`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
-  jobs.set({ key: `ns/${name}`, poolKey: "ns/p", token, spec, rows, environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
+  jobs.set({ key: `ns/${name}`, uid: `uid-${name}`, poolKey: "ns/p", token, spec, rows, environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
   return tracker;
 }
 
