@@ -19,7 +19,8 @@ const version = (JSON.parse(readFileSync(new URL("../../package.json", import.me
 
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command("hermes-rollouts").version(version).description("Agentic-RL rollouts on warm sandbox slots");
-  const name = argv[2];
+  // `hermes-rollouts help <role>` must load the role too, or commander describes an empty stub.
+  const name = argv[2] === "help" ? argv[3] : argv[2];
   if (name !== undefined && name in roles) {
     const mod = (await import(`./commands/${name}.ts`)) as { command: () => Command };
     program.addCommand(mod.command().description(roles[name] ?? ""));

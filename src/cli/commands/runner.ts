@@ -10,22 +10,31 @@ function required(name: string): string {
 
 /** `hermes-rollouts runner`: the runner pod's entrypoint; everything it needs comes from the pod's env. */
 export function command(): Command {
-  return new Command("runner").action(async () => {
-    const log = logger("runner");
-    const stop = new AbortController();
-    // SIGTERM (pod deletion, suspend): hand current items back and exit 0 within the short grace period.
-    process.once("SIGTERM", () => stop.abort(new Error("SIGTERM")));
-    process.once("SIGINT", () => stop.abort(new Error("SIGINT")));
-    const summary = await runRunner({
-      apiURL: required("HERMES_API_URL"),
-      namespace: required("HERMES_JOB_NAMESPACE"),
-      job: required("HERMES_JOB_NAME"),
-      token: required("HERMES_JOB_TOKEN"),
-      runnerId: process.env.HERMES_RUNNER_ID ?? `runner-${process.pid}`,
-      ...(process.env.OPENAI_API_KEY ? { modelApiKey: process.env.OPENAI_API_KEY } : {}),
-      signal: stop.signal,
+  return new Command("runner")
+    .addHelpText("after", `
+Environment (the controller sets it on runner pods):
+  HERMES_API_URL        the runners' API of the leading controller
+  HERMES_JOB_NAMESPACE  namespace of the RolloutJob
+  HERMES_JOB_NAME       name of the RolloutJob
+  HERMES_JOB_TOKEN      the job's bearer token for the runners' API
+  HERMES_RUNNER_ID      this runner's name in leases and logs (default runner-<pid>)
+  OPENAI_API_KEY        the model endpoint's key, from the job's model.apiKeySecretRef`)
+    .action(async () => {
+      const log = logger("runner");
+      const stop = new AbortController();
+      // SIGTERM (pod deletion, suspend): hand current items back and exit 0 within the short grace period.
+      process.once("SIGTERM", () => stop.abort(new Error("SIGTERM")));
+      process.once("SIGINT", () => stop.abort(new Error("SIGINT")));
+      const summary = await runRunner({
+        apiURL: required("HERMES_API_URL"),
+        namespace: required("HERMES_JOB_NAMESPACE"),
+        job: required("HERMES_JOB_NAME"),
+        token: required("HERMES_JOB_TOKEN"),
+        runnerId: process.env.HERMES_RUNNER_ID ?? `runner-${process.pid}`,
+        ...(process.env.OPENAI_API_KEY ? { modelApiKey: process.env.OPENAI_API_KEY } : {}),
+        signal: stop.signal,
+      });
+      log.info(summary, "runner finished");
+      process.exit(0);
     });
-    log.info(summary, "runner finished");
-    process.exit(0);
-  });
 }

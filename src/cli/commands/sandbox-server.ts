@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { join } from "node:path";
 import { logger } from "../../log.ts";
 import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
@@ -34,7 +34,7 @@ export function command(): Command {
     .option("--slots <m>", "number of slots", integer, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN)")
-    .option("--isolation <mode>", "auto | bwrap | none", "auto")
+    .addOption(new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run").choices(["auto", "bwrap", "none"]).default("auto"))
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? integer(process.env.NOMAD_PORT_http) : 8080);
