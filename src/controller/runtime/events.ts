@@ -34,6 +34,7 @@ export class EventRecorder implements Recorder {
   readonly #seen = new Map<string, { name: string; count: number; at: number }>();
   readonly #log = logger("events");
   #pending: Promise<void> = Promise.resolve();
+  #sweptAt = 0;
 
   constructor(sink: EventSink, options: { component?: string; clock?: Clock; windowMs?: number } = {}) {
     this.#sink = sink;
@@ -46,6 +47,7 @@ export class EventRecorder implements Recorder {
     const namespace = target.metadata.namespace ?? "default";
     const key = [target.metadata.uid ?? `${namespace}/${target.metadata.name}`, type, reason, message].join("\u0000");
     const now = this.#clock.now();
+    this.#forgetOutsideWindow(now);
     const previous = this.#seen.get(key);
     let send: () => Promise<void>;
     if (previous && now - previous.at < this.#windowMs) {
@@ -77,6 +79,18 @@ export class EventRecorder implements Recorder {
       send = () => this.#sink.create(namespace, event);
     }
     this.#pending = this.#pending.then(send).catch((error: unknown) => this.#log.warn({ err: error, reason }, "event not recorded"));
+  }
+
+  /** Events aggregation still remembers: those seen within the window (each unique message would stay forever). */
+  get remembered(): number {
+    return this.#seen.size;
+  }
+
+  /** Once per window, drops what can no longer be aggregated: memory stays bounded by one window's events. */
+  #forgetOutsideWindow(now: number): void {
+    if (now - this.#sweptAt < this.#windowMs) return;
+    this.#sweptAt = now;
+    for (const [key, seen] of this.#seen) if (now - seen.at >= this.#windowMs) this.#seen.delete(key);
   }
 
   /** Resolves when every event sent so far has been written (tests and shutdown). */

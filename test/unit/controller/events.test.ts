@@ -32,3 +32,15 @@ test("a failing sink never throws into the caller", async () => {
   recorder.event(pool, "Normal", "X", "y");
   await recorder.flush();
 });
+
+test("what aggregation remembers stays within one window's events, however many unique messages a long run sends", async () => {
+  const clock = new FakeClock(1_000_000);
+  const recorder = new EventRecorder({ create: async () => {}, update: async () => {} }, { clock, windowMs: 60_000 });
+  for (let hour = 0; hour < 5; hour++) {
+    for (let i = 0; i < 200; i++) recorder.event(pool, "Normal", "SandboxCreated", `created p-${hour}-${i}`);
+    clock.advance(3_600_000);
+  }
+  recorder.event(pool, "Normal", "SandboxCreated", "one more");
+  await recorder.flush();
+  assert.equal(recorder.remembered, 1, "events older than the window are forgotten");
+});
