@@ -59,9 +59,24 @@ export interface ProgressView {
 }
 
 const percent = (x: number): string => `${(x * 100).toFixed(0)}%`;
+/** Finished items out of the total, "?" while the dataset is still being read. */
+const done = (c: ProgressCounters): string => `${c.finishedItems}/${c.total ?? "?"}`;
+const eta = (c: ProgressCounters): string => (c.etaSeconds === undefined ? "?" : `${Math.round(c.etaSeconds)}s`);
 
-function payload(c: ProgressCounters): Record<string, string | number> {
-  return { running: c.running, pass: percent(c.passRate), mean: c.meanScore.toFixed(2), failed: c.failed, retries: c.retries };
+const BAR_WIDTH = 40;
+function bar(c: ProgressCounters): string {
+  if (c.total === undefined) return "";
+  const filled = c.total === 0 ? BAR_WIDTH : Math.round((c.finishedItems / c.total) * BAR_WIDTH);
+  return `${"=".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)} `;
+}
+
+/**
+ * The live line, drawn from the counters rather than cli-progress's value and total: those would take the items
+ * read so far for the total (and estimate an ETA from it). No bar until the total is known.
+ */
+function barLine(c: ProgressCounters): string {
+  return `${bar(c)}${done(c)} items | running ${c.running} | pass ${percent(c.passRate)} | mean ${c.meanScore.toFixed(2)} | ` +
+    `failed ${c.failed} | retries ${c.retries} | ETA ${eta(c)}`;
 }
 
 class BarView implements ProgressView {
@@ -69,18 +84,11 @@ class BarView implements ProgressView {
   readonly #counters: ProgressCounters;
   constructor(counters: ProgressCounters, stream: NodeJS.WriteStream) {
     this.#counters = counters;
-    this.#bar = new SingleBar({
-      stream,
-      format: "{bar} {value}/{total} items | running {running} | pass {pass} | mean {mean} | failed {failed} | retries {retries} | ETA {eta_formatted}",
-      hideCursor: true,
-      etaBuffer: 20,
-    });
-    this.#bar.start(counters.total ?? counters.items, 0, payload(counters));
+    this.#bar = new SingleBar({ stream, format: () => barLine(counters), hideCursor: true });
+    this.#bar.start(1, 0);
   }
   update(): void {
-    const c = this.#counters;
-    this.#bar.setTotal(c.total ?? Math.max(c.items, 1));
-    this.#bar.update(c.finishedItems, payload(c));
+    this.#bar.update(this.#counters.finishedItems);
   }
   itemFinished(): void {
     this.update();
@@ -101,11 +109,7 @@ class LineView implements ProgressView {
   update(): void {}
   itemFinished(line: string): void {
     const c = this.#counters;
-    const eta = c.etaSeconds === undefined ? "?" : `${Math.round(c.etaSeconds)}s`;
-    this.#write(
-      `[${c.finishedItems}/${c.total ?? "?"}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | ` +
-        `elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta}`,
-    );
+    this.#write(`[${done(c)}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta(c)}`);
   }
   stop(): void {}
 }
