@@ -1,8 +1,9 @@
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { logger } from "../../log.ts";
 import type { ScoredDataGroup } from "../../runner/scored.ts";
 import type { ScoredSink } from "../../runner/sinks.ts";
+import { countLinesFrom, readLineAt } from "./lines.ts";
 import type { ScoredGroupRecord } from "./tracker.ts";
 
 const log = logger("results-forwarder");
@@ -12,7 +13,7 @@ export interface ForwarderOptions {
   sink: ScoredSink;
   /** The job's results JSONL: the source of truth for done items; groups not yet forwarded are read from it. */
   resultsPath: string;
-  /** Item indexes whose group the sink acknowledged, one a line (appended, so a restart resends none of them). */
+  /** Where the watermark is kept: the byte offset in the results JSONL up to which groups went to the sink. */
   forwardedPath: string;
   retryDelayMs?: number;
   /** Passes over a group that keep failing before it is given up (counted in `dropped`, with a log line). */
@@ -21,26 +22,21 @@ export interface ForwarderOptions {
   onChange?: () => void;
 }
 
-const readLines = (path: string): string[] => {
-  try {
-    return readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "");
-  } catch {
-    return [];
-  }
-};
-
 /**
- * Sends a job's scored groups on to a trainer after they are in the results JSONL. Forwarding runs in the
- * background, one group at a time in index order, retried with backoff; each group is sent until acknowledged
- * once, and the acknowledgement is recorded, so a retried intake or a controller restart sends no group twice
- * (a crash between the trainer's answer and the record can resend that one group).
+ * Sends a job's scored groups on to a trainer after they are in the results JSONL. Forwarding reads that file in
+ * the background, one group at a time in the order they were stored, retried with backoff; a watermark (the byte
+ * offset after the last group the sink acknowledged or gave up on) is recorded after each, so a retried intake or
+ * a controller restart sends no group twice (a crash between the trainer's answer and the record can resend that
+ * one group). Nothing but the watermark is held in memory, however long the trainer is away.
  */
 export class ResultsForwarder {
   readonly location: string;
   readonly #options: ForwarderOptions;
-  readonly #forwarded = new Set<number>();
-  readonly #pending = new Map<number, ScoredDataGroup>();
-  readonly #attempts = new Map<number, number>();
+  /** Byte offset in the results JSONL of the next group to send. */
+  #watermark: number;
+  /** Groups stored after the watermark. */
+  #pending: number;
+  #attempts = 0;
   #opened = false;
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -51,19 +47,13 @@ export class ResultsForwarder {
   constructor(options: ForwarderOptions) {
     this.#options = options;
     this.location = options.sink.location;
-    for (const line of readLines(options.forwardedPath)) this.#forwarded.add(Number(line));
-    for (const line of readLines(options.resultsPath)) {
-      try {
-        this.#add(JSON.parse(line) as ScoredGroupRecord);
-      } catch {
-        // A torn last line: that group was never acknowledged to its runner and comes again.
-      }
-    }
+    this.#watermark = readWatermark(options.forwardedPath);
+    this.#pending = countLinesFrom(options.resultsPath, this.#watermark);
   }
 
   /** Groups stored but not yet acknowledged by the sink. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending;
   }
 
   /** Starts forwarding what is pending (the backlog from the JSONL, after a restart). */
@@ -71,9 +61,9 @@ export class ResultsForwarder {
     this.#kick();
   }
 
-  /** A group the tracker just stored. */
-  enqueue(record: ScoredGroupRecord): void {
-    this.#add(record);
+  /** The tracker just stored a group (it is in the results JSONL). */
+  stored(): void {
+    this.#pending++;
     this.#kick();
   }
 
@@ -84,12 +74,8 @@ export class ResultsForwarder {
     await this.#options.sink.close();
   }
 
-  #add(record: ScoredGroupRecord): void {
-    if (!this.#forwarded.has(record.index)) this.#pending.set(record.index, record.group as ScoredDataGroup);
-  }
-
   #kick(): void {
-    if (this.#closed || this.#running || this.#timer || this.#pending.size === 0) return;
+    if (this.#closed || this.#running || this.#timer || this.#pending === 0) return;
     this.#running = this.#drain()
       .catch((error: unknown) => this.#failed(error))
       .finally(() => {
@@ -103,37 +89,49 @@ export class ResultsForwarder {
       await this.#options.sink.open();
       this.#opened = true;
     }
-    while (!this.#closed && this.#pending.size > 0) {
-      const index = Math.min(...this.#pending.keys());
-      const group = this.#pending.get(index) as ScoredDataGroup;
+    for (;;) {
+      if (this.#closed) return;
+      const next = readLineAt(this.#options.resultsPath, this.#watermark);
+      if (next === undefined) return;
+      const record = JSON.parse(next.line) as ScoredGroupRecord;
       try {
-        await this.#options.sink.write(group);
+        await this.#options.sink.write(record.group as ScoredDataGroup);
       } catch (error) {
-        const attempts = (this.#attempts.get(index) ?? 0) + 1;
-        this.#attempts.set(index, attempts);
-        if (attempts < (this.#options.maxAttempts ?? 5)) throw error;
-        log.error({ index, err: error, sink: this.location }, "group could not be forwarded; it stays in the results JSONL only");
-        this.#pending.delete(index);
+        if (++this.#attempts < (this.#options.maxAttempts ?? 5)) throw error;
+        log.error({ index: record.index, err: error, sink: this.location }, "group could not be forwarded; it stays in the results JSONL only");
         this.dropped++;
-        continue;
       }
-      mkdirSync(dirname(this.#options.forwardedPath), { recursive: true });
-      appendFileSync(this.#options.forwardedPath, `${index}\n`);
-      this.#forwarded.add(index);
-      this.#pending.delete(index);
-      this.#attempts.delete(index);
+      this.#attempts = 0;
       this.lastError = undefined;
+      this.#watermark = next.end;
+      this.#pending = Math.max(0, this.#pending - 1);
+      writeWatermark(this.#options.forwardedPath, this.#watermark);
     }
   }
 
   #failed(error: unknown): void {
     this.lastError = error instanceof Error ? error.message : String(error);
-    log.warn({ err: error, sink: this.location, pending: this.#pending.size }, "forwarding failed, will retry");
-    const failures = Math.max(1, ...this.#attempts.values());
+    log.warn({ err: error, sink: this.location, pending: this.#pending }, "forwarding failed, will retry");
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#kick();
-    }, Math.min(30_000, (this.#options.retryDelayMs ?? 1000) * 2 ** (failures - 1)));
+    }, Math.min(30_000, (this.#options.retryDelayMs ?? 1000) * 2 ** (Math.max(1, this.#attempts) - 1)));
     this.#timer.unref();
   }
+}
+
+function readWatermark(path: string): number {
+  try {
+    const value = Number(readFileSync(path, "utf8").trim());
+    return Number.isSafeInteger(value) && value >= 0 ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Replaced whole (write, then rename), so a crash leaves the old watermark or the new one, never a fragment. */
+function writeWatermark(path: string, offset: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, String(offset));
+  renameSync(`${path}.tmp`, path);
 }

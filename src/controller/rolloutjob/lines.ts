@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, truncateSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 /**
@@ -32,4 +32,53 @@ export function appendLine(path: string, line: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+const READ_CHUNK_BYTES = 1 << 16;
+
+/** Reads `path` from `offset` in chunks, calling `visit` with each chunk until it returns false or the file ends. */
+function readChunksFrom(path: string, offset: number, visit: (chunk: Buffer) => boolean): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return;
+  }
+  try {
+    const buffer = Buffer.alloc(READ_CHUNK_BYTES);
+    for (let position = offset; ; ) {
+      const read = readSync(fd, buffer, 0, buffer.length, position);
+      if (read === 0 || !visit(buffer.subarray(0, read))) return;
+      position += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The whole line that starts at byte `offset`, and where the next one starts; undefined at the end or a torn line. */
+export function readLineAt(path: string, offset: number): { line: string; end: number } | undefined {
+  const parts: Buffer[] = [];
+  let found: { line: string; end: number } | undefined;
+  let length = 0;
+  readChunksFrom(path, offset, (chunk) => {
+    const newline = chunk.indexOf(10);
+    // Copied: the chunk's buffer is reused by the next read.
+    parts.push(Buffer.from(newline === -1 ? chunk : chunk.subarray(0, newline)));
+    length += newline === -1 ? chunk.length : newline;
+    if (newline === -1) return true;
+    found = { line: Buffer.concat(parts).toString("utf8"), end: offset + length + 1 };
+    return false;
+  });
+  return found;
+}
+
+/** Whole lines from byte `offset` to the end, counted without parsing them. */
+export function countLinesFrom(path: string, offset: number): number {
+  let count = 0;
+  readChunksFrom(path, offset, (chunk) => {
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) count++;
+    return true;
+  });
+  return count;
 }

@@ -113,7 +113,7 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       const record = { index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group };
       const result = job.tracker.submit(record);
       if (result.stored) {
-        job.forwarder?.enqueue(record);
+        job.forwarder?.stored();
         metrics.trajectories.inc({ job: job.key }, scores.length);
         const agg = job.tracker.aggregates();
         if (agg.scored > 0) metrics.passRate.set({ job: job.key }, agg.passed / agg.scored);
