@@ -11,7 +11,7 @@ import { logger } from "../log.ts";
 import { startEmbeddedPool, type EmbeddedPool } from "./backend.ts";
 import { resolveDataset } from "./dataset.ts";
 import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "./group.ts";
-import { loadManifests } from "./manifest.ts";
+import { loadManifests, ManifestError } from "./manifest.ts";
 import { modelClientFromSpec } from "./model-client.ts";
 import type { OracleTask } from "./model-server/policy.ts";
 import { startModelServer, type ModelServer } from "./model-server/server.ts";
@@ -92,10 +92,9 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, "scored.jsonl"), "");
 
-  const keep = rowFilter(spec.environment.name, spec.environment.config);
+  const keep = inJobFile(options.jobPath, () => rowFilter(spec.environment.name, spec.environment.config));
   const dataset = await resolveDataset(spec.dataset, options.jobPath, keep ? { keep } : {});
   const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
-  const env: Environment = getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) });
   const oracleTasks: OracleTask[] = [];
   const counters = new ProgressCounters();
   const failures: RunSummary["failures"] = [];
@@ -103,6 +102,10 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   let modelServer: ModelServer | undefined;
   let embedded: EmbeddedPool | undefined;
   try {
+    // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
+    const env: Environment = inJobFile(options.jobPath, () =>
+      getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) }),
+    );
     if (spec.model.builtin) {
       modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
       cleanups.push(() => (modelServer as ModelServer).close());
@@ -155,24 +158,40 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     const inFlight = new Set<Promise<void>>();
     const maxGroups = Math.max(1, Math.ceil(concurrency / spec.groupSize) + 1);
     let index = 0;
-    for await (const row of dataset.rows) {
-      const running = runItem(row, index++).finally(() => inFlight.delete(running));
-      inFlight.add(running);
-      counters.items = index;
-      if (inFlight.size >= maxGroups) await Promise.race(inFlight);
+    try {
+      for await (const row of dataset.rows) {
+        const running = runItem(row, index++).finally(() => inFlight.delete(running));
+        inFlight.add(running);
+        counters.items = index;
+        if (inFlight.size >= maxGroups) await Promise.race(inFlight);
+      }
+      counters.total = index;
+      await Promise.all(inFlight);
+    } finally {
+      // However the loop ended (an interrupt, a dataset failing mid-stream), groups still running hold slots and
+      // model calls: they end (the signal stops them) before the pool and model server close under them. The
+      // live bar's timer would keep the process alive and the terminal's cursor hidden.
+      await Promise.allSettled(inFlight);
+      view.stop();
     }
-    counters.total = index;
-    await Promise.all(inFlight);
-    view.stop();
   } finally {
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((error: unknown) => log.warn({ err: error }, "cleanup failed"));
     }
   }
 
-  const summary = summarize(job.name, pool.name, pool.spec.backend, env.name, spec, counters, groups, failures, outDir);
+  const summary = summarize(job.name, pool.name, pool.spec.backend, spec.environment.name, spec, counters, groups, failures, outDir);
   await writeFile(join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
+}
+
+/** Environment errors are the job file's: say which file and field. */
+function inJobFile<T>(jobPath: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new ManifestError(`${jobPath}: spec.environment: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function mean(values: readonly number[]): number {
