@@ -91,6 +91,18 @@ describe("helm chart", () => {
     assert.ok(!render([]).includes("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"), "without the mock the controller keeps gRPC's default roots");
   });
 
+  test("replicas share the data dir: persistence.accessMode reaches the claim, and a shared volume keeps rolling updates", () => {
+    const rendered = (args: string[]) => manifests(render(["--set", "controller.persistence.enabled=true", ...args]));
+    const claim = (m: Manifest[]) => m.find((d) => d.kind === "PersistentVolumeClaim")!.spec.accessModes;
+    const strategy = (m: Manifest[]) => m.find((d) => d.kind === "Deployment" && d.metadata.name === "hermes-rollouts")!.spec.strategy;
+    const shared = rendered(["--set", "controller.replicas=2", "--set", "controller.persistence.accessMode=ReadWriteMany"]);
+    assert.deepEqual(claim(shared), ["ReadWriteMany"]);
+    assert.equal(strategy(shared), undefined, "a ReadWriteMany volume mounts in the old and the new pod at once");
+    const single = rendered([]);
+    assert.deepEqual(claim(single), ["ReadWriteOnce"]);
+    assert.deepEqual(strategy(single), { type: "Recreate" });
+  });
+
   const badValues: [string, string[], RegExp][] = [
     ["unknown top-level key", ["--set", "controler.replicas=1"], /additional properties 'controler' not allowed/],
     ["too many replicas", ["--set", "controller.replicas=9"], /controller\/replicas/],
@@ -106,6 +118,7 @@ describe("helm chart", () => {
     ["CA Secret name not a DNS name", ["--set", "mockModal.caSecretName=My_CA"], /caSecretName/],
     ["bad log level", ["--set", "controller.logLevel=loud"], /controller\/logLevel/],
     ["bad volume size", ["--set", "controller.persistence.size=lots"], /persistence\/size/],
+    ["bad volume access mode", ["--set", "controller.persistence.accessMode=ReadWriteSometimes"], /persistence\/accessMode/],
     ["bad scrape interval", ["--set", "metrics.serviceMonitor.interval=often"], /serviceMonitor\/interval/],
     ["mock modal port as text", ["--set-string", "mockModal.port=grpc"], /mockModal\/port/],
   ];
