@@ -1,4 +1,5 @@
 /** The environment registry: the runner names an environment and passes the job's free-form config. */
+import { z } from "zod";
 import type { Environment, EnvironmentFactory } from "./types.ts";
 import { shellTaskFactory } from "./shell-task.ts";
 import { sweSmithOracleFactory } from "./swe-smith-oracle/env.ts";
@@ -15,7 +16,7 @@ export function getEnvironment(name: string, config: Record<string, unknown> = {
   const factory = factories.find((f) => f.name === name);
   if (!factory) throw new Error(`unknown environment "${name}" (known: ${environmentNames.join(", ")})`);
   const parsed = factory.configSchema.safeParse(config);
-  if (!parsed.success) throw new Error(`invalid config for environment "${name}": ${parsed.error.message}`);
+  if (!parsed.success) throw new Error(`invalid config for environment "${name}": ${z.prettifyError(parsed.error)}`);
   return factory.fromConfig(parsed.data);
 }
 

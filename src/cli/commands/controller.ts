@@ -1,11 +1,12 @@
 import { Command, Option } from "commander";
+import { portNumber } from "../options.ts";
 import { startController } from "../../controller/main.ts";
 import { logger } from "../../log.ts";
 
 /** `hermes-rollouts controller`: the operator. Options are read once here into a typed object. */
 export function command(): Command {
   return new Command("controller")
-    .option("--port <port>", "HTTP port for /healthz, /readyz, /metrics and the runners' API", (v) => Number(v), 8080)
+    .option("--port <port>", "HTTP port for /healthz, /readyz, /metrics and the runners' API", portNumber, 8080)
     .option("--data-dir <dir>", "where results, job state and lease records live (mount a volume)", process.env.HERMES_DATA_DIR ?? "/var/lib/hermes-rollouts")
     .option("--runner-api-url <url>", "address runner pods use to reach this controller (default http://$POD_IP:<port>)", process.env.HERMES_RUNNER_API_URL)
     .option("--image <image>", "runner image when a job names none (the controller's own image)", process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev")

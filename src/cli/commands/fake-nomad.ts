@@ -1,24 +1,20 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { nonNegativeInteger, portNumber } from "../options.ts";
 import { startFakeNomad } from "../../backends/nomad/fake/server.ts";
 
-function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError("must be a non-negative integer");
-  return parsed;
-}
 
 /** `hermes-rollouts fake-nomad`: the fake Nomad HTTP API, running sandbox servers as local processes. */
 export function command(): Command {
   return new Command("fake-nomad")
-    .option("--port <port>", "port to listen on (0 picks one)", integer, 4646)
+    .option("--port <port>", "port to listen on (0 picks one)", portNumber, 4646)
     .option("--host <host>", "address to bind", "127.0.0.1")
     .option("--data-dir <dir>", "where allocation directories live (a temporary directory when unset)")
     .option("--acl-token <token>", "require this ACL token (X-Nomad-Token or Bearer), as with ACLs enabled")
     .option("--namespace <name...>", "namespaces besides default")
-    .option("--placement-delay-ms <ms>", "delay before a registered job's allocation appears", integer, 20)
-    .option("--max-reschedule-delay-ms <ms>", "cap on restart and reschedule delays", integer, 200)
-    .option("--lose-alloc-every-ms <ms>", "fault: lose a random running allocation every N ms", integer)
-    .option("--crash-task-every-ms <ms>", "fault: crash a random running task every N ms", integer)
+    .option("--placement-delay-ms <ms>", "delay before a registered job's allocation appears", nonNegativeInteger, 20)
+    .option("--max-reschedule-delay-ms <ms>", "cap on restart and reschedule delays", nonNegativeInteger, 200)
+    .option("--lose-alloc-every-ms <ms>", "fault: lose a random running allocation every N ms", nonNegativeInteger)
+    .option("--crash-task-every-ms <ms>", "fault: crash a random running task every N ms", nonNegativeInteger)
     .action(async (options: {
       port: number;
       host: string;

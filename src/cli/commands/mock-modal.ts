@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { Command, Option } from "commander";
+import { portNumber } from "../options.ts";
 import { startMockModal } from "../../backends/modal/mock/server.ts";
 
 /**
@@ -8,25 +9,25 @@ import { startMockModal } from "../../backends/modal/mock/server.ts";
  */
 export function command(): Command {
   return new Command("mock-modal")
-    .addOption(new Option("--port <port>", "control-plane port (0 picks one)").env("MOCK_MODAL_PORT").default("0"))
+    .addOption(new Option("--port <port>", "control-plane port (0 picks one)").env("MOCK_MODAL_PORT").default(0).argParser(portNumber))
     .addOption(new Option("--host <host>", "address to bind").env("MOCK_MODAL_HOST").default("127.0.0.1"))
     .addOption(new Option("--token-id <id>", "accept only this token id (default: any)").env("MOCK_MODAL_TOKEN_ID"))
     .addOption(new Option("--token-secret <secret>", "accept only this token secret (default: any)").env("MOCK_MODAL_TOKEN_SECRET"))
     .addOption(new Option("--data-dir <dir>", "where sandbox root directories live (default: a temp dir)").env("MOCK_MODAL_DATA_DIR"))
-    .addOption(new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients").env("MOCK_MODAL_TLS_PORT"))
+    .addOption(new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients").env("MOCK_MODAL_TLS_PORT").argParser(portNumber))
     .addOption(new Option("--advertise-host <host>", "host non-loopback clients reach us at (router URL, certificate)").env("MOCK_MODAL_ADVERTISE_HOST"))
     .addOption(new Option("--tls-ca-dir <dir>", "sign the TLS certificate with the CA in <dir>/tls.crt and <dir>/tls.key (a mounted kubernetes.io/tls Secret)").env("MOCK_MODAL_TLS_CA_DIR"))
     .addOption(
       new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env("MOCK_MODAL_FAULTS"),
     )
-    .action(async (options: { port: string; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: string; advertiseHost?: string; tlsCaDir?: string; faults?: string }) => {
+    .action(async (options: { port: number; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: number; advertiseHost?: string; tlsCaDir?: string; faults?: string }) => {
       const mock = await startMockModal({
-        port: Number(options.port),
+        port: options.port,
         host: options.host,
         ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
         ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
         ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
-        ...(options.tlsPort !== undefined ? { tlsPort: Number(options.tlsPort) } : {}),
+        ...(options.tlsPort !== undefined ? { tlsPort: options.tlsPort } : {}),
         ...(options.advertiseHost !== undefined ? { advertiseHost: options.advertiseHost } : {}),
         ...(options.tlsCaDir !== undefined ? { tlsCa: { certFile: join(options.tlsCaDir, "tls.crt"), keyFile: join(options.tlsCaDir, "tls.key") } } : {}),
         ...(options.faults !== undefined ? { faults: options.faults } : {}),

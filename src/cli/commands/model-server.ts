@@ -1,14 +1,10 @@
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
+import { portNumber } from "../options.ts";
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number");
-  return n;
-}
 
 export function command(): Command {
   return new Command("model-server")
-    .option("--port <port>", "port to listen on (0: any free port)", port, 8080)
+    .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8080)
     .option("--host <host>", "address to bind", "127.0.0.1")
     .addOption(new Option("--policy <policy>", "oracle applies each task's gold patch; noop never acts").choices(["oracle", "noop"]).default("oracle"))
     .addOption(new Option("--format <format>", "tool-call format of answers (auto: native when the request offers tools)").choices(["auto", "native", "hermes"]).default("auto"))

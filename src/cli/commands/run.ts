@@ -1,17 +1,12 @@
-import { Command, InvalidArgumentError } from "commander";
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-}
+import { Command } from "commander";
+import { positiveInteger } from "../options.ts";
 
 export function command(): Command {
   return new Command("run")
     .argument("<rolloutjob.yaml>", "a RolloutJob manifest (the YAML you would kubectl apply)")
     .option("--pool <sandboxpool.yaml>", "a SandboxPool manifest; a local pool when unset")
     .option("--out <dir>", "where scored.jsonl and summary.json go", "out")
-    .option("--concurrency <n>", "trajectories at once (default: runners.replicas × trajectoriesPerRunner)", positiveInt)
+    .option("--concurrency <n>", "trajectories at once (default: runners.replicas × trajectoriesPerRunner)", positiveInteger)
     .action(async (jobPath: string, opts: { pool?: string; out: string; concurrency?: number }) => {
       // JSON logs would drown the progress display; LOG_LEVEL still wins when set.
       process.env.LOG_LEVEL ??= "warn";

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
 import { logger } from "../../log.ts";
 import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
@@ -16,11 +17,6 @@ interface Options {
   isolation: IsolationRequest;
 }
 
-function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError("expected a non-negative integer");
-  return parsed;
-}
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
@@ -29,15 +25,15 @@ function integer(value: string): number {
  */
 export function command(): Command {
   return new Command("sandbox-server")
-    .option("--port <port>", "port to listen on (default $NOMAD_PORT_http, else 8080)", integer)
+    .option("--port <port>", "port to listen on (default $NOMAD_PORT_http, else 8080)", portNumber)
     .option("--host <host>", "address to bind", "0.0.0.0")
-    .option("--slots <m>", "number of slots", integer, 10)
+    .option("--slots <m>", "number of slots", nonNegativeInteger, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN)")
     .addOption(new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run").choices(["auto", "bwrap", "none"]).default("auto"))
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
-      const port = options.port ?? (process.env.NOMAD_PORT_http ? integer(process.env.NOMAD_PORT_http) : 8080);
+      const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
       const token = options.token ?? process.env.HERMES_SANDBOX_TOKEN;
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation);

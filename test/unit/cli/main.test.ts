@@ -40,3 +40,14 @@ test("`sandbox-server --isolation` refuses a mode it does not know instead of se
   assert.equal(result.code, 1);
   assert.match(result.stderr, /--isolation.*bwarp/);
 });
+
+test("every role refuses a port that is not a port number by name, before starting anything", async () => {
+  for (const [role, value] of [["controller", "abc"], ["mock-modal", "abc"], ["model-server", "70000"], ["fake-nomad", "-1"], ["sandbox-server", "8o80"]] as const) {
+    const failed = await run(process.execPath, ["bin/hermes-rollouts.js", role, "--port", value], { timeout: 15_000, killSignal: "SIGKILL" }).then(
+      () => assert.fail(`${role} --port ${value} started`),
+      (error: { code: number | null; killed: boolean; stderr: string }) => error,
+    );
+    assert.equal(failed.killed, false, `${role} --port ${value} did not exit on its own`);
+    assert.match(failed.stderr, /option '--port <port>' argument .* is invalid/, `${role}: ${failed.stderr}`);
+  }
+});

@@ -114,3 +114,8 @@ test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })), ["py", "js", "no-p2p", "py-2", "broken"]);
   assert.equal(rowFilter("shell-task"), undefined, "an environment without a filter keeps every row");
 });
+
+test("a bad environment config is named field by field, not dumped as JSON", () => {
+  assert.throws(() => getEnvironment("swe-smith-oracle", { testChunkSize: 0, pythonOnly: "yes" }), (error: Error) =>
+    /invalid config for environment "swe-smith-oracle"/.test(error.message) && /testChunkSize/.test(error.message) && /pythonOnly/.test(error.message) && !error.message.includes('"code"'));
+});
