@@ -19,7 +19,8 @@ const log = logger("runner");
 export type GroupEvent =
   | { type: "trajectory-start"; itemId: string; trajectoryId: string; attempt: number }
   | { type: "trajectory-end"; itemId: string; trajectoryId: string; score: number }
-  | { type: "trajectory-retry"; itemId: string; trajectoryId: string; attempt: number; error: string };
+  | { type: "trajectory-retry"; itemId: string; trajectoryId: string; attempt: number; error: string }
+  | { type: "trajectory-failed"; itemId: string; trajectoryId: string; attempt: number; error: string };
 
 /** Limits how many trajectories run at once across groups. */
 export class Semaphore {
@@ -134,6 +135,14 @@ async function runTrajectory<Item>(item: Item, trajectoryId: string, attempt: nu
   }
 }
 
+/** An attempt that failed for infrastructure reasons and goes again on a fresh slot. */
+class RetryOnAnotherSlot {
+  readonly reason: string;
+  constructor(reason: string) {
+    this.reason = reason;
+  }
+}
+
 /** Runs `groupSize` trajectories of one item concurrently and returns its one scored group. */
 export async function runGroup<Item>(item: Item, itemIndex: number, options: GroupOptions<Item>): Promise<ScoredDataGroup> {
   const itemId = options.env.itemId(item);
@@ -142,22 +151,29 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
   const attemptTrajectory = async (): Promise<ScoredTrajectory> => {
     const trajectoryId = randomUUID();
     for (let attempt = 1; ; attempt++) {
-      options.onEvent?.({ type: "trajectory-start", itemId, trajectoryId, attempt });
-      try {
-        const run = () => runTrajectory(item, trajectoryId, attempt, options);
-        const scored = await (options.gate ? options.gate.use(run) : run());
-        options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
-        return scored;
-      } catch (error) {
-        if (options.signal?.aborted) throw error;
-        if (!isRetryable(error)) throw new GroupFailedError(itemId, attempt, `item ${itemId}: ${describe(error)}`, { cause: error });
-        if (retries >= options.backoffLimit) {
-          throw new GroupFailedError(itemId, attempt, `item ${itemId}: gave up after ${retries} retries: ${describe(error)}`, { cause: error });
+      // Every event is sent while the trajectory holds its place under the gate, so "running" counts what runs.
+      const run = async (): Promise<ScoredTrajectory | RetryOnAnotherSlot> => {
+        options.onEvent?.({ type: "trajectory-start", itemId, trajectoryId, attempt });
+        try {
+          const scored = await runTrajectory(item, trajectoryId, attempt, options);
+          options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
+          return scored;
+        } catch (error) {
+          const why = describe(error);
+          if (!options.signal?.aborted && isRetryable(error) && retries < options.backoffLimit) {
+            retries++;
+            options.onEvent?.({ type: "trajectory-retry", itemId, trajectoryId, attempt, error: why });
+            return new RetryOnAnotherSlot(why);
+          }
+          options.onEvent?.({ type: "trajectory-failed", itemId, trajectoryId, attempt, error: why });
+          if (options.signal?.aborted) throw error;
+          const message = isRetryable(error) ? `item ${itemId}: gave up after ${retries} retries: ${why}` : `item ${itemId}: ${why}`;
+          throw new GroupFailedError(itemId, attempt, message, { cause: error });
         }
-        retries++;
-        log.warn({ itemId, trajectoryId, attempt, err: describe(error) }, "infrastructure failure, retrying on another slot");
-        options.onEvent?.({ type: "trajectory-retry", itemId, trajectoryId, attempt, error: describe(error) });
-      }
+      };
+      const outcome = await (options.gate ? options.gate.use(run) : run());
+      if (!(outcome instanceof RetryOnAnotherSlot)) return outcome;
+      log.warn({ itemId, trajectoryId, attempt, err: outcome.reason }, "infrastructure failure, retrying on another slot");
     }
   };
   const results = await Promise.allSettled(Array.from({ length: options.groupSize }, attemptTrajectory));

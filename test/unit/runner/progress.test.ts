@@ -56,3 +56,32 @@ test("without a terminal (CI logs, pipes): one plain line per finished item, no 
   assert.match(lines[0]!, /^\[1\/\?\] item-a: scores \[1\] \| .*ETA \?\n$/);
   assert.doesNotMatch(lines[0]!, /\x1b/);
 });
+
+test("running counts trajectories that hold a place under the gate, and drops back to 0 after failures", async () => {
+  const { runGroup, Semaphore, GroupFailedError } = await import("../../../src/runner/group.ts");
+  const { getEnvironment } = await import("../../../src/envs/index.ts");
+  const progress = new ProgressCounters();
+  let most = 0;
+  const failing = {
+    // Not an infrastructure error: each trajectory ends at once, without a retry.
+    acquire: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      throw new Error("bad item");
+    },
+  };
+  const env = getEnvironment("shell-task");
+  await assert.rejects(
+    runGroup(env.parseItem({ id: "t", goal: "g", check: "true" }), 0, {
+      env, slots: failing, model: {} as never, format: "auto", generation: { temperature: 1, top_p: 1, max_tokens: 16 },
+      limits: { maxTurns: 1, toolTimeoutSeconds: 1, trajectoryTimeoutSeconds: 1, maxTokenLength: 1000, maxToolOutputBytes: 1000 },
+      groupSize: 3, backoffLimit: 0, gate: new Semaphore(1),
+      onEvent: (event) => {
+        progress.onEvent(event);
+        most = Math.max(most, progress.running);
+      },
+    }),
+    GroupFailedError,
+  );
+  assert.equal(most, 1, "never more running than the gate lets through");
+  assert.equal(progress.running, 0, "every failed trajectory left the count");
+});
