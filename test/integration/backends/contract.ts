@@ -170,8 +170,10 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       const { slotPool } = await startPool("ttl", { sandboxes: 1, slots: 1, leaseTtlMs: 400 });
       const lease = await slotPool.acquire("crashes", { timeoutMs: 5000 });
       await slotPool.writeFile(lease.id, "dirt.txt", "left behind");
+      // The clock has millisecond steps: let it move, so the renewal's later expiry can be seen.
+      await new Promise((resolve) => setTimeout(resolve, 5));
       const renewed = await slotPool.renew(lease.id);
-      assert.ok(renewed.expiresAt > lease.expiresAt);
+      assert.ok(renewed.expiresAt > lease.expiresAt, `renewed to ${renewed.expiresAt}, was ${lease.expiresAt}`);
       const next = await slotPool.acquire("next", { timeoutMs: 10_000 }); // waits for the expiry and the reset
       assert.equal(next.sandbox.name, lease.sandbox.name);
       assert.equal(next.slot, lease.slot);
