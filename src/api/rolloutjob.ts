@@ -178,6 +178,10 @@ const results = withRules(
       type: z.enum(["file", "atropos"]).default("file").describe("file: JSONL written by the controller; atropos: posted to a trainer API."),
       path: z.string().min(1).optional().describe("For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries the job's uid, so a job re-created with the same path starts afresh."),
       url: z.string().regex(/^https?:\/\//, "must start with http:// or https://").optional().describe("For atropos: the trainer API base URL."),
+      dropUniformGroups: z
+        .boolean()
+        .default(true)
+        .describe("For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never sent. Both stay in the JSONL."),
     })
     .strict()
     .describe("Where full scored groups go (status keeps aggregates only)."),
@@ -216,7 +220,7 @@ export const rolloutJobSpec = withRules(
       groupSize: z.int().min(1).max(256).default(4).describe("Trajectories per item; one scored group holds them all. Immutable."),
       limits: limits.default({ maxTurns: 30, toolTimeoutSeconds: 120, trajectoryTimeoutSeconds: 1800, maxTokenLength: 32768, maxToolOutputBytes: 50000 }),
       runners: runners.default({ replicas: 1, trajectoriesPerRunner: 4 }),
-      results: results.default({ type: "file" }),
+      results: results.default({ type: "file", dropUniformGroups: true }),
       backoffLimit: z.int().min(0).max(100).default(3).describe("Attempts per item after infrastructure failures (dead sandbox, endpoint down) before it counts as failed."),
       suspend: z.boolean().default(false).describe("true stops the runners; false resumes without losing finished work."),
       ttlSecondsAfterFinished: z.int().min(0).optional().describe("Delete the job this long after it completes or fails; kept when unset."),

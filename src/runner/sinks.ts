@@ -45,9 +45,22 @@ export interface AtroposSinkOptions {
   groupSize: number;
   maxTokenLength: number;
   weight?: number;
+  /** Leave out groups (of more than one trajectory) whose scores are all equal. */
+  dropUniformGroups?: boolean;
   /** How long to wait for the trainer to accept the registration. */
   registerTimeoutMs?: number;
   retryDelayMs?: number;
+}
+
+/** Why atroposlib's serve loop would not send this group, if it would not: the trainer expects the same of us. */
+export function atroposSkipReason(group: Pick<ScoredDataGroup, "tokens" | "scores">, options: { maxTokenLength: number; dropUniformGroups: boolean }): string | undefined {
+  if (options.maxTokenLength > 0 && group.tokens.some((tokens) => tokens.length >= options.maxTokenLength)) {
+    return `a sequence reaches maxTokenLength (${options.maxTokenLength} tokens)`;
+  }
+  if (options.dropUniformGroups && group.scores.length > 1 && group.scores.every((score) => score === group.scores[0])) {
+    return `every score is ${group.scores[0]}: nothing to compare`;
+  }
+  return undefined;
 }
 
 export interface AtroposRegistration {
@@ -74,6 +87,8 @@ export class AtroposSink implements ScoredSink {
   readonly location: string;
   readonly #options: AtroposSinkOptions;
   #registration: AtroposRegistration | undefined;
+  /** Groups not sent because the trainer would not want them (atroposSkipReason). */
+  skipped = 0;
 
   constructor(options: AtroposSinkOptions) {
     this.#options = options;
@@ -150,6 +165,12 @@ export class AtroposSink implements ScoredSink {
     if (!registration) throw new Error("AtroposSink.write before open");
     if (!hasTokens(group)) {
       throw new Error(`item ${group.metadata.item_id}: the endpoint returned no token ids, so the group cannot be sent to a trainer`);
+    }
+    const skip = atroposSkipReason(group, { maxTokenLength: this.#options.maxTokenLength, dropUniformGroups: this.#options.dropUniformGroups ?? false });
+    if (skip !== undefined) {
+      this.skipped++;
+      log.info({ item: group.metadata.item_id, reason: skip, skipped: this.skipped }, "group not sent to the trainer");
+      return;
     }
     await this.#withRetries("scored_data", () => this.#request("POST", "/scored_data", atroposPayload(group, registration.env_id)));
   }

@@ -99,7 +99,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     });
     const forwarder = spec.results.type === "atropos" && spec.results.url
       ? new ResultsForwarder({
-          sink: new AtroposSink({ url: spec.results.url, name: job.metadata.name, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}) }),
+          sink: new AtroposSink({ url: spec.results.url, name: job.metadata.name, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, dropUniformGroups: spec.results.dropUniformGroups, ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}) }),
           resultsPath: tracker.resultsPath,
           forwardedPath: join(dir, "forwarded"),
           ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),

@@ -45,19 +45,19 @@ async function fakeTrainer() {
   return { url, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
-function group(withTokens: boolean) {
+function group(withTokens: boolean, scores: [number, number] = [1, 0]) {
   const turn = {
     message: { role: "assistant" as const, content: "x".repeat(2000) },
     finishReason: "stop",
     latencyMs: 1,
     ...(withTokens ? { promptTokenIds: [1, 2, 3], completionTokenIds: [4, 5], completionLogprobs: [-0.1, -0.2] } : {}),
   };
-  const trajectory = (score: number) => ({
-    trajectoryId: `t${score}`, attempt: 1, score, verification: {}, sandbox: "sb", slot: 0,
+  const trajectory = (score: number, index: number) => ({
+    trajectoryId: `t${index}`, attempt: 1, score, verification: {}, sandbox: "sb", slot: 0,
     timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
     agent: { messages: [{ role: "user" as const, content: "fix it" }, turn.message], turns: [turn], toolCalls: [], stopReason: "natural" as const, durationMs: 1 },
   });
-  return buildScoredGroup({ itemId: "item-1", itemIndex: 0, environment: "swe-smith-oracle", trajectories: [trajectory(1), trajectory(0)], generation: { temperature: 1, top_p: 1, max_tokens: 64 }, retries: 0, durationMs: 1 });
+  return buildScoredGroup({ itemId: "item-1", itemIndex: 0, environment: "swe-smith-oracle", trajectories: [trajectory(scores[0], 0), trajectory(scores[1], 1)], generation: { temperature: 1, top_p: 1, max_tokens: 64 }, retries: 0, durationMs: 1 });
 }
 
 test("registers (waiting for the trainer), reads /info, posts gzipped scored data with env_id, retries a 503", async () => {
@@ -106,4 +106,34 @@ test("groupSize above the trainer's batch_size is refused at registration", asyn
   } finally {
     await trainer.close();
   }
+});
+
+test("groups the trainer would not take are kept back, as atroposlib's serve loop does: all scores equal, or a sequence at maxTokenLength", async () => {
+  const trainer = await fakeTrainer();
+  try {
+    const sink = new AtroposSink({ url: trainer.url, name: "x", groupSize: 2, maxTokenLength: 4096, dropUniformGroups: true, retryDelayMs: 1 });
+    await sink.open();
+    await sink.write(group(true, [1, 1]));
+    await sink.write(group(true, [0, 0]));
+    assert.equal(trainer.received.filter((r) => r.path === "/scored_data").length, 0);
+    assert.equal(sink.skipped, 2);
+    const short = new AtroposSink({ url: trainer.url, name: "y", groupSize: 2, maxTokenLength: 5, retryDelayMs: 1 });
+    await short.open();
+    await short.write(group(true)); // 5 tokens per sequence: at the limit
+    assert.equal(short.skipped, 1);
+    const keepAll = new AtroposSink({ url: trainer.url, name: "z", groupSize: 2, maxTokenLength: 4096, dropUniformGroups: false, retryDelayMs: 1 });
+    await keepAll.open();
+    await keepAll.write(group(true, [1, 1]));
+    assert.equal(keepAll.skipped, 0);
+    assert.ok(trainer.received.some((r) => r.path === "/scored_data"), "sent when the job keeps uniform groups");
+  } finally {
+    await trainer.close();
+  }
+});
+
+test("a group of one trajectory is never uniform: with groupSize 1 every group is sent", async () => {
+  const { atroposSkipReason } = await import("../../../src/runner/sinks.ts");
+  assert.equal(atroposSkipReason({ tokens: [[1, 2]], scores: [1] }, { maxTokenLength: 100, dropUniformGroups: true }), undefined);
+  assert.match(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 100, dropUniformGroups: true }) ?? "", /every score is 0.5/);
+  assert.equal(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 0, dropUniformGroups: false }), undefined, "maxTokenLength 0 disables the length rule");
 });
