@@ -35,7 +35,7 @@ export interface PlanInput {
 export type TerminateReason = "failed" | "terminated" | "replace" | "stale" | "expiring" | "surplus";
 
 /** How long before its lifetime a sandbox is replaced: a quarter of it, at most 15 minutes. */
-export const expiryMarginMs = (lifetimeSeconds: number) => Math.min(lifetimeSeconds * 250, 15 * 60_000);
+const expiryMarginMs = (lifetimeSeconds: number) => Math.min(lifetimeSeconds * 250, 15 * 60_000);
 
 /** Whether a sandbox is in the last stretch of its lifetime: no new work should start on it. */
 export function expiresSoon(createdAt: Date, lifetimeSeconds: number, now: number): boolean {

@@ -23,6 +23,11 @@ export interface ContractSetup {
   teardown: () => Promise<void>;
 }
 
+/** The template every backend's run uses; a backend overrides what it must (an image, a smaller sandbox). */
+export function contractTemplate(overrides: Partial<SandboxTemplate> = {}): SandboxTemplate {
+  return { pool: "contract", image: "host", slots: 2, cpu: 1, memoryMiB: 512, lifetimeSeconds: 600, idleTimeoutSeconds: 0, templateHash: "contract-v1", ...overrides };
+}
+
 export function runBackendContract(name: string, setup: () => Promise<ContractSetup>): void {
   describe(`SandboxBackend contract: ${name}`, () => {
     let env: ContractSetup;

@@ -1,5 +1,5 @@
 import { startMockModalBackend } from "../../../src/backends/modal/testing.ts";
-import { runBackendContract } from "./contract.ts";
+import { contractTemplate, runBackendContract } from "./contract.ts";
 
 // The real modal@0.11.1 SDK talking to our mock over gRPC (MODAL_SERVER_URL is set before the SDK client is built).
 // The assertions live in contract.ts: one suite, run against every backend.
@@ -7,16 +7,7 @@ runBackendContract("modal (real SDK against mock-modal)", async () => {
   const { backend, mock } = await startMockModalBackend({ backend: { appName: "hermes-contract", maxConcurrentCreates: 4 } });
   return {
     backend,
-    template: {
-      pool: "contract",
-      image: "debian:12-slim",
-      slots: 2,
-      cpu: 1,
-      memoryMiB: 512,
-      lifetimeSeconds: 600,
-      idleTimeoutSeconds: 0,
-      templateHash: "contract-v1",
-    },
+    template: contractTemplate({ image: "debian:12-slim" }),
     teardown: () => mock.close(),
   };
 });

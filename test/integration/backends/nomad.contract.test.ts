@@ -1,6 +1,6 @@
 import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
 import { startFakeNomad } from "../../../src/backends/nomad/fake/server.ts";
-import { runBackendContract } from "./contract.ts";
+import { contractTemplate, runBackendContract } from "./contract.ts";
 
 // The nomad backend against the fake Nomad: every sandbox is a Nomad job whose allocation runs the real
 // sandbox server as a local process (raw_exec), reached at the address from the allocation listing.
@@ -10,16 +10,7 @@ runBackendContract("nomad (fake Nomad, raw_exec)", async () => {
   const backend = new NomadBackend({ address: fake.url, token: "contract-acl", sandboxToken: "contract-shared", readyTimeoutMs: 20_000, env: {} });
   return {
     backend,
-    template: {
-      pool: "contract",
-      image: "host",
-      slots: 2,
-      cpu: 0.5,
-      memoryMiB: 256,
-      lifetimeSeconds: 600,
-      idleTimeoutSeconds: 0,
-      templateHash: "contract-v1",
-    },
+    template: contractTemplate({ cpu: 0.5, memoryMiB: 256 }),
     teardown: () => fake.close(),
   };
 });
