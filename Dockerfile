@@ -29,7 +29,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY src ./src
-COPY --from=deps /app/src/backends/modal/generated ./src/backends/modal/generated
+COPY --from=deps /app/src/testbeds/mock-modal/generated ./src/testbeds/mock-modal/generated
 # Numeric so that Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 ENTRYPOINT ["node", "/app/bin/hermes-rollouts.js"]

@@ -16,12 +16,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalBackend } from "../src/backends/local/backend.ts";
 import type { SandboxTemplate } from "../src/backends/types.ts";
-import { RunnersApiClient } from "../src/controller/runners-api/client.ts";
+import { RunnersApiClient } from "../src/runner/client.ts";
 import { kubectl } from "../test/support/cluster.ts";
-import { runnerToken } from "../test/integration/controller/checks.ts";
+import { runnerToken } from "../test/integration/operator/checks.ts";
 import {
   apply, exists, getJson, installOperatorPrereqs, NODE_IP, startControllerProcess, startRunnerProcess, waitFor, type ControllerProcess,
-} from "../test/integration/controller/harness.ts";
+} from "../test/integration/operator/harness.ts";
 
 const SANDBOXES = 100;
 const SLOTS = 10;

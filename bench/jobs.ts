@@ -15,8 +15,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { SpooledRows } from "../src/controller/rolloutjob/rows.ts";
-import { JobTracker } from "../src/controller/rolloutjob/tracker.ts";
+import { SpooledRows } from "../src/operator/rolloutjob/rows.ts";
+import { JobTracker } from "../src/operator/rolloutjob/tracker.ts";
 
 const SIZES = [1_000, 10_000, 100_000];
 const ROWS = 50_000;

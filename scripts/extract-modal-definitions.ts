@@ -1,7 +1,7 @@
 /**
  * Install-time step (npm `postinstall`): the pinned `modal` SDK bundles the gRPC service definitions and message
  * codecs our mock Modal server needs, but does not export them. This copies the installed ESM bundle into
- * src/backends/modal/generated/ (gitignored, never checked in) with one extra `export {…}` line, plus a small
+ * src/testbeds/mock-modal/generated/ (gitignored, never checked in) with one extra `export {…}` line, plus a small
  * declaration file. It is idempotent (skips when the stamp matches) and fails loudly when the SDK's shape changes.
  */
 import { createHash } from "node:crypto";
@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const outDir = join(root, "src/backends/modal/generated");
+const outDir = join(root, "src/testbeds/mock-modal/generated");
 const outModule = join(outDir, "modal-internals.js");
 const outTypes = join(outDir, "modal-internals.d.ts");
 const outStamp = join(outDir, "stamp.json");

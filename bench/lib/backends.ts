@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Sandbox } from "modal";
 import { LocalBackend } from "../../src/backends/local/backend.ts";
 import type { ModalBackend } from "../../src/backends/modal/backend.ts";
-import { startMockModalBackend } from "../../src/backends/modal/testing.ts";
+import { startMockModalBackend } from "../../test/support/modal.ts";
 import type { ExecRequest, SandboxBackend, SandboxRef } from "../../src/backends/types.ts";
 
 /** The baseline a slot-layer tool call is compared with: the same command with nothing of ours around it. */

@@ -1,6 +1,6 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
 import {
   SandboxError,

@@ -1,5 +1,5 @@
 import { AlreadyExistsError, ModalClient, type App, type ContainerProcess, type Sandbox } from "modal";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import { buildSlotCommand, resolveInsideWorkspace, slotDirectory, type IsolationRequest } from "../isolation.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES, TailBuffer, TIMEOUT_EXIT_CODE } from "../process.ts";
 import {

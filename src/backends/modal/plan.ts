@@ -1,5 +1,5 @@
 import type { Logger as ModalLogger } from "modal";
-import type { Logger } from "../../log.ts";
+import type { Logger } from "../../base/log.ts";
 import type { SpawnPlan } from "../isolation.ts";
 import type { SandboxInfo, SandboxTemplate } from "../types.ts";
 

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
 import {
   SandboxError,

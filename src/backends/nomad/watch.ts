@@ -1,4 +1,4 @@
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import type { NomadClient } from "./client.ts";
 import type { AllocationStub } from "./schemas.ts";
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import { isOutsideWorkspace } from "../isolation.ts";
 import { isMissingFile } from "../local/errors.ts";
 import type { SlotHost } from "../local/slot-host.ts";

@@ -1,4 +1,4 @@
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import type { SandboxBackend, SandboxInfo } from "../types.ts";
 
 const log = logger("keepalive");

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxPhase } from "../types.ts";
 import { InFlightCreates } from "./creates.ts";
 import { KeepAlive } from "./keepalive.ts";

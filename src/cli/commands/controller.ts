@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
-import { startController } from "../../controller/main.ts";
-import { logger } from "../../log.ts";
+import { startController } from "../../operator/main.ts";
+import { logger } from "../../base/log.ts";
 
 /** `hermes-rollouts controller`: the operator. Options are read once here into a typed object. */
 export function command(): Command {

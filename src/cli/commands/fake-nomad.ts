@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
-import { startFakeNomad } from "../../backends/nomad/fake/server.ts";
+import { startFakeNomad } from "../../testbeds/fake-nomad/server.ts";
 
 
 /** `hermes-rollouts fake-nomad`: the fake Nomad HTTP API, running sandbox servers as local processes. */

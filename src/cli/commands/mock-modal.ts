@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
-import { startMockModal } from "../../backends/modal/mock/server.ts";
+import { startMockModal } from "../../testbeds/mock-modal/server.ts";
 
 /**
  * `hermes-rollouts mock-modal`: a mock Modal control plane + command router for tests and kind CI. Prints

@@ -12,7 +12,7 @@ export function command(): Command {
     .option("--env <name>", "environment that reads the dataset's rows", "swe-smith-oracle")
     .option("--model <name>", "model name listed by /v1/models", "hermes")
     .action(async (opts: { port: number; host: string; policy: "oracle" | "noop"; format: "auto" | "native" | "hermes"; dataset?: string; env: string; model: string }) => {
-      const { startModelServer } = await import("../../runner/model-server/server.ts");
+      const { startModelServer } = await import("../../model-server/server.ts");
       const { getEnvironment } = await import("../../envs/index.ts");
       const { jsonlFileSource } = await import("../../envs/datasets/index.ts");
       const tasks = [];

@@ -10,7 +10,7 @@ export function command(): Command {
     .action(async (jobPath: string, opts: { pool?: string; out: string; concurrency?: number }) => {
       // JSON logs would drown the progress display; LOG_LEVEL still wins when set.
       process.env.LOG_LEVEL ??= "warn";
-      const { runJob } = await import("../../runner/job.ts");
+      const { runJob } = await import("../../local/job.ts");
       const controller = new AbortController();
       const stop = (): void => controller.abort(new Error("interrupted"));
       process.once("SIGINT", stop);

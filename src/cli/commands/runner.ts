@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { runRunner } from "../../controller/runners-api/runner-loop.ts";
-import { logger } from "../../log.ts";
+import { runRunner } from "../../runner/loop.ts";
+import { logger } from "../../base/log.ts";
 
 function required(name: string): string {
   const value = process.env[name];

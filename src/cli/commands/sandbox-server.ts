@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
-import { logger } from "../../log.ts";
+import { logger } from "../../base/log.ts";
 import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
 import { SlotHost } from "../../backends/local/slot-host.ts";
 import { createSandboxServer } from "../../backends/sandbox-server/server.ts";

@@ -1,4 +1,4 @@
-import { startMockModalBackend } from "../../../src/backends/modal/testing.ts";
+import { startMockModalBackend } from "../../support/modal.ts";
 import { contractTemplate, runBackendContract } from "./contract.ts";
 
 // The real modal@0.11.1 SDK talking to our mock over gRPC (MODAL_SERVER_URL is set before the SDK client is built).

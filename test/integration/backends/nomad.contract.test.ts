@@ -1,5 +1,5 @@
 import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
-import { startFakeNomad } from "../../../src/backends/nomad/fake/server.ts";
+import { startFakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
 import { contractTemplate, runBackendContract } from "./contract.ts";
 
 // The nomad backend against the fake Nomad: every sandbox is a Nomad job whose allocation runs the real

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
-import { startMockModal } from "../../../src/backends/modal/mock/server.ts";
-import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../../src/backends/modal/testing.ts";
+import { startMockModal } from "../../../src/testbeds/mock-modal/server.ts";
+import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../support/modal.ts";
 import { isSandboxError } from "../../../src/backends/types.ts";
-import { modalBackendFromSpec } from "../../../src/runner/backend.ts";
+import { modalBackendFromSpec } from "../../../src/local/pool.ts";
 
 // Modal-specific backend behaviour beyond the shared contract: lifetimes, the create cap, rebuild after a restart.
 describe("modal backend specifics", () => {

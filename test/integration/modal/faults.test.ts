@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { LeaseLostError } from "../../../src/backends/slots/types.ts";
-import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../../src/backends/modal/testing.ts";
+import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../support/modal.ts";
 import { isSandboxError, type SandboxInfo } from "../../../src/backends/types.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { AlreadyExistsError, NotFoundError, type App, type Image, type ModalClient } from "modal";
-import type { MockModal } from "../../../src/backends/modal/mock/server.ts";
+import type { MockModal } from "../../../src/testbeds/mock-modal/server.ts";
 import { mockWithClient } from "./support.ts";
 
 // The real modal@0.11.1 SDK against the mock, checking the behaviour modal-sdk.md describes (V2 path by default).

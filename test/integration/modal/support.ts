@@ -1,5 +1,5 @@
 import type { ModalClient } from "modal";
-import { startMockModal, type MockModal, type MockModalOptions } from "../../../src/backends/modal/mock/server.ts";
+import { startMockModal, type MockModal, type MockModalOptions } from "../../../src/testbeds/mock-modal/server.ts";
 
 /**
  * A mock plus a raw SDK client pointed at it. The SDK reads MODAL_SERVER_URL when a client is constructed,

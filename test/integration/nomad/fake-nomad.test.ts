@@ -7,7 +7,7 @@ import { allocationAddress, currentAllocation } from "../../../src/backends/noma
 import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
 import { NomadClient } from "../../../src/backends/nomad/client.ts";
 import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
-import { startFakeNomad, type FakeNomad } from "../../../src/backends/nomad/fake/server.ts";
+import { startFakeNomad, type FakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
 import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";

@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { buildScoredGroup } from "../../../src/runner/scored.ts";
-import { AtroposSink } from "../../../src/runner/sinks.ts";
+import { buildScoredGroup } from "../../../src/rollout/scored.ts";
+import { AtroposSink } from "../../../src/rollout/sinks.ts";
 
 interface Received {
   method: string;
@@ -132,7 +132,7 @@ test("groups the trainer would not take are kept back, as atroposlib's serve loo
 });
 
 test("a group of one trajectory is never uniform: with groupSize 1 every group is sent", async () => {
-  const { atroposSkipReason } = await import("../../../src/runner/sinks.ts");
+  const { atroposSkipReason } = await import("../../../src/rollout/sinks.ts");
   assert.equal(atroposSkipReason({ tokens: [[1, 2]], scores: [1] }, { maxTokenLength: 100, dropUniformGroups: true }), undefined);
   assert.match(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 100, dropUniformGroups: true }) ?? "", /every score is 0.5/);
   assert.equal(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 0, dropUniformGroups: false }), undefined, "maxTokenLength 0 disables the length rule");

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { runAgentLoop } from "../../../src/runner/agent-loop.ts";
-import { createModelClient } from "../../../src/runner/model-client.ts";
-import { startModelServer, type ModelServer } from "../../../src/runner/model-server/server.ts";
-import { INSPECT_COMMAND } from "../../../src/runner/model-server/policy.ts";
-import { assembleTokens, MASKED } from "../../../src/runner/scored.ts";
-import { defaultTools } from "../../../src/runner/tools.ts";
+import { runAgentLoop } from "../../../src/rollout/agent-loop.ts";
+import { createModelClient } from "../../../src/rollout/model-client.ts";
+import { startModelServer, type ModelServer } from "../../../src/model-server/server.ts";
+import { INSPECT_COMMAND } from "../../../src/model-server/policy.ts";
+import { assembleTokens, MASKED } from "../../../src/rollout/scored.ts";
+import { defaultTools } from "../../../src/rollout/tools.ts";
 import type { ExecRequest, ExecResult } from "../../../src/backends/types.ts";
-import type { LeasedSlot, ToolCallFormat } from "../../../src/runner/types.ts";
+import type { LeasedSlot, ToolCallFormat } from "../../../src/rollout/types.ts";
 
 /** A slot that records commands and answers them without running anything. */
 function recordingSlot(): LeasedSlot & { commands: string[] } {

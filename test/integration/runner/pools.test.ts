@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { startMockModal } from "../../../src/backends/modal/mock/server.ts";
-import { startFakeNomad } from "../../../src/backends/nomad/fake/server.ts";
-import { runJob, type RunSummary } from "../../../src/runner/job.ts";
-import type { ScoredDataGroup } from "../../../src/runner/scored.ts";
+import { startMockModal } from "../../../src/testbeds/mock-modal/server.ts";
+import { startFakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
+import { runJob, type RunSummary } from "../../../src/local/job.ts";
+import type { ScoredDataGroup } from "../../../src/rollout/scored.ts";
 
 const ITEMS = 2;
 const GROUP_SIZE = 2;

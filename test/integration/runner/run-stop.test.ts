@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { runJob } from "../../../src/runner/job.ts";
+import { runJob } from "../../../src/local/job.ts";
 
 /** How `hermes-rollouts run` ends when it does not finish: interrupted, or refused after the dataset opened. */
 const run = promisify(execFile);

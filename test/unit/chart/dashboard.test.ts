@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { ControllerMetrics } from "../../../src/controller/runtime/metrics.ts";
+import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 
 const dashboard = JSON.parse(readFileSync("deploy/helm/hermes-rollouts/dashboards/hermes-rollouts.json", "utf8")) as {
   panels: { title: string; targets: { expr: string }[] }[];

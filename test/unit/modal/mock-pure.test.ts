@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseFaultSpec, retryPolicyDetails } from "../../../src/backends/modal/mock/faults.ts";
-import { mintId } from "../../../src/backends/modal/mock/sandboxes.ts";
-import { isLoopbackPeer } from "../../../src/backends/modal/mock/state.ts";
-import { RPCRetryPolicy, RPCStatus } from "../../../src/backends/modal/generated/modal-internals.js";
+import { parseFaultSpec, retryPolicyDetails } from "../../../src/testbeds/mock-modal/faults.ts";
+import { mintId } from "../../../src/testbeds/mock-modal/sandboxes.ts";
+import { isLoopbackPeer } from "../../../src/testbeds/mock-modal/state.ts";
+import { RPCRetryPolicy, RPCStatus } from "../../../src/testbeds/mock-modal/generated/modal-internals.js";
 import { Semaphore } from "../../../src/backends/modal/semaphore.ts";
 
 test("fault specs parse, and a typo is an error rather than silence", () => {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execArgv, infoFromTags, isValidSandboxName, maxThrottleWaitSecs, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "../../../src/backends/modal/plan.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
-import type { Logger } from "../../../src/log.ts";
+import type { Logger } from "../../../src/base/log.ts";
 
 const template: SandboxTemplate = {
   pool: "team-a/pool-1", image: "python:3.12", slots: 4, cpu: 2, memoryMiB: 2048, lifetimeSeconds: 3600, idleTimeoutSeconds: 600, templateHash: "abc123",

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { allocationAddress, currentAllocation, incarnationOf, schedulerPhase } from "../../../src/backends/nomad/allocations.ts";
-import { compileFilter } from "../../../src/backends/nomad/fake/filter.ts";
+import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
 import { buildSandboxJob, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { allocationStubSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 

@@ -1,0 +1,241 @@
+/**
+ * `hermes-rollouts run`: one RolloutJob on this machine. Items stream from the dataset; each becomes one group
+ * of `groupSize` trajectories on the embedded pool, with at most `concurrency` trajectories at once; groups go
+ * to DIR/scored.jsonl (and to a trainer when the job says atropos); DIR/summary.json sums the run up.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { RolloutJobSpec } from "../api/index.ts";
+import { getEnvironment, InvalidItemError, rowFilter, type Environment } from "../envs/index.ts";
+import { logger } from "../base/log.ts";
+import { startEmbeddedPool, type EmbeddedPool } from "./pool.ts";
+import { resolveDataset } from "../envs/resolve.ts";
+import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { loadManifests, ManifestError } from "./manifest.ts";
+import { modelClientFromSpec } from "../rollout/model-client.ts";
+import type { OracleTask } from "../model-server/policy.ts";
+import { startModelServer, type ModelServer } from "../model-server/server.ts";
+import { ProgressCounters, progressView } from "./progress.ts";
+import type { ScoredDataGroup } from "../rollout/scored.ts";
+import { AtroposSink, JsonlSink, type ScoredSink } from "../rollout/sinks.ts";
+
+const log = logger("run");
+
+export interface RunOptions {
+  jobPath: string;
+  poolPath?: string;
+  outDir: string;
+  /** Trajectories at once; replicas × trajectoriesPerRunner of the job when unset. */
+  concurrency?: number;
+  stream?: NodeJS.WriteStream;
+  signal?: AbortSignal;
+}
+
+export interface RunSummary {
+  job: string;
+  pool: string;
+  backend: string;
+  environment: string;
+  model: string;
+  items: number;
+  groups: number;
+  failed: number;
+  trajectories: number;
+  passed: number;
+  passRate: number;
+  meanScore: number;
+  retries: number;
+  durationSeconds: number;
+  /** Mean per-trajectory phase times, in ms. */
+  perTrajectoryMs: { acquire: number; setup: number; agent: number; model: number; verify: number; total: number };
+  results: string[];
+  failures: { item: string; error: string }[];
+  succeeded: boolean;
+}
+
+const FAILURES_KEPT = 20;
+
+function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): ScoredSink[] {
+  const sinks: ScoredSink[] = [new JsonlSink(join(outDir, "scored.jsonl"))];
+  if (spec.results.type === "atropos" && spec.results.url) {
+    sinks.push(new AtroposSink({ url: spec.results.url, name: jobName, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, dropUniformGroups: spec.results.dropUniformGroups }));
+  }
+  return sinks;
+}
+
+/** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
+export function groupSettingsFromSpec(spec: RolloutJobSpec): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
+  const { sampling } = spec.model;
+  return {
+    format: spec.model.toolCallFormat,
+    generation: { temperature: sampling.temperature, top_p: sampling.topP, max_tokens: sampling.maxTokens },
+    limits: spec.limits,
+    groupSize: spec.groupSize,
+    backoffLimit: spec.backoffLimit,
+  };
+}
+
+function apiKey(spec: RolloutJobSpec): string | undefined {
+  // In a cluster the key comes from apiKeySecretRef; on one machine from the environment.
+  return spec.model.apiKeySecretRef ? (process.env.OPENAI_API_KEY ?? process.env.HERMES_MODEL_API_KEY) : undefined;
+}
+
+export async function runJob(options: RunOptions): Promise<RunSummary> {
+  const jobText = await readFile(options.jobPath, "utf8");
+  const poolText = options.poolPath ? await readFile(options.poolPath, "utf8") : undefined;
+  const { job, pool } = loadManifests(
+    { text: jobText, source: options.jobPath },
+    poolText !== undefined && options.poolPath ? { text: poolText, source: options.poolPath } : undefined,
+  );
+  const spec = job.spec;
+  const outDir = resolve(options.outDir);
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, "scored.jsonl"), "");
+
+  const keep = inJobFile(options.jobPath, () => rowFilter(spec.environment.name, spec.environment.config));
+  const dataset = await resolveDataset(spec.dataset, options.jobPath, keep ? { keep } : {});
+  const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
+  const oracleTasks: OracleTask[] = [];
+  const counters = new ProgressCounters();
+  const failures: RunSummary["failures"] = [];
+  const groups: ScoredDataGroup[] = [];
+  let modelServer: ModelServer | undefined;
+  let embedded: EmbeddedPool | undefined;
+  try {
+    // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
+    const env: Environment = inJobFile(options.jobPath, () =>
+      getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) }),
+    );
+    if (spec.model.builtin) {
+      modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
+      cleanups.push(() => (modelServer as ModelServer).close());
+    }
+    embedded = await startEmbeddedPool(pool.name, pool.spec);
+    cleanups.push(() => (embedded as EmbeddedPool).close());
+    const sinks = openSinks(spec, job.name, outDir);
+    for (const sink of sinks) await sink.open();
+    cleanups.push(async () => void (await Promise.allSettled(sinks.map((s) => s.close()))));
+
+    const concurrency = options.concurrency ?? spec.runners.replicas * spec.runners.trajectoriesPerRunner;
+    const model = modelClientFromSpec(spec.model, apiKey(spec), modelServer?.baseURL);
+    const view = progressView(counters, options.stream);
+    const groupOptions: GroupOptions<unknown> = {
+      env,
+      slots: embedded.slots,
+      model,
+      ...groupSettingsFromSpec(spec),
+      gate: new Semaphore(concurrency),
+      ...(options.signal ? { signal: options.signal } : {}),
+      onEvent: (event) => {
+        counters.onEvent(event);
+        view.update();
+      },
+    };
+
+    const runItem = async (row: unknown, index: number): Promise<void> => {
+      let itemId = `#${index}`;
+      try {
+        const item = env.parseItem(row);
+        itemId = env.itemId(item);
+        const commands = env.oracleCommands(item);
+        if (commands) oracleTasks.push({ id: itemId, prompt: env.prompt(item).user, commands });
+        const group = await runGroup(item, index, groupOptions);
+        for (const sink of sinks) await sink.write(group);
+        groups.push(group);
+        counters.onGroup(group);
+        view.itemFinished(`${itemId}: scores [${group.scores.join(", ")}]`);
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        counters.failed++;
+        const message = error instanceof GroupFailedError || error instanceof InvalidItemError ? error.message : String(error);
+        if (failures.length < FAILURES_KEPT) failures.push({ item: itemId, error: message });
+        log.error({ item: itemId, err: message }, "item failed");
+        view.itemFinished(`${itemId}: FAILED ${message.slice(0, 200)}`);
+      }
+    };
+
+    // Enough groups in flight to keep the trajectory gate full, pulled lazily from the dataset stream.
+    const inFlight = new Set<Promise<void>>();
+    const maxGroups = Math.max(1, Math.ceil(concurrency / spec.groupSize) + 1);
+    let index = 0;
+    try {
+      for await (const row of dataset.rows) {
+        const running = runItem(row, index++).finally(() => inFlight.delete(running));
+        inFlight.add(running);
+        counters.items = index;
+        if (inFlight.size >= maxGroups) await Promise.race(inFlight);
+      }
+      counters.total = index;
+      await Promise.all(inFlight);
+    } finally {
+      // However the loop ended (an interrupt, a dataset failing mid-stream), groups still running hold slots and
+      // model calls: they end (the signal stops them) before the pool and model server close under them. The
+      // live bar's timer would keep the process alive and the terminal's cursor hidden.
+      await Promise.allSettled(inFlight);
+      view.stop();
+    }
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log.warn({ err: error }, "cleanup failed"));
+    }
+  }
+
+  const summary = summarize(job.name, pool.name, pool.spec.backend, spec.environment.name, spec, counters, groups, failures, outDir);
+  await writeFile(join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  return summary;
+}
+
+/** Environment errors are the job file's: say which file and field. */
+function inJobFile<T>(jobPath: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new ManifestError(`${jobPath}: spec.environment: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? 0 : Math.round(values.reduce((a, b) => a + b, 0) / values.length);
+}
+
+function summarize(
+  jobName: string,
+  poolName: string,
+  backend: string,
+  environment: string,
+  spec: RolloutJobSpec,
+  counters: ProgressCounters,
+  groups: readonly ScoredDataGroup[],
+  failures: RunSummary["failures"],
+  outDir: string,
+): RunSummary {
+  const timings = groups.flatMap((g) => g.metadata.trajectories.map((t) => t.timings));
+  const results = [join(outDir, "scored.jsonl"), ...(spec.results.type === "atropos" && spec.results.url ? [spec.results.url] : [])];
+  return {
+    job: jobName,
+    pool: poolName,
+    backend,
+    environment,
+    model: spec.model.builtin ? `builtin:${spec.model.builtin.policy}` : (spec.model.baseURL ?? ""),
+    items: counters.items,
+    groups: counters.groups,
+    failed: counters.failed,
+    trajectories: counters.trajectories,
+    passed: counters.passed,
+    passRate: counters.passRate,
+    meanScore: counters.meanScore,
+    retries: counters.retries,
+    durationSeconds: Math.round(counters.elapsedSeconds * 100) / 100,
+    perTrajectoryMs: {
+      acquire: mean(timings.map((t) => t.acquireMs)),
+      setup: mean(timings.map((t) => t.setupMs)),
+      agent: mean(timings.map((t) => t.agentMs)),
+      model: mean(timings.map((t) => t.modelMs)),
+      verify: mean(timings.map((t) => t.verifyMs)),
+      total: mean(timings.map((t) => t.totalMs)),
+    },
+    results,
+    failures,
+    succeeded: counters.failed === 0 && counters.groups > 0,
+  };
+}

@@ -1,0 +1,60 @@
+import { join } from "node:path";
+import type { RolloutJobSpec } from "../../api/index.ts";
+import { configMapSource, readRows } from "../../envs/datasets/index.ts";
+import { rowFilter } from "../../envs/index.ts";
+import { resolveDataset } from "../../envs/resolve.ts";
+import { startGitHttpServer, type GitHttpServer } from "../../envs/git-http.ts";
+import type { ClusterClient } from "../client.ts";
+import type { LoadedDataset } from "./reconcile.ts";
+
+/**
+ * Opens a job's rows for the controller as a stream, in the job's seeded order, through the envs loaders (the
+ * reconciler spools them to disk once). Repositories a
+ * dataset ships (the bundled mini-dataset) are served over git HTTP by one server per directory, shared by every
+ * job and closed with the controller; in a cluster (POD_IP set) it listens on all addresses and advertises the pod
+ * IP, so sandboxes in other pods can clone from it.
+ */
+export class JobDatasets {
+  readonly #client: Pick<ClusterClient, "readConfigMap">;
+  readonly #dataDir: string;
+  readonly #repoServers = new Map<string, Promise<GitHttpServer>>();
+
+  constructor(client: Pick<ClusterClient, "readConfigMap">, dataDir: string) {
+    this.#client = client;
+    this.#dataDir = dataDir;
+  }
+
+  async load(namespace: string, spec: RolloutJobSpec): Promise<LoadedDataset> {
+    const keep = rowFilter(spec.environment.name, spec.environment.config);
+    const order = {
+      ...(spec.dataset.maxItems !== undefined ? { maxItems: spec.dataset.maxItems } : {}),
+      ...(spec.dataset.shuffleSeed !== undefined ? { shuffleSeed: spec.dataset.shuffleSeed } : {}),
+      ...(keep ? { keep } : {}),
+    };
+    const configMap = spec.dataset.configMap;
+    if (configMap) {
+      const data = await this.#client.readConfigMap(namespace, configMap.name);
+      if (data === undefined) throw new Error(`ConfigMap ${namespace}/${configMap.name} not found`);
+      const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
+      return { rows: readRows(source, order), environmentConfig: {} };
+    }
+    const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), { serveRepos: (root) => this.#serve(root), ...(keep ? { keep } : {}) });
+    return { rows: resolved.rows, environmentConfig: resolved.environmentConfig };
+  }
+
+  async close(): Promise<void> {
+    const servers = [...this.#repoServers.values()];
+    this.#repoServers.clear();
+    await Promise.all(servers.map(async (server) => (await server).close()));
+  }
+
+  async #serve(root: string): Promise<string> {
+    let server = this.#repoServers.get(root);
+    if (server === undefined) {
+      const podIP = process.env.POD_IP;
+      server = startGitHttpServer(root, podIP ? { host: "0.0.0.0", advertiseHost: podIP } : {});
+      this.#repoServers.set(root, server);
+    }
+    return (await server).url;
+  }
+}

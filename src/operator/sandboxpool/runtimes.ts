@@ -1,0 +1,108 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SandboxPoolSpec } from "../../api/index.ts";
+import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
+import { InFlightCreates } from "../../backends/slots/creates.ts";
+import { KeepAlive } from "../../backends/slots/keepalive.ts";
+import { SlotPool } from "../../backends/slots/pool.ts";
+import type { SandboxBackend } from "../../backends/types.ts";
+import { poolTemplate } from "../../backends/template.ts";
+
+/** Builds a pool's backend from its spec (credentials come from Secrets the factory reads). */
+export type BackendFactory = (poolKey: string, namespace: string, spec: SandboxPoolSpec) => Promise<SandboxBackend>;
+
+/**
+ * Lease records as one JSON file per pool under the controller's data dir (a PersistentVolume in a cluster),
+ * replaced atomically on every change, so a new leader restores them and hands out no slot a live runner holds.
+ */
+export class FileLeaseStore implements LeaseStore {
+  readonly #dir: string;
+  readonly #cache = new Map<string, Map<string, LeaseRecord>>();
+  constructor(dataDir: string) {
+    this.#dir = join(dataDir, "leases");
+  }
+  #file(pool: string): string {
+    return join(this.#dir, `${pool.replace("/", "_")}.json`);
+  }
+  async load(pool: string): Promise<LeaseRecord[] | undefined> {
+    try {
+      const records = JSON.parse(readFileSync(this.#file(pool), "utf8")) as LeaseRecord[];
+      this.#cache.set(pool, new Map(records.map((r) => [r.id, r])));
+      return records;
+    } catch {
+      return undefined;
+    }
+  }
+  async put(pool: string, record: LeaseRecord): Promise<void> {
+    this.#records(pool).set(record.id, { ...record });
+    this.#write(pool);
+  }
+  async remove(pool: string, leaseId: string): Promise<void> {
+    if (this.#records(pool).delete(leaseId)) this.#write(pool);
+  }
+  #records(pool: string): Map<string, LeaseRecord> {
+    let records = this.#cache.get(pool);
+    if (!records) this.#cache.set(pool, (records = new Map()));
+    return records;
+  }
+  #write(pool: string): void {
+    mkdirSync(this.#dir, { recursive: true });
+    const path = this.#file(pool);
+    writeFileSync(`${path}.tmp`, JSON.stringify([...this.#records(pool).values()]));
+    renameSync(`${path}.tmp`, path);
+  }
+}
+
+export interface PoolRuntime {
+  backend: SandboxBackend;
+  slots: SlotPool;
+  acquireTimeoutMs: number;
+  /** Creates running in the background, so a slow create never holds a reconcile worker. */
+  creates: InFlightCreates;
+  /** The last background create's failure, shown in status until a create succeeds. */
+  createError: string | undefined;
+  keepAlive: KeepAlive;
+}
+
+/** The live backend and slot pool of every pool this controller manages, created on first reconcile. */
+export class PoolRuntimes {
+  readonly #factory: BackendFactory;
+  readonly #store: LeaseStore;
+  readonly #pools = new Map<string, PoolRuntime>();
+  /** Called when a runner waits for a slot: the pool reconciles at once to create capacity. */
+  onWaiting: (poolKey: string) => void = () => {};
+
+  constructor(factory: BackendFactory, store: LeaseStore) {
+    this.#factory = factory;
+    this.#store = store;
+  }
+
+  get(poolKey: string): PoolRuntime | undefined {
+    return this.#pools.get(poolKey);
+  }
+
+  async ensure(poolKey: string, namespace: string, spec: SandboxPoolSpec): Promise<PoolRuntime> {
+    const existing = this.#pools.get(poolKey);
+    if (existing) return existing;
+    const backend = await this.#factory(poolKey, namespace, spec);
+    const slots = new SlotPool({ backend, template: poolTemplate(poolKey, spec), leaseTtlMs: spec.leaseTTLSeconds * 1000, store: this.#store });
+    await slots.start();
+    slots.onWaiting = () => this.onWaiting(poolKey);
+    const runtime: PoolRuntime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() };
+    this.#pools.set(poolKey, runtime);
+    return runtime;
+  }
+
+  async drop(poolKey: string): Promise<void> {
+    const runtime = this.#pools.get(poolKey);
+    if (!runtime) return;
+    this.#pools.delete(poolKey);
+    await runtime.creates.idle();
+    runtime.slots.close();
+    await runtime.backend.close();
+  }
+
+  async closeAll(): Promise<void> {
+    for (const key of [...this.#pools.keys()]) await this.drop(key);
+  }
+}

@@ -1,0 +1,108 @@
+import { getEnvironment } from "../envs/index.ts";
+import { logger } from "../base/log.ts";
+import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { groupSettingsFromSpec } from "../local/job.ts";
+import { modelClientFromSpec } from "../rollout/model-client.ts";
+import type { OracleTask } from "../model-server/policy.ts";
+import { startModelServer, type ModelServer } from "../model-server/server.ts";
+import { RunnersApiClient, renewIntervalMs } from "./client.ts";
+
+const log = logger("runner");
+
+export interface RunnerOptions {
+  apiURL: string;
+  namespace: string;
+  job: string;
+  token: string;
+  runnerId: string;
+  modelApiKey?: string;
+  signal: AbortSignal;
+}
+
+export interface RunnerSummary {
+  groups: number;
+  failed: number;
+  handedBack: number;
+  reason: "done" | "suspended" | "stopped";
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/**
+ * A runner pod's work: take items from the runners' API, run each as one group on slots leased through the
+ * API, post the scored group, renew the item's lease meanwhile. Ends when the job is done or suspended, or when
+ * `signal` aborts (SIGTERM): then current items are handed back without spending an attempt.
+ */
+export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> {
+  const api = new RunnersApiClient({ url: options.apiURL, namespace: options.namespace, job: options.job, token: options.token });
+  const info = await api.info();
+  const { spec } = info;
+  const env = getEnvironment(spec.environment.name, info.environmentConfig);
+  const oracleTasks: OracleTask[] = [];
+  let modelServer: ModelServer | undefined;
+  if (spec.model.builtin) modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
+  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL);
+  const groupOptions: GroupOptions<unknown> = {
+    env,
+    slots: api.slotProvider(),
+    model,
+    ...groupSettingsFromSpec(spec),
+    gate: new Semaphore(spec.runners.trajectoriesPerRunner),
+    signal: options.signal,
+  };
+  const summary: RunnerSummary = { groups: 0, failed: 0, handedBack: 0, reason: "stopped" };
+
+  const worker = async (): Promise<void> => {
+    while (!options.signal.aborted) {
+      const work = await api.next(options.runnerId);
+      if ("done" in work || "suspended" in work) {
+        summary.reason = "done" in work ? "done" : "suspended";
+        return;
+      }
+      if ("waitMs" in work) {
+        await sleep(work.waitMs, options.signal);
+        continue;
+      }
+      const renew = setInterval(() => {
+        api.renew(work.leaseId).catch((error: unknown) => log.warn({ err: error, index: work.index }, "item lease renew failed"));
+      }, renewIntervalMs(work.ttlMs));
+      try {
+        const item = env.parseItem(work.row);
+        const commands = env.oracleCommands(item);
+        if (commands) oracleTasks.push({ id: env.itemId(item), prompt: env.prompt(item).user, commands });
+        const group = await runGroup(item, work.index, groupOptions);
+        await api.submitGroup(work.index, work.attempt, group.scores, group);
+        summary.groups++;
+        log.info({ index: work.index, attempt: work.attempt, scores: group.scores, done: summary.groups }, "group scored");
+      } catch (error) {
+        if (options.signal.aborted) {
+          await api.handBack(work.leaseId).catch(() => undefined);
+          summary.handedBack++;
+          return;
+        }
+        summary.failed++;
+        log.error({ index: work.index, err: error instanceof GroupFailedError ? error.message : error }, "item attempt failed");
+        // Unreported, the item's lease lapses and the controller hands it out again: no reason to stop this worker.
+        await api.fail(work.leaseId).catch((failError: unknown) => log.warn({ err: failError, index: work.index }, "could not report the failed attempt"));
+      } finally {
+        clearInterval(renew);
+      }
+    }
+  };
+
+  try {
+    const parallel = Math.max(1, Math.ceil(spec.runners.trajectoriesPerRunner / spec.groupSize));
+    // Every worker ends before the model server closes: a worker that gives up (API unreachable) never leaves
+    // the others running against a closed model endpoint, failing every trajectory they start.
+    const ended = await Promise.allSettled(Array.from({ length: parallel }, worker));
+    const crashed = ended.find((result) => result.status === "rejected");
+    if (crashed) throw crashed.reason;
+  } finally {
+    await modelServer?.close();
+  }
+  return summary;
+}

@@ -1,0 +1,358 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { logger } from "../../base/log.ts";
+import { FAKE_NODE_ID, FAKE_NODE_NAME, type AllocRecord, type FakeNomadState, type Json, type TaskStateRecord } from "./state.ts";
+
+const log = logger("fake-nomad");
+const NS_PER_MS = 1_000_000;
+
+export interface SchedulerOptions {
+  dataDir: string;
+  /** Delay between a register and the allocation appearing (Nomad's eval is asynchronous). */
+  placementDelayMs: number;
+  /** Caps Nomad's reschedule delay so tests do not wait the job's 5 s. */
+  maxRescheduleDelayMs: number;
+}
+
+interface RunningTask {
+  process: ChildProcess;
+  /** Set when we kill it on purpose: the exit then follows our intent, not the restart policy. */
+  intent?: "stop" | "restart" | "lost";
+}
+
+/**
+ * Places allocations and runs their tasks as real processes, as raw_exec does: each task gets its alloc
+ * dir, `NOMAD_*` variables and a free host port per dynamic port label; exits follow the group's
+ * RestartPolicy (same alloc, same port) and then its ReschedulePolicy (a new alloc with a new port).
+ */
+export class FakeScheduler {
+  private readonly state: FakeNomadState;
+  private readonly options: SchedulerOptions;
+  private readonly tasks = new Map<string, RunningTask>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(state: FakeNomadState, options: SchedulerOptions) {
+    this.state = state;
+    this.options = options;
+  }
+
+  placeJob(job: Json): void {
+    this.later(this.options.placementDelayMs, async () => {
+      for (const group of job.TaskGroups as Json[]) {
+        for (let i = 0; i < Number(group.Count ?? 1); i++) await this.place(job, group, i, undefined);
+      }
+    });
+  }
+
+  /** Stops every live alloc of a job: SIGTERM, KillTimeout, SIGKILL, then `complete`. */
+  stopJob(namespace: string, id: string): void {
+    for (const alloc of this.state.jobAllocs(namespace, id)) this.stopAlloc(alloc, "alloc not needed due to job update");
+  }
+
+  stopAlloc(alloc: AllocRecord, why: string): void {
+    if (alloc.DesiredStatus !== "run") return;
+    alloc.DesiredStatus = "stop";
+    alloc.DesiredDescription = why;
+    this.state.touchAlloc(alloc);
+    const killed = this.killTasks(alloc, "stop", "SIGTERM");
+    if (!killed) this.finish(alloc, "complete");
+  }
+
+  /** `POST /v1/allocation/:id/stop`: stop it and place a replacement (the job's count is unchanged). */
+  async stopAndReplace(alloc: AllocRecord): Promise<AllocRecord | undefined> {
+    this.stopAlloc(alloc, "alloc was stopped by the user");
+    return this.replace(alloc);
+  }
+
+  /** Fault: the node lost the alloc. Its process is killed unless `leaveRunning` (a partitioned node). */
+  async lose(alloc: AllocRecord, leaveRunning: boolean): Promise<AllocRecord | undefined> {
+    alloc.DesiredStatus = "stop";
+    alloc.DesiredDescription = "alloc is lost since its node is down";
+    alloc.ClientStatus = "lost";
+    alloc.ClientDescription = "alloc is lost since its node is down";
+    for (const state of Object.values(alloc.TaskStates)) state.State = "dead";
+    if (!leaveRunning) this.killTasks(alloc, "lost", "SIGKILL");
+    this.state.touchAlloc(alloc);
+    return this.replace(alloc);
+  }
+
+  /** `POST /v1/client/allocation/:id/restart`: same alloc and port, fresh process, Restarts + 1. */
+  restartInPlace(alloc: AllocRecord): void {
+    for (const [name, state] of Object.entries(alloc.TaskStates)) {
+      pushEvent(state, "Restart Signaled", "User requested task to restart");
+      const task = this.tasks.get(taskKey(alloc, name));
+      if (task === undefined) continue;
+      task.intent = "restart";
+      killGroup(task.process, "SIGKILL");
+    }
+    this.state.touchAlloc(alloc);
+  }
+
+  /** Fault: the task crashes; what follows is the restart policy's business. */
+  crash(alloc: AllocRecord): void {
+    this.killTasks(alloc, undefined, "SIGKILL");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    const exits = [...this.tasks.values()].map((task) => {
+      task.intent = "stop";
+      const exited = new Promise((resolve) => task.process.once("exit", resolve));
+      killGroup(task.process, "SIGKILL");
+      return exited;
+    });
+    await Promise.all(exits);
+  }
+
+  private async replace(previous: AllocRecord): Promise<AllocRecord | undefined> {
+    const job = this.state.getJob(previous.Namespace, previous.JobID);
+    if (job === undefined || job.Stop === true) return undefined;
+    const group = (job.TaskGroups as Json[]).find((g) => g.Name === previous.TaskGroup);
+    if (group === undefined) return undefined;
+    const index = Number(/\[(\d+)\]$/.exec(previous.Name)?.[1] ?? 0);
+    return this.place(job, group, index, previous);
+  }
+
+  private async place(job: Json, group: Json, index: number, previous: AllocRecord | undefined): Promise<AllocRecord | undefined> {
+    if (this.closed) return undefined;
+    const id = this.state.newAllocId();
+    const networks = (group.Networks as Json[] | undefined) ?? [];
+    const dynamic = networks.flatMap((n) => (n.DynamicPorts as Json[] | undefined) ?? []);
+    const reserved = networks.flatMap((n) => (n.ReservedPorts as Json[] | undefined) ?? []);
+    const ports = [
+      ...(await Promise.all(dynamic.map(async (p) => ({ Label: String(p.Label), Value: await freePort(), To: Number(p.To ?? 0), HostIP: "127.0.0.1" })))),
+      ...reserved.map((p) => ({ Label: String(p.Label), Value: Number(p.Value), To: Number(p.To ?? 0), HostIP: "127.0.0.1" })),
+    ];
+    const tasks = group.Tasks as Json[];
+    const now = Date.now();
+    const alloc: AllocRecord = {
+      ID: id,
+      EvalID: this.state.newAllocId(),
+      Name: `${String(job.ID)}.${String(group.Name)}[${index}]`,
+      Namespace: String(job.Namespace),
+      NodeID: FAKE_NODE_ID,
+      NodeName: FAKE_NODE_NAME,
+      JobID: String(job.ID),
+      JobVersion: Number(job.Version ?? 0),
+      TaskGroup: String(group.Name),
+      DesiredStatus: "run",
+      DesiredDescription: "",
+      ClientStatus: "pending",
+      ClientDescription: "No tasks have started",
+      TaskStates: Object.fromEntries(tasks.map((t) => [String(t.Name), newTaskState()])),
+      AllocatedResources: {
+        Tasks: Object.fromEntries(tasks.map((t) => [String(t.Name), { Cpu: { CpuShares: (t.Resources as Json | undefined)?.CPU ?? 100 }, Memory: { MemoryMB: (t.Resources as Json | undefined)?.MemoryMB ?? 300 }, Networks: null }])),
+        Shared: {
+          DiskMB: 300,
+          Networks: [{ Mode: "host", Device: "lo", IP: "127.0.0.1", CIDR: "", DynamicPorts: ports.filter((p) => dynamic.some((d) => d.Label === p.Label)).map(({ Label, Value, To }) => ({ Label, Value, To, HostNetwork: "default" })), ReservedPorts: null }],
+          Ports: ports,
+        },
+      },
+      PreviousAllocation: previous?.ID ?? "",
+      NextAllocation: "",
+      RescheduleTracker: previous === undefined ? null : { Events: [...(previous.RescheduleTracker?.Events ?? []), { PrevAllocID: previous.ID, RescheduleTime: now * NS_PER_MS }] },
+      CreateIndex: 0,
+      ModifyIndex: 0,
+      CreateTime: now * NS_PER_MS,
+      ModifyTime: now * NS_PER_MS,
+      Job: job,
+    };
+    alloc.CreateIndex = this.state.bump();
+    alloc.ModifyIndex = alloc.CreateIndex;
+    this.state.allocs.set(id, alloc);
+    if (previous !== undefined) {
+      previous.NextAllocation = id;
+      this.state.touchAlloc(previous);
+    }
+    const allocDir = join(this.options.dataDir, "allocs", id, "alloc");
+    mkdirSync(join(allocDir, "data"), { recursive: true });
+    for (const task of tasks) this.startTask(alloc, task, allocDir);
+    return alloc;
+  }
+
+  private startTask(alloc: AllocRecord, task: Json, allocDir: string): void {
+    const name = String(task.Name);
+    const taskState = alloc.TaskStates[name]!;
+    const driver = String(task.Driver);
+    if (driver !== "raw_exec" && driver !== "exec") {
+      pushEvent(taskState, "Driver Failure", `failed to start task: driver "${driver}" is not available on the fake Nomad node`);
+      taskState.State = "dead";
+      taskState.Failed = true;
+      this.finish(alloc, "failed");
+      return;
+    }
+    const taskDir = join(allocDir, "..", name);
+    mkdirSync(join(taskDir, "local"), { recursive: true });
+    const vars = nomadVariables(alloc, name, allocDir, taskDir);
+    const config = (task.Config as Json | undefined) ?? {};
+    const command = interpolate(String(config.command ?? ""), vars);
+    const args = ((config.args as string[] | undefined) ?? []).map((a) => interpolate(a, vars));
+    const taskEnv = Object.fromEntries(Object.entries((task.Env as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, interpolate(v, vars)]));
+    pushEvent(taskState, "Task Setup", "Building Task Directory");
+    const child = spawn(command, args, { cwd: taskDir, env: { ...process.env, ...vars, ...taskEnv }, detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    let stderrTail = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderrTail = (stderrTail + chunk.toString()).slice(-2000)));
+    const running: RunningTask = { process: child };
+    this.tasks.set(taskKey(alloc, name), running);
+    child.once("spawn", () => {
+      taskState.State = "running";
+      taskState.StartedAt = new Date().toISOString();
+      pushEvent(taskState, "Started", "Task started by client");
+      if (alloc.ClientStatus === "pending") {
+        alloc.ClientStatus = "running";
+        alloc.ClientDescription = "Tasks are running";
+      }
+      this.state.touchAlloc(alloc);
+    });
+    child.once("error", (error) => log.warn({ err: error, alloc: alloc.ID, task: name }, "task failed to spawn"));
+    child.once("exit", (code, signal) => {
+      this.tasks.delete(taskKey(alloc, name));
+      if (this.closed) return;
+      const message = `Exit Code: ${code ?? 137}${signal ? `, Signal: ${signal}` : ""}`;
+      pushEvent(taskState, "Terminated", message);
+      if (running.intent === "lost") return;
+      if (running.intent === "restart") return this.restartTask(alloc, task, allocDir, 0);
+      if (running.intent === "stop" || alloc.DesiredStatus !== "run") {
+        taskState.State = "dead";
+        taskState.FinishedAt = new Date().toISOString();
+        if (Object.values(alloc.TaskStates).every((s) => s.State === "dead")) this.finish(alloc, "complete");
+        else this.state.touchAlloc(alloc);
+        return;
+      }
+      if (stderrTail !== "") log.debug({ alloc: alloc.ID, task: name, stderr: stderrTail }, "task exited");
+      this.onUnexpectedExit(alloc, task, allocDir);
+    });
+  }
+
+  /** RestartPolicy first (in place), then fail the alloc and reschedule per ReschedulePolicy. */
+  private onUnexpectedExit(alloc: AllocRecord, task: Json, allocDir: string): void {
+    const group = ((alloc.Job.TaskGroups as Json[]).find((g) => g.Name === alloc.TaskGroup) ?? {}) as Json;
+    const restart = (group.RestartPolicy as Json | undefined) ?? {};
+    const taskState = alloc.TaskStates[String(task.Name)]!;
+    if (taskState.Restarts < Number(restart.Attempts ?? 2)) {
+      pushEvent(taskState, "Restarting", "Task restarting in place");
+      this.state.touchAlloc(alloc);
+      return this.restartTask(alloc, task, allocDir, Math.min(this.options.maxRescheduleDelayMs, Number(restart.Delay ?? 0) / NS_PER_MS));
+    }
+    pushEvent(taskState, "Not Restarting", "Exceeded allowed attempts");
+    taskState.State = "dead";
+    taskState.Failed = true;
+    taskState.FinishedAt = new Date().toISOString();
+    this.finish(alloc, "failed");
+    const reschedule = (group.ReschedulePolicy as Json | undefined) ?? {};
+    const attempts = alloc.RescheduleTracker?.Events.length ?? 0;
+    if (reschedule.Unlimited !== true && attempts >= Number(reschedule.Attempts ?? 0)) return;
+    const delayMs = Math.min(this.options.maxRescheduleDelayMs, Number(reschedule.Delay ?? 0) / NS_PER_MS);
+    this.later(delayMs, () => this.replace(alloc));
+  }
+
+  private restartTask(alloc: AllocRecord, task: Json, allocDir: string, delayMs: number): void {
+    this.later(delayMs, () => {
+      if (alloc.DesiredStatus !== "run") return;
+      const taskState = alloc.TaskStates[String(task.Name)]!;
+      taskState.Restarts += 1;
+      taskState.LastRestart = new Date().toISOString();
+      taskState.State = "pending";
+      this.state.touchAlloc(alloc);
+      this.startTask(alloc, task, allocDir);
+    });
+  }
+
+  private finish(alloc: AllocRecord, status: "complete" | "failed"): void {
+    if (alloc.ClientStatus === "lost") return;
+    alloc.ClientStatus = status;
+    alloc.ClientDescription = status === "complete" ? "All tasks have completed" : "Failed tasks";
+    this.state.touchAlloc(alloc);
+  }
+
+  /** Returns whether any process was signalled; KillTimeout later escalates SIGTERM to SIGKILL. */
+  private killTasks(alloc: AllocRecord, intent: RunningTask["intent"], signal: NodeJS.Signals): boolean {
+    let any = false;
+    for (const name of Object.keys(alloc.TaskStates)) {
+      const task = this.tasks.get(taskKey(alloc, name));
+      if (task === undefined) continue;
+      any = true;
+      if (intent !== undefined) task.intent = intent;
+      killGroup(task.process, signal);
+      if (signal === "SIGTERM") {
+        const jobTask = ((alloc.Job.TaskGroups as Json[]).flatMap((g) => g.Tasks as Json[]).find((t) => t.Name === name) ?? {}) as Json;
+        this.later(Number(jobTask.KillTimeout ?? 5e9) / NS_PER_MS, () => killGroup(task.process, "SIGKILL"));
+      }
+    }
+    return any;
+  }
+
+  private later(delayMs: number, run: () => unknown): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!this.closed) Promise.resolve(run()).catch((error: unknown) => log.error({ err: error }, "fake scheduler step failed"));
+    }, delayMs);
+    this.timers.add(timer);
+  }
+}
+
+function taskKey(alloc: AllocRecord, task: string): string {
+  return `${alloc.ID}/${task}`;
+}
+
+function newTaskState(): TaskStateRecord {
+  return { State: "pending", Failed: false, Restarts: 0, LastRestart: null, StartedAt: null, FinishedAt: null, Events: [] };
+}
+
+function pushEvent(state: TaskStateRecord, type: string, message: string): void {
+  state.Events.push({ Type: type, Time: Date.now() * NS_PER_MS, DisplayMessage: message, Message: message });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+/** The runtime variables Nomad gives a task and interpolates in its Config and Env. */
+function nomadVariables(alloc: AllocRecord, task: string, allocDir: string, taskDir: string): Record<string, string> {
+  const vars: Record<string, string> = {
+    NOMAD_ALLOC_DIR: allocDir,
+    NOMAD_TASK_DIR: join(taskDir, "local"),
+    NOMAD_SECRETS_DIR: join(taskDir, "secrets"),
+    NOMAD_ALLOC_ID: alloc.ID,
+    NOMAD_ALLOC_NAME: alloc.Name,
+    NOMAD_ALLOC_INDEX: /\[(\d+)\]$/.exec(alloc.Name)?.[1] ?? "0",
+    NOMAD_JOB_ID: alloc.JobID,
+    NOMAD_JOB_NAME: alloc.JobID,
+    NOMAD_GROUP_NAME: alloc.TaskGroup,
+    NOMAD_TASK_NAME: task,
+    NOMAD_NAMESPACE: alloc.Namespace,
+    NOMAD_REGION: "global",
+    NOMAD_DC: "dc1",
+  };
+  for (const port of ((alloc.AllocatedResources.Shared as Json).Ports as { Label: string; Value: number; HostIP: string }[])) {
+    vars[`NOMAD_PORT_${port.Label}`] = String(port.Value);
+    vars[`NOMAD_HOST_PORT_${port.Label}`] = String(port.Value);
+    vars[`NOMAD_IP_${port.Label}`] = port.HostIP;
+    vars[`NOMAD_ADDR_${port.Label}`] = `${port.HostIP}:${port.Value}`;
+  }
+  return vars;
+}
+
+function interpolate(value: string, vars: Record<string, string>): string {
+  return value.replace(/\$\{(?:env\.)?([A-Za-z0-9_]+)\}/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}

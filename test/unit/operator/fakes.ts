@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import type { ClusterClient } from "../../../src/operator/client.ts";
+import type { Recorder } from "../../../src/operator/runtime/events.ts";
+
+export interface Action {
+  verb: string;
+  target: string;
+  body?: unknown;
+}
+
+/** A ClusterClient that records writes; `expect` checks the exact list and fails on anything unexpected. */
+export function recordingClient(reads: { secrets?: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>> } = {}) {
+  const actions: Action[] = [];
+  const client: ClusterClient = {
+    patchStatus: async (ref, status) => void actions.push({ verb: "patchStatus", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: status }),
+    setFinalizers: async (ref, finalizers) => void actions.push({ verb: "setFinalizers", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: finalizers }),
+    deleteObject: async (ref) => void actions.push({ verb: "delete", target: `${ref.kind}/${ref.namespace}/${ref.name}` }),
+    createPod: async (ns, pod) => void actions.push({ verb: "createPod", target: `${ns}/${pod.metadata?.name}`, body: pod }),
+    deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
+    createSecret: async (ns, secret) => void actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret }),
+    deleteSecret: async (ns, name) => void actions.push({ verb: "deleteSecret", target: `${ns}/${name}` }),
+    readSecret: async (ns, name) => reads.secrets?.[`${ns}/${name}`],
+    readConfigMap: async (ns, name) => reads.configMaps?.[`${ns}/${name}`],
+  };
+  return {
+    client,
+    actions,
+    /** Asserts the writes, in order, by verb and target; returns them for body checks. */
+    expect(expected: string[]): Action[] {
+      assert.deepEqual(actions.map((a) => `${a.verb} ${a.target}`), expected);
+      return actions.splice(0);
+    },
+  };
+}
+
+export function recordingRecorder() {
+  const events: string[] = [];
+  const recorder: Recorder = { event: (_t, type, reason, message) => void events.push(`${type} ${reason}: ${message}`) };
+  return { recorder, events };
+}
+
+/** An in-memory backend: sandboxes become ready at once unless `startPhase` says otherwise. */
+export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCreate?: string; createGate?: Promise<void> } = {}) {
+  const sandboxes = new Map<string, SandboxInfo>();
+  const calls: string[] = [];
+  const backend: SandboxBackend = {
+    kind: "local",
+    async create(name: string, template: SandboxTemplate) {
+      calls.push(`create ${name}`);
+      await options.createGate;
+      if (options.failCreate) throw new Error(options.failCreate);
+      const info: SandboxInfo = { id: name, name, pool: template.pool, phase: options.startPhase ?? "ready", slots: template.slots, templateHash: template.templateHash, createdAt: new Date("2026-01-01T00:00:00Z") };
+      sandboxes.set(name, info);
+      return info;
+    },
+    async list(pool: string) {
+      return [...sandboxes.values()].filter((s) => s.pool === pool);
+    },
+    async exec() {
+      return { exitCode: 0, stdout: "", stderr: "", durationMs: 0, timedOut: false, truncated: false };
+    },
+    async readFile() {
+      return new Uint8Array();
+    },
+    async writeFile() {},
+    async resetSlot(sandbox, slot) {
+      calls.push(`reset ${sandbox.name}#${slot}`);
+    },
+    async health() {
+      return { ok: true, isolation: "bwrap" as const };
+    },
+    async terminate(sandbox) {
+      calls.push(`terminate ${sandbox.name}`);
+      sandboxes.delete(sandbox.id);
+    },
+    async close() {},
+  };
+  return { backend, sandboxes, calls };
+}

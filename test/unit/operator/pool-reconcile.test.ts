@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { API_VERSION, type SandboxPool } from "../../../src/api/index.ts";
+import type { SandboxPoolStatus } from "../../../src/api/index.ts";
+import { POOL_FINALIZER, poolReconciler } from "../../../src/operator/sandboxpool/reconcile.ts";
+import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
+import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+
+const now = new Date("2026-01-01T00:00:00Z");
+
+function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>[0] = {}) {
+  const fake = fakeBackend(backendOptions);
+  const rec = recordingClient();
+  const events = recordingRecorder();
+  const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
+  let n = 0;
+  const enqueued: string[] = [];
+  const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++), enqueue: (key) => void enqueued.push(key) });
+  /** Waits for the creates a pass started in the background. */
+  const settle = () => runtimes.get("ns/p")!.creates.idle();
+  return { fake, rec, events, runtimes, reconcile, settle, enqueued };
+}
+
+const pool = (spec: Record<string, unknown>, meta: Partial<SandboxPool["metadata"]> = {}): SandboxPool =>
+  ({ apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name: "p", namespace: "ns", generation: 2, uid: "u", ...meta }, spec }) as SandboxPool;
+
+test("an invalid spec gets Ready=False InvalidSpec naming the field, and nothing else is written", async () => {
+  const { rec, fake, reconcile } = setup(pool({ backend: "local", minSandboxes: 5, maxSandboxes: 2 }));
+  await reconcile("ns/p");
+  const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const ready = (write!.body as SandboxPoolStatus).conditions!.find((c) => c.type === "Ready")!;
+  assert.equal(ready.status, "False");
+  assert.equal(ready.reason, "InvalidSpec");
+  assert.match(ready.message, /spec\.minSandboxes/);
+  assert.deepEqual(fake.calls, []);
+});
+
+test("a new pool gets its finalizer first, then minSandboxes, then a Ready status with counts", async () => {
+  const { rec, fake, events, reconcile, settle, enqueued } = setup(pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }));
+  const first = await reconcile("ns/p");
+  const [fin, starting] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]);
+  assert.deepEqual(fin!.body, [POOL_FINALIZER]);
+  assert.equal((starting!.body as SandboxPoolStatus).conditions!.find((c) => c.type === "Ready")!.status, "False");
+  assert.equal(first.requeueAfterMs, 1000, "creates in flight: observe them soon");
+  await settle();
+  assert.deepEqual(enqueued, ["ns/p", "ns/p"], "each finished create requeues the pool");
+  const result = await reconcile("ns/p");
+  const [, status] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]); // the test's pool object never gets it
+
+  assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 2);
+  const s = status!.body as SandboxPoolStatus;
+  assert.deepEqual(s.sandboxes, { ready: 2, starting: 0, failed: 0 });
+  assert.deepEqual(s.slots, { total: 8, leased: 0, free: 8, quarantined: 0 });
+  assert.equal(s.observedGeneration, 2);
+  assert.equal(s.conditions!.find((c) => c.type === "Ready")!.status, "True");
+  assert.equal(s.isolation, "bwrap");
+  assert.equal(events.events.filter((e) => e.startsWith("Normal SandboxCreated")).length, 2);
+  assert.ok(result.requeueAfterMs! > 0);
+});
+
+test("a second pass over an unchanged pool writes nothing (idempotent)", async () => {
+  const p = pool({ backend: "local", minSandboxes: 1 }, { finalizers: [POOL_FINALIZER] });
+  const { rec, fake, reconcile, settle } = setup(p);
+  await reconcile("ns/p");
+  await settle();
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
+  await reconcile("ns/p");
+  const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  p.status = status!.body as SandboxPoolStatus;
+  await reconcile("ns/p");
+  rec.expect([]);
+  assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 1);
+});
+
+test("create failures surface as Ready=False BackendError and a Warning event", async () => {
+  const { rec, events, reconcile, settle } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), { failCreate: "quota exceeded" });
+  await reconcile("ns/p");
+  await settle();
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
+  await reconcile("ns/p");
+  const [status] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const conds = (status!.body as SandboxPoolStatus).conditions!;
+  assert.equal(conds.find((c) => c.type === "Ready")!.reason, "BackendError");
+  assert.match(conds.find((c) => c.type === "Degraded")!.message, /quota exceeded/);
+  assert.ok(events.events.some((e) => e.startsWith("Warning CreateFailed")));
+});
+
+test("a deleted pool terminates every sandbox, then drops its finalizer", async () => {
+  const p = pool({ backend: "local", minSandboxes: 2 }, { finalizers: ["other", POOL_FINALIZER] });
+  const { rec, fake, reconcile, settle } = setup(p);
+  await reconcile("ns/p");
+  await settle();
+  rec.expect(["patchStatus SandboxPool/ns/p"]);
+  assert.equal(fake.sandboxes.size, 2);
+  p.metadata.deletionTimestamp = now.toISOString();
+  await reconcile("ns/p");
+  const [fin] = rec.expect(["setFinalizers SandboxPool/ns/p"]);
+  assert.deepEqual(fin!.body, ["other"]);
+  assert.equal(fake.sandboxes.size, 0);
+});
+
+test("a scale-to-zero pool with no demand is Ready, so a job can start on it and its runners' demand scales it up", async () => {
+  const { rec, fake, reconcile } = setup(pool({ backend: "local", minSandboxes: 0 }, { finalizers: [POOL_FINALIZER] }));
+  await reconcile("ns/p");
+  const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const s = write!.body as SandboxPoolStatus;
+  assert.deepEqual(fake.calls, [], "nothing to create without demand");
+  assert.deepEqual(s.sandboxes, { ready: 0, starting: 0, failed: 0 });
+  const ready = s.conditions!.find((c) => c.type === "Ready")!;
+  assert.deepEqual([ready.status, ready.reason], ["True", "SandboxesReady"]);
+});

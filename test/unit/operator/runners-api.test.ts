@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { rolloutJobSpec } from "../../../src/api/index.ts";
+import { RunnersApiClient, RunnersApiError } from "../../../src/runner/client.ts";
+import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
+import { runnersApi } from "../../../src/operator/runners-api/routes.ts";
+import { SpooledRows } from "../../../src/operator/rolloutjob/rows.ts";
+import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
+import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts";
+import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
+import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
+import { InFlightCreates } from "../../../src/backends/slots/creates.ts";
+import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+import { fakeBackend } from "./fakes.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "runners-api-"));
+const jobs = new ActiveJobs();
+const pools = new Map<string, PoolRuntime>();
+let server: Server;
+let url = "";
+const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 0 }, { a: 1 }] }, model: { builtin: { policy: "oracle" } } });
+
+async function activeJob(name: string, token: string) {
+  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => [{ a: 0 }, { a: 1 }]);
+  const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), journalPath: join(dir, `${name}.journal.jsonl`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
+  jobs.set({ key: `ns/${name}`, uid: `uid-${name}`, poolKey: "ns/p", token, spec, rows, environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
+  return tracker;
+}
+
+before(async () => {
+  const metrics = new ControllerMetrics();
+  server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(jobs, (key) => pools.get(key), metrics)] });
+  url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
+  await activeJob("a", "token-a");
+  await activeJob("b", "token-b");
+});
+after(() => {
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const client = (job: string, token: string) => new RunnersApiClient({ url, namespace: "ns", job, token, unreachableMs: 0 });
+
+test("a runner gets items with their rows, and a retried group POST is stored once", async () => {
+  const api = client("a", "token-a");
+  const work = await api.next("r1");
+  assert.ok("leaseId" in work);
+  assert.deepEqual([work.index, work.attempt, work.row], [0, 1, { a: 0 }]);
+  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], { scores: [1, 1] }), { stored: true });
+  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], { scores: [1, 1] }), { stored: false });
+  assert.equal(jobs.get("ns/a")!.tracker.aggregates().groups, 1);
+});
+
+test("a wrong token is refused, and one job's token cannot reach another job", async () => {
+  await assert.rejects(client("a", "nope").next("r"), (e: unknown) => e instanceof RunnersApiError && e.status === 401);
+  await assert.rejects(client("b", "token-a").next("r"), (e: unknown) => e instanceof RunnersApiError && e.status === 401);
+});
+
+test("slot calls for a lease the job does not hold are refused", async () => {
+  await assert.rejects(client("a", "token-a").call("slots/release", { leaseId: "sandbox/0/abc" }), (e: unknown) => e instanceof RunnersApiError && e.status === 404);
+});
+
+test("/metrics exposes reconcile and domain metrics", async () => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  assert.match(text, /hermes_trajectories_total\{job="ns\/a"\} 2/);
+  assert.match(text, /hermes_job_pass_rate\{job="ns\/a"\} 1/);
+  assert.match(text, /workqueue_depth/);
+});
+
+test("with its pool deleted, a job tells runners to stop and a failed attempt is handed back, not counted", async () => {
+  const tracker = await activeJob("gone", "token-gone");
+  const api = client("gone", "token-gone");
+  const work = await api.next("r");
+  assert.ok("leaseId" in work);
+  jobs.get("ns/gone")!.poolGone = true;
+  await api.fail(work.leaseId);
+  assert.deepEqual(await api.next("r"), { suspended: true });
+  const agg = tracker.aggregates();
+  assert.deepEqual([agg.failed, agg.retried, agg.running], [0, 0, 0]);
+  jobs.get("ns/gone")!.poolGone = false;
+  const again = await api.next("r");
+  assert.ok("leaseId" in again && again.attempt === 1, "the hand-back spent no attempt");
+});
+
+test("a suspended job hands out no slot, and an attempt it cut short is handed back, not failed", async () => {
+  const tracker = await activeJob("paused", "token-paused");
+  const api = client("paused", "token-paused");
+  const work = await api.next("r");
+  assert.ok("leaseId" in work);
+  jobs.get("ns/paused")!.suspended = true;
+  await assert.rejects(api.call("slots/acquire", {}), (e: unknown) => e instanceof RunnersApiError && e.status === 409);
+  await api.fail(work.leaseId);
+  assert.deepEqual([tracker.aggregates().failed, tracker.aggregates().retried], [0, 0]);
+});
+
+test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
+  await activeJob("slots", "token-slots");
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 2, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slots.start(0);
+  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
+  try {
+    // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
+    const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, { method: "POST", headers: { authorization: "Bearer token-slots" }, body: "{}" });
+    assert.deepEqual([waiting.status, ((await waiting.json()) as { retry?: boolean }).retry], [503, true]);
+
+    slots.setSandboxes([await backend.create("sb", template)]);
+    const slot = await client("slots", "token-slots").slotProvider().acquire({ trajectoryId: "t" });
+    assert.equal((await slot.exec({ command: "true", timeoutMs: 1000 })).exitCode, 0);
+    // The controller forgets the lease (expired, or its sandbox went away): the runner sees a sandbox that is gone.
+    jobs.get("ns/slots")!.slotLeases.clear();
+    await assert.rejects(slot.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
+
+    // The pool is deleted under a held slot: "gone" at once (no retrying for a pool that will not come back), and
+    // the release is answered so the runner can hand its item back and stop.
+    const held = await client("slots", "token-slots").slotProvider().acquire({ trajectoryId: "t2" });
+    jobs.get("ns/slots")!.poolGone = true;
+    const patient = new RunnersApiClient({ url, namespace: "ns", job: "slots", token: "token-slots", unreachableMs: 60_000 });
+    const started = Date.now();
+    await assert.rejects(patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0], request: { command: "true", timeoutMs: 1000 } }), (e: unknown) => e instanceof RunnersApiError && e.status === 410);
+    assert.ok(Date.now() - started < 5_000, "not retried as a pool that is still loading");
+    await held.release();
+    assert.equal(jobs.get("ns/slots")!.slotLeases.size, 0);
+  } finally {
+    pools.delete("ns/p");
+    slots.close();
+  }
+});
+
+test("an acquire that was waiting when its job got suspended gives the slot back instead of holding it", async () => {
+  await activeJob("late", "token-late");
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 1, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none");
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slots.start(0);
+  slots.setSandboxes([await backend.create("sb", template)]);
+  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 10_000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
+  try {
+    const holder = await slots.acquire("someone-else", { timeoutMs: 1000 });
+    const waiting = client("late", "token-late").call("slots/acquire", {});
+    while (slots.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
+    jobs.get("ns/late")!.suspended = true;
+    await slots.release(holder.id);
+    await assert.rejects(waiting, (e: unknown) => e instanceof RunnersApiError && e.status === 409);
+    assert.equal(jobs.get("ns/late")!.slotLeases.size, 0);
+    assert.equal(slots.leasedSlots("sb"), 0, "the slot went back to the pool");
+  } finally {
+    pools.delete("ns/p");
+    slots.close();
+  }
+});
