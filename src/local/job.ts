@@ -10,7 +10,7 @@ import { getEnvironment, InvalidItemError, rowFilter, type Environment } from ".
 import { logger } from "../base/log.ts";
 import { startEmbeddedPool, type EmbeddedPool } from "./pool.ts";
 import { resolveDataset } from "../envs/resolve.ts";
-import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { GroupFailedError, groupSettingsFromSpec, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests, ManifestError } from "./manifest.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
@@ -61,18 +61,6 @@ function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): Score
     sinks.push(new AtroposSink({ url: spec.results.url, name: jobName, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, dropUniformGroups: spec.results.dropUniformGroups }));
   }
   return sinks;
-}
-
-/** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
-export function groupSettingsFromSpec(spec: RolloutJobSpec): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
-  const { sampling } = spec.model;
-  return {
-    format: spec.model.toolCallFormat,
-    generation: { temperature: sampling.temperature, top_p: sampling.topP, max_tokens: sampling.maxTokens },
-    limits: spec.limits,
-    groupSize: spec.groupSize,
-    backoffLimit: spec.backoffLimit,
-  };
 }
 
 function apiKey(spec: RolloutJobSpec): string | undefined {

@@ -11,6 +11,7 @@ import { LocalBackend } from "../backends/local/backend.ts";
 import { PoolManager } from "../backends/slots/manager.ts";
 import { SlotPool } from "../backends/slots/pool.ts";
 import type { SandboxBackend } from "../backends/types.ts";
+import { modalBackendFromSpec, nomadBackendFromSpec } from "../backends/factory.ts";
 import { poolTemplate } from "../backends/template.ts";
 import { slotPoolProvider } from "./slot-provider.ts";
 import type { SlotProvider } from "../rollout/types.ts";
@@ -37,60 +38,6 @@ async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
   const owned = spec.local?.rootDir === undefined;
   const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
   return { backend: await LocalBackend.open({ rootDir }), cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined) };
-}
-
-/** Modal credentials resolved by the caller (a cluster Secret); unset fields fall back to the SDK's own lookup. */
-export interface ModalCredentials {
-  tokenId?: string;
-  tokenSecret?: string;
-}
-
-/** Nomad credentials resolved by the caller (cluster Secrets, or NOMAD_* as for the `nomad` CLI). */
-export interface NomadCredentials {
-  token?: string;
-  caCert?: string;
-  clientCert?: string;
-  clientKey?: string;
-  /** The pool's shared sandbox-server token. */
-  sandboxToken?: string;
-}
-
-/**
- * Modal sandboxes through the real SDK. Without credentials the SDK uses MODAL_TOKEN_ID and MODAL_TOKEN_SECRET,
- * else ~/.modal.toml. Lifetime and idle timeout travel in the pool's sandbox template.
- */
-export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: ModalCredentials = {}): Promise<SandboxBackend> {
-  const modal = spec.modal;
-  if (!modal) throw new Error("spec.modal is required for backend modal");
-  const { ModalBackend } = await import("../backends/modal/backend.ts");
-  return new ModalBackend({
-    appName: modal.appName,
-    ...(modal.serverURL ? { serverUrl: modal.serverURL } : {}),
-    maxConcurrentCreates: spec.maxConcurrentCreates,
-    ...(modal.environment ? { environment: modal.environment } : {}),
-    ...(modal.regions ? { regions: modal.regions } : {}),
-    ...(credentials.tokenId ? { tokenId: credentials.tokenId } : {}),
-    ...(credentials.tokenSecret ? { tokenSecret: credentials.tokenSecret } : {}),
-  });
-}
-
-/** One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher). */
-export async function nomadBackendFromSpec(spec: SandboxPoolSpec, credentials: NomadCredentials = {}): Promise<SandboxBackend> {
-  const nomad = spec.nomad;
-  if (!nomad) throw new Error("spec.nomad is required for backend nomad");
-  const { NomadBackend } = await import("../backends/nomad/backend.ts");
-  return new NomadBackend({
-    address: nomad.address,
-    namespace: nomad.namespace,
-    datacenters: nomad.datacenters,
-    driver: nomad.driver,
-    ...(nomad.region ? { region: nomad.region } : {}),
-    ...(credentials.token ? { token: credentials.token } : {}),
-    ...(credentials.caCert ? { caCert: credentials.caCert } : {}),
-    ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
-    ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
-    ...(credentials.sandboxToken ? { sandboxToken: credentials.sandboxToken } : {}),
-  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { modalBackendFromSpec, nomadBackendFromSpec } from "../local/pool.ts";
+import { modalBackendFromSpec, nomadBackendFromSpec } from "../backends/factory.ts";
 import type { ClusterClient } from "./client.ts";
 import type { BackendFactory } from "./sandboxpool/runtimes.ts";
 

@@ -5,6 +5,7 @@
  * fresh slot, up to `backoffLimit` retries per group, and never scored; the item yields exactly one group.
  */
 import { randomUUID } from "node:crypto";
+import type { RolloutJobSpec } from "../api/index.ts";
 import { isSandboxError } from "../backends/types.ts";
 import { isInfrastructureError, type Environment } from "../envs/types.ts";
 import { logger } from "../base/log.ts";
@@ -188,4 +189,16 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
     retries,
     durationMs: performance.now() - started,
   });
+}
+
+/** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
+export function groupSettingsFromSpec(spec: RolloutJobSpec): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
+  const { sampling } = spec.model;
+  return {
+    format: spec.model.toolCallFormat,
+    generation: { temperature: sampling.temperature, top_p: sampling.topP, max_tokens: sampling.maxTokens },
+    limits: spec.limits,
+    groupSize: spec.groupSize,
+    backoffLimit: spec.backoffLimit,
+  };
 }

@@ -1,0 +1,60 @@
+/**
+ * Backends built from a SandboxPool spec, shared by the operator (credentials from cluster Secrets) and the local
+ * `run` (credentials from the SDK's or client's own lookup). Modal and Nomad modules load only when a pool uses them.
+ */
+import type { SandboxPoolSpec } from "../api/index.ts";
+import type { SandboxBackend } from "./types.ts";
+
+/** Modal credentials resolved by the caller (a cluster Secret); unset fields fall back to the SDK's own lookup. */
+export interface ModalCredentials {
+  tokenId?: string;
+  tokenSecret?: string;
+}
+
+/** Nomad credentials resolved by the caller (cluster Secrets, or NOMAD_* as for the `nomad` CLI). */
+export interface NomadCredentials {
+  token?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
+  /** The pool's shared sandbox-server token. */
+  sandboxToken?: string;
+}
+
+/**
+ * Modal sandboxes through the real SDK. Without credentials the SDK uses MODAL_TOKEN_ID and MODAL_TOKEN_SECRET,
+ * else ~/.modal.toml. Lifetime and idle timeout travel in the pool's sandbox template.
+ */
+export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: ModalCredentials = {}): Promise<SandboxBackend> {
+  const modal = spec.modal;
+  if (!modal) throw new Error("spec.modal is required for backend modal");
+  const { ModalBackend } = await import("./modal/backend.ts");
+  return new ModalBackend({
+    appName: modal.appName,
+    ...(modal.serverURL ? { serverUrl: modal.serverURL } : {}),
+    maxConcurrentCreates: spec.maxConcurrentCreates,
+    ...(modal.environment ? { environment: modal.environment } : {}),
+    ...(modal.regions ? { regions: modal.regions } : {}),
+    ...(credentials.tokenId ? { tokenId: credentials.tokenId } : {}),
+    ...(credentials.tokenSecret ? { tokenSecret: credentials.tokenSecret } : {}),
+  });
+}
+
+/** One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher). */
+export async function nomadBackendFromSpec(spec: SandboxPoolSpec, credentials: NomadCredentials = {}): Promise<SandboxBackend> {
+  const nomad = spec.nomad;
+  if (!nomad) throw new Error("spec.nomad is required for backend nomad");
+  const { NomadBackend } = await import("./nomad/backend.ts");
+  return new NomadBackend({
+    address: nomad.address,
+    namespace: nomad.namespace,
+    datacenters: nomad.datacenters,
+    driver: nomad.driver,
+    ...(nomad.region ? { region: nomad.region } : {}),
+    ...(credentials.token ? { token: credentials.token } : {}),
+    ...(credentials.caCert ? { caCert: credentials.caCert } : {}),
+    ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
+    ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
+    ...(credentials.sandboxToken ? { sandboxToken: credentials.sandboxToken } : {}),
+  });
+}
