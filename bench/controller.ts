@@ -20,7 +20,15 @@ import { RunnersApiClient } from "../src/runner/client.ts";
 import { kubectl } from "../test/support/cluster.ts";
 import { runnerToken } from "../test/integration/operator/checks.ts";
 import {
-  apply, exists, getJson, installOperatorPrereqs, NODE_IP, startControllerProcess, startRunnerProcess, waitFor, type ControllerProcess,
+  apply,
+  exists,
+  getJson,
+  installOperatorPrereqs,
+  NODE_IP,
+  startControllerProcess,
+  startRunnerProcess,
+  waitFor,
+  type ControllerProcess,
 } from "../test/integration/operator/harness.ts";
 
 const SANDBOXES = 100;
@@ -35,27 +43,50 @@ const TARGET_OVERHEAD_MS = 50;
 
 const namespace = `bench-${process.pid}`;
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
-const rssMiB = (pid: number, field: "VmRSS" | "VmHWM") => Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(field)) ?? "")?.[1]) / 1024;
+const rssMiB = (pid: number, field: "VmRSS" | "VmHWM") =>
+  Number(
+    /(\d+) kB/.exec(
+      readFileSync(`/proc/${pid}/status`, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(field)) ?? "",
+    )?.[1],
+  ) / 1024;
 const trivialItems = (count: number) => Array.from({ length: count }, (_, i) => ({ id: `t${i}`, goal: "nothing", check: "true" }));
 const job = (items: number, extra: object) => ({
-  poolRef: { name: "pool" }, environment: { name: "shell-task" }, dataset: { inline: trivialItems(items) }, model: { builtin: { policy: "noop" } },
-    // The controller's runner pods name an image the node does not have (pull policy Never), so they never start:
+  poolRef: { name: "pool" },
+  environment: { name: "shell-task" },
+  dataset: { inline: trivialItems(items) },
+  model: { builtin: { policy: "noop" } },
+  // The controller's runner pods name an image the node does not have (pull policy Never), so they never start:
   // the bench's own runner process does the work and the figures measure the controller, not pod start-up.
-  groupSize: 1, runners: { replicas: 1, trajectoriesPerRunner: CONCURRENCY, image: "localhost/hermes-rollouts-bench-absent:none" }, ...extra,
+  groupSize: 1,
+  runners: { replicas: 1, trajectoriesPerRunner: CONCURRENCY, image: "localhost/hermes-rollouts-bench-absent:none" },
+  ...extra,
 });
 
 async function rawWorkMs(root: string): Promise<number> {
   const backend = await LocalBackend.open({ rootDir: root });
-  const template: SandboxTemplate = { pool: "raw/pool", image: "host", slots: CONCURRENCY, cpu: 1, memoryMiB: 512, lifetimeSeconds: 3600, idleTimeoutSeconds: 0, templateHash: "raw" };
+  const template: SandboxTemplate = {
+    pool: "raw/pool",
+    image: "host",
+    slots: CONCURRENCY,
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 3600,
+    idleTimeoutSeconds: 0,
+    templateHash: "raw",
+  };
   const sandbox = await backend.create("raw", template);
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async (_, slot) => {
-    while (next++ < TRAJECTORIES) {
-      await backend.exec(sandbox, { slot, command: "true", timeoutMs: 60_000 });
-      await backend.resetSlot(sandbox, slot);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, slot) => {
+      while (next++ < TRAJECTORIES) {
+        await backend.exec(sandbox, { slot, command: "true", timeoutMs: 60_000 });
+        await backend.resetSlot(sandbox, slot);
+      }
+    }),
+  );
   const elapsed = performance.now() - started;
   await backend.terminate(sandbox);
   await backend.close();
@@ -63,17 +94,25 @@ async function rawWorkMs(root: string): Promise<number> {
 }
 
 async function leasesPerSecond(controller: ControllerProcess, jobName: string): Promise<number> {
-  const client = new RunnersApiClient({ url: `http://127.0.0.1:${controller.port}`, namespace, job: jobName, token: runnerToken(namespace, jobName), unreachableMs: 0 });
+  const client = new RunnersApiClient({
+    url: `http://127.0.0.1:${controller.port}`,
+    namespace,
+    job: jobName,
+    token: runnerToken(namespace, jobName),
+    unreachableMs: 0,
+  });
   const deadline = performance.now() + LEASE_SECONDS * 1000;
   let leases = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: LEASE_CLIENTS }, async () => {
-    while (performance.now() < deadline) {
-      const lease = await client.call<{ leaseId: string }>("slots/acquire", {});
-      await client.call("slots/release", { leaseId: lease.leaseId });
-      leases++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: LEASE_CLIENTS }, async () => {
+      while (performance.now() < deadline) {
+        const lease = await client.call<{ leaseId: string }>("slots/acquire", {});
+        await client.call("slots/release", { leaseId: lease.leaseId });
+        leases++;
+      }
+    }),
+  );
   return leases / ((performance.now() - started) / 1000);
 }
 
@@ -83,18 +122,46 @@ async function main(): Promise<void> {
   const controller = await startControllerProcess({ namespace, identity: "bench" });
   let runner: ChildProcess | undefined;
   try {
-    apply("SandboxPool", namespace, "pool", { backend: "local", minSandboxes: SANDBOXES, maxSandboxes: SANDBOXES, slotsPerSandbox: SLOTS, maxConcurrentCreates: 20 });
+    apply("SandboxPool", namespace, "pool", {
+      backend: "local",
+      minSandboxes: SANDBOXES,
+      maxSandboxes: SANDBOXES,
+      slotsPerSandbox: SLOTS,
+      maxConcurrentCreates: 20,
+    });
     await waitFor(() => getJson("sandboxpool", "pool", namespace).status?.slots?.total === SANDBOXES * SLOTS, 300_000, "100 x 10 slots");
     for (let i = 0; i < JOBS; i++) apply("RolloutJob", namespace, `idle-${i}`, job(20, { suspend: true }));
-    await waitFor(() => JSON.parse(kubectl(["get", "rolloutjobs", "-n", namespace, "-o", "json"])).items.filter((j: any) => j.status?.phase === "Suspended").length === JOBS, 180_000, "50 jobs loaded");
+    await waitFor(
+      () =>
+        JSON.parse(kubectl(["get", "rolloutjobs", "-n", namespace, "-o", "json"])).items.filter((j: any) => j.status?.phase === "Suspended")
+          .length === JOBS,
+      180_000,
+      "50 jobs loaded",
+    );
 
     apply("RolloutJob", namespace, "instant", job(TRAJECTORIES, {}));
     await waitFor(() => exists("secret", "instant-runner-token", namespace), 30_000, "runner token");
     const started = performance.now();
-    runner = startRunnerProcess({ HERMES_API_URL: `http://${NODE_IP}:${controller.port}`, HERMES_JOB_NAMESPACE: namespace, HERMES_JOB_NAME: "instant", HERMES_JOB_TOKEN: runnerToken(namespace, "instant"), HERMES_RUNNER_ID: "bench" });
+    runner = startRunnerProcess({
+      HERMES_API_URL: `http://${NODE_IP}:${controller.port}`,
+      HERMES_JOB_NAMESPACE: namespace,
+      HERMES_JOB_NAME: "instant",
+      HERMES_JOB_TOKEN: runnerToken(namespace, "instant"),
+      HERMES_RUNNER_ID: "bench",
+    });
     let results: string | undefined;
-    await waitFor(() => (results = getJson("rolloutjob", "instant", namespace).status?.resultsLocation) !== undefined, 30_000, "the results location");
-    const stored = () => { try { return readFileSync(results!, "utf8").split("\n").length - 1; } catch { return 0; } };
+    await waitFor(
+      () => (results = getJson("rolloutjob", "instant", namespace).status?.resultsLocation) !== undefined,
+      30_000,
+      "the results location",
+    );
+    const stored = () => {
+      try {
+        return readFileSync(results!, "utf8").split("\n").length - 1;
+      } catch {
+        return 0;
+      }
+    };
     await waitFor(() => stored() >= TRAJECTORIES, 300_000, "every instant trajectory stored");
     const jobWallMs = performance.now() - started;
     const rawMs = await rawWorkMs(join(controller.dataDir, "raw"));
@@ -106,11 +173,26 @@ async function main(): Promise<void> {
     const rss = rssMiB(controller.child.pid!, "VmRSS");
     const peak = rssMiB(controller.child.pid!, "VmHWM");
 
-    console.log(`controller RSS (${SANDBOXES} sandboxes x ${SLOTS} slots, ${JOBS + 2} RolloutJobs, local backend): ${round(rss)} MiB now, ${round(peak)} MiB peak; target < ${TARGET_RSS_MIB} MiB (${round(rss / TARGET_RSS_MIB, 2)} of target)`);
-    console.log(`end to end: ${TRAJECTORIES} instant trajectories at concurrency ${CONCURRENCY} in ${round(jobWallMs)} ms (runner start-up included); raw work ${round(rawMs)} ms`);
-    console.log(`overhead per trajectory: ${round(overhead, 2)} ms; target <= ${TARGET_OVERHEAD_MS} ms (${round(overhead / TARGET_OVERHEAD_MS, 2)} of target)`);
-    console.log(`slot leases through the runners' API: ${round(rate)} acquire+release per second (${LEASE_CLIENTS} clients, ${LEASE_SECONDS} s)`);
-    console.log(JSON.stringify({ controllerRssMiB: round(rss), controllerPeakRssMiB: round(peak), overheadPerTrajectoryMs: round(overhead, 2), leasesPerSecond: round(rate) }));
+    console.log(
+      `controller RSS (${SANDBOXES} sandboxes x ${SLOTS} slots, ${JOBS + 2} RolloutJobs, local backend): ${round(rss)} MiB now, ${round(peak)} MiB peak; target < ${TARGET_RSS_MIB} MiB (${round(rss / TARGET_RSS_MIB, 2)} of target)`,
+    );
+    console.log(
+      `end to end: ${TRAJECTORIES} instant trajectories at concurrency ${CONCURRENCY} in ${round(jobWallMs)} ms (runner start-up included); raw work ${round(rawMs)} ms`,
+    );
+    console.log(
+      `overhead per trajectory: ${round(overhead, 2)} ms; target <= ${TARGET_OVERHEAD_MS} ms (${round(overhead / TARGET_OVERHEAD_MS, 2)} of target)`,
+    );
+    console.log(
+      `slot leases through the runners' API: ${round(rate)} acquire+release per second (${LEASE_CLIENTS} clients, ${LEASE_SECONDS} s)`,
+    );
+    console.log(
+      JSON.stringify({
+        controllerRssMiB: round(rss),
+        controllerPeakRssMiB: round(peak),
+        overheadPerTrajectoryMs: round(overhead, 2),
+        leasesPerSecond: round(rate),
+      }),
+    );
   } finally {
     runner?.kill("SIGKILL");
     kubectl(["delete", "rolloutjobs,sandboxpools", "--all", "-n", namespace, "--wait=true", "--timeout=120s"]);

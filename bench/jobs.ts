@@ -22,7 +22,8 @@ const SIZES = [1_000, 10_000, 100_000];
 const ROWS = 50_000;
 const READS = 5_000;
 const round = (value: number, digits = 3): number => Number(value.toFixed(digits));
-const percentile = (samples: number[], p: number): number => [...samples].sort((a, b) => a - b)[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))] ?? NaN;
+const percentile = (samples: number[], p: number): number =>
+  [...samples].sort((a, b) => a - b)[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))] ?? NaN;
 
 /** A row shaped like SWE-smith-oracle's: a problem statement and test lists, about 2 KiB of JSON. */
 const row = (i: number) => ({
@@ -71,18 +72,33 @@ async function rowsChild(mode: string, dir: string): Promise<void> {
   }
   const retained = retainedMiB() - before;
   await read(0); // the rows stay reachable until after the measurement
-  const figures: RowsFigures = { retainedMiB: retained, peakRssMiB: peakRssMiB(), p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+  const figures: RowsFigures = {
+    retainedMiB: retained,
+    peakRssMiB: peakRssMiB(),
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
   process.stdout.write(JSON.stringify(figures));
 }
 
 function measureRows(mode: "memory" | "spool", dir: string): RowsFigures {
-  const child = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--rows-child", mode, "--dir", dir], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const child = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--rows-child", mode, "--dir", dir], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
   if (child.status !== 0) throw new Error(`rows child (${mode}) failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as RowsFigures;
 }
 
 function handOut(items: number, dir: string): { perItemMs: number; restartMs: number } {
-  const options = { resultsPath: join(dir, "results.jsonl"), journalPath: join(dir, "journal.jsonl"), jobUid: "bench", items, backoffLimit: 3, leaseTTLMs: 60_000 };
+  const options = {
+    resultsPath: join(dir, "results.jsonl"),
+    journalPath: join(dir, "journal.jsonl"),
+    jobUid: "bench",
+    items,
+    backoffLimit: 3,
+    leaseTTLMs: 60_000,
+  };
   const tracker = new JobTracker(options);
   const started = performance.now();
   for (let i = 0; i < items; i++) {
@@ -115,25 +131,31 @@ if (values["rows-child"]) {
   try {
     const perSize = SIZES.map((items) => ({ items, ...handOut(items, join(dir, `hand-out-${items}`)) }));
     for (const { items, perItemMs, restartMs } of perSize) {
-      console.log(`hand-out ${items} items: ${round(perItemMs * 1000, 1)} µs per item; restart rebuilds the job in ${round(restartMs, 1)} ms`);
+      console.log(
+        `hand-out ${items} items: ${round(perItemMs * 1000, 1)} µs per item; restart rebuilds the job in ${round(restartMs, 1)} ms`,
+      );
     }
     const memory = measureRows("memory", join(dir, "rows-memory"));
     const spool = measureRows("spool", join(dir, "rows-spool"));
-    console.log(`rows (${ROWS} x ~2 KiB): retained in memory ${round(memory.retainedMiB, 1)} MiB vs spooled ${round(spool.retainedMiB, 2)} MiB; peak RSS ${round(memory.peakRssMiB)} vs ${round(spool.peakRssMiB)} MiB`);
+    console.log(
+      `rows (${ROWS} x ~2 KiB): retained in memory ${round(memory.retainedMiB, 1)} MiB vs spooled ${round(spool.retainedMiB, 2)} MiB; peak RSS ${round(memory.peakRssMiB)} vs ${round(spool.peakRssMiB)} MiB`,
+    );
     console.log(`spooled row read: p50 ${round(spool.p50Ms * 1000, 1)} µs, p99 ${round(spool.p99Ms * 1000, 1)} µs`);
     const first = perSize[0]!;
     const last = perSize.at(-1)!;
-    console.log(JSON.stringify({
-      handOutPerItemUs1k: round(first.perItemMs * 1000, 1),
-      handOutPerItemUs100k: round(last.perItemMs * 1000, 1),
-      scaleRatio: round(last.perItemMs / first.perItemMs, 2),
-      restartMs100k: round(last.restartMs, 1),
-      rowsRetainedInMemoryMiB: round(memory.retainedMiB, 1),
-      rowsRetainedSpooledMiB: round(spool.retainedMiB, 2),
-      rowsMemoryRatio: round(memory.retainedMiB / Math.max(spool.retainedMiB, 0.01), 1),
-      rowsPeakRssRatio: round(memory.peakRssMiB / spool.peakRssMiB, 2),
-      spooledRowReadP99Us: round(spool.p99Ms * 1000, 1),
-    }));
+    console.log(
+      JSON.stringify({
+        handOutPerItemUs1k: round(first.perItemMs * 1000, 1),
+        handOutPerItemUs100k: round(last.perItemMs * 1000, 1),
+        scaleRatio: round(last.perItemMs / first.perItemMs, 2),
+        restartMs100k: round(last.restartMs, 1),
+        rowsRetainedInMemoryMiB: round(memory.retainedMiB, 1),
+        rowsRetainedSpooledMiB: round(spool.retainedMiB, 2),
+        rowsMemoryRatio: round(memory.retainedMiB / Math.max(spool.retainedMiB, 0.01), 1),
+        rowsPeakRssRatio: round(memory.peakRssMiB / spool.peakRssMiB, 2),
+        spooledRowReadP99Us: round(spool.p99Ms * 1000, 1),
+      }),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -29,7 +29,14 @@ const percentile = (samples: number[], p: number): number => {
 };
 const round = (value: number, digits = 3): number => Number(value.toFixed(digits));
 const template = (pool: string, slots = SLOTS_PER_SANDBOX): SandboxTemplate => ({
-  pool, image: "host", slots, cpu: 1, memoryMiB: 512, lifetimeSeconds: 3600, idleTimeoutSeconds: 0, templateHash: "bench-v1",
+  pool,
+  image: "host",
+  slots,
+  cpu: 1,
+  memoryMiB: 512,
+  lifetimeSeconds: 3600,
+  idleTimeoutSeconds: 0,
+  templateHash: "bench-v1",
 });
 
 async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
@@ -39,7 +46,9 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
 }
 
 /** Warm acquire latency over SANDBOXES x SLOTS_PER_SANDBOX slots; also the time to create one sandbox. */
-async function measureAcquire(backend: SandboxBackend): Promise<{ latencies: number[]; createMs: number[]; slotPool: SlotPool; manager: PoolManager }> {
+async function measureAcquire(
+  backend: SandboxBackend,
+): Promise<{ latencies: number[]; createMs: number[]; slotPool: SlotPool; manager: PoolManager }> {
   const poolTemplate = template("bench-acquire");
   const slotPool = new SlotPool({ backend, template: poolTemplate, leaseTtlMs: 60_000 });
   await slotPool.start();
@@ -91,11 +100,14 @@ async function measureGit(backend: SandboxBackend): Promise<{ resetMs: number[];
     if (result.exitCode !== 0) throw new Error(`${command}: exit ${result.exitCode}: ${result.stderr}`);
     return ms;
   };
-  await run(0, [
-    "set -e; mkdir -p src && cd src && git init -q",
-    "for d in $(seq 1 40); do mkdir d$d; for f in $(seq 1 100); do head -c 1024 /dev/urandom | base64 > d$d/f$f.txt; done; done",
-    'git add -A && git commit -qm init && git clone -q --bare . "$HERMES_CACHE_DIR/repo.git"',
-  ].join("; "));
+  await run(
+    0,
+    [
+      "set -e; mkdir -p src && cd src && git init -q",
+      "for d in $(seq 1 40); do mkdir d$d; for f in $(seq 1 100); do head -c 1024 /dev/urandom | base64 > d$d/f$f.txt; done; done",
+      'git add -A && git commit -qm init && git clone -q --bare . "$HERMES_CACHE_DIR/repo.git"',
+    ].join("; "),
+  );
   await run(1, 'git clone -q "$HERMES_CACHE_DIR/repo.git" repo');
   const resetMs: number[] = [];
   const cloneMs: number[] = [];
@@ -118,24 +130,32 @@ try {
   const acquireP50Ms = percentile(latencies, 50);
   const acquireP99Ms = percentile(latencies, 99);
   const createP50Ms = percentile(createMs, 50);
-  console.log(`warm acquire (${SANDBOXES * SLOTS_PER_SANDBOX} slots, ${ACQUIRERS} concurrent, ${latencies.length} acquires): p50 ${round(acquireP50Ms)} ms, p99 ${round(acquireP99Ms)} ms`);
+  console.log(
+    `warm acquire (${SANDBOXES * SLOTS_PER_SANDBOX} slots, ${ACQUIRERS} concurrent, ${latencies.length} acquires): p50 ${round(acquireP50Ms)} ms, p99 ${round(acquireP99Ms)} ms`,
+  );
   console.log(`create a sandbox: p50 ${round(createP50Ms)} ms -> warm acquire is ${round(createP50Ms / acquireP50Ms, 1)}x faster`);
   const { viaSlot, raw } = await measureToolCall(rawExec, slotPool);
   const toolCallVsRawExecRatio = percentile(viaSlot, 50) / percentile(raw, 50);
-  console.log(`tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`);
+  console.log(
+    `tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`,
+  );
   const { resetMs, cloneMs } = await measureGit(backend);
   const resetVsCloneRatio = percentile(cloneMs, 50) / percentile(resetMs, 50);
-  console.log(`git (4,000 files): worktree reset p50 ${round(percentile(resetMs, 50))} ms, fresh clone p50 ${round(percentile(cloneMs, 50))} ms -> reset ${round(resetVsCloneRatio, 1)}x faster`);
+  console.log(
+    `git (4,000 files): worktree reset p50 ${round(percentile(resetMs, 50))} ms, fresh clone p50 ${round(percentile(cloneMs, 50))} ms -> reset ${round(resetVsCloneRatio, 1)}x faster`,
+  );
   await manager.stop(true);
   slotPool.close();
-  console.log(JSON.stringify({
-    backend: backendName,
-    acquireP50Ms: round(acquireP50Ms),
-    acquireP99Ms: round(acquireP99Ms),
-    warmVsCreateRatio: round(createP50Ms / acquireP50Ms, 1),
-    toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
-    resetVsCloneRatio: round(resetVsCloneRatio, 1),
-  }));
+  console.log(
+    JSON.stringify({
+      backend: backendName,
+      acquireP50Ms: round(acquireP50Ms),
+      acquireP99Ms: round(acquireP99Ms),
+      warmVsCreateRatio: round(createP50Ms / acquireP50Ms, 1),
+      toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
+      resetVsCloneRatio: round(resetVsCloneRatio, 1),
+    }),
+  );
 } finally {
   await backend.close();
   await teardown();

@@ -22,15 +22,44 @@ const exportedNames = ["ModalClientDefinition", "TaskCommandRouterDefinition", "
 /** Methods the mock implements; if the SDK renames or drops one, the mock would silently answer UNIMPLEMENTED. */
 const requiredMethods: Record<string, readonly string[]> = {
   ModalClientDefinition: [
-    "authTokenGet", "environmentGetOrCreate", "appGetOrCreate", "imageGetOrCreate", "imageJoinStreaming", "imageFromId",
-    "secretGetOrCreate", "sandboxCreate", "sandboxCreateV2", "sandboxGetTaskId", "sandboxGetTaskIdV2",
-    "sandboxGetCommandRouterAccess", "taskGetCommandRouterAccess", "sandboxWait", "sandboxWaitV2", "sandboxTerminate",
-    "sandboxTerminateV2", "sandboxList", "sandboxListV2", "sandboxGetFromName", "sandboxGetFromNameV2",
-    "sandboxTagsSet", "sandboxTagsSetV2", "sandboxTagsGet", "sandboxTagsGetV2", "sandboxGetLogs", "sandboxStdinWrite",
+    "authTokenGet",
+    "environmentGetOrCreate",
+    "appGetOrCreate",
+    "imageGetOrCreate",
+    "imageJoinStreaming",
+    "imageFromId",
+    "secretGetOrCreate",
+    "sandboxCreate",
+    "sandboxCreateV2",
+    "sandboxGetTaskId",
+    "sandboxGetTaskIdV2",
+    "sandboxGetCommandRouterAccess",
+    "taskGetCommandRouterAccess",
+    "sandboxWait",
+    "sandboxWaitV2",
+    "sandboxTerminate",
+    "sandboxTerminateV2",
+    "sandboxList",
+    "sandboxListV2",
+    "sandboxGetFromName",
+    "sandboxGetFromNameV2",
+    "sandboxTagsSet",
+    "sandboxTagsSetV2",
+    "sandboxTagsGet",
+    "sandboxTagsGetV2",
+    "sandboxGetLogs",
+    "sandboxStdinWrite",
   ],
   TaskCommandRouterDefinition: [
-    "taskExecStart", "taskExecStdioRead", "taskExecWait", "taskExecPoll", "taskExecStdinWrite",
-    "taskExecStdinWriteStream", "taskExecStdinStatus", "sandboxStdioReadV2", "sandboxStdinWriteV2",
+    "taskExecStart",
+    "taskExecStdioRead",
+    "taskExecWait",
+    "taskExecPoll",
+    "taskExecStdinWrite",
+    "taskExecStdinWriteStream",
+    "taskExecStdinStatus",
+    "sandboxStdioReadV2",
+    "sandboxStdinWriteV2",
   ],
 };
 
@@ -83,7 +112,10 @@ function sdkBundlePath(): { bundle: string; version: string } {
 async function main(): Promise<void> {
   const { bundle, version } = sdkBundlePath();
   const source = readFileSync(bundle, "utf8");
-  const sourceHash = createHash("sha256").update(source).update(readFileSync(fileURLToPath(import.meta.url))).digest("hex");
+  const sourceHash = createHash("sha256")
+    .update(source)
+    .update(readFileSync(fileURLToPath(import.meta.url)))
+    .digest("hex");
   if (existsSync(outStamp) && existsSync(outModule) && existsSync(outTypes)) {
     const stamp = JSON.parse(readFileSync(outStamp, "utf8")) as { sourceHash?: string };
     if (stamp.sourceHash === sourceHash) return;
@@ -107,7 +139,8 @@ async function main(): Promise<void> {
   };
   for (const [definitionName, methods] of Object.entries(requiredMethods)) {
     const definition = loaded[definitionName] as { fullName?: string; methods?: Record<string, unknown> } | undefined;
-    if (definition?.fullName !== expectedFullNames[definitionName]) fail(`modal@${version}: ${definitionName}.fullName is ${definition?.fullName}`);
+    if (definition?.fullName !== expectedFullNames[definitionName])
+      fail(`modal@${version}: ${definitionName}.fullName is ${definition?.fullName}`);
     const available = definition?.methods ?? {};
     const missing = methods.filter((method) => !(method in available));
     if (missing.length > 0) fail(`modal@${version}: ${definitionName} lacks ${missing.join(", ")}`);

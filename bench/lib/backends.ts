@@ -27,7 +27,10 @@ function rawModalExec(backend: ModalBackend): RawExec {
     const key = JSON.stringify([sandbox.id, request.slot, request.command]);
     let plan = planned.get(key);
     if (plan === undefined) {
-      plan = Promise.all([backend.client.sandboxes.fromId(sandbox.id), backend.planExec(sandbox, request)]).then(([handle, exec]) => ({ handle, ...exec }));
+      plan = Promise.all([backend.client.sandboxes.fromId(sandbox.id), backend.planExec(sandbox, request)]).then(([handle, exec]) => ({
+        handle,
+        ...exec,
+      }));
       planned.set(key, plan);
     }
     const { handle, argv, workdir, env } = await plan;
@@ -42,7 +45,11 @@ export const benchBackends: Record<string, () => Promise<BenchBackend>> = {
   local: async () => {
     const rootDir = await mkdtemp(join(tmpdir(), "hermes-bench-slots-"));
     const backend = await LocalBackend.open({ rootDir });
-    return { backend, rawExec: (sandbox, request) => backend.exec(sandbox, request), teardown: () => rm(rootDir, { recursive: true, force: true }) };
+    return {
+      backend,
+      rawExec: (sandbox, request) => backend.exec(sandbox, request),
+      teardown: () => rm(rootDir, { recursive: true, force: true }),
+    };
   },
   /** The real SDK against the in-process mock Modal (sandboxes are processes on this host). */
   modal: async () => {

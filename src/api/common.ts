@@ -24,9 +24,7 @@ export const secretKeyRef = z
   .strict()
   .describe("A key of a Secret in the object's namespace.");
 
-export const secretRef = z
-  .object({ name: dnsLabel.describe("Name of a Secret in the same namespace.") })
-  .strict();
+export const secretRef = z.object({ name: dnsLabel.describe("Name of a Secret in the same namespace.") }).strict();
 
 export const conditionStatus = z.enum(["True", "False", "Unknown"]);
 
@@ -54,8 +52,18 @@ export function parseQuantity(value: string): number {
   const match = /^([+-]?[0-9.]+)([a-zA-Z]*)$/.exec(value);
   if (!match) throw new Error(`not a quantity: ${value}`);
   const units: Record<string, number> = {
-    "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15,
-    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50,
+    "": 1,
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    P: 1e15,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    Pi: 2 ** 50,
   };
   const factor = units[match[2] ?? ""];
   if (factor === undefined) throw new Error(`unknown quantity suffix in ${value}`);

@@ -26,7 +26,8 @@ export const sandboxPoolResource: ResourceDefinition = {
   kind: "SandboxPool",
   plural: "sandboxpools",
   shortNames: ["sbp", "pool"],
-  description: "SandboxPool keeps warm sandboxes on Modal, Nomad or the local host; each hosts slotsPerSandbox isolated slots that runners lease per trajectory.",
+  description:
+    "SandboxPool keeps warm sandboxes on Modal, Nomad or the local host; each hosts slotsPerSandbox isolated slots that runners lease per trajectory.",
   spec: sandboxPoolSpec,
   status: sandboxPoolStatus,
   printerColumns: [
@@ -34,7 +35,12 @@ export const sandboxPoolResource: ResourceDefinition = {
     { name: "Ready", type: "integer", jsonPath: ".status.sandboxes.ready", description: "Ready sandboxes." },
     { name: "Free", type: "integer", jsonPath: ".status.slots.free", description: "Free slots." },
     { name: "Slots", type: "integer", jsonPath: ".status.slots.total", description: "Slots on ready sandboxes." },
-    { name: "Status", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Reason of the Ready condition." },
+    {
+      name: "Status",
+      type: "string",
+      jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+      description: "Reason of the Ready condition.",
+    },
     age,
   ],
 };
@@ -43,7 +49,8 @@ export const rolloutJobResource: ResourceDefinition = {
   kind: "RolloutJob",
   plural: "rolloutjobs",
   shortNames: ["rj", "rollout"],
-  description: "RolloutJob runs groupSize agent trajectories per dataset item in leased sandbox slots, scores them with an environment, and sends scored groups to a results sink.",
+  description:
+    "RolloutJob runs groupSize agent trajectories per dataset item in leased sandbox slots, scores them with an environment, and sends scored groups to a results sink.",
   spec: rolloutJobSpec,
   status: rolloutJobStatus,
   printerColumns: [

@@ -5,9 +5,7 @@ import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
 /** status.completedIndexes never grows past this, so a job with many holes still fits its status (and etcd). */
 export const COMPLETED_INDEXES_MAX_LENGTH = 65_536;
 
-const freeForm = z
-  .record(z.string(), z.unknown())
-  .meta({ "x-kubernetes-preserve-unknown-fields": true });
+const freeForm = z.record(z.string(), z.unknown()).meta({ "x-kubernetes-preserve-unknown-fields": true });
 
 const datasetSources = ["inline", "configMap", "jsonl", "huggingFace", "bundled"] as const;
 
@@ -17,7 +15,11 @@ const jsonlSource = withRules(
   z
     .object({
       path: z.string().min(1).optional().describe("Path of a JSONL file readable by the runners (or by `hermes-rollouts run`)."),
-      url: z.string().regex(/^https?:\/\//, "must start with http:// or https://").optional().describe("http(s) URL of a JSONL file."),
+      url: z
+        .string()
+        .regex(/^https?:\/\//, "must start with http:// or https://")
+        .optional()
+        .describe("http(s) URL of a JSONL file."),
     })
     .strict()
     .describe("A JSONL file, one item per line."),
@@ -53,7 +55,10 @@ const dataset = withRules(
       jsonl: jsonlSource.optional(),
       huggingFace: z
         .object({
-          name: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name").describe("Hub dataset, e.g. NousResearch/SWE-smith-oracle."),
+          name: z
+            .string()
+            .regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name")
+            .describe("Hub dataset, e.g. NousResearch/SWE-smith-oracle."),
           split: z.string().min(1).default("train").describe("Split to read."),
           config: z.string().min(1).default("default").describe("Dataset config (subset)."),
           revision: z.string().min(1).optional().describe("Git revision of the dataset; the main branch when unset."),
@@ -90,7 +95,9 @@ const model = withRules(
         .describe("OpenAI-compatible endpoint (vLLM, SGLang), e.g. http://vllm:8000/v1."),
       builtin: z
         .object({
-          policy: z.enum(["oracle", "noop"]).describe("oracle applies the task's gold patch through tool calls; noop answers without acting."),
+          policy: z
+            .enum(["oracle", "noop"])
+            .describe("oracle applies the task's gold patch through tool calls; noop answers without acting."),
         })
         .strict()
         .optional()
@@ -134,9 +141,24 @@ const limits = withRules(
     .object({
       maxTurns: z.int().min(1).max(1000).default(30).describe("Model turns per trajectory."),
       toolTimeoutSeconds: z.int().min(1).max(86400).default(120).describe("Timeout of one tool call (exit code 124 when hit)."),
-      trajectoryTimeoutSeconds: z.int().min(1).max(86400).default(1800).describe("Wall-clock limit of one trajectory, verification excluded."),
-      maxTokenLength: z.int().min(256).max(1048576).default(32768).describe("Token budget of one trajectory; the loop stops when it is reached."),
-      maxToolOutputBytes: z.int().min(1024).max(10485760).default(50000).describe("Tool output kept per call (the tail), as the original terminal tool does."),
+      trajectoryTimeoutSeconds: z
+        .int()
+        .min(1)
+        .max(86400)
+        .default(1800)
+        .describe("Wall-clock limit of one trajectory, verification excluded."),
+      maxTokenLength: z
+        .int()
+        .min(256)
+        .max(1048576)
+        .default(32768)
+        .describe("Token budget of one trajectory; the loop stops when it is reached."),
+      maxToolOutputBytes: z
+        .int()
+        .min(1024)
+        .max(10485760)
+        .default(50000)
+        .describe("Tool output kept per call (the tail), as the original terminal tool does."),
     })
     .strict()
     .describe("Per-trajectory limits."),
@@ -175,13 +197,28 @@ export const resultsRules: Rule<ResultsShape>[] = [
 const results = withRules(
   z
     .object({
-      type: z.enum(["file", "atropos"]).default("file").describe("file: JSONL written by the controller; atropos: posted to a trainer API."),
-      path: z.string().min(1).optional().describe("For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries the job's uid, so a job re-created with the same path starts afresh."),
-      url: z.string().regex(/^https?:\/\//, "must start with http:// or https://").optional().describe("For atropos: the trainer API base URL."),
+      type: z
+        .enum(["file", "atropos"])
+        .default("file")
+        .describe("file: JSONL written by the controller; atropos: posted to a trainer API."),
+      path: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries the job's uid, so a job re-created with the same path starts afresh.",
+        ),
+      url: z
+        .string()
+        .regex(/^https?:\/\//, "must start with http:// or https://")
+        .optional()
+        .describe("For atropos: the trainer API base URL."),
       dropUniformGroups: z
         .boolean()
         .default(true)
-        .describe("For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never sent. Both stay in the JSONL."),
+        .describe(
+          "For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never sent. Both stay in the JSONL.",
+        ),
     })
     .strict()
     .describe("Where full scored groups go (status keeps aggregates only)."),
@@ -192,7 +229,11 @@ type JobSpecShape = { poolRef: { name: string }; environment: { name: string }; 
 
 /** Immutable after creation; kept to scalar fields so CEL's cost estimate stays small on modern apiservers. */
 export const rolloutJobTransitionRules: TransitionRule<JobSpecShape>[] = [
-  { rule: "self.poolRef.name == oldSelf.poolRef.name", message: "poolRef is immutable", check: (s, o) => s.poolRef.name === o.poolRef.name },
+  {
+    rule: "self.poolRef.name == oldSelf.poolRef.name",
+    message: "poolRef is immutable",
+    check: (s, o) => s.poolRef.name === o.poolRef.name,
+  },
   {
     rule: "self.environment.name == oldSelf.environment.name",
     message: "environment.name is immutable",
@@ -211,17 +252,32 @@ export const rolloutJobSpec = withRules(
       environment: z
         .object({
           name: z.enum(["swe-smith-oracle", "shell-task"]).describe("Environment that sets up, prompts and scores each item."),
-          config: freeForm.optional().describe("Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: rows whose PASS_TO_PASS are not all pytest ids in .py files are left out)."),
+          config: freeForm
+            .optional()
+            .describe(
+              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: rows whose PASS_TO_PASS are not all pytest ids in .py files are left out).",
+            ),
         })
         .strict()
         .describe("How items are turned into tasks and scored. Its name is immutable."),
       dataset,
       model,
       groupSize: z.int().min(1).max(256).default(4).describe("Trajectories per item; one scored group holds them all. Immutable."),
-      limits: limits.default({ maxTurns: 30, toolTimeoutSeconds: 120, trajectoryTimeoutSeconds: 1800, maxTokenLength: 32768, maxToolOutputBytes: 50000 }),
+      limits: limits.default({
+        maxTurns: 30,
+        toolTimeoutSeconds: 120,
+        trajectoryTimeoutSeconds: 1800,
+        maxTokenLength: 32768,
+        maxToolOutputBytes: 50000,
+      }),
       runners: runners.default({ replicas: 1, trajectoriesPerRunner: 4 }),
       results: results.default({ type: "file", dropUniformGroups: true }),
-      backoffLimit: z.int().min(0).max(100).default(3).describe("Attempts per item after infrastructure failures (dead sandbox, endpoint down) before it counts as failed."),
+      backoffLimit: z
+        .int()
+        .min(0)
+        .max(100)
+        .default(3)
+        .describe("Attempts per item after infrastructure failures (dead sandbox, endpoint down) before it counts as failed."),
       suspend: z.boolean().default(false).describe("true stops the runners; false resumes without losing finished work."),
       ttlSecondsAfterFinished: z.int().min(0).optional().describe("Delete the job this long after it completes or fails; kept when unset."),
     })
@@ -259,7 +315,9 @@ export const rolloutJobStatus = z
       .string()
       .max(COMPLETED_INDEXES_MAX_LENGTH)
       .optional()
-      .describe("Finished item indexes in compact ranges, e.g. 0-99,105. Bounded whatever the job size: past 64 KiB, the first ranges then ,... (the results file has every item)."),
+      .describe(
+        "Finished item indexes in compact ranges, e.g. 0-99,105. Bounded whatever the job size: past 64 KiB, the first ranges then ,... (the results file has every item).",
+      ),
     resultsLocation: z.string().optional().describe("Where the full scored groups are (a file path or a trainer URL)."),
     runners: z
       .object({

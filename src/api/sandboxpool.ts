@@ -6,7 +6,12 @@ export const backendKind = z.enum(["local", "modal", "nomad"]);
 
 const modalBlock = z
   .object({
-    appName: z.string().min(1).max(64).default("hermes-rollouts").describe("Modal app that owns the pool's sandboxes (created if missing)."),
+    appName: z
+      .string()
+      .min(1)
+      .max(64)
+      .default("hermes-rollouts")
+      .describe("Modal app that owns the pool's sandboxes (created if missing)."),
     environment: z.string().min(1).optional().describe("Modal environment; the workspace default when unset."),
     credentialsSecretRef: secretRef
       .optional()
@@ -16,14 +21,19 @@ const modalBlock = z
       .string()
       .regex(/^https?:\/\//, "must start with http:// or https://")
       .optional()
-      .describe("Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make the controller trust the mock's router CA). Defaults to Modal's API."),
+      .describe(
+        "Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make the controller trust the mock's router CA). Defaults to Modal's API.",
+      ),
   })
   .strict()
   .describe("Settings for backend: modal.");
 
 const nomadBlock = z
   .object({
-    address: z.string().regex(/^https?:\/\//, "must start with http:// or https://").describe("Nomad HTTP API address (NOMAD_ADDR)."),
+    address: z
+      .string()
+      .regex(/^https?:\/\//, "must start with http:// or https://")
+      .describe("Nomad HTTP API address (NOMAD_ADDR)."),
     namespace: z.string().min(1).default("default").describe("Nomad namespace for the pool's jobs."),
     region: z.string().min(1).optional().describe("Nomad region; the agent's own when unset."),
     datacenters: z.array(z.string().min(1)).min(1).max(32).default(["dc1"]).describe("Datacenters the jobs may run in."),
@@ -107,14 +117,53 @@ export const sandboxPoolSpec = withRules(
       backend: backendKind.describe("Where sandboxes run: local (directories and processes), modal or nomad. Immutable."),
       minSandboxes: z.int().min(0).max(1000).default(1).describe("Sandboxes kept warm even with no demand."),
       maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand."),
-      slotsPerSandbox: z.int().min(1).max(256).default(10).describe("Isolated workspaces (slots) per sandbox; one trajectory leases one slot."),
-      image: z.string().min(1).max(512).default("python:3.11-slim").describe("Container image of each sandbox (modal and nomad docker driver)."),
+      slotsPerSandbox: z
+        .int()
+        .min(1)
+        .max(256)
+        .default(10)
+        .describe("Isolated workspaces (slots) per sandbox; one trajectory leases one slot."),
+      image: z
+        .string()
+        .min(1)
+        .max(512)
+        .default("python:3.11-slim")
+        .describe("Container image of each sandbox (modal and nomad docker driver)."),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
-      sandboxLifetimeSeconds: z.int().min(60).max(86400).default(3600).describe("Hard lifetime of a sandbox. In its last quarter (at most 15 minutes) a replacement starts and it gets new leases only when no other slot is free; it goes once its slots are given back."),
-      idleTimeoutSeconds: z.int().min(10).max(86400).default(600).describe("The backend ends a sandbox nobody touched for this long (Modal and local; Nomad has none): a safety net for sandboxes a stopped controller left behind. A live pool probes its sandboxes three times per timeout, so they stay warm, leased or not."),
-      leaseTTLSeconds: z.int().min(5).max(3600).default(60).describe("A slot lease not renewed for this long expires; the slot is reset and returned."),
-      acquireTimeoutSeconds: z.int().min(1).max(3600).default(120).describe("How long a runner waits for a free slot before the attempt fails."),
-      maxConcurrentCreates: z.int().min(1).max(100).default(5).describe("Sandbox creations in flight at once (backends rate-limit creates)."),
+      sandboxLifetimeSeconds: z
+        .int()
+        .min(60)
+        .max(86400)
+        .default(3600)
+        .describe(
+          "Hard lifetime of a sandbox. In its last quarter (at most 15 minutes) a replacement starts and it gets new leases only when no other slot is free; it goes once its slots are given back.",
+        ),
+      idleTimeoutSeconds: z
+        .int()
+        .min(10)
+        .max(86400)
+        .default(600)
+        .describe(
+          "The backend ends a sandbox nobody touched for this long (Modal and local; Nomad has none): a safety net for sandboxes a stopped controller left behind. A live pool probes its sandboxes three times per timeout, so they stay warm, leased or not.",
+        ),
+      leaseTTLSeconds: z
+        .int()
+        .min(5)
+        .max(3600)
+        .default(60)
+        .describe("A slot lease not renewed for this long expires; the slot is reset and returned."),
+      acquireTimeoutSeconds: z
+        .int()
+        .min(1)
+        .max(3600)
+        .default(120)
+        .describe("How long a runner waits for a free slot before the attempt fails."),
+      maxConcurrentCreates: z
+        .int()
+        .min(1)
+        .max(100)
+        .default(5)
+        .describe("Sandbox creations in flight at once (backends rate-limit creates)."),
       modal: modalBlock.optional(),
       nomad: nomadBlock.optional(),
       local: localBlock.optional(),
@@ -148,7 +197,10 @@ export const sandboxPoolStatus = z
       .strict()
       .optional()
       .describe("Slot counts."),
-    isolation: z.enum(["bwrap", "none"]).optional().describe("How slots are isolated from each other; none means a probe failed (see the Isolated condition)."),
+    isolation: z
+      .enum(["bwrap", "none"])
+      .optional()
+      .describe("How slots are isolated from each other; none means a probe failed (see the Isolated condition)."),
     templateHash: z.string().optional().describe("Hash of the sandbox template the pool rolls sandboxes towards."),
   })
   .strict()

@@ -13,7 +13,11 @@ function errorCodes(error: unknown, depth = 0): string[] {
  * A request that got no HTTP answer, as a SandboxError: timeouts are transient; otherwise the first rule whose
  * pattern matches a code in the cause chain decides the kind, and transient is the default.
  */
-export function classifyFetchFailure(error: unknown, what: string, rules: readonly { kind: SandboxErrorKind; codes: RegExp }[]): SandboxError {
+export function classifyFetchFailure(
+  error: unknown,
+  what: string,
+  rules: readonly { kind: SandboxErrorKind; codes: RegExp }[],
+): SandboxError {
   if (error instanceof SandboxError) return error;
   if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
     return new SandboxError("transient", `${what}: timed out`, { cause: error });

@@ -53,9 +53,10 @@ export function isOutsideWorkspace(error: unknown): boolean {
 /** Joins a request path onto a workspace; a path escaping it (`..`, absolute elsewhere) is a configuration error. */
 export function resolveInsideWorkspace(workspace: string, relative: string | undefined): string {
   if (relative === undefined || relative === "" || relative === ".") return workspace;
-  const candidate = posix.isAbsolute(relative) && relative.startsWith(`${SLOT_WORKSPACE}/`)
-    ? posix.join(workspace, relative.slice(SLOT_WORKSPACE.length))
-    : posix.resolve(workspace, relative);
+  const candidate =
+    posix.isAbsolute(relative) && relative.startsWith(`${SLOT_WORKSPACE}/`)
+      ? posix.join(workspace, relative.slice(SLOT_WORKSPACE.length))
+      : posix.resolve(workspace, relative);
   if (candidate !== workspace && !candidate.startsWith(`${workspace}/`)) {
     throw new SandboxError("configuration", `path ${JSON.stringify(relative)} ${OUTSIDE_WORKSPACE}`);
   }
@@ -91,12 +92,20 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--hostname",
     `slot-${spec.slot}`,
     ...READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]),
-    "--proc", "/proc",
-    "--dev", "/dev",
-    "--tmpfs", "/tmp",
-    "--bind", hostWorkspace, SLOT_WORKSPACE,
-    "--bind", hostCache, SANDBOX_CACHE,
-    "--chdir", cwd,
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--tmpfs",
+    "/tmp",
+    "--bind",
+    hostWorkspace,
+    SLOT_WORKSPACE,
+    "--bind",
+    hostCache,
+    SANDBOX_CACHE,
+    "--chdir",
+    cwd,
     "--",
     ...argv,
   ];

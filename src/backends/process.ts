@@ -68,7 +68,14 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   } catch (error) {
     // Arguments spawn refuses outright (e.g. a NUL byte in a model's command) throw before any process exists.
     stderr.push(cannotStart(plan, error as Error));
-    const result = { exitCode: 127, stdout: "", stderr: stderr.text(), durationMs: performance.now() - started, timedOut: false, truncated: stderr.truncated };
+    const result = {
+      exitCode: 127,
+      stdout: "",
+      stderr: stderr.text(),
+      durationMs: performance.now() - started,
+      timedOut: false,
+      truncated: stderr.truncated,
+    };
     return { result: Promise.resolve(result), kill: () => undefined };
   }
   let timedOut = false;

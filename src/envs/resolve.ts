@@ -31,7 +31,11 @@ export function anchorDatasetSpec(dataset: DatasetSpec, jobPath: string): Datase
   return { ...dataset, jsonl: { ...dataset.jsonl, path: resolve(dirname(jobPath), path) } };
 }
 
-export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath: string, options: ResolveOptions = {}): Promise<ResolvedDataset> {
+export async function resolveDataset(
+  dataset: RolloutJobSpec["dataset"],
+  jobPath: string,
+  options: ResolveOptions = {},
+): Promise<ResolvedDataset> {
   const bundledDir = process.env.HERMES_MINI_DATASET_DIR;
   const { serveRepos, keep, ...context } = options;
   const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), { ...(bundledDir ? { bundledDir } : {}), ...context });
@@ -45,7 +49,8 @@ export async function resolveDataset(dataset: RolloutJobSpec["dataset"], jobPath
     return { rows, environmentConfig: opened.environmentConfig, close: async () => {} };
   }
   const root = fileURLToPath(repoBase);
-  if (serveRepos) return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: await serveRepos(root) }, close: async () => {} };
+  if (serveRepos)
+    return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: await serveRepos(root) }, close: async () => {} };
   const git = await startGitHttpServer(root);
   return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: git.url }, close: git.close };
 }

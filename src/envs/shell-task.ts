@@ -73,7 +73,10 @@ export class ShellTaskEnvironment implements Environment<ShellTaskItem> {
       throw asInfrastructureError("setup", error, `setup of ${item.id} failed`);
     });
     if (result.exitCode !== 0) {
-      throw new InfrastructureError("setup", `setup of ${item.id} failed: exit ${result.exitCode}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`);
+      throw new InfrastructureError(
+        "setup",
+        `setup of ${item.id} failed: exit ${result.exitCode}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`,
+      );
     }
     return { workdir: ".", durationMs: result.durationMs };
   }

@@ -58,7 +58,15 @@ const FAILURES_KEPT = 20;
 function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): ScoredSink[] {
   const sinks: ScoredSink[] = [new JsonlSink(join(outDir, "scored.jsonl"))];
   if (spec.results.type === "atropos" && spec.results.url) {
-    sinks.push(new AtroposSink({ url: spec.results.url, name: jobName, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, dropUniformGroups: spec.results.dropUniformGroups }));
+    sinks.push(
+      new AtroposSink({
+        url: spec.results.url,
+        name: jobName,
+        groupSize: spec.groupSize,
+        maxTokenLength: spec.limits.maxTokenLength,
+        dropUniformGroups: spec.results.dropUniformGroups,
+      }),
+    );
   }
   return sinks;
 }

@@ -47,7 +47,8 @@ function pick<Spec>(
   if (found.length === 0) return undefined;
   if (found.length > 1) throw new ManifestError(`${source}: more than one ${kind}`);
   const object = found[0] as RawObject;
-  if (object.apiVersion !== API_VERSION) throw new ManifestError(`${source}: ${kind} apiVersion must be ${API_VERSION}, got ${String(object.apiVersion)}`);
+  if (object.apiVersion !== API_VERSION)
+    throw new ManifestError(`${source}: ${kind} apiVersion must be ${API_VERSION}, got ${String(object.apiVersion)}`);
   const name = object.metadata?.name;
   if (typeof name !== "string" || name === "") throw new ManifestError(`${source}: ${kind} metadata.name is required`);
   const result = validate(object.spec ?? {});
@@ -62,7 +63,10 @@ export function defaultLocalPool(name: string): Manifest<SandboxPoolSpec> {
   return { name, spec: result.value };
 }
 
-export function loadManifests(job: { text: string; source: string }, pool?: { text: string; source: string }): {
+export function loadManifests(
+  job: { text: string; source: string },
+  pool?: { text: string; source: string },
+): {
   job: Manifest<RolloutJobSpec>;
   pool: Manifest<SandboxPoolSpec>;
 } {

@@ -37,7 +37,10 @@ const nothingToClean = async (): Promise<void> => {};
 async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
   const owned = spec.local?.rootDir === undefined;
   const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
-  return { backend: await LocalBackend.open({ rootDir }), cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined) };
+  return {
+    backend: await LocalBackend.open({ rootDir }),
+    cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined),
+  };
 }
 
 /**
@@ -73,7 +76,10 @@ export async function startEmbeddedPool(poolName: string, spec: SandboxPoolSpec)
   } catch (error) {
     await backend.close();
     await cleanup();
-    throw new Error(`SandboxPool ${poolName} (backend ${spec.backend}) is not reachable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(
+      `SandboxPool ${poolName} (backend ${spec.backend}) is not reachable: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   const template = poolTemplate(poolName, spec);
   const leaseTtlMs = spec.leaseTTLSeconds * 1000;

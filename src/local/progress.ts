@@ -75,8 +75,10 @@ function bar(c: ProgressCounters): string {
  * read so far for the total (and estimate an ETA from it). No bar until the total is known.
  */
 function barLine(c: ProgressCounters): string {
-  return `${bar(c)}${done(c)} items | running ${c.running} | pass ${percent(c.passRate)} | mean ${c.meanScore.toFixed(2)} | ` +
-    `failed ${c.failed} | retries ${c.retries} | ETA ${eta(c)}`;
+  return (
+    `${bar(c)}${done(c)} items | running ${c.running} | pass ${percent(c.passRate)} | mean ${c.meanScore.toFixed(2)} | ` +
+    `failed ${c.failed} | retries ${c.retries} | ETA ${eta(c)}`
+  );
 }
 
 class BarView implements ProgressView {
@@ -109,7 +111,9 @@ class LineView implements ProgressView {
   update(): void {}
   itemFinished(line: string): void {
     const c = this.#counters;
-    this.#write(`[${done(c)}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta(c)}`);
+    this.#write(
+      `[${done(c)}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta(c)}`,
+    );
   }
   stop(): void {}
 }

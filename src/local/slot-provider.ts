@@ -29,9 +29,12 @@ export function slotPoolProvider(pool: SlotPool, options: SlotPoolProviderOption
   return {
     async acquire({ trajectoryId, signal }) {
       const lease = await pool.acquire(trajectoryId, { timeoutMs: options.acquireTimeoutMs, ...(signal ? { signal } : {}) });
-      const renewer = setInterval(() => {
-        pool.renew(lease.id).catch((error: unknown) => log.warn({ lease: lease.id, err: error }, "lease renewal failed"));
-      }, Math.max(100, options.leaseTtlMs / 3));
+      const renewer = setInterval(
+        () => {
+          pool.renew(lease.id).catch((error: unknown) => log.warn({ lease: lease.id, err: error }, "lease renewal failed"));
+        },
+        Math.max(100, options.leaseTtlMs / 3),
+      );
       renewer.unref();
       const slot: LeasedSlot = {
         sandbox: lease.sandbox.name,

@@ -59,7 +59,11 @@ export function complete(body: CompletionBody, options: ModelServerOptions): Rec
   let message: { role: "assistant"; content: string | null; tool_calls?: ToolCall[] };
   if (action.kind === "answer") message = { role: "assistant", content: action.text };
   else if (format === "native") {
-    const call: ToolCall = { id: `call_${randomBytes(4).toString("hex")}`, type: "function", function: { name: action.name, arguments: JSON.stringify(action.arguments) } };
+    const call: ToolCall = {
+      id: `call_${randomBytes(4).toString("hex")}`,
+      type: "function",
+      function: { name: action.name, arguments: JSON.stringify(action.arguments) },
+    };
     message = { role: "assistant", content: null, tool_calls: [call] };
   } else message = { role: "assistant", content: hermesToolCallText(action.name, action.arguments) };
 

@@ -45,7 +45,13 @@ function isNotFound(error: unknown): boolean {
 export function kubeClient(kc: KubeConfig): ClusterClient & EventSink {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
-  const target = (ref: ObjectRef) => ({ group: GROUP, version: VERSION, namespace: ref.namespace, plural: plurals[ref.kind], name: ref.name });
+  const target = (ref: ObjectRef) => ({
+    group: GROUP,
+    version: VERSION,
+    namespace: ref.namespace,
+    plural: plurals[ref.kind],
+    name: ref.name,
+  });
   return {
     async patchStatus(ref, status) {
       await custom.patchNamespacedCustomObjectStatus({ ...target(ref), body: { status } }, mergePatch);

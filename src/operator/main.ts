@@ -1,6 +1,14 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, type KubernetesListObject, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  makeInformer,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { GROUP, VERSION, type RolloutJob, type SandboxPool } from "../api/index.ts";
 import { logger } from "../base/log.ts";
 import { backendFactory } from "./backends.ts";
@@ -73,7 +81,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const poolSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}${scope}/sandboxpools`, listCustom("sandboxpools"));
   const jobSource = makeInformer(kc, `/apis/${GROUP}/${VERSION}${scope}/rolloutjobs`, listCustom("rolloutjobs"));
   const listPods = () =>
-    options.namespace ? core.listNamespacedPod({ namespace: options.namespace, labelSelector: JOB_LABEL }) : core.listPodForAllNamespaces({ labelSelector: JOB_LABEL });
+    options.namespace
+      ? core.listNamespacedPod({ namespace: options.namespace, labelSelector: JOB_LABEL })
+      : core.listPodForAllNamespaces({ labelSelector: JOB_LABEL });
   const podSource = makeInformer<V1Pod>(kc, `/api/v1${scope}/pods`, listPods, JOB_LABEL);
 
   const poolController: Controller = new Controller({
@@ -81,7 +91,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
     metrics,
     reconcile: poolReconciler({
       getPool: (ns, name) => pools.get(name, ns) as SandboxPool | undefined,
-      client, runtimes, recorder, now: () => new Date(),
+      client,
+      runtimes,
+      recorder,
+      now: () => new Date(),
       enqueue: (k) => poolController.enqueue(k),
     }),
   });
@@ -94,9 +107,13 @@ export async function startController(options: ControllerOptions): Promise<Runni
       getJob: (ns, name) => jobs.get(name, ns) as RolloutJob | undefined,
       getPool: (ns, name) => pools.get(name, ns) as SandboxPool | undefined,
       listRunnerPods: (ns, jobName) => pods.list(ns).filter((p) => p.metadata?.labels?.[JOB_LABEL] === jobName),
-      client, runtimes, active, recorder,
+      client,
+      runtimes,
+      active,
+      recorder,
       loadDataset: (ns, spec) => datasets.load(ns, spec),
-      restoredSlotLeases: async (poolKey, jobKey) => ((await store.load(poolKey)) ?? []).filter((r) => r.holder === jobKey).map((r) => r.id),
+      restoredSlotLeases: async (poolKey, jobKey) =>
+        ((await store.load(poolKey)) ?? []).filter((r) => r.holder === jobKey).map((r) => r.id),
       enqueue: (k) => jobController.enqueue(k),
       runnerPods: {
         get apiURL() {
@@ -112,10 +129,17 @@ export async function startController(options: ControllerOptions): Promise<Runni
   runtimes.onWaiting = (poolKey) => poolController.enqueue(poolKey);
 
   const enqueueJobsOfPool = (pool: KubernetesObject) => {
-    for (const job of jobs.list(pool.metadata?.namespace)) if ((job as RolloutJob).spec?.poolRef?.name === pool.metadata?.name) jobController.enqueue(key(job));
+    for (const job of jobs.list(pool.metadata?.namespace))
+      if ((job as RolloutJob).spec?.poolRef?.name === pool.metadata?.name) jobController.enqueue(key(job));
   };
   const supervise = <T extends KubernetesObject>(resource: string, source: SourceInformer<T>, onChange: (o: T) => void) =>
-    new SupervisedInformer<T>({ resource, informer: source, onChange, resyncMs: options.resyncMs, onRestart: () => metrics.informerRestarts.inc({ resource }) });
+    new SupervisedInformer<T>({
+      resource,
+      informer: source,
+      onChange,
+      resyncMs: options.resyncMs,
+      onRestart: () => metrics.informerRestarts.inc({ resource }),
+    });
   const pools = supervise("sandboxpools", poolSource, (o) => {
     poolController.enqueue(key(o));
     enqueueJobsOfPool(o);
@@ -134,7 +158,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
     registry: metrics.registry,
     healthy: () => true,
     ready: () => pools.synced && jobs.synced && pods.synced,
-    routes: [runnersApi(active, (poolKey) => runtimes.get(poolKey), metrics, () => (!elector || elector.isLeader ? undefined : elector.holderAnnotations[RUNNERS_API_ANNOTATION]))],
+    routes: [
+      runnersApi(
+        active,
+        (poolKey) => runtimes.get(poolKey),
+        metrics,
+        () => (!elector || elector.isLeader ? undefined : elector.holderAnnotations[RUNNERS_API_ANNOTATION]),
+      ),
+    ],
   });
   port.value = await listen(server, options.port, options.host);
   await Promise.all([pools.start(), jobs.start(), pods.start()]);
@@ -187,4 +218,3 @@ function loadDefault(): KubeConfig {
   kc.loadFromDefault();
   return kc;
 }
-

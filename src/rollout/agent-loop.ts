@@ -7,7 +7,16 @@ import type { ModelClient } from "./model-client.ts";
 import { ModelRequestError } from "./model-client.ts";
 import { extractToolCalls, hermesToolResponse, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
-import type { AgentResult, ChatMessage, LeasedSlot, ModelTurn, StopReason, ToolCallFormat, ToolCallRecord, TrajectoryLimits } from "./types.ts";
+import type {
+  AgentResult,
+  ChatMessage,
+  LeasedSlot,
+  ModelTurn,
+  StopReason,
+  ToolCallFormat,
+  ToolCallRecord,
+  TrajectoryLimits,
+} from "./types.ts";
 import { InfrastructureError } from "../envs/types.ts";
 
 export interface AgentLoopOptions {
@@ -89,14 +98,26 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
   /** Messages the endpoint's last reported usage covers. */
   let counted = 0;
   const finish = (stopReason: StopReason, error?: string): AgentResult => ({
-    messages, turns, toolCalls, stopReason, durationMs: performance.now() - started, ...(error ? { error } : {}),
+    messages,
+    turns,
+    toolCalls,
+    stopReason,
+    durationMs: performance.now() - started,
+    ...(error ? { error } : {}),
   });
 
   const runCall = async (call: ParsedCall, turn: number): Promise<{ content: string; finish: boolean }> => {
     const tool = tools.get(call.name);
     const begun = performance.now();
     const record = (ok: boolean, error?: string): void => {
-      toolCalls.push({ turn, name: call.name, arguments: call.rawArguments.slice(0, 200), ok, durationMs: performance.now() - begun, ...(error ? { error } : {}) });
+      toolCalls.push({
+        turn,
+        name: call.name,
+        arguments: call.rawArguments.slice(0, 200),
+        ok,
+        durationMs: performance.now() - begun,
+        ...(error ? { error } : {}),
+      });
     };
     if (!tool) {
       const error = `Unknown tool '${call.name}'. Available tools: ${JSON.stringify(tools.names)}`;
@@ -105,7 +126,11 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     }
     const timeoutMs = Math.max(1000, Math.min(limits.toolTimeoutSeconds * 1000, deadline - performance.now()));
     try {
-      const outcome = await withTimeout(tool.run(call.arguments, { slot, timeoutMs, maxOutputBytes: limits.maxToolOutputBytes }), timeoutMs + TOOL_GRACE_MS, `tool ${call.name}`);
+      const outcome = await withTimeout(
+        tool.run(call.arguments, { slot, timeoutMs, maxOutputBytes: limits.maxToolOutputBytes }),
+        timeoutMs + TOOL_GRACE_MS,
+        `tool ${call.name}`,
+      );
       record(outcome.ok, outcome.error);
       return { content: outcome.content, finish: outcome.finish === true };
     } catch (error) {

@@ -80,7 +80,12 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-async function runTrajectory<Item>(item: Item, trajectoryId: string, attempt: number, options: GroupOptions<Item>): Promise<ScoredTrajectory> {
+async function runTrajectory<Item>(
+  item: Item,
+  trajectoryId: string,
+  attempt: number,
+  options: GroupOptions<Item>,
+): Promise<ScoredTrajectory> {
   const { env, limits } = options;
   const started = performance.now();
   const slot: LeasedSlot = await options.slots.acquire({ trajectoryId, ...(options.signal ? { signal: options.signal } : {}) });
@@ -108,7 +113,8 @@ async function runTrajectory<Item>(item: Item, trajectoryId: string, attempt: nu
     const agentDone = performance.now();
     // Nothing to score: no answer from the model (as the original's base env), or no tool call in an
     // environment where doing nothing never passes (as the original's SWE env).
-    const skipped = agent.turns.length === 0 ? "no model turn" : env.zeroWithoutToolCalls && agent.toolCalls.length === 0 ? "no tool calls" : undefined;
+    const skipped =
+      agent.turns.length === 0 ? "no model turn" : env.zeroWithoutToolCalls && agent.toolCalls.length === 0 ? "no tool calls" : undefined;
     const verification = skipped !== undefined ? { score: 0, details: { skipped } } : await env.verify(item, slot, options.signal);
     const finished = performance.now();
     return {
@@ -192,7 +198,9 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
 }
 
 /** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
-export function groupSettingsFromSpec(spec: RolloutJobSpec): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
+export function groupSettingsFromSpec(
+  spec: RolloutJobSpec,
+): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
   const { sampling } = spec.model;
   return {
     format: spec.model.toolCallFormat,

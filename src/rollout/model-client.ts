@@ -4,7 +4,15 @@
  * (vLLM's `prompt_token_ids` / `choices[].token_ids` from `return_token_ids`, and `token_id:N` tokens from
  * `return_tokens_as_token_ids`). Nothing is required; absent fields stay absent.
  */
-import OpenAI, { APIConnectionError, APIUserAbortError, AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError, RateLimitError } from "openai";
+import OpenAI, {
+  APIConnectionError,
+  APIUserAbortError,
+  AuthenticationError,
+  InternalServerError,
+  NotFoundError,
+  PermissionDeniedError,
+  RateLimitError,
+} from "openai";
 import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
@@ -39,7 +47,10 @@ function numberArray(value: unknown): number[] | undefined {
 const TOKEN_ID = /^token_id:(\d+)$/;
 
 /** Token ids and logprobs of one choice, from whichever fields the endpoint filled. */
-export function readTokenFields(response: Loose, choice: Loose): Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> {
+export function readTokenFields(
+  response: Loose,
+  choice: Loose,
+): Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> {
   const out: Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> = {};
   const prompt = numberArray(response.prompt_token_ids) ?? numberArray(choice.prompt_token_ids);
   if (prompt) out.promptTokenIds = prompt;

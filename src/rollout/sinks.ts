@@ -53,7 +53,10 @@ export interface AtroposSinkOptions {
 }
 
 /** Why atroposlib's serve loop would not send this group, if it would not: the trainer expects the same of us. */
-export function atroposSkipReason(group: Pick<ScoredDataGroup, "tokens" | "scores">, options: { maxTokenLength: number; dropUniformGroups: boolean }): string | undefined {
+export function atroposSkipReason(
+  group: Pick<ScoredDataGroup, "tokens" | "scores">,
+  options: { maxTokenLength: number; dropUniformGroups: boolean },
+): string | undefined {
   if (options.maxTokenLength > 0 && group.tokens.some((tokens) => tokens.length >= options.maxTokenLength)) {
     return `a sequence reaches maxTokenLength (${options.maxTokenLength} tokens)`;
   }
@@ -143,7 +146,10 @@ export class AtroposSink implements ScoredSink {
       min_batch_allocation: null,
     };
     for (;;) {
-      const answer = (await (await this.#withRetries("register-env", () => this.#request("POST", "/register-env", body))).json()) as Record<string, unknown>;
+      const answer = (await (await this.#withRetries("register-env", () => this.#request("POST", "/register-env", body))).json()) as Record<
+        string,
+        unknown
+      >;
       if (answer.status === "success" && typeof answer.env_id === "number") {
         this.#registration = answer as unknown as AtroposRegistration;
         break;
@@ -166,7 +172,10 @@ export class AtroposSink implements ScoredSink {
     if (!hasTokens(group)) {
       throw new Error(`item ${group.metadata.item_id}: the endpoint returned no token ids, so the group cannot be sent to a trainer`);
     }
-    const skip = atroposSkipReason(group, { maxTokenLength: this.#options.maxTokenLength, dropUniformGroups: this.#options.dropUniformGroups ?? false });
+    const skip = atroposSkipReason(group, {
+      maxTokenLength: this.#options.maxTokenLength,
+      dropUniformGroups: this.#options.dropUniformGroups ?? false,
+    });
     if (skip !== undefined) {
       this.skipped++;
       log.info({ item: group.metadata.item_id, reason: skip, skipped: this.skipped }, "group not sent to the trainer");

@@ -47,7 +47,10 @@ export function truncateTail(text: string, maxBytes: number, cutBefore = false):
   // Do not start inside a multi-byte character.
   while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
   const dropped = cutBefore ? "earlier output dropped" : `first ${start} bytes dropped`;
-  return { text: `[output truncated: ${dropped}, last ${bytes.length - start} kept]\n${bytes.subarray(start).toString("utf8")}`, truncated: true };
+  return {
+    text: `[output truncated: ${dropped}, last ${bytes.length - start} kept]\n${bytes.subarray(start).toString("utf8")}`,
+    truncated: true,
+  };
 }
 
 export const terminalTool: Tool = {

@@ -95,4 +95,3 @@ export interface AgentResult {
   error?: string;
   durationMs: number;
 }
-

@@ -130,8 +130,15 @@ export class RunnersApiClient {
   slotProvider(): SlotProvider {
     return {
       acquire: async ({ trajectoryId, signal }) => {
-        const lease = await this.#slotCall<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>("slots/acquire", { trajectoryId }, signal);
-        const timer = setInterval(() => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined), renewIntervalMs(lease.ttlMs));
+        const lease = await this.#slotCall<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>(
+          "slots/acquire",
+          { trajectoryId },
+          signal,
+        );
+        const timer = setInterval(
+          () => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined),
+          renewIntervalMs(lease.ttlMs),
+        );
         timer.unref();
         const slot: LeasedSlot = {
           sandbox: lease.sandbox,

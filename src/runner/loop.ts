@@ -44,7 +44,8 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   const env = getEnvironment(spec.environment.name, info.environmentConfig);
   const oracleTasks: OracleTask[] = [];
   let modelServer: ModelServer | undefined;
-  if (spec.model.builtin) modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
+  if (spec.model.builtin)
+    modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
   const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL);
   const groupOptions: GroupOptions<unknown> = {
     env,
@@ -87,7 +88,9 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
         summary.failed++;
         log.error({ index: work.index, err: error instanceof GroupFailedError ? error.message : error }, "item attempt failed");
         // Unreported, the item's lease lapses and the controller hands it out again: no reason to stop this worker.
-        await api.fail(work.leaseId).catch((failError: unknown) => log.warn({ err: failError, index: work.index }, "could not report the failed attempt"));
+        await api
+          .fail(work.leaseId)
+          .catch((failError: unknown) => log.warn({ err: failError, index: work.index }, "could not report the failed attempt"));
       } finally {
         clearInterval(renew);
       }

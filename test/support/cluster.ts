@@ -21,8 +21,15 @@ export interface ClusterEnv {
 const howToStart = 'run `npm run cluster:up` and `eval "$(bash scripts/cluster/cluster.sh env)"` first';
 
 export function clusterEnv(): ClusterEnv {
-  const { KUBECONFIG, HERMES_OPERATOR_KUBECONFIG, HERMES_KUBECTL, HERMES_HELM, HERMES_NODE_NAME, HERMES_CONTAINERD_SOCK,
-    HERMES_CLUSTER_STATE } = process.env;
+  const {
+    KUBECONFIG,
+    HERMES_OPERATOR_KUBECONFIG,
+    HERMES_KUBECTL,
+    HERMES_HELM,
+    HERMES_NODE_NAME,
+    HERMES_CONTAINERD_SOCK,
+    HERMES_CLUSTER_STATE,
+  } = process.env;
   if (!KUBECONFIG || !HERMES_OPERATOR_KUBECONFIG || !HERMES_CLUSTER_STATE) {
     throw new Error(`no local cluster (KUBECONFIG, HERMES_OPERATOR_KUBECONFIG or HERMES_CLUSTER_STATE unset): ${howToStart}`);
   }
@@ -57,9 +64,12 @@ export interface KubectlOptions {
 /** Runs the real kubectl; never throws on a non-zero exit. A string second argument is stdin. */
 export function kubectlResult(args: readonly string[], options: string | KubectlOptions = {}): CommandResult {
   const env = clusterEnv();
-  const { input, kubeconfig, timeoutMs } = typeof options === "string" ? { input: options } as KubectlOptions : options;
+  const { input, kubeconfig, timeoutMs } = typeof options === "string" ? ({ input: options } as KubectlOptions) : options;
   const result = spawnSync(env.kubectl, args, {
-    input, encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig ?? env.kubeconfig }, timeout: timeoutMs ?? 120_000,
+    input,
+    encoding: "utf8",
+    env: { ...process.env, KUBECONFIG: kubeconfig ?? env.kubeconfig },
+    timeout: timeoutMs ?? 120_000,
   });
   if (result.error) throw result.error;
   return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };

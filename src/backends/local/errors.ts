@@ -24,13 +24,14 @@ const kindByCode: Record<string, SandboxErrorKind> = {
 export function classifyLocalError(error: unknown, what: string, missing: SandboxErrorKind = "gone"): SandboxError {
   if (error instanceof SandboxError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const kind = code === "ENOENT" ? missing : (code !== undefined ? kindByCode[code] : undefined) ?? "transient";
+  const kind = code === "ENOENT" ? missing : ((code !== undefined ? kindByCode[code] : undefined) ?? "transient");
   const reason = code === "ENOENT" ? "no such file or directory" : error instanceof Error ? error.message : String(error);
   return new SandboxError(kind, `${what}: ${reason}`, { cause: error });
 }
 
 /** A file a request named does not exist (the sandbox itself does): HTTP 404 on the sandbox server. */
 export function isMissingFile(error: unknown): boolean {
-  return error instanceof SandboxError && error.kind === "configuration" &&
-    (error.cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+  return (
+    error instanceof SandboxError && error.kind === "configuration" && (error.cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT"
+  );
 }

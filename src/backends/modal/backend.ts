@@ -15,7 +15,20 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { toSandboxError } from "./errors.ts";
-import { EXEC_DEADLINE_SLACK_MS, KILLED_EXIT_CODE, TAG, execArgv, infoFromTags, isValidSandboxName, maxThrottleWaitSecs, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "./plan.ts";
+import {
+  EXEC_DEADLINE_SLACK_MS,
+  KILLED_EXIT_CODE,
+  TAG,
+  execArgv,
+  infoFromTags,
+  isValidSandboxName,
+  maxThrottleWaitSecs,
+  poolSelector,
+  prepareArgv,
+  sandboxTags,
+  sdkLogger,
+  wholeSecondsMs,
+} from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
 
 const log = logger("modal-backend");
@@ -81,13 +94,17 @@ export class ModalBackend implements SandboxBackend {
   constructor(options: ModalBackendOptions) {
     this.options = { sandboxRoot: DEFAULT_SANDBOX_ROOT, isolation: "auto", ...options };
     this.createLimit = new Semaphore(options.maxConcurrentCreates ?? 4);
-    this.client = withServerUrl(options.serverUrl, () => new ModalClient({
-      logger: sdkLogger(logger("modal-sdk")),
-      maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? maxThrottleWaitSecs(process.env.MODAL_MAX_THROTTLE_WAIT),
-      ...(options.environment !== undefined ? { environment: options.environment } : {}),
-      ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
-      ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
-    }));
+    this.client = withServerUrl(
+      options.serverUrl,
+      () =>
+        new ModalClient({
+          logger: sdkLogger(logger("modal-sdk")),
+          maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? maxThrottleWaitSecs(process.env.MODAL_MAX_THROTTLE_WAIT),
+          ...(options.environment !== undefined ? { environment: options.environment } : {}),
+          ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
+          ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
+        }),
+    );
   }
 
   private appHandle(): Promise<App> {
@@ -111,7 +128,10 @@ export class ModalBackend implements SandboxBackend {
 
   private forget(sandboxId: string): void {
     this.states.delete(sandboxId);
-    void this.handles.get(sandboxId)?.then((handle) => handle.detach()).catch(() => undefined);
+    void this.handles
+      .get(sandboxId)
+      ?.then((handle) => handle.detach())
+      .catch(() => undefined);
     this.handles.delete(sandboxId);
   }
 
@@ -139,9 +159,17 @@ export class ModalBackend implements SandboxBackend {
         sandbox = await this.client.sandboxes.fromName(this.options.appName, name).catch((lookup: unknown) => {
           throw toSandboxError(lookup, `create ${name} (lookup of the existing sandbox)`);
         });
-        const existing = infoFromTags(sandbox.sandboxId, await sandbox.getTags().catch((tags: unknown) => { throw toSandboxError(tags, "getTags"); }));
+        const existing = infoFromTags(
+          sandbox.sandboxId,
+          await sandbox.getTags().catch((tags: unknown) => {
+            throw toSandboxError(tags, "getTags");
+          }),
+        );
         if (existing === undefined) {
-          throw new SandboxError("configuration", `a running Modal sandbox named ${name} exists in app ${this.options.appName} but is not managed by hermes-rollouts`);
+          throw new SandboxError(
+            "configuration",
+            `a running Modal sandbox named ${name} exists in app ${this.options.appName} but is not managed by hermes-rollouts`,
+          );
         }
         await this.stateOf({ id: existing.id, name }, existing.slots);
         return existing;
@@ -166,7 +194,15 @@ export class ModalBackend implements SandboxBackend {
 
   private async discover(ref: SandboxRef, slots: number | undefined): Promise<SandboxState> {
     const sandbox = await this.handle(ref);
-    const slotCount = slots ?? Number((await sandbox.getTags().catch((error: unknown) => { throw toSandboxError(error, "getTags"); }))[TAG.slots] ?? 1);
+    const slotCount =
+      slots ??
+      Number(
+        (
+          await sandbox.getTags().catch((error: unknown) => {
+            throw toSandboxError(error, "getTags");
+          })
+        )[TAG.slots] ?? 1,
+      );
     const prepared = await this.run(sandbox, prepareArgv(slotCount), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
@@ -244,7 +280,11 @@ export class ModalBackend implements SandboxBackend {
       });
       const writer = proc.stdin.getWriter();
       // Closing stdin overlaps with the run; commands that read stdin must see EOF, not hang.
-      const stdinDone = (options.stdin !== undefined ? writer.write(typeof options.stdin === "string" ? Buffer.from(options.stdin) : options.stdin) : Promise.resolve())
+      const stdinDone = (
+        options.stdin !== undefined
+          ? writer.write(typeof options.stdin === "string" ? Buffer.from(options.stdin) : options.stdin)
+          : Promise.resolve()
+      )
         .then(() => writer.close())
         .catch(() => undefined);
       const drain = async (stream: ReadableStream<Uint8Array>, buffer: TailBuffer) => {
@@ -268,7 +308,14 @@ export class ModalBackend implements SandboxBackend {
       exitCode = TIMEOUT_EXIT_CODE;
     }
     const timedOut = exitCode === TIMEOUT_EXIT_CODE && overran;
-    return { exitCode, stdout: stdout.text(), stderr: stderr.text(), durationMs, timedOut, truncated: stdout.truncated || stderr.truncated };
+    return {
+      exitCode,
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      durationMs,
+      timedOut,
+      truncated: stdout.truncated || stderr.truncated,
+    };
   }
 
   /** Throws SandboxError "gone" when the sandbox has finished (poll answers with its exit code). */
@@ -293,7 +340,12 @@ export class ModalBackend implements SandboxBackend {
 
   async readFile(ref: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
     const { target } = await this.workspaceTarget(ref, slot, path);
-    const result = await this.exec(ref, { slot, command: ["base64", "-w0", "--", target], timeoutMs: UTILITY_TIMEOUT_MS, maxOutputBytes: Number.MAX_SAFE_INTEGER });
+    const result = await this.exec(ref, {
+      slot,
+      command: ["base64", "-w0", "--", target],
+      timeoutMs: UTILITY_TIMEOUT_MS,
+      maxOutputBytes: Number.MAX_SAFE_INTEGER,
+    });
     if (result.exitCode !== 0) throw new Error(`readFile ${path} in ${ref.id} slot ${slot}: ${result.stderr.trim()}`);
     return Buffer.from(result.stdout, "base64");
   }
@@ -302,7 +354,12 @@ export class ModalBackend implements SandboxBackend {
     const { target } = await this.workspaceTarget(ref, slot, path);
     const encoded = Buffer.from(typeof data === "string" ? Buffer.from(data) : data).toString("base64");
     const script = 'mkdir -p -- "$(dirname -- "$1")" && base64 -d > "$1"';
-    const result = await this.exec(ref, { slot, command: ["bash", "-c", script, "write", target], stdin: encoded, timeoutMs: UTILITY_TIMEOUT_MS });
+    const result = await this.exec(ref, {
+      slot,
+      command: ["bash", "-c", script, "write", target],
+      stdin: encoded,
+      timeoutMs: UTILITY_TIMEOUT_MS,
+    });
     if (result.exitCode !== 0) throw new Error(`writeFile ${path} in ${ref.id} slot ${slot}: ${result.stderr.trim()}`);
   }
 
@@ -310,7 +367,11 @@ export class ModalBackend implements SandboxBackend {
     const state = await this.stateOf(ref);
     const sandbox = await this.handle(ref);
     // Slot commands die with their exec (bwrap pid namespace, process group), so wiping the directory is enough.
-    const result = await this.run(sandbox, ["bash", "-c", 'mkdir -p -- "$1" && find "$1" -mindepth 1 -delete', "reset", slotDirectory(state.root, slot)], UTILITY_TIMEOUT_MS);
+    const result = await this.run(
+      sandbox,
+      ["bash", "-c", 'mkdir -p -- "$1" && find "$1" -mindepth 1 -delete', "reset", slotDirectory(state.root, slot)],
+      UTILITY_TIMEOUT_MS,
+    );
     if (result.exitCode !== 0) {
       await this.assertRunning(sandbox, ref);
       throw new SandboxError("transient", `reset of slot ${slot} in ${ref.id} failed: ${result.stderr.trim()}`);

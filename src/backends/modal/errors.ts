@@ -38,6 +38,7 @@ export function modalErrorKind(error: unknown): SandboxErrorKind {
 /** Wraps any failure of `operation` as a SandboxError (kept as is when it already is one). */
 export function toSandboxError(error: unknown, operation: string): SandboxError {
   if (error instanceof SandboxError) return error;
-  const detail = error instanceof ClientError ? `${Status[error.code]}: ${error.details}` : error instanceof Error ? error.message : String(error);
+  const detail =
+    error instanceof ClientError ? `${Status[error.code]}: ${error.details}` : error instanceof Error ? error.message : String(error);
   return new SandboxError(modalErrorKind(error), `modal ${operation}: ${detail}`, { cause: error });
 }

@@ -90,10 +90,12 @@ export function prepareArgv(slots: number): string[] {
 
 /** The SDK logs `(message, key, value, key, value…)`; pino wants an object. */
 export function sdkLogger(log: Logger): ModalLogger {
-  const adapt = (level: "debug" | "info" | "warn" | "error") => (message: string, ...args: unknown[]): void => {
-    const fields: Record<string, unknown> = {};
-    for (let index = 0; index + 1 < args.length; index += 2) fields[String(args[index])] = args[index + 1];
-    log[level](fields, message);
-  };
+  const adapt =
+    (level: "debug" | "info" | "warn" | "error") =>
+    (message: string, ...args: unknown[]): void => {
+      const fields: Record<string, unknown> = {};
+      for (let index = 0; index + 1 < args.length; index += 2) fields[String(args[index])] = args[index + 1];
+      log[level](fields, message);
+    };
   return { debug: adapt("debug"), info: adapt("info"), warn: adapt("warn"), error: adapt("error") };
 }

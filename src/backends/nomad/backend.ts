@@ -123,7 +123,11 @@ export class NomadBackend implements SandboxBackend {
 
   async health(sandbox: SandboxRef): Promise<SandboxHealth> {
     const answer = await this.withServer(sandbox, (server) => server.health(this.options.healthTimeoutMs ?? 5_000));
-    return { ok: answer.status === "ok", isolation: answer.isolation, ...(answer.message === undefined ? {} : { message: answer.message }) };
+    return {
+      ok: answer.status === "ok",
+      isolation: answer.isolation,
+      ...(answer.message === undefined ? {} : { message: answer.message }),
+    };
   }
 
   async terminate(sandbox: SandboxRef): Promise<void> {
@@ -161,7 +165,10 @@ export class NomadBackend implements SandboxBackend {
     const allocs = (await this.watcher.snapshot()).filter((alloc) => alloc.JobID === jobId);
     const alloc = currentAllocation(allocs);
     if (alloc === undefined || !isLive(alloc)) {
-      throw new SandboxError("gone", `sandbox ${jobId} has no live allocation${alloc ? ` (${alloc.ID.slice(0, 8)} ${alloc.ClientStatus})` : ""}`);
+      throw new SandboxError(
+        "gone",
+        `sandbox ${jobId} has no live allocation${alloc ? ` (${alloc.ID.slice(0, 8)} ${alloc.ClientStatus})` : ""}`,
+      );
     }
     const incarnation = incarnationOf(alloc);
     const pinned = this.pins.get(jobId);
@@ -179,7 +186,10 @@ export class NomadBackend implements SandboxBackend {
   private server(address: string): SandboxServerClient {
     let server = this.servers.get(address);
     if (server === undefined) {
-      server = new SandboxServerClient({ baseUrl: address, ...(this.options.sandboxToken === undefined ? {} : { token: this.options.sandboxToken }) });
+      server = new SandboxServerClient({
+        baseUrl: address,
+        ...(this.options.sandboxToken === undefined ? {} : { token: this.options.sandboxToken }),
+      });
       this.servers.set(address, server);
     }
     return server;

@@ -21,7 +21,10 @@ import {
 } from "./schemas.ts";
 
 /** The subset of WHATWG fetch we call; tests pass a recording fake. */
-export type FetchLike = (url: string, init: FetchInit) => Promise<{
+export type FetchLike = (
+  url: string,
+  init: FetchInit,
+) => Promise<{
   status: number;
   headers: { get(name: string): string | null };
   text(): Promise<string>;
@@ -173,7 +176,8 @@ export class NomadClient {
     const url = this.buildUrl(path, options.query ?? {}, options.blocking);
     const what = `${method} ${path}`;
     const blockingIndex = options.blocking?.index ?? 0;
-    const timeoutMs = blockingIndex > 0 ? (options.blocking?.waitMs ?? DEFAULT_WAIT_MS) * 1.1 + this.requestTimeoutMs : this.requestTimeoutMs;
+    const timeoutMs =
+      blockingIndex > 0 ? (options.blocking?.waitMs ?? DEFAULT_WAIT_MS) * 1.1 + this.requestTimeoutMs : this.requestTimeoutMs;
     const signals = [AbortSignal.timeout(timeoutMs), options.blocking?.signal].filter((s): s is AbortSignal => s !== undefined);
     const init: FetchInit = { method, headers: this.headers(options.body !== undefined), signal: AbortSignal.any(signals) };
     if (options.body !== undefined) init.body = JSON.stringify(options.body);

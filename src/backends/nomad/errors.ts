@@ -37,5 +37,7 @@ export function isJobExistsConflict(error: unknown): boolean {
 
 /** A failure before any HTTP answer: Nomad unreachable is transient (the sandboxes may be fine), bad TLS is config. */
 export function classifyTransportError(error: unknown, what: string): SandboxError {
-  return classifyFetchFailure(error, what, [{ kind: "configuration", codes: /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_)/ }]);
+  return classifyFetchFailure(error, what, [
+    { kind: "configuration", codes: /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_TLS_|ERR_SSL_)/ },
+  ]);
 }

@@ -62,7 +62,11 @@ export interface SandboxJobSettings {
 
 /** Job IDs are `hr-<pool slug>-<pool hash>-<sandbox>`: readable, unique per pool, and a prefix lists a pool. */
 export function poolJobPrefix(pool: string): string {
-  const slug = pool.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
+  const slug = pool
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "")
+    .slice(0, 40);
   const hash = createHash("sha256").update(pool).digest("hex").slice(0, 8);
   return `hr-${slug}-${hash}-`;
 }
@@ -117,7 +121,12 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
         // A crashed server loses its slots' state anyway; one quick restart, then a fresh allocation.
         RestartPolicy: { Attempts: 1, Interval: 300 * SECOND_NS, Delay: 1 * SECOND_NS, Mode: "fail" },
         ReschedulePolicy: { Unlimited: true, Delay: 5 * SECOND_NS, DelayFunction: "constant" },
-        Networks: [{ Mode: "host", DynamicPorts: [settings.driver === "docker" ? { Label: PORT_LABEL, To: CONTAINER_PORT } : { Label: PORT_LABEL }] }],
+        Networks: [
+          {
+            Mode: "host",
+            DynamicPorts: [settings.driver === "docker" ? { Label: PORT_LABEL, To: CONTAINER_PORT } : { Label: PORT_LABEL }],
+          },
+        ],
         Tasks: [
           {
             Name: TASK_NAME,

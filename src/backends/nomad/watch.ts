@@ -37,7 +37,10 @@ export class AllocationWatcher {
       const sync = this.firstSync;
       if (!this.started) {
         this.started = true;
-        void sync.then(() => this.loop(), () => this.loop());
+        void sync.then(
+          () => this.loop(),
+          () => this.loop(),
+        );
       }
       await sync;
     }

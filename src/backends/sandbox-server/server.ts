@@ -72,11 +72,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     }),
     "POST /exec": (body) => exec(parse(execRequestSchema, body)),
     "POST /batch": (body) =>
-      Promise.all(
-        parse(batchRequestSchema, body).map((request) =>
-          exec(request).catch((error: unknown) => ({ error: describe(error) })),
-        ),
-      ),
+      Promise.all(parse(batchRequestSchema, body).map((request) => exec(request).catch((error: unknown) => ({ error: describe(error) })))),
     "POST /reset": async (body) => {
       const { slot } = parse(resetRequestSchema, body);
       checkSlot(slot);
@@ -127,7 +123,8 @@ function authorized(request: IncomingMessage, token: string | undefined): boolea
 
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);
-  if (!result.success) throw new HttpError(400, `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!result.success)
+    throw new HttpError(400, `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return result.data;
 }
 

@@ -37,7 +37,9 @@ export class KeepAlive {
   probe(backend: SandboxBackend, sandboxes: readonly SandboxInfo[], idleTimeoutSeconds: number, now: number): void {
     for (const sandbox of this.due(sandboxes, idleTimeoutSeconds, now)) {
       backend.health(sandbox).then(
-        (health) => { if (!health.ok) log.warn({ sandbox: sandbox.name, reason: health.message }, "keep-alive probe found the sandbox unhealthy"); },
+        (health) => {
+          if (!health.ok) log.warn({ sandbox: sandbox.name, reason: health.message }, "keep-alive probe found the sandbox unhealthy");
+        },
         (error: unknown) => log.warn({ err: error, sandbox: sandbox.name }, "keep-alive probe failed"),
       );
     }

@@ -150,7 +150,8 @@ export class PoolManager {
       async () => {
         const info = await this.backend.create(name, template);
         this.isolation = await this.backend.health(info);
-        if (this.isolation.isolation === "none") log.warn({ sandbox: name, reason: this.isolation.message }, "sandbox runs slots without isolation");
+        if (this.isolation.isolation === "none")
+          log.warn({ sandbox: name, reason: this.isolation.message }, "sandbox runs slots without isolation");
         log.info({ sandbox: name, pool: template.pool }, "sandbox created");
       },
       (error) => {

@@ -43,7 +43,11 @@ export function expiresSoon(createdAt: Date, lifetimeSeconds: number, now: numbe
 }
 
 /** Which free slot to hand out first: 0 for a current sandbox, higher for stale (1) and expiring (2) ones. */
-export function drainRank(sandbox: { templateHash: string; createdAt: Date }, template: Pick<SandboxTemplate, "templateHash" | "lifetimeSeconds">, now: number): number {
+export function drainRank(
+  sandbox: { templateHash: string; createdAt: Date },
+  template: Pick<SandboxTemplate, "templateHash" | "lifetimeSeconds">,
+  now: number,
+): number {
   return (sandbox.templateHash === template.templateHash ? 0 : 1) + (expiresSoon(sandbox.createdAt, template.lifetimeSeconds, now) ? 2 : 0);
 }
 
@@ -70,9 +74,11 @@ export function planSandboxes(input: PlanInput): PlanOutput {
     leased += sandbox.leasedSlots;
     const reason: TerminateReason | undefined = input.replace.has(sandbox.name)
       ? "replace"
-      : sandbox.templateHash !== input.templateHash ? "stale"
-      : expiresSoon(sandbox.createdAt, input.lifetimeSeconds, input.now) ? "expiring"
-      : undefined;
+      : sandbox.templateHash !== input.templateHash
+        ? "stale"
+        : expiresSoon(sandbox.createdAt, input.lifetimeSeconds, input.now)
+          ? "expiring"
+          : undefined;
     if (reason === undefined) {
       healthy.push(sandbox);
       alive++;

@@ -98,7 +98,8 @@ export class SlotPool {
    * `leaseTtlMs` applies from the next acquire or renew; current leases keep their expiry.
    */
   setTemplate(template: SandboxTemplate, leaseTtlMs: number): void {
-    if (template.pool !== this.currentTemplate.pool) throw new Error(`template of pool ${template.pool} given to pool ${this.currentTemplate.pool}`);
+    if (template.pool !== this.currentTemplate.pool)
+      throw new Error(`template of pool ${template.pool} given to pool ${this.currentTemplate.pool}`);
     if (template.templateHash !== this.currentTemplate.templateHash || leaseTtlMs !== this.ttlMs) {
       log.info({ pool: template.pool, templateHash: template.templateHash, slots: template.slots, leaseTtlMs }, "pool template updated");
     }
@@ -148,7 +149,12 @@ export class SlotPool {
     return new Promise<Lease>((resolve, reject) => {
       const onAbort = (): void => this.abandon(waiter, options.signal?.reason, "aborted");
       const timer = setTimeout(
-        () => this.abandon(waiter, new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`), "timeout"),
+        () =>
+          this.abandon(
+            waiter,
+            new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`),
+            "timeout",
+          ),
         options.timeoutMs,
       );
       const waiter: Waiter = {
@@ -235,8 +241,13 @@ export class SlotPool {
     const count: Record<SlotState["kind"], number> = { free: 0, leased: 0, resetting: 0, blocked: 0, quarantined: 0 };
     for (const slot of this.slots.values()) count[slot.state.kind]++;
     return {
-      slotsTotal: this.slots.size, slotsLeased: count.leased, slotsFree: count.free, slotsResetting: count.resetting,
-      slotsBlocked: count.blocked, slotsQuarantined: count.quarantined, waiting: this.waiters.length,
+      slotsTotal: this.slots.size,
+      slotsLeased: count.leased,
+      slotsFree: count.free,
+      slotsResetting: count.resetting,
+      slotsBlocked: count.blocked,
+      slotsQuarantined: count.quarantined,
+      waiting: this.waiters.length,
     };
   }
 
@@ -374,7 +385,8 @@ export class SlotPool {
 
   private addSandbox(info: SandboxInfo): void {
     this.sandboxes.set(info.name, info);
-    const blockedUntil = this.blockOlderThan !== undefined && info.createdAt.getTime() < this.blockOlderThan ? this.blockOlderThan + this.ttlMs : undefined;
+    const blockedUntil =
+      this.blockOlderThan !== undefined && info.createdAt.getTime() < this.blockOlderThan ? this.blockOlderThan + this.ttlMs : undefined;
     const restored = new Map<number, LeaseRecord>();
     for (const record of this.restored.values()) if (record.sandboxName === info.name) restored.set(record.slot, record);
     for (let index = 0; index < info.slots; index++) {
@@ -422,7 +434,9 @@ export class SlotPool {
   }
 
   private forget(leaseId: string): Promise<void> {
-    return this.store.remove(this.template.pool, leaseId).catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
+    return this.store
+      .remove(this.template.pool, leaseId)
+      .catch((error: unknown) => log.warn({ err: error, lease: leaseId }, "could not remove lease record"));
   }
 
   private persist(lease: Lease): Promise<void> {

@@ -7,14 +7,36 @@ import { logger } from "../../base/log.ts";
 export function command(): Command {
   return new Command("controller")
     .option("--port <port>", "HTTP port for /healthz, /readyz, /metrics and the runners' API", portNumber, 8080)
-    .option("--data-dir <dir>", "where results, job state and lease records live (mount a volume)", process.env.HERMES_DATA_DIR ?? "/var/lib/hermes-rollouts")
-    .option("--runner-api-url <url>", "address runner pods use to reach this controller (default http://$POD_IP:<port>)", process.env.HERMES_RUNNER_API_URL)
-    .option("--image <image>", "runner image when a job names none (the controller's own image)", process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev")
-    .addOption(new Option("--image-pull-policy <policy>", "runner pods' imagePullPolicy").choices(["Always", "IfNotPresent", "Never"]).default(process.env.HERMES_IMAGE_PULL_POLICY ?? "IfNotPresent"))
+    .option(
+      "--data-dir <dir>",
+      "where results, job state and lease records live (mount a volume)",
+      process.env.HERMES_DATA_DIR ?? "/var/lib/hermes-rollouts",
+    )
+    .option(
+      "--runner-api-url <url>",
+      "address runner pods use to reach this controller (default http://$POD_IP:<port>)",
+      process.env.HERMES_RUNNER_API_URL,
+    )
+    .option(
+      "--image <image>",
+      "runner image when a job names none (the controller's own image)",
+      process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev",
+    )
+    .addOption(
+      new Option("--image-pull-policy <policy>", "runner pods' imagePullPolicy")
+        .choices(["Always", "IfNotPresent", "Never"])
+        .default(process.env.HERMES_IMAGE_PULL_POLICY ?? "IfNotPresent"),
+    )
     .option("--lease-namespace <ns>", "namespace of the leader-election Lease", process.env.POD_NAMESPACE ?? "default")
     .option("--identity <id>", "leader-election identity (default $POD_NAME, else host-pid)", process.env.POD_NAME)
-    .option("--namespace <ns>", "watch and manage only this namespace (namespaced RBAC); all namespaces when unset", process.env.HERMES_WATCH_NAMESPACE)
-    .addHelpText("after", `
+    .option(
+      "--namespace <ns>",
+      "watch and manage only this namespace (namespaced RBAC); all namespaces when unset",
+      process.env.HERMES_WATCH_NAMESPACE,
+    )
+    .addHelpText(
+      "after",
+      `
 Environment (set by the chart's Deployment through the downward API):
   POD_NAME       leader-election identity when --identity is not given
   POD_NAMESPACE  namespace of the leader-election Lease when --lease-namespace is not given
@@ -23,30 +45,42 @@ Environment (set by the chart's Deployment through the downward API):
   HERMES_DATA_DIR, HERMES_RUNNER_API_URL, HERMES_IMAGE, HERMES_IMAGE_PULL_POLICY, HERMES_WATCH_NAMESPACE
                  defaults of the matching options
 Replicas: only the Lease holder reconciles and serves the runners' API; a follower answers 503 with the leader's
-address and runners retry there. Job state lives in --data-dir: give every replica the same volume, or run one replica.`)
-    .action(async (opts: { port: number; dataDir: string; runnerApiUrl?: string; image: string; imagePullPolicy: "Always" | "IfNotPresent" | "Never"; leaseNamespace: string; identity?: string; namespace?: string }) => {
-      const log = logger("cli");
-      const running = await startController({
-        port: opts.port,
-        dataDir: opts.dataDir,
-        ...(opts.runnerApiUrl ? { runnerApiURL: opts.runnerApiUrl } : {}),
-        image: opts.image,
-        imagePullPolicy: opts.imagePullPolicy,
-        leaseNamespace: opts.leaseNamespace,
-        ...(opts.identity ? { identity: opts.identity } : {}),
-        ...(opts.namespace ? { namespace: opts.namespace } : {}),
-      });
-      const shutdown = (signal: string) => {
-        log.info({ signal }, "shutting down");
-        running.stop().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            log.error({ err: error }, "unclean shutdown");
-            process.exit(1);
-          },
-        );
-      };
-      process.once("SIGTERM", () => shutdown("SIGTERM"));
-      process.once("SIGINT", () => shutdown("SIGINT"));
-    });
+address and runners retry there. Job state lives in --data-dir: give every replica the same volume, or run one replica.`,
+    )
+    .action(
+      async (opts: {
+        port: number;
+        dataDir: string;
+        runnerApiUrl?: string;
+        image: string;
+        imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+        leaseNamespace: string;
+        identity?: string;
+        namespace?: string;
+      }) => {
+        const log = logger("cli");
+        const running = await startController({
+          port: opts.port,
+          dataDir: opts.dataDir,
+          ...(opts.runnerApiUrl ? { runnerApiURL: opts.runnerApiUrl } : {}),
+          image: opts.image,
+          imagePullPolicy: opts.imagePullPolicy,
+          leaseNamespace: opts.leaseNamespace,
+          ...(opts.identity ? { identity: opts.identity } : {}),
+          ...(opts.namespace ? { namespace: opts.namespace } : {}),
+        });
+        const shutdown = (signal: string) => {
+          log.info({ signal }, "shutting down");
+          running.stop().then(
+            () => process.exit(0),
+            (error: unknown) => {
+              log.error({ err: error }, "unclean shutdown");
+              process.exit(1);
+            },
+          );
+        };
+        process.once("SIGTERM", () => shutdown("SIGTERM"));
+        process.once("SIGINT", () => shutdown("SIGINT"));
+      },
+    );
 }

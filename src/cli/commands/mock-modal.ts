@@ -14,30 +14,60 @@ export function command(): Command {
     .addOption(new Option("--token-id <id>", "accept only this token id (default: any)").env("MOCK_MODAL_TOKEN_ID"))
     .addOption(new Option("--token-secret <secret>", "accept only this token secret (default: any)").env("MOCK_MODAL_TOKEN_SECRET"))
     .addOption(new Option("--data-dir <dir>", "where sandbox root directories live (default: a temp dir)").env("MOCK_MODAL_DATA_DIR"))
-    .addOption(new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients").env("MOCK_MODAL_TLS_PORT").argParser(portNumber))
-    .addOption(new Option("--advertise-host <host>", "host non-loopback clients reach us at (router URL, certificate)").env("MOCK_MODAL_ADVERTISE_HOST"))
-    .addOption(new Option("--tls-ca-dir <dir>", "sign the TLS certificate with the CA in <dir>/tls.crt and <dir>/tls.key (a mounted kubernetes.io/tls Secret)").env("MOCK_MODAL_TLS_CA_DIR"))
     .addOption(
-      new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env("MOCK_MODAL_FAULTS"),
+      new Option("--tls-port <port>", "also serve over TLS here, the router for non-loopback clients")
+        .env("MOCK_MODAL_TLS_PORT")
+        .argParser(portNumber),
     )
-    .action(async (options: { port: number; host: string; tokenId?: string; tokenSecret?: string; dataDir?: string; tlsPort?: number; advertiseHost?: string; tlsCaDir?: string; faults?: string }) => {
-      const mock = await startMockModal({
-        port: options.port,
-        host: options.host,
-        ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
-        ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
-        ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
-        ...(options.tlsPort !== undefined ? { tlsPort: options.tlsPort } : {}),
-        ...(options.advertiseHost !== undefined ? { advertiseHost: options.advertiseHost } : {}),
-        ...(options.tlsCaDir !== undefined ? { tlsCa: { certFile: join(options.tlsCaDir, "tls.crt"), keyFile: join(options.tlsCaDir, "tls.key") } } : {}),
-        ...(options.faults !== undefined ? { faults: options.faults } : {}),
-      });
-      process.stdout.write(`MODAL_SERVER_URL=${mock.url}\n`);
-      if (mock.caFile !== undefined) process.stdout.write(`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=${mock.caFile}\nMOCK_MODAL_TLS_PORT=${mock.tlsPort}\n`);
-      const stop = (): void => {
-        void mock.close().finally(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
+    .addOption(
+      new Option("--advertise-host <host>", "host non-loopback clients reach us at (router URL, certificate)").env(
+        "MOCK_MODAL_ADVERTISE_HOST",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--tls-ca-dir <dir>",
+        "sign the TLS certificate with the CA in <dir>/tls.crt and <dir>/tls.key (a mounted kubernetes.io/tls Secret)",
+      ).env("MOCK_MODAL_TLS_CA_DIR"),
+    )
+    .addOption(
+      new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env(
+        "MOCK_MODAL_FAULTS",
+      ),
+    )
+    .action(
+      async (options: {
+        port: number;
+        host: string;
+        tokenId?: string;
+        tokenSecret?: string;
+        dataDir?: string;
+        tlsPort?: number;
+        advertiseHost?: string;
+        tlsCaDir?: string;
+        faults?: string;
+      }) => {
+        const mock = await startMockModal({
+          port: options.port,
+          host: options.host,
+          ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
+          ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
+          ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+          ...(options.tlsPort !== undefined ? { tlsPort: options.tlsPort } : {}),
+          ...(options.advertiseHost !== undefined ? { advertiseHost: options.advertiseHost } : {}),
+          ...(options.tlsCaDir !== undefined
+            ? { tlsCa: { certFile: join(options.tlsCaDir, "tls.crt"), keyFile: join(options.tlsCaDir, "tls.key") } }
+            : {}),
+          ...(options.faults !== undefined ? { faults: options.faults } : {}),
+        });
+        process.stdout.write(`MODAL_SERVER_URL=${mock.url}\n`);
+        if (mock.caFile !== undefined)
+          process.stdout.write(`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=${mock.caFile}\nMOCK_MODAL_TLS_PORT=${mock.tlsPort}\n`);
+        const stop = (): void => {
+          void mock.close().finally(() => process.exit(0));
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      },
+    );
 }

@@ -22,7 +22,8 @@ export function command(): Command {
         ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
         signal: controller.signal,
       });
-      const line = `${summary.job}: ${summary.groups}/${summary.items} items scored, ${summary.failed} failed, ` +
+      const line =
+        `${summary.job}: ${summary.groups}/${summary.items} items scored, ${summary.failed} failed, ` +
         `${summary.trajectories} trajectories, pass rate ${(summary.passRate * 100).toFixed(1)}%, mean score ` +
         `${summary.meanScore.toFixed(3)}, ${summary.durationSeconds}s; results in ${opts.out}`;
       process.stdout.write(`${line}\n`);

@@ -11,14 +11,17 @@ function required(name: string): string {
 /** `hermes-rollouts runner`: the runner pod's entrypoint; everything it needs comes from the pod's env. */
 export function command(): Command {
   return new Command("runner")
-    .addHelpText("after", `
+    .addHelpText(
+      "after",
+      `
 Environment (the controller sets it on runner pods):
   HERMES_API_URL        the runners' API of the leading controller
   HERMES_JOB_NAMESPACE  namespace of the RolloutJob
   HERMES_JOB_NAME       name of the RolloutJob
   HERMES_JOB_TOKEN      the job's bearer token for the runners' API
   HERMES_RUNNER_ID      this runner's name in leases and logs (default runner-<pid>)
-  OPENAI_API_KEY        the model endpoint's key, from the job's model.apiKeySecretRef`)
+  OPENAI_API_KEY        the model endpoint's key, from the job's model.apiKeySecretRef`,
+    )
     .action(async () => {
       const log = logger("runner");
       const stop = new AbortController();

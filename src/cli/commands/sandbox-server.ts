@@ -17,7 +17,6 @@ interface Options {
   isolation: IsolationRequest;
 }
 
-
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
  * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
@@ -30,7 +29,11 @@ export function command(): Command {
     .option("--slots <m>", "number of slots", nonNegativeInteger, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN)")
-    .addOption(new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run").choices(["auto", "bwrap", "none"]).default("auto"))
+    .addOption(
+      new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
+        .choices(["auto", "bwrap", "none"])
+        .default("auto"),
+    )
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
@@ -44,7 +47,10 @@ export function command(): Command {
       server.listen(port, options.host, () => {
         const address = server.address();
         const bound = typeof address === "object" && address !== null ? address.port : port;
-        log.info({ host: options.host, port: bound, slots: options.slots, dataDir, isolation: probe.isolation, auth: token !== undefined }, "sandbox server listening");
+        log.info(
+          { host: options.host, port: bound, slots: options.slots, dataDir, isolation: probe.isolation, auth: token !== undefined },
+          "sandbox server listening",
+        );
       });
       const stop = (): void => {
         host.killAll();

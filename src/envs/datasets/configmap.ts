@@ -6,7 +6,8 @@ import { DatasetError, type DatasetSource } from "./types.ts";
 /** Pure: the rows of one key of a fetched ConfigMap. */
 export function configMapSource(configMap: V1ConfigMap, key: string): DatasetSource {
   const where = `configmap:${configMap.metadata?.namespace ?? ""}/${configMap.metadata?.name ?? ""}#${key}`;
-  const text = configMap.data?.[key] ?? (configMap.binaryData?.[key] ? Buffer.from(configMap.binaryData[key], "base64").toString("utf8") : undefined);
+  const text =
+    configMap.data?.[key] ?? (configMap.binaryData?.[key] ? Buffer.from(configMap.binaryData[key], "base64").toString("utf8") : undefined);
   if (text === undefined) throw new DatasetError(`${where}: no such key`);
   return memorySource(where, parseJsonl(text, where));
 }

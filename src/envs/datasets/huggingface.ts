@@ -59,7 +59,8 @@ export function huggingFaceSource(options: HuggingFaceOptions): DatasetSource {
     const response = await doFetch(url, requestInit);
     if (!response.ok) throw new DatasetError(`${description}: GET ${url}: HTTP ${response.status}`);
     const body: unknown = await response.json();
-    if (!Array.isArray(body) || !body.every((u) => typeof u === "string")) throw new DatasetError(`${description}: the parquet listing is not a list of URLs`);
+    if (!Array.isArray(body) || !body.every((u) => typeof u === "string"))
+      throw new DatasetError(`${description}: the parquet listing is not a list of URLs`);
     if (body.length === 0) throw new DatasetError(`${description}: no parquet files for this config and split`);
     return body;
   }

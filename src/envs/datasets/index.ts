@@ -40,7 +40,13 @@ export const bundledDatasetNames = [MINI_DATASET_NAME] as const;
 
 export async function openDataset(spec: DatasetSpec, context: DatasetContext = {}): Promise<OpenedDataset> {
   const plain = (source: DatasetSource): OpenedDataset => ({ source, environmentConfig: {} });
-  if (spec.inline) return plain(memorySource("inline", spec.inline.map((row, i) => asRow(row, `inline[${i}]`))));
+  if (spec.inline)
+    return plain(
+      memorySource(
+        "inline",
+        spec.inline.map((row, i) => asRow(row, `inline[${i}]`)),
+      ),
+    );
   if (spec.jsonl?.path) return plain(jsonlFileSource(spec.jsonl.path));
   if (spec.jsonl?.url) return plain(jsonlUrlSource(spec.jsonl.url, { fetch: context.fetch }));
   if (spec.configMap) {
@@ -48,7 +54,8 @@ export async function openDataset(spec: DatasetSpec, context: DatasetContext = {
     return plain(await readConfigMapSource(context.kube.api, context.kube.namespace, spec.configMap.name, spec.configMap.key));
   }
   if (spec.huggingFace) {
-    if (spec.huggingFace.revision) throw new DatasetError("huggingFace.revision is not supported: the Hub's parquet listing serves the converted main branch");
+    if (spec.huggingFace.revision)
+      throw new DatasetError("huggingFace.revision is not supported: the Hub's parquet listing serves the converted main branch");
     return plain(huggingFaceSource({ ...spec.huggingFace, endpoint: context.hfEndpoint, fetch: context.fetch }));
   }
   if (spec.bundled === MINI_DATASET_NAME) {

@@ -57,7 +57,11 @@ export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["p
     `Problem statement:\n${item.problem_statement.trim()}`,
   ];
   if (promptMode === "problem_statement+text" && item.text) sections.push(`Context:\n${item.text.trim()}`);
-  sections.push(`These tests must pass:\n${testsToRun(item).map((id) => `- ${id}`).join("\n")}`);
+  sections.push(
+    `These tests must pass:\n${testsToRun(item)
+      .map((id) => `- ${id}`)
+      .join("\n")}`,
+  );
   sections.push("When you are done, summarise your change.");
   return { system: SYSTEM_PROMPT, user: sections.join("\n\n") };
 }
@@ -112,7 +116,10 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       });
     if (result.exitCode !== 0) {
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
-      throw new InfrastructureError("setup", `setup of ${item.instance_id} (${item.repo}@${item.base_commit}) failed: ${why}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`);
+      throw new InfrastructureError(
+        "setup",
+        `setup of ${item.instance_id} (${item.repo}@${item.base_commit}) failed: ${why}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`,
+      );
     }
     return { workdir, durationMs: result.durationMs };
   }
@@ -148,7 +155,11 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     for (const [index, nodeIds] of chunks.entries()) {
       // Room for the summary line of every listed test on top of whatever else pytest prints (the tail is kept).
       const summaryBytes = nodeIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
-      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds, EXEC_OUTPUT_BYTES + summaryBytes);
+      const result = await run(
+        testChunkCommand(worktree, this.config.testCommand, nodeIds),
+        this.config.testTimeoutSeconds,
+        EXEC_OUTPUT_BYTES + summaryBytes,
+      );
       const notPassed = result.exitCode === 0 ? unpassedNodeIds(result.stdout, nodeIds) : [];
       if (result.exitCode !== 0 || notPassed.length > 0) {
         return finish(false, {
@@ -171,7 +182,10 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     if (!item.patch) return undefined;
     const cd = `cd "$HERMES_WORKSPACE"/${shellQuote(worktreeDirName(item.repo))}`;
     const encoded = Buffer.from(item.patch, "utf8").toString("base64");
-    return [`${cd} && git status --short && git log -1 --oneline`, `${cd} && echo ${encoded} | base64 -d | git apply --whitespace=nowarn - && git status --short`];
+    return [
+      `${cd} && git status --short && git log -1 --oneline`,
+      `${cd} && echo ${encoded} | base64 -d | git apply --whitespace=nowarn - && git status --short`,
+    ];
   }
 }
 

@@ -30,7 +30,10 @@ export const sweSmithItemSchema = z
       .string()
       .regex(/^[\w.-]+\/[\w.-]+$/, "repo must be owner/name")
       .refine((r) => !r.split("/").some((part) => part === "." || part === ".."), "repo must not contain . or .. parts"),
-    base_commit: z.string().regex(/^[\w./-]+$/, "base_commit must be a commit id").refine((c) => !c.startsWith("-"), "base_commit must not start with -"),
+    base_commit: z
+      .string()
+      .regex(/^[\w./-]+$/, "base_commit must be a commit id")
+      .refine((c) => !c.startsWith("-"), "base_commit must not start with -"),
     problem_statement: z.string(),
     FAIL_TO_PASS: nodeIds,
     PASS_TO_PASS: nodeIds,
@@ -61,12 +64,20 @@ export function resolveRepoURL(baseURL: string, repo: string): string {
 
 /** The bare cache's file name for a repository: `owner__name`. */
 export function repoCacheKey(repo: string): string {
-  return repo.replace(/\.git$/, "").replace("/", "__").replace(/[^\w.-]/g, "_");
+  return repo
+    .replace(/\.git$/, "")
+    .replace("/", "__")
+    .replace(/[^\w.-]/g, "_");
 }
 
 /** The worktree's directory in the slot workspace: the repository's name, as in the original. */
 export function worktreeDirName(repo: string): string {
-  return repo.replace(/\.git$/, "").split("/").pop() ?? repo;
+  return (
+    repo
+      .replace(/\.git$/, "")
+      .split("/")
+      .pop() ?? repo
+  );
 }
 
 /** Sorted, de-duplicated union of FAIL_TO_PASS and PASS_TO_PASS, as the original runs them. */

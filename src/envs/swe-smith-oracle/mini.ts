@@ -183,7 +183,16 @@ async function buildRepo(root: string, python: string, repo: string, tasks: read
 async function build(root: string, python: string): Promise<number> {
   const tasks = taskSpecs.parse(JSON.parse(await readFile(join(DATA_DIR, "tasks.json"), "utf8")));
   const repos = [...new Set(tasks.map((t) => t.repo))];
-  const rows = await Promise.all(repos.map((repo) => buildRepo(root, python, repo, tasks.filter((t) => t.repo === repo))));
+  const rows = await Promise.all(
+    repos.map((repo) =>
+      buildRepo(
+        root,
+        python,
+        repo,
+        tasks.filter((t) => t.repo === repo),
+      ),
+    ),
+  );
   await rm(join(root, ".work"), { recursive: true, force: true });
   await writeFile(join(root, JSONL_NAME), `${rows.flat().join("\n")}\n`);
   return rows.flat().length;

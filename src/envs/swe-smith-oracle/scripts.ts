@@ -86,7 +86,8 @@ export function testChunkCommand(worktree: string, testCommand: string, nodeIds:
 export function unpassedNodeIds(pytestOutput: string, nodeIds: readonly string[]): string[] {
   const lines = pytestOutput.split("\n").map((line) => line.trimEnd());
   // An XFAIL line may end with " - <reason>".
-  const passed = (id: string) => lines.some((line) => line === `PASSED ${id}` || line === `XFAIL ${id}` || line.startsWith(`XFAIL ${id} - `));
+  const passed = (id: string) =>
+    lines.some((line) => line === `PASSED ${id}` || line === `XFAIL ${id}` || line.startsWith(`XFAIL ${id} - `));
   return nodeIds.filter((id) => !passed(id));
 }
 

@@ -38,7 +38,10 @@ export class JobDatasets {
       const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
       return { rows: readRows(source, order), environmentConfig: {} };
     }
-    const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), { serveRepos: (root) => this.#serve(root), ...(keep ? { keep } : {}) });
+    const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), {
+      serveRepos: (root) => this.#serve(root),
+      ...(keep ? { keep } : {}),
+    });
     return { rows: resolved.rows, environmentConfig: resolved.environmentConfig };
   }
 

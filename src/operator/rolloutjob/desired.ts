@@ -29,7 +29,14 @@ export const tokenSecretName = (job: RolloutJob) => `${job.metadata.name}-runner
 export const runnerPodName = (job: RolloutJob, index: number) => `${job.metadata.name}-runner-${index}`;
 
 export function ownerReference(job: RolloutJob): V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: "RolloutJob", name: job.metadata.name, uid: job.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: "RolloutJob",
+    name: job.metadata.name,
+    uid: job.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** The per-job runner token, owned by the job so it goes when the job does. */
@@ -37,7 +44,12 @@ export function tokenSecret(job: RolloutJob, token: string): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: tokenSecretName(job), namespace: job.metadata.namespace, labels: { [JOB_LABEL]: job.metadata.name }, ownerReferences: [ownerReference(job)] },
+    metadata: {
+      name: tokenSecretName(job),
+      namespace: job.metadata.namespace,
+      labels: { [JOB_LABEL]: job.metadata.name },
+      ownerReferences: [ownerReference(job)],
+    },
     type: "Opaque",
     stringData: { [TOKEN_KEY]: token },
   };
@@ -53,7 +65,10 @@ export function runnerPod(job: RolloutJob, spec: RolloutJobSpec, index: number, 
     { name: "HERMES_JOB_TOKEN", valueFrom: { secretKeyRef: { name: tokenSecretName(job), key: TOKEN_KEY } } },
   ];
   if (spec.model.apiKeySecretRef) {
-    env.push({ name: "OPENAI_API_KEY", valueFrom: { secretKeyRef: { name: spec.model.apiKeySecretRef.name, key: spec.model.apiKeySecretRef.key } } });
+    env.push({
+      name: "OPENAI_API_KEY",
+      valueFrom: { secretKeyRef: { name: spec.model.apiKeySecretRef.name, key: spec.model.apiKeySecretRef.key } },
+    });
   }
   return {
     apiVersion: "v1",

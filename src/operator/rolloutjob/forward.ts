@@ -98,7 +98,10 @@ export class ResultsForwarder {
         await this.#options.sink.write(record.group as ScoredDataGroup);
       } catch (error) {
         if (++this.#attempts < (this.#options.maxAttempts ?? 5)) throw error;
-        log.error({ index: record.index, err: error, sink: this.location }, "group could not be forwarded; it stays in the results JSONL only");
+        log.error(
+          { index: record.index, err: error, sink: this.location },
+          "group could not be forwarded; it stays in the results JSONL only",
+        );
         this.dropped++;
       }
       this.#attempts = 0;
@@ -112,10 +115,13 @@ export class ResultsForwarder {
   #failed(error: unknown): void {
     this.lastError = error instanceof Error ? error.message : String(error);
     log.warn({ err: error, sink: this.location, pending: this.#pending }, "forwarding failed, will retry");
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#kick();
-    }, Math.min(30_000, (this.#options.retryDelayMs ?? 1000) * 2 ** (Math.max(1, this.#attempts) - 1)));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#kick();
+      },
+      Math.min(30_000, (this.#options.retryDelayMs ?? 1000) * 2 ** (Math.max(1, this.#attempts) - 1)),
+    );
     this.#timer.unref();
   }
 }

@@ -46,7 +46,7 @@ function readChunksFrom(path: string, offset: number, visit: (chunk: Buffer) => 
   }
   try {
     const buffer = Buffer.alloc(READ_CHUNK_BYTES);
-    for (let position = offset; ; ) {
+    for (let position = offset; ;) {
       const read = readSync(fd, buffer, 0, buffer.length, position);
       if (read === 0 || !visit(buffer.subarray(0, read))) return;
       position += read;

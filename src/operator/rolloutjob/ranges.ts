@@ -6,7 +6,10 @@ const TRUNCATED = ",...";
  * `maxLength`, it keeps the first ranges that fit and ends in ",...".
  */
 export function compactRanges(indexes: Iterable<number>, maxLength = Infinity): string {
-  return compactSortedRanges([...new Set(indexes)].sort((a, b) => a - b), maxLength);
+  return compactSortedRanges(
+    [...new Set(indexes)].sort((a, b) => a - b),
+    maxLength,
+  );
 }
 
 /** `compactRanges` of indexes already ascending and unique (a walk over a done-bitmap): no copy, no sort. */

@@ -9,7 +9,15 @@ import { isTrue, findCondition } from "../runtime/conditions.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
 import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
-import { runnerPod, workLeaseTTLMs, tokenSecret, tokenSecretName, TOKEN_KEY, RUNNER_INDEX_LABEL, type RunnerPodSettings } from "./desired.ts";
+import {
+  runnerPod,
+  workLeaseTTLMs,
+  tokenSecret,
+  tokenSecretName,
+  TOKEN_KEY,
+  RUNNER_INDEX_LABEL,
+  type RunnerPodSettings,
+} from "./desired.ts";
 import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
 import { ResultsForwarder } from "./forward.ts";
 import { SpooledRows } from "./rows.ts";
@@ -97,19 +105,38 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       backoffLimit: spec.backoffLimit,
       leaseTTLMs: workLeaseTTLMs(spec.limits),
     });
-    const forwarder = spec.results.type === "atropos" && spec.results.url
-      ? new ResultsForwarder({
-          sink: new AtroposSink({ url: spec.results.url, name: job.metadata.name, groupSize: spec.groupSize, maxTokenLength: spec.limits.maxTokenLength, dropUniformGroups: spec.results.dropUniformGroups, ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}) }),
-          resultsPath: tracker.resultsPath,
-          forwardedPath: join(dir, "forwarded"),
-          ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
-          onChange: () => deps.enqueue(key),
-        })
-      : undefined;
+    const forwarder =
+      spec.results.type === "atropos" && spec.results.url
+        ? new ResultsForwarder({
+            sink: new AtroposSink({
+              url: spec.results.url,
+              name: job.metadata.name,
+              groupSize: spec.groupSize,
+              maxTokenLength: spec.limits.maxTokenLength,
+              dropUniformGroups: spec.results.dropUniformGroups,
+              ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
+            }),
+            resultsPath: tracker.resultsPath,
+            forwardedPath: join(dir, "forwarded"),
+            ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
+            onChange: () => deps.enqueue(key),
+          })
+        : undefined;
     forwarder?.start();
     const active: ActiveJob = {
-      key, uid: job.metadata.uid ?? "", poolKey, token, spec, rows, environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
-      tracker, forwarder, suspended: spec.suspend, poolGone: false, slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)), onProgress: () => deps.enqueue(key),
+      key,
+      uid: job.metadata.uid ?? "",
+      poolKey,
+      token,
+      spec,
+      rows,
+      environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
+      tracker,
+      forwarder,
+      suspended: spec.suspend,
+      poolGone: false,
+      slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)),
+      onProgress: () => deps.enqueue(key),
     };
     deps.active.set(active);
     return active;
@@ -124,7 +151,10 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     for (const leaseId of await deps.restoredSlotLeases(poolKey, key)) await pool?.slots.release(leaseId);
     await deps.client.deleteSecret(namespace, tokenSecretName(job));
     const finalizers = job.metadata.finalizers ?? [];
-    await deps.client.setFinalizers({ kind: "RolloutJob", namespace, name: job.metadata.name }, finalizers.filter((f) => f !== JOB_FINALIZER));
+    await deps.client.setFinalizers(
+      { kind: "RolloutJob", namespace, name: job.metadata.name },
+      finalizers.filter((f) => f !== JOB_FINALIZER),
+    );
     return {};
   }
 
@@ -143,7 +173,13 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     if (job.metadata.deletionTimestamp) return (job.metadata.finalizers ?? []).includes(JOB_FINALIZER) ? finalize(key, job, pods) : {};
     const writeStatus = async (state: JobState, active: ActiveJob | undefined) => {
       const status = computeJobStatus({
-        generation, previous: job.status, state, aggregates: active?.tracker.aggregates(), pods, resultsLocation: active?.forwarder?.location ?? active?.tracker.resultsPath, now,
+        generation,
+        previous: job.status,
+        state,
+        aggregates: active?.tracker.aggregates(),
+        pods,
+        resultsLocation: active?.forwarder?.location ?? active?.tracker.resultsPath,
+        now,
       });
       if (!isDeepStrictEqual(status, job.status)) await deps.client.patchStatus({ kind: "RolloutJob", namespace, name }, status);
       return status;
@@ -162,7 +198,8 @@ export function jobReconciler(deps: JobReconcilerDeps) {
 
     const validation = validateRolloutJobSpec(job.spec);
     if (!validation.ok) {
-      if (!findCondition(job.status?.conditions, "Failed")) deps.recorder.event(job, "Warning", "InvalidSpec", validation.errors.join("; "));
+      if (!findCondition(job.status?.conditions, "Failed"))
+        deps.recorder.event(job, "Warning", "InvalidSpec", validation.errors.join("; "));
       await writeStatus({ kind: "invalid", errors: validation.errors }, undefined);
       return {};
     }
@@ -171,7 +208,11 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     const pool = deps.getPool(namespace, spec.poolRef.name);
     const blocker = poolBlocker(
       spec.poolRef.name,
-      pool && { deleting: Boolean(pool.metadata.deletionTimestamp), ready: isTrue(pool.status?.conditions, "Ready") && deps.runtimes.get(poolKey) !== undefined, readyReason: findCondition(pool.status?.conditions, "Ready")?.reason },
+      pool && {
+        deleting: Boolean(pool.metadata.deletionTimestamp),
+        ready: isTrue(pool.status?.conditions, "Ready") && deps.runtimes.get(poolKey) !== undefined,
+        readyReason: findCondition(pool.status?.conditions, "Ready")?.reason,
+      },
       job.status?.startTime !== undefined,
     );
     if (blocker) {
@@ -194,7 +235,8 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       active = await activate(key, job, spec, poolKey, pods);
     } catch (error) {
       if (!(error instanceof DatasetError)) throw error;
-      if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError") deps.recorder.event(job, "Warning", "DatasetError", error.message);
+      if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError")
+        deps.recorder.event(job, "Warning", "DatasetError", error.message);
       await writeStatus({ kind: "datasetError", message: error.message }, undefined);
       // A missing ConfigMap or an unreachable URL may be fixed without touching the job: try again later.
       return { requeueAfterMs: 15_000 };
@@ -217,7 +259,12 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     if (active.tracker.finished) {
       await stopWork(active, pods, namespace);
       const status = await writeStatus({ kind: "finished" }, active);
-      deps.recorder.event(job, status.phase === "Failed" ? "Warning" : "Normal", status.phase === "Failed" ? "JobFailed" : "JobComplete", status.progressSummary ?? "");
+      deps.recorder.event(
+        job,
+        status.phase === "Failed" ? "Warning" : "Normal",
+        status.phase === "Failed" ? "JobFailed" : "JobComplete",
+        status.progressSummary ?? "",
+      );
       return spec.ttlSecondsAfterFinished !== undefined ? { requeueAfterMs: spec.ttlSecondsAfterFinished * 1000 } : {};
     }
 
@@ -232,7 +279,8 @@ export function jobReconciler(deps: JobReconcilerDeps) {
         deps.recorder.event(job, "Normal", "RunnerCreated", `created runner pod ${index}`);
       }
     }
-    for (const [index, pod] of byIndex) if (index >= spec.runners.replicas && !pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
+    for (const [index, pod] of byIndex)
+      if (index >= spec.runners.replicas && !pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
     await writeStatus({ kind: "running" }, active);
     return { requeueAfterMs: 5000 };
   };

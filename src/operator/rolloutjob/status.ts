@@ -35,12 +35,16 @@ export function poolBlocker(
   jobStarted: boolean,
 ): PoolBlocker | undefined {
   if (pool?.deleting || (!pool && jobStarted)) {
-    return { reason: "PoolDeleted", message: `SandboxPool ${poolName} was deleted while the job ran; its items wait (no attempt spent) until a pool of that name is Ready again` };
+    return {
+      reason: "PoolDeleted",
+      message: `SandboxPool ${poolName} was deleted while the job ran; its items wait (no attempt spent) until a pool of that name is Ready again`,
+    };
   }
   if (!pool) return { reason: "PoolNotFound", message: `SandboxPool ${poolName} does not exist` };
   // A pool starting sandboxes under a started job is scaling up for its runners' demand: the job keeps running.
   const scaling = jobStarted && pool.readyReason === "SandboxesStarting";
-  if (!pool.ready && !scaling) return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
+  if (!pool.ready && !scaling)
+    return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
   return undefined;
 }
 
@@ -52,11 +56,15 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
   const terminal = input.state.kind === "finished" || input.state.kind === "invalid";
   const failedItems = agg?.failed ?? 0;
   const phase: JobPhase =
-    input.state.kind === "invalid" || (input.state.kind === "finished" && failedItems > 0) ? "Failed"
-    : input.state.kind === "finished" ? "Complete"
-    : input.state.kind === "suspended" ? "Suspended"
-    : input.state.kind === "running" || input.state.kind === "forwarding" ? "Running"
-    : "Pending";
+    input.state.kind === "invalid" || (input.state.kind === "finished" && failedItems > 0)
+      ? "Failed"
+      : input.state.kind === "finished"
+        ? "Complete"
+        : input.state.kind === "suspended"
+          ? "Suspended"
+          : input.state.kind === "running" || input.state.kind === "forwarding"
+            ? "Running"
+            : "Pending";
   const status: RolloutJobStatus = {
     observedGeneration: input.generation,
     conditions: setConditions(previous?.conditions, jobConditions(input, phase), input.generation, now),
@@ -66,7 +74,14 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
   if (startTime) status.startTime = startTime;
   if (terminal) status.completionTime = previous?.completionTime ?? now.toISOString();
   if (agg) {
-    status.progress = { items: agg.items, groups: agg.groups, scored: agg.scored, failed: agg.failed, retried: agg.retried, running: agg.running };
+    status.progress = {
+      items: agg.items,
+      groups: agg.groups,
+      scored: agg.scored,
+      failed: agg.failed,
+      retried: agg.retried,
+      running: agg.running,
+    };
     status.progressSummary = `${agg.groups + agg.failed}/${agg.items}`;
     if (agg.scored > 0) {
       status.passRate = round(agg.passed / agg.scored);
@@ -113,14 +128,24 @@ function jobConditions(input: JobStatusInput, phase: JobPhase): ConditionInput[]
     case "forwarding": {
       const failing = input.state.lastError ? `; last attempt: ${input.state.lastError}` : "";
       return [
-        { type: "Running", status: "True", reason: "ForwardingResults", message: `${progress}; ${input.state.pending} group(s) still to send to ${input.state.location}${failing}` },
+        {
+          type: "Running",
+          status: "True",
+          reason: "ForwardingResults",
+          message: `${progress}; ${input.state.pending} group(s) still to send to ${input.state.location}${failing}`,
+        },
         { type: "Suspended", status: "False", reason: "NotSuspended", message: "" },
       ];
     }
     case "finished":
       return [
         phase === "Failed"
-          ? { type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: `${agg?.failed ?? 0} item(s) failed after backoffLimit attempts; ${progress}` }
+          ? {
+              type: "Failed",
+              status: "True",
+              reason: "BackoffLimitExceeded",
+              message: `${agg?.failed ?? 0} item(s) failed after backoffLimit attempts; ${progress}`,
+            }
           : { type: "Complete", status: "True", reason: "AllItemsScored", message: progress },
         { type: "Running", status: "False", reason: phase === "Failed" ? "JobFailed" : "JobComplete", message: "" },
       ];

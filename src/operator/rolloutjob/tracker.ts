@@ -79,7 +79,15 @@ export class JobTracker {
   #scoreSum = 0;
   #journalLines = 0;
 
-  constructor(options: { resultsPath: string; journalPath: string; jobUid?: string; items: number; backoffLimit: number; leaseTTLMs: number; now?: () => number }) {
+  constructor(options: {
+    resultsPath: string;
+    journalPath: string;
+    jobUid?: string;
+    items: number;
+    backoffLimit: number;
+    leaseTTLMs: number;
+    now?: () => number;
+  }) {
     this.resultsPath = options.resultsPath;
     this.#journalPath = options.journalPath;
     this.#jobUid = options.jobUid;
@@ -156,8 +164,11 @@ export class JobTracker {
   /** Rewrites the journal as one snapshot of the state in memory. */
   #compact(): void {
     const attempts: [number, number][] = [];
-    for (let index = 0; index < this.#cursor; index++) if (!this.#done[index] && this.#attempts[index]! > 0) attempts.push([index, this.#attempts[index]!]);
-    const snapshot: JournalEntry = { snapshot: { cursor: this.#cursor, attempts, failed: [...this.#failed], retried: this.#retried, leases: [...this.#leases.values()] } };
+    for (let index = 0; index < this.#cursor; index++)
+      if (!this.#done[index] && this.#attempts[index]! > 0) attempts.push([index, this.#attempts[index]!]);
+    const snapshot: JournalEntry = {
+      snapshot: { cursor: this.#cursor, attempts, failed: [...this.#failed], retried: this.#retried, leases: [...this.#leases.values()] },
+    };
     writeFileSync(`${this.#journalPath}.tmp`, `${JSON.stringify(snapshot)}\n`);
     renameSync(`${this.#journalPath}.tmp`, this.#journalPath);
     this.#journalLines = 1;
@@ -274,7 +285,8 @@ export class JobTracker {
 
   /** Stores a scored group once per item: a retried POST or a late duplicate is acknowledged, not stored. */
   submit(record: ScoredGroupRecord): { stored: boolean } {
-    if (record.index < 0 || record.index >= this.#items) throw new RangeError(`item index ${record.index} is outside 0..${this.#items - 1}`);
+    if (record.index < 0 || record.index >= this.#items)
+      throw new RangeError(`item index ${record.index} is outside 0..${this.#items - 1}`);
     const leaseId = this.#leaseOfIndex.get(record.index);
     if (leaseId !== undefined) this.#dropLease(leaseId);
     if (this.#done[record.index]) return { stored: false };

@@ -55,7 +55,12 @@ type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknow
  * the job's token and confined to that job. Work: next, renew, handback, fail; results: groups; slots: acquire,
  * renew, release, exec, read, write (slot calls go through the controller so runners need no backend access).
  */
-export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: ControllerMetrics, leaderURL: () => string | undefined = () => undefined): Route {
+export function runnersApi(
+  jobs: ActiveJobs,
+  pools: PoolLookup,
+  metrics: ControllerMetrics,
+  leaderURL: () => string | undefined = () => undefined,
+): Route {
   const poolOf = (job: ActiveJob) => {
     // The slot went with the deleted pool: "gone" now, so the runner hands its item back at once instead of
     // retrying for the pool a re-created pool of the same name will never bring back.
@@ -68,7 +73,8 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
   };
   const refuseNewSlots = (job: ActiveJob) => {
     if (jobs.get(job.key) !== job) throw new HttpError(410, `job ${job.key} is no longer served: no new slots`);
-    if (job.suspended || job.poolGone) throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
+    if (job.suspended || job.poolGone)
+      throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
   };
   const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {
     const leaseId = str(body, "leaseId");
@@ -87,7 +93,14 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
       job.onProgress();
       const { lease } = assignment;
-      return { leaseId: lease.id, index: lease.index, attempt: lease.attempt, row: await job.rows.row(lease.index), expiresAt: lease.expiresAt, ttlMs: job.tracker.leaseTTLMs };
+      return {
+        leaseId: lease.id,
+        index: lease.index,
+        attempt: lease.attempt,
+        row: await job.rows.row(lease.index),
+        expiresAt: lease.expiresAt,
+        ttlMs: job.tracker.leaseTTLMs,
+      };
     },
     async renew(job, body) {
       const lease = job.tracker.renew(str(body, "leaseId"));
@@ -137,7 +150,13 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
         throw error;
       }
       job.slotLeases.add(lease.id);
-      return { leaseId: lease.id, sandbox: lease.sandbox.name, slot: lease.slot, expiresAt: lease.expiresAt, ttlMs: lease.expiresAt - Date.now() };
+      return {
+        leaseId: lease.id,
+        sandbox: lease.sandbox.name,
+        slot: lease.slot,
+        expiresAt: lease.expiresAt,
+        ttlMs: lease.expiresAt - Date.now(),
+      };
     },
     async "slots/renew"(job, body) {
       const lease = await poolOf(job).slots.renew(ownSlot(job, body));
@@ -180,11 +199,15 @@ export function runnersApi(jobs: ActiveJobs, pools: PoolLookup, metrics: Control
       sendJson(res, 200, await handler(job, await readBody(req)));
     } catch (error) {
       const status =
-        error instanceof HttpError ? error.status
-        : error instanceof LeaseLostError ? 410
-        : isSandboxError(error, "capacity") ? 503
-        : isSandboxError(error) ? 502
-        : 500;
+        error instanceof HttpError
+          ? error.status
+          : error instanceof LeaseLostError
+            ? 410
+            : isSandboxError(error, "capacity")
+              ? 503
+              : isSandboxError(error)
+                ? 502
+                : 500;
       if (status >= 500) metrics.errors.inc({ kind: "api" });
       sendJson(res, status, {
         error: error instanceof Error ? error.message : String(error),

@@ -11,7 +11,12 @@ export interface ConditionInput {
  * Sets one condition with metav1.Condition semantics: `lastTransitionTime` changes only when the status flips,
  * `observedGeneration` is stamped, types stay unique and keep their order. Returns a new array.
  */
-export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, generation: number, now: Date): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  input: ConditionInput,
+  generation: number,
+  now: Date,
+): Condition[] {
   const list = [...(conditions ?? [])];
   const index = list.findIndex((c) => c.type === input.type);
   const previous = index >= 0 ? list[index] : undefined;
@@ -29,7 +34,12 @@ export function setCondition(conditions: readonly Condition[] | undefined, input
   return list;
 }
 
-export function setConditions(conditions: readonly Condition[] | undefined, inputs: readonly ConditionInput[], generation: number, now: Date): Condition[] {
+export function setConditions(
+  conditions: readonly Condition[] | undefined,
+  inputs: readonly ConditionInput[],
+  generation: number,
+  now: Date,
+): Condition[] {
   return inputs.reduce<Condition[]>((acc, input) => setCondition(acc, input, generation, now), [...(conditions ?? [])]);
 }
 

@@ -152,7 +152,13 @@ export class LeaderElector {
         namespace,
         body: {
           metadata: { name, namespace, annotations },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: 0 },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: durationSeconds,
+            acquireTime: new V1MicroTime(now),
+            renewTime: new V1MicroTime(now),
+            leaseTransitions: 0,
+          },
         },
       });
       return true;
@@ -162,7 +168,11 @@ export class LeaderElector {
     const recordKey = `${spec.holderIdentity ?? ""}/${lease.metadata?.resourceVersion ?? ""}`;
     if (this.#observed?.key !== recordKey) this.#observed = { key: recordKey, at: now };
     const decision = leaseDecision(
-      { holder: spec.holderIdentity ?? "", leaseDurationSeconds: spec.leaseDurationSeconds ?? durationSeconds, observedAt: this.#observed.at },
+      {
+        holder: spec.holderIdentity ?? "",
+        leaseDurationSeconds: spec.leaseDurationSeconds ?? durationSeconds,
+        observedAt: this.#observed.at,
+      },
       identity,
       now,
     );

@@ -38,7 +38,11 @@ export class ControllerMetrics {
     labelNames: ["resource"] as const,
     registers: [this.registry],
   });
-  readonly isLeader = new Gauge({ name: "hermes_leader", help: "1 while this replica holds the leader Lease.", registers: [this.registry] });
+  readonly isLeader = new Gauge({
+    name: "hermes_leader",
+    help: "1 while this replica holds the leader Lease.",
+    registers: [this.registry],
+  });
   readonly sandboxes = new Gauge({
     name: "hermes_sandboxes",
     help: "Sandboxes by pool and phase.",
@@ -64,7 +68,12 @@ export class ControllerMetrics {
     labelNames: ["job"] as const,
     registers: [this.registry],
   });
-  readonly passRate = new Gauge({ name: "hermes_job_pass_rate", help: "Pass rate of a job's scored trajectories.", labelNames: ["job"] as const, registers: [this.registry] });
+  readonly passRate = new Gauge({
+    name: "hermes_job_pass_rate",
+    help: "Pass rate of a job's scored trajectories.",
+    labelNames: ["job"] as const,
+    registers: [this.registry],
+  });
   readonly errors = new Counter({
     name: "hermes_errors_total",
     help: "Errors by kind (backend, infra, validation, api).",

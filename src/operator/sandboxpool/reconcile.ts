@@ -30,7 +30,11 @@ const errorMessage = (error: unknown) => (error instanceof Error ? error.message
 /** observe (cache, backend, leases) → plan (pure) → apply (backend creates and terminations, then one status write). */
 export function poolReconciler(deps: PoolReconcilerDeps) {
   const suffix = deps.suffix ?? (() => randomBytes(3).toString("hex"));
-  const ref = (pool: SandboxPool) => ({ kind: "SandboxPool" as const, namespace: pool.metadata.namespace ?? "default", name: pool.metadata.name });
+  const ref = (pool: SandboxPool) => ({
+    kind: "SandboxPool" as const,
+    namespace: pool.metadata.namespace ?? "default",
+    name: pool.metadata.name,
+  });
 
   async function writeStatus(pool: SandboxPool, status: SandboxPool["status"]): Promise<void> {
     if (!isDeepStrictEqual(status, pool.status)) await deps.client.patchStatus(ref(pool), status ?? {});
@@ -44,11 +48,15 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     if (runtime.creates.size > 0) return { requeueAfterMs: 1000 };
     const live = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
     await Promise.all(live.map((s) => runtime.backend.terminate(s)));
-    if (live.length > 0) deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${live.length} sandbox(es) of the deleted pool`);
+    if (live.length > 0)
+      deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${live.length} sandbox(es) of the deleted pool`);
     const left = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
     if (left.length > 0) return { requeueAfterMs: 2000 };
     await deps.runtimes.drop(key);
-    await deps.client.setFinalizers(ref(pool), finalizers.filter((f) => f !== POOL_FINALIZER));
+    await deps.client.setFinalizers(
+      ref(pool),
+      finalizers.filter((f) => f !== POOL_FINALIZER),
+    );
     return {};
   }
 
@@ -81,8 +89,17 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     const validation = validateSandboxPoolSpec(pool.spec);
     if (!validation.ok) {
       const status = computePoolStatus({
-        generation, previous: pool.status, sandboxes: [], templateHash: pool.status?.templateHash ?? "", slotsPerSandbox: 0,
-        leased: 0, quarantined: 0, isolation: undefined, plan: undefined, invalid: validation.errors, now,
+        generation,
+        previous: pool.status,
+        sandboxes: [],
+        templateHash: pool.status?.templateHash ?? "",
+        slotsPerSandbox: 0,
+        leased: 0,
+        quarantined: 0,
+        isolation: undefined,
+        plan: undefined,
+        invalid: validation.errors,
+        now,
       });
       await writeStatus(pool, status);
       return {};
@@ -131,9 +148,15 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           const sandbox = byName.get(sandboxName);
           if (sandbox) await runtime.backend.terminate(sandbox);
           const replaced = reason === "failed" || reason === "terminated" || reason === "replace";
-          deps.recorder.event(pool, replaced ? "Warning" : "Normal", replaced ? "SandboxReplaced" : "SandboxTerminated", `${sandboxName}: ${reason}${sandbox?.message ? ` (${sandbox.message})` : ""}`);
+          deps.recorder.event(
+            pool,
+            replaced ? "Warning" : "Normal",
+            replaced ? "SandboxReplaced" : "SandboxTerminated",
+            `${sandboxName}: ${reason}${sandbox?.message ? ` (${sandbox.message})` : ""}`,
+          );
         }
-        for (let index = 0; index < plan.create; index++) launchCreate(key, pool, runtime, `${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template);
+        for (let index = 0; index < plan.create; index++)
+          launchCreate(key, pool, runtime, `${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template);
         if (plan.terminate.length > 0) {
           sandboxes = await runtime.backend.list(key);
           runtime.slots.setSandboxes(sandboxes);
@@ -148,8 +171,17 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     }
     const stats = runtime?.slots.stats();
     const status = computePoolStatus({
-      generation, previous: pool.status, sandboxes, templateHash: template.templateHash, slotsPerSandbox: spec.slotsPerSandbox,
-      leased: stats?.slotsLeased ?? 0, quarantined: stats?.slotsQuarantined ?? 0, isolation, plan, backendError, now,
+      generation,
+      previous: pool.status,
+      sandboxes,
+      templateHash: template.templateHash,
+      slotsPerSandbox: spec.slotsPerSandbox,
+      leased: stats?.slotsLeased ?? 0,
+      quarantined: stats?.slotsQuarantined ?? 0,
+      isolation,
+      plan,
+      backendError,
+      now,
     });
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.creates.size ?? 0) > 0;

@@ -85,10 +85,22 @@ export class PoolRuntimes {
     const existing = this.#pools.get(poolKey);
     if (existing) return existing;
     const backend = await this.#factory(poolKey, namespace, spec);
-    const slots = new SlotPool({ backend, template: poolTemplate(poolKey, spec), leaseTtlMs: spec.leaseTTLSeconds * 1000, store: this.#store });
+    const slots = new SlotPool({
+      backend,
+      template: poolTemplate(poolKey, spec),
+      leaseTtlMs: spec.leaseTTLSeconds * 1000,
+      store: this.#store,
+    });
     await slots.start();
     slots.onWaiting = () => this.onWaiting(poolKey);
-    const runtime: PoolRuntime = { backend, slots, acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() };
+    const runtime: PoolRuntime = {
+      backend,
+      slots,
+      acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000,
+      creates: new InFlightCreates(),
+      createError: undefined,
+      keepAlive: new KeepAlive(),
+    };
     this.#pools.set(poolKey, runtime);
     return runtime;
   }

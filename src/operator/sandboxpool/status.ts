@@ -26,9 +26,20 @@ export function computePoolStatus(input: PoolStatusInput): SandboxPoolStatus {
   const ready = count("ready");
   const total = ready * input.slotsPerSandbox;
   const sandboxes = { ready, starting: count("starting"), failed: count("failed") };
-  const slots = { total, leased: input.leased, quarantined: input.quarantined, free: Math.max(0, total - input.leased - input.quarantined) };
+  const slots = {
+    total,
+    leased: input.leased,
+    quarantined: input.quarantined,
+    free: Math.max(0, total - input.leased - input.quarantined),
+  };
   const conditions = setConditions(input.previous?.conditions, poolConditions(input, sandboxes), input.generation, input.now);
-  const status: SandboxPoolStatus = { observedGeneration: input.generation, conditions, sandboxes, slots, templateHash: input.templateHash };
+  const status: SandboxPoolStatus = {
+    observedGeneration: input.generation,
+    conditions,
+    sandboxes,
+    slots,
+    templateHash: input.templateHash,
+  };
   if (input.isolation) status.isolation = input.isolation;
   return status;
 }
@@ -50,13 +61,28 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
       ? { type: "Ready", status: "False", reason: "BackendError", message: input.backendError }
       : input.plan !== undefined && counts.ready >= desired
         ? { type: "Ready", status: "True", reason: "SandboxesReady", message: `${counts.ready}/${desired} sandboxes ready` }
-        : { type: "Ready", status: "False", reason: "SandboxesStarting", message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting` };
+        : {
+            type: "Ready",
+            status: "False",
+            reason: "SandboxesStarting",
+            message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
+          };
   const progressing: ConditionInput =
     outdated > 0
-      ? { type: "Progressing", status: "True", reason: "RollingOver", message: `${outdated} sandbox(es) on an old template; leased ones drain first` }
+      ? {
+          type: "Progressing",
+          status: "True",
+          reason: "RollingOver",
+          message: `${outdated} sandbox(es) on an old template; leased ones drain first`,
+        }
       : counts.ready + counts.starting < desired || counts.starting > 0
         ? { type: "Progressing", status: "True", reason: "Scaling", message: `${counts.ready + counts.starting}/${desired} sandboxes` }
-        : { type: "Progressing", status: "False", reason: "Stable", message: `${counts.ready} sandbox(es) on template ${input.templateHash}` };
+        : {
+            type: "Progressing",
+            status: "False",
+            reason: "Stable",
+            message: `${counts.ready} sandbox(es) on template ${input.templateHash}`,
+          };
   const degraded: ConditionInput = input.backendError
     ? { type: "Degraded", status: "True", reason: "BackendError", message: input.backendError }
     : counts.failed > 0
@@ -64,7 +90,17 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
       : { type: "Degraded", status: "False", reason: "Healthy", message: "" };
   const isolated: ConditionInput =
     input.isolation === "none"
-      ? { type: "Isolated", status: "False", reason: "IsolationUnavailable", message: "slots share the sandbox's filesystem view: bubblewrap could not be used" }
-      : { type: "Isolated", status: input.isolation ? "True" : "Unknown", reason: input.isolation ? "Bubblewrap" : "NotProbed", message: "" };
+      ? {
+          type: "Isolated",
+          status: "False",
+          reason: "IsolationUnavailable",
+          message: "slots share the sandbox's filesystem view: bubblewrap could not be used",
+        }
+      : {
+          type: "Isolated",
+          status: input.isolation ? "True" : "Unknown",
+          reason: input.isolation ? "Bubblewrap" : "NotProbed",
+          message: "",
+        };
   return [ready, progressing, degraded, isolated];
 }

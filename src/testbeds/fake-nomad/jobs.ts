@@ -12,7 +12,14 @@ export class NomadHttpError extends Error {
 
 const NS = 1_000_000_000;
 const serviceRestartDefault = { Attempts: 2, Interval: 1800 * NS, Delay: 15 * NS, Mode: "fail" };
-const serviceRescheduleDefault = { Attempts: 0, Interval: 0, Delay: 30 * NS, DelayFunction: "exponential", MaxDelay: 3600 * NS, Unlimited: true };
+const serviceRescheduleDefault = {
+  Attempts: 0,
+  Interval: 0,
+  Delay: 30 * NS,
+  DelayFunction: "exponential",
+  MaxDelay: 3600 * NS,
+  Unlimited: true,
+};
 
 /** Validates and canonicalises a job the way Nomad's register endpoint does for the fields we use. */
 export function canonicalizeJob(input: unknown, namespace: string, state: FakeNomadState): Json {
@@ -21,7 +28,8 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
   if (typeof job.ID !== "string" || job.ID === "") throw new NomadHttpError(500, "1 error occurred:\n\t* Missing job ID\n\n");
   if (/\s/.test(job.ID)) throw new NomadHttpError(500, "1 error occurred:\n\t* Job ID contains a space\n\n");
   job.Namespace = typeof job.Namespace === "string" && job.Namespace !== "" ? job.Namespace : namespace;
-  if (!state.namespaces.has(String(job.Namespace))) throw new NomadHttpError(400, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
+  if (!state.namespaces.has(String(job.Namespace)))
+    throw new NomadHttpError(400, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
   job.Name ??= job.ID;
   job.Type ??= "service";
   job.Priority ??= 50;
@@ -36,9 +44,11 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
     group.RestartPolicy = { ...serviceRestartDefault, ...(group.RestartPolicy as Json | undefined) };
     group.ReschedulePolicy = { ...serviceRescheduleDefault, ...(group.ReschedulePolicy as Json | undefined) };
     const tasks = group.Tasks;
-    if (!Array.isArray(tasks) || tasks.length === 0) throw new NomadHttpError(500, `1 error occurred:\n\t* Missing tasks for task group ${group.Name}\n\n`);
+    if (!Array.isArray(tasks) || tasks.length === 0)
+      throw new NomadHttpError(500, `1 error occurred:\n\t* Missing tasks for task group ${group.Name}\n\n`);
     for (const task of tasks as Json[]) {
-      if (typeof task.Driver !== "string" || task.Driver === "") throw new NomadHttpError(500, `1 error occurred:\n\t* Task ${String(task.Name)} missing driver\n\n`);
+      if (typeof task.Driver !== "string" || task.Driver === "")
+        throw new NomadHttpError(500, `1 error occurred:\n\t* Task ${String(task.Name)} missing driver\n\n`);
       task.KillTimeout ??= 5 * NS;
     }
   }
@@ -59,14 +69,21 @@ export interface RegisterOutcome {
 }
 
 /** Stores a register; `EnforceIndex` is Nomad's check-and-set (0 = only if the job does not exist). */
-export function registerJob(state: FakeNomadState, job: Json, enforce: { EnforceIndex?: unknown; JobModifyIndex?: unknown }): RegisterOutcome {
+export function registerJob(
+  state: FakeNomadState,
+  job: Json,
+  enforce: { EnforceIndex?: unknown; JobModifyIndex?: unknown },
+): RegisterOutcome {
   const namespace = String(job.Namespace);
   const previous = state.getJob(namespace, String(job.ID));
   if (enforce.EnforceIndex === true) {
     const wanted = Number(enforce.JobModifyIndex ?? 0);
     if (wanted === 0 && previous !== undefined) throw new NomadHttpError(500, "Enforcing job modify index 0: job already exists");
     if (wanted !== 0 && previous?.JobModifyIndex !== wanted) {
-      throw new NomadHttpError(500, `Enforcing job modify index ${wanted}: job exists with conflicting job modify index: ${String(previous?.JobModifyIndex ?? 0)}`);
+      throw new NomadHttpError(
+        500,
+        `Enforcing job modify index ${wanted}: job exists with conflicting job modify index: ${String(previous?.JobModifyIndex ?? 0)}`,
+      );
     }
   }
   const changed = previous === undefined || previous.Stop === true || !isDeepStrictEqual(specOf(previous), specOf(job));

@@ -124,7 +124,9 @@ export class FakeScheduler {
     const dynamic = networks.flatMap((n) => (n.DynamicPorts as Json[] | undefined) ?? []);
     const reserved = networks.flatMap((n) => (n.ReservedPorts as Json[] | undefined) ?? []);
     const ports = [
-      ...(await Promise.all(dynamic.map(async (p) => ({ Label: String(p.Label), Value: await freePort(), To: Number(p.To ?? 0), HostIP: "127.0.0.1" })))),
+      ...(await Promise.all(
+        dynamic.map(async (p) => ({ Label: String(p.Label), Value: await freePort(), To: Number(p.To ?? 0), HostIP: "127.0.0.1" })),
+      )),
       ...reserved.map((p) => ({ Label: String(p.Label), Value: Number(p.Value), To: Number(p.To ?? 0), HostIP: "127.0.0.1" })),
     ];
     const tasks = group.Tasks as Json[];
@@ -145,16 +147,39 @@ export class FakeScheduler {
       ClientDescription: "No tasks have started",
       TaskStates: Object.fromEntries(tasks.map((t) => [String(t.Name), newTaskState()])),
       AllocatedResources: {
-        Tasks: Object.fromEntries(tasks.map((t) => [String(t.Name), { Cpu: { CpuShares: (t.Resources as Json | undefined)?.CPU ?? 100 }, Memory: { MemoryMB: (t.Resources as Json | undefined)?.MemoryMB ?? 300 }, Networks: null }])),
+        Tasks: Object.fromEntries(
+          tasks.map((t) => [
+            String(t.Name),
+            {
+              Cpu: { CpuShares: (t.Resources as Json | undefined)?.CPU ?? 100 },
+              Memory: { MemoryMB: (t.Resources as Json | undefined)?.MemoryMB ?? 300 },
+              Networks: null,
+            },
+          ]),
+        ),
         Shared: {
           DiskMB: 300,
-          Networks: [{ Mode: "host", Device: "lo", IP: "127.0.0.1", CIDR: "", DynamicPorts: ports.filter((p) => dynamic.some((d) => d.Label === p.Label)).map(({ Label, Value, To }) => ({ Label, Value, To, HostNetwork: "default" })), ReservedPorts: null }],
+          Networks: [
+            {
+              Mode: "host",
+              Device: "lo",
+              IP: "127.0.0.1",
+              CIDR: "",
+              DynamicPorts: ports
+                .filter((p) => dynamic.some((d) => d.Label === p.Label))
+                .map(({ Label, Value, To }) => ({ Label, Value, To, HostNetwork: "default" })),
+              ReservedPorts: null,
+            },
+          ],
           Ports: ports,
         },
       },
       PreviousAllocation: previous?.ID ?? "",
       NextAllocation: "",
-      RescheduleTracker: previous === undefined ? null : { Events: [...(previous.RescheduleTracker?.Events ?? []), { PrevAllocID: previous.ID, RescheduleTime: now * NS_PER_MS }] },
+      RescheduleTracker:
+        previous === undefined
+          ? null
+          : { Events: [...(previous.RescheduleTracker?.Events ?? []), { PrevAllocID: previous.ID, RescheduleTime: now * NS_PER_MS }] },
       CreateIndex: 0,
       ModifyIndex: 0,
       CreateTime: now * NS_PER_MS,
@@ -191,9 +216,16 @@ export class FakeScheduler {
     const config = (task.Config as Json | undefined) ?? {};
     const command = interpolate(String(config.command ?? ""), vars);
     const args = ((config.args as string[] | undefined) ?? []).map((a) => interpolate(a, vars));
-    const taskEnv = Object.fromEntries(Object.entries((task.Env as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, interpolate(v, vars)]));
+    const taskEnv = Object.fromEntries(
+      Object.entries((task.Env as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, interpolate(v, vars)]),
+    );
     pushEvent(taskState, "Task Setup", "Building Task Directory");
-    const child = spawn(command, args, { cwd: taskDir, env: { ...process.env, ...vars, ...taskEnv }, detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(command, args, {
+      cwd: taskDir,
+      env: { ...process.env, ...vars, ...taskEnv },
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderrTail = "";
     child.stderr?.on("data", (chunk: Buffer) => (stderrTail = (stderrTail + chunk.toString()).slice(-2000)));
     const running: RunningTask = { process: child };
@@ -333,7 +365,7 @@ function nomadVariables(alloc: AllocRecord, task: string, allocDir: string, task
     NOMAD_REGION: "global",
     NOMAD_DC: "dc1",
   };
-  for (const port of ((alloc.AllocatedResources.Shared as Json).Ports as { Label: string; Value: number; HostIP: string }[])) {
+  for (const port of (alloc.AllocatedResources.Shared as Json).Ports as { Label: string; Value: number; HostIP: string }[]) {
     vars[`NOMAD_PORT_${port.Label}`] = String(port.Value);
     vars[`NOMAD_HOST_PORT_${port.Label}`] = String(port.Value);
     vars[`NOMAD_IP_${port.Label}`] = port.HostIP;

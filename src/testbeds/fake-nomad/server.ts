@@ -97,26 +97,50 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
 
     if (path === "/v1/status/leader") return json(response, state, LEADER);
     if (path === "/v1/status/peers") return json(response, state, [LEADER]);
-    if (path === "/v1/agent/self") return json(response, state, { config: { Region: "global", Datacenter: "dc1", NodeName: FAKE_NODE_NAME }, member: { Name: `${FAKE_NODE_NAME}.global` } });
+    if (path === "/v1/agent/self")
+      return json(response, state, {
+        config: { Region: "global", Datacenter: "dc1", NodeName: FAKE_NODE_NAME },
+        member: { Name: `${FAKE_NODE_NAME}.global` },
+      });
     if (path === "/v1/nodes") return json(response, state, [nodeStub()]);
-    if (path === "/v1/namespaces") return json(response, state, [...state.namespaces].map((Name) => ({ Name, Description: "" })));
+    if (path === "/v1/namespaces")
+      return json(
+        response,
+        state,
+        [...state.namespaces].map((Name) => ({ Name, Description: "" })),
+      );
     if (path === "/v1/jobs" && method === "GET") {
       const prefix = query.get("prefix") ?? "";
-      const jobs = [...state.jobs.values()].filter((job) => inNamespace(String(job.Namespace)) && String(job.ID).startsWith(prefix) && filter(job));
-      return json(response, state, jobs.sort(byId).map((job) => jobStub(state, job, flag("meta"))));
+      const jobs = [...state.jobs.values()].filter(
+        (job) => inNamespace(String(job.Namespace)) && String(job.ID).startsWith(prefix) && filter(job),
+      );
+      return json(
+        response,
+        state,
+        jobs.sort(byId).map((job) => jobStub(state, job, flag("meta"))),
+      );
     }
-    if (path === "/v1/jobs" || route(/^\/v1\/job\/([^/]+)$/) !== undefined && (method === "POST" || method === "PUT")) {
+    if (path === "/v1/jobs" || (route(/^\/v1\/job\/([^/]+)$/) !== undefined && (method === "POST" || method === "PUT"))) {
       only("POST", "PUT");
       const body = (await readJson(request)) as Json;
       const pathId = route(/^\/v1\/job\/([^/]+)$/);
-      if (pathId !== undefined && (body.Job as Json | undefined)?.ID !== decodeURIComponent(pathId)) throw new NomadHttpError(400, "Job ID does not match name");
+      if (pathId !== undefined && (body.Job as Json | undefined)?.ID !== decodeURIComponent(pathId))
+        throw new NomadHttpError(400, "Job ID does not match name");
       const job = canonicalizeJob(body.Job, namespace === "*" ? "default" : namespace, state);
       const outcome = registerJob(state, job, body);
       if (outcome.place) {
         if (outcome.previous !== undefined) scheduler.stopJob(String(job.Namespace), String(job.ID));
         scheduler.placeJob(outcome.job);
       }
-      return json(response, state, { EvalID: randomUUID(), EvalCreateIndex: state.index, JobModifyIndex: outcome.job.JobModifyIndex, Warnings: "", Index: state.index, LastContact: 0, KnownLeader: true });
+      return json(response, state, {
+        EvalID: randomUUID(),
+        EvalCreateIndex: state.index,
+        JobModifyIndex: outcome.job.JobModifyIndex,
+        Warnings: "",
+        Index: state.index,
+        LastContact: 0,
+        KnownLeader: true,
+      });
     }
     const jobId = route(/^\/v1\/job\/([^/]+)(?:\/[a-z]+)?$/);
     if (jobId !== undefined) {
@@ -134,7 +158,11 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
       }
       if (sub === "/allocations" && method === "GET") {
         const allocs = state.jobAllocs(namespace, id).filter((a) => flag("all") || a.JobVersion <= Number(job.Version));
-        return json(response, state, allocs.map((a) => allocStub(a, { resources: false, taskStates: true })));
+        return json(
+          response,
+          state,
+          allocs.map((a) => allocStub(a, { resources: false, taskStates: true })),
+        );
       }
       if (sub === "/summary" && method === "GET") return json(response, state, jobStub(state, job, false).JobSummary);
       throw new NomadHttpError(405, "Invalid method");
@@ -143,7 +171,11 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
       only("GET");
       const allocs = [...state.allocs.values()].filter((a) => inNamespace(a.Namespace) && filter(a));
       const options = { resources: flag("resources"), taskStates: flag("task_states") };
-      return json(response, state, allocs.sort((a, b) => a.CreateIndex - b.CreateIndex).map((a) => allocStub(a, options)));
+      return json(
+        response,
+        state,
+        allocs.sort((a, b) => a.CreateIndex - b.CreateIndex).map((a) => allocStub(a, options)),
+      );
     }
     const allocId = route(/^\/v1\/allocation\/([^/]+)(?:\/stop)?$/);
     if (allocId !== undefined) {
@@ -253,7 +285,16 @@ function byId(a: Json, b: Json): number {
 
 function nodeStub(): Json {
   const driver = { Detected: true, Healthy: true, HealthDescription: "Healthy" };
-  return { ID: FAKE_NODE_ID, Name: FAKE_NODE_NAME, Datacenter: "dc1", NodePool: "default", Status: "ready", SchedulingEligibility: "eligible", Drain: false, Drivers: { raw_exec: driver, exec: driver } };
+  return {
+    ID: FAKE_NODE_ID,
+    Name: FAKE_NODE_NAME,
+    Datacenter: "dc1",
+    NodePool: "default",
+    Status: "ready",
+    SchedulingEligibility: "eligible",
+    Drain: false,
+    Drivers: { raw_exec: driver, exec: driver },
+  };
 }
 
 function randomRunning(state: FakeNomadState): AllocRecord | undefined {

@@ -143,7 +143,17 @@ export function jobStub(state: FakeNomadState, job: Json, withMeta: boolean): Js
     JobSummary: {
       JobID: job.ID,
       Namespace: job.Namespace,
-      Summary: { [String((job.TaskGroups as Json[])[0]?.Name ?? "")]: { Queued: 0, Complete: count("complete"), Failed: count("failed"), Running: count("running"), Starting: count("pending"), Lost: count("lost"), Unknown: 0 } },
+      Summary: {
+        [String((job.TaskGroups as Json[])[0]?.Name ?? "")]: {
+          Queued: 0,
+          Complete: count("complete"),
+          Failed: count("failed"),
+          Running: count("running"),
+          Starting: count("pending"),
+          Lost: count("lost"),
+          Unknown: 0,
+        },
+      },
     },
     CreateIndex: job.CreateIndex,
     ModifyIndex: job.ModifyIndex,

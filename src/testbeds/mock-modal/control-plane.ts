@@ -9,8 +9,14 @@ import { fakeJwt, type MockModalState } from "./state.ts";
  */
 type Handler = (request: never, context: CallContext) => unknown;
 
-interface Tag { tagName: string; tagValue: string }
-interface SecretSource { secretId?: string; env?: { contents: Record<string, string> } }
+interface Tag {
+  tagName: string;
+  tagValue: string;
+}
+interface SecretSource {
+  secretId?: string;
+  env?: { contents: Record<string, string> };
+}
 interface SandboxDefinition {
   entrypointArgs: string[];
   timeoutSecs: number;
@@ -20,8 +26,19 @@ interface SandboxDefinition {
   secretIds: string[];
   schedulerPlacement?: { regions: string[] };
 }
-interface CreateRequest { appId: string; definition?: SandboxDefinition; tags: Tag[]; secretSources?: SecretSource[] }
-interface ListRequest { appId: string; beforeTimestamp: number; environmentName: string; includeFinished: boolean; tags: Tag[] }
+interface CreateRequest {
+  appId: string;
+  definition?: SandboxDefinition;
+  tags: Tag[];
+  secretSources?: SecretSource[];
+}
+interface ListRequest {
+  appId: string;
+  beforeTimestamp: number;
+  environmentName: string;
+  includeFinished: boolean;
+  tags: Tag[];
+}
 
 /** Default sandbox lifetime when the request says 0 (the SDK itself always sends 300 unless told otherwise). */
 const DEFAULT_TIMEOUT_SECS = 300;
@@ -164,7 +181,12 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
       if (!state.images.has(request.imageId)) throw new ServerError(Status.NOT_FOUND, `image ${request.imageId} not found`);
       return { imageId: request.imageId, metadata: {} };
     },
-    secretGetOrCreate: (request: { deploymentName: string; environmentName: string; envDict: Record<string, string>; objectCreationType: number }) => {
+    secretGetOrCreate: (request: {
+      deploymentName: string;
+      environmentName: string;
+      envDict: Record<string, string>;
+      objectCreationType: number;
+    }) => {
       const key = `${request.environmentName || "main"}/${request.deploymentName}`;
       let secret = request.deploymentName === "" ? undefined : state.secrets.get(key);
       if (secret === undefined) {
@@ -184,7 +206,8 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
     sandboxGetTaskId: taskIdResponse,
     sandboxGetCommandRouterAccess: (request: { sandboxId?: string; taskId?: string }, context: CallContext) =>
       routerAccess(request.sandboxId ? state.sandbox(request.sandboxId) : state.sandboxByTask(request.taskId ?? ""), context),
-    taskGetCommandRouterAccess: (request: { taskId: string }, context: CallContext) => routerAccess(state.sandboxByTask(request.taskId), context),
+    taskGetCommandRouterAccess: (request: { taskId: string }, context: CallContext) =>
+      routerAccess(state.sandboxByTask(request.taskId), context),
     sandboxWaitV2: wait,
     sandboxWait: wait,
     sandboxTerminateV2: terminate,

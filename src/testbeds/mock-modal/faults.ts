@@ -7,9 +7,22 @@ import { Any, RPCRetryPolicy, RPCStatus } from "./generated/modal-internals.js";
  *   "unavailable=3@SandboxCreateV2,throttle=2x1.5@AppGetOrCreate,die-mid-exec=300"
  * Each rule fires on the next N calls whose method name matches (any method without `@Method`).
  */
-export interface UnavailableRule { kind: "unavailable"; count: number; method?: string }
-export interface ThrottleRule { kind: "throttle"; count: number; retryAfterSecs: number; method?: string }
-export interface DieMidExecRule { kind: "die-mid-exec"; count: number; afterMs: number }
+export interface UnavailableRule {
+  kind: "unavailable";
+  count: number;
+  method?: string;
+}
+export interface ThrottleRule {
+  kind: "throttle";
+  count: number;
+  retryAfterSecs: number;
+  method?: string;
+}
+export interface DieMidExecRule {
+  kind: "die-mid-exec";
+  count: number;
+  afterMs: number;
+}
 export type FaultRule = UnavailableRule | ThrottleRule | DieMidExecRule;
 
 const CONTROL_PLANE_PREFIX = "/modal.client.ModalClient/";
@@ -17,7 +30,10 @@ const CONTROL_PLANE_PREFIX = "/modal.client.ModalClient/";
 /** Parses the fault spec string; throws on anything it does not understand (a typo must not silently do nothing). */
 export function parseFaultSpec(spec: string): FaultRule[] {
   const rules: FaultRule[] = [];
-  for (const part of spec.split(",").map((text) => text.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(",")
+    .map((text) => text.trim())
+    .filter(Boolean)) {
     const match = /^(unavailable|throttle|die-mid-exec)=([0-9.]+)(?:x([0-9.]+))?(?:@([A-Za-z0-9]+))?$/.exec(part);
     if (match === null) throw new Error(`bad fault rule ${JSON.stringify(part)}`);
     const [, kind, first = "", second, method] = match;

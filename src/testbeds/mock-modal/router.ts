@@ -20,7 +20,10 @@ interface ExecStartRequest {
   env: Record<string, string>;
   secretSources: Array<{ secretId?: string; env?: { contents: Record<string, string> } }>;
 }
-interface ExecRef { taskId: string; execId: string }
+interface ExecRef {
+  taskId: string;
+  execId: string;
+}
 
 /** TaskExecWait answers within this; the SDK calls again (it caps each call at 60 s itself). */
 const EXEC_WAIT_ROUND_MS = 50_000;
@@ -59,7 +62,10 @@ export function routerHandlers(state: MockModalState): Record<string, Handler> {
       sandbox.exec(request.execId, request.commandArgs, options);
       const dieAfterMs = isNew ? state.faults.takeDieMidExec() : undefined;
       if (dieAfterMs !== undefined) {
-        setTimeout(() => sandbox.finish({ status: GENERIC_STATUS.failure, exitcode: 1, exception: "injected fault: sandbox died" }), dieAfterMs).unref();
+        setTimeout(
+          () => sandbox.finish({ status: GENERIC_STATUS.failure, exitcode: 1, exception: "injected fault: sandbox died" }),
+          dieAfterMs,
+        ).unref();
       }
       return {};
     },
@@ -71,7 +77,9 @@ export function routerHandlers(state: MockModalState): Record<string, Handler> {
     taskExecWait: async (request: ExecRef, context: CallContext) => {
       const exec = execOf(request);
       const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), EXEC_WAIT_ROUND_MS).unref());
-      const aborted = new Promise<undefined>((resolve) => context.signal.addEventListener("abort", () => resolve(undefined), { once: true }));
+      const aborted = new Promise<undefined>((resolve) =>
+        context.signal.addEventListener("abort", () => resolve(undefined), { once: true }),
+      );
       const exit = await Promise.race([exec.wait(), timeout, aborted]);
       if (exit === undefined) throw new ServerError(Status.DEADLINE_EXCEEDED, `exec ${request.execId} still running`);
       return exit;
@@ -82,7 +90,9 @@ export function routerHandlers(state: MockModalState): Record<string, Handler> {
       return {};
     },
     /** Client-streamed stdin (filesystem uploads): a `start` with the exec, then `data` chunks, then `end`. */
-    taskExecStdinWriteStream: async (requests: AsyncIterable<{ start?: ExecRef & { offset?: number }; data?: Uint8Array; end?: object }>) => {
+    taskExecStdinWriteStream: async (
+      requests: AsyncIterable<{ start?: ExecRef & { offset?: number }; data?: Uint8Array; end?: object }>,
+    ) => {
       let exec: MockProcess | undefined;
       let offset = 0;
       for await (const message of requests) {

@@ -91,7 +91,11 @@ export class MockSandbox {
     return posix.isAbsolute(path) ? path : posix.join(this.root, path);
   }
 
-  exec(execId: string, argv: readonly string[], options: { env: Record<string, string>; workdir?: string; timeoutSecs?: number; pipeStdout: boolean; pipeStderr: boolean }): MockProcess {
+  exec(
+    execId: string,
+    argv: readonly string[],
+    options: { env: Record<string, string>; workdir?: string; timeoutSecs?: number; pipeStdout: boolean; pipeStderr: boolean },
+  ): MockProcess {
     const existing = this.execs.get(execId);
     if (existing !== undefined) return existing; // the SDK retries TaskExecStart with the same exec id
     const process = this.spawn(argv, options.env, options.workdir, options.timeoutSecs, options.pipeStdout, options.pipeStderr);
@@ -100,12 +104,27 @@ export class MockSandbox {
     return process;
   }
 
-  private spawn(argv: readonly string[], env: Record<string, string>, workdir: string | undefined, timeoutSecs: number | undefined, pipeStdout: boolean, pipeStderr: boolean): MockProcess {
+  private spawn(
+    argv: readonly string[],
+    env: Record<string, string>,
+    workdir: string | undefined,
+    timeoutSecs: number | undefined,
+    pipeStdout: boolean,
+    pipeStderr: boolean,
+  ): MockProcess {
     this.touch();
     return new MockProcess({
       argv,
       cwd: this.hostPath(workdir),
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.root, LANG: "C.UTF-8", ...this.spec.env, ...env, MODAL_TASK_ID: this.taskId, MODAL_SANDBOX_ID: this.id },
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: this.root,
+        LANG: "C.UTF-8",
+        ...this.spec.env,
+        ...env,
+        MODAL_TASK_ID: this.taskId,
+        MODAL_SANDBOX_ID: this.id,
+      },
       timeoutSecs,
       pipeStdout,
       pipeStderr,

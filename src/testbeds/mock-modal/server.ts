@@ -72,9 +72,10 @@ function buildServer(state: MockModalState, options: MockModalOptions): Server {
     ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),
     isRouterToken: (token: string) => state.isRouterToken(token),
   };
-  const server = createServer({ "grpc.max_receive_message_length": 100 * 1024 * 1024, "grpc.max_send_message_length": 100 * 1024 * 1024 }).use(
-    state.faults.middleware(auth),
-  );
+  const server = createServer({
+    "grpc.max_receive_message_length": 100 * 1024 * 1024,
+    "grpc.max_send_message_length": 100 * 1024 * 1024,
+  }).use(state.faults.middleware(auth));
   // The generated definitions are typed loosely on purpose (see scripts/extract-modal-definitions.ts).
   const add = server.add.bind(server) as (definition: unknown, implementation: unknown) => void;
   add(ModalClientDefinition, implementation(ModalClientDefinition, controlPlaneHandlers(state)));
@@ -109,7 +110,10 @@ export async function startMockModal(options: MockModalOptions = {}): Promise<Mo
     const advertiseHost = options.advertiseHost ?? loopbackHost;
     const material = await generateTlsMaterial(dataDir, advertiseHost, options.tlsCa);
     tls = buildServer(state, options);
-    tlsPort = await tls.listen(hostPort(host, options.tlsPort), ServerCredentials.createSsl(null, [{ cert_chain: material.cert, private_key: material.key }]));
+    tlsPort = await tls.listen(
+      hostPort(host, options.tlsPort),
+      ServerCredentials.createSsl(null, [{ cert_chain: material.cert, private_key: material.key }]),
+    );
     caFile = material.caFile;
     state.routerUrls.tls = `https://${hostPort(advertiseHost, tlsPort)}`;
   }

@@ -83,6 +83,10 @@ export function fakeJwt(lifetimeSecs: number): string {
 
 /** grpc-js peers look like `ipv4:127.0.0.1:5555`, `ipv6:[::1]:5555` or `127.0.0.1:5555`. */
 export function isLoopbackPeer(peer: string): boolean {
-  const address = peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "").replace(/^::ffff:/, "");
+  const address = peer
+    .replace(/^ipv[46]:/, "")
+    .replace(/:\d+$/, "")
+    .replace(/^\[|\]$/g, "")
+    .replace(/^::ffff:/, "");
   return address === "::1" || address === "localhost" || address.startsWith("127.");
 }

@@ -18,7 +18,13 @@ describe("CRDs on a real kube-apiserver", () => {
   before(() => {
     // 1.20 has no CEL: client-side apply without client validation installs the CRDs with their rules dropped.
     kubectl(["apply", "--validate=false", "-f", "deploy/crds/"]);
-    kubectl(["wait", "--for=condition=Established", "crd/sandboxpools.hermes-rollouts.dev", "crd/rolloutjobs.hermes-rollouts.dev", "--timeout=60s"]);
+    kubectl([
+      "wait",
+      "--for=condition=Established",
+      "crd/sandboxpools.hermes-rollouts.dev",
+      "crd/rolloutjobs.hermes-rollouts.dev",
+      "--timeout=60s",
+    ]);
     kubectl(["create", "namespace", namespace]);
   });
   after(() => {
@@ -61,7 +67,11 @@ describe("CRDs on a real kube-apiserver", () => {
     assert.match(pools, /^modal\s+modal\s/m);
     const jobs = kubectl(["get", "rolloutjobs", "-n", namespace]);
     assert.match(jobs.split("\n")[0]!, /NAME\s+POOL\s+STATUS\s+PROGRESS\s+PASS-RATE\s+AGE/);
-    assert.match(kubectl(["get", "hermes", "-n", namespace]), /sandboxpool\.hermes-rollouts\.dev\/local/, "category hermes lists both kinds");
+    assert.match(
+      kubectl(["get", "hermes", "-n", namespace]),
+      /sandboxpool\.hermes-rollouts\.dev\/local/,
+      "category hermes lists both kinds",
+    );
     assert.match(kubectl(["get", "rj", "-n", namespace]), /^vllm\s+modal\s/m, "short name rj works");
   });
 

@@ -25,7 +25,17 @@ export interface ContractSetup {
 
 /** The template every backend's run uses; a backend overrides what it must (an image, a smaller sandbox). */
 export function contractTemplate(overrides: Partial<SandboxTemplate> = {}): SandboxTemplate {
-  return { pool: "contract", image: "host", slots: 2, cpu: 1, memoryMiB: 512, lifetimeSeconds: 600, idleTimeoutSeconds: 0, templateHash: "contract-v1", ...overrides };
+  return {
+    pool: "contract",
+    image: "host",
+    slots: 2,
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 600,
+    idleTimeoutSeconds: 0,
+    templateHash: "contract-v1",
+    ...overrides,
+  };
 }
 
 export function runBackendContract(name: string, setup: () => Promise<ContractSetup>): void {
@@ -34,15 +44,25 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
     let sandbox: SandboxInfo;
     const managers: PoolManager[] = [];
     const text = (data: Uint8Array): string => Buffer.from(data).toString("utf8");
-    const templateFor = (suffix: string, slots = env.template.slots): SandboxTemplate =>
-      ({ ...env.template, pool: `${env.template.pool}-${suffix}`, slots });
+    const templateFor = (suffix: string, slots = env.template.slots): SandboxTemplate => ({
+      ...env.template,
+      pool: `${env.template.pool}-${suffix}`,
+      slots,
+    });
 
     /** A slot pool kept at exactly `sandboxes` sandboxes by the embedded manager, ready when it returns. */
     async function startPool(suffix: string, options: { sandboxes: number; slots?: number; leaseTtlMs: number }) {
       const template = templateFor(suffix, options.slots);
       const slotPool = new SlotPool({ backend: env.backend, template, leaseTtlMs: options.leaseTtlMs, resetTimeoutMs: 20_000 });
       await slotPool.start(50);
-      const manager = new PoolManager({ backend: env.backend, slotPool, min: options.sandboxes, max: options.sandboxes, maxConcurrentCreates: options.sandboxes, intervalMs: 100 });
+      const manager = new PoolManager({
+        backend: env.backend,
+        slotPool,
+        min: options.sandboxes,
+        max: options.sandboxes,
+        maxConcurrentCreates: options.sandboxes,
+        intervalMs: 100,
+      });
       managers.push(manager);
       manager.start();
       await waitFor(() => slotPool.stats().slotsFree === options.sandboxes * template.slots, 20_000, `${suffix}: pool ready`);
@@ -65,7 +85,10 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       const again = await env.backend.create("contract-main", templateFor("main"));
       assert.equal(again.id, sandbox.id);
       const listed = await env.backend.list(templateFor("main").pool);
-      assert.deepEqual(listed.map((info) => info.name), ["contract-main"]);
+      assert.deepEqual(
+        listed.map((info) => info.name),
+        ["contract-main"],
+      );
       assert.equal(listed[0]?.templateHash, env.template.templateHash);
     });
 
@@ -91,7 +114,13 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
 
     test("env and cwd apply; HERMES_WORKSPACE names the workspace as the command sees it", async () => {
       await env.backend.exec(sandbox, { slot: 1, command: "mkdir -p sub/dir", timeoutMs: 10_000 });
-      const result = await env.backend.exec(sandbox, { slot: 1, command: 'echo "$GREETING"; pwd; echo "$HERMES_WORKSPACE"', cwd: "sub/dir", env: { GREETING: "hello there" }, timeoutMs: 10_000 });
+      const result = await env.backend.exec(sandbox, {
+        slot: 1,
+        command: 'echo "$GREETING"; pwd; echo "$HERMES_WORKSPACE"',
+        cwd: "sub/dir",
+        env: { GREETING: "hello there" },
+        timeoutMs: 10_000,
+      });
       const [greeting, cwd, workspace] = result.stdout.trim().split("\n");
       assert.equal(greeting, "hello there");
       assert.equal(cwd, `${workspace}/sub/dir`);
@@ -113,7 +142,9 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       await env.backend.writeFile(sandbox, 0, "note.txt", "written ✓");
       const seen = await env.backend.exec(sandbox, { slot: 0, command: "cat note.txt", timeoutMs: 10_000 });
       assert.equal(seen.stdout, "written ✓");
-      await assert.rejects(env.backend.readFile(sandbox, 0, "../../etc/passwd"), (error: unknown) => isSandboxError(error, "configuration"));
+      await assert.rejects(env.backend.readFile(sandbox, 0, "../../etc/passwd"), (error: unknown) =>
+        isSandboxError(error, "configuration"),
+      );
     });
 
     test("a write through a dangling symlink does not land in another slot", async () => {
@@ -122,7 +153,11 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       await env.backend.writeFile(sandbox, 0, "trap.txt", "from slot 0").catch(() => undefined);
       const other = await env.backend.exec(sandbox, { slot: 1, command: "ls -A", timeoutMs: 10_000 });
       assert.doesNotMatch(other.stdout, /planted/);
-      await env.backend.exec(sandbox, { slot: 0, command: "rm -f trap.txt; echo old > real.txt; ln -s real.txt alias.txt", timeoutMs: 10_000 });
+      await env.backend.exec(sandbox, {
+        slot: 0,
+        command: "rm -f trap.txt; echo old > real.txt; ln -s real.txt alias.txt",
+        timeoutMs: 10_000,
+      });
       await env.backend.writeFile(sandbox, 0, "alias.txt", "new"); // a link inside the workspace still works
       assert.equal(text(await env.backend.readFile(sandbox, 0, "real.txt")), "new");
       await env.backend.exec(sandbox, { slot: 0, command: "rm -f real.txt alias.txt", timeoutMs: 10_000 });
@@ -149,7 +184,8 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       const probe = await env.backend.exec(sandbox, {
         slot: 1,
         // Everything writable or mounted from the host, except the read-only system dirs (too big to scan).
-        command: "find / -path /proc -prune -o -path /sys -prune -o -path /usr -prune -o -path /etc -prune -o -name 'secret-of-slot-0.txt' -print 2>/dev/null; ls -A /workspace; echo done",
+        command:
+          "find / -path /proc -prune -o -path /sys -prune -o -path /usr -prune -o -path /etc -prune -o -name 'secret-of-slot-0.txt' -print 2>/dev/null; ls -A /workspace; echo done",
         timeoutMs: 20_000,
       });
       assert.equal(probe.stdout.trim(), "done");
@@ -161,7 +197,9 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       const { slotPool, manager } = await startPool("replace", { sandboxes: 1, slots: 2, leaseTtlMs: 30_000 });
       const lease = await slotPool.acquire("victim", { timeoutMs: 5000 });
       await env.backend.terminate(lease.sandbox);
-      await assert.rejects(slotPool.exec(lease.id, { command: "true", timeoutMs: 10_000 }), (error: unknown) => isSandboxError(error, "gone"));
+      await assert.rejects(slotPool.exec(lease.id, { command: "true", timeoutMs: 10_000 }), (error: unknown) =>
+        isSandboxError(error, "gone"),
+      );
       assert.ok(slotPool.replacements().has(lease.sandbox.name));
       await manager.reconcile();
       const next = await slotPool.acquire("survivor", { timeoutMs: 20_000 });

@@ -15,7 +15,16 @@ test("a warm sandbox outlives its backend's idle timeout while the pool lives, a
   const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
   const now = () => clock.t;
   const backend = await LocalBackend.open({ rootDir: root, now });
-  const template: SandboxTemplate = { pool: "ns/warm", image: "host", slots: 2, cpu: 1, memoryMiB: 256, lifetimeSeconds: 0, idleTimeoutSeconds: 30, templateHash: "v1" };
+  const template: SandboxTemplate = {
+    pool: "ns/warm",
+    image: "host",
+    slots: 2,
+    cpu: 1,
+    memoryMiB: 256,
+    lifetimeSeconds: 0,
+    idleTimeoutSeconds: 30,
+    templateHash: "v1",
+  };
   const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000, now });
   await slotPool.start(0);
   const manager = new PoolManager({ backend, slotPool, min: 1, max: 1, now });
@@ -25,12 +34,17 @@ test("a warm sandbox outlives its backend's idle timeout while the pool lives, a
       await settle();
     }
     const [warm] = await backend.list(template.pool);
-    for (let step = 0; step < 12; step++) { // 108 s of the fake clock: more than three idle timeouts
+    for (let step = 0; step < 12; step++) {
+      // 108 s of the fake clock: more than three idle timeouts
       clock.t += 9_000;
       await manager.reconcile();
       await settle();
     }
-    assert.deepEqual((await backend.list(template.pool)).map((s) => [s.name, s.phase]), [[warm!.name, "ready"]], "the same sandbox, never replaced");
+    assert.deepEqual(
+      (await backend.list(template.pool)).map((s) => [s.name, s.phase]),
+      [[warm!.name, "ready"]],
+      "the same sandbox, never replaced",
+    );
 
     await manager.stop();
     clock.t += 31_000;

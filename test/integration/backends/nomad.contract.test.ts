@@ -7,7 +7,13 @@ import { contractTemplate, runBackendContract } from "./contract.ts";
 // The assertions live in contract.ts: one suite, run against every backend.
 runBackendContract("nomad (fake Nomad, raw_exec)", async () => {
   const fake = await startFakeNomad({ aclToken: "contract-acl" });
-  const backend = new NomadBackend({ address: fake.url, token: "contract-acl", sandboxToken: "contract-shared", readyTimeoutMs: 20_000, env: {} });
+  const backend = new NomadBackend({
+    address: fake.url,
+    token: "contract-acl",
+    sandboxToken: "contract-shared",
+    readyTimeoutMs: 20_000,
+    env: {},
+  });
   return {
     backend,
     template: contractTemplate({ cpu: 0.5, memoryMiB: 256 }),

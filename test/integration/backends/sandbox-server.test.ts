@@ -87,9 +87,18 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     await client.writeFile(2, "dir/x.bin", new Uint8Array([0, 1, 2, 255]));
     assert.deepEqual([...(await client.readFile(2, "dir/x.bin"))], [0, 1, 2, 255]);
     await client.reset(2);
-    await assert.rejects(client.readFile(2, "dir/x.bin"), (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message));
-    await assert.rejects(client.readFile(2, "../1/f.txt"), (error: unknown) => isSandboxError(error, "configuration") && / 403 /.test(error.message));
-    await assert.rejects(client.exec({ slot: 9, command: "true", timeoutMs: 1000 }), (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message));
+    await assert.rejects(
+      client.readFile(2, "dir/x.bin"),
+      (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message),
+    );
+    await assert.rejects(
+      client.readFile(2, "../1/f.txt"),
+      (error: unknown) => isSandboxError(error, "configuration") && / 403 /.test(error.message),
+    );
+    await assert.rejects(
+      client.exec({ slot: 9, command: "true", timeoutMs: 1000 }),
+      (error: unknown) => isSandboxError(error, "configuration") && / 404 /.test(error.message),
+    );
     const raw = await fetch(`${server.baseUrl}/exec`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "{" });
     assert.equal(raw.status, 400);
     const wrongToken = new SandboxServerClient({ baseUrl: server.baseUrl, token: "nope" });

@@ -23,13 +23,42 @@ function render(args: string[]): string {
 /** The mock Modal's CA is generated at each render: snapshots hold a placeholder. */
 const withoutGeneratedCa = (manifest: string) => manifest.replace(/^(\s+tls\.(?:crt|key)): \S+$/gm, "$1: <generated>");
 
-interface Manifest { kind: string; metadata: { name: string }; rules?: unknown; data?: Record<string, string>; spec?: any }
-const manifests = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Manifest | null).filter((m): m is Manifest => m !== null);
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  rules?: unknown;
+  data?: Record<string, string>;
+  spec?: any;
+}
+const manifests = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
 
 const valueSets: Record<string, string[]> = {
   default: [],
-  "ci-mock-modal": ["--set", "mockModal.enabled=true", "--set", "image.pullPolicy=Never", "--set", "image.tag=dev", "--set", "controller.runnerImagePullPolicy=Never"],
-  "namespaced-ha": ["--set", "rbac.scope=namespace", "--set", "controller.replicas=2", "--set", "metrics.serviceMonitor.enabled=true", "--set", "dashboard.enabled=true", "--set", "controller.persistence.enabled=true"],
+  "ci-mock-modal": [
+    "--set",
+    "mockModal.enabled=true",
+    "--set",
+    "image.pullPolicy=Never",
+    "--set",
+    "image.tag=dev",
+    "--set",
+    "controller.runnerImagePullPolicy=Never",
+  ],
+  "namespaced-ha": [
+    "--set",
+    "rbac.scope=namespace",
+    "--set",
+    "controller.replicas=2",
+    "--set",
+    "metrics.serviceMonitor.enabled=true",
+    "--set",
+    "dashboard.enabled=true",
+    "--set",
+    "controller.persistence.enabled=true",
+  ],
 };
 
 describe("helm chart", () => {
@@ -57,17 +86,34 @@ describe("helm chart", () => {
   test("RBAC has one source of truth: the chart's rules equal deploy/rbac/clusterrole.yaml, cluster- or namespace-scoped", () => {
     const reference = (parse(readFileSync("deploy/rbac/clusterrole.yaml", "utf8")) as Manifest).rules;
     const cluster = manifests(render([])).filter((m) => m.kind === "ClusterRole");
-    assert.deepEqual(cluster.map((m) => m.rules), [reference]);
+    assert.deepEqual(
+      cluster.map((m) => m.rules),
+      [reference],
+    );
     const namespaced = manifests(render(["--set", "rbac.scope=namespace"]));
-    assert.deepEqual(namespaced.filter((m) => m.kind === "Role").map((m) => m.rules), [reference]);
+    assert.deepEqual(
+      namespaced.filter((m) => m.kind === "Role").map((m) => m.rules),
+      [reference],
+    );
     assert.equal(namespaced.filter((m) => m.kind.startsWith("Cluster")).length, 0, "namespace scope creates nothing cluster-wide");
   });
 
   test("the controller gets the chart's image, its pull policy, the downward-API env, and --namespace only when namespaced", () => {
-    const controller = (args: string[]) => manifests(render(args)).find((m) => m.kind === "Deployment" && m.metadata.name === "hermes-rollouts")!.spec.template.spec.containers[0];
+    const controller = (args: string[]) =>
+      manifests(render(args)).find((m) => m.kind === "Deployment" && m.metadata.name === "hermes-rollouts")!.spec.template.spec
+        .containers[0];
     const cluster = controller(["--set", "image.tag=1.2.3", "--set", "image.pullPolicy=Always"]);
-    assert.deepEqual(cluster.args, ["controller", "--port=8080", "--data-dir=/var/lib/hermes-rollouts", "--image=localhost/hermes-rollouts:1.2.3", "--image-pull-policy=Always"]);
-    assert.deepEqual(cluster.env.filter((e: { valueFrom?: unknown }) => e.valueFrom).map((e: { name: string }) => e.name), ["POD_NAME", "POD_NAMESPACE", "POD_IP"]);
+    assert.deepEqual(cluster.args, [
+      "controller",
+      "--port=8080",
+      "--data-dir=/var/lib/hermes-rollouts",
+      "--image=localhost/hermes-rollouts:1.2.3",
+      "--image-pull-policy=Always",
+    ]);
+    assert.deepEqual(
+      cluster.env.filter((e: { valueFrom?: unknown }) => e.valueFrom).map((e: { name: string }) => e.name),
+      ["POD_NAME", "POD_NAMESPACE", "POD_IP"],
+    );
     assert.ok(controller(["--set", "rbac.scope=namespace"]).args.includes("--namespace=hermes-system"));
     assert.ok(controller(["--set", "controller.runnerImagePullPolicy=Never"]).args.includes("--image-pull-policy=Never"));
   });
@@ -80,14 +126,22 @@ describe("helm chart", () => {
     const mounts = (m: Manifest[], name: string) => m.find((d) => d.kind === "Deployment" && d.metadata.name === name)!.spec.template.spec;
     const controller = mounts(generated, "hermes-rollouts");
     assert.equal(controller.volumes.find((v: { name: string }) => v.name === "mock-modal-ca").secret.secretName, secret.metadata.name);
-    assert.ok(controller.containers[0].env.some((e: { name: string; value?: string }) => e.name === "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH" && e.value === "/etc/hermes-rollouts/mock-modal-ca/ca.crt"));
+    assert.ok(
+      controller.containers[0].env.some(
+        (e: { name: string; value?: string }) =>
+          e.name === "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH" && e.value === "/etc/hermes-rollouts/mock-modal-ca/ca.crt",
+      ),
+    );
     const mock = mounts(generated, "hermes-rollouts-mock-modal");
     assert.ok(mock.containers[0].args.includes("--advertise-host=$(POD_IP)"));
     assert.equal(mock.volumes.find((v: { name: string }) => v.name === "ca").secret.secretName, secret.metadata.name);
 
     const given = manifests(render(["--set", "mockModal.enabled=true", "--set", "mockModal.caSecretName=my-ca"]));
     assert.equal(given.filter((m) => m.kind === "Secret").length, 0, "a given CA Secret is not created");
-    assert.equal(mounts(given, "hermes-rollouts").volumes.find((v: { name: string }) => v.name === "mock-modal-ca").secret.secretName, "my-ca");
+    assert.equal(
+      mounts(given, "hermes-rollouts").volumes.find((v: { name: string }) => v.name === "mock-modal-ca").secret.secretName,
+      "my-ca",
+    );
     assert.ok(!render([]).includes("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"), "without the mock the controller keeps gRPC's default roots");
   });
 

@@ -11,14 +11,22 @@ const image = process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev";
 const namespace = `node-test-${randomBytes(3).toString("hex")}`;
 const packageVersion = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-interface ContainerSpec { command?: string[]; args?: string[]; ports?: { containerPort: number }[]; readinessProbe?: unknown }
+interface ContainerSpec {
+  command?: string[];
+  args?: string[];
+  ports?: { containerPort: number }[];
+  readinessProbe?: unknown;
+}
 
 function pod(name: string, container: ContainerSpec, restartPolicy: "Never" | "Always" = "Always"): string {
   return JSON.stringify({
-    apiVersion: "v1", kind: "Pod",
+    apiVersion: "v1",
+    kind: "Pod",
     metadata: { name, namespace, labels: { app: name } },
     spec: {
-      restartPolicy, terminationGracePeriodSeconds: 1, automountServiceAccountToken: false,
+      restartPolicy,
+      terminationGracePeriodSeconds: 1,
+      automountServiceAccountToken: false,
       containers: [{ name: "main", image, imagePullPolicy: "Never", ...container }],
     },
   });
@@ -47,15 +55,23 @@ test("the project's image runs the CLI as a pod and `kubectl logs` shows its out
 });
 
 test("a Service routes to a pod of the image, from another pod and from the host; `kubectl exec` works", async () => {
-  kubectl(["apply", "-f", "-"], pod("web", {
-    command: ["python3", "-m", "http.server", "8080", "--directory", "/app"],
-    ports: [{ containerPort: 8080 }],
-    readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-  }));
-  kubectl(["apply", "-f", "-"], JSON.stringify({
-    apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace },
-    spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
-  }));
+  kubectl(
+    ["apply", "-f", "-"],
+    pod("web", {
+      command: ["python3", "-m", "http.server", "8080", "--directory", "/app"],
+      ports: [{ containerPort: 8080 }],
+      readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+    }),
+  );
+  kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web", namespace },
+      spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
+    }),
+  );
   // Created after the Service, so Kubernetes injects WEB_SERVICE_HOST/PORT (there is no cluster DNS).
   kubectl(["apply", "-f", "-"], pod("client", { command: ["sleep", "600"] }));
   kubectl(["wait", "--for=condition=Ready", "pod/web", "pod/client", "-n", namespace, "--timeout=60s"]);
@@ -64,14 +80,15 @@ test("a Service routes to a pod of the image, from another pod and from the host
 
   const clusterIP = kubectl(["get", "service", "web", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}"]).trim();
   // kube-proxy programs the Service's rules a moment after its endpoints appear: retry, as any client would.
-  const fetchFromEnv = "const url = `http://${process.env.WEB_SERVICE_HOST}:${process.env.WEB_SERVICE_PORT}/package.json`;"
-    + "const until = Date.now() + 20000;"
-    + "const get = () => fetch(url).catch((e) => { if (Date.now() > until) throw e; return new Promise((r) => setTimeout(r, 250)).then(get); });"
-    + "get().then((r) => r.json()).then((p) => console.log(p.version))";
+  const fetchFromEnv =
+    "const url = `http://${process.env.WEB_SERVICE_HOST}:${process.env.WEB_SERVICE_PORT}/package.json`;" +
+    "const until = Date.now() + 20000;" +
+    "const get = () => fetch(url).catch((e) => { if (Date.now() > until) throw e; return new Promise((r) => setTimeout(r, 250)).then(get); });" +
+    "get().then((r) => r.json()).then((p) => console.log(p.version))";
   const fromPod = kubectl(["exec", "client", "-n", namespace, "--", "node", "-e", fetchFromEnv], { timeoutMs: 40_000 });
   assert.equal(fromPod.trim(), packageVersion, "pod -> Service ClusterIP (from the injected env) -> pod");
 
   const response = await fetch(`http://${clusterIP}/package.json`, { signal: AbortSignal.timeout(10_000) });
-  const body = await response.json() as { version: string };
+  const body = (await response.json()) as { version: string };
   assert.equal(body.version, packageVersion, "host -> Service ClusterIP -> pod");
 });

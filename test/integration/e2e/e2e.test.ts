@@ -44,6 +44,10 @@ test(`e2e-steps.sh passes on the local cluster with ${image} (pullPolicy Never)`
   assert.match(output, /ok: sink: each item exactly once/);
   assert.match(output, /ok: runner log: groups scored/);
   assert.match(output, /ok: resources of the release left/);
-  assert.match(readFileSync(join(artifacts, "runner-pod.txt"), "utf8"), new RegExp(`^${env.nodeName} `), "the runner pod ran on the real node");
+  assert.match(
+    readFileSync(join(artifacts, "runner-pod.txt"), "utf8"),
+    new RegExp(`^${env.nodeName} `),
+    "the runner pod ran on the real node",
+  );
   process.stderr.write(`e2e wall time: ${seconds} s\n`);
 });

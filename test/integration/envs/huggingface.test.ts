@@ -70,7 +70,10 @@ before(async () => {
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 async function rowsOf(options: { maxItems?: number; shuffleSeed?: number }): Promise<Record<string, unknown>[]> {
-  const { source } = await openDataset({ huggingFace: { name: "NousResearch/SWE-smith-oracle", split: "train", config: "default" } }, { hfEndpoint: endpoint });
+  const { source } = await openDataset(
+    { huggingFace: { name: "NousResearch/SWE-smith-oracle", split: "train", config: "default" } },
+    { hfEndpoint: endpoint },
+  );
   const rows: Record<string, unknown>[] = [];
   for await (const row of readRows(source, options)) rows.push(row);
   return rows;
@@ -78,7 +81,10 @@ async function rowsOf(options: { maxItems?: number; shuffleSeed?: number }): Pro
 
 test("every row of every file, in file order, parses as a swe-smith-oracle item", async () => {
   const rows = await rowsOf({});
-  assert.deepEqual(rows.map((r) => r.row_number), Array.from({ length: ROWS }, (_, i) => i));
+  assert.deepEqual(
+    rows.map((r) => r.row_number),
+    Array.from({ length: ROWS }, (_, i) => i),
+  );
   const env = getEnvironment("swe-smith-oracle");
   const item = env.parseItem(rows[3]) as { FAIL_TO_PASS: string[] };
   assert.deepEqual(item.FAIL_TO_PASS, ["tests/test_x.py::test_3"]);
@@ -88,21 +94,39 @@ test("every row of every file, in file order, parses as a swe-smith-oracle item"
 test("maxItems stops reading early: a few rows never touch the second file", async () => {
   requests.length = 0;
   const rows = await rowsOf({ maxItems: 3 });
-  assert.deepEqual(rows.map((r) => r.row_number), [0, 1, 2]);
+  assert.deepEqual(
+    rows.map((r) => r.row_number),
+    [0, 1, 2],
+  );
   assert.ok(requests.some((r) => r.includes("train-0.parquet")));
   assert.ok(!requests.some((r) => r.includes("train-1.parquet")), requests.join("\n"));
 });
 
 test("a shuffle seed gives the same order every time, different from file order, over all rows", async () => {
   const first = (await rowsOf({ shuffleSeed: 42 })).map((r) => r.row_number as number);
-  assert.deepEqual(first, (await rowsOf({ shuffleSeed: 42 })).map((r) => r.row_number));
-  assert.notDeepEqual(first, (await rowsOf({ shuffleSeed: 43 })).map((r) => r.row_number));
-  assert.deepEqual([...first].sort((a, b) => a - b), Array.from({ length: ROWS }, (_, i) => i));
-  assert.deepEqual((await rowsOf({ shuffleSeed: 42, maxItems: 5 })).map((r) => r.row_number), first.slice(0, 5));
+  assert.deepEqual(
+    first,
+    (await rowsOf({ shuffleSeed: 42 })).map((r) => r.row_number),
+  );
+  assert.notDeepEqual(
+    first,
+    (await rowsOf({ shuffleSeed: 43 })).map((r) => r.row_number),
+  );
+  assert.deepEqual(
+    [...first].sort((a, b) => a - b),
+    Array.from({ length: ROWS }, (_, i) => i),
+  );
+  assert.deepEqual(
+    (await rowsOf({ shuffleSeed: 42, maxItems: 5 })).map((r) => r.row_number),
+    first.slice(0, 5),
+  );
 });
 
 test("a missing split is a clear error", async () => {
-  const { source } = await openDataset({ huggingFace: { name: "NousResearch/SWE-smith-oracle", split: "test", config: "default" } }, { hfEndpoint: endpoint });
+  const { source } = await openDataset(
+    { huggingFace: { name: "NousResearch/SWE-smith-oracle", split: "test", config: "default" } },
+    { hfEndpoint: endpoint },
+  );
   await assert.rejects(async () => {
     for await (const _ of readRows(source)) break;
   }, /HTTP 404/);

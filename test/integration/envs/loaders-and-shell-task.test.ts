@@ -70,7 +70,13 @@ test("the bundled mini-dataset: rows plus the env config it needs; preparing aga
 test("shell-task end to end in a slot: 0.0 before, 1.0 after the oracle's command", async () => {
   const env = getEnvironment("shell-task");
   const slot = await new ProcessSlot({ root: join(root, "sandbox"), sandbox: "sb", slot: 0, isolation: "none" }).prepare();
-  const item = env.parseItem({ id: "count", goal: "Write the number of lines of input.txt to count.txt", setup: "printf 'a\\nb\\nc\\n' > input.txt", check: 'test "$(cat count.txt)" = 3', solution: "wc -l < input.txt > count.txt" });
+  const item = env.parseItem({
+    id: "count",
+    goal: "Write the number of lines of input.txt to count.txt",
+    setup: "printf 'a\\nb\\nc\\n' > input.txt",
+    check: 'test "$(cat count.txt)" = 3',
+    solution: "wc -l < input.txt > count.txt",
+  });
   await env.setup(item, slot);
   assert.equal((await env.verify(item, slot)).score, 0);
   for (const command of env.oracleCommands(item) ?? []) assert.equal((await slot.exec({ command, timeoutMs: 5000 })).exitCode, 0);

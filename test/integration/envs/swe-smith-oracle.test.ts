@@ -46,7 +46,10 @@ async function checkout(slot: ProcessSlot, dir: string): Promise<{ head: string;
 before(async () => {
   root = await mkdtemp(join(tmpdir(), "hermes-envs-swe-"));
   dataset = await prepareMiniDataset(join(root, "dataset"));
-  rows = (await readFile(dataset.jsonlPath, "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+  rows = (await readFile(dataset.jsonlPath, "utf8"))
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line));
   env = getEnvironment("swe-smith-oracle", dataset.environmentConfig);
 });
 
@@ -90,7 +93,10 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     const [itemA, itemB] = rows.filter((r) => r.repo === "hermes-mini/textkit").map((r) => env.parseItem(r) as { base_commit: string });
     assert.ok(itemA && itemB);
     const [{ workdir }] = await Promise.all([env.setup(itemA, first), env.setup(itemB, second)]);
-    assert.deepEqual((await readdir(join(first.cache, "repos"))).filter((n) => n.endsWith(".git")), ["hermes-mini__textkit.git"]);
+    assert.deepEqual(
+      (await readdir(join(first.cache, "repos"))).filter((n) => n.endsWith(".git")),
+      ["hermes-mini__textkit.git"],
+    );
     assert.deepEqual(await checkout(first, workdir), { head: itemA.base_commit, clean: true });
     assert.deepEqual(await checkout(second, workdir), { head: itemB.base_commit, clean: true });
 
@@ -131,11 +137,15 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     const item = env.parseItem(rows[0]) as { FAIL_TO_PASS: string[] };
     const { workdir } = await env.setup(item, slot);
     await runOracle(slot, item);
-    const skipAll = "import pytest\ndef pytest_collection_modifyitems(items):\n    for item in items:\n        item.add_marker(pytest.mark.skip)\n";
+    const skipAll =
+      "import pytest\ndef pytest_collection_modifyitems(items):\n    for item in items:\n        item.add_marker(pytest.mark.skip)\n";
     await slot.writeFile(`${workdir}/conftest.py`, skipAll);
     const result = await env.verify(item, slot);
     assert.deepEqual([result.score, result.details.exitCode], [0, 0], JSON.stringify(result.details));
-    assert.ok(item.FAIL_TO_PASS.every((id) => (result.details.notPassed as string[]).includes(id)), JSON.stringify(result.details));
+    assert.ok(
+      item.FAIL_TO_PASS.every((id) => (result.details.notPassed as string[]).includes(id)),
+      JSON.stringify(result.details),
+    );
   });
 
   test("an unreachable commit is an infrastructure error, not a score", async () => {
@@ -145,7 +155,11 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
   });
 
   test("a chunk that hits its timeout scores 0.0 with timedOut", async () => {
-    const slow = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, testCommand: "sleep 5; true", testTimeoutSeconds: 0.5 });
+    const slow = getEnvironment("swe-smith-oracle", {
+      ...dataset.environmentConfig,
+      testCommand: "sleep 5; true",
+      testTimeoutSeconds: 0.5,
+    });
     const slot = await newSandbox()(0);
     const item = slow.parseItem(rows[0]);
     await slow.setup(item, slot);

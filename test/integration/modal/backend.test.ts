@@ -109,7 +109,10 @@ describe("modal backend specifics", () => {
     const restarted = new ModalBackend({ appName: "hermes-specifics" });
     try {
       const listed = await restarted.list("restart");
-      assert.deepEqual(listed.map((info) => [info.id, info.name, info.slots, info.templateHash]), [[first.id, "restart-0", 2, "h-restart"]]);
+      assert.deepEqual(
+        listed.map((info) => [info.id, info.name, info.slots, info.templateHash]),
+        [[first.id, "restart-0", 2, "h-restart"]],
+      );
       const again = await restarted.create("restart-0", template);
       assert.equal(again.id, first.id);
       assert.equal(Buffer.from(await restarted.readFile(again, 1, "state.txt")).toString(), "kept");
@@ -122,8 +125,13 @@ describe("modal backend specifics", () => {
 
   test("a running sandbox of that name that we do not manage is a configuration error, not adopted", async () => {
     const app = await env.backend.client.apps.fromName("hermes-specifics");
-    const foreign = await env.backend.client.sandboxes.create(app, env.backend.client.images.fromRegistry("x"), { name: "foreign-0", timeoutMs: 60_000 });
-    await assert.rejects(env.backend.create("foreign-0", mockTemplate("foreign")), (error: unknown) => isSandboxError(error, "configuration"));
+    const foreign = await env.backend.client.sandboxes.create(app, env.backend.client.images.fromRegistry("x"), {
+      name: "foreign-0",
+      timeoutMs: 60_000,
+    });
+    await assert.rejects(env.backend.create("foreign-0", mockTemplate("foreign")), (error: unknown) =>
+      isSandboxError(error, "configuration"),
+    );
     await foreign.terminate();
   });
 

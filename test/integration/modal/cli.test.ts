@@ -72,9 +72,21 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
     children.push(child);
     process.env.MODAL_SERVER_URL = printed.MODAL_SERVER_URL;
     const wrong = new ModalClient({ tokenId: "ak-right", tokenSecret: "as-wrong", logLevel: "error" });
-    await assert.rejects(wrong.apps.fromName("cli-auth", { createIfMissing: true }), (error: unknown) => error instanceof ClientError && error.code === Status.UNAUTHENTICATED);
+    await assert.rejects(
+      wrong.apps.fromName("cli-auth", { createIfMissing: true }),
+      (error: unknown) => error instanceof ClientError && error.code === Status.UNAUTHENTICATED,
+    );
     const backend = new ModalBackend({ appName: "cli-auth", tokenId: "ak-wrong", tokenSecret: "as-right" });
-    const template = { pool: "auth", image: "debian:12-slim", slots: 1, cpu: 1, memoryMiB: 256, lifetimeSeconds: 60, idleTimeoutSeconds: 0, templateHash: "h" };
+    const template = {
+      pool: "auth",
+      image: "debian:12-slim",
+      slots: 1,
+      cpu: 1,
+      memoryMiB: 256,
+      lifetimeSeconds: 60,
+      idleTimeoutSeconds: 0,
+      templateHash: "h",
+    };
     await assert.rejects(backend.create("auth-0", template), (error: unknown) => isSandboxError(error, "configuration"));
     const right = new ModalClient({ tokenId: "ak-right", tokenSecret: "as-right", logLevel: "error" });
     assert.match((await right.apps.fromName("cli-auth", { createIfMissing: true })).appId, /^ap-/);
@@ -84,7 +96,9 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
   });
 
   test("a non-loopback client gets the command router over TLS (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)", async (t) => {
-    const address = Object.values(networkInterfaces()).flat().find((entry) => entry && entry.family === "IPv4" && !entry.internal)?.address;
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((entry) => entry && entry.family === "IPv4" && !entry.internal)?.address;
     if (address === undefined) {
       t.skip("no non-loopback IPv4 address on this machine");
       return;
@@ -104,7 +118,11 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
     const { stdout } = await runFile(process.execPath, ["--input-type=module", "-e", script], {
       cwd: repo,
       timeout: 30_000,
-      env: { ...process.env, MODAL_SERVER_URL: `http://${address}:${port}`, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: printed.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH ?? "" },
+      env: {
+        ...process.env,
+        MODAL_SERVER_URL: `http://${address}:${port}`,
+        GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: printed.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH ?? "",
+      },
     });
     assert.equal(stdout.trim(), "0 over tls");
   });

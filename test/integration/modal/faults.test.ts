@@ -39,8 +39,14 @@ describe("modal backend under injected faults", () => {
     const sandbox = await env.backend.create("burst-create-0", template);
     const attempts = env.mock.faults.callsTo("SandboxCreateV2");
     assert.equal(attempts.length, 4);
-    assert.deepEqual(attempts.map((call) => call.retryAttempt ?? "0"), ["0", "1", "2", "3"]);
-    assert.deepEqual((await env.backend.list("burst-create")).map((info) => info.id), [sandbox.id]);
+    assert.deepEqual(
+      attempts.map((call) => call.retryAttempt ?? "0"),
+      ["0", "1", "2", "3"],
+    );
+    assert.deepEqual(
+      (await env.backend.list("burst-create")).map((info) => info.id),
+      [sandbox.id],
+    );
     assert.ok(await isRunning(sandbox));
     await env.backend.terminate(sandbox);
   });
@@ -65,7 +71,10 @@ describe("modal backend under injected faults", () => {
     const sandbox = await env.backend.create("throttled-0", mockTemplate("throttled", { slots: 1 }));
     const elapsed = Date.now() - started;
     const attempts = env.mock.faults.callsTo("SandboxCreateV2");
-    assert.deepEqual(attempts.map((call) => call.throttleAttempt ?? "0"), ["0", "1", "2"]);
+    assert.deepEqual(
+      attempts.map((call) => call.throttleAttempt ?? "0"),
+      ["0", "1", "2"],
+    );
     assert.ok(elapsed >= 550, `waited ${elapsed} ms for two 300 ms retry-after delays`);
     const gap = (attempts[1]?.at ?? 0) - (attempts[0]?.at ?? 0);
     assert.ok(gap >= 280, `second attempt came ${gap} ms after the first`);
@@ -92,7 +101,9 @@ describe("modal backend under injected faults", () => {
     const { pool, sandbox, lease } = await leasedSlot();
     env.mock.faults.dieMidExec(300);
     const started = Date.now();
-    await assert.rejects(pool.exec(lease.id, { command: "sleep 20", timeoutMs: 30_000 }), (error: unknown) => isSandboxError(error, "gone"));
+    await assert.rejects(pool.exec(lease.id, { command: "sleep 20", timeoutMs: 30_000 }), (error: unknown) =>
+      isSandboxError(error, "gone"),
+    );
     assert.ok(Date.now() - started < 10_000);
     assert.ok(pool.replacements().has(sandbox.name));
     assert.equal(await isRunning(sandbox), false);

@@ -99,7 +99,11 @@ describe("mock-modal with the real SDK", () => {
     const v1 = new ModalClient({ tokenId: "ak-v1", tokenSecret: "as-v1", logLevel: "error" });
     delete process.env.MODAL_SANDBOX_V2;
     const v1App = await v1.apps.fromName("sdk-test-v1", { createIfMissing: true });
-    const sandbox = await v1.sandboxes.create(v1App, v1.images.fromRegistry("debian:12-slim"), { name: "v1-box", tags: { v: "1" }, timeoutMs: 60_000 });
+    const sandbox = await v1.sandboxes.create(v1App, v1.images.fromRegistry("debian:12-slim"), {
+      name: "v1-box",
+      tags: { v: "1" },
+      timeoutMs: 60_000,
+    });
     assert.match(sandbox.sandboxId, /^sb-[0-9A-Za-z]{22}$/);
     const proc = await sandbox.exec(["echo", "v1 exec"]);
     assert.equal(await proc.wait(), 0);
@@ -127,7 +131,10 @@ describe("mock-modal with the real SDK", () => {
 
 /** A sandbox whose entrypoint is `tr a-z A-Z`: what goes to its stdin comes back on stdout, then it exits 0. */
 async function checkEntrypointStdio(client: ModalClient, app: App): Promise<void> {
-  const sandbox = await client.sandboxes.create(app, client.images.fromRegistry("debian:12-slim"), { command: ["tr", "a-z", "A-Z"], timeoutMs: 60_000 });
+  const sandbox = await client.sandboxes.create(app, client.images.fromRegistry("debian:12-slim"), {
+    command: ["tr", "a-z", "A-Z"],
+    timeoutMs: 60_000,
+  });
   const writer = sandbox.stdin.getWriter();
   await writer.write("shout\n");
   await writer.close();

@@ -13,7 +13,16 @@ import { SandboxServerClient } from "../../../src/backends/sandbox-server/client
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
 
 const bin = fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url));
-const template = (pool: string): SandboxTemplate => ({ pool, image: "host", slots: 2, cpu: 0.5, memoryMiB: 256, lifetimeSeconds: 600, idleTimeoutSeconds: 0, templateHash: "v1" });
+const template = (pool: string): SandboxTemplate => ({
+  pool,
+  image: "host",
+  slots: 2,
+  cpu: 0.5,
+  memoryMiB: 256,
+  lifetimeSeconds: 600,
+  idleTimeoutSeconds: 0,
+  templateHash: "v1",
+});
 
 let fake: FakeNomad;
 let client: NomadClient;
@@ -39,10 +48,18 @@ async function runningAlloc(jobId: string, timeoutMs = 10_000) {
 }
 
 test("register → running allocation → the sandbox server answers /health and exec at the listed address", async () => {
-  const job = buildSandboxJob("direct", template("it/direct"), { driver: "raw_exec", datacenters: ["*"], sandboxToken: "tok", launcher: [process.execPath, bin] });
+  const job = buildSandboxJob("direct", template("it/direct"), {
+    driver: "raw_exec",
+    datacenters: ["*"],
+    sandboxToken: "tok",
+    launcher: [process.execPath, bin],
+  });
   const registered = await client.registerJob(job, { enforceIndex: 0 });
   assert.ok(registered.JobModifyIndex > 0);
-  await assert.rejects(client.registerJob(job, { enforceIndex: 0 }), (e: unknown) => e instanceof NomadApiError && /job already exists/.test(e.body));
+  await assert.rejects(
+    client.registerJob(job, { enforceIndex: 0 }),
+    (e: unknown) => e instanceof NomadApiError && /job already exists/.test(e.body),
+  );
   const alloc = await runningAlloc(job.ID);
   assert.equal(alloc.Name, `${job.ID}.sandbox[0]`);
   const stubs = await client.jobAllocations(job.ID);
@@ -51,7 +68,8 @@ test("register → running allocation → the sandbox server answers /health and
   assert.match(address ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
   const server = new SandboxServerClient({ baseUrl: address!, token: "tok" });
   let health;
-  for (let i = 0; i < 100 && health === undefined; i++) health = await server.health(1_000).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => undefined));
+  for (let i = 0; i < 100 && health === undefined; i++)
+    health = await server.health(1_000).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => undefined));
   assert.equal(health?.status, "ok");
   assert.equal(health?.slots, 2);
   const result = await server.exec({ slot: 1, command: "echo ok", timeoutMs: 5_000 });
@@ -61,7 +79,7 @@ test("register → running allocation → the sandbox server answers /health and
   assert.equal(read.data.Meta?.hermes_pool, "it/direct");
   await client.deregisterJob(job.ID, { purge: true });
   assert.equal(await client.findJob(job.ID), undefined, "purge makes the job 404");
-  const stopped = (await client.readAllocation(alloc.ID));
+  const stopped = await client.readAllocation(alloc.ID);
   assert.equal(stopped.DesiredStatus, "stop");
 });
 
@@ -77,7 +95,10 @@ test("a blocking query parks until a write, and an idle one returns after wait w
     assert.ok(Date.now() - idleStart >= 290, "an idle blocking query waits");
     const started = Date.now();
     const woken = quietClient.listJobs({ prefix: "hr-" }, { index, waitMs: 20_000 });
-    setTimeout(() => void quietClient.registerJob(buildSandboxJob("w", template("wake"), { driver: "docker", datacenters: ["*"], launcher: [] })), 150);
+    setTimeout(
+      () => void quietClient.registerJob(buildSandboxJob("w", template("wake"), { driver: "docker", datacenters: ["*"], launcher: [] })),
+      150,
+    );
     const answer = await woken;
     assert.ok(answer.index > index);
     assert.equal(answer.data.length, 1);
@@ -91,10 +112,18 @@ test("a blocking query parks until a write, and an idle one returns after wait w
 test("ACL: no token and a wrong token are 403 with Nomad's text; the right one passes; leader needs none", async () => {
   const anonymous = new NomadClient({ address: fake.url, env: {} });
   const wrong = new NomadClient({ address: fake.url, token: "nope", env: {} });
-  await assert.rejects(anonymous.listJobs(), (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "Permission denied" && e.kind === "configuration");
-  await assert.rejects(wrong.listJobs(), (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "ACL token not found");
+  await assert.rejects(
+    anonymous.listJobs(),
+    (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "Permission denied" && e.kind === "configuration",
+  );
+  await assert.rejects(
+    wrong.listJobs(),
+    (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "ACL token not found",
+  );
   assert.equal(await anonymous.leader(), "127.0.0.1:4647");
-  await assert.rejects(new NomadClient({ address: fake.url, token: "acl-secret", namespace: "nope", env: {} }).listJobs(), (e: unknown) => isSandboxError(e, "configuration"));
+  await assert.rejects(new NomadClient({ address: fake.url, token: "acl-secret", namespace: "nope", env: {} }).listJobs(), (e: unknown) =>
+    isSandboxError(e, "configuration"),
+  );
   await anonymous.close();
   await wrong.close();
 });
@@ -119,7 +148,10 @@ test("alloc lost: exec is gone, list shows the new allocation starting then read
     assert.notEqual(allocationAddress(after), allocationAddress(before), "a reschedule moves the port");
     const result = await backend.exec(again, { slot: 0, command: "ls", timeoutMs: 5_000 });
     assert.equal(result.stdout, "", "the new allocation's workspace is fresh");
-    assert.deepEqual((await backend.list("it/lose")).map((s) => s.phase), ["ready"]);
+    assert.deepEqual(
+      (await backend.list("it/lose")).map((s) => s.phase),
+      ["ready"],
+    );
     await backend.terminate(again);
     await backend.terminate(again);
     assert.deepEqual(await backend.list("it/lose"), []);
@@ -130,11 +162,21 @@ test("alloc lost: exec is gone, list shows the new allocation starting then read
 
 test("a sandbox past the template's lifetime is listed as terminated, so the pool replaces it", async () => {
   let now = Date.now();
-  const backend = new NomadBackend({ address: fake.url, token: "acl-secret", namespace: "sbx", sandboxToken: "tok", env: {}, now: () => now });
+  const backend = new NomadBackend({
+    address: fake.url,
+    token: "acl-secret",
+    namespace: "sbx",
+    sandboxToken: "tok",
+    env: {},
+    now: () => now,
+  });
   try {
     const sandbox = await backend.create("aged", template("it/aged"));
     now += 599_000;
-    assert.deepEqual((await backend.list("it/aged")).map((s) => s.phase), ["ready"]);
+    assert.deepEqual(
+      (await backend.list("it/aged")).map((s) => s.phase),
+      ["ready"],
+    );
     now += 2_000;
     const [aged] = await backend.list("it/aged");
     assert.equal(aged?.phase, "terminated");
@@ -173,7 +215,11 @@ test("a crashed task is restarted in place by the restart policy, then reschedul
   await client.registerJob(job);
   const first = await runningAlloc(job.ID);
   fake.crashAllocation(first.ID);
-  await waitUntil(async () => (await client.readAllocation(first.ID)).TaskStates?.["sandbox-server"]?.Restarts === 1 && (await client.readAllocation(first.ID)).ClientStatus === "running");
+  await waitUntil(
+    async () =>
+      (await client.readAllocation(first.ID)).TaskStates?.["sandbox-server"]?.Restarts === 1 &&
+      (await client.readAllocation(first.ID)).ClientStatus === "running",
+  );
   await waitUntil(async () => (await client.readAllocation(first.ID)).TaskStates?.["sandbox-server"]?.State === "running");
   fake.crashAllocation(first.ID);
   await waitUntil(async () => (await client.readAllocation(first.ID)).NextAllocation !== "");
@@ -198,7 +244,9 @@ test("a backend that met Nomad down recovers once Nomad answers (its first faile
   const backend = new NomadBackend({ address: `http://127.0.0.1:${port}`, env: {}, watchWaitMs: 1_000 });
   // The first call that reads the allocation watch (here an exec on a sandbox a restarted pool remembers) fails.
   const remembered = { id: sandboxJobId("it/late", "late-0"), name: "late-0" };
-  await assert.rejects(backend.exec(remembered, { slot: 0, command: "true", timeoutMs: 1_000 }), (e: unknown) => isSandboxError(e, "transient"));
+  await assert.rejects(backend.exec(remembered, { slot: 0, command: "true", timeoutMs: 1_000 }), (e: unknown) =>
+    isSandboxError(e, "transient"),
+  );
   const late = await startFakeNomad({ port });
   try {
     assert.deepEqual(await backend.list("it/late"), []);

@@ -36,7 +36,8 @@ async function trainer() {
     request.on("end", () => {
       const raw = Buffer.concat(chunks);
       const text = (request.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw).toString("utf8");
-      const reply = (status: number, body: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      const reply = (status: number, body: unknown) =>
+        response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
       if (request.url === "/register-env") return reply(200, { status: "success", env_id: 3 });
       if (request.url === "/info") return reply(200, { batch_size: 16 });
       if (request.url === "/scored_data") {
@@ -54,17 +55,46 @@ async function trainer() {
 }
 
 function group(index: number, score: number) {
-  const turn = { message: { role: "assistant" as const, content: "done" }, finishReason: "stop", latencyMs: 1, promptTokenIds: [1, 2], completionTokenIds: [3], completionLogprobs: [-0.5] };
-  const trajectory = {
-    trajectoryId: `t${index}`, attempt: 1, score, verification: {}, sandbox: "sb", slot: 0,
-    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
-    agent: { messages: [{ role: "user" as const, content: "go" }, turn.message], turns: [turn], toolCalls: [], stopReason: "natural" as const, durationMs: 1 },
+  const turn = {
+    message: { role: "assistant" as const, content: "done" },
+    finishReason: "stop",
+    latencyMs: 1,
+    promptTokenIds: [1, 2],
+    completionTokenIds: [3],
+    completionLogprobs: [-0.5],
   };
-  return buildScoredGroup({ itemId: `item-${index}`, itemIndex: index, environment: "shell-task", trajectories: [trajectory], generation: { temperature: 1, top_p: 1, max_tokens: 8 }, retries: 0, durationMs: 1 });
+  const trajectory = {
+    trajectoryId: `t${index}`,
+    attempt: 1,
+    score,
+    verification: {},
+    sandbox: "sb",
+    slot: 0,
+    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
+    agent: {
+      messages: [{ role: "user" as const, content: "go" }, turn.message],
+      turns: [turn],
+      toolCalls: [],
+      stopReason: "natural" as const,
+      durationMs: 1,
+    },
+  };
+  return buildScoredGroup({
+    itemId: `item-${index}`,
+    itemIndex: index,
+    environment: "shell-task",
+    trajectories: [trajectory],
+    generation: { temperature: 1, top_p: 1, max_tokens: 8 },
+    retries: 0,
+    durationMs: 1,
+  });
 }
 
 const pool: SandboxPool = {
-  apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name: "pool", namespace: "ns" }, spec: sandboxPoolSpec.parse({ backend: "local" }),
+  apiVersion: API_VERSION,
+  kind: "SandboxPool",
+  metadata: { name: "pool", namespace: "ns" },
+  spec: sandboxPoolSpec.parse({ backend: "local" }),
   status: { conditions: [{ type: "Ready", status: "True", reason: "SandboxesReady", message: "", lastTransitionTime: now.toISOString() }] },
 };
 
@@ -76,19 +106,47 @@ async function controller(job: RolloutJob) {
   const active = new ActiveJobs();
   let enqueued = 0;
   const reconcile = jobReconciler({
-    getJob: () => job, getPool: () => pool, listRunnerPods: () => [], client: rec.client, runtimes, active, recorder: recordingRecorder().recorder,
+    getJob: () => job,
+    getPool: () => pool,
+    listRunnerPods: () => [],
+    client: rec.client,
+    runtimes,
+    active,
+    recorder: recordingRecorder().recorder,
     loadDataset: async (_ns, spec) => ({ rows: spec.dataset.inline ?? [], environmentConfig: {} }),
-    restoredSlotLeases: async () => [], enqueue: () => void enqueued++,
+    restoredSlotLeases: async () => [],
+    enqueue: () => void enqueued++,
     runnerPods: { apiURL: "http://127.0.0.1:1", defaultImage: "img", imagePullPolicy: "Never" },
-    dataDir, now: () => now, forwardRetryDelayMs: 5,
+    dataDir,
+    now: () => now,
+    forwardRetryDelayMs: 5,
   });
   const metrics = new ControllerMetrics();
-  const server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(active, () => undefined, metrics)] });
+  const server = createProbeServer({
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => true,
+    routes: [runnersApi(active, () => undefined, metrics)],
+  });
   servers.push(server);
   const url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
   const lastStatus = () => rec.actions.filter((a) => a.verb === "patchStatus").at(-1)?.body as RolloutJobStatus | undefined;
-  const api = () => new RunnersApiClient({ url, namespace: "ns", job: job.metadata.name, token: active.get(`ns/${job.metadata.name}`)!.token, unreachableMs: 0 });
-  return { reconcile, active, api, lastStatus, enqueued: () => enqueued, close: () => active.get(`ns/${job.metadata.name}`)?.forwarder?.close() };
+  const api = () =>
+    new RunnersApiClient({
+      url,
+      namespace: "ns",
+      job: job.metadata.name,
+      token: active.get(`ns/${job.metadata.name}`)!.token,
+      unreachableMs: 0,
+    });
+  return {
+    reconcile,
+    active,
+    api,
+    lastStatus,
+    enqueued: () => enqueued,
+    close: () => active.get(`ns/${job.metadata.name}`)?.forwarder?.close(),
+  };
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -102,8 +160,17 @@ async function until(check: () => boolean, what: string): Promise<void> {
 test("results.type atropos: groups go to the trainer after the JSONL, once each, retried while it is down, across a restart", async () => {
   const t = await trainer();
   const job: RolloutJob = {
-    apiVersion: API_VERSION, kind: "RolloutJob", metadata: { name: "fwd", namespace: "ns", uid: "u", generation: 1, finalizers: [JOB_FINALIZER] },
-    spec: { poolRef: { name: "pool" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 0 }, { a: 1 }] }, model: { builtin: { policy: "oracle" } }, groupSize: 1, results: { type: "atropos", url: t.url } } as unknown as RolloutJob["spec"],
+    apiVersion: API_VERSION,
+    kind: "RolloutJob",
+    metadata: { name: "fwd", namespace: "ns", uid: "u", generation: 1, finalizers: [JOB_FINALIZER] },
+    spec: {
+      poolRef: { name: "pool" },
+      environment: { name: "shell-task" },
+      dataset: { inline: [{ a: 0 }, { a: 1 }] },
+      model: { builtin: { policy: "oracle" } },
+      groupSize: 1,
+      results: { type: "atropos", url: t.url },
+    } as unknown as RolloutJob["spec"],
   };
   const first = await controller(job);
   await first.reconcile("ns/fwd");
@@ -122,7 +189,9 @@ test("results.type atropos: groups go to the trainer after the JSONL, once each,
   const work1 = await api.next("r1");
   assert.ok("leaseId" in work1);
   await api.submitGroup(work1.index, work1.attempt, [0], group(work1.index, 0));
-  const jsonl = readFileSync(join(dataDir, "ns", "fwd", "u", "results.jsonl"), "utf8").trim().split("\n");
+  const jsonl = readFileSync(join(dataDir, "ns", "fwd", "u", "results.jsonl"), "utf8")
+    .trim()
+    .split("\n");
   assert.equal(jsonl.length, 2, "the JSONL has both groups whatever the trainer does");
   await until(() => first.active.get("ns/fwd")!.forwarder!.lastError !== undefined, "a failed forwarding attempt");
   await first.reconcile("ns/fwd");
@@ -141,7 +210,14 @@ test("results.type atropos: groups go to the trainer after the JSONL, once each,
   t.state.down = false;
   await until(() => t.scored.length === 2, "group 1 at the trainer");
   await until(() => second.active.get("ns/fwd")!.forwarder!.pending === 0, "backlog empty");
-  assert.deepEqual(t.scored.map((g) => [g.env_id, g.scores]), [[3, [1]], [3, [0]]], "each group once, in order, with the trainer's env_id");
+  assert.deepEqual(
+    t.scored.map((g) => [g.env_id, g.scores]),
+    [
+      [3, [1]],
+      [3, [0]],
+    ],
+    "each group once, in order, with the trainer's env_id",
+  );
   assert.ok(second.enqueued() > 0, "forwarding progress requeues the job");
   await second.reconcile("ns/fwd");
   const done = second.lastStatus()!;

@@ -6,12 +6,20 @@ import { getJson, waitFor } from "./harness.ts";
 
 /** shell-task items whose oracle solution takes `seconds`, so a fault can land mid-trajectory. */
 export function slowItems(count: number, seconds: number): object[] {
-  return Array.from({ length: count }, (_, i) => ({ id: `t${i}`, goal: `write ${i}`, check: `test "$(cat answer.txt)" = ${i}`, solution: `sleep ${seconds}; echo ${i} > answer.txt` }));
+  return Array.from({ length: count }, (_, i) => ({
+    id: `t${i}`,
+    goal: `write ${i}`,
+    check: `test "$(cat answer.txt)" = ${i}`,
+    solution: `sleep ${seconds}; echo ${i} > answer.txt`,
+  }));
 }
 
 /** The runner token the controller put in the job's Secret. */
 export function runnerToken(namespace: string, job: string): string {
-  return Buffer.from(kubectl(["get", "secret", `${job}-runner-token`, "-n", namespace, "-o", "jsonpath={.data.token}"]), "base64").toString();
+  return Buffer.from(
+    kubectl(["get", "secret", `${job}-runner-token`, "-n", namespace, "-o", "jsonpath={.data.token}"]),
+    "base64",
+  ).toString();
 }
 
 /** Indexes stored in a job's results JSONL, in file order. */
@@ -24,7 +32,11 @@ export function storedIndexes(resultsPath: string): number[] {
 export function assertEveryItemOnce(namespace: string, job: string, items: number): Record<string, any> {
   const { status } = getJson("rolloutjob", job, namespace);
   const indexes = storedIndexes(status.resultsLocation);
-  assert.deepEqual([...indexes].sort((a, b) => a - b), Array.from({ length: items }, (_, i) => i), "each item stored exactly once");
+  assert.deepEqual(
+    [...indexes].sort((a, b) => a - b),
+    Array.from({ length: items }, (_, i) => i),
+    "each item stored exactly once",
+  );
   assert.equal(status.progress.groups, items);
   assert.equal(status.progress.failed, 0);
   assert.equal(status.progress.running, 0);
@@ -34,11 +46,19 @@ export function assertEveryItemOnce(namespace: string, job: string, items: numbe
 
 /** No slot leaked (the pool's status shows every slot free again) and no sandbox leaked (backend list). */
 export async function assertNoLeaks(namespace: string, pool: string, backend: SandboxBackend, expectedSandboxes: number): Promise<void> {
-  await waitFor(() => {
-    const slots = getJson("sandboxpool", pool, namespace).status?.slots;
-    return slots?.leased === 0 && slots.free === slots.total && slots.total > 0;
-  }, 30_000, `pool ${pool}: every slot free`);
-  await waitFor(async () => (await backend.list(`${namespace}/${pool}`)).filter((s) => s.phase !== "terminated").length === expectedSandboxes, 30_000, `pool ${pool}: ${expectedSandboxes} sandbox(es)`);
+  await waitFor(
+    () => {
+      const slots = getJson("sandboxpool", pool, namespace).status?.slots;
+      return slots?.leased === 0 && slots.free === slots.total && slots.total > 0;
+    },
+    30_000,
+    `pool ${pool}: every slot free`,
+  );
+  await waitFor(
+    async () => (await backend.list(`${namespace}/${pool}`)).filter((s) => s.phase !== "terminated").length === expectedSandboxes,
+    30_000,
+    `pool ${pool}: ${expectedSandboxes} sandbox(es)`,
+  );
 }
 
 export async function liveSandboxes(backend: SandboxBackend, namespace: string, pool: string) {

@@ -4,13 +4,21 @@ import { validateRolloutJobSpec, type RolloutJobSpec } from "../../../src/api/in
 import { JobDatasets } from "../../../src/operator/rolloutjob/dataset.ts";
 
 function jobSpec(dataset: object): RolloutJobSpec {
-  const result = validateRolloutJobSpec({ poolRef: { name: "p" }, environment: { name: "shell-task" }, dataset, model: { builtin: { policy: "noop" } } });
+  const result = validateRolloutJobSpec({
+    poolRef: { name: "p" },
+    environment: { name: "shell-task" },
+    dataset,
+    model: { builtin: { policy: "noop" } },
+  });
   if (!result.ok) throw new Error(result.errors.join("; "));
   return result.value;
 }
 
 const rows = Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, goal: "g", check: "true" }));
-const configMaps = { "ns/items": { "items.jsonl": rows.map((r) => JSON.stringify(r)).join("\n") } } as Record<string, Record<string, string>>;
+const configMaps = { "ns/items": { "items.jsonl": rows.map((r) => JSON.stringify(r)).join("\n") } } as Record<
+  string,
+  Record<string, string>
+>;
 const client = { readConfigMap: async (namespace: string, name: string) => configMaps[`${namespace}/${name}`] };
 
 test("ConfigMap rows come through the envs loader with the job's seeded order and maxItems", async () => {

@@ -6,13 +6,27 @@ import type { ChildProcess } from "node:child_process";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { kubectl } from "../../support/cluster.ts";
 import {
-  apply, exists, getJson, imageAvailable, installOperatorPrereqs, NODE_IP, startControllerProcess, startRunnerProcess, waitFor, type ControllerProcess,
+  apply,
+  exists,
+  getJson,
+  imageAvailable,
+  installOperatorPrereqs,
+  NODE_IP,
+  startControllerProcess,
+  startRunnerProcess,
+  waitFor,
+  type ControllerProcess,
 } from "./harness.ts";
 
 const namespace = `ctrl-${process.pid}`;
 const IMAGE = "localhost/hermes-rollouts:dev";
 const podsCanRun = imageAvailable(IMAGE);
-const items = [0, 1, 2].map((i) => ({ id: `t${i}`, goal: `write ${i} into answer.txt`, check: `test "$(cat answer.txt)" = ${i}`, solution: `echo ${i} > answer.txt` }));
+const items = [0, 1, 2].map((i) => ({
+  id: `t${i}`,
+  goal: `write ${i} into answer.txt`,
+  check: `test "$(cat answer.txt)" = ${i}`,
+  solution: `echo ${i} > answer.txt`,
+}));
 const jobSpec = (extra: object = {}) => ({
   poolRef: { name: "pool" },
   environment: { name: "shell-task" },
@@ -29,10 +43,19 @@ const runners: ChildProcess[] = [];
 /** Runner pods when the project image is on the node; otherwise local runner processes through the same entrypoint. */
 function startLocalRunnersIfNoImage(job: string): void {
   if (podsCanRun) return;
-  const token = Buffer.from(kubectl(["get", "secret", `${job}-runner-token`, "-n", namespace, "-o", "jsonpath={.data.token}"]), "base64").toString();
-  runners.push(startRunnerProcess({
-    HERMES_API_URL: `http://${NODE_IP}:${controller.port}`, HERMES_JOB_NAMESPACE: namespace, HERMES_JOB_NAME: job, HERMES_JOB_TOKEN: token, HERMES_RUNNER_ID: `${job}-local`,
-  }));
+  const token = Buffer.from(
+    kubectl(["get", "secret", `${job}-runner-token`, "-n", namespace, "-o", "jsonpath={.data.token}"]),
+    "base64",
+  ).toString();
+  runners.push(
+    startRunnerProcess({
+      HERMES_API_URL: `http://${NODE_IP}:${controller.port}`,
+      HERMES_JOB_NAMESPACE: namespace,
+      HERMES_JOB_NAME: job,
+      HERMES_JOB_TOKEN: token,
+      HERMES_RUNNER_ID: `${job}-local`,
+    }),
+  );
 }
 
 describe(`operator end to end on the real apiserver (runners as ${podsCanRun ? "pods on the real node" : "local processes: image not imported"})`, () => {
@@ -56,7 +79,16 @@ describe(`operator end to end on the real apiserver (runners as ${podsCanRun ? "
     assert.deepEqual(pool.status.slots, { total: 6, leased: 0, free: 6, quarantined: 0 });
     assert.deepEqual(pool.metadata.finalizers, ["hermes-rollouts.dev/sandboxes"]);
     assert.equal(pool.status.observedGeneration, pool.metadata.generation);
-    const events = kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=pool", "-o", "jsonpath={.items[*].reason}"]);
+    const events = kubectl([
+      "get",
+      "events",
+      "-n",
+      namespace,
+      "--field-selector",
+      "involvedObject.name=pool",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
     assert.match(events, /SandboxCreated/);
   });
 
@@ -81,7 +113,10 @@ describe(`operator end to end on the real apiserver (runners as ${podsCanRun ? "
     assert.deepEqual(status.progress, { items: 3, groups: 3, scored: 6, failed: 0, retried: 0, running: 0 });
     assert.equal(status.completedIndexes, "0-2");
     assert.equal(status.progressSummary, "3/3");
-    const lines = readFileSync(status.resultsLocation, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const lines = readFileSync(status.resultsLocation, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => l.index).sort(), [0, 1, 2], "each item stored exactly once");
     assert.ok(lines.every((l) => l.group.scores.length === 2 && l.group.messages.length === 2));
     const table = kubectl(["get", "rolloutjobs", "-n", namespace]);

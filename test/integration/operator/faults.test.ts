@@ -6,7 +6,17 @@ import { after, before, test } from "node:test";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { kubectl } from "../../support/cluster.ts";
 import { assertEveryItemOnce, assertNoLeaks, liveSandboxes, runnerToken, slowItems } from "./checks.ts";
-import { apply, exists, getJson, installOperatorPrereqs, NODE_IP, startControllerProcess, startRunnerProcess, waitFor, type ControllerProcess } from "./harness.ts";
+import {
+  apply,
+  exists,
+  getJson,
+  installOperatorPrereqs,
+  NODE_IP,
+  startControllerProcess,
+  startRunnerProcess,
+  waitFor,
+  type ControllerProcess,
+} from "./harness.ts";
 
 /** Faults on the local backend against the real apiserver: a runner killed, a sandbox terminated, a pool deleted. */
 const namespace = `faults-${process.pid}`;
@@ -30,7 +40,11 @@ after(async () => {
 
 function runner(job: string, id: string): ChildProcess {
   const child = startRunnerProcess({
-    HERMES_API_URL: `http://${NODE_IP}:${controller.port}`, HERMES_JOB_NAMESPACE: namespace, HERMES_JOB_NAME: job, HERMES_JOB_TOKEN: runnerToken(namespace, job), HERMES_RUNNER_ID: id,
+    HERMES_API_URL: `http://${NODE_IP}:${controller.port}`,
+    HERMES_JOB_NAMESPACE: namespace,
+    HERMES_JOB_NAME: job,
+    HERMES_JOB_TOKEN: runnerToken(namespace, job),
+    HERMES_RUNNER_ID: id,
   });
   runners.push(child);
   return child;
@@ -38,15 +52,27 @@ function runner(job: string, id: string): ChildProcess {
 
 function startJob(job: string, pool: string, items: object[], extra: object = {}): void {
   apply("RolloutJob", namespace, job, {
-    poolRef: { name: pool }, environment: { name: "shell-task" }, dataset: { inline: items }, model: { builtin: { policy: "oracle" } },
-    groupSize: 1, runners: { replicas: 1, trajectoriesPerRunner: 2, image: "localhost/hermes-rollouts:dev" },
+    poolRef: { name: pool },
+    environment: { name: "shell-task" },
+    dataset: { inline: items },
+    model: { builtin: { policy: "oracle" } },
+    groupSize: 1,
+    runners: { replicas: 1, trajectoriesPerRunner: 2, image: "localhost/hermes-rollouts:dev" },
     // A 5 s trajectory timeout makes the work lease 10 s: a dead runner's item comes back quickly.
-    limits: { trajectoryTimeoutSeconds: 5, toolTimeoutSeconds: 5 }, backoffLimit: 3, ...extra,
+    limits: { trajectoryTimeoutSeconds: 5, toolTimeoutSeconds: 5 },
+    backoffLimit: 3,
+    ...extra,
   });
 }
 
 function readyPool(name: string, sandboxes: number, slots: number): void {
-  apply("SandboxPool", namespace, name, { backend: "local", minSandboxes: sandboxes, maxSandboxes: sandboxes, slotsPerSandbox: slots, leaseTTLSeconds: 5 });
+  apply("SandboxPool", namespace, name, {
+    backend: "local",
+    minSandboxes: sandboxes,
+    maxSandboxes: sandboxes,
+    slotsPerSandbox: slots,
+    leaseTTLSeconds: 5,
+  });
   kubectl(["wait", "--for=condition=Ready", `sandboxpool/${name}`, "-n", namespace, "--timeout=60s"]);
 }
 
@@ -76,10 +102,14 @@ test("a sandbox terminated mid-exec: the trajectory is retried on another slot, 
   await waitFor(() => running("terminated") >= 1, 30_000, "an item in flight");
   const leasesFile = join(controller.dataDir, "leases", `${namespace}_pool-c.json`);
   let busy: string | undefined;
-  await waitFor(() => {
-    busy = (JSON.parse(readFileSync(leasesFile, "utf8")) as { sandboxName: string }[])[0]?.sandboxName;
-    return busy !== undefined;
-  }, 10_000, "a leased slot");
+  await waitFor(
+    () => {
+      busy = (JSON.parse(readFileSync(leasesFile, "utf8")) as { sandboxName: string }[])[0]?.sandboxName;
+      return busy !== undefined;
+    },
+    10_000,
+    "a leased slot",
+  );
   await new Promise((r) => setTimeout(r, 800)); // inside the solution's sleep
   const before = await liveSandboxes(backend, namespace, "pool-c");
   const victim = before.find((s) => s.name === busy)!;
@@ -90,7 +120,16 @@ test("a sandbox terminated mid-exec: the trajectory is retried on another slot, 
   await assertNoLeaks(namespace, "pool-c", backend, 2);
   const after = await liveSandboxes(backend, namespace, "pool-c");
   assert.ok(!after.some((s) => s.name === victim.name), "the terminated sandbox is gone");
-  const events = kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=pool-c", "-o", "jsonpath={.items[*].reason}"]);
+  const events = kubectl([
+    "get",
+    "events",
+    "-n",
+    namespace,
+    "--field-selector",
+    "involvedObject.name=pool-c",
+    "-o",
+    "jsonpath={.items[*].reason}",
+  ]);
   assert.match(events, /SandboxReplaced|SandboxCreated/);
 });
 

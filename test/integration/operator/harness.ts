@@ -21,22 +21,36 @@ export async function freePort(): Promise<number> {
 /** CRDs, the operator's ClusterRole from deploy/rbac, and a binding for the cluster's restricted operator user. */
 export function installOperatorPrereqs(): void {
   kubectl(["apply", "--validate=false", "-f", join(repo, "deploy/crds/")]);
-  kubectl(["wait", "--for=condition=Established", "crd/sandboxpools.hermes-rollouts.dev", "crd/rolloutjobs.hermes-rollouts.dev", "--timeout=60s"]);
+  kubectl([
+    "wait",
+    "--for=condition=Established",
+    "crd/sandboxpools.hermes-rollouts.dev",
+    "crd/rolloutjobs.hermes-rollouts.dev",
+    "--timeout=60s",
+  ]);
   kubectl(["apply", "-f", join(repo, "deploy/rbac/clusterrole.yaml")]);
-  kubectl(["apply", "-f", "-"], stringify({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: "hermes-rollouts-controller-test-user" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "hermes-rollouts-controller" },
-    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "operator" }],
-  }));
+  kubectl(
+    ["apply", "-f", "-"],
+    stringify({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "hermes-rollouts-controller-test-user" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "hermes-rollouts-controller" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "operator" }],
+    }),
+  );
 }
 
 export function imageAvailable(image: string): boolean {
   const sock = process.env.HERMES_CONTAINERD_SOCK;
   if (!sock) return false;
   const result = spawnSync("ctr", ["-a", sock, "-n", "k8s.io", "images", "ls", "-q"], { encoding: "utf8" });
-  return result.status === 0 && result.stdout.split("\n").some((l) => l.trim() === image || l.trim() === `${image.startsWith("localhost/") ? "" : "docker.io/library/"}${image}`);
+  return (
+    result.status === 0 &&
+    result.stdout
+      .split("\n")
+      .some((l) => l.trim() === image || l.trim() === `${image.startsWith("localhost/") ? "" : "docker.io/library/"}${image}`)
+  );
 }
 
 export interface ControllerProcess {
@@ -48,25 +62,54 @@ export interface ControllerProcess {
 }
 
 /** The controller as a child process with the operator's restricted kubeconfig, as a Deployment would run it. */
-export async function startControllerProcess(options: { namespace: string; dataDir?: string; identity: string; port?: number }): Promise<ControllerProcess> {
+export async function startControllerProcess(options: {
+  namespace: string;
+  dataDir?: string;
+  identity: string;
+  port?: number;
+}): Promise<ControllerProcess> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "hermes-ctrl-"));
   const logPath = join(dataDir, `controller-${options.identity}.log`);
   const child = spawn(
     process.execPath,
-    [join(repo, "bin/hermes-rollouts.js"), "controller", "--port", String(port), "--data-dir", dataDir, "--lease-namespace", options.namespace,
-      "--identity", options.identity, "--runner-api-url", `http://${NODE_IP}:${port}`, "--image-pull-policy", "Never",
+    [
+      join(repo, "bin/hermes-rollouts.js"),
+      "controller",
+      "--port",
+      String(port),
+      "--data-dir",
+      dataDir,
+      "--lease-namespace",
+      options.namespace,
+      "--identity",
+      options.identity,
+      "--runner-api-url",
+      `http://${NODE_IP}:${port}`,
+      "--image-pull-policy",
+      "Never",
       // Scoped to the test's namespace: controllers of tests running at once never reconcile each other's objects.
-      "--namespace", options.namespace],
+      "--namespace",
+      options.namespace,
+    ],
     { env: { ...process.env, KUBECONFIG: clusterEnv().operatorKubeconfig, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const log = createWriteStream(logPath, { flags: "a" });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 30_000);
+  await waitFor(
+    async () =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`)
+        .then((r) => r.ok)
+        .catch(() => false)) || child.exitCode !== null,
+    30_000,
+  );
   if (child.exitCode !== null) throw new Error(`controller exited with ${child.exitCode}; see ${logPath}`);
   return {
-    port, dataDir, logPath, child,
+    port,
+    dataDir,
+    logPath,
+    child,
     async kill(signal = "SIGTERM") {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -78,7 +121,10 @@ export async function startControllerProcess(options: { namespace: string; dataD
 
 /** A runner as a local process through the same entrypoint a runner pod uses. */
 export function startRunnerProcess(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [join(repo, "bin/hermes-rollouts.js"), "runner"], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "ignore" });
+  return spawn(process.execPath, [join(repo, "bin/hermes-rollouts.js"), "runner"], {
+    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    stdio: "ignore",
+  });
 }
 
 export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what = "condition"): Promise<void> {

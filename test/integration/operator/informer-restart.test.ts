@@ -16,7 +16,10 @@ async function relay(target: URL) {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       sockets.add(a);
       a.pipe(b);
       a.on("error", () => b.destroy());
@@ -42,16 +45,23 @@ test("the supervisor restarts a watch that stopped on a connection reset, and th
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: admin.clusters.map((c) => (c.name === admin.getCurrentCluster()!.name ? { ...c, server: proxy.url } : c)),
-    users: admin.users, contexts: admin.contexts, currentContext: admin.currentContext,
+    users: admin.users,
+    contexts: admin.contexts,
+    currentContext: admin.currentContext,
   });
   const core = kc.makeApiClient(CoreV1Api);
-  const source = makeInformer<V1ConfigMap>(kc, `/api/v1/namespaces/${namespace}/configmaps`, () => core.listNamespacedConfigMap({ namespace }));
+  const source = makeInformer<V1ConfigMap>(kc, `/api/v1/namespaces/${namespace}/configmaps`, () =>
+    core.listNamespacedConfigMap({ namespace }),
+  );
   let restarts = 0;
   let errors = 0;
   source.on("error", () => errors++);
   const seen = new Set<string>();
   const informer = new SupervisedInformer<V1ConfigMap>({
-    resource: "configmaps", informer: source, minBackoffMs: 100, maxBackoffMs: 400,
+    resource: "configmaps",
+    informer: source,
+    minBackoffMs: 100,
+    maxBackoffMs: 400,
     onChange: (cm) => void seen.add(cm.metadata?.name ?? ""),
     onRestart: () => restarts++,
   });

@@ -25,7 +25,11 @@ test("two replicas on a real Lease: exactly one leads, and the other takes over 
   let overlap = false;
   const elector = (identity: string) =>
     new LeaderElector({
-      kubeConfig: operatorKubeConfig(), namespace, name: "ctrl", identity, timings,
+      kubeConfig: operatorKubeConfig(),
+      namespace,
+      name: "ctrl",
+      identity,
+      timings,
       onStartedLeading: () => {
         if (leading.size > 0) overlap = true;
         leading.add(identity);

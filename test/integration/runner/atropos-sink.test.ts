@@ -30,10 +30,21 @@ async function fakeTrainer() {
   const server = createServer((request, response) => {
     void body(request).then(({ gzip, value }) => {
       received.push({ method: request.method ?? "", path: request.url ?? "", gzip, body: value });
-      const reply = (status: number, payload: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(payload));
+      const reply = (status: number, payload: unknown) =>
+        response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(payload));
       if (request.url === "/register-env") {
         registerCalls++;
-        return registerCalls === 1 ? reply(200, { status: "wait for trainer to start" }) : reply(200, { status: "success", env_id: 7, wandb_name: "mini", starting_step: 0, checkpoint_dir: "/tmp/c", checkpoint_interval: 10, num_steps: 100 });
+        return registerCalls === 1
+          ? reply(200, { status: "wait for trainer to start" })
+          : reply(200, {
+              status: "success",
+              env_id: 7,
+              wandb_name: "mini",
+              starting_step: 0,
+              checkpoint_dir: "/tmp/c",
+              checkpoint_interval: 10,
+              num_steps: 100,
+            });
       }
       if (request.url === "/info") return reply(200, { batch_size: 8, max_token_len: 4096 });
       if (request.url === "/scored_data") return ++scoredCalls === 1 ? reply(503, { detail: "busy" }) : reply(200, { status: "received" });
@@ -53,11 +64,30 @@ function group(withTokens: boolean, scores: [number, number] = [1, 0]) {
     ...(withTokens ? { promptTokenIds: [1, 2, 3], completionTokenIds: [4, 5], completionLogprobs: [-0.1, -0.2] } : {}),
   };
   const trajectory = (score: number, index: number) => ({
-    trajectoryId: `t${index}`, attempt: 1, score, verification: {}, sandbox: "sb", slot: 0,
+    trajectoryId: `t${index}`,
+    attempt: 1,
+    score,
+    verification: {},
+    sandbox: "sb",
+    slot: 0,
     timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
-    agent: { messages: [{ role: "user" as const, content: "fix it" }, turn.message], turns: [turn], toolCalls: [], stopReason: "natural" as const, durationMs: 1 },
+    agent: {
+      messages: [{ role: "user" as const, content: "fix it" }, turn.message],
+      turns: [turn],
+      toolCalls: [],
+      stopReason: "natural" as const,
+      durationMs: 1,
+    },
   });
-  return buildScoredGroup({ itemId: "item-1", itemIndex: 0, environment: "swe-smith-oracle", trajectories: [trajectory(scores[0], 0), trajectory(scores[1], 1)], generation: { temperature: 1, top_p: 1, max_tokens: 64 }, retries: 0, durationMs: 1 });
+  return buildScoredGroup({
+    itemId: "item-1",
+    itemIndex: 0,
+    environment: "swe-smith-oracle",
+    trajectories: [trajectory(scores[0], 0), trajectory(scores[1], 1)],
+    generation: { temperature: 1, top_p: 1, max_tokens: 64 },
+    retries: 0,
+    durationMs: 1,
+  });
 }
 
 test("registers (waiting for the trainer), reads /info, posts gzipped scored data with env_id, retries a 503", async () => {
@@ -70,15 +100,30 @@ test("registers (waiting for the trainer), reads /info, posts gzipped scored dat
     await sink.close();
     const paths = trainer.received.map((r) => `${r.method} ${r.path}`);
     assert.deepEqual(paths, ["POST /register-env", "POST /register-env", "GET /info", "POST /scored_data", "POST /scored_data"]);
-    assert.deepEqual(trainer.received[0]?.body, { max_token_length: 4096, desired_name: "swe-smith-mini", weight: 1, group_size: 2, min_batch_allocation: null });
+    assert.deepEqual(trainer.received[0]?.body, {
+      max_token_length: 4096,
+      desired_name: "swe-smith-mini",
+      weight: 1,
+      group_size: 2,
+      min_batch_allocation: null,
+    });
     const posted = trainer.received[4]!;
     assert.equal(posted.gzip, true);
     const data = posted.body as Record<string, unknown>;
     assert.equal(data.env_id, 7);
-    assert.deepEqual(data.tokens, [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]]);
-    assert.deepEqual(data.masks, [[-100, -100, -100, 4, 5], [-100, -100, -100, 4, 5]]);
+    assert.deepEqual(data.tokens, [
+      [1, 2, 3, 4, 5],
+      [1, 2, 3, 4, 5],
+    ]);
+    assert.deepEqual(data.masks, [
+      [-100, -100, -100, 4, 5],
+      [-100, -100, -100, 4, 5],
+    ]);
     assert.deepEqual(data.scores, [1, 0]);
-    assert.deepEqual(data.inference_logprobs, [[1, 1, 1, -0.1, -0.2], [1, 1, 1, -0.1, -0.2]]);
+    assert.deepEqual(data.inference_logprobs, [
+      [1, 1, 1, -0.1, -0.2],
+      [1, 1, 1, -0.1, -0.2],
+    ]);
     assert.equal((data.messages as unknown[][]).length, 2);
     assert.equal("metadata" in data, false);
   } finally {
@@ -111,7 +156,14 @@ test("groupSize above the trainer's batch_size is refused at registration", asyn
 test("groups the trainer would not take are kept back, as atroposlib's serve loop does: all scores equal, or a sequence at maxTokenLength", async () => {
   const trainer = await fakeTrainer();
   try {
-    const sink = new AtroposSink({ url: trainer.url, name: "x", groupSize: 2, maxTokenLength: 4096, dropUniformGroups: true, retryDelayMs: 1 });
+    const sink = new AtroposSink({
+      url: trainer.url,
+      name: "x",
+      groupSize: 2,
+      maxTokenLength: 4096,
+      dropUniformGroups: true,
+      retryDelayMs: 1,
+    });
     await sink.open();
     await sink.write(group(true, [1, 1]));
     await sink.write(group(true, [0, 0]));
@@ -121,11 +173,21 @@ test("groups the trainer would not take are kept back, as atroposlib's serve loo
     await short.open();
     await short.write(group(true)); // 5 tokens per sequence: at the limit
     assert.equal(short.skipped, 1);
-    const keepAll = new AtroposSink({ url: trainer.url, name: "z", groupSize: 2, maxTokenLength: 4096, dropUniformGroups: false, retryDelayMs: 1 });
+    const keepAll = new AtroposSink({
+      url: trainer.url,
+      name: "z",
+      groupSize: 2,
+      maxTokenLength: 4096,
+      dropUniformGroups: false,
+      retryDelayMs: 1,
+    });
     await keepAll.open();
     await keepAll.write(group(true, [1, 1]));
     assert.equal(keepAll.skipped, 0);
-    assert.ok(trainer.received.some((r) => r.path === "/scored_data"), "sent when the job keeps uniform groups");
+    assert.ok(
+      trainer.received.some((r) => r.path === "/scored_data"),
+      "sent when the job keeps uniform groups",
+    );
   } finally {
     await trainer.close();
   }
@@ -134,6 +196,13 @@ test("groups the trainer would not take are kept back, as atroposlib's serve loo
 test("a group of one trajectory is never uniform: with groupSize 1 every group is sent", async () => {
   const { atroposSkipReason } = await import("../../../src/rollout/sinks.ts");
   assert.equal(atroposSkipReason({ tokens: [[1, 2]], scores: [1] }, { maxTokenLength: 100, dropUniformGroups: true }), undefined);
-  assert.match(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 100, dropUniformGroups: true }) ?? "", /every score is 0.5/);
-  assert.equal(atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 0, dropUniformGroups: false }), undefined, "maxTokenLength 0 disables the length rule");
+  assert.match(
+    atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 100, dropUniformGroups: true }) ?? "",
+    /every score is 0.5/,
+  );
+  assert.equal(
+    atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 0, dropUniformGroups: false }),
+    undefined,
+    "maxTokenLength 0 disables the length rule",
+  );
 });

@@ -44,12 +44,23 @@ after(async () => {
 
 async function runOracle(format: ToolCallFormat, model = "hermes") {
   const slot = recordingSlot();
-  const client = createModelClient({ baseURL: server.baseURL, model, toolCallFormat: format, temperature: 1, topP: 1, maxTokens: 512, logprobs: true });
+  const client = createModelClient({
+    baseURL: server.baseURL,
+    model,
+    toolCallFormat: format,
+    temperature: 1,
+    topP: 1,
+    maxTokens: 512,
+    logprobs: true,
+  });
   const result = await runAgentLoop({
     model: client,
     tools: defaultTools(),
     slot,
-    messages: [{ role: "system", content: "You fix bugs." }, { role: "user", content: "Fix task-10 please." }],
+    messages: [
+      { role: "system", content: "You fix bugs." },
+      { role: "user", content: "Fix task-10 please." },
+    ],
     limits,
     format,
     maxTokensPerTurn: 512,
@@ -59,7 +70,10 @@ async function runOracle(format: ToolCallFormat, model = "hermes") {
 
 test("/v1/models lists the model", async () => {
   const body = (await (await fetch(`${server.baseURL}/models`)).json()) as { data: { id: string }[] };
-  assert.deepEqual(body.data.map((m) => m.id), ["hermes"]);
+  assert.deepEqual(
+    body.data.map((m) => m.id),
+    ["hermes"],
+  );
 });
 
 for (const format of ["native", "hermes", "auto"] as const) {
@@ -84,7 +98,10 @@ for (const format of ["native", "hermes", "auto"] as const) {
     assert.ok(sequence);
     assert.equal(sequence.restarts, 0);
     const trained = sequence.masks.filter((m) => m !== MASKED).length;
-    assert.equal(trained, result.turns.reduce((n, t) => n + (t.completionTokenIds?.length ?? 0), 0));
+    assert.equal(
+      trained,
+      result.turns.reduce((n, t) => n + (t.completionTokenIds?.length ?? 0), 0),
+    );
     assert.equal(sequence.logprobs?.length, sequence.tokens.length);
   });
 }
@@ -99,8 +116,24 @@ test("noop answers at once without tool calls", async () => {
   const noop = await startModelServer({ policy: "noop" });
   try {
     const slot = recordingSlot();
-    const client = createModelClient({ baseURL: noop.baseURL, model: "hermes", toolCallFormat: "auto", temperature: 1, topP: 1, maxTokens: 64, logprobs: false });
-    const result = await runAgentLoop({ model: client, tools: defaultTools(), slot, messages: [{ role: "user", content: "task-1" }], limits, format: "auto", maxTokensPerTurn: 64 });
+    const client = createModelClient({
+      baseURL: noop.baseURL,
+      model: "hermes",
+      toolCallFormat: "auto",
+      temperature: 1,
+      topP: 1,
+      maxTokens: 64,
+      logprobs: false,
+    });
+    const result = await runAgentLoop({
+      model: client,
+      tools: defaultTools(),
+      slot,
+      messages: [{ role: "user", content: "task-1" }],
+      limits,
+      format: "auto",
+      maxTokensPerTurn: 64,
+    });
     assert.equal(result.stopReason, "natural");
     assert.equal(result.turns.length, 1);
     assert.deepEqual(slot.commands, []);

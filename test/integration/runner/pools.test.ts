@@ -70,7 +70,10 @@ async function runOn(name: string, settings?: PoolSettings): Promise<{ summary: 
   }
   const outDir = join(dir, `out-${name}`);
   const summary = await runJob({ jobPath, outDir, ...(poolPath ? { poolPath } : {}) });
-  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as ScoredDataGroup);
+  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as ScoredDataGroup);
   return { summary, groups };
 }
 
@@ -85,7 +88,10 @@ test("local backend: every trajectory of the small job scores 1.0", async () => 
   assert.equal(summary.backend, "local");
   assert.equal(groups.length, ITEMS);
   localScores = scoresById(groups);
-  assert.deepEqual(Object.values(localScores), Array.from({ length: ITEMS }, () => Array(GROUP_SIZE).fill(1)));
+  assert.deepEqual(
+    Object.values(localScores),
+    Array.from({ length: ITEMS }, () => Array(GROUP_SIZE).fill(1)),
+  );
 });
 
 test("--pool on a Modal pool (mock Modal): same scores, no sandbox left running", async () => {
@@ -93,14 +99,20 @@ test("--pool on a Modal pool (mock Modal): same scores, no sandbox left running"
   process.env.MODAL_TOKEN_ID ??= "ak-pools-test";
   process.env.MODAL_TOKEN_SECRET ??= "as-pools-test";
   try {
-    const { summary, groups } = await runOn("pool-modal", { backend: "modal", block: `modal: {serverURL: "${mock.url}", appName: hermes-pools-test}` });
+    const { summary, groups } = await runOn("pool-modal", {
+      backend: "modal",
+      block: `modal: {serverURL: "${mock.url}", appName: hermes-pools-test}`,
+    });
     assert.equal(summary.backend, "modal");
     assert.equal(summary.succeeded, true, JSON.stringify(summary.failures));
     assert.deepEqual(scoresById(groups), localScores);
     assert.ok(groups.every((group) => group.metadata.trajectories.every((t) => String(t.sandbox).startsWith("pool-modal"))));
     const sandboxes = [...mock.state.sandboxes.values()];
     assert.ok(sandboxes.length >= 1, "the run created no Modal sandbox");
-    assert.deepEqual(sandboxes.filter((sandbox) => sandbox.running).map((sandbox) => sandbox.id), []);
+    assert.deepEqual(
+      sandboxes.filter((sandbox) => sandbox.running).map((sandbox) => sandbox.id),
+      [],
+    );
   } finally {
     await mock.close();
   }
@@ -116,10 +128,16 @@ test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left runni
     const allocs = [...fake.state.allocs.values()];
     assert.ok(allocs.length >= 1, "the run placed no Nomad allocation");
     // The run deregistered every job before returning; the allocations' processes then exit on SIGTERM.
-    assert.deepEqual(allocs.filter((alloc) => alloc.DesiredStatus === "run").map((alloc) => alloc.ID), []);
+    assert.deepEqual(
+      allocs.filter((alloc) => alloc.DesiredStatus === "run").map((alloc) => alloc.ID),
+      [],
+    );
     const stillRunning = () => allocs.filter((alloc) => alloc.ClientStatus === "running" || alloc.ClientStatus === "pending");
-    for (const deadline = Date.now() + 10_000; stillRunning().length > 0 && Date.now() < deadline; ) await delay(100);
-    assert.deepEqual(stillRunning().map((alloc) => alloc.ID), []);
+    for (const deadline = Date.now() + 10_000; stillRunning().length > 0 && Date.now() < deadline;) await delay(100);
+    assert.deepEqual(
+      stillRunning().map((alloc) => alloc.ID),
+      [],
+    );
   } finally {
     await fake.close();
   }
@@ -131,7 +149,10 @@ test("a pool the run cannot list (Nomad ACL token refused) fails the run at once
   process.env.NOMAD_TOKEN = "a-wrong-token";
   try {
     const started = Date.now();
-    await assert.rejects(runOn("pool-nomad-denied", { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` }), /SandboxPool pool-nomad-denied \(backend nomad\) is not reachable/);
+    await assert.rejects(
+      runOn("pool-nomad-denied", { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` }),
+      /SandboxPool pool-nomad-denied \(backend nomad\) is not reachable/,
+    );
     assert.ok(Date.now() - started < 10_000);
     assert.equal(fake.state.jobs.size, 0);
   } finally {

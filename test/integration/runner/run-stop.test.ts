@@ -46,7 +46,10 @@ test("interrupted on a terminal: the run rejects and puts the terminal back (bar
     },
   }) as unknown as NodeJS.WriteStream;
   Object.assign(terminal, { isTTY: true, columns: 200 });
-  await assert.rejects(runJob({ jobPath, outDir: join(dir, "out-interrupted"), concurrency: 4, stream: terminal, signal: interrupt.signal }), /interrupted/);
+  await assert.rejects(
+    runJob({ jobPath, outDir: join(dir, "out-interrupted"), concurrency: 4, stream: terminal, signal: interrupt.signal }),
+    /interrupted/,
+  );
   const showCursor = "\x1b[?25h";
   assert.ok(output.lastIndexOf(showCursor) > output.lastIndexOf("items |"), "the bar was left running with the cursor hidden");
 });

@@ -47,7 +47,10 @@ async function runPolicy(policy: "oracle" | "noop") {
   await writeFile(jobPath, jobYaml(policy));
   const outDir = join(dir, `out-${policy}`);
   const summary = await runJob({ jobPath, outDir, concurrency: 4 });
-  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as ScoredDataGroup);
+  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as ScoredDataGroup);
   return { summary, groups, outDir };
 }
 
@@ -55,7 +58,10 @@ test("oracle policy: every item of the mini-dataset scores 1.0, with trainer-rea
   const { summary, groups, outDir } = await runPolicy("oracle");
   assert.ok(summary.items >= 6);
   assert.equal(groups.length, summary.items);
-  assert.ok(groups.every((g) => g.scores.length === 1 && g.scores[0] === 1), JSON.stringify(groups.map((g) => g.scores)));
+  assert.ok(
+    groups.every((g) => g.scores.length === 1 && g.scores[0] === 1),
+    JSON.stringify(groups.map((g) => g.scores)),
+  );
   assert.equal(summary.passRate, 1);
   assert.equal(summary.succeeded, true);
   for (const g of groups) {
@@ -71,7 +77,10 @@ test("noop policy: every item scores 0.0", async () => {
   const { summary, groups } = await runPolicy("noop");
   assert.equal(groups.length, summary.items);
   assert.ok(groups.every((g) => g.scores[0] === 0));
-  assert.ok(groups.every((g) => g.metadata.trajectories[0]!.verification.skipped === "no tool calls"), "doing nothing is not even verified");
+  assert.ok(
+    groups.every((g) => g.metadata.trajectories[0]!.verification.skipped === "no tool calls"),
+    "doing nothing is not even verified",
+  );
   assert.equal(summary.meanScore, 0);
   assert.equal(summary.failed, 0);
 });
@@ -96,7 +105,10 @@ test("a sandbox that dies mid-trajectory: retried on another slot, scored once",
   const rows: unknown[] = [];
   for await (const row of dataset.rows) rows.push(row);
   const item = env.parseItem(rows[0]);
-  const server = await startModelServer({ policy: "oracle", tasks: [{ id: env.itemId(item), prompt: env.prompt(item).user, commands: env.oracleCommands(item) ?? [] }] });
+  const server = await startModelServer({
+    policy: "oracle",
+    tasks: [{ id: env.itemId(item), prompt: env.prompt(item).user, commands: env.oracleCommands(item) ?? [] }],
+  });
   const killed: string[] = [];
   // The first trajectory's sandbox is terminated right when the agent's first terminal call arrives.
   const faulty: SlotProvider = {
@@ -116,7 +128,15 @@ test("a sandbox that dies mid-trajectory: retried on another slot, scored once",
     },
   };
   try {
-    const model = createModelClient({ baseURL: server.baseURL, model: "hermes", toolCallFormat: "auto", temperature: 1, topP: 1, maxTokens: 512, logprobs: true });
+    const model = createModelClient({
+      baseURL: server.baseURL,
+      model: "hermes",
+      toolCallFormat: "auto",
+      temperature: 1,
+      topP: 1,
+      maxTokens: 512,
+      logprobs: true,
+    });
     const group = await runGroup(item, 0, {
       env,
       slots: faulty,

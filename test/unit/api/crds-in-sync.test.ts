@@ -24,7 +24,8 @@ test("every spec and status field carries a description for kubectl explain", ()
   const walk = (schema: Record<string, unknown>, path: string): void => {
     const namedField = path.split(".").length > 2 && !path.endsWith("[]");
     if (namedField && typeof schema.description !== "string") missing.push(path);
-    for (const [key, child] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(child, `${path}.${key}`);
+    for (const [key, child] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>))
+      walk(child, `${path}.${key}`);
     if (schema.items) walk(schema.items as Record<string, unknown>, `${path}[]`);
   };
   for (const { fileName, text } of renderCrds()) {

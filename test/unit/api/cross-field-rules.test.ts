@@ -29,8 +29,14 @@ describe("cross-field rules: CEL (as a modern apiserver runs it) and zod agree",
         assert.deepEqual(cel, []);
         assert.deepEqual(zod, []);
       } else {
-        assert.ok(cel.some((m) => m.includes(c.error!)), `CEL should say "${c.error}", said ${JSON.stringify(cel)}`);
-        assert.ok(zod.some((m) => m.includes(c.error!)), `zod should say "${c.error}", said ${JSON.stringify(zod)}`);
+        assert.ok(
+          cel.some((m) => m.includes(c.error!)),
+          `CEL should say "${c.error}", said ${JSON.stringify(cel)}`,
+        );
+        assert.ok(
+          zod.some((m) => m.includes(c.error!)),
+          `zod should say "${c.error}", said ${JSON.stringify(zod)}`,
+        );
       }
     });
   }
@@ -40,7 +46,10 @@ describe("zod rejects what the OpenAPI schema rejects, naming the field", () => 
   for (const c of schemaInvalidCases) {
     test(`${c.kind}: ${c.name}`, () => {
       const errors = zodErrors(c.kind, c.spec);
-      assert.ok(errors.some((m) => m.startsWith(`${c.field}:`)), `expected an error on ${c.field}, got ${JSON.stringify(errors)}`);
+      assert.ok(
+        errors.some((m) => m.startsWith(`${c.field}:`)),
+        `expected an error on ${c.field}, got ${JSON.stringify(errors)}`,
+      );
     });
   }
 });

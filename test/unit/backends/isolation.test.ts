@@ -10,7 +10,14 @@ const argAfter = (args: string[], flag: string): string[] => {
 };
 
 test("bwrap plan: only the slot workspace and the cache are bound writable, cwd inside /workspace", () => {
-  const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "make test", cwd: "repo", env: { A: "1" }, isolation: "bwrap" });
+  const plan = buildSlotCommand({
+    sandboxRoot: "/srv/sb",
+    slot: 3,
+    command: "make test",
+    cwd: "repo",
+    env: { A: "1" },
+    isolation: "bwrap",
+  });
   assert.equal(plan.file, "bwrap");
   assert.deepEqual(plan.args.slice(-4), ["--", "bash", "-c", "make test"]);
   const writable = plan.args.flatMap((arg, index) => (arg === "--bind" ? [plan.args.slice(index + 1, index + 3).join(" -> ")] : []));
@@ -45,7 +52,11 @@ test("paths resolve inside the workspace or fail as configuration errors", () =>
   assert.equal(resolveInsideWorkspace("/w", "/workspace/x"), "/w/x");
   assert.equal(resolveInsideWorkspace("/w", undefined), "/w");
   for (const bad of ["..", "../x", "/etc/passwd", "a/../../x"]) {
-    assert.throws(() => resolveInsideWorkspace("/w", bad), (error: unknown) => isSandboxError(error, "configuration"), bad);
+    assert.throws(
+      () => resolveInsideWorkspace("/w", bad),
+      (error: unknown) => isSandboxError(error, "configuration"),
+      bad,
+    );
   }
 });
 

@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
 import type { SandboxInfo, SandboxPhase } from "../../../src/backends/types.ts";
 
-const sandbox = (name: string, phase: SandboxPhase = "ready"): SandboxInfo => ({ id: name, name, pool: "p", phase, slots: 1, templateHash: "v1", createdAt: new Date(0) });
+const sandbox = (name: string, phase: SandboxPhase = "ready"): SandboxInfo => ({
+  id: name,
+  name,
+  pool: "p",
+  phase,
+  slots: 1,
+  templateHash: "v1",
+  createdAt: new Date(0),
+});
 const names = (list: SandboxInfo[]) => list.map((s) => s.name);
 
 test("each ready sandbox is probed once per third of the idle timeout, starting one interval after it is first seen", () => {

@@ -4,11 +4,22 @@ import { PoolManager } from "../../../src/backends/slots/manager.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { isSandboxError, type SandboxBackend, type SandboxInfo, type SandboxTemplate } from "../../../src/backends/types.ts";
 
-const template: SandboxTemplate = { pool: "p", image: "i", slots: 1, cpu: 1, memoryMiB: 1, lifetimeSeconds: 0, idleTimeoutSeconds: 0, templateHash: "v1" };
+const template: SandboxTemplate = {
+  pool: "p",
+  image: "i",
+  slots: 1,
+  cpu: 1,
+  memoryMiB: 1,
+  lifetimeSeconds: 0,
+  idleTimeoutSeconds: 0,
+  templateHash: "v1",
+};
 
 /** Lists nothing and records creates: what the manager decides is visible without any sandbox. */
 function recordingBackend(created: string[]): SandboxBackend {
-  const unused = async (): Promise<never> => { throw new Error("not used"); };
+  const unused = async (): Promise<never> => {
+    throw new Error("not used");
+  };
   return {
     kind: "local",
     async create(name: string): Promise<SandboxInfo> {
@@ -16,7 +27,10 @@ function recordingBackend(created: string[]): SandboxBackend {
       return { id: name, name, pool: "p", phase: "ready", slots: 1, templateHash: "v1", createdAt: new Date(0) };
     },
     list: async () => [],
-    exec: unused, readFile: unused, writeFile: unused, resetSlot: unused,
+    exec: unused,
+    readFile: unused,
+    writeFile: unused,
+    resetSlot: unused,
     health: async () => ({ ok: true, isolation: "none" }),
     terminate: async () => undefined,
     close: async () => undefined,

@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { LeaseLostError } from "../../../src/backends/slots/types.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
-import { SandboxError, isSandboxError, type ExecRequest, type ExecResult, type SandboxBackend, type SandboxInfo, type SandboxRef, type SandboxTemplate } from "../../../src/backends/types.ts";
+import {
+  SandboxError,
+  isSandboxError,
+  type ExecRequest,
+  type ExecResult,
+  type SandboxBackend,
+  type SandboxInfo,
+  type SandboxRef,
+  type SandboxTemplate,
+} from "../../../src/backends/types.ts";
 
 /** A backend that only records calls: the lease state machine is tested without processes. */
 class RecordingBackend implements SandboxBackend {
@@ -12,27 +21,51 @@ class RecordingBackend implements SandboxBackend {
   failResets = new Set<string>();
   gone = new Set<string>();
   execGate: Promise<void> = Promise.resolve();
-  async create(): Promise<SandboxInfo> { throw new Error("not used"); }
-  async list(): Promise<SandboxInfo[]> { return []; }
+  async create(): Promise<SandboxInfo> {
+    throw new Error("not used");
+  }
+  async list(): Promise<SandboxInfo[]> {
+    return [];
+  }
   async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
     if (this.gone.has(sandbox.name)) throw new SandboxError("gone", "no such sandbox");
     await this.execGate;
     return { exitCode: 0, stdout: `${sandbox.name}/${request.slot}`, stderr: "", durationMs: 0, timedOut: false, truncated: false };
   }
-  async readFile(): Promise<Uint8Array> { return new Uint8Array(); }
+  async readFile(): Promise<Uint8Array> {
+    return new Uint8Array();
+  }
   async writeFile(): Promise<void> {}
   async resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
     this.resets.push(`${sandbox.name}/${slot}`);
     if (this.failResets.has(`${sandbox.name}/${slot}`)) throw new SandboxError("transient", "rm failed");
   }
-  async health() { return { ok: true, isolation: "none" as const, message: "test" }; }
+  async health() {
+    return { ok: true, isolation: "none" as const, message: "test" };
+  }
   async terminate(): Promise<void> {}
   async close(): Promise<void> {}
 }
 
-const template: SandboxTemplate = { pool: "p", image: "i", slots: 2, cpu: 1, memoryMiB: 1, lifetimeSeconds: 0, idleTimeoutSeconds: 0, templateHash: "v1" };
-const info = (name: string, createdAt = new Date(0), templateHash = "v1"): SandboxInfo =>
-  ({ id: `id-${name}`, name, pool: "p", phase: "ready", slots: 2, templateHash, createdAt });
+const template: SandboxTemplate = {
+  pool: "p",
+  image: "i",
+  slots: 2,
+  cpu: 1,
+  memoryMiB: 1,
+  lifetimeSeconds: 0,
+  idleTimeoutSeconds: 0,
+  templateHash: "v1",
+};
+const info = (name: string, createdAt = new Date(0), templateHash = "v1"): SandboxInfo => ({
+  id: `id-${name}`,
+  name,
+  pool: "p",
+  phase: "ready",
+  slots: 2,
+  templateHash,
+  createdAt,
+});
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 async function setup(options: { store?: InMemoryLeaseStore; sandboxes?: SandboxInfo[]; clock?: { t: number } } = {}) {
@@ -52,8 +85,14 @@ test("acquire hands out distinct slots, then waiters are served first come first
   const second = await pool.acquire("h2", { timeoutMs: 1000 });
   assert.notEqual(`${first.sandbox.name}/${first.slot}`, `${second.sandbox.name}/${second.slot}`);
   const order: string[] = [];
-  const w3 = pool.acquire("h3", { timeoutMs: 5000 }).then((lease) => { order.push("h3"); return lease; });
-  const w4 = pool.acquire("h4", { timeoutMs: 5000 }).then((lease) => { order.push("h4"); return lease; });
+  const w3 = pool.acquire("h3", { timeoutMs: 5000 }).then((lease) => {
+    order.push("h3");
+    return lease;
+  });
+  const w4 = pool.acquire("h4", { timeoutMs: 5000 }).then((lease) => {
+    order.push("h4");
+    return lease;
+  });
   assert.equal(pool.waiting(), 2);
   await pool.release(second.id);
   const third = await w3;
@@ -98,7 +137,9 @@ test("a call in flight keeps its lease from expiring", async () => {
   const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
   const lease = await pool.acquire("h", { timeoutMs: 100 });
   let open!: () => void;
-  backend.execGate = new Promise((resolve) => { open = resolve; });
+  backend.execGate = new Promise((resolve) => {
+    open = resolve;
+  });
   const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
   clock.t += 5000;
   pool.sweep();
@@ -156,7 +197,11 @@ test("after a restart that knows nothing, old sandboxes' slots are blocked one T
   const before = await setup({ clock, sandboxes: [info("a", new Date(clock.t - 10_000))] });
   const live = await before.pool.acquire("live", { timeoutMs: 100 });
   before.pool.close();
-  const after = await setup({ clock, store: new InMemoryLeaseStore(), sandboxes: [info("a", new Date(clock.t - 10_000)), info("new", new Date(clock.t + 1))] });
+  const after = await setup({
+    clock,
+    store: new InMemoryLeaseStore(),
+    sandboxes: [info("a", new Date(clock.t - 10_000)), info("new", new Date(clock.t + 1))],
+  });
   assert.equal(after.pool.stats().slotsBlocked, 2);
   const adopted = await after.pool.renew(live.id);
   assert.equal(adopted.slot, live.slot);
@@ -176,7 +221,10 @@ test("after a restart that knows nothing, old sandboxes' slots are blocked one T
 test("free slots of the current template are preferred so stale sandboxes drain", async () => {
   const { pool } = await setup({ sandboxes: [info("old", new Date(0), "v0"), info("cur")] });
   const leases = [await pool.acquire("1", { timeoutMs: 100 }), await pool.acquire("2", { timeoutMs: 100 })];
-  assert.deepEqual(leases.map((lease) => lease.sandbox.name), ["cur", "cur"]);
+  assert.deepEqual(
+    leases.map((lease) => lease.sandbox.name),
+    ["cur", "cur"],
+  );
   assert.equal((await pool.acquire("3", { timeoutMs: 100 })).sandbox.name, "old");
 });
 
@@ -204,7 +252,9 @@ test("a renew during a call does not keep the lease alive after the call ends", 
   const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
   const lease = await pool.acquire("h", { timeoutMs: 100 });
   let open!: () => void;
-  backend.execGate = new Promise((resolve) => { open = resolve; });
+  backend.execGate = new Promise((resolve) => {
+    open = resolve;
+  });
   const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
   await pool.renew(lease.id); // the holder's background renewal while its command runs
   open();
@@ -221,7 +271,9 @@ test("a slot released while its call still runs is handed out only after the cal
   const lease = await pool.acquire("h", { timeoutMs: 100 });
   await pool.acquire("other", { timeoutMs: 100 });
   let open!: () => void;
-  backend.execGate = new Promise((resolve) => { open = resolve; });
+  backend.execGate = new Promise((resolve) => {
+    open = resolve;
+  });
   const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
   const released = pool.release(lease.id);
   const next = pool.acquire("next", { timeoutMs: 5000 });

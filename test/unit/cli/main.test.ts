@@ -19,7 +19,14 @@ test("`help <role>` prints the role's own arguments and options, as `<role> --he
 
 test("`runner --help` names the environment the runner reads, since it takes no options", async () => {
   const { stdout } = await cli("runner", "--help");
-  for (const name of ["HERMES_API_URL", "HERMES_JOB_NAMESPACE", "HERMES_JOB_NAME", "HERMES_JOB_TOKEN", "HERMES_RUNNER_ID", "OPENAI_API_KEY"]) {
+  for (const name of [
+    "HERMES_API_URL",
+    "HERMES_JOB_NAMESPACE",
+    "HERMES_JOB_NAME",
+    "HERMES_JOB_TOKEN",
+    "HERMES_RUNNER_ID",
+    "OPENAI_API_KEY",
+  ]) {
     assert.ok(stdout.includes(name), `runner --help does not mention ${name}`);
   }
 });
@@ -27,10 +34,14 @@ test("`runner --help` names the environment the runner reads, since it takes no 
 test("`sandbox-server --isolation` refuses a mode it does not know instead of serving with auto", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "hermes-cli-test-"));
   // The guard kills a server that started anyway; the assertions say why it failed.
-  const result = await run(process.execPath, ["bin/hermes-rollouts.js", "sandbox-server", "--isolation", "bwarp", "--port", "0", "--data-dir", dataDir], {
-    timeout: 15_000,
-    killSignal: "SIGKILL",
-  })
+  const result = await run(
+    process.execPath,
+    ["bin/hermes-rollouts.js", "sandbox-server", "--isolation", "bwarp", "--port", "0", "--data-dir", dataDir],
+    {
+      timeout: 15_000,
+      killSignal: "SIGKILL",
+    },
+  )
     .then(
       () => assert.fail("expected a non-zero exit"),
       (error: { code: number | null; killed: boolean; stderr: string }) => error,
@@ -42,8 +53,17 @@ test("`sandbox-server --isolation` refuses a mode it does not know instead of se
 });
 
 test("every role refuses a port that is not a port number by name, before starting anything", async () => {
-  for (const [role, value] of [["controller", "abc"], ["mock-modal", "abc"], ["model-server", "70000"], ["fake-nomad", "-1"], ["sandbox-server", "8o80"]] as const) {
-    const failed = await run(process.execPath, ["bin/hermes-rollouts.js", role, "--port", value], { timeout: 15_000, killSignal: "SIGKILL" }).then(
+  for (const [role, value] of [
+    ["controller", "abc"],
+    ["mock-modal", "abc"],
+    ["model-server", "70000"],
+    ["fake-nomad", "-1"],
+    ["sandbox-server", "8o80"],
+  ] as const) {
+    const failed = await run(process.execPath, ["bin/hermes-rollouts.js", role, "--port", value], {
+      timeout: 15_000,
+      killSignal: "SIGKILL",
+    }).then(
       () => assert.fail(`${role} --port ${value} started`),
       (error: { code: number | null; killed: boolean; stderr: string }) => error,
     );

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { getEnvironment, InvalidItemError } from "../../../src/envs/index.ts";
-import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName } from "../../../src/envs/swe-smith-oracle/item.ts";
+import {
+  isPythonOnly,
+  repoCacheKey,
+  resolveRepoURL,
+  sweSmithItemSchema,
+  testsToRun,
+  worktreeDirName,
+} from "../../../src/envs/swe-smith-oracle/item.ts";
 import { failedNodeIds, testChunkCommand, unpassedNodeIds } from "../../../src/envs/swe-smith-oracle/scripts.ts";
 import { chunk, shellQuote } from "../../../src/envs/shell.ts";
 
@@ -65,17 +72,22 @@ test("node ids are chunked and shell-quoted into the test command", () => {
   assert.match(command, /^cd "\$HERMES_WORKSPACE"\/lib && /);
   assert.match(command, /python3 -m pytest -q -rfEpx --color=no tests\/a\.py::t1 'tests\/a\.py::t\[1 2\]'$/);
   // Stale bytecode would score the unfixed code: it is dropped and none is written before the tests run.
-  assert.match(command, /export PYTHONDONTWRITEBYTECODE=1 && find \. -path \.\/\.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf \{\} \+ && python3 -m pytest/);
+  assert.match(
+    command,
+    /export PYTHONDONTWRITEBYTECODE=1 && find \. -path \.\/\.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf \{\} \+ && python3 -m pytest/,
+  );
 });
 
 test("a listed id counts as passed only with a PASSED or XFAIL summary line of its own", () => {
-  const output = "s.x.\n=== short test summary info ===\nPASSED tests/a.py::t[1 2]\r\nXFAIL tests/a.py::t3 - flaky\nPASSED tests/a.py::t10\nSKIPPED [1] tests/a.py:4: skip\n";
+  const output =
+    "s.x.\n=== short test summary info ===\nPASSED tests/a.py::t[1 2]\r\nXFAIL tests/a.py::t3 - flaky\nPASSED tests/a.py::t10\nSKIPPED [1] tests/a.py:4: skip\n";
   const listed = ["tests/a.py::t[1 2]", "tests/a.py::t3", "tests/a.py::t1", "tests/a.py::t4"];
   assert.deepEqual(unpassedNodeIds(output, listed), ["tests/a.py::t1", "tests/a.py::t4"]);
 });
 
 test("failed node ids are read from pytest's short summary, bounded", () => {
-  const output = "F.\n=== short test summary info ===\nFAILED tests/a.py::t1 - assert 1 == 2\nERROR tests/b.py::t2\nFAILED tests/a.py::t3\n";
+  const output =
+    "F.\n=== short test summary info ===\nFAILED tests/a.py::t1 - assert 1 == 2\nERROR tests/b.py::t2\nFAILED tests/a.py::t3\n";
   assert.deepEqual(failedNodeIds(output, 10), ["tests/a.py::t1", "tests/b.py::t2", "tests/a.py::t3"]);
   assert.deepEqual(failedNodeIds(output, 2), ["tests/a.py::t1", "tests/b.py::t2"]);
 });
@@ -84,7 +96,8 @@ test("the prompt names the repository, the checkout directory, the problem and e
   const env = getEnvironment("swe-smith-oracle");
   const { system, user } = env.prompt(env.parseItem(row));
   assert.ok(system.length > 0);
-  for (const part of ["owner/lib", "./lib", "It breaks.", "tests/test_b.py::test_ok", row.base_commit]) assert.ok(user.includes(part), part);
+  for (const part of ["owner/lib", "./lib", "It breaks.", "tests/test_b.py::test_ok", row.base_commit])
+    assert.ok(user.includes(part), part);
 });
 
 test("config: defaults are the original's, unknown keys and unknown environments are rejected", () => {
@@ -108,7 +121,9 @@ test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or
     { instance_id: "broken" }, // kept: it fails later as an invalid item, visibly
   ];
   const ids = async (keep: ((r: unknown) => boolean) | undefined, maxItems?: number) =>
-    (await Array.fromAsync(readRows(memorySource("t", rows), { ...(keep ? { keep } : {}), ...(maxItems ? { maxItems } : {}) }))).map((r) => r.instance_id);
+    (await Array.fromAsync(readRows(memorySource("t", rows), { ...(keep ? { keep } : {}), ...(maxItems ? { maxItems } : {}) }))).map(
+      (r) => r.instance_id,
+    );
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle")), ["py", "py-2", "broken"]);
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle"), 2), ["py", "py-2"], "the filter comes before maxItems");
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })), ["py", "js", "no-p2p", "py-2", "broken"]);
@@ -116,6 +131,12 @@ test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or
 });
 
 test("a bad environment config is named field by field, not dumped as JSON", () => {
-  assert.throws(() => getEnvironment("swe-smith-oracle", { testChunkSize: 0, pythonOnly: "yes" }), (error: Error) =>
-    /invalid config for environment "swe-smith-oracle"/.test(error.message) && /testChunkSize/.test(error.message) && /pythonOnly/.test(error.message) && !error.message.includes('"code"'));
+  assert.throws(
+    () => getEnvironment("swe-smith-oracle", { testChunkSize: 0, pythonOnly: "yes" }),
+    (error: Error) =>
+      /invalid config for environment "swe-smith-oracle"/.test(error.message) &&
+      /testChunkSize/.test(error.message) &&
+      /pythonOnly/.test(error.message) &&
+      !error.message.includes('"code"'),
+  );
 });

@@ -25,18 +25,31 @@ function scriptedSlot(replies: Reply[]): SlotExec & { commands: string[] } {
 }
 
 const ids = Array.from({ length: 5 }, (_, i) => `tests/t.py::test_${i}`);
-const row = { instance_id: "x", repo: "o/r", base_commit: "abc1234", problem_statement: "p", FAIL_TO_PASS: ids.slice(0, 2), PASS_TO_PASS: ids.slice(2) };
+const row = {
+  instance_id: "x",
+  repo: "o/r",
+  base_commit: "abc1234",
+  problem_statement: "p",
+  FAIL_TO_PASS: ids.slice(0, 2),
+  PASS_TO_PASS: ids.slice(2),
+};
 const env = getEnvironment("swe-smith-oracle", { installCommand: "", testChunkSize: 2 });
 const item = env.parseItem(row);
 /** pytest's short summary (-rfEpx) for a chunk whose tests all passed. */
-const passed = (...nodeIds: string[]): Reply => ({ stdout: `..\n${nodeIds.map((id) => `PASSED ${id}`).join("\n")}\n${nodeIds.length} passed in 0.1s\n` });
+const passed = (...nodeIds: string[]): Reply => ({
+  stdout: `..\n${nodeIds.map((id) => `PASSED ${id}`).join("\n")}\n${nodeIds.length} passed in 0.1s\n`,
+});
 
 test("1.0 only when every chunk passes; chunks cover every listed test", async () => {
   const slot = scriptedSlot([passed(ids[0]!, ids[1]!), passed(ids[2]!, ids[3]!), passed(ids[4]!)]);
   const result = await env.verify(item, slot);
   assert.deepEqual([result.score, result.passed, result.details.chunks, result.details.tests], [1, true, 3, 5]);
   assert.equal(slot.commands.length, 3);
-  for (const id of ids) assert.ok(slot.commands.some((c) => c.includes(id)), id);
+  for (const id of ids)
+    assert.ok(
+      slot.commands.some((c) => c.includes(id)),
+      id,
+    );
 });
 
 test("one failing chunk scores 0.0 and stops", async () => {
@@ -73,7 +86,10 @@ test("details stay bounded whatever pytest prints", async () => {
 test("a sandbox error passes through; other exec failures become InfrastructureError; neither is a score", async () => {
   await assert.rejects(env.verify(item, scriptedSlot([new SandboxError("gone", "sandbox died")])), SandboxError);
   await assert.rejects(env.verify(item, scriptedSlot([new Error("socket hang up")])), InfrastructureError);
-  await assert.rejects(env.setup(item, scriptedSlot([{ exitCode: 128, stderr: "fatal: no such commit" }])), (e: unknown) => e instanceof InfrastructureError && /no such commit/.test(e.message));
+  await assert.rejects(
+    env.setup(item, scriptedSlot([{ exitCode: 128, stderr: "fatal: no such commit" }])),
+    (e: unknown) => e instanceof InfrastructureError && /no such commit/.test(e.message),
+  );
 });
 
 test("setup passes the row as environment variables and reports the worktree", async () => {
@@ -85,7 +101,13 @@ test("setup passes the row as environment variables and reports the worktree", a
 
 test("shell-task: the check's exit code is the score, setup failures are infrastructure", async () => {
   const shell = getEnvironment("shell-task");
-  const task = shell.parseItem({ id: "t1", goal: "Create hello.txt", check: "test -f hello.txt", setup: "mkdir -p data", solution: "touch hello.txt" });
+  const task = shell.parseItem({
+    id: "t1",
+    goal: "Create hello.txt",
+    check: "test -f hello.txt",
+    setup: "mkdir -p data",
+    solution: "touch hello.txt",
+  });
   assert.equal(shell.itemId(task), "t1");
   assert.deepEqual(shell.oracleCommands(task), ["touch hello.txt"]);
   assert.equal((await shell.verify(task, scriptedSlot([{ exitCode: 0 }]))).score, 1);

@@ -10,10 +10,17 @@ import config, { layers } from "../../../.dependency-cruiser.mjs";
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 async function violations(baseDir: string): Promise<string[]> {
-  const options: ICruiseOptions = { ...config.options, ruleSet: { forbidden: config.forbidden }, validate: true, baseDir } as ICruiseOptions;
+  const options: ICruiseOptions = {
+    ...config.options,
+    ruleSet: { forbidden: config.forbidden },
+    validate: true,
+    baseDir,
+  } as ICruiseOptions;
   const result = await cruise(["src"], options);
   if (typeof result.output === "string") throw new Error("expected a structured cruise result");
-  return result.output.summary.violations.map((v: IViolation) => `${v.rule.name}: ${[v.from, ...(v.cycle?.map((c) => c.name) ?? [v.to])].join(" → ")}`);
+  return result.output.summary.violations.map(
+    (v: IViolation) => `${v.rule.name}: ${[v.from, ...(v.cycle?.map((c) => c.name) ?? [v.to])].join(" → ")}`,
+  );
 }
 
 /** A scratch tree shaped like src/, for checking what the rules reject. */
@@ -47,7 +54,10 @@ test("the processes do not import one another, and test beds are only for the CL
     "src/cli/main.ts": 'import { m } from "../testbeds/mock.ts";\nimport { y } from "../runner/loop.ts";\nexport const z = [m, y];\n',
   });
   t.after(() => rm(dir, { recursive: true, force: true }));
-  assert.deepEqual((await violations(dir)).sort(), ["layer-local: src/local/job.ts → src/testbeds/mock.ts", "layer-runner: src/runner/loop.ts → src/local/job.ts"]);
+  assert.deepEqual((await violations(dir)).sort(), [
+    "layer-local: src/local/job.ts → src/testbeds/mock.ts",
+    "layer-runner: src/runner/loop.ts → src/local/job.ts",
+  ]);
 });
 
 test("a downward import passes, a file outside the layers and an import cycle do not", async (t) => {

@@ -31,7 +31,8 @@ test("ids follow the SDK's V1/V2 rule: sb- plus 22 base62 is V1, longer is V2", 
 });
 
 test("loopback peers are told apart from remote ones", () => {
-  for (const peer of ["ipv4:127.0.0.1:5000", "127.0.0.1:5000", "ipv6:[::1]:5000", "ipv6:[::ffff:127.0.0.1]:5000"]) assert.ok(isLoopbackPeer(peer), peer);
+  for (const peer of ["ipv4:127.0.0.1:5000", "127.0.0.1:5000", "ipv6:[::1]:5000", "ipv6:[::ffff:127.0.0.1]:5000"])
+    assert.ok(isLoopbackPeer(peer), peer);
   for (const peer of ["ipv4:192.0.2.2:5000", "ipv6:[fd00::2]:5000"]) assert.ok(!isLoopbackPeer(peer), peer);
 });
 
@@ -40,13 +41,17 @@ test("the create semaphore never exceeds its limit and serves waiters in order",
   let running = 0;
   let peak = 0;
   const order: number[] = [];
-  await Promise.all(Array.from({ length: 6 }, (_, index) => limit.run(async () => {
-    running++;
-    peak = Math.max(peak, running);
-    order.push(index);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    running--;
-  })));
+  await Promise.all(
+    Array.from({ length: 6 }, (_, index) =>
+      limit.run(async () => {
+        running++;
+        peak = Math.max(peak, running);
+        order.push(index);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running--;
+      }),
+    ),
+  );
   assert.equal(peak, 2);
   assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   assert.throws(() => new Semaphore(0));

@@ -1,11 +1,28 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execArgv, infoFromTags, isValidSandboxName, maxThrottleWaitSecs, poolSelector, prepareArgv, sandboxTags, sdkLogger, wholeSecondsMs } from "../../../src/backends/modal/plan.ts";
+import {
+  execArgv,
+  infoFromTags,
+  isValidSandboxName,
+  maxThrottleWaitSecs,
+  poolSelector,
+  prepareArgv,
+  sandboxTags,
+  sdkLogger,
+  wholeSecondsMs,
+} from "../../../src/backends/modal/plan.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import type { Logger } from "../../../src/base/log.ts";
 
 const template: SandboxTemplate = {
-  pool: "team-a/pool-1", image: "python:3.12", slots: 4, cpu: 2, memoryMiB: 2048, lifetimeSeconds: 3600, idleTimeoutSeconds: 600, templateHash: "abc123",
+  pool: "team-a/pool-1",
+  image: "python:3.12",
+  slots: 4,
+  cpu: 2,
+  memoryMiB: 2048,
+  lifetimeSeconds: 3600,
+  idleTimeoutSeconds: 600,
+  templateHash: "abc123",
 };
 
 test("sandbox tags round-trip into the SandboxInfo that list rebuilds from", () => {
@@ -13,7 +30,13 @@ test("sandbox tags round-trip into the SandboxInfo that list rebuilds from", () 
   const tags = sandboxTags("team-a-pool-1-0", template, createdAt);
   for (const [key, value] of Object.entries(poolSelector(template.pool))) assert.equal(tags[key], value, "tags include the pool selector");
   assert.deepEqual(infoFromTags("sb-1", tags), {
-    id: "sb-1", name: "team-a-pool-1-0", pool: "team-a/pool-1", phase: "ready", slots: 4, templateHash: "abc123", createdAt,
+    id: "sb-1",
+    name: "team-a-pool-1-0",
+    pool: "team-a/pool-1",
+    phase: "ready",
+    slots: 4,
+    templateHash: "abc123",
+    createdAt,
   });
 });
 
@@ -57,7 +80,10 @@ test("the SDK logger's alternating key/values become pino fields", () => {
   const adapter = sdkLogger(fake);
   adapter.warn("retrying", "attempt", 2, "delay_ms", 100);
   adapter.debug("plain");
-  assert.deepEqual(seen, [["warn", { attempt: 2, delay_ms: 100 }, "retrying"], ["debug", {}, "plain"]]);
+  assert.deepEqual(seen, [
+    ["warn", { attempt: 2, delay_ms: 100 }, "retrying"],
+    ["debug", {}, "plain"],
+  ]);
 });
 
 test("MODAL_MAX_THROTTLE_WAIT is read as the SDK reads it; an empty or unusable value keeps the 60 s bound", () => {

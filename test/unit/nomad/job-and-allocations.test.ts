@@ -5,7 +5,17 @@ import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
 import { buildSandboxJob, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { allocationStubSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 
-const template = { pool: "team/pool-a", image: "img:1", slots: 4, cpu: 0.5, memoryMiB: 512, lifetimeSeconds: 3600, idleTimeoutSeconds: 0, env: { A: "1" }, templateHash: "abc" };
+const template = {
+  pool: "team/pool-a",
+  image: "img:1",
+  slots: 4,
+  cpu: 0.5,
+  memoryMiB: 512,
+  lifetimeSeconds: 3600,
+  idleTimeoutSeconds: 0,
+  env: { A: "1" },
+  templateHash: "abc",
+};
 
 test("job IDs are deterministic, pool-prefixed and distinct for look-alike pools", () => {
   assert.equal(sandboxJobId("team/pool-a", "sb-1"), sandboxJobId("team/pool-a", "sb-1"));
@@ -16,17 +26,40 @@ test("job IDs are deterministic, pool-prefixed and distinct for look-alike pools
 });
 
 test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, Meta for rebuild", () => {
-  const job = buildSandboxJob("sb-1", template, { driver: "raw_exec", datacenters: ["dc1"], sandboxToken: "t", launcher: ["/usr/bin/node", "/app/bin/hermes-rollouts.js"] });
+  const job = buildSandboxJob("sb-1", template, {
+    driver: "raw_exec",
+    datacenters: ["dc1"],
+    sandboxToken: "t",
+    launcher: ["/usr/bin/node", "/app/bin/hermes-rollouts.js"],
+  });
   const group = job.TaskGroups[0]!;
   const task = group.Tasks[0]!;
   assert.equal(group.Count, 1);
   assert.equal(group.Update.MaxParallel, 0);
   assert.deepEqual(group.Networks, [{ Mode: "host", DynamicPorts: [{ Label: "http" }] }]);
   assert.equal(task.Config.command, "/usr/bin/node");
-  assert.deepEqual(task.Config.args, ["/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "${NOMAD_PORT_http}", "--host", "${NOMAD_IP_http}", "--slots", "4", "--data-dir", "${NOMAD_ALLOC_DIR}/data"]);
+  assert.deepEqual(task.Config.args, [
+    "/app/bin/hermes-rollouts.js",
+    "sandbox-server",
+    "--port",
+    "${NOMAD_PORT_http}",
+    "--host",
+    "${NOMAD_IP_http}",
+    "--slots",
+    "4",
+    "--data-dir",
+    "${NOMAD_ALLOC_DIR}/data",
+  ]);
   assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
   assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");
-  assert.deepEqual(job.Meta, { managed_by: "hermes-rollouts", hermes_pool: "team/pool-a", hermes_sandbox: "sb-1", hermes_template_hash: "abc", hermes_slots: "4", hermes_lifetime_seconds: "3600" });
+  assert.deepEqual(job.Meta, {
+    managed_by: "hermes-rollouts",
+    hermes_pool: "team/pool-a",
+    hermes_sandbox: "sb-1",
+    hermes_template_hash: "abc",
+    hermes_slots: "4",
+    hermes_lifetime_seconds: "3600",
+  });
   assert.deepEqual(task.Resources, { CPU: 500, MemoryMB: 512 });
 });
 
@@ -40,12 +73,30 @@ test("docker job maps the dynamic port to the container port and runs the image"
 });
 
 function alloc(fields: Partial<Record<string, unknown>>): AllocationStub {
-  return allocationStubSchema.parse({ ID: "a1", Name: "j.sandbox[0]", JobID: "j", TaskGroup: "sandbox", DesiredStatus: "run", ClientStatus: "running", CreateIndex: 1, ModifyIndex: 1, ...fields });
+  return allocationStubSchema.parse({
+    ID: "a1",
+    Name: "j.sandbox[0]",
+    JobID: "j",
+    TaskGroup: "sandbox",
+    DesiredStatus: "run",
+    ClientStatus: "running",
+    CreateIndex: 1,
+    ModifyIndex: 1,
+    ...fields,
+  });
 }
 
 test("the address comes from Shared.Ports, else from Shared.Networks", () => {
-  assert.equal(allocationAddress(alloc({ AllocatedResources: { Shared: { Ports: [{ Label: "http", Value: 23456, HostIP: "10.0.0.5" }] } } })), "http://10.0.0.5:23456");
-  assert.equal(allocationAddress(alloc({ AllocatedResources: { Shared: { Networks: [{ IP: "10.0.0.6", DynamicPorts: [{ Label: "http", Value: 2 }] }] } } })), "http://10.0.0.6:2");
+  assert.equal(
+    allocationAddress(alloc({ AllocatedResources: { Shared: { Ports: [{ Label: "http", Value: 23456, HostIP: "10.0.0.5" }] } } })),
+    "http://10.0.0.5:23456",
+  );
+  assert.equal(
+    allocationAddress(
+      alloc({ AllocatedResources: { Shared: { Networks: [{ IP: "10.0.0.6", DynamicPorts: [{ Label: "http", Value: 2 }] }] } } }),
+    ),
+    "http://10.0.0.6:2",
+  );
   assert.equal(allocationAddress(alloc({ AllocatedResources: null })), undefined);
 });
 
@@ -63,7 +114,10 @@ test("scheduler phase: running task is ready (pending health), lost is starting,
   assert.equal(schedulerPhase(false, "running", running).phase, "ready");
   assert.equal(schedulerPhase(true, "dead", running).phase, "terminated");
   assert.equal(schedulerPhase(false, "running", alloc({ ClientStatus: "lost", DesiredStatus: "stop" })).phase, "starting");
-  const driverFailure = alloc({ ClientStatus: "failed", TaskStates: { "sandbox-server": { State: "dead", Events: [{ Type: "Driver Failure", DisplayMessage: "no docker" }] } } });
+  const driverFailure = alloc({
+    ClientStatus: "failed",
+    TaskStates: { "sandbox-server": { State: "dead", Events: [{ Type: "Driver Failure", DisplayMessage: "no docker" }] } },
+  });
   assert.deepEqual(schedulerPhase(false, "pending", driverFailure), { phase: "failed", message: "allocation a1 failed: no docker" });
 });
 

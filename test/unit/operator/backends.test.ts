@@ -17,11 +17,20 @@ test("nomad pool in the controller: ACL token and TLS from the pool's Secrets wi
   process.env.NOMAD_TOKEN = "controller-env-token";
   try {
     const { client } = recordingClient({
-      secrets: { "ns/nomad-acl": { token: "acl-from-secret" }, "ns/nomad-tls": { "ca.crt": pem("CA"), "tls.crt": pem("CERT"), "tls.key": pem("KEY") } },
+      secrets: {
+        "ns/nomad-acl": { token: "acl-from-secret" },
+        "ns/nomad-tls": { "ca.crt": pem("CA"), "tls.crt": pem("CERT"), "tls.key": pem("KEY") },
+      },
     });
     const spec = poolSpec({
       backend: "nomad",
-      nomad: { address: "https://127.0.0.1:4646", namespace: "rl", driver: "raw_exec", tokenSecretRef: { name: "nomad-acl", key: "token" }, tlsSecretRef: { name: "nomad-tls" } },
+      nomad: {
+        address: "https://127.0.0.1:4646",
+        namespace: "rl",
+        driver: "raw_exec",
+        tokenSecretRef: { name: "nomad-acl", key: "token" },
+        tlsSecretRef: { name: "nomad-tls" },
+      },
     });
     const backend = (await backendFactory(client, "/tmp/unused")("ns/p", "ns", spec)) as NomadBackend;
     try {

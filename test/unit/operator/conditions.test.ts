@@ -7,7 +7,14 @@ const t1 = new Date("2026-01-01T00:05:00Z");
 
 test("a new condition gets the generation and the current time", () => {
   const [c] = setCondition([], { type: "Ready", status: "False", reason: "Starting" }, 3, t0);
-  assert.deepEqual(c, { type: "Ready", status: "False", observedGeneration: 3, lastTransitionTime: t0.toISOString(), reason: "Starting", message: "Starting" });
+  assert.deepEqual(c, {
+    type: "Ready",
+    status: "False",
+    observedGeneration: 3,
+    lastTransitionTime: t0.toISOString(),
+    reason: "Starting",
+    message: "Starting",
+  });
 });
 
 test("a reason or message change keeps lastTransitionTime; a status flip moves it", () => {
@@ -31,5 +38,8 @@ test("types stay unique and in first-set order", () => {
     1,
     t0,
   );
-  assert.deepEqual(conds.map((c) => `${c.type}=${c.status}`), ["Ready=True", "Degraded=False"]);
+  assert.deepEqual(
+    conds.map((c) => `${c.type}=${c.status}`),
+    ["Ready=True", "Degraded=False"],
+  );
 });

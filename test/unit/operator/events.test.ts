@@ -24,11 +24,19 @@ test("repeats within the window bump count on one Event; a different message or 
   assert.equal(created.length, 3);
   assert.equal(created[0]!.involvedObject.uid, "u1");
   assert.equal(created[0]!.reason, "CreateFailed");
-  assert.deepEqual(updates, [[created[0]!.metadata!.name!, 2], [created[0]!.metadata!.name!, 3]]);
+  assert.deepEqual(updates, [
+    [created[0]!.metadata!.name!, 2],
+    [created[0]!.metadata!.name!, 3],
+  ]);
 });
 
 test("a failing sink never throws into the caller", async () => {
-  const recorder = new EventRecorder({ create: async () => { throw new Error("403"); }, update: async () => {} });
+  const recorder = new EventRecorder({
+    create: async () => {
+      throw new Error("403");
+    },
+    update: async () => {},
+  });
   recorder.event(pool, "Normal", "X", "y");
   await recorder.flush();
 });

@@ -10,11 +10,15 @@ export interface Action {
 }
 
 /** A ClusterClient that records writes; `expect` checks the exact list and fails on anything unexpected. */
-export function recordingClient(reads: { secrets?: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>> } = {}) {
+export function recordingClient(
+  reads: { secrets?: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>> } = {},
+) {
   const actions: Action[] = [];
   const client: ClusterClient = {
-    patchStatus: async (ref, status) => void actions.push({ verb: "patchStatus", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: status }),
-    setFinalizers: async (ref, finalizers) => void actions.push({ verb: "setFinalizers", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: finalizers }),
+    patchStatus: async (ref, status) =>
+      void actions.push({ verb: "patchStatus", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: status }),
+    setFinalizers: async (ref, finalizers) =>
+      void actions.push({ verb: "setFinalizers", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: finalizers }),
     deleteObject: async (ref) => void actions.push({ verb: "delete", target: `${ref.kind}/${ref.namespace}/${ref.name}` }),
     createPod: async (ns, pod) => void actions.push({ verb: "createPod", target: `${ns}/${pod.metadata?.name}`, body: pod }),
     deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
@@ -28,7 +32,10 @@ export function recordingClient(reads: { secrets?: Record<string, Record<string,
     actions,
     /** Asserts the writes, in order, by verb and target; returns them for body checks. */
     expect(expected: string[]): Action[] {
-      assert.deepEqual(actions.map((a) => `${a.verb} ${a.target}`), expected);
+      assert.deepEqual(
+        actions.map((a) => `${a.verb} ${a.target}`),
+        expected,
+      );
       return actions.splice(0);
     },
   };
@@ -50,7 +57,15 @@ export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCr
       calls.push(`create ${name}`);
       await options.createGate;
       if (options.failCreate) throw new Error(options.failCreate);
-      const info: SandboxInfo = { id: name, name, pool: template.pool, phase: options.startPhase ?? "ready", slots: template.slots, templateHash: template.templateHash, createdAt: new Date("2026-01-01T00:00:00Z") };
+      const info: SandboxInfo = {
+        id: name,
+        name,
+        pool: template.pool,
+        phase: options.startPhase ?? "ready",
+        slots: template.slots,
+        templateHash: template.templateHash,
+        createdAt: new Date("2026-01-01T00:00:00Z"),
+      };
       sandboxes.set(name, info);
       return info;
     },

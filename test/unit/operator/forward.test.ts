@@ -49,7 +49,8 @@ async function until(check: () => boolean): Promise<void> {
 test("groups go out in stored order from the results file, and a restart resumes after the last one acknowledged", async () => {
   const resultsPath = join(dir, "results.jsonl");
   const forwardedPath = join(dir, "forwarded");
-  const store = (index: number) => appendFileSync(resultsPath, `${JSON.stringify({ index, attempt: 1, scores: [1], group: { n: index } })}\n`);
+  const store = (index: number) =>
+    appendFileSync(resultsPath, `${JSON.stringify({ index, attempt: 1, scores: [1], group: { n: index } })}\n`);
   const first = trainer();
   const forwarder = new ResultsForwarder({ sink: first.sink, resultsPath, forwardedPath, retryDelayMs: 5 });
   forwarder.start();

@@ -31,7 +31,14 @@ test("a watch that stops on error is restarted after a jittered backoff that gro
   const clock = new FakeClock();
   const { informer, emitter, state } = fakeInformer([]);
   let restarts = 0;
-  const sup = new SupervisedInformer({ resource: "pods", informer, onChange: () => {}, clock, random: () => 0, onRestart: () => restarts++ });
+  const sup = new SupervisedInformer({
+    resource: "pods",
+    informer,
+    onChange: () => {},
+    clock,
+    random: () => 0,
+    onRestart: () => restarts++,
+  });
   await sup.start();
   assert.equal(state.starts, 1);
   state.failNextStart = 1;
@@ -55,7 +62,13 @@ test("periodic resync re-delivers every cached object and stops with the supervi
   const objects = [{ metadata: { name: "a" } }, { metadata: { name: "b" } }];
   const { informer } = fakeInformer(objects);
   const seen: string[] = [];
-  const sup = new SupervisedInformer({ resource: "pools", informer, onChange: (o, e) => seen.push(`${e}:${o.metadata?.name}`), clock, resyncMs: 1000 });
+  const sup = new SupervisedInformer({
+    resource: "pools",
+    informer,
+    onChange: (o, e) => seen.push(`${e}:${o.metadata?.name}`),
+    clock,
+    resyncMs: 1000,
+  });
   await sup.start();
   assert.ok(sup.synced);
   clock.advance(2000);
@@ -68,7 +81,12 @@ test("periodic resync re-delivers every cached object and stops with the supervi
 test("watch events reach the handler as triggers", async () => {
   const { informer, emitter } = fakeInformer([]);
   const seen: string[] = [];
-  const sup = new SupervisedInformer({ resource: "pods", informer, onChange: (o, e) => seen.push(`${e}:${o.metadata?.name}`), clock: new FakeClock() });
+  const sup = new SupervisedInformer({
+    resource: "pods",
+    informer,
+    onChange: (o, e) => seen.push(`${e}:${o.metadata?.name}`),
+    clock: new FakeClock(),
+  });
   await sup.start();
   emitter.emit("add", { metadata: { name: "x" } });
   emitter.emit("delete", { metadata: { name: "x" } });

@@ -16,19 +16,39 @@ after(() => rmSync(dataDir, { recursive: true, force: true }));
 const now = new Date("2026-01-01T00:00:00Z");
 
 const readyPool: SandboxPool = {
-  apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name: "pool", namespace: "ns" }, spec: sandboxPoolSpec.parse({ backend: "local" }),
+  apiVersion: API_VERSION,
+  kind: "SandboxPool",
+  metadata: { name: "pool", namespace: "ns" },
+  spec: sandboxPoolSpec.parse({ backend: "local" }),
   status: { conditions: [{ type: "Ready", status: "True", reason: "SandboxesReady", message: "", lastTransitionTime: now.toISOString() }] },
 };
 
 /** A job the controller already put its finalizer on (the first reconcile's write, tested on its own). */
 function job(spec: Record<string, unknown>, name = "j", finalizers = [JOB_FINALIZER]): RolloutJob {
   return {
-    apiVersion: API_VERSION, kind: "RolloutJob", metadata: { name, namespace: "ns", uid: "uid-1", generation: 1, finalizers },
-    spec: { poolRef: { name: "pool" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 1 }, { a: 2 }] }, model: { builtin: { policy: "oracle" } }, ...spec } as unknown as RolloutJob["spec"],
+    apiVersion: API_VERSION,
+    kind: "RolloutJob",
+    metadata: { name, namespace: "ns", uid: "uid-1", generation: 1, finalizers },
+    spec: {
+      poolRef: { name: "pool" },
+      environment: { name: "shell-task" },
+      dataset: { inline: [{ a: 1 }, { a: 2 }] },
+      model: { builtin: { policy: "oracle" } },
+      ...spec,
+    } as unknown as RolloutJob["spec"],
   };
 }
 
-async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[]; secrets?: Record<string, Record<string, string>>; datasetError?: string; dataDir?: string } = {}) {
+async function setup(
+  j: RolloutJob,
+  options: {
+    pool?: SandboxPool;
+    pods?: V1Pod[];
+    secrets?: Record<string, Record<string, string>>;
+    datasetError?: string;
+    dataDir?: string;
+  } = {},
+) {
   const rec = recordingClient({ secrets: options.secrets });
   const events = recordingRecorder();
   const fake = fakeBackend();
@@ -37,15 +57,22 @@ async function setup(j: RolloutJob, options: { pool?: SandboxPool; pods?: V1Pod[
   await runtimes.ensure("ns/pool", "ns", pool.spec);
   const active = new ActiveJobs();
   const reconcile = jobReconciler({
-    getJob: () => j, getPool: () => (options.pool === undefined ? readyPool : options.pool), listRunnerPods: () => options.pods ?? [],
-    client: rec.client, runtimes, active, recorder: events.recorder,
+    getJob: () => j,
+    getPool: () => (options.pool === undefined ? readyPool : options.pool),
+    listRunnerPods: () => options.pods ?? [],
+    client: rec.client,
+    runtimes,
+    active,
+    recorder: events.recorder,
     loadDataset: async (_ns, spec) => {
       if (options.datasetError) throw new Error(options.datasetError);
       return { rows: spec.dataset.inline ?? [], environmentConfig: {} };
     },
-    restoredSlotLeases: async () => [], enqueue: () => {},
+    restoredSlotLeases: async () => [],
+    enqueue: () => {},
     runnerPods: { apiURL: "http://10.0.0.1:8080", defaultImage: "localhost/hermes-rollouts:dev", imagePullPolicy: "Never" },
-    dataDir: options.dataDir ?? join(dataDir, String(Math.random())), now: () => now,
+    dataDir: options.dataDir ?? join(dataDir, String(Math.random())),
+    now: () => now,
   });
   return { rec, events, active, reconcile };
 }
@@ -64,7 +91,10 @@ test("an invalid job gets Failed=True InvalidSpec naming the field, a Warning ev
 });
 
 test("a job whose pool is not Ready waits with Running=False PoolNotReady", async () => {
-  const notReady = { ...readyPool, status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] } };
+  const notReady = {
+    ...readyPool,
+    status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] },
+  };
   const { rec, reconcile } = await setup(job({}), { pool: notReady });
   const result = await reconcile("ns/j");
   const [write] = rec.expect(["patchStatus RolloutJob/ns/j"]);
@@ -76,9 +106,16 @@ test("a job whose pool is not Ready waits with Running=False PoolNotReady", asyn
 });
 
 test("a runnable job gets its token Secret, one pod per replica owned by the job, and Running status", async () => {
-  const { rec, reconcile } = await setup(job({ runners: { replicas: 2, trajectoriesPerRunner: 1, resources: { limits: { memory: "1Gi" } } } }));
+  const { rec, reconcile } = await setup(
+    job({ runners: { replicas: 2, trajectoriesPerRunner: 1, resources: { limits: { memory: "1Gi" } } } }),
+  );
   await reconcile("ns/j");
-  const [secret, pod0, , status] = rec.expect(["createSecret ns/j-runner-token", "createPod ns/j-runner-0", "createPod ns/j-runner-1", "patchStatus RolloutJob/ns/j"]);
+  const [secret, pod0, , status] = rec.expect([
+    "createSecret ns/j-runner-token",
+    "createPod ns/j-runner-0",
+    "createPod ns/j-runner-1",
+    "patchStatus RolloutJob/ns/j",
+  ]);
   assert.equal((secret!.body as { metadata: { ownerReferences: { uid: string }[] } }).metadata.ownerReferences[0]!.uid, "uid-1");
   const pod = pod0!.body as V1Pod;
   const container = pod.spec!.containers[0]!;
@@ -95,7 +132,10 @@ test("a runnable job gets its token Secret, one pod per replica owned by the job
 });
 
 test("the model API key comes from the job's Secret into the runner's env", async () => {
-  const { rec, reconcile } = await setup(job({ model: { baseURL: "http://vllm:8000/v1", apiKeySecretRef: { name: "model-key", key: "k" } } }), { secrets: { "ns/j-runner-token": { token: "t" } } });
+  const { rec, reconcile } = await setup(
+    job({ model: { baseURL: "http://vllm:8000/v1", apiKeySecretRef: { name: "model-key", key: "k" } } }),
+    { secrets: { "ns/j-runner-token": { token: "t" } } },
+  );
   await reconcile("ns/j");
   const [pod] = rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
   const key = (pod!.body as V1Pod).spec!.containers[0]!.env!.find((e) => e.name === "OPENAI_API_KEY")!;
@@ -103,8 +143,14 @@ test("the model API key comes from the job's Secret into the runner's env", asyn
 });
 
 test("scored groups drive status to Complete with passRate and compact indexes; runner pods go", async () => {
-  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
-  const { rec, active, reconcile } = await setup(job({ groupSize: 2 }), { pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
+  const running: V1Pod = {
+    metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
+    status: { phase: "Running" },
+  };
+  const { rec, active, reconcile } = await setup(job({ groupSize: 2 }), {
+    pods: [running],
+    secrets: { "ns/j-runner-token": { token: "t" } },
+  });
   await reconcile("ns/j");
   rec.expect(["patchStatus RolloutJob/ns/j"]);
   const tracker = active.get("ns/j")!.tracker;
@@ -122,7 +168,10 @@ test("scored groups drive status to Complete with passRate and compact indexes; 
 });
 
 test("suspend deletes the runners and keeps the job's work", async () => {
-  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
+  const running: V1Pod = {
+    metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
+    status: { phase: "Running" },
+  };
   const { rec, reconcile } = await setup(job({ suspend: true }), { pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
   await reconcile("ns/j");
   const [, status] = rec.expect(["deletePod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
@@ -132,7 +181,10 @@ test("suspend deletes the runners and keeps the job's work", async () => {
 
 test("a finished job is deleted ttlSecondsAfterFinished after completion, not before", async () => {
   const done = job({ ttlSecondsAfterFinished: 60 });
-  done.status = { completionTime: new Date(now.getTime() - 30_000).toISOString(), conditions: [{ type: "Complete", status: "True", reason: "AllItemsScored", message: "", lastTransitionTime: now.toISOString() }] };
+  done.status = {
+    completionTime: new Date(now.getTime() - 30_000).toISOString(),
+    conditions: [{ type: "Complete", status: "True", reason: "AllItemsScored", message: "", lastTransitionTime: now.toISOString() }],
+  };
   const early = await setup(done);
   assert.equal((await early.reconcile("ns/j")).requeueAfterMs, 30_000);
   early.rec.expect([]);
@@ -150,7 +202,10 @@ test("the first reconcile of a valid job puts the finalizer on before any runner
 });
 
 test("a deleted job stops its runners, deletes its token Secret and then lets go of the finalizer", async () => {
-  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
+  const running: V1Pod = {
+    metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
+    status: { phase: "Running" },
+  };
   const j = job({}, "j", [JOB_FINALIZER, "other"]);
   const { rec, active, reconcile } = await setup(j, { pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
   await reconcile("ns/j");
@@ -201,11 +256,23 @@ test("a job deleted and re-created under the same name starts afresh (a new uid)
 });
 
 test("a started job stays Running while its pool scales up for its runners' demand (no flap to Pending), and keeps its runners", async () => {
-  const scaling = { ...readyPool, status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] } };
+  const scaling = {
+    ...readyPool,
+    status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] },
+  };
   const started = job({ runners: { replicas: 2, trajectoriesPerRunner: 4 } });
-  const running: V1Pod = { metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } }, status: { phase: "Running" } };
+  const running: V1Pod = {
+    metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
+    status: { phase: "Running" },
+  };
   const since = new Date(now.getTime() - 60_000).toISOString();
-  started.status = { startTime: since, phase: "Running", conditions: [{ type: "Running", status: "True", reason: "RunnersActive", message: "", lastTransitionTime: since, observedGeneration: 1 }] };
+  started.status = {
+    startTime: since,
+    phase: "Running",
+    conditions: [
+      { type: "Running", status: "True", reason: "RunnersActive", message: "", lastTransitionTime: since, observedGeneration: 1 },
+    ],
+  };
   const { rec, reconcile } = await setup(started, { pool: scaling, pods: [running], secrets: { "ns/j-runner-token": { token: "t" } } });
   await reconcile("ns/j");
   const [, status] = rec.expect(["createPod ns/j-runner-1", "patchStatus RolloutJob/ns/j"]);

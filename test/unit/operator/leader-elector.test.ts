@@ -15,7 +15,8 @@ async function leaseServer() {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (state.hang) return;
-    const reply = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    const reply = (status: number, body: unknown) =>
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (req.method === "GET") return lease ? reply(200, lease) : reply(404, { kind: "Status", code: 404 });
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { metadata: Record<string, unknown> };
     lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(++version) } };
@@ -43,7 +44,11 @@ test("a leader whose renewal gets no answer stops leading at the renew deadline,
   let started!: () => void;
   const leading = new Promise<void>((resolve) => (started = resolve));
   const elector = new LeaderElector({
-    kubeConfig, namespace: "ns", name: "ctrl", identity: "a", clock,
+    kubeConfig,
+    namespace: "ns",
+    name: "ctrl",
+    identity: "a",
+    clock,
     onStartedLeading: () => started(),
     onStoppedLeading: () => (stopped = true),
   });

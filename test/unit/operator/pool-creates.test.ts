@@ -10,7 +10,12 @@ import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
 const pool = (name: string, spec: Record<string, unknown>): SandboxPool =>
-  ({ apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name, namespace: "ns", generation: 1, uid: name, finalizers: [POOL_FINALIZER] }, spec }) as SandboxPool;
+  ({
+    apiVersion: API_VERSION,
+    kind: "SandboxPool",
+    metadata: { name, namespace: "ns", generation: 1, uid: name, finalizers: [POOL_FINALIZER] },
+    spec,
+  }) as SandboxPool;
 
 function gate() {
   let open!: () => void;
@@ -22,8 +27,14 @@ test("a slow create does not stall another pool's reconcile on the same single w
   const slow = gate();
   const slowBackend = fakeBackend({ createGate: slow.promise });
   const fastBackend = fakeBackend();
-  const pools = { "ns/slow": pool("slow", { backend: "local", minSandboxes: 1 }), "ns/fast": pool("fast", { backend: "local", minSandboxes: 1 }) };
-  const runtimes = new PoolRuntimes(async (key) => (key === "ns/slow" ? slowBackend.backend : fastBackend.backend), new InMemoryLeaseStore());
+  const pools = {
+    "ns/slow": pool("slow", { backend: "local", minSandboxes: 1 }),
+    "ns/fast": pool("fast", { backend: "local", minSandboxes: 1 }),
+  };
+  const runtimes = new PoolRuntimes(
+    async (key) => (key === "ns/slow" ? slowBackend.backend : fastBackend.backend),
+    new InMemoryLeaseStore(),
+  );
   const rec = recordingClient();
   const controller: Controller = new Controller({
     name: "sandboxpool",
@@ -31,7 +42,11 @@ test("a slow create does not stall another pool's reconcile on the same single w
     workers: 1,
     reconcile: poolReconciler({
       getPool: (ns, name) => pools[`${ns}/${name}` as keyof typeof pools],
-      client: rec.client, runtimes, recorder: recordingRecorder().recorder, now: () => now, suffix: () => "x",
+      client: rec.client,
+      runtimes,
+      recorder: recordingRecorder().recorder,
+      now: () => now,
+      suffix: () => "x",
       enqueue: (key) => controller.enqueue(key),
     }),
   });
@@ -40,7 +55,10 @@ test("a slow create does not stall another pool's reconcile on the same single w
   controller.start();
   const deadline = Date.now() + 5000;
   while (!rec.actions.some((a) => a.target === "SandboxPool/ns/fast") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(rec.actions.some((a) => a.verb === "patchStatus" && a.target === "SandboxPool/ns/fast"), "the fast pool was reconciled while the slow create hung");
+  assert.ok(
+    rec.actions.some((a) => a.verb === "patchStatus" && a.target === "SandboxPool/ns/fast"),
+    "the fast pool was reconciled while the slow create hung",
+  );
   assert.deepEqual(slowBackend.calls, ["create slow-" + runtimes.get("ns/slow")!.slots.template.templateHash.slice(0, 5) + "-x"]);
   assert.equal(runtimes.get("ns/slow")!.creates.size, 1);
   slow.open();
@@ -55,7 +73,14 @@ test("a create in flight counts for the planner: passes meanwhile start no dupli
   const p = pool("p", { backend: "local", minSandboxes: 5, maxSandboxes: 5, maxConcurrentCreates: 2 });
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   let n = 0;
-  const reconcile = poolReconciler({ getPool: () => p, client: recordingClient().client, runtimes, recorder: recordingRecorder().recorder, now: () => now, suffix: () => String(n++) });
+  const reconcile = poolReconciler({
+    getPool: () => p,
+    client: recordingClient().client,
+    runtimes,
+    recorder: recordingRecorder().recorder,
+    now: () => now,
+    suffix: () => String(n++),
+  });
   await reconcile("ns/p");
   await reconcile("ns/p");
   await reconcile("ns/p");
@@ -73,7 +98,13 @@ test("a spec change reaches the slot pool: new template hash, slots and lease TT
   const p = pool("p", { backend: "local", minSandboxes: 1, slotsPerSandbox: 2, leaseTTLSeconds: 60 });
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   const rec = recordingClient();
-  const reconcile = poolReconciler({ getPool: () => p, client: rec.client, runtimes, recorder: recordingRecorder().recorder, now: () => now });
+  const reconcile = poolReconciler({
+    getPool: () => p,
+    client: rec.client,
+    runtimes,
+    recorder: recordingRecorder().recorder,
+    now: () => now,
+  });
   await reconcile("ns/p");
   const slots = runtimes.get("ns/p")!.slots;
   const before = slots.template.templateHash;

@@ -16,14 +16,27 @@ function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   let n = 0;
   const enqueued: string[] = [];
-  const reconcile = poolReconciler({ getPool: () => pool, client: rec.client, runtimes, recorder: events.recorder, now: () => now, suffix: () => String(n++), enqueue: (key) => void enqueued.push(key) });
+  const reconcile = poolReconciler({
+    getPool: () => pool,
+    client: rec.client,
+    runtimes,
+    recorder: events.recorder,
+    now: () => now,
+    suffix: () => String(n++),
+    enqueue: (key) => void enqueued.push(key),
+  });
   /** Waits for the creates a pass started in the background. */
   const settle = () => runtimes.get("ns/p")!.creates.idle();
   return { fake, rec, events, runtimes, reconcile, settle, enqueued };
 }
 
 const pool = (spec: Record<string, unknown>, meta: Partial<SandboxPool["metadata"]> = {}): SandboxPool =>
-  ({ apiVersion: API_VERSION, kind: "SandboxPool", metadata: { name: "p", namespace: "ns", generation: 2, uid: "u", ...meta }, spec }) as SandboxPool;
+  ({
+    apiVersion: API_VERSION,
+    kind: "SandboxPool",
+    metadata: { name: "p", namespace: "ns", generation: 2, uid: "u", ...meta },
+    spec,
+  }) as SandboxPool;
 
 test("an invalid spec gets Ready=False InvalidSpec naming the field, and nothing else is written", async () => {
   const { rec, fake, reconcile } = setup(pool({ backend: "local", minSandboxes: 5, maxSandboxes: 2 }));
@@ -37,7 +50,9 @@ test("an invalid spec gets Ready=False InvalidSpec naming the field, and nothing
 });
 
 test("a new pool gets its finalizer first, then minSandboxes, then a Ready status with counts", async () => {
-  const { rec, fake, events, reconcile, settle, enqueued } = setup(pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }));
+  const { rec, fake, events, reconcile, settle, enqueued } = setup(
+    pool({ backend: "local", minSandboxes: 2, maxSandboxes: 3, slotsPerSandbox: 4 }),
+  );
   const first = await reconcile("ns/p");
   const [fin, starting] = rec.expect(["setFinalizers SandboxPool/ns/p", "patchStatus SandboxPool/ns/p"]);
   assert.deepEqual(fin!.body, [POOL_FINALIZER]);
@@ -74,7 +89,9 @@ test("a second pass over an unchanged pool writes nothing (idempotent)", async (
 });
 
 test("create failures surface as Ready=False BackendError and a Warning event", async () => {
-  const { rec, events, reconcile, settle } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), { failCreate: "quota exceeded" });
+  const { rec, events, reconcile, settle } = setup(pool({ backend: "local" }, { finalizers: [POOL_FINALIZER] }), {
+    failCreate: "quota exceeded",
+  });
   await reconcile("ns/p");
   await settle();
   rec.expect(["patchStatus SandboxPool/ns/p"]);

@@ -25,18 +25,48 @@ const jobs = new ActiveJobs();
 const pools = new Map<string, PoolRuntime>();
 let server: Server;
 let url = "";
-const spec = rolloutJobSpec.parse({ poolRef: { name: "p" }, environment: { name: "shell-task" }, dataset: { inline: [{ a: 0 }, { a: 1 }] }, model: { builtin: { policy: "oracle" } } });
+const spec = rolloutJobSpec.parse({
+  poolRef: { name: "p" },
+  environment: { name: "shell-task" },
+  dataset: { inline: [{ a: 0 }, { a: 1 }] },
+  model: { builtin: { policy: "oracle" } },
+});
 
 async function activeJob(name: string, token: string) {
   const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => [{ a: 0 }, { a: 1 }]);
-  const tracker = new JobTracker({ resultsPath: join(dir, `${name}.jsonl`), journalPath: join(dir, `${name}.journal.jsonl`), items: 2, backoffLimit: 1, leaseTTLMs: 60_000 });
-  jobs.set({ key: `ns/${name}`, uid: `uid-${name}`, poolKey: "ns/p", token, spec, rows, environmentConfig: {}, tracker, forwarder: undefined, suspended: false, poolGone: false, slotLeases: new Set(), onProgress: () => {} });
+  const tracker = new JobTracker({
+    resultsPath: join(dir, `${name}.jsonl`),
+    journalPath: join(dir, `${name}.journal.jsonl`),
+    items: 2,
+    backoffLimit: 1,
+    leaseTTLMs: 60_000,
+  });
+  jobs.set({
+    key: `ns/${name}`,
+    uid: `uid-${name}`,
+    poolKey: "ns/p",
+    token,
+    spec,
+    rows,
+    environmentConfig: {},
+    tracker,
+    forwarder: undefined,
+    suspended: false,
+    poolGone: false,
+    slotLeases: new Set(),
+    onProgress: () => {},
+  });
   return tracker;
 }
 
 before(async () => {
   const metrics = new ControllerMetrics();
-  server = createProbeServer({ registry: metrics.registry, healthy: () => true, ready: () => true, routes: [runnersApi(jobs, (key) => pools.get(key), metrics)] });
+  server = createProbeServer({
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => true,
+    routes: [runnersApi(jobs, (key) => pools.get(key), metrics)],
+  });
   url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
   await activeJob("a", "token-a");
   await activeJob("b", "token-b");
@@ -64,7 +94,10 @@ test("a wrong token is refused, and one job's token cannot reach another job", a
 });
 
 test("slot calls for a lease the job does not hold are refused", async () => {
-  await assert.rejects(client("a", "token-a").call("slots/release", { leaseId: "sandbox/0/abc" }), (e: unknown) => e instanceof RunnersApiError && e.status === 404);
+  await assert.rejects(
+    client("a", "token-a").call("slots/release", { leaseId: "sandbox/0/abc" }),
+    (e: unknown) => e instanceof RunnersApiError && e.status === 404,
+  );
 });
 
 test("/metrics exposes reconcile and domain metrics", async () => {
@@ -103,15 +136,35 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
 test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
   await activeJob("slots", "token-slots");
   const { backend } = fakeBackend();
-  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 2, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const template: SandboxTemplate = {
+    pool: "ns/p",
+    templateHash: "h",
+    slots: 2,
+    image: "i",
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 0,
+    idleTimeoutSeconds: 0,
+  };
   const store = new InMemoryLeaseStore();
   await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
   const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
   await slots.start(0);
-  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 1000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
+  pools.set("ns/p", {
+    backend,
+    slots,
+    acquireTimeoutMs: 1000,
+    creates: new InFlightCreates(),
+    createError: undefined,
+    keepAlive: new KeepAlive(),
+  });
   try {
     // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
-    const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, { method: "POST", headers: { authorization: "Bearer token-slots" }, body: "{}" });
+    const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, {
+      method: "POST",
+      headers: { authorization: "Bearer token-slots" },
+      body: "{}",
+    });
     assert.deepEqual([waiting.status, ((await waiting.json()) as { retry?: boolean }).retry], [503, true]);
 
     slots.setSandboxes([await backend.create("sb", template)]);
@@ -127,7 +180,10 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
     jobs.get("ns/slots")!.poolGone = true;
     const patient = new RunnersApiClient({ url, namespace: "ns", job: "slots", token: "token-slots", unreachableMs: 60_000 });
     const started = Date.now();
-    await assert.rejects(patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0], request: { command: "true", timeoutMs: 1000 } }), (e: unknown) => e instanceof RunnersApiError && e.status === 410);
+    await assert.rejects(
+      patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0], request: { command: "true", timeoutMs: 1000 } }),
+      (e: unknown) => e instanceof RunnersApiError && e.status === 410,
+    );
     assert.ok(Date.now() - started < 5_000, "not retried as a pool that is still loading");
     await held.release();
     assert.equal(jobs.get("ns/slots")!.slotLeases.size, 0);
@@ -140,13 +196,29 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
 test("an acquire that was waiting when its job got suspended gives the slot back instead of holding it", async () => {
   await activeJob("late", "token-late");
   const { backend } = fakeBackend();
-  const template: SandboxTemplate = { pool: "ns/p", templateHash: "h", slots: 1, image: "i", cpu: 1, memoryMiB: 512, lifetimeSeconds: 0, idleTimeoutSeconds: 0 };
+  const template: SandboxTemplate = {
+    pool: "ns/p",
+    templateHash: "h",
+    slots: 1,
+    image: "i",
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 0,
+    idleTimeoutSeconds: 0,
+  };
   const store = new InMemoryLeaseStore();
   await store.remove("ns/p", "none");
   const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
   await slots.start(0);
   slots.setSandboxes([await backend.create("sb", template)]);
-  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 10_000, creates: new InFlightCreates(), createError: undefined, keepAlive: new KeepAlive() });
+  pools.set("ns/p", {
+    backend,
+    slots,
+    acquireTimeoutMs: 10_000,
+    creates: new InFlightCreates(),
+    createError: undefined,
+    keepAlive: new KeepAlive(),
+  });
   try {
     const holder = await slots.acquire("someone-else", { timeoutMs: 1000 });
     const waiting = client("late", "token-late").call("slots/acquire", {});

@@ -10,7 +10,15 @@ after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function tracker(items: number, clock = { t: 0 }, dir = mkdtempSync(join(tmpdir(), "tracker-"))) {
   dirs.push(dir);
-  const make = () => new JobTracker({ resultsPath: join(dir, "r.jsonl"), journalPath: join(dir, "journal.jsonl"), items, backoffLimit: 1, leaseTTLMs: 1000, now: () => clock.t });
+  const make = () =>
+    new JobTracker({
+      resultsPath: join(dir, "r.jsonl"),
+      journalPath: join(dir, "journal.jsonl"),
+      items,
+      backoffLimit: 1,
+      leaseTTLMs: 1000,
+      now: () => clock.t,
+    });
   return { make, dir, clock };
 }
 
@@ -106,7 +114,11 @@ test("items that came back go out before fresh ones, with their attempts, across
   t.handBack(a.id);
   const restarted = make();
   const again = [lease(restarted.next("r")), lease(restarted.next("r")), lease(restarted.next("r"))];
-  assert.deepEqual(again.map((l) => [l.index, l.attempt]).sort(), [[0, 1], [1, 2], [2, 1]]);
+  assert.deepEqual(again.map((l) => [l.index, l.attempt]).sort(), [
+    [0, 1],
+    [1, 2],
+    [2, 1],
+  ]);
   assert.equal(restarted.aggregates().retried, 1);
 });
 
@@ -115,7 +127,9 @@ test("a long job's journal is compacted and a restart still knows attempts, fail
   const t = make();
   const leases = Array.from({ length: 8000 }, () => lease(t.next("r")));
   // 8000 lease lines and 4000 fail lines: past the compaction size.
-  leases.forEach((l) => (l.index % 2 === 0 ? t.submit({ index: l.index, attempt: 1, scores: [l.index % 4 === 0 ? 1 : 0], group: {} }) : t.fail(l.id)));
+  leases.forEach((l) =>
+    l.index % 2 === 0 ? t.submit({ index: l.index, attempt: 1, scores: [l.index % 4 === 0 ? 1 : 0], group: {} }) : t.fail(l.id),
+  );
   const held = lease(t.next("r"));
   const journal = readFileSync(join(dir, "journal.jsonl"), "utf8").trim().split("\n");
   assert.ok(journal.length < 3000, `compacted (${journal.length} lines)`);
@@ -125,12 +139,24 @@ test("a long job's journal is compacted and a restart still knows attempts, fail
   assert.deepEqual([t.aggregates().groups, t.aggregates().passed, t.aggregates().retried, t.aggregates().running], [4000, 2000, 4000, 1]);
   assert.ok(restarted.renew(held.id), "the lease handed out before the restart is still held");
   const next = lease(restarted.next("r"));
-  assert.deepEqual([next.index % 2, next.attempt], [1, 2], "a failed item comes back with its spent attempt, after compaction and a restart");
+  assert.deepEqual(
+    [next.index % 2, next.attempt],
+    [1, 2],
+    "a failed item comes back with its spent attempt, after compaction and a restart",
+  );
 });
 
 test("groups an earlier job with the same results file stored are not this job's", () => {
   const { dir } = tracker(2);
-  const make = (uid: string) => new JobTracker({ resultsPath: join(dir, "shared.jsonl"), journalPath: join(dir, `${uid}.jsonl`), jobUid: uid, items: 2, backoffLimit: 1, leaseTTLMs: 1000 });
+  const make = (uid: string) =>
+    new JobTracker({
+      resultsPath: join(dir, "shared.jsonl"),
+      journalPath: join(dir, `${uid}.jsonl`),
+      jobUid: uid,
+      items: 2,
+      backoffLimit: 1,
+      leaseTTLMs: 1000,
+    });
   const first = make("uid-1");
   first.submit({ index: 0, attempt: 1, scores: [1], group: {} });
   const second = make("uid-2");
@@ -152,7 +178,13 @@ test("a group stored after a crash tore the results file's last line survives th
   const again = make();
   assert.equal(again.aggregates().groups, 2, "the acknowledged group of item 1 is not lost");
   assert.deepEqual(again.submit({ index: 1, attempt: 2, scores: [1], group: {} }), { stored: false }, "nor stored twice");
-  assert.ok(readFileSync(join(dir, "r.jsonl"), "utf8").split("\n").slice(0, -1).every((line) => JSON.parse(line)), "every line is whole JSON");
+  assert.ok(
+    readFileSync(join(dir, "r.jsonl"), "utf8")
+      .split("\n")
+      .slice(0, -1)
+      .every((line) => JSON.parse(line)),
+    "every line is whole JSON",
+  );
 });
 
 test("a lease handed out after a crash tore the journal's last line is still held after the next restart", () => {

@@ -30,7 +30,10 @@ test("a key added while processing is not handed out again until done, then exac
 test("failing keys back off exponentially per key up to the cap, and forget resets", () => {
   const clock = new FakeClock();
   const queue = new WorkQueue({ clock, baseDelayMs: 10, maxDelayMs: 50 });
-  assert.deepEqual([1, 2, 3, 4, 5].map(() => queue.addRateLimited("a")), [10, 20, 40, 50, 50]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map(() => queue.addRateLimited("a")),
+    [10, 20, 40, 50, 50],
+  );
   assert.equal(queue.addRateLimited("b"), 10, "backoff is per key");
   queue.forget("a");
   assert.equal(queue.addRateLimited("a"), 10);

@@ -42,7 +42,9 @@ test("a configMap dataset outside a cluster is refused with a clear error", asyn
 });
 
 test("a relative JSONL path resolves against the job file's directory; absolute paths and URLs stay", () => {
-  assert.deepEqual(anchorDatasetSpec({ jsonl: { path: "data/items.jsonl" } }, "/jobs/a/job.yaml"), { jsonl: { path: "/jobs/a/data/items.jsonl" } });
+  assert.deepEqual(anchorDatasetSpec({ jsonl: { path: "data/items.jsonl" } }, "/jobs/a/job.yaml"), {
+    jsonl: { path: "/jobs/a/data/items.jsonl" },
+  });
   assert.deepEqual(anchorDatasetSpec({ jsonl: { path: "/abs.jsonl" } }, "/jobs/job.yaml"), { jsonl: { path: "/abs.jsonl" } });
   const byUrl = { jsonl: { url: "http://127.0.0.1/items.jsonl" } };
   assert.equal(anchorDatasetSpec(byUrl, "/jobs/job.yaml"), byUrl);

@@ -24,14 +24,26 @@ before(async () => {
 after(() => server.close());
 
 const complete = (status: number) =>
-  createModelClient({ baseURL, model: String(status), toolCallFormat: "native", temperature: 1, topP: 1, maxTokens: 10, logprobs: false }).complete({
+  createModelClient({
+    baseURL,
+    model: String(status),
+    toolCallFormat: "native",
+    temperature: 1,
+    topP: 1,
+    maxTokens: 10,
+    logprobs: false,
+  }).complete({
     messages: [{ role: "user", content: "hi" }],
     maxTokens: 10,
   });
 
 test("an endpoint refusing the job (bad key, no access, unknown model) is infrastructure, never an agent failure scored 0", async () => {
   for (const status of [401, 403, 404]) {
-    await assert.rejects(complete(status), (error: unknown) => error instanceof InfrastructureError && error.source === "model", String(status));
+    await assert.rejects(
+      complete(status),
+      (error: unknown) => error instanceof InfrastructureError && error.source === "model",
+      String(status),
+    );
   }
 });
 

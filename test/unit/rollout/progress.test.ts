@@ -72,9 +72,15 @@ test("running counts trajectories that hold a place under the gate, and drops ba
   const env = getEnvironment("shell-task");
   await assert.rejects(
     runGroup(env.parseItem({ id: "t", goal: "g", check: "true" }), 0, {
-      env, slots: failing, model: {} as never, format: "auto", generation: { temperature: 1, top_p: 1, max_tokens: 16 },
+      env,
+      slots: failing,
+      model: {} as never,
+      format: "auto",
+      generation: { temperature: 1, top_p: 1, max_tokens: 16 },
       limits: { maxTurns: 1, toolTimeoutSeconds: 1, trajectoryTimeoutSeconds: 1, maxTokenLength: 1000, maxToolOutputBytes: 1000 },
-      groupSize: 3, backoffLimit: 0, gate: new Semaphore(1),
+      groupSize: 3,
+      backoffLimit: 0,
+      gate: new Semaphore(1),
       onEvent: (event) => {
         progress.onEvent(event);
         most = Math.max(most, progress.running);

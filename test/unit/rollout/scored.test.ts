@@ -53,25 +53,57 @@ test("buildScoredGroup has the Atropos ScoredDataGroup fields and our metadata",
   });
   assert.deepEqual(
     Object.keys(group).sort(),
-    ["advantages", "group_overrides", "generation_params", "images", "inference_logprobs", "masks", "messages", "metadata", "overrides", "ref_logprobs", "scores", "tokens"].sort(),
+    [
+      "advantages",
+      "group_overrides",
+      "generation_params",
+      "images",
+      "inference_logprobs",
+      "masks",
+      "messages",
+      "metadata",
+      "overrides",
+      "ref_logprobs",
+      "scores",
+      "tokens",
+    ].sort(),
   );
-  assert.deepEqual(group.tokens, [[1, 2], [1, 3]]);
-  assert.deepEqual(group.masks, [[MASKED, 2], [MASKED, 3]]);
+  assert.deepEqual(group.tokens, [
+    [1, 2],
+    [1, 3],
+  ]);
+  assert.deepEqual(group.masks, [
+    [MASKED, 2],
+    [MASKED, 3],
+  ]);
   assert.deepEqual(group.scores, [1, 0]);
-  assert.deepEqual(group.inference_logprobs, [[1, -0.5], [1, -0.25]]);
+  assert.deepEqual(group.inference_logprobs, [
+    [1, -0.5],
+    [1, -0.25],
+  ]);
   assert.deepEqual(group.group_overrides, { group_size: 2 });
   assert.equal(group.messages.length, 2);
   assert.equal(group.metadata.item_id, "item-1");
   assert.equal(group.metadata.attempts, 3);
-  assert.deepEqual(group.metadata.trajectories.map((t) => [t.attempt, t.sandbox, t.slot, t.tokens]), [[1, "sb", 2, "endpoint"], [2, "sb", 2, "endpoint"]]);
+  assert.deepEqual(
+    group.metadata.trajectories.map((t) => [t.attempt, t.sandbox, t.slot, t.tokens]),
+    [
+      [1, "sb", 2, "endpoint"],
+      [2, "sb", 2, "endpoint"],
+    ],
+  );
   assert.ok(hasTokens(group));
 });
 
 test("one trajectory without tokens: its tokens are empty, logprobs dropped, group not trainable", () => {
   const group = buildScoredGroup({
-    itemId: "i", itemIndex: 3, environment: "e",
+    itemId: "i",
+    itemIndex: 3,
+    environment: "e",
     trajectories: [trajectory(1, [turn([1], [2], [-0.5])]), trajectory(1, [turn(undefined, undefined)])],
-    generation: { temperature: 1, top_p: 1, max_tokens: 8 }, retries: 0, durationMs: 1,
+    generation: { temperature: 1, top_p: 1, max_tokens: 8 },
+    retries: 0,
+    durationMs: 1,
   });
   assert.deepEqual(group.tokens, [[1, 2], []]);
   assert.equal(group.inference_logprobs, null);

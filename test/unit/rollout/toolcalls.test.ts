@@ -17,7 +17,13 @@ test("hermes: one call, text around it kept as content", () => {
 test("hermes: several blocks, and an unclosed last block still counts", () => {
   const text = '<tool_call>{"name":"a","arguments":{}}</tool_call> mid <tool_call>{"name":"b","arguments":{"x":1}}';
   const out = parseHermesText(text, ids());
-  assert.deepEqual(out.calls.map((c) => [c.id, c.name, isMalformed(c) ? c.error : c.arguments]), [["call_1", "a", {}], ["call_2", "b", { x: 1 }]]);
+  assert.deepEqual(
+    out.calls.map((c) => [c.id, c.name, isMalformed(c) ? c.error : c.arguments]),
+    [
+      ["call_1", "a", {}],
+      ["call_2", "b", { x: 1 }],
+    ],
+  );
   assert.equal(out.content, "mid");
 });
 
@@ -36,7 +42,16 @@ test("hermes: malformed blocks are reported, valid neighbours still run", () => 
     '<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
   ].join("\n");
   const out = parseHermesText(text, ids());
-  assert.deepEqual(out.calls.map((c) => [c.id, isMalformed(c)]), [["call_1", true], ["call_2", true], ["call_3", true], ["call_4", true], ["call_5", false]]);
+  assert.deepEqual(
+    out.calls.map((c) => [c.id, isMalformed(c)]),
+    [
+      ["call_1", true],
+      ["call_2", true],
+      ["call_3", true],
+      ["call_4", true],
+      ["call_5", false],
+    ],
+  );
   const malformed = out.calls.filter(isMalformed);
   assert.match(malformed[0]!.error, /not valid JSON/);
   assert.match(malformed[1]!.error, /no "name"/);
@@ -69,11 +84,20 @@ const native = {
 test("format auto prefers native tool_calls; malformed native arguments are reported", () => {
   const out = extractToolCalls(native, "auto", ids());
   assert.equal(out.format, "native");
-  assert.deepEqual(out.calls.map((c) => [c.id, c.name, isMalformed(c)]), [["n1", "terminal", false], ["n2", "terminal", true]]);
+  assert.deepEqual(
+    out.calls.map((c) => [c.id, c.name, isMalformed(c)]),
+    [
+      ["n1", "terminal", false],
+      ["n2", "terminal", true],
+    ],
+  );
 });
 
 test("format hermes ignores native calls and reads the text; native ignores the text", () => {
-  assert.deepEqual(extractToolCalls(native, "hermes", ids()).calls.map((c) => c.name), ["x"]);
+  assert.deepEqual(
+    extractToolCalls(native, "hermes", ids()).calls.map((c) => c.name),
+    ["x"],
+  );
   const onlyText = { role: "assistant" as const, content: native.content };
   assert.equal(extractToolCalls(onlyText, "native", ids()).calls.length, 0);
   assert.equal(extractToolCalls(onlyText, "auto", ids()).calls.length, 1);
@@ -81,7 +105,7 @@ test("format hermes ignores native calls and reads the text; native ignores the 
 
 test("hermes: a call written inside the answer's leading <think> block is reasoning, not a call", () => {
   const text = [
-    "<think>I could run <tool_call>{\"name\":\"terminal\",\"arguments\":{\"command\":\"rm -rf src\"}}</tool_call> but listing is safer.</think>",
+    '<think>I could run <tool_call>{"name":"terminal","arguments":{"command":"rm -rf src"}}</tool_call> but listing is safer.</think>',
     '<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
   ].join("\n");
   const out = parseHermesText(text, ids());
@@ -90,6 +114,12 @@ test("hermes: a call written inside the answer's leading <think> block is reason
   // Cut off while thinking: nothing it wrote is a call.
   assert.deepEqual(parseHermesText('<think>maybe <tool_call>{"name":"terminal","arguments":{"command":"ls"}}', ids()).calls, []);
   // A <think> tag that is not the start of the answer is just text (here inside a command).
-  const grep = parseHermesText('<tool_call>{"name":"terminal","arguments":{"command":"grep -r \'<think>\' ."}}</tool_call>\n<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>', ids());
-  assert.deepEqual(grep.calls.map((c) => !isMalformed(c) && c.arguments.command), ["grep -r '<think>' .", "ls"]);
+  const grep = parseHermesText(
+    '<tool_call>{"name":"terminal","arguments":{"command":"grep -r \'<think>\' ."}}</tool_call>\n<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
+    ids(),
+  );
+  assert.deepEqual(
+    grep.calls.map((c) => !isMalformed(c) && c.arguments.command),
+    ["grep -r '<think>' .", "ls"],
+  );
 });
