@@ -25,7 +25,7 @@ export default {
   forbidden: [
     ...names.map((layer) => ({
       name: `layer-${layer}`,
-      comment: `src/${layer} may import only ${layers[layer].length ? layers[layer].map((l) => `src/${l}`).join(", ") : "nothing else in src"}`,
+      comment: `src/${layer} may import only ${layers[layer].map((l) => `src/${l}`).join(", ") || "nothing else in src"}`,
       severity: "error",
       from: { path: `^src/${layer}/` },
       to: { path: `^src/(?!(?:${[layer, ...layers[layer]].join("|")})/)[^/]+/` },

@@ -174,13 +174,18 @@ async function main(): Promise<void> {
     const peak = rssMiB(controller.child.pid!, "VmHWM");
 
     console.log(
-      `controller RSS (${SANDBOXES} sandboxes x ${SLOTS} slots, ${JOBS + 2} RolloutJobs, local backend): ${round(rss)} MiB now, ${round(peak)} MiB peak; target < ${TARGET_RSS_MIB} MiB (${round(rss / TARGET_RSS_MIB, 2)} of target)`,
+      `controller RSS (${SANDBOXES} sandboxes x ${SLOTS} slots, ${JOBS + 2} RolloutJobs, local backend): ` +
+        `${round(rss)} MiB now, ${round(peak)} MiB peak; ` +
+        `target < ${TARGET_RSS_MIB} MiB (${round(rss / TARGET_RSS_MIB, 2)} of target)`,
     );
     console.log(
-      `end to end: ${TRAJECTORIES} instant trajectories at concurrency ${CONCURRENCY} in ${round(jobWallMs)} ms (runner start-up included); raw work ${round(rawMs)} ms`,
+      `end to end: ${TRAJECTORIES} instant trajectories at concurrency ${CONCURRENCY} ` +
+        `in ${round(jobWallMs)} ms (runner start-up included); ` +
+        `raw work ${round(rawMs)} ms`,
     );
     console.log(
-      `overhead per trajectory: ${round(overhead, 2)} ms; target <= ${TARGET_OVERHEAD_MS} ms (${round(overhead / TARGET_OVERHEAD_MS, 2)} of target)`,
+      `overhead per trajectory: ${round(overhead, 2)} ms; ` +
+        `target <= ${TARGET_OVERHEAD_MS} ms (${round(overhead / TARGET_OVERHEAD_MS, 2)} of target)`,
     );
     console.log(
       `slot leases through the runners' API: ${round(rate)} acquire+release per second (${LEASE_CLIENTS} clients, ${LEASE_SECONDS} s)`,

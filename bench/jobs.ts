@@ -138,7 +138,8 @@ if (values["rows-child"]) {
     const memory = measureRows("memory", join(dir, "rows-memory"));
     const spool = measureRows("spool", join(dir, "rows-spool"));
     console.log(
-      `rows (${ROWS} x ~2 KiB): retained in memory ${round(memory.retainedMiB, 1)} MiB vs spooled ${round(spool.retainedMiB, 2)} MiB; peak RSS ${round(memory.peakRssMiB)} vs ${round(spool.peakRssMiB)} MiB`,
+      `rows (${ROWS} x ~2 KiB): retained in memory ${round(memory.retainedMiB, 1)} MiB vs spooled ${round(spool.retainedMiB, 2)} MiB; ` +
+        `peak RSS ${round(memory.peakRssMiB)} vs ${round(spool.peakRssMiB)} MiB`,
     );
     console.log(`spooled row read: p50 ${round(spool.p50Ms * 1000, 1)} µs, p99 ${round(spool.p99Ms * 1000, 1)} µs`);
     const first = perSize[0]!;

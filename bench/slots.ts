@@ -131,18 +131,21 @@ try {
   const acquireP99Ms = percentile(latencies, 99);
   const createP50Ms = percentile(createMs, 50);
   console.log(
-    `warm acquire (${SANDBOXES * SLOTS_PER_SANDBOX} slots, ${ACQUIRERS} concurrent, ${latencies.length} acquires): p50 ${round(acquireP50Ms)} ms, p99 ${round(acquireP99Ms)} ms`,
+    `warm acquire (${SANDBOXES * SLOTS_PER_SANDBOX} slots, ${ACQUIRERS} concurrent, ${latencies.length} acquires): ` +
+      `p50 ${round(acquireP50Ms)} ms, p99 ${round(acquireP99Ms)} ms`,
   );
   console.log(`create a sandbox: p50 ${round(createP50Ms)} ms -> warm acquire is ${round(createP50Ms / acquireP50Ms, 1)}x faster`);
   const { viaSlot, raw } = await measureToolCall(rawExec, slotPool);
   const toolCallVsRawExecRatio = percentile(viaSlot, 50) / percentile(raw, 50);
   console.log(
-    `tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`,
+    `tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, ` +
+      `raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`,
   );
   const { resetMs, cloneMs } = await measureGit(backend);
   const resetVsCloneRatio = percentile(cloneMs, 50) / percentile(resetMs, 50);
   console.log(
-    `git (4,000 files): worktree reset p50 ${round(percentile(resetMs, 50))} ms, fresh clone p50 ${round(percentile(cloneMs, 50))} ms -> reset ${round(resetVsCloneRatio, 1)}x faster`,
+    `git (4,000 files): worktree reset p50 ${round(percentile(resetMs, 50))} ms, ` +
+      `fresh clone p50 ${round(percentile(cloneMs, 50))} ms -> reset ${round(resetVsCloneRatio, 1)}x faster`,
   );
   await manager.stop(true);
   slotPool.close();

@@ -27,7 +27,8 @@ export const sandboxPoolResource: ResourceDefinition = {
   plural: "sandboxpools",
   shortNames: ["sbp", "pool"],
   description:
-    "SandboxPool keeps warm sandboxes on Modal, Nomad or the local host; each hosts slotsPerSandbox isolated slots that runners lease per trajectory.",
+    "SandboxPool keeps warm sandboxes on Modal, Nomad or the local host; each hosts slotsPerSandbox isolated slots that " +
+    "runners lease per trajectory.",
   spec: sandboxPoolSpec,
   status: sandboxPoolStatus,
   printerColumns: [
@@ -50,7 +51,8 @@ export const rolloutJobResource: ResourceDefinition = {
   plural: "rolloutjobs",
   shortNames: ["rj", "rollout"],
   description:
-    "RolloutJob runs groupSize agent trajectories per dataset item in leased sandbox slots, scores them with an environment, and sends scored groups to a results sink.",
+    "RolloutJob runs groupSize agent trajectories per dataset item in leased sandbox slots, scores them with an " +
+    "environment, and sends scored groups to a results sink.",
   spec: rolloutJobSpec,
   status: rolloutJobStatus,
   printerColumns: [

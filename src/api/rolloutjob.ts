@@ -206,7 +206,8 @@ const results = withRules(
         .min(1)
         .optional()
         .describe(
-          "For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries the job's uid, so a job re-created with the same path starts afresh.",
+          "For file: where the JSONL goes; <dataDir>/<namespace>/<job>/<uid>/results.jsonl when unset. Each line carries " +
+            "the job's uid, so a job re-created with the same path starts afresh.",
         ),
       url: z
         .string()
@@ -217,7 +218,9 @@ const results = withRules(
         .boolean()
         .default(true)
         .describe(
-          "For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never sent. Both stay in the JSONL.",
+          "For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as " +
+            "atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never " +
+            "sent. Both stay in the JSONL.",
         ),
     })
     .strict()
@@ -255,7 +258,9 @@ export const rolloutJobSpec = withRules(
           config: freeForm
             .optional()
             .describe(
-              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: rows whose PASS_TO_PASS are not all pytest ids in .py files are left out).",
+              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, " +
+                "testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: " +
+                "rows whose PASS_TO_PASS are not all pytest ids in .py files are left out).",
             ),
         })
         .strict()
@@ -316,7 +321,8 @@ export const rolloutJobStatus = z
       .max(COMPLETED_INDEXES_MAX_LENGTH)
       .optional()
       .describe(
-        "Finished item indexes in compact ranges, e.g. 0-99,105. Bounded whatever the job size: past 64 KiB, the first ranges then ,... (the results file has every item).",
+        "Finished item indexes in compact ranges, e.g. 0-99,105. Bounded whatever the job size: past 64 KiB, the first " +
+          "ranges then ,... (the results file has every item).",
       ),
     resultsLocation: z.string().optional().describe("Where the full scored groups are (a file path or a trainer URL)."),
     runners: z

@@ -22,7 +22,8 @@ const modalBlock = z
       .regex(/^https?:\/\//, "must start with http:// or https://")
       .optional()
       .describe(
-        "Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make the controller trust the mock's router CA). Defaults to Modal's API.",
+        "Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make " +
+          "the controller trust the mock's router CA). Defaults to Modal's API.",
       ),
   })
   .strict()
@@ -136,7 +137,8 @@ export const sandboxPoolSpec = withRules(
         .max(86400)
         .default(3600)
         .describe(
-          "Hard lifetime of a sandbox. In its last quarter (at most 15 minutes) a replacement starts and it gets new leases only when no other slot is free; it goes once its slots are given back.",
+          "Hard lifetime of a sandbox. In its last quarter (at most 15 minutes) a replacement starts and it gets new " +
+            "leases only when no other slot is free; it goes once its slots are given back.",
         ),
       idleTimeoutSeconds: z
         .int()
@@ -144,7 +146,9 @@ export const sandboxPoolSpec = withRules(
         .max(86400)
         .default(600)
         .describe(
-          "The backend ends a sandbox nobody touched for this long (Modal and local; Nomad has none): a safety net for sandboxes a stopped controller left behind. A live pool probes its sandboxes three times per timeout, so they stay warm, leased or not.",
+          "The backend ends a sandbox nobody touched for this long (Modal and local; Nomad has none): a safety net for " +
+            "sandboxes a stopped controller left behind. A live pool probes its sandboxes three times per timeout, so they " +
+            "stay warm, leased or not.",
         ),
       leaseTTLSeconds: z
         .int()

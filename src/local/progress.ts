@@ -112,7 +112,8 @@ class LineView implements ProgressView {
   itemFinished(line: string): void {
     const c = this.#counters;
     this.#write(
-      `[${done(c)}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta(c)}`,
+      `[${done(c)}] ${line} | running ${c.running} | pass ${percent(c.passRate)} | ` +
+        `elapsed ${Math.round(c.elapsedSeconds)}s | ETA ${eta(c)}`,
     );
   }
   stop(): void {}

@@ -56,7 +56,8 @@ export function schedulerPhase(
     return { phase: "starting", message: `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}` };
   }
   const lastEvent = alloc.TaskStates?.[TASK_NAME]?.Events?.at(-1);
-  const message = `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}${lastEvent?.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : ""}`;
+  const detail = lastEvent?.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : "";
+  const message = `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}${detail}`;
   // A driver that cannot start the task will not do better on the next allocation; a dead job gets none.
   if (jobStatus === "dead" || lastEvent?.Type === "Driver Failure") return { phase: "failed", message };
   // Otherwise a failed or lost allocation gets a replacement (the reschedule policy is unlimited).

@@ -65,7 +65,11 @@ export function inWorktree(worktree: string, command: string): string {
  * be tested as the old bytecode. So tests run from source: the worktree's bytecode is dropped (the .venv keeps its
  * installed packages' bytecode), none is written, and no cache prefix outside the worktree is consulted.
  */
-const FROM_SOURCE = String.raw`unset PYTHONPYCACHEPREFIX && export PYTHONDONTWRITEBYTECODE=1 && find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +`;
+const FROM_SOURCE = [
+  "unset PYTHONPYCACHEPREFIX",
+  "export PYTHONDONTWRITEBYTECODE=1",
+  String.raw`find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +`,
+].join(" && ");
 
 /**
  * pytest exits 0 when a listed test was skipped, deselected (a conftest hook, addopts) or is an unexpected

@@ -37,7 +37,9 @@ export function poolBlocker(
   if (pool?.deleting || (!pool && jobStarted)) {
     return {
       reason: "PoolDeleted",
-      message: `SandboxPool ${poolName} was deleted while the job ran; its items wait (no attempt spent) until a pool of that name is Ready again`,
+      message:
+        `SandboxPool ${poolName} was deleted while the job ran; ` +
+        "its items wait (no attempt spent) until a pool of that name is Ready again",
     };
   }
   if (!pool) return { reason: "PoolNotFound", message: `SandboxPool ${poolName} does not exist` };

@@ -185,7 +185,8 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
         slot: 1,
         // Everything writable or mounted from the host, except the read-only system dirs (too big to scan).
         command:
-          "find / -path /proc -prune -o -path /sys -prune -o -path /usr -prune -o -path /etc -prune -o -name 'secret-of-slot-0.txt' -print 2>/dev/null; ls -A /workspace; echo done",
+          "find / -path /proc -prune -o -path /sys -prune -o -path /usr -prune -o -path /etc -prune -o -name " +
+          "'secret-of-slot-0.txt' -print 2>/dev/null; ls -A /workspace; echo done",
         timeoutMs: 20_000,
       });
       assert.equal(probe.stdout.trim(), "done");

@@ -83,7 +83,9 @@ test("a Service routes to a pod of the image, from another pod and from the host
   const fetchFromEnv =
     "const url = `http://${process.env.WEB_SERVICE_HOST}:${process.env.WEB_SERVICE_PORT}/package.json`;" +
     "const until = Date.now() + 20000;" +
-    "const get = () => fetch(url).catch((e) => { if (Date.now() > until) throw e; return new Promise((r) => setTimeout(r, 250)).then(get); });" +
+    "const get = () => fetch(url).catch((e) => {" +
+    "  if (Date.now() > until) throw e; return new Promise((r) => setTimeout(r, 250)).then(get);" +
+    "});" +
     "get().then((r) => r.json()).then((p) => console.log(p.version))";
   const fromPod = kubectl(["exec", "client", "-n", namespace, "--", "node", "-e", fetchFromEnv], { timeoutMs: 40_000 });
   assert.equal(fromPod.trim(), packageVersion, "pod -> Service ClusterIP (from the injected env) -> pod");

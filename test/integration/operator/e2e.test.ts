@@ -58,7 +58,8 @@ function startLocalRunnersIfNoImage(job: string): void {
   );
 }
 
-describe(`operator end to end on the real apiserver (runners as ${podsCanRun ? "pods on the real node" : "local processes: image not imported"})`, () => {
+const runnersAs = podsCanRun ? "pods on the real node" : "local processes: image not imported";
+describe(`operator end to end on the real apiserver (runners as ${runnersAs})`, () => {
   before(async () => {
     installOperatorPrereqs();
     kubectl(["create", "namespace", namespace]);

@@ -94,7 +94,7 @@ test("a runner SIGKILLed mid-trajectory: its items come back after the work leas
   await assertNoLeaks(namespace, "pool-a", backend, 1);
 });
 
-test("a sandbox terminated mid-exec: the trajectory is retried on another slot, scored once, and the pool replaces the sandbox", async () => {
+test("a sandbox terminated mid-exec: retried on another slot, scored once, and the pool replaces the sandbox", async () => {
   readyPool("pool-c", 2, 1);
   startJob("terminated", "pool-c", slowItems(3, 2));
   await waitFor(() => exists("secret", "terminated-runner-token", namespace), 30_000, "runner token");
@@ -133,7 +133,7 @@ test("a sandbox terminated mid-exec: the trajectory is retried on another slot, 
   assert.match(events, /SandboxReplaced|SandboxCreated/);
 });
 
-test("a pool deleted while its job runs: PoolDeleted on the job, every sandbox terminated, the finalizer done; the job finishes on a new pool", async () => {
+test("a pool deleted while its job runs: PoolDeleted, sandboxes terminated, finalizer done; the job finishes on a new pool", async () => {
   readyPool("pool-e", 1, 2);
   startJob("orphaned", "pool-e", slowItems(4, 2));
   await waitFor(() => exists("secret", "orphaned-runner-token", namespace), 30_000, "runner token");

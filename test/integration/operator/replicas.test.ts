@@ -42,7 +42,7 @@ after(async () => {
 
 const holder = () => kubectl(["get", "lease", "hermes-rollouts-controller", "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}"]);
 
-test("two replicas at once: only the leader reconciles and serves runners, the follower redirects them, the job completes exactly once", async () => {
+test("two replicas: only the leader reconciles and serves runners, the follower redirects, the job completes once", async () => {
   await waitFor(() => ["replica-a", "replica-b"].includes(holder()), 20_000, "a leader");
   const [leader, follower] = holder() === "replica-a" ? [a, b] : [b, a];
   const leaseURL = kubectl([

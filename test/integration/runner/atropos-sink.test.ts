@@ -153,7 +153,7 @@ test("groupSize above the trainer's batch_size is refused at registration", asyn
   }
 });
 
-test("groups the trainer would not take are kept back, as atroposlib's serve loop does: all scores equal, or a sequence at maxTokenLength", async () => {
+test("groups the trainer would not take are kept back, as atroposlib's serve loop: equal scores, maxTokenLength", async () => {
   const trainer = await fakeTrainer();
   try {
     const sink = new AtroposSink({

@@ -255,7 +255,7 @@ test("a job deleted and re-created under the same name starts afresh (a new uid)
   assert.equal(readFileSync(tracker.resultsPath, "utf8").trim().split("\n").length, 1, "the first job's results stay on disk");
 });
 
-test("a started job stays Running while its pool scales up for its runners' demand (no flap to Pending), and keeps its runners", async () => {
+test("a started job stays Running while its pool scales up for its runners (no flap to Pending), and keeps them", async () => {
   const scaling = {
     ...readyPool,
     status: { conditions: [{ ...readyPool.status!.conditions![0]!, status: "False" as const, reason: "SandboxesStarting" }] },

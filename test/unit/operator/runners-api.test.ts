@@ -133,7 +133,7 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
   assert.deepEqual([tracker.aggregates().failed, tracker.aggregates().retried], [0, 0]);
 });
 
-test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot lease is an infrastructure failure, never a tool result", async () => {
+test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease is an infrastructure failure", async () => {
   await activeJob("slots", "token-slots");
   const { backend } = fakeBackend();
   const template: SandboxTemplate = {

@@ -115,7 +115,8 @@ test("hermes: a call written inside the answer's leading <think> block is reason
   assert.deepEqual(parseHermesText('<think>maybe <tool_call>{"name":"terminal","arguments":{"command":"ls"}}', ids()).calls, []);
   // A <think> tag that is not the start of the answer is just text (here inside a command).
   const grep = parseHermesText(
-    '<tool_call>{"name":"terminal","arguments":{"command":"grep -r \'<think>\' ."}}</tool_call>\n<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
+    '<tool_call>{"name":"terminal","arguments":{"command":"grep -r \'<think>\' ."}}</tool_call>\n' +
+      '<tool_call>{"name":"terminal","arguments":{"command":"ls"}}</tool_call>',
     ids(),
   );
   assert.deepEqual(
