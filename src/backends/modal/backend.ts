@@ -1,7 +1,6 @@
-import { AlreadyExistsError, ModalClient, type App, type ContainerProcess, type Sandbox } from "modal";
+import { AlreadyExistsError, ModalClient, type App, type Sandbox } from "modal";
 import { logger } from "../../base/log.ts";
 import { buildSlotCommand, resolveInsideWorkspace, slotDirectory, type IsolationRequest } from "../isolation.ts";
-import { DEFAULT_MAX_OUTPUT_BYTES, TailBuffer, TIMEOUT_EXIT_CODE } from "../process.ts";
 import {
   SLOT_WORKSPACE,
   SandboxError,
@@ -15,8 +14,8 @@ import {
   type SandboxTemplate,
 } from "../types.ts";
 import { toSandboxError } from "./errors.ts";
+import { runProcess, type RunOptions } from "./exec.ts";
 import {
-  EXEC_DEADLINE_SLACK_MS,
   KILLED_EXIT_CODE,
   TAG,
   execArgv,
@@ -80,7 +79,6 @@ function withServerUrl<T>(serverUrl: string | undefined, build: () => T): T {
 const DEFAULT_SANDBOX_ROOT = "/hermes";
 const PREPARE_TIMEOUT_MS = 60_000;
 const UTILITY_TIMEOUT_MS = 30_000;
-const TIMEOUT_MARGIN_MS = 50;
 
 export class ModalBackend implements SandboxBackend {
   readonly kind = "modal" as const;
@@ -258,64 +256,8 @@ export class ModalBackend implements SandboxBackend {
     return result;
   }
 
-  /** One `sb.exec`: output read concurrently with the wait, tails kept; a timeout (ours or the SDK's) is 124. */
-  private async run(
-    sandbox: Sandbox,
-    argv: string[],
-    timeoutMs: number,
-    options: { workdir?: string; env?: Record<string, string>; stdin?: string | Uint8Array; maxOutputBytes?: number } = {},
-  ): Promise<ExecResult> {
-    const started = performance.now();
-    const limit = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    const stdout = new TailBuffer(limit);
-    const stderr = new TailBuffer(limit);
-    let exitCode: number;
-    let proc: ContainerProcess<Uint8Array>;
-    try {
-      proc = await sandbox.exec(argv, {
-        mode: "binary",
-        timeoutMs: wholeSecondsMs(timeoutMs) + EXEC_DEADLINE_SLACK_MS,
-        ...(options.workdir !== undefined ? { workdir: options.workdir } : {}),
-        ...(options.env !== undefined ? { env: options.env } : {}),
-      });
-      const writer = proc.stdin.getWriter();
-      // Closing stdin overlaps with the run; commands that read stdin must see EOF, not hang.
-      const stdinDone = (
-        options.stdin !== undefined
-          ? writer.write(typeof options.stdin === "string" ? Buffer.from(options.stdin) : options.stdin)
-          : Promise.resolve()
-      )
-        .then(() => writer.close())
-        .catch(() => undefined);
-      const drain = async (stream: ReadableStream<Uint8Array>, buffer: TailBuffer) => {
-        for await (const chunk of stream) buffer.push(Buffer.from(chunk));
-      };
-      const [code] = await Promise.all([proc.wait(), drain(proc.stdout, stdout), drain(proc.stderr, stderr), stdinDone]);
-      exitCode = code;
-    } catch (error) {
-      if (error instanceof Error && /Deadline exceeded while waiting for exec/.test(error.message)) exitCode = TIMEOUT_EXIT_CODE;
-      else {
-        await this.assertRunning(sandbox, { id: sandbox.sandboxId, name: "" });
-        throw toSandboxError(error, "exec");
-      }
-    }
-    const durationMs = performance.now() - started;
-    const overran = durationMs + TIMEOUT_MARGIN_MS >= timeoutMs;
-    // `timeout -k` exits 137 after SIGKILLing a command that ignored SIGTERM: still a timeout, unless the
-    // sandbox itself died meanwhile (also 137), which assertRunning reports as gone.
-    if (exitCode === KILLED_EXIT_CODE && overran) {
-      await this.assertRunning(sandbox, { id: sandbox.sandboxId, name: "" });
-      exitCode = TIMEOUT_EXIT_CODE;
-    }
-    const timedOut = exitCode === TIMEOUT_EXIT_CODE && overran;
-    return {
-      exitCode,
-      stdout: stdout.text(),
-      stderr: stderr.text(),
-      durationMs,
-      timedOut,
-      truncated: stdout.truncated || stderr.truncated,
-    };
+  private run(sandbox: Sandbox, argv: string[], timeoutMs: number, options: RunOptions = {}): Promise<ExecResult> {
+    return runProcess(sandbox, argv, timeoutMs, () => this.assertRunning(sandbox, { id: sandbox.sandboxId, name: "" }), options);
   }
 
   /** Throws SandboxError "gone" when the sandbox has finished (poll answers with its exit code). */
