@@ -107,7 +107,7 @@ async function leasesPerSecond(controller: ControllerProcess, jobName: string): 
   await Promise.all(
     Array.from({ length: LEASE_CLIENTS }, async () => {
       while (performance.now() < deadline) {
-        const lease = await client.call<{ leaseId: string }>("slots/acquire", {});
+        const lease = await client.call("slots/acquire", {});
         await client.call("slots/release", { leaseId: lease.leaseId });
         leases++;
       }

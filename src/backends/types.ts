@@ -94,7 +94,8 @@ export interface SandboxBackend {
 }
 
 /** The four ways a backend call fails; callers decide retry, replace or surface from this alone. */
-export type SandboxErrorKind = "gone" | "transient" | "capacity" | "configuration";
+export const sandboxErrorKinds = ["gone", "transient", "capacity", "configuration"] as const;
+export type SandboxErrorKind = (typeof sandboxErrorKinds)[number];
 
 export class SandboxError extends Error {
   readonly kind: SandboxErrorKind;

@@ -9,7 +9,8 @@
  * and `masks` are empty and `metadata.trajectories[i].tokens` is "absent": we never invent tokens from a
  * tokenizer we do not have. The built-in model server always returns them.
  */
-import type { AgentResult, ChatMessage, ModelTurn, StopReason } from "./types.ts";
+import { z } from "zod";
+import { chatRoles, stopReasons, type AgentResult, type ChatMessage, type ModelTurn, type StopReason, type ToolCall } from "./types.ts";
 
 export const MASKED = -100;
 
@@ -126,6 +127,68 @@ export interface ScoredDataGroup {
   images: null;
   metadata: GroupMetadata;
 }
+
+/**
+ * A ScoredDataGroup as a runner posts it to the controller, checked at intake. What trainers and sinks read is
+ * checked to the type; objects are loose, so what the endpoint or the environment added (tool calls, verification
+ * details) is kept as sent. Keys are in `buildScoredGroup`'s order, which parsing keeps.
+ */
+const chatMessageSchema = z.looseObject({
+  role: z.enum(chatRoles),
+  content: z.string().nullable(),
+  tool_calls: z.array(z.custom<ToolCall>()).optional(),
+  tool_call_id: z.string().optional(),
+  name: z.string().optional(),
+  reasoning_content: z.string().optional(),
+});
+
+const trajectoryMetadataSchema = z.looseObject({
+  trajectory_id: z.string(),
+  attempt: z.int(),
+  turns: z.int(),
+  stop_reason: z.enum(stopReasons),
+  tool_calls: z.int(),
+  tool_errors: z.int(),
+  sandbox: z.string(),
+  slot: z.int(),
+  timings: z.looseObject({
+    acquireMs: z.number(),
+    setupMs: z.number(),
+    agentMs: z.number(),
+    verifyMs: z.number(),
+    totalMs: z.number(),
+    modelMs: z.number(),
+  }),
+  tokens: z.enum(["endpoint", "absent"]),
+  token_restarts: z.int(),
+  finish_reasons: z.array(z.string().nullable()),
+  verification: z.record(z.string(), z.unknown()),
+  error: z.string().optional(),
+});
+
+export const scoredDataGroupSchema: z.ZodType<ScoredDataGroup, ScoredDataGroup> = z.looseObject({
+  tokens: z.array(z.array(z.int())),
+  masks: z.array(z.array(z.int())),
+  scores: z.array(z.number()),
+  advantages: z.null(),
+  ref_logprobs: z.null(),
+  messages: z.array(z.array(chatMessageSchema)),
+  generation_params: z.looseObject({ temperature: z.number(), top_p: z.number(), max_tokens: z.number() }),
+  inference_logprobs: z.array(z.array(z.number())).nullable(),
+  group_overrides: z.looseObject({ group_size: z.int() }),
+  overrides: z.null(),
+  images: z.null(),
+  metadata: z.looseObject({
+    item_id: z.string(),
+    item_index: z.int(),
+    environment: z.string(),
+    group_size: z.int(),
+    attempts: z.int(),
+    retries: z.int(),
+    duration_ms: z.number(),
+    trajectories: z.array(trajectoryMetadataSchema),
+  }),
+});
 
 export interface GroupInput {
   itemId: string;

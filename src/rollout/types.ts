@@ -5,9 +5,11 @@
  */
 import type { ExecRequest, ExecResult } from "../backends/types.ts";
 
+export const chatRoles = ["system", "user", "assistant", "tool"] as const;
+
 /** An OpenAI-format chat message as kept in trajectories and sent to trainers. */
 export interface ChatMessage {
-  role: "system" | "user" | "assistant" | "tool";
+  role: (typeof chatRoles)[number];
   content: string | null;
   tool_calls?: ToolCall[];
   tool_call_id?: string;
@@ -75,7 +77,8 @@ export interface ModelTurn {
 }
 
 /** Why the agent loop ended. `natural`: the model answered without tool calls. */
-export type StopReason = "natural" | "finish_tool" | "max_turns" | "timeout" | "token_budget" | "model_error" | "aborted";
+export const stopReasons = ["natural", "finish_tool", "max_turns", "timeout", "token_budget", "model_error", "aborted"] as const;
+export type StopReason = (typeof stopReasons)[number];
 
 export interface ToolCallRecord {
   turn: number;

@@ -1,6 +1,17 @@
-import type { ExecRequest, ExecResult } from "../backends/types.ts";
-import { SandboxError } from "../backends/types.ts";
-import type { RolloutJobSpec } from "../api/index.ts";
+import { SandboxError, type ExecRequest } from "../backends/types.ts";
+import {
+  failureAnswerSchema,
+  jobPath,
+  parseWire,
+  runnersApiActions,
+  type FailureAnswer,
+  type JobInfo,
+  type NextWork,
+  type RunnersApiAction,
+  type RunnersApiAnswer,
+  type RunnersApiRequest,
+} from "../rollout/protocol.ts";
+import type { ScoredDataGroup } from "../rollout/scored.ts";
 import type { LeasedSlot, SlotProvider } from "../rollout/types.ts";
 
 export class RunnersApiError extends Error {
@@ -12,28 +23,17 @@ export class RunnersApiError extends Error {
   }
 }
 
-interface ApiPayload {
-  error?: string;
-  kind?: string;
-  retry?: boolean;
-  leaderURL?: string;
+interface Answer {
+  status: number;
+  body: unknown;
+  /** What a failed call said; empty for a success, or when the body is not a failure answer (a proxy's page). */
+  failure: Partial<FailureAnswer>;
 }
 
-export type NextWork =
-  | { done: true }
-  | { suspended: true }
-  | { waitMs: number }
-  | { leaseId: string; index: number; attempt: number; row: unknown; expiresAt: number; ttlMs: number };
+const failureOf = (body: unknown): Partial<FailureAnswer> => failureAnswerSchema.safeParse(body).data ?? {};
 
 /** Renew a lease three times per TTL, so one lost renewal never lets it lapse. */
 export const renewIntervalMs = (ttlMs: number) => Math.max(200, Math.floor(ttlMs / 3));
-
-export interface JobInfo {
-  spec: RolloutJobSpec;
-  items: number;
-  environmentConfig: Record<string, unknown>;
-  suspended: boolean;
-}
 
 /** A runner's view of the runners' API: one job, one token. */
 export class RunnersApiClient {
@@ -47,25 +47,30 @@ export class RunnersApiClient {
 
   constructor(options: { url: string; namespace: string; job: string; token: string; unreachableMs?: number }) {
     this.#unreachableMs = options.unreachableMs ?? 120_000;
-    this.#jobPath = `/v1/jobs/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.job)}`;
+    this.#jobPath = jobPath(options.namespace, options.job);
     this.#configured = options.url.replace(/\/$/, "");
     this.#base = this.#configured;
     this.#token = options.token;
   }
 
-  async call<T>(action: string, body: object = {}, signal?: AbortSignal): Promise<T> {
-    const { status, payload } = await this.#send(action, body, signal);
-    if (status < 300) return payload as T;
+  /** One call, its answer parsed with the action's schema: an answer that does not match fails as an HTTP error does. */
+  async call<A extends RunnersApiAction>(action: A, body: RunnersApiRequest<A>, signal?: AbortSignal): Promise<RunnersApiAnswer<A>> {
+    const { status, body: answer, failure } = await this.#send(action, body, signal);
+    if (status < 300) {
+      const parsed = parseWire(runnersApiActions[action].answer, answer, "answer");
+      if (parsed.ok) return parsed.value;
+      throw new RunnersApiError(status, `malformed answer to ${action}: ${parsed.errors.join("; ")}`);
+    }
     // Sandbox failures keep their kind across the wire so the group core retries them as infrastructure errors.
-    if (payload.kind) throw new SandboxError(payload.kind as SandboxError["kind"], payload.error ?? `HTTP ${status}`);
-    throw new RunnersApiError(status, payload.error ?? `HTTP ${status}`);
+    if (failure.kind) throw new SandboxError(failure.kind, failure.error ?? `HTTP ${status}`);
+    throw new RunnersApiError(status, failure.error ?? `HTTP ${status}`);
   }
 
   /**
    * Retries while the controller is unreachable or not yet serving the job (restart, leader failover) for up to
    * `#unreachableMs`: a runner outlives a controller restart and keeps its leases by renewing them with the new leader.
    */
-  async #send(action: string, body: object, signal?: AbortSignal): Promise<{ status: number; payload: ApiPayload }> {
+  async #send(action: RunnersApiAction, body: object, signal?: AbortSignal): Promise<Answer> {
     const deadline = Date.now() + this.#unreachableMs;
     for (;;) {
       let retryable: unknown;
@@ -76,11 +81,12 @@ export class RunnersApiClient {
           body: JSON.stringify(body),
           ...(signal ? { signal } : {}),
         });
-        const payload = (await response.json().catch(() => ({}))) as ApiPayload;
-        if (!payload.retry) return { status: response.status, payload };
-        retryable = new RunnersApiError(response.status, payload.error ?? "retry");
+        const answer: unknown = await response.json().catch(() => undefined);
+        const failure = response.ok ? {} : failureOf(answer);
+        if (!failure.retry) return { status: response.status, body: answer, failure };
+        retryable = new RunnersApiError(response.status, failure.error ?? "retry");
         // A follower names the leader: go there directly (the token stays with us, unlike on an HTTP redirect).
-        if (payload.leaderURL) this.#base = payload.leaderURL.replace(/\/$/, "");
+        if (failure.leaderURL) this.#base = failure.leaderURL.replace(/\/$/, "");
       } catch (error) {
         retryable = error;
         // The leader we were sent to is gone (failover): back to the configured address.
@@ -92,21 +98,21 @@ export class RunnersApiClient {
   }
 
   info(): Promise<JobInfo> {
-    return this.call("info");
+    return this.call("info", {});
   }
   next(runner: string): Promise<NextWork> {
     return this.call("next", { runner });
   }
-  renew(leaseId: string): Promise<{ expiresAt: number; suspended: boolean }> {
+  renew(leaseId: string): Promise<RunnersApiAnswer<"renew">> {
     return this.call("renew", { leaseId });
   }
-  handBack(leaseId: string): Promise<unknown> {
+  handBack(leaseId: string): Promise<RunnersApiAnswer<"handback">> {
     return this.call("handback", { leaseId });
   }
-  fail(leaseId: string): Promise<unknown> {
+  fail(leaseId: string): Promise<RunnersApiAnswer<"fail">> {
     return this.call("fail", { leaseId });
   }
-  submitGroup(index: number, attempt: number, scores: number[], group: unknown): Promise<{ stored: boolean }> {
+  submitGroup(index: number, attempt: number, scores: number[], group: ScoredDataGroup): Promise<RunnersApiAnswer<"groups">> {
     return this.call("groups", { index, attempt, scores, group });
   }
 
@@ -115,9 +121,9 @@ export class RunnersApiClient {
    * longer knows is "gone", anything else that is not the sandbox's own answer (API down past the retry window, an
    * HTTP error) "transient". So the group core retries the trajectory on another slot and never scores it.
    */
-  async #slotCall<T>(action: string, body: object, signal?: AbortSignal): Promise<T> {
+  async #slotCall<A extends RunnersApiAction>(action: A, body: RunnersApiRequest<A>, signal?: AbortSignal): Promise<RunnersApiAnswer<A>> {
     try {
-      return await this.call<T>(action, body, signal);
+      return await this.call(action, body, signal);
     } catch (error) {
       if (error instanceof SandboxError || signal?.aborted) throw error;
       const lost = error instanceof RunnersApiError && (error.status === 404 || error.status === 410);
@@ -130,11 +136,7 @@ export class RunnersApiClient {
   slotProvider(): SlotProvider {
     return {
       acquire: async ({ trajectoryId, signal }) => {
-        const lease = await this.#slotCall<{ leaseId: string; sandbox: string; slot: number; ttlMs: number }>(
-          "slots/acquire",
-          { trajectoryId },
-          signal,
-        );
+        const lease = await this.#slotCall("slots/acquire", { trajectoryId }, signal);
         const timer = setInterval(
           () => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined),
           renewIntervalMs(lease.ttlMs),
@@ -143,9 +145,9 @@ export class RunnersApiClient {
         const slot: LeasedSlot = {
           sandbox: lease.sandbox,
           slot: lease.slot,
-          exec: (request: Omit<ExecRequest, "slot">) => this.#slotCall<ExecResult>("slots/exec", { leaseId: lease.leaseId, request }),
+          exec: (request: Omit<ExecRequest, "slot">) => this.#slotCall("slots/exec", { leaseId: lease.leaseId, request }),
           readFile: async (path: string) => {
-            const { base64 } = await this.#slotCall<{ base64: string }>("slots/read", { leaseId: lease.leaseId, path });
+            const { base64 } = await this.#slotCall("slots/read", { leaseId: lease.leaseId, path });
             return new Uint8Array(Buffer.from(base64, "base64"));
           },
           writeFile: async (path: string, data: Uint8Array | string) => {

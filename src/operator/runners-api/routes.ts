@@ -2,6 +2,16 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LeaseLostError } from "../../backends/slots/types.ts";
 import { isSandboxError } from "../../backends/types.ts";
+import {
+  isRunnersApiAction,
+  parseWire,
+  runnersApiActions,
+  RUNNERS_API_PREFIX,
+  type FailureAnswer,
+  type RunnersApiAction,
+  type RunnersApiAnswer,
+  type RunnersApiValidRequest,
+} from "../../rollout/protocol.ts";
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
@@ -20,12 +30,12 @@ class HttpError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   if (chunks.length === 0) return {};
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
     throw new HttpError(400, "body is not JSON");
   }
@@ -37,23 +47,15 @@ function authorize(req: IncomingMessage, job: ActiveJob): void {
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, "bad or missing job token");
 }
 
-const str = (body: Record<string, unknown>, field: string): string => {
-  const value = body[field];
-  if (typeof value !== "string" || value === "") throw new HttpError(400, `${field} is required`);
-  return value;
-};
-const int = (body: Record<string, unknown>, field: string): number => {
-  const value = body[field];
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError(400, `${field} must be an integer`);
-  return value;
-};
+const JOB_ACTION_PATH = new RegExp(`^${RUNNERS_API_PREFIX}/([^/]+)/([^/]+)/(.+)$`);
 
-type Handler = (job: ActiveJob, body: Record<string, unknown>) => Promise<unknown>;
+type Handlers = { [A in RunnersApiAction]: (job: ActiveJob, body: RunnersApiValidRequest<A>) => Promise<RunnersApiAnswer<A>> };
 
 /**
  * The runners' API, served by the leader: `/v1/jobs/{namespace}/{name}/{action}`, every call authenticated with
- * the job's token and confined to that job. Work: next, renew, handback, fail; results: groups; slots: acquire,
- * renew, release, exec, read, write (slot calls go through the controller so runners need no backend access).
+ * the job's token and confined to that job, bodies and answers as `rollout/protocol.ts` has them. Work: next, renew,
+ * handback, fail; results: groups; slots: acquire, renew, release, exec, read, write (slot calls go through the
+ * controller so runners need no backend access).
  */
 export function runnersApi(
   jobs: ActiveJobs,
@@ -76,19 +78,18 @@ export function runnersApi(
     if (job.suspended || job.poolGone)
       throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
   };
-  const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {
-    const leaseId = str(body, "leaseId");
+  const ownSlot = (job: ActiveJob, { leaseId }: { leaseId: string }) => {
     // Slot lease ids are unguessable; the set confines a runner to its own job's leases.
     if (!job.slotLeases.has(leaseId)) throw new HttpError(404, `lease ${leaseId} is not held by this job`);
     return leaseId;
   };
-  const handlers: Record<string, Handler> = {
+  const handlers: Handlers = {
     async info(job) {
       return { spec: job.spec, items: job.rows.count, environmentConfig: job.environmentConfig, suspended: job.suspended };
     },
     async next(job, body) {
       if (job.suspended || job.poolGone) return { suspended: true };
-      const assignment = job.tracker.next(str(body, "runner"));
+      const assignment = job.tracker.next(body.runner);
       if (assignment.kind === "done") return { done: true };
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
       job.onProgress();
@@ -103,17 +104,17 @@ export function runnersApi(
       };
     },
     async renew(job, body) {
-      const lease = job.tracker.renew(str(body, "leaseId"));
+      const lease = job.tracker.renew(body.leaseId);
       if (!lease) throw new HttpError(410, "work lease is gone (expired or the item is done)");
       return { expiresAt: lease.expiresAt, suspended: job.suspended };
     },
     async handback(job, body) {
-      const ok = job.tracker.handBack(str(body, "leaseId"));
+      const ok = job.tracker.handBack(body.leaseId);
       job.onProgress();
       return { ok };
     },
     async fail(job, body) {
-      const leaseId = str(body, "leaseId");
+      const { leaseId } = body;
       // Suspended, or its pool deleted: the attempt was cut short by us, so the item waits instead of failing.
       const ok = job.poolGone || job.suspended ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId);
       metrics.errors.inc({ kind: "infra" });
@@ -121,13 +122,10 @@ export function runnersApi(
       return { ok };
     },
     async groups(job, body) {
-      const scores = body.scores;
-      if (!Array.isArray(scores) || !scores.every((s) => typeof s === "number")) throw new HttpError(400, "scores must be numbers");
-      const record = { index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group };
-      const result = job.tracker.submit(record);
+      const result = job.tracker.submit(body);
       if (result.stored) {
         job.forwarder?.stored();
-        metrics.trajectories.inc({ job: job.key }, scores.length);
+        metrics.trajectories.inc({ job: job.key }, body.scores.length);
         const agg = job.tracker.aggregates();
         if (agg.scored > 0) metrics.passRate.set({ job: job.key }, agg.passed / agg.scored);
       }
@@ -138,7 +136,7 @@ export function runnersApi(
       refuseNewSlots(job);
       const pool = poolOf(job);
       const started = performance.now();
-      const timeoutMs = typeof body.timeoutMs === "number" ? Math.min(body.timeoutMs, pool.acquireTimeoutMs) : pool.acquireTimeoutMs;
+      const timeoutMs = Math.min(body.timeoutMs ?? pool.acquireTimeoutMs, pool.acquireTimeoutMs);
       const lease = await pool.slots.acquire(job.key, { timeoutMs });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
       try {
@@ -173,20 +171,25 @@ export function runnersApi(
       return { ok: true };
     },
     async "slots/exec"(job, body) {
-      return poolOf(job).slots.exec(ownSlot(job, body), body.request as never);
+      return poolOf(job).slots.exec(ownSlot(job, body), body.request);
     },
     async "slots/read"(job, body) {
-      const data = await poolOf(job).slots.readFile(ownSlot(job, body), str(body, "path"));
+      const data = await poolOf(job).slots.readFile(ownSlot(job, body), body.path);
       return { base64: Buffer.from(data).toString("base64") };
     },
     async "slots/write"(job, body) {
-      await poolOf(job).slots.writeFile(ownSlot(job, body), str(body, "path"), Buffer.from(str(body, "base64"), "base64"));
+      await poolOf(job).slots.writeFile(ownSlot(job, body), body.path, Buffer.from(body.base64, "base64"));
       return { ok: true };
     },
   };
+  const serve = async <A extends RunnersApiAction>(action: A, job: ActiveJob, body: unknown): Promise<RunnersApiAnswer<A>> => {
+    const request = parseWire(runnersApiActions[action].request, body, "body");
+    if (!request.ok) throw new HttpError(400, request.errors.join("; "));
+    return handlers[action](job, request.value);
+  };
 
   return async (req: IncomingMessage, res: ServerResponse) => {
-    const match = /^\/v1\/jobs\/([^/]+)\/([^/]+)\/(.+)$/.exec((req.url ?? "").split("?")[0] ?? "");
+    const match = JOB_ACTION_PATH.exec((req.url ?? "").split("?")[0] ?? "");
     if (!match) return false;
     const [, namespace, name, action] = match;
     try {
@@ -194,9 +197,9 @@ export function runnersApi(
       // Not (yet) active here: a restarted or newly elected controller is still loading it, or this replica is a follower.
       if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true, leaderURL());
       authorize(req, job);
-      const handler = handlers[action!];
-      if (!handler || (req.method !== "POST" && action !== "info")) throw new HttpError(404, `no action ${req.method} ${action}`);
-      sendJson(res, 200, await handler(job, await readBody(req)));
+      if (!isRunnersApiAction(action!) || (req.method !== "POST" && action !== "info"))
+        throw new HttpError(404, `no action ${req.method} ${action}`);
+      sendJson(res, 200, await serve(action, job, await readBody(req)));
     } catch (error) {
       const status =
         error instanceof HttpError
@@ -209,12 +212,13 @@ export function runnersApi(
                 ? 502
                 : 500;
       if (status >= 500) metrics.errors.inc({ kind: "api" });
-      sendJson(res, status, {
+      const answer: FailureAnswer = {
         error: error instanceof Error ? error.message : String(error),
         ...(isSandboxError(error) ? { kind: error.kind } : {}),
         ...(error instanceof HttpError && error.retry ? { retry: true } : {}),
         ...(error instanceof HttpError && error.leaderURL ? { leaderURL: error.leaderURL } : {}),
-      });
+      };
+      sendJson(res, status, answer);
     }
     return true;
   };

@@ -15,7 +15,7 @@ import { runnersApi } from "../../../src/operator/runners-api/routes.ts";
 import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
-import { buildScoredGroup } from "../../../src/rollout/scored.ts";
+import { scoredGroup } from "../../support/scored-group.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "../../unit/operator/fakes.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "atropos-forward-"));
@@ -52,42 +52,6 @@ async function trainer() {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, scored, state };
-}
-
-function group(index: number, score: number) {
-  const turn = {
-    message: { role: "assistant" as const, content: "done" },
-    finishReason: "stop",
-    latencyMs: 1,
-    promptTokenIds: [1, 2],
-    completionTokenIds: [3],
-    completionLogprobs: [-0.5],
-  };
-  const trajectory = {
-    trajectoryId: `t${index}`,
-    attempt: 1,
-    score,
-    verification: {},
-    sandbox: "sb",
-    slot: 0,
-    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
-    agent: {
-      messages: [{ role: "user" as const, content: "go" }, turn.message],
-      turns: [turn],
-      toolCalls: [],
-      stopReason: "natural" as const,
-      durationMs: 1,
-    },
-  };
-  return buildScoredGroup({
-    itemId: `item-${index}`,
-    itemIndex: index,
-    environment: "shell-task",
-    trajectories: [trajectory],
-    generation: { temperature: 1, top_p: 1, max_tokens: 8 },
-    retries: 0,
-    durationMs: 1,
-  });
 }
 
 const pool: SandboxPool = {
@@ -180,15 +144,15 @@ test("results.type atropos: groups go to the trainer after the JSONL, once each,
   const api = first.api();
   const work0 = await api.next("r1");
   assert.ok("leaseId" in work0);
-  assert.deepEqual(await api.submitGroup(work0.index, work0.attempt, [1], group(work0.index, 1)), { stored: true });
-  assert.deepEqual(await api.submitGroup(work0.index, work0.attempt, [1], group(work0.index, 1)), { stored: false });
+  assert.deepEqual(await api.submitGroup(work0.index, work0.attempt, [1], scoredGroup(work0.index, [1])), { stored: true });
+  assert.deepEqual(await api.submitGroup(work0.index, work0.attempt, [1], scoredGroup(work0.index, [1])), { stored: false });
   await until(() => t.scored.length === 1, "group 0 at the trainer");
 
   // Item 1 while the trainer is down: in the JSONL, not forwarded; the job waits for it instead of completing.
   t.state.down = true;
   const work1 = await api.next("r1");
   assert.ok("leaseId" in work1);
-  await api.submitGroup(work1.index, work1.attempt, [0], group(work1.index, 0));
+  await api.submitGroup(work1.index, work1.attempt, [0], scoredGroup(work1.index, [0]));
   const jsonl = readFileSync(join(dataDir, "ns", "fwd", "u", "results.jsonl"), "utf8")
     .trim()
     .split("\n");

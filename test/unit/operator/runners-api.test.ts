@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { rolloutJobSpec } from "../../../src/api/index.ts";
 import { RunnersApiClient, RunnersApiError } from "../../../src/runner/client.ts";
+import { runRunner } from "../../../src/runner/loop.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
 import { runnersApi } from "../../../src/operator/runners-api/routes.ts";
 import { SpooledRows } from "../../../src/operator/rolloutjob/rows.ts";
@@ -18,6 +19,7 @@ import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+import { scoredGroup } from "../../support/scored-group.ts";
 import { fakeBackend } from "./fakes.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "runners-api-"));
@@ -32,12 +34,12 @@ const spec = rolloutJobSpec.parse({
   model: { builtin: { policy: "oracle" } },
 });
 
-async function activeJob(name: string, token: string) {
-  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => [{ a: 0 }, { a: 1 }]);
+async function activeJob(name: string, token: string, items: unknown[] = [{ a: 0 }, { a: 1 }]) {
+  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => items);
   const tracker = new JobTracker({
     resultsPath: join(dir, `${name}.jsonl`),
     journalPath: join(dir, `${name}.journal.jsonl`),
-    items: 2,
+    items: items.length,
     backoffLimit: 1,
     leaseTTLMs: 60_000,
   });
@@ -76,6 +78,41 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The job pool `ns/p` on a fake backend, its slots not yet adopted until `addSandbox`. */
+async function fakePool(slotCount: number, acquireTimeoutMs: number) {
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = {
+    pool: "ns/p",
+    templateHash: "h",
+    slots: slotCount,
+    image: "i",
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 0,
+    idleTimeoutSeconds: 0,
+  };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slots.start(0);
+  pools.set("ns/p", {
+    backend,
+    slots,
+    acquireTimeoutMs,
+    creates: new InFlightCreates(),
+    createError: undefined,
+    keepAlive: new KeepAlive(),
+  });
+  return {
+    slots,
+    addSandbox: async () => slots.setSandboxes([await backend.create("sb", template)]),
+    close: () => {
+      pools.delete("ns/p");
+      slots.close();
+    },
+  };
+}
+
 const client = (job: string, token: string) => new RunnersApiClient({ url, namespace: "ns", job, token, unreachableMs: 0 });
 
 test("a runner gets items with their rows, and a retried group POST is stored once", async () => {
@@ -83,8 +120,8 @@ test("a runner gets items with their rows, and a retried group POST is stored on
   const work = await api.next("r1");
   assert.ok("leaseId" in work);
   assert.deepEqual([work.index, work.attempt, work.row], [0, 1, { a: 0 }]);
-  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], { scores: [1, 1] }), { stored: true });
-  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], { scores: [1, 1] }), { stored: false });
+  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], scoredGroup(0, [1, 1])), { stored: true });
+  assert.deepEqual(await api.submitGroup(0, 1, [1, 1], scoredGroup(0, [1, 1])), { stored: false });
   assert.equal(jobs.get("ns/a")!.tracker.aggregates().groups, 1);
 });
 
@@ -135,29 +172,7 @@ test("a suspended job hands out no slot, and an attempt it cut short is handed b
 
 test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease is an infrastructure failure", async () => {
   await activeJob("slots", "token-slots");
-  const { backend } = fakeBackend();
-  const template: SandboxTemplate = {
-    pool: "ns/p",
-    templateHash: "h",
-    slots: 2,
-    image: "i",
-    cpu: 1,
-    memoryMiB: 512,
-    lifetimeSeconds: 0,
-    idleTimeoutSeconds: 0,
-  };
-  const store = new InMemoryLeaseStore();
-  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
-  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
-  await slots.start(0);
-  pools.set("ns/p", {
-    backend,
-    slots,
-    acquireTimeoutMs: 1000,
-    creates: new InFlightCreates(),
-    createError: undefined,
-    keepAlive: new KeepAlive(),
-  });
+  const pool = await fakePool(2, 1000);
   try {
     // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
     const waiting = await fetch(`${url}/v1/jobs/ns/slots/slots/acquire`, {
@@ -167,9 +182,10 @@ test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease 
     });
     assert.deepEqual([waiting.status, ((await waiting.json()) as { retry?: boolean }).retry], [503, true]);
 
-    slots.setSandboxes([await backend.create("sb", template)]);
+    await pool.addSandbox();
     const slot = await client("slots", "token-slots").slotProvider().acquire({ trajectoryId: "t" });
     assert.equal((await slot.exec({ command: "true", timeoutMs: 1000 })).exitCode, 0);
+    await slot.writeFile("empty", ""); // an empty file is a file, not a missing field
     // The controller forgets the lease (expired, or its sandbox went away): the runner sees a sandbox that is gone.
     jobs.get("ns/slots")!.slotLeases.clear();
     await assert.rejects(slot.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
@@ -181,44 +197,21 @@ test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease 
     const patient = new RunnersApiClient({ url, namespace: "ns", job: "slots", token: "token-slots", unreachableMs: 60_000 });
     const started = Date.now();
     await assert.rejects(
-      patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0], request: { command: "true", timeoutMs: 1000 } }),
+      patient.call("slots/exec", { leaseId: [...jobs.get("ns/slots")!.slotLeases][0]!, request: { command: "true", timeoutMs: 1000 } }),
       (e: unknown) => e instanceof RunnersApiError && e.status === 410,
     );
     assert.ok(Date.now() - started < 5_000, "not retried as a pool that is still loading");
     await held.release();
     assert.equal(jobs.get("ns/slots")!.slotLeases.size, 0);
   } finally {
-    pools.delete("ns/p");
-    slots.close();
+    pool.close();
   }
 });
 
 test("an acquire that was waiting when its job got suspended gives the slot back instead of holding it", async () => {
   await activeJob("late", "token-late");
-  const { backend } = fakeBackend();
-  const template: SandboxTemplate = {
-    pool: "ns/p",
-    templateHash: "h",
-    slots: 1,
-    image: "i",
-    cpu: 1,
-    memoryMiB: 512,
-    lifetimeSeconds: 0,
-    idleTimeoutSeconds: 0,
-  };
-  const store = new InMemoryLeaseStore();
-  await store.remove("ns/p", "none");
-  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
-  await slots.start(0);
-  slots.setSandboxes([await backend.create("sb", template)]);
-  pools.set("ns/p", {
-    backend,
-    slots,
-    acquireTimeoutMs: 10_000,
-    creates: new InFlightCreates(),
-    createError: undefined,
-    keepAlive: new KeepAlive(),
-  });
+  const { slots, addSandbox, close } = await fakePool(1, 10_000);
+  await addSandbox();
   try {
     const holder = await slots.acquire("someone-else", { timeoutMs: 1000 });
     const waiting = client("late", "token-late").call("slots/acquire", {});
@@ -229,7 +222,89 @@ test("an acquire that was waiting when its job got suspended gives the slot back
     assert.equal(jobs.get("ns/late")!.slotLeases.size, 0);
     assert.equal(slots.leasedSlots("sb"), 0, "the slot went back to the pool");
   } finally {
-    pools.delete("ns/p");
-    slots.close();
+    close();
+  }
+});
+
+test("a malformed request is a 400 naming the field, for every action family, never a 500", async () => {
+  await activeJob("bad", "token-bad");
+  const group = scoredGroup(0, [1]);
+  const { item_index: _, ...metadataWithoutIndex } = group.metadata;
+  const cases: [action: string, body: unknown, field: RegExp][] = [
+    ["info", [], /^body: .*expected object/],
+    ["next", null, /^body: .*expected object/],
+    ["next", {}, /^body\.runner: .*expected string/],
+    ["renew", { leaseId: 7 }, /^body\.leaseId: .*expected string/],
+    ["groups", { index: 0, attempt: 1, scores: [1, "1"], group }, /^body\.scores\.1: .*expected number/],
+    [
+      "groups",
+      { index: 0, attempt: 1, scores: [1], group: { ...group, metadata: metadataWithoutIndex } },
+      /^body\.group\.metadata\.item_index: /,
+    ],
+    ["slots/acquire", { timeoutMs: "5" }, /^body\.timeoutMs: .*expected number/],
+    ["slots/exec", { leaseId: "l", request: { command: "true" } }, /^body\.request\.timeoutMs: .*expected number/],
+    ["slots/write", { leaseId: "l", path: "f" }, /^body\.base64: .*expected string/],
+  ];
+  for (const [action, body, field] of cases) {
+    const response = await fetch(`${url}/v1/jobs/ns/bad/${action}`, {
+      method: "POST",
+      headers: { authorization: "Bearer token-bad" },
+      body: JSON.stringify(body),
+    });
+    const { error } = (await response.json()) as { error: string };
+    assert.equal(response.status, 400, `${action} ${JSON.stringify(body)}: ${error}`);
+    assert.match(error, field, action);
+  }
+  assert.equal(jobs.get("ns/bad")!.tracker.aggregates().groups, 0);
+});
+
+test("an answer that does not match the protocol is a failed call naming the field, and a slot call's infrastructure failure", async () => {
+  const answers: Record<string, string> = {
+    next: JSON.stringify({ leaseId: "l", index: "0", attempt: 1, row: {}, expiresAt: 1, ttlMs: 1 }),
+    info: "<html>not JSON</html>",
+    "slots/acquire": JSON.stringify({ leaseId: "l", sandbox: "sb", slot: "0", expiresAt: 1, ttlMs: 1000 }),
+  };
+  const broken = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(answers[(req.url ?? "").replace("/v1/jobs/ns/x/", "")] ?? "{}");
+  });
+  const api = new RunnersApiClient({
+    url: `http://127.0.0.1:${await listen(broken, 0, "127.0.0.1")}`,
+    namespace: "ns",
+    job: "x",
+    token: "t",
+  });
+  try {
+    const naming = (field: RegExp) => (e: unknown) => e instanceof RunnersApiError && field.test(e.message);
+    await assert.rejects(api.next("r"), naming(/malformed answer to next: answer\.index: .*expected number/));
+    await assert.rejects(api.info(), naming(/malformed answer to info: answer: .*expected object/));
+    await assert.rejects(api.renew("l"), naming(/answer\.expiresAt: .*expected number/));
+    await assert.rejects(
+      api.slotProvider().acquire({ trajectoryId: "t" }),
+      (e: unknown) => isSandboxError(e, "transient") && /answer\.slot: .*expected number/.test(e.message),
+    );
+  } finally {
+    broken.close();
+  }
+});
+
+test("a runner pod's loop runs a job over the protocol, and the groups it builds pass the intake", async () => {
+  const items = [0, 1].map((i) => ({ id: `t${i}`, goal: "create f", check: "test -f f", solution: "touch f" }));
+  const tracker = await activeJob("runner", "token-runner", items);
+  const pool = await fakePool(2, 1000);
+  await pool.addSandbox();
+  try {
+    const summary = await runRunner({
+      apiURL: url,
+      namespace: "ns",
+      job: "runner",
+      token: "token-runner",
+      runnerId: "r",
+      signal: new AbortController().signal,
+    });
+    assert.deepEqual([summary.reason, summary.groups, summary.failed], ["done", 2, 0]);
+    assert.equal(tracker.aggregates().groups, 2);
+  } finally {
+    pool.close();
   }
 });

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assembleTokens, buildScoredGroup, hasTokens, MASKED, type ScoredTrajectory } from "../../../src/rollout/scored.ts";
+import {
+  assembleTokens,
+  buildScoredGroup,
+  hasTokens,
+  MASKED,
+  scoredDataGroupSchema,
+  type ScoredTrajectory,
+} from "../../../src/rollout/scored.ts";
 import type { AgentResult, ModelTurn } from "../../../src/rollout/types.ts";
 
 const turn = (prompt: number[] | undefined, completion: number[] | undefined, logprobs?: number[]): ModelTurn => ({
@@ -109,4 +116,39 @@ test("one trajectory without tokens: its tokens are empty, logprobs dropped, gro
   assert.equal(group.inference_logprobs, null);
   assert.equal(group.metadata.trajectories[1]?.tokens, "absent");
   assert.equal(hasTokens(group), false);
+});
+
+test("the intake schema keeps a group as the runner built it, tool calls and extra fields included", () => {
+  const toolCall = { id: "c1", type: "function" as const, function: { name: "terminal", arguments: '{"command":"ls"}' }, index: 0 };
+  const withTools: ModelTurn = { ...turn([1], [2]), message: { role: "assistant", content: null, tool_calls: [toolCall] } };
+  const failed = trajectory(0, [withTools]);
+  failed.agent = { ...failed.agent, messages: [...failed.agent.messages, withTools.message], stopReason: "model_error", error: "boom" };
+  const group = buildScoredGroup({
+    itemId: "item-1",
+    itemIndex: 3,
+    environment: "shell-task",
+    trajectories: [trajectory(1, [turn([1], [2], [-0.5])]), failed],
+    generation: { temperature: 1, top_p: 1, max_tokens: 64 },
+    retries: 0,
+    durationMs: 7,
+  });
+  const sent = JSON.parse(JSON.stringify({ ...group, extra: { kept: true } })) as unknown;
+  assert.equal(JSON.stringify(scoredDataGroupSchema.parse(sent)), JSON.stringify(sent));
+});
+
+test("the intake schema refuses a group a trainer could not read, naming the field", () => {
+  const group = buildScoredGroup({
+    itemId: "item-1",
+    itemIndex: 0,
+    environment: "shell-task",
+    trajectories: [trajectory(1, [turn([1], [2])])],
+    generation: { temperature: 1, top_p: 1, max_tokens: 64 },
+    retries: 0,
+    durationMs: 7,
+  });
+  const result = scoredDataGroupSchema.safeParse({ ...group, tokens: [[1, "2"]] });
+  assert.deepEqual(
+    result.error?.issues.map((issue) => issue.path),
+    [["tokens", 0, 1]],
+  );
 });

@@ -1,0 +1,38 @@
+import { buildScoredGroup, type ScoredDataGroup } from "../../src/rollout/scored.ts";
+
+/** A one-turn ScoredDataGroup for item `index` with endpoint tokens, one trajectory per score, as a runner posts it. */
+export function scoredGroup(index: number, scores: readonly number[]): ScoredDataGroup {
+  const turn = {
+    message: { role: "assistant" as const, content: "done" },
+    finishReason: "stop",
+    latencyMs: 1,
+    promptTokenIds: [1, 2],
+    completionTokenIds: [3],
+    completionLogprobs: [-0.5],
+  };
+  const trajectories = scores.map((score, i) => ({
+    trajectoryId: `t${index}-${i}`,
+    attempt: 1,
+    score,
+    verification: {},
+    sandbox: "sb",
+    slot: 0,
+    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
+    agent: {
+      messages: [{ role: "user" as const, content: "go" }, turn.message],
+      turns: [turn],
+      toolCalls: [],
+      stopReason: "natural" as const,
+      durationMs: 1,
+    },
+  }));
+  return buildScoredGroup({
+    itemId: `item-${index}`,
+    itemIndex: index,
+    environment: "shell-task",
+    trajectories,
+    generation: { temperature: 1, top_p: 1, max_tokens: 8 },
+    retries: 0,
+    durationMs: 1,
+  });
+}
