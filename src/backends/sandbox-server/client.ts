@@ -41,13 +41,15 @@ export class SandboxServerClient {
   }
 
   exec(request: ExecRequest): Promise<ExecResult> {
-    return this.call<ExecResult>("POST", "/exec", toWire(request), request.timeoutMs + this.marginMs);
+    const wire = toWire(request);
+    return this.call<ExecResult>("POST", "/exec", wire, wire.timeoutMs + this.marginMs);
   }
 
   /** Results in request order; a failed entry is `{error}` (see `isBatchError`). */
   batch(requests: readonly ExecRequest[]): Promise<BatchEntry[]> {
-    const longest = Math.max(0, ...requests.map((r) => r.timeoutMs));
-    return this.call<BatchEntry[]>("POST", "/batch", requests.map(toWire), longest + this.marginMs);
+    const wire = requests.map(toWire);
+    const longest = Math.max(0, ...wire.map((r) => r.timeoutMs));
+    return this.call<BatchEntry[]>("POST", "/batch", wire, longest + this.marginMs);
   }
 
   async reset(slot: number): Promise<void> {
@@ -98,8 +100,10 @@ export function isBatchError(entry: BatchEntry): entry is ErrorResponse {
   return "error" in entry;
 }
 
+/** Whole milliseconds, rounded up: the agent loop passes what is left of a trajectory's deadline, a fraction. */
 function toWire(request: ExecRequest): WireExecRequest {
-  return { ...request, command: typeof request.command === "string" ? request.command : [...request.command] };
+  const command = typeof request.command === "string" ? request.command : [...request.command];
+  return { ...request, command, timeoutMs: Math.ceil(request.timeoutMs) };
 }
 
 function errorMessage(text: string): string | undefined {

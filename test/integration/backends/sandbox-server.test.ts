@@ -60,6 +60,12 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     assert.equal(await readFile(join(allocDir, "data", "slots", "1", "f.txt"), "utf8"), "hi\n");
   });
 
+  test("a fractional timeout (what is left of a trajectory's deadline) is served, not refused", async () => {
+    const result = await client.exec({ slot: 0, command: "echo ok", timeoutMs: 4999.25 });
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.stdout, "ok\n");
+  });
+
   test("timeout is 124 and the output cap keeps the tail", async () => {
     const slow = await client.exec({ slot: 0, command: "sleep 5", timeoutMs: 200 });
     assert.equal(slow.exitCode, 124);
