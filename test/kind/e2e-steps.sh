@@ -147,6 +147,21 @@ items_yaml=""
 for ((i = 0; i < ITEMS; i++)); do
   items_yaml+="      - { id: t$i, goal: \"write $i into answer.txt\", check: 'test \"\$(cat answer.txt)\" = $i', solution: \"echo $i > answer.txt\" }"$'\n'
 done
+# The runner pod may live about a second: a poll can miss it. A watch started before the job exists sees every
+# phase it goes through; record where it ran and follow its log.
+(
+  fields='{.metadata.name} {.status.phase} {.spec.nodeName} {.status.containerStatuses[0].image} {.spec.containers[0].imagePullPolicy}{"\n"}'
+  exec 3< <(timeout 200 kubectl -n "$NS" get pods -l "hermes-rollouts.dev/job=$JOB" --watch -o "jsonpath=$fields" 2>/dev/null)
+  watcher=$!
+  while read -r name phase node image pull <&3; do
+    [[ "$name" == "$JOB-runner-0" && "$phase" =~ ^(Running|Succeeded|Failed)$ ]] || continue
+    printf '%s %s %s' "$node" "$image" "$pull" >"$ARTIFACTS/runner-pod.txt"
+    break
+  done
+  kill "$watcher" 2>/dev/null
+  [[ -s "$ARTIFACTS/runner-pod.txt" ]] && k logs -f "pod/$JOB-runner-0" >"$ARTIFACTS/runner.log" 2>&1
+) &
+LOG_FOLLOWER=$!
 k apply -f - >/dev/null <<EOF
 apiVersion: hermes-rollouts.dev/v1alpha1
 kind: RolloutJob
@@ -164,18 +179,6 @@ $items_yaml
   backoffLimit: 2
 EOF
 
-# The controller deletes runner pods once the job is done: follow the runner's log and record where it ran meanwhile.
-(
-  for ((tries = 0; ; tries++)); do
-    phase=$(jsonpath "pod/$JOB-runner-0" '{.status.phase}' 2>/dev/null) || phase=""
-    [[ "$phase" =~ ^(Running|Succeeded|Failed)$ ]] && break
-    ((tries < 360)) || exit 1  # 3 minutes: the main steps fail on their own timeouts meanwhile
-    sleep 0.5
-  done
-  jsonpath "pod/$JOB-runner-0" '{.spec.nodeName} {.status.containerStatuses[0].image} {.spec.containers[0].imagePullPolicy}' >"$ARTIFACTS/runner-pod.txt"
-  k logs -f "pod/$JOB-runner-0" >"$ARTIFACTS/runner.log" 2>&1
-) &
-LOG_FOLLOWER=$!
 
 k wait --for=condition=Complete "rolloutjob/$JOB" --timeout=180s >/dev/null
 step "job Complete; checking status, sink, runner, printer columns, Events"
