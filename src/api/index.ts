@@ -5,6 +5,7 @@ import type { TransitionRule } from "./rules.ts";
 import { sandboxPoolSpec, sandboxPoolTransitionRules, type SandboxPoolSpec, type SandboxPoolStatus } from "./sandboxpool.ts";
 
 export * from "./common.ts";
+export * from "./conditions.ts";
 export * from "./rolloutjob.ts";
 export * from "./sandboxpool.ts";
 

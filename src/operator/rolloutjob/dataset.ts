@@ -5,7 +5,7 @@ import { rowFilter } from "../../envs/index.ts";
 import { resolveDataset } from "../../envs/resolve.ts";
 import { startGitHttpServer, type GitHttpServer } from "../../envs/git-http.ts";
 import type { ClusterClient } from "../client.ts";
-import type { LoadedDataset } from "./reconcile.ts";
+import type { LoadedDataset } from "./work.ts";
 
 /**
  * Opens a job's rows for the controller as a stream, in the job's seeded order, through the envs loaders (the

@@ -4,6 +4,8 @@ import { API_VERSION, type RolloutJob, type RolloutJobSpec } from "../../api/ind
 export const JOB_LABEL = "hermes-rollouts.dev/job";
 export const RUNNER_INDEX_LABEL = "hermes-rollouts.dev/runner-index";
 export const TOKEN_KEY = "token";
+/** Held until the job's runners are stopped, its slot leases released and its token Secret deleted. */
+export const JOB_FINALIZER = "hermes-rollouts.dev/runner-leases";
 
 export interface RunnerPodSettings {
   /** Where runner pods reach the runners' API, e.g. http://10.0.0.5:8080. */

@@ -1,287 +1,188 @@
-import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
-import { validateRolloutJobSpec, type RolloutJob, type RolloutJobSpec, type SandboxPool } from "../../api/index.ts";
-import type { ClusterClient } from "../client.ts";
-import type { ActiveJob, ActiveJobs } from "../runners-api/registry.ts";
-import { isTrue, findCondition } from "../runtime/conditions.ts";
+import { JobEvent, JobReason, PoolCondition, type RolloutJob, type SandboxPool } from "../../api/index.ts";
+import type { ClusterClient, ObjectRef } from "../client.ts";
+import type { ActiveJob } from "../runners-api/registry.ts";
+import { findCondition, isTrue } from "../runtime/conditions.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
-import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
-import {
-  runnerPod,
-  workLeaseTTLMs,
-  tokenSecret,
-  tokenSecretName,
-  TOKEN_KEY,
-  RUNNER_INDEX_LABEL,
-  type RunnerPodSettings,
-} from "./desired.ts";
-import { computeJobStatus, poolBlocker, type JobState } from "./status.ts";
-import { ResultsForwarder } from "./forward.ts";
-import { SpooledRows } from "./rows.ts";
-import { JobTracker } from "./tracker.ts";
-import { AtroposSink } from "../../rollout/sinks.ts";
+import { decide, gate, type JobAction, type JobObservation, type PoolFacts } from "./decide.ts";
+import { runnerPod, tokenSecret, type RunnerPodSettings } from "./desired.ts";
+import { withCreateOutcome, type CreateFailureReason, type CreateOutcome } from "./status.ts";
+import { DatasetError, loadWork, releaseWork, retireWork, snapshotWork, type WorkDeps } from "./work.ts";
 
-class DatasetError extends Error {}
-
-export interface LoadedDataset {
-  /** Read once, when the job first starts; then its spool on disk is used. */
-  rows: AsyncIterable<unknown> | Iterable<unknown>;
-  environmentConfig: Record<string, unknown>;
-}
-
-export interface JobReconcilerDeps {
+export interface JobReconcilerDeps extends WorkDeps {
   getJob: (namespace: string, name: string) => RolloutJob | undefined;
   getPool: (namespace: string, name: string) => SandboxPool | undefined;
   listRunnerPods: (namespace: string, jobName: string) => readonly V1Pod[];
   client: ClusterClient;
-  runtimes: PoolRuntimes;
-  active: ActiveJobs;
   recorder: Recorder;
-  loadDataset: (namespace: string, spec: RolloutJobSpec) => Promise<LoadedDataset>;
-  /** Slot lease ids a job held before a restart (from the lease store), so its runners keep them. */
-  restoredSlotLeases: (poolKey: string, jobKey: string) => Promise<string[]>;
-  /** Enqueues the job again (scored groups arrived). */
-  enqueue: (key: string) => void;
   runnerPods: RunnerPodSettings;
-  dataDir: string;
   now: () => Date;
-  /** First retry delay of result forwarding to a trainer (tests shorten it). */
-  forwardRetryDelayMs?: number;
 }
 
-/** Held until the job's runners are stopped, its slot leases released and its token Secret deleted. */
-export const JOB_FINALIZER = "hermes-rollouts.dev/runner-leases";
+/** The job's work in memory, for apply: decide sees only its snapshot. */
+interface WorkHandles {
+  current?: ActiveJob;
+  /** Work of an earlier job of the same name, dropped from the runners' API by observe. */
+  earlier?: ActiveJob;
+}
 
-const terminal = (job: RolloutJob) => isTrue(job.status?.conditions, "Complete") || isTrue(job.status?.conditions, "Failed");
+/** The apiserver's own words for a refused write (its Status message), else the error's message. */
+function refusal(error: unknown): string {
+  const body = (error as { body?: unknown } | null)?.body;
+  try {
+    const status = typeof body === "string" ? (JSON.parse(body) as unknown) : body;
+    const message = (status as { message?: unknown } | undefined)?.message;
+    if (typeof message === "string" && message) return message;
+  } catch {
+    // Not a Status object: the error's own message says what happened.
+  }
+  return error instanceof Error ? error.message : String(error);
+}
 
-/** observe (caches, tracker) → decide the job's state (pure) → apply (token, pods, slot releases, one status write). */
+/**
+ * observe (caches, pool runtime, the job's work in memory) → decide (pure: actions, Events, status) → apply the
+ * actions → one status write, only when the status changed. A refused create becomes the ReplicaFailure condition.
+ */
 export function jobReconciler(deps: JobReconcilerDeps) {
-  /** Forgets a job the runners' API served; its forwarder stops (what it has not sent stays in the JSONL). */
-  function retire(key: string): ActiveJob | undefined {
-    const gone = deps.active.delete(key);
-    void gone?.forwarder?.close();
-    void gone?.rows.close();
-    return gone;
+  async function observe(key: string, namespace: string, name: string): Promise<{ observed: JobObservation; handles: WorkHandles }> {
+    const job = deps.getJob(namespace, name);
+    const current = deps.active.get(key);
+    const pods = job ? deps.listRunnerPods(namespace, name) : [];
+    const pool = job && poolFacts(namespace, job.spec.poolRef?.name);
+    const seen = { job, pods, pool, datasetError: undefined, replacedEarlierJob: false, tokenToStore: undefined };
+    const state = job && gate(job, pool);
+    if (!job || state?.kind !== "runnable") return { observed: { ...seen, work: current && snapshotWork(current) }, handles: { current } };
+    const observed: JobObservation = { ...seen, work: undefined };
+    let work = current;
+    let earlier: ActiveJob | undefined;
+    if (current && current.uid !== (job.metadata.uid ?? "")) {
+      // Deleted and re-created under its name: the earlier job's work is no longer served (apply releases it).
+      earlier = current;
+      retireWork(deps.active, key);
+      work = undefined;
+    }
+    if (!work) {
+      try {
+        const loaded = await loadWork(deps, key, job, state.spec);
+        work = loaded.work;
+        if (!loaded.tokenStored) observed.tokenToStore = work.token;
+      } catch (error) {
+        if (!(error instanceof DatasetError)) throw error;
+        observed.datasetError = error.message;
+      }
+    }
+    observed.work = work && snapshotWork(work);
+    observed.replacedEarlierJob = earlier !== undefined;
+    return { observed, handles: { current: work, earlier } };
   }
 
-  async function stopWork(active: ActiveJob | undefined, pods: readonly V1Pod[], namespace: string): Promise<void> {
-    for (const pod of pods) if (!pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
-    if (!active) return;
-    active.tracker.handBackAll();
-    const pool = deps.runtimes.get(active.poolKey);
-    for (const leaseId of active.slotLeases) await pool?.slots.release(leaseId);
-    active.slotLeases.clear();
-  }
-
-  async function activate(key: string, job: RolloutJob, spec: RolloutJobSpec, poolKey: string, pods: readonly V1Pod[]): Promise<ActiveJob> {
-    const namespace = job.metadata.namespace ?? "default";
-    const existing = deps.active.get(key);
-    if (existing?.uid === (job.metadata.uid ?? "")) return existing;
-    // The job was deleted and re-created under its name between two reconciles: the old one's work ends here.
-    if (existing) await stopWork(retire(key), pods, namespace);
-    // Keyed by uid: a job re-created under the same name starts afresh instead of inheriting the old one's results.
-    const dir = join(deps.dataDir, namespace, job.metadata.name, job.metadata.uid ?? "");
-    let dataset: LoadedDataset;
-    let rows: SpooledRows;
-    try {
-      dataset = await deps.loadDataset(namespace, spec);
-      rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset.rows);
-    } catch (error) {
-      throw new DatasetError(`dataset could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    let token = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
-    if (!token) {
-      token = randomBytes(24).toString("hex");
-      await deps.client.createSecret(namespace, tokenSecret(job, token));
-    }
-    const tracker = new JobTracker({
-      resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : join(dir, "results.jsonl"),
-      journalPath: join(dir, "journal.jsonl"),
-      ...(job.metadata.uid ? { jobUid: job.metadata.uid } : {}),
-      items: rows.count,
-      backoffLimit: spec.backoffLimit,
-      leaseTTLMs: workLeaseTTLMs(spec.limits),
-    });
-    const forwarder =
-      spec.results.type === "atropos" && spec.results.url
-        ? new ResultsForwarder({
-            sink: new AtroposSink({
-              url: spec.results.url,
-              name: job.metadata.name,
-              groupSize: spec.groupSize,
-              maxTokenLength: spec.limits.maxTokenLength,
-              dropUniformGroups: spec.results.dropUniformGroups,
-              ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
-            }),
-            resultsPath: tracker.resultsPath,
-            forwardedPath: join(dir, "forwarded"),
-            ...(deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {}),
-            onChange: () => deps.enqueue(key),
-          })
-        : undefined;
-    forwarder?.start();
-    const active: ActiveJob = {
-      key,
-      uid: job.metadata.uid ?? "",
-      poolKey,
-      token,
-      spec,
-      rows,
-      environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
-      tracker,
-      forwarder,
-      suspended: spec.suspend,
-      poolGone: false,
-      slotLeases: new Set(await deps.restoredSlotLeases(poolKey, key)),
-      onProgress: () => deps.enqueue(key),
+  function poolFacts(namespace: string, poolName: string | undefined): PoolFacts | undefined {
+    const pool = poolName === undefined ? undefined : deps.getPool(namespace, poolName);
+    if (!pool) return undefined;
+    return {
+      deleting: Boolean(pool.metadata.deletionTimestamp),
+      ready: isTrue(pool.status?.conditions, PoolCondition.Ready) && deps.runtimes.get(`${namespace}/${poolName}`) !== undefined,
+      readyReason: findCondition(pool.status?.conditions, PoolCondition.Ready)?.reason,
     };
-    deps.active.set(active);
-    return active;
   }
 
-  /** A deleted job: stop its runners, give back its slots (also leases restored from before a restart), drop its token. */
-  async function finalize(key: string, job: RolloutJob, pods: readonly V1Pod[]): Promise<ReconcileResult> {
-    const namespace = job.metadata.namespace ?? "default";
-    await stopWork(retire(key), pods, namespace);
-    const poolKey = `${namespace}/${job.spec.poolRef?.name}`;
-    const pool = deps.runtimes.get(poolKey);
-    for (const leaseId of await deps.restoredSlotLeases(poolKey, key)) await pool?.slots.release(leaseId);
-    await deps.client.deleteSecret(namespace, tokenSecretName(job));
-    const finalizers = job.metadata.finalizers ?? [];
-    await deps.client.setFinalizers(
-      { kind: "RolloutJob", namespace, name: job.metadata.name },
-      finalizers.filter((f) => f !== JOB_FINALIZER),
-    );
-    return {};
+  /**
+   * Makes the decision's writes in order. A refused create is recorded (Event, outcome) and the creates after it wait
+   * for the next pass, as they would be refused alike (quota, admission); any other failed write ends the pass.
+   */
+  async function apply(
+    key: string,
+    ref: ObjectRef,
+    job: RolloutJob | undefined,
+    actions: readonly JobAction[],
+    handles: WorkHandles,
+  ): Promise<{ outcome: CreateOutcome; error?: unknown }> {
+    const namespace = ref.namespace;
+    const outcome: CreateOutcome = { attempted: false };
+    let error: unknown;
+    /** Runs one create unless an earlier one was refused; a refusal is an outcome and a Warning, not a thrown error. */
+    const create = async (reason: CreateFailureReason, what: string, write: () => Promise<void>) => {
+      if (outcome.refused) return;
+      outcome.attempted = true;
+      try {
+        await write();
+      } catch (refused) {
+        error = refused;
+        outcome.refused = { reason, message: `${what}: ${refusal(refused)}` };
+        deps.recorder.event(job!, "Warning", JobEvent[reason], outcome.refused.message);
+      }
+    };
+    for (const action of actions) {
+      switch (action.kind) {
+        case "setFinalizers":
+          await deps.client.setFinalizers(ref, action.finalizers);
+          break;
+        case "createTokenSecret":
+          await create(JobReason.SecretCreateFailed, "token Secret", async () => {
+            await deps.client.createSecret(namespace, tokenSecret(job!, action.token));
+          });
+          // Not served without its stored token: the next pass loads the job again and reads the Secret afresh.
+          if (outcome.refused) retireWork(deps.active, key);
+          break;
+        case "createPod":
+          await create(JobReason.PodCreateFailed, `runner pod ${action.index}`, async () => {
+            await deps.client.createPod(namespace, runnerPod(job!, action.spec, action.index, deps.runnerPods));
+            deps.recorder.event(job!, "Normal", JobEvent.RunnerCreated, `created runner pod ${action.index}`);
+          });
+          break;
+        case "deletePod":
+          await deps.client.deletePod(namespace, action.name);
+          break;
+        case "updateWork":
+          if (!handles.current) break;
+          handles.current.poolGone = action.poolGone;
+          if (action.spec) {
+            handles.current.spec = action.spec;
+            handles.current.suspended = action.spec.suspend;
+          }
+          break;
+        case "releaseWork": {
+          const work = handles[action.of];
+          if (work) await releaseWork(work, deps.runtimes);
+          break;
+        }
+        case "retire":
+          retireWork(deps.active, key);
+          break;
+        case "releaseRestoredLeases": {
+          const pool = deps.runtimes.get(action.poolKey);
+          for (const leaseId of await deps.restoredSlotLeases(action.poolKey, key)) await pool?.slots.release(leaseId);
+          break;
+        }
+        case "deleteSecret":
+          await deps.client.deleteSecret(namespace, action.name);
+          break;
+        case "deleteJob":
+          await deps.client.deleteObject(ref);
+          break;
+      }
+    }
+    return { outcome, error };
   }
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const [namespace = "default", name = key] = key.split("/");
-    const job = deps.getJob(namespace, name);
-    if (!job) {
-      // Deleted: its pods and token go by owner reference; its slots come back now.
-      const gone = retire(key);
-      if (gone) await stopWork(gone, [], namespace);
-      return {};
-    }
+    const ref: ObjectRef = { kind: "RolloutJob", namespace, name };
     const now = deps.now();
-    const generation = job.metadata.generation ?? 0;
-    const pods = deps.listRunnerPods(namespace, name);
-    if (job.metadata.deletionTimestamp) return (job.metadata.finalizers ?? []).includes(JOB_FINALIZER) ? finalize(key, job, pods) : {};
-    const writeStatus = async (state: JobState, active: ActiveJob | undefined) => {
-      const status = computeJobStatus({
-        generation,
-        previous: job.status,
-        state,
-        aggregates: active?.tracker.aggregates(),
-        pods,
-        resultsLocation: active?.forwarder?.location ?? active?.tracker.resultsPath,
-        now,
-      });
-      if (!isDeepStrictEqual(status, job.status)) await deps.client.patchStatus({ kind: "RolloutJob", namespace, name }, status);
-      return status;
-    };
-
-    if (terminal(job)) {
-      await stopWork(retire(key), pods, namespace);
-      const ttl = job.spec.ttlSecondsAfterFinished;
-      const finishedAt = Date.parse(job.status?.completionTime ?? "");
-      if (ttl === undefined || Number.isNaN(finishedAt)) return {};
-      const left = finishedAt + ttl * 1000 - now.getTime();
-      if (left > 0) return { requeueAfterMs: left };
-      await deps.client.deleteObject({ kind: "RolloutJob", namespace, name });
-      return {};
+    const { observed, handles } = await observe(key, namespace, name);
+    const decision = decide(observed, now);
+    const job = observed.job;
+    if (job) for (const event of decision.events) deps.recorder.event(job, event.type, event.reason, event.message);
+    const { outcome, error } = await apply(key, ref, job, decision.actions, handles);
+    // The one status write of the pass, after every other write, and only when something changed.
+    if (job && decision.status) {
+      const status = withCreateOutcome(decision.status, outcome, now);
+      if (!isDeepStrictEqual(status, job.status)) await deps.client.patchStatus(ref, status);
     }
-
-    const validation = validateRolloutJobSpec(job.spec);
-    if (!validation.ok) {
-      if (!findCondition(job.status?.conditions, "Failed"))
-        deps.recorder.event(job, "Warning", "InvalidSpec", validation.errors.join("; "));
-      await writeStatus({ kind: "invalid", errors: validation.errors }, undefined);
-      return {};
-    }
-    const spec = validation.value;
-    const poolKey = `${namespace}/${spec.poolRef.name}`;
-    const pool = deps.getPool(namespace, spec.poolRef.name);
-    const blocker = poolBlocker(
-      spec.poolRef.name,
-      pool && {
-        deleting: Boolean(pool.metadata.deletionTimestamp),
-        ready: isTrue(pool.status?.conditions, "Ready") && deps.runtimes.get(poolKey) !== undefined,
-        readyReason: findCondition(pool.status?.conditions, "Ready")?.reason,
-      },
-      job.status?.startTime !== undefined,
-    );
-    if (blocker) {
-      const current = deps.active.get(key);
-      if (current && blocker.reason === "PoolDeleted") {
-        // Runners stop and hand their items back; the slots went with the pool.
-        if (!current.poolGone) deps.recorder.event(job, "Warning", "PoolDeleted", blocker.message);
-        current.poolGone = true;
-        await stopWork(current, pods, namespace);
-      }
-      await writeStatus({ kind: "poolNotReady", reason: blocker.reason, message: blocker.message }, current);
-      return { requeueAfterMs: 2000 };
-    }
-
-    if (!(job.metadata.finalizers ?? []).includes(JOB_FINALIZER)) {
-      await deps.client.setFinalizers({ kind: "RolloutJob", namespace, name }, [...(job.metadata.finalizers ?? []), JOB_FINALIZER]);
-    }
-    let active: ActiveJob;
-    try {
-      active = await activate(key, job, spec, poolKey, pods);
-    } catch (error) {
-      if (!(error instanceof DatasetError)) throw error;
-      if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError")
-        deps.recorder.event(job, "Warning", "DatasetError", error.message);
-      await writeStatus({ kind: "datasetError", message: error.message }, undefined);
-      // A missing ConfigMap or an unreachable URL may be fixed without touching the job: try again later.
-      return { requeueAfterMs: 15_000 };
-    }
-    active.suspended = spec.suspend;
-    active.poolGone = false;
-    active.spec = spec;
-    if (spec.suspend) {
-      await stopWork(active, pods, namespace);
-      await writeStatus({ kind: "suspended" }, active);
-      return {};
-    }
-    if (active.tracker.finished && active.forwarder && active.forwarder.pending > 0) {
-      // Every item is scored; the job completes once the trainer has every group (forwarding retries meanwhile).
-      await stopWork(active, pods, namespace);
-      const { pending, location, lastError } = active.forwarder;
-      await writeStatus({ kind: "forwarding", pending, location, lastError }, active);
-      return { requeueAfterMs: 2000 };
-    }
-    if (active.tracker.finished) {
-      await stopWork(active, pods, namespace);
-      const status = await writeStatus({ kind: "finished" }, active);
-      deps.recorder.event(
-        job,
-        status.phase === "Failed" ? "Warning" : "Normal",
-        status.phase === "Failed" ? "JobFailed" : "JobComplete",
-        status.progressSummary ?? "",
-      );
-      return spec.ttlSecondsAfterFinished !== undefined ? { requeueAfterMs: spec.ttlSecondsAfterFinished * 1000 } : {};
-    }
-
-    // Runner pods: one per index; a pod that ended while work remains is replaced.
-    const byIndex = new Map(pods.map((p) => [Number(p.metadata?.labels?.[RUNNER_INDEX_LABEL]), p]));
-    for (let index = 0; index < spec.runners.replicas; index++) {
-      const pod = byIndex.get(index);
-      if (pod && (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") && !pod.metadata?.deletionTimestamp) {
-        await deps.client.deletePod(namespace, pod.metadata!.name!);
-      } else if (!pod) {
-        await deps.client.createPod(namespace, runnerPod(job, spec, index, deps.runnerPods));
-        deps.recorder.event(job, "Normal", "RunnerCreated", `created runner pod ${index}`);
-      }
-    }
-    for (const [index, pod] of byIndex)
-      if (index >= spec.runners.replicas && !pod.metadata?.deletionTimestamp) await deps.client.deletePod(namespace, pod.metadata!.name!);
-    await writeStatus({ kind: "running" }, active);
-    return { requeueAfterMs: 5000 };
+    // A refused create is retried with the queue's backoff, as any failed reconcile.
+    if (error !== undefined) throw error;
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   };
 }

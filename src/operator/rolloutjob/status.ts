@@ -1,6 +1,14 @@
 import type { V1Pod } from "@kubernetes/client-node";
-import type { JobPhase, RolloutJobStatus } from "../../api/index.ts";
-import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
+import {
+  JobCondition,
+  JobReason,
+  PoolReason,
+  type JobConditionReason,
+  type JobConditionType,
+  type JobPhase,
+  type RolloutJobStatus,
+} from "../../api/index.ts";
+import { removeCondition, setCondition, setConditions, type ConditionInput } from "../runtime/conditions.ts";
 import type { JobAggregates } from "./tracker.ts";
 
 export type JobState =
@@ -24,7 +32,7 @@ export interface JobStatusInput {
 
 export interface PoolBlocker {
   /** PoolDeleted: the pool went away under a started job (its runners stop, its items wait, no attempt spent). */
-  reason: "PoolNotFound" | "PoolDeleted" | "PoolNotReady";
+  reason: Extract<JobConditionReason, "PoolNotFound" | "PoolDeleted" | "PoolNotReady">;
   message: string;
 }
 
@@ -36,17 +44,17 @@ export function poolBlocker(
 ): PoolBlocker | undefined {
   if (pool?.deleting || (!pool && jobStarted)) {
     return {
-      reason: "PoolDeleted",
+      reason: JobReason.PoolDeleted,
       message:
         `SandboxPool ${poolName} was deleted while the job ran; ` +
         "its items wait (no attempt spent) until a pool of that name is Ready again",
     };
   }
-  if (!pool) return { reason: "PoolNotFound", message: `SandboxPool ${poolName} does not exist` };
+  if (!pool) return { reason: JobReason.PoolNotFound, message: `SandboxPool ${poolName} does not exist` };
   // A pool starting sandboxes under a started job is scaling up for its runners' demand: the job keeps running.
-  const scaling = jobStarted && pool.readyReason === "SandboxesStarting";
+  const scaling = jobStarted && pool.readyReason === PoolReason.SandboxesStarting;
   if (!pool.ready && !scaling)
-    return { reason: "PoolNotReady", message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
+    return { reason: JobReason.PoolNotReady, message: `SandboxPool ${poolName} is not Ready (${pool.readyReason ?? "no status yet"})` };
   return undefined;
 }
 
@@ -102,54 +110,86 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
   return status;
 }
 
-function jobConditions(input: JobStatusInput, phase: JobPhase): ConditionInput[] {
+type JobConditionInput = ConditionInput<JobConditionType, JobConditionReason>;
+
+function jobConditions(input: JobStatusInput, phase: JobPhase): JobConditionInput[] {
   const agg = input.aggregates;
   const progress = agg ? `${agg.groups}/${agg.items} items scored, ${agg.failed} failed` : "";
   switch (input.state.kind) {
     case "invalid": {
       const message = input.state.errors.join("; ");
       return [
-        { type: "Failed", status: "True", reason: "InvalidSpec", message },
-        { type: "Running", status: "False", reason: "InvalidSpec", message: "fix the spec and recreate the job" },
+        { type: JobCondition.Failed, status: "True", reason: JobReason.InvalidSpec, message },
+        { type: JobCondition.Running, status: "False", reason: JobReason.InvalidSpec, message: "fix the spec and recreate the job" },
       ];
     }
     case "poolNotReady":
-      return [{ type: "Running", status: "False", reason: input.state.reason, message: input.state.message }];
+      return [{ type: JobCondition.Running, status: "False", reason: input.state.reason, message: input.state.message }];
     case "datasetError":
-      return [{ type: "Running", status: "False", reason: "DatasetError", message: input.state.message }];
+      return [{ type: JobCondition.Running, status: "False", reason: JobReason.DatasetError, message: input.state.message }];
     case "suspended":
       return [
-        { type: "Suspended", status: "True", reason: "JobSuspended", message: `runners stopped; ${progress}` },
-        { type: "Running", status: "False", reason: "JobSuspended", message: "" },
+        { type: JobCondition.Suspended, status: "True", reason: JobReason.JobSuspended, message: `runners stopped; ${progress}` },
+        { type: JobCondition.Running, status: "False", reason: JobReason.JobSuspended, message: "" },
       ];
     case "running":
       return [
-        { type: "Running", status: "True", reason: "RunnersActive", message: progress },
-        { type: "Suspended", status: "False", reason: "NotSuspended", message: "" },
+        { type: JobCondition.Running, status: "True", reason: JobReason.RunnersActive, message: progress },
+        { type: JobCondition.Suspended, status: "False", reason: JobReason.NotSuspended, message: "" },
       ];
     case "forwarding": {
       const failing = input.state.lastError ? `; last attempt: ${input.state.lastError}` : "";
       return [
         {
-          type: "Running",
+          type: JobCondition.Running,
           status: "True",
-          reason: "ForwardingResults",
+          reason: JobReason.ForwardingResults,
           message: `${progress}; ${input.state.pending} group(s) still to send to ${input.state.location}${failing}`,
         },
-        { type: "Suspended", status: "False", reason: "NotSuspended", message: "" },
+        { type: JobCondition.Suspended, status: "False", reason: JobReason.NotSuspended, message: "" },
       ];
     }
     case "finished":
       return [
         phase === "Failed"
           ? {
-              type: "Failed",
+              type: JobCondition.Failed,
               status: "True",
-              reason: "BackoffLimitExceeded",
+              reason: JobReason.BackoffLimitExceeded,
               message: `${agg?.failed ?? 0} item(s) failed after backoffLimit attempts; ${progress}`,
             }
-          : { type: "Complete", status: "True", reason: "AllItemsScored", message: progress },
-        { type: "Running", status: "False", reason: phase === "Failed" ? "JobFailed" : "JobComplete", message: "" },
+          : { type: JobCondition.Complete, status: "True", reason: JobReason.AllItemsScored, message: progress },
+        {
+          type: JobCondition.Running,
+          status: "False",
+          reason: phase === "Failed" ? JobReason.JobFailed : JobReason.JobComplete,
+          message: "",
+        },
       ];
   }
+}
+
+export type CreateFailureReason = Extract<JobConditionReason, "PodCreateFailed" | "SecretCreateFailed">;
+
+/** What a pass's creates (the token Secret, runner pods) came to: the first one the apiserver refused, if any. */
+export interface CreateOutcome {
+  attempted: boolean;
+  refused?: { reason: CreateFailureReason; message: string };
+}
+
+/**
+ * Folds a pass's creates into its status, as KubeRay's ReplicaFailure: True while a create is refused, removed once
+ * a create succeeds, and left as it was by a pass that created nothing.
+ */
+export function withCreateOutcome(status: RolloutJobStatus, outcome: CreateOutcome, now: Date): RolloutJobStatus {
+  if (!outcome.attempted) return status;
+  const conditions = outcome.refused
+    ? setCondition(
+        status.conditions,
+        { type: JobCondition.ReplicaFailure, status: "True", reason: outcome.refused.reason, message: outcome.refused.message },
+        status.observedGeneration ?? 0,
+        now,
+      )
+    : removeCondition(status.conditions, JobCondition.ReplicaFailure);
+  return { ...status, conditions };
 }

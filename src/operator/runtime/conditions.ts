@@ -1,9 +1,10 @@
 import type { Condition } from "../../api/index.ts";
 
-export interface ConditionInput {
-  type: string;
+/** A condition to set; a kind narrows `Type` and `Reason` to its enums from src/api/conditions.ts. */
+export interface ConditionInput<Type extends string = string, Reason extends string = string> {
+  type: Type;
   status: "True" | "False" | "Unknown";
-  reason: string;
+  reason: Reason;
   message?: string;
 }
 

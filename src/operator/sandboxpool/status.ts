@@ -1,4 +1,4 @@
-import type { SandboxPoolStatus } from "../../api/index.ts";
+import { PoolCondition, PoolReason, type PoolConditionReason, type PoolConditionType, type SandboxPoolStatus } from "../../api/index.ts";
 import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
 import type { PlanOutput } from "../../backends/slots/plan.ts";
@@ -44,62 +44,84 @@ export function computePoolStatus(input: PoolStatusInput): SandboxPoolStatus {
   return status;
 }
 
-function poolConditions(input: PoolStatusInput, counts: { ready: number; starting: number; failed: number }): ConditionInput[] {
+type PoolConditionInput = ConditionInput<PoolConditionType, PoolConditionReason>;
+
+function poolConditions(input: PoolStatusInput, counts: { ready: number; starting: number; failed: number }): PoolConditionInput[] {
   if (input.invalid) {
     const message = input.invalid.join("; ");
     return [
-      { type: "Ready", status: "False", reason: "InvalidSpec", message },
-      { type: "Progressing", status: "False", reason: "InvalidSpec", message: "fix the spec; nothing is created until it is valid" },
-      { type: "Degraded", status: "True", reason: "InvalidSpec", message },
+      { type: PoolCondition.Ready, status: "False", reason: PoolReason.InvalidSpec, message },
+      {
+        type: PoolCondition.Progressing,
+        status: "False",
+        reason: PoolReason.InvalidSpec,
+        message: "fix the spec; nothing is created until it is valid",
+      },
+      { type: PoolCondition.Degraded, status: "True", reason: PoolReason.InvalidSpec, message },
     ];
   }
   const desired = input.plan?.desired ?? 0;
   const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
   // Also at 0/0: a scale-to-zero pool at rest is Ready, or no job would start on it to bring the demand.
-  const ready: ConditionInput =
+  const ready: PoolConditionInput =
     input.backendError && counts.ready === 0
-      ? { type: "Ready", status: "False", reason: "BackendError", message: input.backendError }
+      ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
       : input.plan !== undefined && counts.ready >= desired
-        ? { type: "Ready", status: "True", reason: "SandboxesReady", message: `${counts.ready}/${desired} sandboxes ready` }
+        ? {
+            type: PoolCondition.Ready,
+            status: "True",
+            reason: PoolReason.SandboxesReady,
+            message: `${counts.ready}/${desired} sandboxes ready`,
+          }
         : {
-            type: "Ready",
+            type: PoolCondition.Ready,
             status: "False",
-            reason: "SandboxesStarting",
+            reason: PoolReason.SandboxesStarting,
             message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
           };
-  const progressing: ConditionInput =
+  const progressing: PoolConditionInput =
     outdated > 0
       ? {
-          type: "Progressing",
+          type: PoolCondition.Progressing,
           status: "True",
-          reason: "RollingOver",
+          reason: PoolReason.RollingOver,
           message: `${outdated} sandbox(es) on an old template; leased ones drain first`,
         }
       : counts.ready + counts.starting < desired || counts.starting > 0
-        ? { type: "Progressing", status: "True", reason: "Scaling", message: `${counts.ready + counts.starting}/${desired} sandboxes` }
+        ? {
+            type: PoolCondition.Progressing,
+            status: "True",
+            reason: PoolReason.Scaling,
+            message: `${counts.ready + counts.starting}/${desired} sandboxes`,
+          }
         : {
-            type: "Progressing",
+            type: PoolCondition.Progressing,
             status: "False",
-            reason: "Stable",
+            reason: PoolReason.Stable,
             message: `${counts.ready} sandbox(es) on template ${input.templateHash}`,
           };
-  const degraded: ConditionInput = input.backendError
-    ? { type: "Degraded", status: "True", reason: "BackendError", message: input.backendError }
+  const degraded: PoolConditionInput = input.backendError
+    ? { type: PoolCondition.Degraded, status: "True", reason: PoolReason.BackendError, message: input.backendError }
     : counts.failed > 0
-      ? { type: "Degraded", status: "True", reason: "SandboxFailed", message: `${counts.failed} sandbox(es) failed and are being replaced` }
-      : { type: "Degraded", status: "False", reason: "Healthy", message: "" };
-  const isolated: ConditionInput =
+      ? {
+          type: PoolCondition.Degraded,
+          status: "True",
+          reason: PoolReason.SandboxFailed,
+          message: `${counts.failed} sandbox(es) failed and are being replaced`,
+        }
+      : { type: PoolCondition.Degraded, status: "False", reason: PoolReason.Healthy, message: "" };
+  const isolated: PoolConditionInput =
     input.isolation === "none"
       ? {
-          type: "Isolated",
+          type: PoolCondition.Isolated,
           status: "False",
-          reason: "IsolationUnavailable",
+          reason: PoolReason.IsolationUnavailable,
           message: "slots share the sandbox's filesystem view: bubblewrap could not be used",
         }
       : {
-          type: "Isolated",
+          type: PoolCondition.Isolated,
           status: input.isolation ? "True" : "Unknown",
-          reason: input.isolation ? "Bubblewrap" : "NotProbed",
+          reason: input.isolation ? PoolReason.Bubblewrap : PoolReason.NotProbed,
           message: "",
         };
   return [ready, progressing, degraded, isolated];

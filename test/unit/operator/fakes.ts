@@ -9,20 +9,35 @@ export interface Action {
   body?: unknown;
 }
 
-/** A ClusterClient that records writes; `expect` checks the exact list and fails on anything unexpected. */
+/** What the apiserver throws for a refused write (the client's ApiException): a code and a Status body. */
+export function apiRefusal(code: number, message: string): Error {
+  return Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: JSON.stringify({ kind: "Status", code, message }) });
+}
+
+/**
+ * A ClusterClient that records writes; `expect` checks the exact list and fails on anything unexpected. A create
+ * named in `refuse` is recorded, then refused with that error (change `refuse` between passes to let it through).
+ */
 export function recordingClient(
   reads: { secrets?: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>> } = {},
 ) {
   const actions: Action[] = [];
+  const refuse: { createPod?: Error; createSecret?: Error } = {};
   const client: ClusterClient = {
     patchStatus: async (ref, status) =>
       void actions.push({ verb: "patchStatus", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: status }),
     setFinalizers: async (ref, finalizers) =>
       void actions.push({ verb: "setFinalizers", target: `${ref.kind}/${ref.namespace}/${ref.name}`, body: finalizers }),
     deleteObject: async (ref) => void actions.push({ verb: "delete", target: `${ref.kind}/${ref.namespace}/${ref.name}` }),
-    createPod: async (ns, pod) => void actions.push({ verb: "createPod", target: `${ns}/${pod.metadata?.name}`, body: pod }),
+    createPod: async (ns, pod) => {
+      actions.push({ verb: "createPod", target: `${ns}/${pod.metadata?.name}`, body: pod });
+      if (refuse.createPod) throw refuse.createPod;
+    },
     deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
-    createSecret: async (ns, secret) => void actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret }),
+    createSecret: async (ns, secret) => {
+      actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret });
+      if (refuse.createSecret) throw refuse.createSecret;
+    },
     deleteSecret: async (ns, name) => void actions.push({ verb: "deleteSecret", target: `${ns}/${name}` }),
     readSecret: async (ns, name) => reads.secrets?.[`${ns}/${name}`],
     readConfigMap: async (ns, name) => reads.configMaps?.[`${ns}/${name}`],
@@ -30,6 +45,7 @@ export function recordingClient(
   return {
     client,
     actions,
+    refuse,
     /** Asserts the writes, in order, by verb and target; returns them for body checks. */
     expect(expected: string[]): Action[] {
       assert.deepEqual(

@@ -7,9 +7,10 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, sandboxPoolSpec, type RolloutJob, type RolloutJobStatus, type SandboxPool } from "../../../src/api/index.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
-import { JOB_FINALIZER, jobReconciler } from "../../../src/operator/rolloutjob/reconcile.ts";
+import { JOB_FINALIZER } from "../../../src/operator/rolloutjob/desired.ts";
+import { jobReconciler } from "../../../src/operator/rolloutjob/reconcile.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
-import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "job-reconcile-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -47,9 +48,11 @@ async function setup(
     secrets?: Record<string, Record<string, string>>;
     datasetError?: string;
     dataDir?: string;
+    refuse?: { createPod?: Error; createSecret?: Error };
   } = {},
 ) {
   const rec = recordingClient({ secrets: options.secrets });
+  if (options.refuse) Object.assign(rec.refuse, options.refuse);
   const events = recordingRecorder();
   const fake = fakeBackend();
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
@@ -294,4 +297,79 @@ test("a job deleted and re-created between two reconciles of one controller gets
   assert.notEqual(current, old);
   assert.equal(current.uid, "uid-2");
   assert.equal(current.tracker.aggregates().groups, 0, "nothing of the old job's results");
+});
+
+const runningPod = (index: number): V1Pod => ({
+  metadata: { name: `j-runner-${index}`, labels: { "hermes-rollouts.dev/runner-index": String(index) } },
+  status: { phase: "Running" },
+});
+
+test("a refused runner pod is ReplicaFailure=True PodCreateFailed with the apiserver's message, a Warning, one status write", async () => {
+  const quota = 'pods "j-runner-0" is forbidden: exceeded quota: runners, requested: pods=1, used: pods=4, limited: pods=4';
+  const j = job({ runners: { replicas: 2, trajectoriesPerRunner: 1 } });
+  const { rec, events, reconcile } = await setup(j, {
+    secrets: { "ns/j-runner-token": { token: "t" } },
+    refuse: { createPod: apiRefusal(403, quota) },
+  });
+  await assert.rejects(reconcile("ns/j"), /HTTP-Code: 403/, "the queue retries the key with backoff");
+  // The second pod is not tried: it would be refused alike.
+  const [, write] = rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  const failure = statusOf(write!.body).conditions!.find((c) => c.type === "ReplicaFailure")!;
+  assert.deepEqual([failure.status, failure.reason, failure.message], ["True", "PodCreateFailed", `runner pod 0: ${quota}`]);
+  assert.deepEqual(events.events, [`Warning PodCreateFailed: runner pod 0: ${quota}`]);
+
+  j.status = statusOf(write!.body);
+  rec.refuse.createPod = undefined;
+  assert.equal((await reconcile("ns/j")).requeueAfterMs, 5000);
+  const [, , cleared] = rec.expect(["createPod ns/j-runner-0", "createPod ns/j-runner-1", "patchStatus RolloutJob/ns/j"]);
+  assert.equal(
+    statusOf(cleared!.body).conditions!.find((c) => c.type === "ReplicaFailure"),
+    undefined,
+    "gone once a create succeeds",
+  );
+});
+
+test("a refused token Secret is ReplicaFailure=True SecretCreateFailed; no runner starts, the job is not served without it", async () => {
+  const j = job({});
+  const { rec, events, active, reconcile } = await setup(j, { refuse: { createSecret: apiRefusal(403, "secrets is forbidden") } });
+  await assert.rejects(reconcile("ns/j"));
+  const [, write] = rec.expect(["createSecret ns/j-runner-token", "patchStatus RolloutJob/ns/j"]);
+  const failure = statusOf(write!.body).conditions!.find((c) => c.type === "ReplicaFailure")!;
+  assert.deepEqual([failure.reason, failure.message], ["SecretCreateFailed", "token Secret: secrets is forbidden"]);
+  assert.ok(events.events.includes("Warning SecretCreateFailed: token Secret: secrets is forbidden"));
+  assert.equal(active.get("ns/j"), undefined, "runners' API: no token to check them against");
+
+  j.status = statusOf(write!.body);
+  rec.refuse.createSecret = undefined;
+  await reconcile("ns/j");
+  rec.expect(["createSecret ns/j-runner-token", "createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  assert.ok(active.get("ns/j"));
+});
+
+test("every pass writes status at most once, and not at all when nothing changed", async () => {
+  const j = job({ runners: { replicas: 1, trajectoriesPerRunner: 1 } });
+  const pods: V1Pod[] = [];
+  const { rec, active, reconcile } = await setup(j, { pods, secrets: { "ns/j-runner-token": { token: "t" } } });
+  const pass = async () => {
+    await reconcile("ns/j");
+    const writes = rec.actions.filter((a) => a.verb === "patchStatus");
+    assert.ok(writes.length <= 1, `${writes.length} status writes in one pass`);
+    if (writes[0]) j.status = statusOf(writes[0].body);
+    rec.actions.splice(0);
+    return writes.length;
+  };
+  assert.equal(await pass(), 1, "first pass: Running");
+  pods.push(runningPod(0));
+  assert.equal(await pass(), 1, "the runner pod is counted");
+  assert.equal(await pass(), 0, "nothing changed");
+  j.spec = { ...j.spec, suspend: true };
+  assert.equal(await pass(), 1, "suspended");
+  pods.splice(0);
+  j.spec = { ...j.spec, suspend: false };
+  assert.equal(await pass(), 1, "resumed");
+  active.get("ns/j")!.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  active.get("ns/j")!.tracker.submit({ index: 1, attempt: 1, scores: [1], group: {} });
+  assert.equal(await pass(), 1, "complete");
+  assert.equal(j.status!.phase, "Complete");
+  assert.equal(await pass(), 0, "a finished job's status is left alone");
 });
