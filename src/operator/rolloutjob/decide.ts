@@ -173,7 +173,7 @@ function run(
   if (work.finished && work.forwarding && work.forwarding.pending > 0) {
     // Every item is scored; the job completes once the trainer has every group (forwarding retries meanwhile).
     return {
-      actions: [...actions, ...stopWork(observed)],
+      actions: [...actions, ...finishWork(observed)],
       events: [],
       status: status({ kind: "forwarding", ...work.forwarding }, handedBack(work)),
       requeueAfterMs: 2000,
@@ -189,7 +189,7 @@ function run(
     };
     const ttl = spec.ttlSecondsAfterFinished;
     return {
-      actions: [...actions, ...stopWork(observed)],
+      actions: [...actions, ...finishWork(observed)],
       events: [event],
       status: finished,
       ...(ttl !== undefined ? { requeueAfterMs: ttl * 1000 } : {}),
@@ -199,7 +199,7 @@ function run(
   const byIndex = new Map(pods.map((p) => [Number(p.metadata?.labels?.[RUNNER_INDEX_LABEL]), p]));
   for (let index = 0; index < spec.runners.replicas; index++) {
     const pod = byIndex.get(index);
-    if (pod && (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") && !pod.metadata?.deletionTimestamp) {
+    if (pod && ended(pod) && !pod.metadata?.deletionTimestamp) {
       actions.push({ kind: "deletePod", name: pod.metadata!.name! });
     } else if (!pod) actions.push({ kind: "createPod", index, spec });
   }
@@ -227,7 +227,7 @@ function finalize(job: RolloutJob, observed: JobObservation): JobDecision {
 
 /** A Complete or Failed job: its work ends; it is deleted ttlSecondsAfterFinished after it finished. */
 function expire(job: RolloutJob, observed: JobObservation, now: Date): JobDecision {
-  const actions = [...retire(observed), ...stopWork(observed)];
+  const actions = [...retire(observed), ...finishWork(observed)];
   const ttl = job.spec.ttlSecondsAfterFinished;
   const finishedAt = Date.parse(job.status?.completionTime ?? "");
   if (ttl === undefined || Number.isNaN(finishedAt)) return { actions, events: [] };
@@ -242,9 +242,19 @@ const stopRunners = (pods: readonly V1Pod[]): JobAction[] =>
   pods.filter((p) => !p.metadata?.deletionTimestamp).map((p) => ({ kind: "deletePod", name: p.metadata!.name! }));
 
 /** Runner pods go, then the job's items come back and its slot leases are released. */
-const stopWork = (observed: JobObservation): JobAction[] => [
-  ...stopRunners(observed.pods),
-  ...(observed.work ? [{ kind: "releaseWork", of: "current" } as const] : []),
+const stopWork = (observed: JobObservation): JobAction[] => [...stopRunners(observed.pods), ...releaseWork(observed)];
+
+const releaseWork = (observed: JobObservation): JobAction[] => (observed.work ? [{ kind: "releaseWork", of: "current" }] : []);
+
+const ended = (pod: V1Pod) => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+
+/**
+ * A finished job's runners that still run go; those that ended stay, as a Kubernetes Job keeps its pods, so
+ * `kubectl logs` reads them until the job is deleted (owner references take them then).
+ */
+const finishWork = (observed: JobObservation): JobAction[] => [
+  ...stopRunners(observed.pods.filter((pod) => !ended(pod))),
+  ...releaseWork(observed),
 ];
 
 /** The work once its items are handed back: none is running. */

@@ -105,8 +105,8 @@ const cases: { name: string; observed: JobObservation; want: ReturnType<typeof s
     },
   },
   {
-    name: "a job whose every item is scored completes: runners go, a Normal event",
-    observed: observed({ work: work({ groups: 2 }), pods: [pod(0)] }),
+    name: "a job whose every item is scored completes: running runners go, ended ones stay for their logs, a Normal event",
+    observed: observed({ work: work({ groups: 2 }), pods: [pod(0), pod(1, "Succeeded")] }),
     want: {
       actions: ["updateWork", "deletePod j-runner-0", "releaseWork"],
       events: ["Normal JobComplete"],
@@ -204,4 +204,21 @@ test("decide: a finished job is deleted once its TTL has passed, and looked at a
   assert.equal(decide(observed({ job: finished(earlier) }), now).actions.at(-1)!.kind, "deleteJob");
   const recent = new Date(now.getTime() - 20_000).toISOString();
   assert.deepEqual(summary(decide(observed({ job: finished(recent) }), now)).requeueAfterMs, 40_000);
+});
+
+test("decide: a finished job keeps its ended runner pods (their logs) and stops one still running", () => {
+  const completionTime = earlier;
+  const finished = job(
+    {},
+    {
+      completionTime,
+      conditions: [{ type: "Complete", status: "True", reason: "AllItemsScored", message: "", lastTransitionTime: completionTime }],
+    },
+  );
+  const pods = [pod(0, "Succeeded"), pod(1, "Failed"), pod(2, "Running")];
+  assert.deepEqual(summary(decide(observed({ job: finished, work: work({ groups: 2 }), pods }), now)).actions, [
+    "retire",
+    "deletePod j-runner-2",
+    "releaseWork",
+  ]);
 });
