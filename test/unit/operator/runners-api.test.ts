@@ -13,8 +13,7 @@ import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
 import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
-import { InFlightCreates } from "../../../src/backends/slots/creates.ts";
-import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
+import { PoolLoop } from "../../../src/backends/slots/loop.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
@@ -154,9 +153,7 @@ test("slot calls wait while the pool re-adopts its sandboxes, and a lost slot le
     backend,
     slots,
     acquireTimeoutMs: 1000,
-    creates: new InFlightCreates(),
-    createError: undefined,
-    keepAlive: new KeepAlive(),
+    loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }),
   });
   try {
     // Not adopted yet (a restarted controller): told to retry, not that the lease is gone.
@@ -215,9 +212,7 @@ test("an acquire that was waiting when its job got suspended gives the slot back
     backend,
     slots,
     acquireTimeoutMs: 10_000,
-    creates: new InFlightCreates(),
-    createError: undefined,
-    keepAlive: new KeepAlive(),
+    loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }),
   });
   try {
     const holder = await slots.acquire("someone-else", { timeoutMs: 1000 });
