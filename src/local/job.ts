@@ -10,7 +10,8 @@ import { getEnvironment, InvalidItemError, rowFilter, type Environment } from ".
 import { logger } from "../base/log.ts";
 import { startEmbeddedPool, type EmbeddedPool } from "./pool.ts";
 import { resolveDataset } from "../envs/resolve.ts";
-import { GroupFailedError, groupSettingsFromSpec, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { driveGroups, streamWork } from "../rollout/driver.ts";
+import { GroupFailedError, groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests, ManifestError } from "./manifest.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
@@ -128,47 +129,40 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       },
     };
 
-    const runItem = async (row: unknown, index: number): Promise<void> => {
-      let itemId = `#${index}`;
-      try {
-        const item = env.parseItem(row);
-        itemId = env.itemId(item);
-        const commands = env.oracleCommands(item);
-        if (commands) oracleTasks.push({ id: itemId, prompt: env.prompt(item).user, commands });
-        const group = await runGroup(item, index, groupOptions);
-        for (const sink of sinks) await sink.write(group);
-        groups.push(group);
-        counters.onGroup(group);
-        view.itemFinished(`${itemId}: scores [${group.scores.join(", ")}]`);
-      } catch (error) {
-        if (options.signal?.aborted) throw error;
-        counters.failed++;
-        const message = error instanceof GroupFailedError || error instanceof InvalidItemError ? error.message : String(error);
-        if (failures.length < FAILURES_KEPT) failures.push({ item: itemId, error: message });
-        log.error({ item: itemId, err: message }, "item failed");
-        view.itemFinished(`${itemId}: FAILED ${message.slice(0, 200)}`);
-      }
-    };
-
-    // Enough groups in flight to keep the trajectory gate full, pulled lazily from the dataset stream.
-    const inFlight = new Set<Promise<void>>();
-    const maxGroups = Math.max(1, Math.ceil(concurrency / spec.groupSize) + 1);
-    let index = 0;
+    const stream = streamWork(dataset.rows);
     try {
-      for await (const row of dataset.rows) {
-        const running = runItem(row, index++).finally(() => inFlight.delete(running));
-        inFlight.add(running);
-        counters.items = index;
-        if (inFlight.size >= maxGroups) await Promise.race(inFlight);
-      }
-      counters.total = index;
-      await Promise.all(inFlight);
+      // Enough groups in flight to keep the trajectory gate full, pulled lazily from the dataset stream.
+      await driveGroups({
+        group: groupOptions,
+        parallel: Math.ceil(concurrency / spec.groupSize) + 1,
+        take: async () => {
+          const work = await stream.take();
+          if (work === undefined) counters.total = counters.items;
+          else counters.items = work.index + 1;
+          return work;
+        },
+        oracleTasks,
+        deliver: async (group) => {
+          for (const sink of sinks) await sink.write(group);
+          groups.push(group);
+          counters.onGroup(group);
+          view.itemFinished(`${group.metadata.item_id}: scores [${group.scores.join(", ")}]`);
+        },
+        failed: (_work, error, itemId) => {
+          counters.failed++;
+          const message = error instanceof GroupFailedError || error instanceof InvalidItemError ? error.message : String(error);
+          if (failures.length < FAILURES_KEPT) failures.push({ item: itemId, error: message });
+          log.error({ item: itemId, err: message }, "item failed");
+          view.itemFinished(`${itemId}: FAILED ${message.slice(0, 200)}`);
+        },
+      });
+      options.signal?.throwIfAborted();
     } finally {
-      // However the loop ended (an interrupt, a dataset failing mid-stream), groups still running hold slots and
-      // model calls: they end (the signal stops them) before the pool and model server close under them. The
-      // live bar's timer would keep the process alive and the terminal's cursor hidden.
-      await Promise.allSettled(inFlight);
+      // However the run ended (an interrupt, a dataset failing mid-stream), its groups have ended (the signal stops
+      // them) before the pool and model server close under them. The live bar's timer would keep the process alive
+      // and the terminal's cursor hidden.
       view.stop();
+      await stream.close();
     }
   } finally {
     for (const cleanup of cleanups.reverse()) {

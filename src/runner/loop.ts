@@ -1,13 +1,16 @@
 import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
-import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
-import { groupSettingsFromSpec } from "../rollout/group.ts";
+import { driveGroups } from "../rollout/driver.ts";
+import { GroupFailedError, groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
+import type { NextWork } from "../rollout/protocol.ts";
 import { RunnersApiClient, renewIntervalMs } from "./client.ts";
 
 const log = logger("runner");
+
+type ItemWork = Extract<NextWork, { leaseId: string }>;
 
 export interface RunnerOptions {
   apiURL: string;
@@ -57,53 +60,53 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   };
   const summary: RunnerSummary = { groups: 0, failed: 0, handedBack: 0, reason: "stopped" };
 
-  const worker = async (): Promise<void> => {
+  /** The next item the API hands this runner, waiting as it says; undefined once the job is done or suspended. */
+  const take = async (): Promise<ItemWork | undefined> => {
     while (!options.signal.aborted) {
       const work = await api.next(options.runnerId);
       if ("done" in work || "suspended" in work) {
         summary.reason = "done" in work ? "done" : "suspended";
-        return;
+        return undefined;
       }
-      if ("waitMs" in work) {
-        await sleep(work.waitMs, options.signal);
-        continue;
-      }
-      const renew = setInterval(() => {
-        api.renew(work.leaseId).catch((error: unknown) => log.warn({ err: error, index: work.index }, "item lease renew failed"));
-      }, renewIntervalMs(work.ttlMs));
-      try {
-        const item = env.parseItem(work.row);
-        const commands = env.oracleCommands(item);
-        if (commands) oracleTasks.push({ id: env.itemId(item), prompt: env.prompt(item).user, commands });
-        const group = await runGroup(item, work.index, groupOptions);
+      if (!("waitMs" in work)) return work;
+      await sleep(work.waitMs, options.signal);
+    }
+    return undefined;
+  };
+
+  try {
+    // Every worker ends before the model server closes: a worker that gives up (API unreachable) never leaves
+    // the others running against a closed model endpoint, failing every trajectory they start.
+    await driveGroups({
+      group: groupOptions,
+      parallel: Math.ceil(spec.runners.trajectoriesPerRunner / spec.groupSize),
+      take,
+      oracleTasks,
+      hold: (work) => {
+        const renew = setInterval(() => {
+          api.renew(work.leaseId).catch((error: unknown) => log.warn({ err: error, index: work.index }, "item lease renew failed"));
+        }, renewIntervalMs(work.ttlMs));
+        return () => clearInterval(renew);
+      },
+      deliver: async (group, work) => {
         await api.submitGroup(work.index, work.attempt, group.scores, group);
         summary.groups++;
         log.info({ index: work.index, attempt: work.attempt, scores: group.scores, done: summary.groups }, "group scored");
-      } catch (error) {
-        if (options.signal.aborted) {
-          await api.handBack(work.leaseId).catch(() => undefined);
-          summary.handedBack++;
-          return;
-        }
+      },
+      failed: async (work, error) => {
         summary.failed++;
         log.error({ index: work.index, err: error instanceof GroupFailedError ? error.message : error }, "item attempt failed");
         // Unreported, the item's lease lapses and the controller hands it out again: no reason to stop this worker.
         await api
           .fail(work.leaseId)
           .catch((failError: unknown) => log.warn({ err: failError, index: work.index }, "could not report the failed attempt"));
-      } finally {
-        clearInterval(renew);
-      }
-    }
-  };
-
-  try {
-    const parallel = Math.max(1, Math.ceil(spec.runners.trajectoriesPerRunner / spec.groupSize));
-    // Every worker ends before the model server closes: a worker that gives up (API unreachable) never leaves
-    // the others running against a closed model endpoint, failing every trajectory they start.
-    const ended = await Promise.allSettled(Array.from({ length: parallel }, worker));
-    const crashed = ended.find((result) => result.status === "rejected");
-    if (crashed) throw crashed.reason;
+      },
+      // Handed back without spending an attempt.
+      interrupted: async (work) => {
+        await api.handBack(work.leaseId).catch(() => undefined);
+        summary.handedBack++;
+      },
+    });
   } finally {
     await modelServer?.close();
   }

@@ -1,7 +1,6 @@
 /**
- * Sandbox creates running in the background, by name: the pool loops (embedded manager and SandboxPool
- * reconciler) start them without waiting, count them for the planner, and never start a second create of a name
- * that is still in flight.
+ * Sandbox creates running in the background, by name: the pool loop starts them without waiting, counts them for
+ * the planner, and never starts a second create of a name that is still in flight.
  */
 export class InFlightCreates {
   readonly #creating = new Map<string, Promise<void>>();

@@ -1,8 +1,8 @@
 import type { SandboxPhase, SandboxTemplate } from "../types.ts";
 
 /**
- * The pure planner behind both the embedded pool manager and the controller's SandboxPool reconciler:
- * from what is observed, which sandboxes to create and which to terminate. It never terminates a sandbox that
+ * The pure planner of the pool loop (stepped by the embedded pool manager and the controller's SandboxPool
+ * reconciler): from what is observed, which sandboxes to create and which to terminate. It never terminates a sandbox that
  * still has leased slots, except one that already failed or is gone. A sandbox near its hard lifetime is replaced
  * like one on an old template: a new one is started, and the old one goes once its slots are given back.
  */

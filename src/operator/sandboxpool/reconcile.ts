@@ -1,14 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { validateSandboxPoolSpec, type SandboxPool } from "../../api/index.ts";
-import type { IsolationMode, SandboxInfo, SandboxTemplate } from "../../backends/types.ts";
+import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
 import { keepAliveIntervalMs } from "../../backends/slots/keepalive.ts";
-import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
+import type { PoolStepHooks } from "../../backends/slots/loop.ts";
+import type { PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "../../backends/template.ts";
-import type { PoolRuntime, PoolRuntimes } from "./runtimes.ts";
+import type { PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
@@ -45,11 +46,11 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     if (!finalizers.includes(POOL_FINALIZER)) return {};
     const runtime = await deps.runtimes.ensure(key, ref(pool).namespace, pool.spec);
     // A create still in flight would land after the sweep: wait for it without holding this worker.
-    if (runtime.creates.size > 0) return { requeueAfterMs: 1000 };
-    const live = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
-    await Promise.all(live.map((s) => runtime.backend.terminate(s)));
-    if (live.length > 0)
-      deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${live.length} sandbox(es) of the deleted pool`);
+    if (runtime.loop.creating > 0) return { requeueAfterMs: 1000 };
+    const { terminated, failures } = await runtime.loop.terminateAll();
+    if (failures.length > 0) throw failures[0];
+    if (terminated > 0)
+      deps.recorder.event(pool, "Normal", "SandboxesTerminated", `terminated ${terminated} sandbox(es) of the deleted pool`);
     const left = (await runtime.backend.list(key)).filter((s) => s.phase !== "terminated");
     if (left.length > 0) return { requeueAfterMs: 2000 };
     await deps.runtimes.drop(key);
@@ -60,22 +61,23 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     return {};
   }
 
-  /** Runs one create in the background (the planner capped how many); its outcome lands in Events and the next pass. */
-  function launchCreate(key: string, pool: SandboxPool, runtime: PoolRuntime, sandboxName: string, template: SandboxTemplate): void {
-    runtime.creates.launch(
-      sandboxName,
-      async () => void (await runtime.backend.create(sandboxName, template)),
-      (error) => {
-        if (error === undefined) {
-          runtime.createError = undefined;
-          deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${sandboxName}`);
-        } else {
-          runtime.createError = `create failed: ${errorMessage(error)}`;
-          deps.recorder.event(pool, "Warning", "CreateFailed", runtime.createError);
-        }
-        deps.enqueue?.(key);
+  /** Step hooks of one reconcile: creates run in the background; their outcomes land in Events and the next pass. */
+  function stepHooks(key: string, pool: SandboxPool): PoolStepHooks {
+    return {
+      sandboxName: (template) => `${pool.metadata.name}-${template.templateHash.slice(0, 5)}-${suffix()}`,
+      terminated: (sandbox, reason) => {
+        const replaced = reason === "failed" || reason === "terminated" || reason === "replace";
+        deps.recorder.event(
+          pool,
+          replaced ? "Warning" : "Normal",
+          replaced ? "SandboxReplaced" : "SandboxTerminated",
+          `${sandbox.name}: ${reason}${sandbox.message ? ` (${sandbox.message})` : ""}`,
+        );
       },
-    );
+      created: (info) => deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${info.name}`),
+      createFailed: (_name, message) => deps.recorder.event(pool, "Warning", "CreateFailed", message),
+      createSettled: () => deps.enqueue?.(key),
+    };
   }
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
@@ -124,44 +126,14 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       runtime.slots.setTemplate(template, spec.leaseTTLSeconds * 1000);
       runtime.acquireTimeoutMs = spec.acquireTimeoutSeconds * 1000;
       try {
-        const creatingBefore = runtime.creates.names();
-        sandboxes = await runtime.backend.list(key);
-        runtime.keepAlive.probe(runtime.backend, sandboxes, template.idleTimeoutSeconds, deps.now().getTime());
-        runtime.slots.setSandboxes(sandboxes);
-        const waiting = runtime.slots.waiting();
-        plan = planSandboxes({
-          observed: sandboxes.map((s) => ({ ...s, leasedSlots: runtime.slots.leasedSlots(s.name) })),
-          templateHash: template.templateHash,
-          min: spec.minSandboxes,
-          max: spec.maxSandboxes,
-          slotsPerSandbox: spec.slotsPerSandbox,
-          waitingAcquirers: waiting,
-          replace: runtime.slots.replacements(),
-          inFlightCreates: runtime.creates.unlisted(creatingBefore, sandboxes),
-          maxConcurrentCreates: spec.maxConcurrentCreates,
-          allowScaleDown: waiting === 0,
-          lifetimeSeconds: template.lifetimeSeconds,
-          now: deps.now().getTime(),
-        });
-        const byName = new Map(sandboxes.map((s) => [s.name, s]));
-        for (const { name: sandboxName, reason } of plan.terminate) {
-          const sandbox = byName.get(sandboxName);
-          if (sandbox) await runtime.backend.terminate(sandbox);
-          const replaced = reason === "failed" || reason === "terminated" || reason === "replace";
-          deps.recorder.event(
-            pool,
-            replaced ? "Warning" : "Normal",
-            replaced ? "SandboxReplaced" : "SandboxTerminated",
-            `${sandboxName}: ${reason}${sandbox?.message ? ` (${sandbox.message})` : ""}`,
-          );
-        }
-        for (let index = 0; index < plan.create; index++)
-          launchCreate(key, pool, runtime, `${name}-${template.templateHash.slice(0, 5)}-${suffix()}`, template);
-        if (plan.terminate.length > 0) {
-          sandboxes = await runtime.backend.list(key);
-          runtime.slots.setSandboxes(sandboxes);
-        }
-        backendError = runtime.createError;
+        const step = await runtime.loop.step(
+          { min: spec.minSandboxes, max: spec.maxSandboxes, maxConcurrentCreates: spec.maxConcurrentCreates, now: now.getTime() },
+          stepHooks(key, pool),
+        );
+        sandboxes = step.sandboxes;
+        plan = step.plan;
+        if (step.halted !== undefined) throw step.halted;
+        backendError = runtime.loop.createError;
         const ready = sandboxes.find((s) => s.phase === "ready");
         if (ready) isolation = (await runtime.backend.health(ready)).isolation;
       } catch (error) {
@@ -184,7 +156,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       now,
     });
     await writeStatus(pool, status);
-    const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.creates.size ?? 0) > 0;
+    const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.loop.creating ?? 0) > 0;
     // Often enough for the keep-alive probes to beat the backend's idle timeout.
     return { requeueAfterMs: settling ? 1000 : Math.min(5000, keepAliveIntervalMs(template.idleTimeoutSeconds)) };
   };

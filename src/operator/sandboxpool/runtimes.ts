@@ -2,8 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxPoolSpec } from "../../api/index.ts";
 import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
-import { InFlightCreates } from "../../backends/slots/creates.ts";
-import { KeepAlive } from "../../backends/slots/keepalive.ts";
+import { PoolLoop } from "../../backends/slots/loop.ts";
 import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
 import { poolTemplate } from "../../backends/template.ts";
@@ -57,11 +56,8 @@ export interface PoolRuntime {
   backend: SandboxBackend;
   slots: SlotPool;
   acquireTimeoutMs: number;
-  /** Creates running in the background, so a slow create never holds a reconcile worker. */
-  creates: InFlightCreates;
-  /** The last background create's failure, shown in status until a create succeeds. */
-  createError: string | undefined;
-  keepAlive: KeepAlive;
+  /** The pool loop each reconcile steps; its creates run in the background, so none holds a reconcile worker. */
+  loop: PoolLoop;
 }
 
 /** The live backend and slot pool of every pool this controller manages, created on first reconcile. */
@@ -97,9 +93,8 @@ export class PoolRuntimes {
       backend,
       slots,
       acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000,
-      creates: new InFlightCreates(),
-      createError: undefined,
-      keepAlive: new KeepAlive(),
+      // Scale down as soon as no runner waits; a failed terminate stops the step, to be reported in status.
+      loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0, haltOnTerminateFailure: true }),
     };
     this.#pools.set(poolKey, runtime);
     return runtime;
@@ -109,7 +104,7 @@ export class PoolRuntimes {
     const runtime = this.#pools.get(poolKey);
     if (!runtime) return;
     this.#pools.delete(poolKey);
-    await runtime.creates.idle();
+    await runtime.loop.idle();
     runtime.slots.close();
     await runtime.backend.close();
   }

@@ -60,9 +60,9 @@ test("a slow create does not stall another pool's reconcile on the same single w
     "the fast pool was reconciled while the slow create hung",
   );
   assert.deepEqual(slowBackend.calls, ["create slow-" + runtimes.get("ns/slow")!.slots.template.templateHash.slice(0, 5) + "-x"]);
-  assert.equal(runtimes.get("ns/slow")!.creates.size, 1);
+  assert.equal(runtimes.get("ns/slow")!.loop.creating, 1);
   slow.open();
-  await runtimes.get("ns/slow")!.creates.idle();
+  await runtimes.get("ns/slow")!.loop.idle();
   await controller.stop();
   assert.equal(slowBackend.sandboxes.size, 1);
 });
@@ -86,9 +86,9 @@ test("a create in flight counts for the planner: passes meanwhile start no dupli
   await reconcile("ns/p");
   assert.equal(fake.calls.length, 2, "two creates under maxConcurrentCreates 2, none repeated while in flight");
   slow.open();
-  await runtimes.get("ns/p")!.creates.idle();
+  await runtimes.get("ns/p")!.loop.idle();
   await reconcile("ns/p");
-  await runtimes.get("ns/p")!.creates.idle();
+  await runtimes.get("ns/p")!.loop.idle();
   assert.equal(fake.calls.length, 4);
   assert.equal(new Set(fake.calls).size, 4);
 });

@@ -26,7 +26,7 @@ function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>
     enqueue: (key) => void enqueued.push(key),
   });
   /** Waits for the creates a pass started in the background. */
-  const settle = () => runtimes.get("ns/p")!.creates.idle();
+  const settle = () => runtimes.get("ns/p")!.loop.idle();
   return { fake, rec, events, runtimes, reconcile, settle, enqueued };
 }
 

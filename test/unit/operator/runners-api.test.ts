@@ -14,8 +14,7 @@ import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
 import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
-import { InFlightCreates } from "../../../src/backends/slots/creates.ts";
-import { KeepAlive } from "../../../src/backends/slots/keepalive.ts";
+import { PoolLoop } from "../../../src/backends/slots/loop.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
@@ -99,9 +98,7 @@ async function fakePool(slotCount: number, acquireTimeoutMs: number) {
     backend,
     slots,
     acquireTimeoutMs,
-    creates: new InFlightCreates(),
-    createError: undefined,
-    keepAlive: new KeepAlive(),
+    loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }),
   });
   return {
     slots,
