@@ -1,16 +1,7 @@
 import type { ExecRequest, ExecResult } from "../backends/types.ts";
-import { SandboxError } from "../backends/types.ts";
 import type { RolloutJobSpec } from "../api/index.ts";
 import type { LeasedSlot, SlotProvider } from "../rollout/types.ts";
-
-export class RunnersApiError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "RunnersApiError";
-    this.status = status;
-  }
-}
+import { errorMessage, RunnersApiError, SandboxError } from "../base/errors.ts";
 
 interface ApiPayload {
   error?: string;
@@ -121,7 +112,7 @@ export class RunnersApiClient {
     } catch (error) {
       if (error instanceof SandboxError || signal?.aborted) throw error;
       const lost = error instanceof RunnersApiError && (error.status === 404 || error.status === 410);
-      const message = `runners' API ${action}: ${error instanceof Error ? error.message : String(error)}`;
+      const message = `runners' API ${action}: ${errorMessage(error)}`;
       throw new SandboxError(lost ? "gone" : "transient", message, { cause: error });
     }
   }

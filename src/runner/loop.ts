@@ -1,11 +1,12 @@
 import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
-import { GroupFailedError, runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { runGroup, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { groupSettingsFromSpec } from "../rollout/group.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import { RunnersApiClient, renewIntervalMs } from "./client.ts";
+import { GroupFailedError } from "../base/errors.ts";
 
 const log = logger("runner");
 

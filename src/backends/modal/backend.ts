@@ -4,7 +4,6 @@ import { buildSlotCommand, resolveInsideWorkspace, slotDirectory, type Isolation
 import { DEFAULT_MAX_OUTPUT_BYTES, TailBuffer, TIMEOUT_EXIT_CODE } from "../process.ts";
 import {
   SLOT_WORKSPACE,
-  SandboxError,
   type ExecRequest,
   type ExecResult,
   type IsolationMode,
@@ -30,6 +29,7 @@ import {
   wholeSecondsMs,
 } from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 const log = logger("modal-backend");
 

@@ -23,8 +23,7 @@ import { ResultsForwarder } from "./forward.ts";
 import { SpooledRows } from "./rows.ts";
 import { JobTracker } from "./tracker.ts";
 import { AtroposSink } from "../../rollout/sinks.ts";
-
-class DatasetError extends Error {}
+import { DatasetError, describeError, errorMessage } from "../../base/errors.ts";
 
 export interface LoadedDataset {
   /** Read once, when the job first starts; then its spool on disk is used. */
@@ -90,7 +89,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       dataset = await deps.loadDataset(namespace, spec);
       rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset.rows);
     } catch (error) {
-      throw new DatasetError(`dataset could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
+      throw new DatasetError(`dataset could not be loaded: ${errorMessage(error)}`, { cause: error });
     }
     let token = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
     if (!token) {
@@ -236,8 +235,8 @@ export function jobReconciler(deps: JobReconcilerDeps) {
     } catch (error) {
       if (!(error instanceof DatasetError)) throw error;
       if (findCondition(job.status?.conditions, "Running")?.reason !== "DatasetError")
-        deps.recorder.event(job, "Warning", "DatasetError", error.message);
-      await writeStatus({ kind: "datasetError", message: error.message }, undefined);
+        deps.recorder.event(job, "Warning", "DatasetError", describeError(error));
+      await writeStatus({ kind: "datasetError", message: describeError(error) }, undefined);
       // A missing ConfigMap or an unreachable URL may be fixed without touching the job: try again later.
       return { requeueAfterMs: 15_000 };
     }

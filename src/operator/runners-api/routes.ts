@@ -1,24 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { LeaseLostError } from "../../backends/slots/types.ts";
-import { isSandboxError } from "../../backends/types.ts";
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
-
-class HttpError extends Error {
-  readonly status: number;
-  /** The runner should retry the same call shortly (this replica is not serving the job yet). */
-  readonly retry: boolean;
-  /** Where the leader serves the runners' API, when this replica is a follower that knows it. */
-  readonly leaderURL: string | undefined;
-  constructor(status: number, message: string, retry = false, leaderURL?: string) {
-    super(message);
-    this.status = status;
-    this.retry = retry;
-    this.leaderURL = leaderURL;
-  }
-}
+import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
@@ -27,24 +12,25 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
   } catch {
-    throw new HttpError(400, "body is not JSON");
+    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
   }
 }
 
 function authorize(req: IncomingMessage, job: ActiveJob): void {
   const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
   const expected = Buffer.from(job.token);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, "bad or missing job token");
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
 }
 
 const str = (body: Record<string, unknown>, field: string): string => {
   const value = body[field];
-  if (typeof value !== "string" || value === "") throw new HttpError(400, `${field} is required`);
+  if (typeof value !== "string" || value === "") throw new HttpError("HR_BAD_REQUEST", `${field} is required`);
   return value;
 };
 const int = (body: Record<string, unknown>, field: string): number => {
   const value = body[field];
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError(400, `${field} must be an integer`);
+  if (typeof value !== "number" || !Number.isInteger(value)) throw new HttpError("HR_BAD_REQUEST", `${field} must be an integer`);
   return value;
 };
 
@@ -64,22 +50,25 @@ export function runnersApi(
   const poolOf = (job: ActiveJob) => {
     // The slot went with the deleted pool: "gone" now, so the runner hands its item back at once instead of
     // retrying for the pool a re-created pool of the same name will never bring back.
-    if (job.poolGone) throw new HttpError(410, `pool ${job.poolKey} was deleted: the slot went with it`);
+    if (job.poolGone) throw new HttpError("HR_POOL_GONE", `pool ${job.poolKey} was deleted: the slot went with it`);
     const pool = pools(job.poolKey);
     // After a restart the job can be served before its pool has re-adopted its sandboxes and their leases:
     // the runner retries, keeping the slot it holds.
-    if (!pool || !pool.slots.adopted) throw new HttpError(503, `pool ${job.poolKey} is not ready`, true);
+    if (!pool || !pool.slots.adopted) throw new HttpError("HR_POOL_NOT_READY", `pool ${job.poolKey} is not ready`, { retry: true });
     return pool;
   };
   const refuseNewSlots = (job: ActiveJob) => {
-    if (jobs.get(job.key) !== job) throw new HttpError(410, `job ${job.key} is no longer served: no new slots`);
+    if (jobs.get(job.key) !== job) throw new HttpError("HR_JOB_RETIRED", `job ${job.key} is no longer served: no new slots`);
     if (job.suspended || job.poolGone)
-      throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
+      throw new HttpError(
+        "HR_JOB_NOT_ACQUIRING",
+        `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`,
+      );
   };
   const ownSlot = (job: ActiveJob, body: Record<string, unknown>) => {
     const leaseId = str(body, "leaseId");
     // Slot lease ids are unguessable; the set confines a runner to its own job's leases.
-    if (!job.slotLeases.has(leaseId)) throw new HttpError(404, `lease ${leaseId} is not held by this job`);
+    if (!job.slotLeases.has(leaseId)) throw new HttpError("HR_LEASE_UNKNOWN", `lease ${leaseId} is not held by this job`);
     return leaseId;
   };
   const handlers: Record<string, Handler> = {
@@ -104,7 +93,7 @@ export function runnersApi(
     },
     async renew(job, body) {
       const lease = job.tracker.renew(str(body, "leaseId"));
-      if (!lease) throw new HttpError(410, "work lease is gone (expired or the item is done)");
+      if (!lease) throw new HttpError("HR_WORK_LEASE_GONE", "work lease is gone (expired or the item is done)");
       return { expiresAt: lease.expiresAt, suspended: job.suspended };
     },
     async handback(job, body) {
@@ -122,7 +111,8 @@ export function runnersApi(
     },
     async groups(job, body) {
       const scores = body.scores;
-      if (!Array.isArray(scores) || !scores.every((s) => typeof s === "number")) throw new HttpError(400, "scores must be numbers");
+      if (!Array.isArray(scores) || !scores.every((s) => typeof s === "number"))
+        throw new HttpError("HR_BAD_REQUEST", "scores must be numbers");
       const record = { index: int(body, "index"), attempt: int(body, "attempt"), scores, group: body.group };
       const result = job.tracker.submit(record);
       if (result.stored) {
@@ -192,29 +182,28 @@ export function runnersApi(
     try {
       const job = jobs.get(`${namespace}/${name}`);
       // Not (yet) active here: a restarted or newly elected controller is still loading it, or this replica is a follower.
-      if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true, leaderURL());
+      if (!job)
+        throw new HttpError("HR_JOB_NOT_SERVED", `job ${namespace}/${name} is not served by this replica yet`, {
+          retry: true,
+          leaderURL: leaderURL(),
+        });
       authorize(req, job);
       const handler = handlers[action!];
-      if (!handler || (req.method !== "POST" && action !== "info")) throw new HttpError(404, `no action ${req.method} ${action}`);
+      if (!handler || (req.method !== "POST" && action !== "info"))
+        throw new HttpError("HR_NOT_FOUND", `no action ${req.method} ${action}`);
       sendJson(res, 200, await handler(job, await readBody(req)));
     } catch (error) {
+      // Catalogued answers (HttpError, a lost lease) carry their status; a sandbox failure is the upstream's fault.
       const status =
-        error instanceof HttpError
-          ? error.status
-          : error instanceof LeaseLostError
-            ? 410
-            : isSandboxError(error, "capacity")
-              ? 503
-              : isSandboxError(error)
-                ? 502
-                : 500;
+        error instanceof HermesError && error.statusCode !== undefined
+          ? error.statusCode
+          : isSandboxError(error, "capacity")
+            ? 503
+            : isSandboxError(error)
+              ? 502
+              : 500;
       if (status >= 500) metrics.errors.inc({ kind: "api" });
-      sendJson(res, status, {
-        error: error instanceof Error ? error.message : String(error),
-        ...(isSandboxError(error) ? { kind: error.kind } : {}),
-        ...(error instanceof HttpError && error.retry ? { retry: true } : {}),
-        ...(error instanceof HttpError && error.leaderURL ? { leaderURL: error.leaderURL } : {}),
-      });
+      sendJson(res, status, errorAnswer(error));
     }
     return true;
   };

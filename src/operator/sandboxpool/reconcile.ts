@@ -10,6 +10,7 @@ import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "../../backends/template.ts";
 import type { PoolRuntime, PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
+import { describeError } from "../../base/errors.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
 
@@ -24,8 +25,6 @@ export interface PoolReconcilerDeps {
   /** Sandbox name suffixes; injectable so tests get stable names. */
   suffix?: () => string;
 }
-
-const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** observe (cache, backend, leases) → plan (pure) → apply (backend creates and terminations, then one status write). */
 export function poolReconciler(deps: PoolReconcilerDeps) {
@@ -70,7 +69,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           runtime.createError = undefined;
           deps.recorder.event(pool, "Normal", "SandboxCreated", `created ${sandboxName}`);
         } else {
-          runtime.createError = `create failed: ${errorMessage(error)}`;
+          runtime.createError = `create failed: ${describeError(error)}`;
           deps.recorder.event(pool, "Warning", "CreateFailed", runtime.createError);
         }
         deps.enqueue?.(key);
@@ -116,7 +115,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
     const runtime = await deps.runtimes.ensure(key, namespace, spec).catch((error: unknown) => {
-      backendError = `backend ${spec.backend} unavailable: ${errorMessage(error)}`;
+      backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
       return undefined;
     });
     if (runtime) {
@@ -165,7 +164,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         const ready = sandboxes.find((s) => s.phase === "ready");
         if (ready) isolation = (await runtime.backend.health(ready)).isolation;
       } catch (error) {
-        backendError = errorMessage(error);
+        backendError = describeError(error);
         deps.recorder.event(pool, "Warning", "BackendError", backendError);
       }
     }
