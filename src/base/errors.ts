@@ -7,10 +7,10 @@
 export const ERROR_CODES = {
   HR_INTERNAL: { meaning: "an unexpected error that has no code of its own (a bug, or a failure nobody classified)" },
 
-  HR_SANDBOX_GONE: { meaning: "the sandbox (or the slot lease on it) no longer exists: replace it, never retry it" },
+  HR_SANDBOX_GONE: { meaning: "the sandbox (or the slot lease on it) no longer exists: it is replaced, the work goes to another slot" },
   HR_SANDBOX_TRANSIENT: { meaning: "a sandbox call failed in a way that may pass: timeout, connection reset, 5xx" },
   HR_SANDBOX_CAPACITY: { meaning: "the backend or the sandbox is out of room (quota, disk, 429): wait, then retry" },
-  HR_SANDBOX_CONFIGURATION: { meaning: "the request can never work as configured (credentials, image, a path outside the slot)" },
+  HR_SANDBOX_CONFIGURATION: { meaning: "the call can never work as configured (credentials, image, a path outside the slot): not retried" },
   HR_LEASE_LOST: { meaning: "the slot lease is not current: it expired, was released, or its sandbox went away", status: 410 },
 
   HR_INFRA_SETUP: { meaning: "the environment's setup failed for a reason that is not the agent's: retried on another slot" },

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
   DatasetError,
@@ -109,4 +110,11 @@ test("errorAnswer: { error, code }, a sandbox error's kind, an HttpError's field
     error: "no",
     code: "HR_JOB_NOT_SERVED",
   });
+});
+
+test("docs/operations.md lists every code with its status, and no code the catalogue lacks", () => {
+  const docs = readFileSync(new URL("../../../docs/operations.md", import.meta.url), "utf8");
+  const rows = [...docs.matchAll(/^\| `(HR_[A-Z_]+)` \| (\d*) \|/gm)].map(([, code, status]) => `${code} ${status}`);
+  const catalogue = codes.map((code) => `${code} ${(ERROR_CODES[code] as { status?: number }).status ?? ""}`);
+  assert.deepEqual(rows.sort(), catalogue.sort());
 });
