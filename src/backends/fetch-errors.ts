@@ -1,4 +1,4 @@
-import { SandboxError, type SandboxErrorKind } from "./types.ts";
+import { errorMessage, SandboxError, type SandboxErrorKind } from "../base/errors.ts";
 
 /** Every error code (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT, UND_ERR_SOCKET, ...) in a fetch failure's causes. */
 function errorCodes(error: unknown, depth = 0): string[] {
@@ -27,6 +27,6 @@ export function classifyFetchFailure(
     const code = codes.find((c) => rule.codes.test(c));
     if (code !== undefined) return new SandboxError(rule.kind, `${what}: ${code}`, { cause: error });
   }
-  const reason = codes.length > 0 ? codes.join("/") : error instanceof Error ? error.message : String(error);
+  const reason = codes.length > 0 ? codes.join("/") : errorMessage(error);
   return new SandboxError("transient", `${what}: ${reason}`, { cause: error });
 }

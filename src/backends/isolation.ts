@@ -2,7 +2,8 @@ import { execFile } from "node:child_process";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { SANDBOX_CACHE, SLOT_WORKSPACE, SandboxError, type IsolationMode } from "./types.ts";
+import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode } from "./types.ts";
+import { SandboxError } from "../base/errors.ts";
 
 /**
  * How one slot command is spawned. Pure: the same function serves the local backend, the sandbox server and

@@ -75,6 +75,7 @@ export interface SandboxHealth {
   message?: string;
 }
 
+/** A failed call throws a `SandboxError` (src/base/errors.ts), whose kind tells retry, replace or surface apart. */
 export interface SandboxBackend {
   readonly kind: BackendKind;
   /** Idempotent by name: creating an existing live sandbox returns it. */
@@ -91,21 +92,4 @@ export interface SandboxBackend {
   /** Idempotent: terminating a gone sandbox succeeds. */
   terminate(sandbox: SandboxRef): Promise<void>;
   close(): Promise<void>;
-}
-
-/** The four ways a backend call fails; callers decide retry, replace or surface from this alone. */
-export const sandboxErrorKinds = ["gone", "transient", "capacity", "configuration"] as const;
-export type SandboxErrorKind = (typeof sandboxErrorKinds)[number];
-
-export class SandboxError extends Error {
-  readonly kind: SandboxErrorKind;
-  constructor(kind: SandboxErrorKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "SandboxError";
-    this.kind = kind;
-  }
-}
-
-export function isSandboxError(error: unknown, kind?: SandboxErrorKind): error is SandboxError {
-  return error instanceof SandboxError && (kind === undefined || error.kind === kind);
 }

@@ -5,7 +5,6 @@
 import { z } from "zod";
 import { tail } from "./shell.ts";
 import {
-  InfrastructureError,
   asInfrastructureError,
   parseRow,
   type Environment,
@@ -15,6 +14,7 @@ import {
   type SlotExec,
   type Verification,
 } from "./types.ts";
+import { InfrastructureError } from "../base/errors.ts";
 
 export const shellTaskItemSchema = z
   .object({

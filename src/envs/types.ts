@@ -2,10 +2,12 @@
  * The environment contract: how a dataset row becomes a task in a leased slot, a prompt for the agent, and a score.
  * Environments see a slot only through `SlotExec` (no leases, no backends). Every path a slot command uses comes
  * from HERMES_WORKSPACE / HERMES_CACHE_DIR, which the slot layer sets as the command sees them (/workspace and
- * /cache under bubblewrap, host paths otherwise).
+ * /cache under bubblewrap, host paths otherwise). A failure that is not the agent's is an `InfrastructureError`
+ * (src/base/errors.ts): retried on another slot, never scored.
  */
 import { z } from "zod";
-import { isSandboxError, type ExecRequest, type ExecResult } from "../backends/types.ts";
+import type { ExecRequest, ExecResult } from "../backends/types.ts";
+import { errorMessage, InfrastructureError, InvalidItemError, isSandboxError } from "../base/errors.ts";
 
 /** The narrow view of a leased slot an environment gets; the runner's LeasedSlot satisfies it. */
 export interface SlotExec {
@@ -40,35 +42,6 @@ export interface Verification {
   durationMs: number;
 }
 
-/**
- * A failure that is not the agent's: the environment could not do its part (clone failed, a command it runs itself
- * broke), the sandbox died under a tool call, or the model endpoint was down. The runner retries such a trajectory
- * on another slot and never scores it 0.0. A `SandboxError` from `slot.exec` means the same and passes through
- * unchanged. Anything the agent caused (failing tests, a broken build) is a score of 0, not an error.
- */
-export type InfrastructureSource = "setup" | "verify" | "sandbox" | "model";
-
-export class InfrastructureError extends Error {
-  readonly source: InfrastructureSource;
-  constructor(source: InfrastructureSource, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "InfrastructureError";
-    this.source = source;
-  }
-}
-
-export function isInfrastructureError(error: unknown): error is InfrastructureError {
-  return error instanceof InfrastructureError;
-}
-
-/** A row the item schema rejects: a data error, never retried. */
-export class InvalidItemError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "InvalidItemError";
-  }
-}
-
 /** Parses a dataset row with an environment's item schema; a bad row is an InvalidItemError naming the environment. */
 export function parseRow<Item>(environment: string, schema: z.ZodType<Item>, row: unknown): Item {
   const parsed = schema.safeParse(row);
@@ -80,7 +53,7 @@ export function parseRow<Item>(environment: string, schema: z.ZodType<Item>, row
 export function asInfrastructureError(phase: "setup" | "verify", error: unknown, what = `${phase} failed`): Error {
   if (isSandboxError(error) || error instanceof InfrastructureError) return error;
   if (error instanceof Error && error.name === "AbortError") return error;
-  return new InfrastructureError(phase, `${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return new InfrastructureError(phase, `${what}: ${errorMessage(error)}`, { cause: error });
 }
 
 export interface Environment<Item = unknown> {

@@ -6,19 +6,20 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { RolloutJobSpec } from "../api/index.ts";
-import { getEnvironment, InvalidItemError, rowFilter, type Environment } from "../envs/index.ts";
+import { getEnvironment, rowFilter, type Environment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { startEmbeddedPool, type EmbeddedPool } from "./pool.ts";
 import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, streamWork } from "../rollout/driver.ts";
-import { GroupFailedError, groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
-import { loadManifests, ManifestError } from "./manifest.ts";
+import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { loadManifests } from "./manifest.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import { ProgressCounters, progressView } from "./progress.ts";
 import type { ScoredDataGroup } from "../rollout/scored.ts";
 import { AtroposSink, JsonlSink, type ScoredSink } from "../rollout/sinks.ts";
+import { errorMessage, GroupFailedError, InvalidItemError, ManifestError } from "../base/errors.ts";
 
 const log = logger("run");
 
@@ -180,7 +181,7 @@ function inJobFile<T>(jobPath: string, read: () => T): T {
   try {
     return read();
   } catch (error) {
-    throw new ManifestError(`${jobPath}: spec.environment: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ManifestError(`${jobPath}: spec.environment: ${errorMessage(error)}`);
   }
 }
 

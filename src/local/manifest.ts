@@ -4,18 +4,12 @@
  * error names its file and field.
  */
 import { parseAllDocuments } from "yaml";
+import { ManifestError } from "../base/errors.ts";
 import { API_VERSION, validateRolloutJobSpec, validateSandboxPoolSpec, type RolloutJobSpec, type SandboxPoolSpec } from "../api/index.ts";
 
 export interface Manifest<Spec> {
   name: string;
   spec: Spec;
-}
-
-export class ManifestError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ManifestError";
-  }
 }
 
 interface RawObject {

@@ -15,6 +15,7 @@ import { modalBackendFromSpec, nomadBackendFromSpec } from "../backends/factory.
 import { poolTemplate } from "../backends/template.ts";
 import { slotPoolProvider } from "./slot-provider.ts";
 import type { SlotProvider } from "../rollout/types.ts";
+import { errorMessage } from "../base/errors.ts";
 
 export interface EmbeddedPool {
   backend: SandboxBackend;
@@ -76,10 +77,7 @@ export async function startEmbeddedPool(poolName: string, spec: SandboxPoolSpec)
   } catch (error) {
     await backend.close();
     await cleanup();
-    throw new Error(
-      `SandboxPool ${poolName} (backend ${spec.backend}) is not reachable: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
+    throw new Error(`SandboxPool ${poolName} (backend ${spec.backend}) is not reachable: ${errorMessage(error)}`, { cause: error });
   }
   const template = poolTemplate(poolName, spec);
   const leaseTtlMs = spec.leaseTTLSeconds * 1000;

@@ -4,10 +4,9 @@
  * surfaces as SandboxError "gone", the same failure the rest of the core already retries.
  */
 import type { SlotPool } from "../backends/slots/pool.ts";
-import { LeaseLostError } from "../backends/slots/types.ts";
-import { SandboxError } from "../backends/types.ts";
 import { logger } from "../base/log.ts";
 import type { LeasedSlot, SlotProvider } from "../rollout/types.ts";
+import { LeaseLostError, SandboxError } from "../base/errors.ts";
 
 const log = logger("slot-provider");
 

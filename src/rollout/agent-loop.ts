@@ -4,7 +4,6 @@
  * retries them on another slot); everything the model does wrong is answered with an error it can read.
  */
 import type { ModelClient } from "./model-client.ts";
-import { ModelRequestError } from "./model-client.ts";
 import { extractToolCalls, hermesToolResponse, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
 import type {
@@ -17,7 +16,7 @@ import type {
   ToolCallRecord,
   TrajectoryLimits,
 } from "./types.ts";
-import { InfrastructureError } from "../envs/types.ts";
+import { ModelRequestError, InfrastructureError } from "../base/errors.ts";
 
 export interface AgentLoopOptions {
   model: ModelClient;

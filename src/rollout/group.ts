@@ -6,14 +6,14 @@
  */
 import { randomUUID } from "node:crypto";
 import type { RolloutJobSpec } from "../api/index.ts";
-import { isSandboxError } from "../backends/types.ts";
-import { isInfrastructureError, type Environment } from "../envs/types.ts";
+import type { Environment } from "../envs/types.ts";
 import { logger } from "../base/log.ts";
 import { runAgentLoop } from "./agent-loop.ts";
 import type { ModelClient } from "./model-client.ts";
 import { buildScoredGroup, type GenerationParams, type ScoredDataGroup, type ScoredTrajectory } from "./scored.ts";
 import { defaultTools, type ToolRegistry } from "./tools.ts";
 import type { ChatMessage, LeasedSlot, SlotProvider, ToolCallFormat, TrajectoryLimits } from "./types.ts";
+import { GroupFailedError, isSandboxError, isInfrastructureError } from "../base/errors.ts";
 
 const log = logger("runner");
 
@@ -56,18 +56,6 @@ export interface GroupOptions<Item> {
   gate?: Semaphore;
   signal?: AbortSignal;
   onEvent?: (event: GroupEvent) => void;
-}
-
-/** The item could not be scored: a data or configuration error, or retries exhausted. */
-export class GroupFailedError extends Error {
-  readonly itemId: string;
-  readonly attempts: number;
-  constructor(itemId: string, attempts: number, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "GroupFailedError";
-    this.itemId = itemId;
-    this.attempts = attempts;
-  }
 }
 
 /** Failures of the infrastructure, not of the agent: retried on another slot. */

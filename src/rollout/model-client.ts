@@ -16,7 +16,7 @@ import OpenAI, {
 import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
-import { InfrastructureError } from "../envs/types.ts";
+import { errorMessage, InfrastructureError, ModelRequestError } from "../base/errors.ts";
 
 export interface CompletionRequest {
   messages: readonly ChatMessage[];
@@ -24,14 +24,6 @@ export interface CompletionRequest {
   tools?: readonly ToolSchema[];
   maxTokens: number;
   signal?: AbortSignal;
-}
-
-/** The endpoint answered, but not with a usable completion (e.g. 400 context too long). Not an infra failure. */
-export class ModelRequestError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ModelRequestError";
-  }
 }
 
 export interface ModelClient {
@@ -88,7 +80,7 @@ export function classifyModelError(error: unknown): Error {
   if (error instanceof AuthenticationError || error instanceof PermissionDeniedError || error instanceof NotFoundError) {
     return new InfrastructureError("model", `model endpoint refused the request: ${error.message}`, { cause: error });
   }
-  return new ModelRequestError(error instanceof Error ? error.message : String(error), { cause: error });
+  return new ModelRequestError(errorMessage(error), { cause: error });
 }
 
 export function createModelClient(settings: ModelSettings): ModelClient {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { formatIssues, rolloutJobSpec, type Validation } from "../api/index.ts";
-import { sandboxErrorKinds, type ExecRequest, type ExecResult } from "../backends/types.ts";
+import { sandboxErrorKinds } from "../base/errors.ts";
+import type { ExecRequest, ExecResult } from "../backends/types.ts";
 import { scoredDataGroupSchema } from "./scored.ts";
 
 /**
@@ -106,6 +107,8 @@ export const isRunnersApiAction = (action: string): action is RunnersApiAction =
  */
 export const failureAnswerSchema = z.object({
   error: z.string(),
+  /** The error catalogue's code (src/base/errors.ts); a string, so a runner of another version still reads the answer. */
+  code: z.string().optional(),
   kind: z.enum(sandboxErrorKinds).optional(),
   retry: z.boolean().optional(),
   leaderURL: z.string().optional(),

@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { gzipSync } from "node:zlib";
 import { logger } from "../base/log.ts";
 import { hasTokens, type ScoredDataGroup } from "./scored.ts";
+import { errorMessage, TrainerRejectedError } from "../base/errors.ts";
 
 const log = logger("sink");
 
@@ -76,8 +77,6 @@ export interface AtroposRegistration {
 
 const GZIP_MIN_BYTES = 1024;
 
-/** A 4xx from the trainer: retrying the same body cannot help. */
-class TrainerRejected extends Error {}
 const POST_ATTEMPTS = 4;
 
 /** The trainer-facing payload: ScoredDataGroup's Atropos fields; our metadata stays in the JSONL sink. */
@@ -123,13 +122,13 @@ export class AtroposSink implements ScoredSink {
       try {
         const response = await call();
         if (response.status < 500) {
-          if (!response.ok) throw new TrainerRejected(`${what}: trainer answered ${response.status}: ${await response.text()}`);
+          if (!response.ok) throw new TrainerRejectedError(`${what}: trainer answered ${response.status}: ${await response.text()}`);
           return response;
         }
         failure = `HTTP ${response.status}`;
       } catch (error) {
-        if (error instanceof TrainerRejected) throw error;
-        failure = error instanceof Error ? error.message : String(error);
+        if (error instanceof TrainerRejectedError) throw error;
+        failure = errorMessage(error);
       }
       if (attempt >= POST_ATTEMPTS) throw new Error(`${what}: trainer unavailable after ${attempt} attempts: ${failure}`);
       await new Promise((r) => setTimeout(r, delay * 2 ** (attempt - 1)));

@@ -3,9 +3,8 @@
  * result as the original's terminal tool); `submit` runs locally and ends the trajectory. Environments do not
  * use these: their setup/verify go through the env's own exec interface.
  */
-import { isSandboxError } from "../backends/types.ts";
-import { InfrastructureError } from "../envs/types.ts";
 import type { LeasedSlot } from "./types.ts";
+import { errorMessage, InfrastructureError, isSandboxError } from "../base/errors.ts";
 
 export interface ToolSchema {
   type: "function";
@@ -86,7 +85,7 @@ export const terminalTool: Tool = {
       // The command's own failure is a result (its exit code); a call that could not run is never the agent's
       // fault, so it ends the trajectory as infrastructure (retried on another slot), not as a tool result.
       if (isSandboxError(error, "configuration") || (error instanceof Error && error.name === "AbortError")) throw error;
-      throw new InfrastructureError("sandbox", `terminal: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new InfrastructureError("sandbox", `terminal: ${errorMessage(error)}`, { cause: error });
     }
     const combined = result.stderr === "" ? result.stdout : result.stdout === "" ? result.stderr : `${result.stdout}\n${result.stderr}`;
     const output = truncateTail(combined, context.maxOutputBytes, result.truncated).text;

@@ -1,4 +1,4 @@
-import { SandboxError, type ExecRequest } from "../backends/types.ts";
+import type { ExecRequest } from "../backends/types.ts";
 import {
   failureAnswerSchema,
   jobPath,
@@ -13,15 +13,7 @@ import {
 } from "../rollout/protocol.ts";
 import type { ScoredDataGroup } from "../rollout/scored.ts";
 import type { LeasedSlot, SlotProvider } from "../rollout/types.ts";
-
-export class RunnersApiError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "RunnersApiError";
-    this.status = status;
-  }
-}
+import { errorMessage, RunnersApiError, SandboxError } from "../base/errors.ts";
 
 interface Answer {
   status: number;
@@ -127,7 +119,7 @@ export class RunnersApiClient {
     } catch (error) {
       if (error instanceof SandboxError || signal?.aborted) throw error;
       const lost = error instanceof RunnersApiError && (error.status === 404 || error.status === 410);
-      const message = `runners' API ${action}: ${error instanceof Error ? error.message : String(error)}`;
+      const message = `runners' API ${action}: ${errorMessage(error)}`;
       throw new SandboxError(lost ? "gone" : "transient", message, { cause: error });
     }
   }

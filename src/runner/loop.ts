@@ -1,12 +1,13 @@
 import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { driveGroups } from "../rollout/driver.ts";
-import { GroupFailedError, groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { modelClientFromSpec } from "../rollout/model-client.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import type { NextWork } from "../rollout/protocol.ts";
 import { RunnersApiClient, renewIntervalMs } from "./client.ts";
+import { GroupFailedError } from "../base/errors.ts";
 
 const log = logger("runner");
 

@@ -2,18 +2,10 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
 import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
-import {
-  SandboxError,
-  type ExecRequest,
-  type ExecResult,
-  type SandboxBackend,
-  type SandboxHealth,
-  type SandboxInfo,
-  type SandboxRef,
-  type SandboxTemplate,
-} from "../types.ts";
+import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SlotHost } from "./slot-host.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 const log = logger("backend-local");
 const METADATA_FILE = "sandbox.json";

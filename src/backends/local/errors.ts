@@ -1,4 +1,4 @@
-import { SandboxError, type SandboxErrorKind } from "../types.ts";
+import { errorMessage, SandboxError, type SandboxErrorKind } from "../../base/errors.ts";
 
 const kindByCode: Record<string, SandboxErrorKind> = {
   ENOSPC: "capacity",
@@ -25,7 +25,7 @@ export function classifyLocalError(error: unknown, what: string, missing: Sandbo
   if (error instanceof SandboxError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const kind = code === "ENOENT" ? missing : ((code !== undefined ? kindByCode[code] : undefined) ?? "transient");
-  const reason = code === "ENOENT" ? "no such file or directory" : error instanceof Error ? error.message : String(error);
+  const reason = code === "ENOENT" ? "no such file or directory" : errorMessage(error);
   return new SandboxError(kind, `${what}: ${reason}`, { cause: error });
 }
 

@@ -3,8 +3,9 @@ import { lstat, mkdir, readFile, readdir, realpath, rm, writeFile } from "node:f
 import { dirname } from "node:path";
 import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
-import { SandboxError, type ExecRequest, type ExecResult, type IsolationMode } from "../types.ts";
+import type { ExecRequest, ExecResult, IsolationMode } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 const WRITE_NO_FOLLOW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
 

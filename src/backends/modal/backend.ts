@@ -3,7 +3,6 @@ import { logger } from "../../base/log.ts";
 import { buildSlotCommand, resolveInsideWorkspace, slotDirectory, type IsolationRequest } from "../isolation.ts";
 import {
   SLOT_WORKSPACE,
-  SandboxError,
   type ExecRequest,
   type ExecResult,
   type IsolationMode,
@@ -29,6 +28,7 @@ import {
   wholeSecondsMs,
 } from "./plan.ts";
 import { Semaphore } from "./semaphore.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 const log = logger("modal-backend");
 

@@ -1,6 +1,6 @@
 import { ConflictError, InvalidError, NotFoundError, ResourceExhaustedError } from "modal";
 import { ClientError, Status } from "nice-grpc";
-import { SandboxError, type SandboxErrorKind } from "../types.ts";
+import { errorMessage, SandboxError, type SandboxErrorKind } from "../../base/errors.ts";
 
 /**
  * The one place Modal failures become SandboxError kinds (modal-sdk.md section 8). The SDK maps a few gRPC
@@ -38,7 +38,6 @@ export function modalErrorKind(error: unknown): SandboxErrorKind {
 /** Wraps any failure of `operation` as a SandboxError (kept as is when it already is one). */
 export function toSandboxError(error: unknown, operation: string): SandboxError {
   if (error instanceof SandboxError) return error;
-  const detail =
-    error instanceof ClientError ? `${Status[error.code]}: ${error.details}` : error instanceof Error ? error.message : String(error);
+  const detail = error instanceof ClientError ? `${Status[error.code]}: ${error.details}` : errorMessage(error);
   return new SandboxError(modalErrorKind(error), `modal ${operation}: ${detail}`, { cause: error });
 }

@@ -1,17 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { logger } from "../../base/log.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
-import {
-  SandboxError,
-  isSandboxError,
-  type ExecRequest,
-  type ExecResult,
-  type SandboxBackend,
-  type SandboxHealth,
-  type SandboxInfo,
-  type SandboxPhase,
-  type SandboxRef,
-  type SandboxTemplate,
+import type {
+  ExecRequest,
+  ExecResult,
+  SandboxBackend,
+  SandboxHealth,
+  SandboxInfo,
+  SandboxPhase,
+  SandboxRef,
+  SandboxTemplate,
 } from "../types.ts";
 import { allocationAddress, currentAllocation, incarnationOf, isLive, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
@@ -19,6 +17,7 @@ import { isJobExistsConflict } from "./errors.ts";
 import { META, buildSandboxJob, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
+import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
 
 const log = logger("nomad-backend");
 
@@ -231,7 +230,7 @@ export class NomadBackend implements SandboxBackend {
         else if (health.message !== undefined) message = health.message;
       } catch (error) {
         phase = "starting";
-        message = `sandbox server not answering: ${error instanceof Error ? error.message : String(error)}`;
+        message = `sandbox server not answering: ${errorMessage(error)}`;
       }
     }
     return infoOf(job, createdAt, phase, message);

@@ -1,6 +1,5 @@
 import { Agent, fetch as undiciFetch } from "undici";
 import type { z } from "zod";
-import { SandboxError } from "../types.ts";
 import { resolveConnection, type NomadConnection, type NomadConnectionOptions } from "./config.ts";
 import { NomadApiError, classifyTransportError } from "./errors.ts";
 import type { NomadJob } from "./job.ts";
@@ -19,6 +18,7 @@ import {
   type JobStub,
   type RegisterResponse,
 } from "./schemas.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 /** The subset of WHATWG fetch we call; tests pass a recording fake. */
 export type FetchLike = (

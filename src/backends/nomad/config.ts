@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { SandboxError } from "../types.ts";
+import { SandboxError } from "../../base/errors.ts";
 
 /**
  * Connection settings of the Nomad client. Explicit options win over the environment, which follows the

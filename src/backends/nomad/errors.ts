@@ -1,5 +1,5 @@
 import { classifyFetchFailure } from "../fetch-errors.ts";
-import { SandboxError, type SandboxErrorKind } from "../types.ts";
+import { SandboxError, type SandboxErrorKind } from "../../base/errors.ts";
 
 /**
  * Every failure of a Nomad API call, classified once. Nomad answers errors as `text/plain` bodies with the

@@ -1,6 +1,7 @@
 import { classifyFetchFailure } from "../fetch-errors.ts";
-import { SandboxError, type ExecRequest, type ExecResult, type SandboxErrorKind } from "../types.ts";
+import type { ExecRequest, ExecResult } from "../types.ts";
 import type { ErrorResponse, HealthResponse, ReadFileResponse, WireExecRequest } from "./protocol.ts";
+import { SandboxError, type SandboxErrorKind } from "../../base/errors.ts";
 
 /**
  * Typed client for one sandbox server. Every failure is a SandboxError:
@@ -85,7 +86,7 @@ export class SandboxServerClient {
       throw classifyFetchError(error, `${method} ${this.baseUrl}${path} (body)`);
     });
     if (!response.ok) {
-      const message = errorMessage(text) ?? `HTTP ${response.status}`;
+      const message = answerMessage(text) ?? `HTTP ${response.status}`;
       throw new SandboxError(kindForStatus(response.status), `${method} ${path}: ${response.status} ${message}`);
     }
     try {
@@ -106,7 +107,7 @@ function toWire(request: ExecRequest): WireExecRequest {
   return { ...request, command, timeoutMs: Math.ceil(request.timeoutMs) };
 }
 
-function errorMessage(text: string): string | undefined {
+function answerMessage(text: string): string | undefined {
   try {
     const parsed = JSON.parse(text) as Partial<ErrorResponse>;
     return typeof parsed.error === "string" ? parsed.error : undefined;

@@ -1,10 +1,12 @@
 import { z } from "zod";
+import type { ErrorCode, SandboxErrorKind } from "../../base/errors.ts";
 import type { IsolationMode } from "../types.ts";
 
 /**
  * Wire format of the sandbox server (the process each Nomad allocation runs). The server validates requests
- * with these schemas; the client sends exactly these shapes. Errors are `{error}` with the HTTP status:
- * 400 bad input, 401 bad token, 403 path outside the workspace, 404 unknown slot or missing file, 500 otherwise.
+ * with these schemas; the client sends exactly these shapes. Errors are `{error, code}` (code from src/base/errors.ts,
+ * plus `kind` for a sandbox error) with the HTTP status: 400 bad input, 401 bad token, 403 path outside the
+ * workspace, 404 unknown slot or missing file, 500 otherwise.
  */
 
 const slotSchema = z.number().int().min(0);
@@ -39,6 +41,9 @@ export interface ReadFileResponse {
 
 export interface ErrorResponse {
   error: string;
+  /** Absent from servers older than the error catalogue. */
+  code?: ErrorCode;
+  kind?: SandboxErrorKind;
 }
 
 /** Header carrying the shared token: `Authorization: Bearer <token>`. */

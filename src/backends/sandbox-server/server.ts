@@ -5,7 +5,7 @@ import { logger } from "../../base/log.ts";
 import { isOutsideWorkspace } from "../isolation.ts";
 import { isMissingFile } from "../local/errors.ts";
 import type { SlotHost } from "../local/slot-host.ts";
-import { SandboxError, type ExecRequest, type ExecResult } from "../types.ts";
+import type { ExecRequest, ExecResult } from "../types.ts";
 import {
   batchRequestSchema,
   execRequestSchema,
@@ -14,18 +14,10 @@ import {
   writeFileRequestSchema,
   type HealthResponse,
 } from "./protocol.ts";
+import { errorAnswer, HttpError, SandboxError } from "../../base/errors.ts";
 
 const log = logger("sandbox-server");
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
-
-/** An HTTP error with its status; everything else thrown by a handler becomes a 500 or a SandboxError status. */
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
 
 /** Serialises one slot's requests (the original's per-slot lock); slots run in parallel. */
 class SlotLocks {
@@ -60,7 +52,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     return locks.run(request.slot, () => host.exec(request));
   };
   const checkSlot = (slot: number): void => {
-    if (slot >= host.slots) throw new HttpError(404, `unknown slot ${slot} (server has ${host.slots})`);
+    if (slot >= host.slots) throw new HttpError("HR_NOT_FOUND", `unknown slot ${slot} (server has ${host.slots})`);
   };
 
   const routes: Record<string, (body: unknown) => Promise<unknown>> = {
@@ -72,7 +64,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     }),
     "POST /exec": (body) => exec(parse(execRequestSchema, body)),
     "POST /batch": (body) =>
-      Promise.all(parse(batchRequestSchema, body).map((request) => exec(request).catch((error: unknown) => ({ error: describe(error) })))),
+      Promise.all(parse(batchRequestSchema, body).map((request) => exec(request).catch((error: unknown) => errorAnswer(error)))),
     "POST /reset": async (body) => {
       const { slot } = parse(resetRequestSchema, body);
       checkSlot(slot);
@@ -102,14 +94,14 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     const path = (request.url ?? "/").split("?")[0];
     const route = routes[`${request.method} ${path}`];
     try {
-      if (!authorized(request, options.token)) throw new HttpError(401, "missing or wrong bearer token");
-      if (route === undefined) throw new HttpError(404, `no route ${request.method} ${path}`);
+      if (!authorized(request, options.token)) throw new HttpError("HR_UNAUTHORIZED", "missing or wrong bearer token");
+      if (route === undefined) throw new HttpError("HR_NOT_FOUND", `no route ${request.method} ${path}`);
       const body = request.method === "POST" ? await readJson(request) : undefined;
       send(response, 200, await route(body));
     } catch (error) {
       const status = statusFor(error);
       if (status >= 500) log.error({ err: error, path }, "request failed");
-      send(response, status, { error: describe(error) });
+      send(response, status, errorAnswer(error));
     }
   }
 }
@@ -124,7 +116,7 @@ function authorized(request: IncomingMessage, token: string | undefined): boolea
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);
   if (!result.success)
-    throw new HttpError(400, `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new HttpError("HR_BAD_REQUEST", `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return result.data;
 }
 
@@ -133,28 +125,24 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(400, `body over ${MAX_BODY_BYTES} bytes`);
+    if (size > MAX_BODY_BYTES) throw new HttpError("HR_BAD_REQUEST", `body over ${MAX_BODY_BYTES} bytes`);
     chunks.push(chunk);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
-    throw new HttpError(400, "body is not JSON");
+    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
   }
 }
 
 function statusFor(error: unknown): number {
-  if (error instanceof HttpError) return error.status;
+  if (error instanceof HttpError) return error.statusCode;
   if (isMissingFile(error)) return 404;
   if (error instanceof SandboxError) {
     if (error.kind === "configuration") return isOutsideWorkspace(error) ? 403 : 400;
     if (error.kind === "capacity") return 507;
   }
   return 500;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

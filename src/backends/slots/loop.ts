@@ -1,3 +1,4 @@
+import { describeError } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../types.ts";
 import { InFlightCreates } from "./creates.ts";
@@ -6,8 +7,6 @@ import { planSandboxes, type PlanOutput, type TerminateReason } from "./plan.ts"
 import type { SlotPool } from "./pool.ts";
 
 const log = logger("pool-loop");
-
-const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export interface PoolLoopOptions {
   backend: SandboxBackend;
@@ -149,7 +148,7 @@ export class PoolLoop {
           this.createError = undefined;
         } else {
           log.error({ err: error, sandbox: name }, "sandbox create failed");
-          this.createError = `create failed: ${errorMessage(error)}`;
+          this.createError = `create failed: ${describeError(error)}`;
           hooks.createFailed?.(name, this.createError);
         }
         hooks.createSettled();

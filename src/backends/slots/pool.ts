@@ -1,18 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { logger } from "../../base/log.ts";
-import {
-  SandboxError,
-  isSandboxError,
-  type ExecRequest,
-  type ExecResult,
-  type SandboxBackend,
-  type SandboxInfo,
-  type SandboxRef,
-  type SandboxTemplate,
-} from "../types.ts";
+import type { ExecRequest, ExecResult, SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
 import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
 import { drainRank } from "./plan.ts";
-import { LeaseLostError, type Lease, type SlotPoolOptions, type SlotPoolStats } from "./types.ts";
+import type { Lease, SlotPoolOptions, SlotPoolStats } from "./types.ts";
+import { SandboxError, isSandboxError, LeaseLostError } from "../../base/errors.ts";
 
 const log = logger("slot-pool");
 

@@ -10,14 +10,6 @@ export interface Lease {
   readonly expiresAt: number;
 }
 
-/** The lease is not (or no longer) current: expired, released, or its sandbox went away. */
-export class LeaseLostError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "LeaseLostError";
-  }
-}
-
 export interface SlotPoolStats {
   slotsTotal: number;
   slotsLeased: number;

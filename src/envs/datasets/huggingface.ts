@@ -9,7 +9,8 @@
 import { asyncBufferFromUrl, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { permute, seededRandom, shuffleBuffer } from "./order.ts";
 import { STREAM_SHUFFLE_BUFFER } from "./jsonl.ts";
-import { DatasetError, type DatasetRow, type DatasetSource } from "./types.ts";
+import type { DatasetRow, DatasetSource } from "./types.ts";
+import { DatasetError } from "../../base/errors.ts";
 
 export interface HuggingFaceOptions {
   name: string;

@@ -10,7 +10,8 @@ import { readConfigMapSource } from "./configmap.ts";
 import { huggingFaceSource } from "./huggingface.ts";
 import { jsonlFileSource, jsonlUrlSource, memorySource } from "./jsonl.ts";
 import { filter, take } from "./order.ts";
-import { asRow, DatasetError, type DatasetRow, type DatasetSource } from "./types.ts";
+import { asRow, type DatasetRow, type DatasetSource } from "./types.ts";
+import { DatasetError } from "../../base/errors.ts";
 
 export * from "./types.ts";
 export { configMapSource } from "./configmap.ts";

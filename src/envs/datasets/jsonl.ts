@@ -3,7 +3,8 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { createInterface } from "node:readline";
 import { permute, shuffleBuffer } from "./order.ts";
-import { asRow, DatasetError, type DatasetRow, type DatasetSource } from "./types.ts";
+import { asRow, type DatasetRow, type DatasetSource } from "./types.ts";
+import { DatasetError } from "../../base/errors.ts";
 
 export const STREAM_SHUFFLE_BUFFER = 1000;
 

@@ -1,4 +1,6 @@
 /** Dataset sources: where a job's rows come from. Rows are plain JSON objects; the environment parses them. */
+import { DatasetError } from "../../base/errors.ts";
+
 export type DatasetRow = Record<string, unknown>;
 
 export interface DatasetSource {
@@ -9,13 +11,6 @@ export interface DatasetSource {
    * order: exact for in-memory sources, a bounded shuffle for streams (see order.ts).
    */
   rows(seed?: number): AsyncIterable<DatasetRow>;
-}
-
-export class DatasetError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "DatasetError";
-  }
 }
 
 export function asRow(value: unknown, where: string): DatasetRow {

@@ -2,7 +2,6 @@
 import { z } from "zod";
 import { chunk, shellQuote, tail } from "../shell.ts";
 import {
-  InfrastructureError,
   asInfrastructureError,
   parseRow,
   type Environment,
@@ -14,6 +13,7 @@ import {
 } from "../types.ts";
 import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
 import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
+import { InfrastructureError } from "../../base/errors.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
 export const DEFAULT_INSTALL_COMMAND =

@@ -5,6 +5,7 @@ import type { ScoredDataGroup } from "../../rollout/scored.ts";
 import type { ScoredSink } from "../../rollout/sinks.ts";
 import { countLinesFrom, readLineAt } from "./lines.ts";
 import type { ScoredGroupRecord } from "./tracker.ts";
+import { describeError } from "../../base/errors.ts";
 
 const log = logger("results-forwarder");
 
@@ -113,7 +114,7 @@ export class ResultsForwarder {
   }
 
   #failed(error: unknown): void {
-    this.lastError = error instanceof Error ? error.message : String(error);
+    this.lastError = describeError(error);
     log.warn({ err: error, sink: this.location, pending: this.#pending }, "forwarding failed, will retry");
     this.#timer = setTimeout(
       () => {

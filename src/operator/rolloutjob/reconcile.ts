@@ -9,7 +9,8 @@ import type { Recorder } from "../runtime/events.ts";
 import { decide, gate, type JobAction, type JobObservation, type PoolFacts } from "./decide.ts";
 import { runnerPod, tokenSecret, type RunnerPodSettings } from "./desired.ts";
 import { withCreateOutcome, type CreateFailureReason, type CreateOutcome } from "./status.ts";
-import { DatasetError, loadWork, releaseWork, retireWork, snapshotWork, type WorkDeps } from "./work.ts";
+import { loadWork, releaseWork, retireWork, snapshotWork, type WorkDeps } from "./work.ts";
+import { DatasetError, describeError, errorMessage } from "../../base/errors.ts";
 
 export interface JobReconcilerDeps extends WorkDeps {
   getJob: (namespace: string, name: string) => RolloutJob | undefined;
@@ -38,7 +39,7 @@ function refusal(error: unknown): string {
   } catch {
     // Not a Status object: the error's own message says what happened.
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }
 
 /**
@@ -70,7 +71,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
         if (!loaded.tokenStored) observed.tokenToStore = work.token;
       } catch (error) {
         if (!(error instanceof DatasetError)) throw error;
-        observed.datasetError = error.message;
+        observed.datasetError = describeError(error);
       }
     }
     observed.work = work && snapshotWork(work);

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { RolloutJob, RolloutJobSpec } from "../../api/index.ts";
+import { DatasetError, errorMessage } from "../../base/errors.ts";
 import { AtroposSink } from "../../rollout/sinks.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ActiveJob, ActiveJobs } from "../runners-api/registry.ts";
@@ -12,7 +13,6 @@ import { SpooledRows } from "./rows.ts";
 import { JobTracker } from "./tracker.ts";
 
 /** A job's dataset could not be read; the job waits with a condition instead of failing the reconcile. */
-export class DatasetError extends Error {}
 
 export interface LoadedDataset {
   /** Read once, when the job first starts; then its spool on disk is used. */
@@ -55,7 +55,7 @@ export async function loadWork(
     dataset = await deps.loadDataset(namespace, spec);
     rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset.rows);
   } catch (error) {
-    throw new DatasetError(`dataset could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
+    throw new DatasetError(`dataset could not be loaded: ${errorMessage(error)}`, { cause: error });
   }
   const stored = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
   const tracker = new JobTracker({

@@ -1,7 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { LeaseLostError } from "../../backends/slots/types.ts";
-import { isSandboxError } from "../../backends/types.ts";
 import {
   isRunnersApiAction,
   parseWire,
@@ -15,20 +13,7 @@ import {
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
-
-class HttpError extends Error {
-  readonly status: number;
-  /** The runner should retry the same call shortly (this replica is not serving the job yet). */
-  readonly retry: boolean;
-  /** Where the leader serves the runners' API, when this replica is a follower that knows it. */
-  readonly leaderURL: string | undefined;
-  constructor(status: number, message: string, retry = false, leaderURL?: string) {
-    super(message);
-    this.status = status;
-    this.retry = retry;
-    this.leaderURL = leaderURL;
-  }
-}
+import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -37,14 +22,15 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
-    throw new HttpError(400, "body is not JSON");
+    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
   }
 }
 
 function authorize(req: IncomingMessage, job: ActiveJob): void {
   const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
   const expected = Buffer.from(job.token);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, "bad or missing job token");
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
 }
 
 const JOB_ACTION_PATH = new RegExp(`^${RUNNERS_API_PREFIX}/([^/]+)/([^/]+)/(.+)$`);
@@ -66,21 +52,24 @@ export function runnersApi(
   const poolOf = (job: ActiveJob) => {
     // The slot went with the deleted pool: "gone" now, so the runner hands its item back at once instead of
     // retrying for the pool a re-created pool of the same name will never bring back.
-    if (job.poolGone) throw new HttpError(410, `pool ${job.poolKey} was deleted: the slot went with it`);
+    if (job.poolGone) throw new HttpError("HR_POOL_GONE", `pool ${job.poolKey} was deleted: the slot went with it`);
     const pool = pools(job.poolKey);
     // After a restart the job can be served before its pool has re-adopted its sandboxes and their leases:
     // the runner retries, keeping the slot it holds.
-    if (!pool || !pool.slots.adopted) throw new HttpError(503, `pool ${job.poolKey} is not ready`, true);
+    if (!pool || !pool.slots.adopted) throw new HttpError("HR_POOL_NOT_READY", `pool ${job.poolKey} is not ready`, { retry: true });
     return pool;
   };
   const refuseNewSlots = (job: ActiveJob) => {
-    if (jobs.get(job.key) !== job) throw new HttpError(410, `job ${job.key} is no longer served: no new slots`);
+    if (jobs.get(job.key) !== job) throw new HttpError("HR_JOB_RETIRED", `job ${job.key} is no longer served: no new slots`);
     if (job.suspended || job.poolGone)
-      throw new HttpError(409, `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`);
+      throw new HttpError(
+        "HR_JOB_NOT_ACQUIRING",
+        `job ${job.key} is ${job.suspended ? "suspended" : "waiting for its pool"}: no new slots`,
+      );
   };
   const ownSlot = (job: ActiveJob, { leaseId }: { leaseId: string }) => {
     // Slot lease ids are unguessable; the set confines a runner to its own job's leases.
-    if (!job.slotLeases.has(leaseId)) throw new HttpError(404, `lease ${leaseId} is not held by this job`);
+    if (!job.slotLeases.has(leaseId)) throw new HttpError("HR_LEASE_UNKNOWN", `lease ${leaseId} is not held by this job`);
     return leaseId;
   };
   const handlers: Handlers = {
@@ -105,7 +94,7 @@ export function runnersApi(
     },
     async renew(job, body) {
       const lease = job.tracker.renew(body.leaseId);
-      if (!lease) throw new HttpError(410, "work lease is gone (expired or the item is done)");
+      if (!lease) throw new HttpError("HR_WORK_LEASE_GONE", "work lease is gone (expired or the item is done)");
       return { expiresAt: lease.expiresAt, suspended: job.suspended };
     },
     async handback(job, body) {
@@ -184,7 +173,7 @@ export function runnersApi(
   };
   const serve = async <A extends RunnersApiAction>(action: A, job: ActiveJob, body: unknown): Promise<RunnersApiAnswer<A>> => {
     const request = parseWire(runnersApiActions[action].request, body, "body");
-    if (!request.ok) throw new HttpError(400, request.errors.join("; "));
+    if (!request.ok) throw new HttpError("HR_BAD_REQUEST", request.errors.join("; "));
     return handlers[action](job, request.value);
   };
 
@@ -195,29 +184,27 @@ export function runnersApi(
     try {
       const job = jobs.get(`${namespace}/${name}`);
       // Not (yet) active here: a restarted or newly elected controller is still loading it, or this replica is a follower.
-      if (!job) throw new HttpError(503, `job ${namespace}/${name} is not served by this replica yet`, true, leaderURL());
+      if (!job)
+        throw new HttpError("HR_JOB_NOT_SERVED", `job ${namespace}/${name} is not served by this replica yet`, {
+          retry: true,
+          leaderURL: leaderURL(),
+        });
       authorize(req, job);
       if (!isRunnersApiAction(action!) || (req.method !== "POST" && action !== "info"))
-        throw new HttpError(404, `no action ${req.method} ${action}`);
+        throw new HttpError("HR_NOT_FOUND", `no action ${req.method} ${action}`);
       sendJson(res, 200, await serve(action, job, await readBody(req)));
     } catch (error) {
+      // Catalogued answers (HttpError, a lost lease) carry their status; a sandbox failure is the upstream's fault.
       const status =
-        error instanceof HttpError
-          ? error.status
-          : error instanceof LeaseLostError
-            ? 410
-            : isSandboxError(error, "capacity")
-              ? 503
-              : isSandboxError(error)
-                ? 502
-                : 500;
+        error instanceof HermesError && error.statusCode !== undefined
+          ? error.statusCode
+          : isSandboxError(error, "capacity")
+            ? 503
+            : isSandboxError(error)
+              ? 502
+              : 500;
       if (status >= 500) metrics.errors.inc({ kind: "api" });
-      const answer: FailureAnswer = {
-        error: error instanceof Error ? error.message : String(error),
-        ...(isSandboxError(error) ? { kind: error.kind } : {}),
-        ...(error instanceof HttpError && error.retry ? { retry: true } : {}),
-        ...(error instanceof HttpError && error.leaderURL ? { leaderURL: error.leaderURL } : {}),
-      };
+      const answer: FailureAnswer = errorAnswer(error);
       sendJson(res, status, answer);
     }
     return true;

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { errorAnswer, HttpError } from "../../base/errors.ts";
 
 /** A route handler returns true when it answered the request. */
 export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
@@ -33,10 +34,10 @@ export function createProbeServer(options: ProbeServerOptions): Server {
         return void res.end(text);
       }
       for (const route of options.routes ?? []) if (await route(req, res)) return;
-      sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
+      throw new HttpError("HR_NOT_FOUND", `no route for ${req.method} ${path}`);
     };
     answer().catch((error: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { error: error instanceof Error ? error.message : String(error) });
+      if (!res.headersSent) sendJson(res, error instanceof HttpError ? error.statusCode : 500, errorAnswer(error));
       else res.destroy();
     });
   });

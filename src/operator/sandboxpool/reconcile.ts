@@ -11,6 +11,7 @@ import type { PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "../../backends/template.ts";
 import type { PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
+import { describeError } from "../../base/errors.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
 
@@ -25,8 +26,6 @@ export interface PoolReconcilerDeps {
   /** Sandbox name suffixes; injectable so tests get stable names. */
   suffix?: () => string;
 }
-
-const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** observe (cache, backend, leases) → plan (pure) → apply (backend creates and terminations, then one status write). */
 export function poolReconciler(deps: PoolReconcilerDeps) {
@@ -118,7 +117,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
     const runtime = await deps.runtimes.ensure(key, namespace, spec).catch((error: unknown) => {
-      backendError = `backend ${spec.backend} unavailable: ${errorMessage(error)}`;
+      backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
       return undefined;
     });
     if (runtime) {
@@ -137,7 +136,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         const ready = sandboxes.find((s) => s.phase === "ready");
         if (ready) isolation = (await runtime.backend.health(ready)).isolation;
       } catch (error) {
-        backendError = errorMessage(error);
+        backendError = describeError(error);
         deps.recorder.event(pool, "Warning", "BackendError", backendError);
       }
     }

@@ -9,6 +9,7 @@ import { FilterSyntaxError, compileFilter } from "./filter.ts";
 import { NomadHttpError, canonicalizeJob, registerJob } from "./jobs.ts";
 import { FakeScheduler } from "./scheduler.ts";
 import { FAKE_NODE_ID, FAKE_NODE_NAME, FakeNomadState, allocStub, jobStub, type AllocRecord, type Json } from "./state.ts";
+import { errorMessage } from "../../base/errors.ts";
 
 const log = logger("fake-nomad");
 
@@ -56,7 +57,7 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
     handle(request, response).catch((error: unknown) => {
       const status = error instanceof NomadHttpError ? error.status : 500;
       if (status === 500 && !(error instanceof NomadHttpError)) log.error({ err: error }, "fake Nomad request failed");
-      if (!response.headersSent) text(response, status, error instanceof Error ? error.message : String(error));
+      if (!response.headersSent) text(response, status, errorMessage(error));
     });
   });
 

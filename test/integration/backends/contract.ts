@@ -13,9 +13,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import { LeaseLostError } from "../../../src/backends/slots/types.ts";
 import { PoolManager } from "../../../src/backends/slots/manager.ts";
-import { isSandboxError, type SandboxBackend, type SandboxInfo, type SandboxTemplate } from "../../../src/backends/types.ts";
+import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import { LeaseLostError, isSandboxError } from "../../../src/base/errors.ts";
 
 export interface ContractSetup {
   backend: SandboxBackend;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SandboxServerClient, isBatchError } from "../../../src/backends/sandbox-server/client.ts";
-import { SandboxError, isSandboxError } from "../../../src/backends/types.ts";
+import { SandboxError, isSandboxError } from "../../../src/base/errors.ts";
 
 const BIN = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname;
 const TOKEN = "s3cret";

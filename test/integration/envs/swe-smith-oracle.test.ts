@@ -8,7 +8,8 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { getEnvironment, InfrastructureError, type Environment } from "../../../src/envs/index.ts";
+import { InfrastructureError } from "../../../src/base/errors.ts";
+import { getEnvironment, type Environment } from "../../../src/envs/index.ts";
 import { prepareMiniDataset, type MiniDataset } from "../../../src/envs/swe-smith-oracle/mini.ts";
 import { bwrapWorks, ProcessSlot, type Isolation } from "./process-slot.ts";
 

@@ -5,8 +5,8 @@ import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
 import { startMockModal } from "../../../src/testbeds/mock-modal/server.ts";
 import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../support/modal.ts";
-import { isSandboxError } from "../../../src/backends/types.ts";
 import { modalBackendFromSpec } from "../../../src/backends/factory.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 // Modal-specific backend behaviour beyond the shared contract: lifetimes, the create cap, rebuild after a restart.
 describe("modal backend specifics", () => {

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { ClientError, Status } from "nice-grpc";
 import { ModalClient } from "modal";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
-import { isSandboxError } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
 const runFile = promisify(execFile);

@@ -1,9 +1,9 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import { LeaseLostError } from "../../../src/backends/slots/types.ts";
 import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../support/modal.ts";
-import { isSandboxError, type SandboxInfo } from "../../../src/backends/types.ts";
+import type { SandboxInfo } from "../../../src/backends/types.ts";
+import { LeaseLostError, isSandboxError } from "../../../src/base/errors.ts";
 
 /**
  * Fault injection through the whole stack: slot pool → modal backend → real SDK → mock. Each case says what

@@ -10,7 +10,8 @@ import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
 import { startFakeNomad, type FakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
 import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
-import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+import type { SandboxTemplate } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 const bin = fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url));
 const template = (pool: string): SandboxTemplate => ({

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildSlotCommand, resolveInsideWorkspace } from "../../../src/backends/isolation.ts";
 import { TailBuffer } from "../../../src/backends/process.ts";
-import { isSandboxError } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 const argAfter = (args: string[], flag: string): string[] => {
   const index = args.indexOf(flag);

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PoolManager } from "../../../src/backends/slots/manager.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import { isSandboxError, type SandboxBackend, type SandboxInfo, type SandboxTemplate } from "../../../src/backends/types.ts";
+import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 const template: SandboxTemplate = {
   pool: "p",

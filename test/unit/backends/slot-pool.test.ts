@@ -1,18 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import { LeaseLostError } from "../../../src/backends/slots/types.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
-import {
-  SandboxError,
-  isSandboxError,
-  type ExecRequest,
-  type ExecResult,
-  type SandboxBackend,
-  type SandboxInfo,
-  type SandboxRef,
-  type SandboxTemplate,
-} from "../../../src/backends/types.ts";
+import type { ExecRequest, ExecResult, SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../../../src/backends/types.ts";
+import { LeaseLostError, SandboxError, isSandboxError } from "../../../src/base/errors.ts";
 
 /** A backend that only records calls: the lease state machine is tested without processes. */
 class RecordingBackend implements SandboxBackend {

@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  configMapSource,
-  DatasetError,
-  memorySource,
-  parseJsonl,
-  permute,
-  readRows,
-  shuffleBuffer,
-} from "../../../src/envs/datasets/index.ts";
+import { DatasetError } from "../../../src/base/errors.ts";
+import { configMapSource, memorySource, parseJsonl, permute, readRows, shuffleBuffer } from "../../../src/envs/datasets/index.ts";
 import { parquetListingURL, plainValue, rowGroupRanges } from "../../../src/envs/datasets/huggingface.ts";
 
 async function collect<T>(rows: AsyncIterable<T>): Promise<T[]> {

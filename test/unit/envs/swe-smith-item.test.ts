@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { getEnvironment, InvalidItemError } from "../../../src/envs/index.ts";
+import { InvalidItemError } from "../../../src/base/errors.ts";
+import { getEnvironment } from "../../../src/envs/index.ts";
 import {
   isPythonOnly,
   repoCacheKey,

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ExecRequest, ExecResult } from "../../../src/backends/types.ts";
-import { SandboxError } from "../../../src/backends/types.ts";
-import { getEnvironment, InfrastructureError, type SlotExec } from "../../../src/envs/index.ts";
+import { InfrastructureError, SandboxError } from "../../../src/base/errors.ts";
+import { getEnvironment, type SlotExec } from "../../../src/envs/index.ts";
 
 type Reply = Partial<ExecResult> | Error;
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { AlreadyExistsError, ConflictError, InvalidError, NotFoundError, ResourceExhaustedError } from "modal";
 import { ClientError, Status } from "nice-grpc";
 import { modalErrorKind, toSandboxError } from "../../../src/backends/modal/errors.ts";
-import { SandboxError } from "../../../src/backends/types.ts";
+import { SandboxError } from "../../../src/base/errors.ts";
 
 const grpc = (code: Status) => new ClientError("/modal.client.ModalClient/X", code, "detail");
 

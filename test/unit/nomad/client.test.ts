@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { NomadClient, type FetchInit, type FetchLike } from "../../../src/backends/nomad/client.ts";
 import { resolveConnection } from "../../../src/backends/nomad/config.ts";
 import { isJobExistsConflict, kindForNomadError } from "../../../src/backends/nomad/errors.ts";
-import { isSandboxError } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
 
 interface Recorded {
   url: URL;

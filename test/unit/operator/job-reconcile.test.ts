@@ -220,14 +220,14 @@ test("a deleted job stops its runners, deletes its token Secret and then lets go
   assert.equal(active.get("ns/j"), undefined);
 });
 
-test("a dataset that fails to load sets Running=False DatasetError with the message, once as an Event, and retries later", async () => {
+test("a dataset that fails to load sets Running=False DatasetError with message and code, once as an Event, retries later", async () => {
   const { rec, events, reconcile } = await setup(job({}), { datasetError: "ConfigMap ns/rows not found" });
   const result = await reconcile("ns/j");
   const [write] = rec.expect(["patchStatus RolloutJob/ns/j"]);
   const running = statusOf(write!.body).conditions!.find((c) => c.type === "Running")!;
   assert.deepEqual([running.status, running.reason], ["False", "DatasetError"]);
-  assert.match(running.message, /ConfigMap ns\/rows not found/);
-  assert.ok(events.events.some((e) => e.startsWith("Warning DatasetError")));
+  assert.match(running.message, /ConfigMap ns\/rows not found \[HR_DATASET_UNREADABLE\]$/);
+  assert.ok(events.events.some((e) => e.startsWith("Warning DatasetError") && e.endsWith("[HR_DATASET_UNREADABLE]")));
   assert.equal(result.requeueAfterMs, 15_000);
 });
 

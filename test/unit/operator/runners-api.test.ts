@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { rolloutJobSpec } from "../../../src/api/index.ts";
-import { RunnersApiClient, RunnersApiError } from "../../../src/runner/client.ts";
+import { RunnersApiClient } from "../../../src/runner/client.ts";
 import { runRunner } from "../../../src/runner/loop.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
 import { runnersApi } from "../../../src/operator/runners-api/routes.ts";
@@ -17,9 +17,10 @@ import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts"
 import { PoolLoop } from "../../../src/backends/slots/loop.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import { isSandboxError, type SandboxTemplate } from "../../../src/backends/types.ts";
+import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { scoredGroup } from "../../support/scored-group.ts";
 import { fakeBackend } from "./fakes.ts";
+import { RunnersApiError, isSandboxError } from "../../../src/base/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "runners-api-"));
 const jobs = new ActiveJobs();
@@ -304,4 +305,24 @@ test("a runner pod's loop runs a job over the protocol, and the groups it builds
   } finally {
     pool.close();
   }
+});
+
+test("every error answer names its catalogue code beside the message, with the status it had before", async () => {
+  const post = async (path: string, body: string, token = "token-a"): Promise<[number, Record<string, unknown>]> => {
+    const response = await fetch(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body });
+    return [response.status, (await response.json()) as Record<string, unknown>];
+  };
+  const codeOf = ([status, answer]: [number, Record<string, unknown>]) => [status, answer.code];
+  assert.deepEqual(await post("/v1/jobs/ns/a/next", "{}", "nope"), [401, { error: "bad or missing job token", code: "HR_UNAUTHORIZED" }]);
+  assert.deepEqual(await post("/v1/jobs/ns/missing/next", "{}"), [
+    503,
+    { error: "job ns/missing is not served by this replica yet", code: "HR_JOB_NOT_SERVED", retry: true },
+  ]);
+  assert.deepEqual(codeOf(await post("/v1/jobs/ns/a/nothing", "{}")), [404, "HR_NOT_FOUND"]);
+  assert.deepEqual(codeOf(await post("/v1/jobs/ns/a/next", "{")), [400, "HR_BAD_REQUEST"]);
+  assert.deepEqual(codeOf(await post("/v1/jobs/ns/a/next", "{}")), [400, "HR_BAD_REQUEST"]);
+  assert.deepEqual(codeOf(await post("/v1/jobs/ns/a/slots/release", '{"leaseId":"sandbox/0/abc"}')), [404, "HR_LEASE_UNKNOWN"]);
+  assert.deepEqual(codeOf(await post("/v1/jobs/ns/a/renew", '{"leaseId":"no-such-lease"}')), [410, "HR_WORK_LEASE_GONE"]);
+  const unrouted = await fetch(`${url}/nowhere`);
+  assert.deepEqual([unrouted.status, await unrouted.json()], [404, { error: "no route for GET /nowhere", code: "HR_NOT_FOUND" }]);
 });

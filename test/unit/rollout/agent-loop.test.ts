@@ -2,11 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runAgentLoop } from "../../../src/rollout/agent-loop.ts";
 import type { ModelClient } from "../../../src/rollout/model-client.ts";
-import { ModelRequestError } from "../../../src/rollout/model-client.ts";
 import { defaultTools } from "../../../src/rollout/tools.ts";
-import { InfrastructureError } from "../../../src/envs/types.ts";
 import type { ChatMessage, LeasedSlot, ModelTurn } from "../../../src/rollout/types.ts";
-import { SandboxError } from "../../../src/backends/types.ts";
+import { ModelRequestError, InfrastructureError, SandboxError } from "../../../src/base/errors.ts";
 
 function scripted(answers: (ChatMessage | Error)[]): ModelClient & { seen: ChatMessage[][] } {
   const seen: ChatMessage[][] = [];

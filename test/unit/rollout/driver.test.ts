@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { z } from "zod";
-import { InvalidItemError, type Environment } from "../../../src/envs/types.ts";
+import { GroupFailedError, InvalidItemError } from "../../../src/base/errors.ts";
+import type { Environment } from "../../../src/envs/types.ts";
 import { driveGroups, streamWork, type GroupWork } from "../../../src/rollout/driver.ts";
-import { GroupFailedError, Semaphore, type GroupOptions } from "../../../src/rollout/group.ts";
+import { Semaphore, type GroupOptions } from "../../../src/rollout/group.ts";
 import type { ScoredDataGroup } from "../../../src/rollout/scored.ts";
 import type { LeasedSlot } from "../../../src/rollout/types.ts";
 

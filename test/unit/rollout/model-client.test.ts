@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
-import { InfrastructureError } from "../../../src/envs/types.ts";
-import { createModelClient, ModelRequestError } from "../../../src/rollout/model-client.ts";
+import { createModelClient } from "../../../src/rollout/model-client.ts";
+import { InfrastructureError, ModelRequestError } from "../../../src/base/errors.ts";
 
 /** An endpoint that answers every request with the status named by the model field. */
 let server: Server;

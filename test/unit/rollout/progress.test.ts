@@ -58,7 +58,8 @@ test("without a terminal (CI logs, pipes): one plain line per finished item, no 
 });
 
 test("running counts trajectories that hold a place under the gate, and drops back to 0 after failures", async () => {
-  const { runGroup, Semaphore, GroupFailedError } = await import("../../../src/rollout/group.ts");
+  const { runGroup, Semaphore } = await import("../../../src/rollout/group.ts");
+  const { GroupFailedError } = await import("../../../src/base/errors.ts");
   const { getEnvironment } = await import("../../../src/envs/index.ts");
   const progress = new ProgressCounters();
   let most = 0;
