@@ -28,6 +28,7 @@ import { LeaderElector } from "./runtime/leader.ts";
 import { ControllerMetrics } from "./runtime/metrics.ts";
 import { poolReconciler } from "./sandboxpool/reconcile.ts";
 import { FileLeaseStore, PoolRuntimes } from "./sandboxpool/runtimes.ts";
+import { realClock } from "../base/clock.ts";
 
 const log = logger("controller");
 
@@ -103,7 +104,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       client,
       runtimes,
       recorder,
-      now: () => new Date(),
+      clock: realClock,
       enqueue: (k) => poolController.enqueue(k),
     }),
   });
@@ -132,7 +133,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
         imagePullPolicy: options.imagePullPolicy,
       },
       dataDir: options.dataDir,
-      now: () => new Date(),
+      clock: realClock,
     }),
   });
   runtimes.onWaiting = (poolKey) => poolController.enqueue(poolKey);

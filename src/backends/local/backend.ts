@@ -14,6 +14,7 @@ import {
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SlotHost } from "./slot-host.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("backend-local");
 const METADATA_FILE = "sandbox.json";
@@ -35,7 +36,7 @@ export interface LocalBackendOptions {
   rootDir: string;
   isolation?: IsolationRequest;
   /** Injectable for tests of lifetime and idle expiry. */
-  now?: () => number;
+  clock?: Clock;
 }
 
 /**
@@ -46,14 +47,14 @@ export class LocalBackend implements SandboxBackend {
   readonly kind = "local" as const;
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly hosts = new Map<string, SlotHost>();
   private readonly lastActivity = new Map<string, number>();
 
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe) {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? realClock;
   }
 
   /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
@@ -76,7 +77,7 @@ export class LocalBackend implements SandboxBackend {
       pool: template.pool,
       slots: template.slots,
       templateHash: template.templateHash,
-      createdAt: new Date(this.now()).toISOString(),
+      createdAt: new Date(this.clock.now()).toISOString(),
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
@@ -90,7 +91,7 @@ export class LocalBackend implements SandboxBackend {
     } catch (error) {
       throw classifyLocalError(error, `create ${id}`, "transient");
     }
-    this.lastActivity.set(id, this.now());
+    this.lastActivity.set(id, this.clock.now());
     return toInfo(id, metadata);
   }
 
@@ -151,7 +152,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   private async live(sandbox: SandboxRef): Promise<SlotHost> {
-    this.lastActivity.set(sandbox.id, this.now());
+    this.lastActivity.set(sandbox.id, this.clock.now());
     const cached = this.hosts.get(sandbox.id);
     if (cached !== undefined) return cached;
     const metadata = await this.readMetadata(sandbox.id).catch((error: unknown) => {
@@ -170,7 +171,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   private expiry(id: string, metadata: SandboxMetadata): string | undefined {
-    const now = this.now();
+    const now = this.clock.now();
     const created = Date.parse(metadata.createdAt);
     if (metadata.lifetimeSeconds > 0 && now - created > metadata.lifetimeSeconds * 1000) return "lifetime";
     const busy = (this.hosts.get(id)?.runningCount() ?? 0) > 0;

@@ -6,6 +6,7 @@ import { KeepAlive } from "./keepalive.ts";
 import { planSandboxes } from "./plan.ts";
 import type { SlotPool } from "./pool.ts";
 import type { SlotPoolStats } from "./types.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("pool-manager");
 
@@ -18,7 +19,7 @@ export interface PoolManagerOptions {
   intervalMs?: number;
   /** Idle surplus goes only after this long without waiting acquirers. */
   scaleDownDelayMs?: number;
-  now?: () => number;
+  clock?: Clock;
 }
 
 export type PoolManagerStats = SlotPoolStats & Record<`sandboxes${Capitalize<SandboxPhase>}`, number> & { creating: number };
@@ -47,7 +48,8 @@ export class PoolManager {
     this.options = options;
     this.backend = options.backend;
     this.slotPool = options.slotPool;
-    this.now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.now = () => clock.now();
     this.lastWaiterAt = this.now();
     this.slotPool.onWaiting = () => void this.reconcile();
   }

@@ -23,6 +23,7 @@ import { ResultsForwarder } from "./forward.ts";
 import { SpooledRows } from "./rows.ts";
 import { JobTracker } from "./tracker.ts";
 import { AtroposSink } from "../../rollout/sinks.ts";
+import type { Clock } from "../../base/clock.ts";
 
 class DatasetError extends Error {}
 
@@ -47,7 +48,7 @@ export interface JobReconcilerDeps {
   enqueue: (key: string) => void;
   runnerPods: RunnerPodSettings;
   dataDir: string;
-  now: () => Date;
+  clock: Clock;
   /** First retry delay of result forwarding to a trainer (tests shorten it). */
   forwardRetryDelayMs?: number;
 }
@@ -167,7 +168,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
       if (gone) await stopWork(gone, [], namespace);
       return {};
     }
-    const now = deps.now();
+    const now = new Date(deps.clock.now());
     const generation = job.metadata.generation ?? 0;
     const pods = deps.listRunnerPods(namespace, name);
     if (job.metadata.deletionTimestamp) return (job.metadata.finalizers ?? []).includes(JOB_FINALIZER) ? finalize(key, job, pods) : {};

@@ -10,6 +10,7 @@ import { planSandboxes, type PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "../../backends/template.ts";
 import type { PoolRuntime, PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
+import type { Clock } from "../../base/clock.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
 
@@ -18,7 +19,7 @@ export interface PoolReconcilerDeps {
   client: ClusterClient;
   runtimes: PoolRuntimes;
   recorder: Recorder;
-  now: () => Date;
+  clock: Clock;
   /** Reconciles a pool again (a background create finished). */
   enqueue?: (key: string) => void;
   /** Sandbox name suffixes; injectable so tests get stable names. */
@@ -84,7 +85,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     if (!pool) return {};
     if (pool.metadata.deletionTimestamp) return finalize(key, pool);
     const generation = pool.metadata.generation ?? 0;
-    const now = deps.now();
+    const now = new Date(deps.clock.now());
 
     const validation = validateSandboxPoolSpec(pool.spec);
     if (!validation.ok) {
@@ -126,7 +127,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       try {
         const creatingBefore = runtime.creates.names();
         sandboxes = await runtime.backend.list(key);
-        runtime.keepAlive.probe(runtime.backend, sandboxes, template.idleTimeoutSeconds, deps.now().getTime());
+        runtime.keepAlive.probe(runtime.backend, sandboxes, template.idleTimeoutSeconds, deps.clock.now());
         runtime.slots.setSandboxes(sandboxes);
         const waiting = runtime.slots.waiting();
         plan = planSandboxes({
@@ -141,7 +142,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
           maxConcurrentCreates: spec.maxConcurrentCreates,
           allowScaleDown: waiting === 0,
           lifetimeSeconds: template.lifetimeSeconds,
-          now: deps.now().getTime(),
+          now: deps.clock.now(),
         });
         const byName = new Map(sandboxes.map((s) => [s.name, s]));
         for (const { name: sandboxName, reason } of plan.terminate) {
