@@ -6,7 +6,7 @@ import type { ClusterClient } from "./client.ts";
 import type { BackendFactory } from "./sandboxpool/runtimes.ts";
 
 /**
- * Builds a pool's backend from its spec with the runner's factories, after reading credentials from Secrets in
+ * Builds a pool's backend from its spec with the shared factories (backends/factory.ts), after reading credentials from Secrets in
  * the pool's namespace; the controller's own environment fills what they leave unset. Backend modules load only
  * when a pool uses them (no Modal SDK for local pools).
  */

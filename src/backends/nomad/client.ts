@@ -68,7 +68,7 @@ const LONG_POLL_HEADERS_TIMEOUT_MS = 11 * 60_000;
 
 /**
  * Typed client over the Nomad HTTP API, for what the nomad backend needs and nothing else. Works unchanged
- * against a real `nomad agent -dev` and the fake in ./fake.
+ * against a real `nomad agent -dev` and the fake in src/testbeds/fake-nomad.
  */
 export class NomadClient {
   readonly connection: NomadConnection;
