@@ -73,7 +73,7 @@ test("no file under src/ outside src/cli reads process.env or process.argv, exce
   );
 });
 
-test("dataset settings: the bundled directory under XDG_CACHE_HOME unless HERMES_MINI_DATASET_DIR names one; the Hub's address and token", () => {
+test("dataset settings: the bundled dir under XDG_CACHE_HOME unless HERMES_MINI_DATASET_DIR names one; the Hub's URL and token", () => {
   assert.deepEqual(datasetSettings({ XDG_CACHE_HOME: "/cache", HF_ENDPOINT: "http://hub.test", HF_TOKEN: "hf_x" }), {
     bundledDir: "/cache/hermes-rollouts/swe-smith-mini",
     hfEndpoint: "http://hub.test",
