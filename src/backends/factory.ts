@@ -3,6 +3,7 @@
  * `run` (credentials from the SDK's or client's own lookup). Modal and Nomad modules load only when a pool uses them.
  */
 import type { SandboxPoolSpec } from "../api/index.ts";
+import type { NomadEnvironment } from "./nomad/config.ts";
 import type { SandboxBackend } from "./types.ts";
 
 /** Modal credentials resolved by the caller (a cluster Secret); unset fields fall back to the SDK's own lookup. */
@@ -11,7 +12,7 @@ export interface ModalCredentials {
   tokenSecret?: string;
 }
 
-/** Nomad credentials resolved by the caller (cluster Secrets, or NOMAD_* as for the `nomad` CLI). */
+/** Nomad credentials resolved by the caller (cluster Secrets); `BackendEnvironment.nomad` fills what they leave unset. */
 export interface NomadCredentials {
   token?: string;
   caCert?: string;
@@ -21,11 +22,23 @@ export interface NomadCredentials {
   sandboxToken?: string;
 }
 
+/** What backends take from the process environment, read once by the CLI and passed down. */
+export interface BackendEnvironment {
+  /** NOMAD_* variables, read as the `nomad` CLI reads them: fallbacks under the spec's and the Secrets' values. */
+  nomad?: NomadEnvironment;
+  /** MODAL_MAX_THROTTLE_WAIT, parsed: the bound on server-directed throttling waits per Modal call. */
+  modalMaxThrottleWaitSecs?: number;
+}
+
 /**
  * Modal sandboxes through the real SDK. Without credentials the SDK uses MODAL_TOKEN_ID and MODAL_TOKEN_SECRET,
  * else ~/.modal.toml. Lifetime and idle timeout travel in the pool's sandbox template.
  */
-export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: ModalCredentials = {}): Promise<SandboxBackend> {
+export async function modalBackendFromSpec(
+  spec: SandboxPoolSpec,
+  credentials: ModalCredentials = {},
+  environment: BackendEnvironment = {},
+): Promise<SandboxBackend> {
   const modal = spec.modal;
   if (!modal) throw new Error("spec.modal is required for backend modal");
   const { ModalBackend } = await import("./modal/backend.ts");
@@ -35,13 +48,18 @@ export async function modalBackendFromSpec(spec: SandboxPoolSpec, credentials: M
     maxConcurrentCreates: spec.maxConcurrentCreates,
     ...(modal.environment ? { environment: modal.environment } : {}),
     ...(modal.regions ? { regions: modal.regions } : {}),
+    ...(environment.modalMaxThrottleWaitSecs !== undefined ? { maxThrottleWaitSecs: environment.modalMaxThrottleWaitSecs } : {}),
     ...(credentials.tokenId ? { tokenId: credentials.tokenId } : {}),
     ...(credentials.tokenSecret ? { tokenSecret: credentials.tokenSecret } : {}),
   });
 }
 
 /** One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher). */
-export async function nomadBackendFromSpec(spec: SandboxPoolSpec, credentials: NomadCredentials = {}): Promise<SandboxBackend> {
+export async function nomadBackendFromSpec(
+  spec: SandboxPoolSpec,
+  credentials: NomadCredentials = {},
+  environment: BackendEnvironment = {},
+): Promise<SandboxBackend> {
   const nomad = spec.nomad;
   if (!nomad) throw new Error("spec.nomad is required for backend nomad");
   const { NomadBackend } = await import("./nomad/backend.ts");
@@ -56,5 +74,6 @@ export async function nomadBackendFromSpec(spec: SandboxPoolSpec, credentials: N
     ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
     ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
     ...(credentials.sandboxToken ? { sandboxToken: credentials.sandboxToken } : {}),
+    env: environment.nomad ?? {},
   });
 }

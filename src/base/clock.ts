@@ -1,4 +1,4 @@
-/** Time as a parameter: the queue, leader election and reconcilers take a Clock so tests can drive time. */
+/** Time as a parameter: whatever tests drive through time (queue, leader election, reconcilers, slot pools, backends) takes a Clock. */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;

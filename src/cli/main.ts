@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { readFileSync } from "node:fs";
+import { setLogLevel } from "../base/log.ts";
 
 /**
  * One CLI for every role. Each sub-command lives in `src/cli/commands/<name>.ts` and is imported only when it
@@ -18,6 +19,7 @@ const roles: Record<string, string> = {
 const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export async function main(argv: readonly string[]): Promise<void> {
+  setLogLevel(process.env.LOG_LEVEL ?? "info");
   const program = new Command("hermes-rollouts").version(version).description("Agentic-RL rollouts on warm sandbox slots");
   // `hermes-rollouts help <role>` must load the role too, or commander describes an empty stub.
   const name = argv[2] === "help" ? argv[3] : argv[2];

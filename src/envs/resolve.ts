@@ -36,9 +36,8 @@ export async function resolveDataset(
   jobPath: string,
   options: ResolveOptions = {},
 ): Promise<ResolvedDataset> {
-  const bundledDir = process.env.HERMES_MINI_DATASET_DIR;
   const { serveRepos, keep, ...context } = options;
-  const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), { ...(bundledDir ? { bundledDir } : {}), ...context });
+  const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), context);
   const rows = readRows(opened.source, {
     ...(dataset.maxItems !== undefined ? { maxItems: dataset.maxItems } : {}),
     ...(dataset.shuffleSeed !== undefined ? { shuffleSeed: dataset.shuffleSeed } : {}),

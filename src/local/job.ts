@@ -8,7 +8,8 @@ import { join, resolve } from "node:path";
 import type { RolloutJobSpec } from "../api/index.ts";
 import { getEnvironment, rowFilter, type Environment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
-import { startEmbeddedPool, type EmbeddedPool } from "./pool.ts";
+import { startEmbeddedPool, type EmbeddedPool, type EmbeddedPoolEnvironment } from "./pool.ts";
+import type { DatasetSettings } from "../envs/datasets/index.ts";
 import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, streamWork } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
@@ -31,6 +32,15 @@ export interface RunOptions {
   concurrency?: number;
   stream?: NodeJS.WriteStream;
   signal?: AbortSignal;
+  environment?: RunEnvironment;
+}
+
+/** What `run` takes from the process environment, read once by the CLI. */
+export interface RunEnvironment {
+  /** The model endpoint's key when the job names apiKeySecretRef (a cluster Secret, unreadable here). */
+  modelApiKey?: string;
+  datasets?: DatasetSettings;
+  pool?: EmbeddedPoolEnvironment;
 }
 
 export interface RunSummary {
@@ -73,9 +83,9 @@ function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): Score
   return sinks;
 }
 
-function apiKey(spec: RolloutJobSpec): string | undefined {
+function apiKey(spec: RolloutJobSpec, environment: RunEnvironment): string | undefined {
   // In a cluster the key comes from apiKeySecretRef; on one machine from the environment.
-  return spec.model.apiKeySecretRef ? (process.env.OPENAI_API_KEY ?? process.env.HERMES_MODEL_API_KEY) : undefined;
+  return spec.model.apiKeySecretRef ? environment.modelApiKey : undefined;
 }
 
 export async function runJob(options: RunOptions): Promise<RunSummary> {
@@ -91,7 +101,8 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   await writeFile(join(outDir, "scored.jsonl"), "");
 
   const keep = inJobFile(options.jobPath, () => rowFilter(spec.environment.name, spec.environment.config));
-  const dataset = await resolveDataset(spec.dataset, options.jobPath, keep ? { keep } : {});
+  const environment = options.environment ?? {};
+  const dataset = await resolveDataset(spec.dataset, options.jobPath, { ...environment.datasets, ...(keep ? { keep } : {}) });
   const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
   const oracleTasks: OracleTask[] = [];
   const counters = new ProgressCounters();
@@ -108,14 +119,14 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
       cleanups.push(() => (modelServer as ModelServer).close());
     }
-    embedded = await startEmbeddedPool(pool.name, pool.spec);
+    embedded = await startEmbeddedPool(pool.name, pool.spec, environment.pool);
     cleanups.push(() => (embedded as EmbeddedPool).close());
     const sinks = openSinks(spec, job.name, outDir);
     for (const sink of sinks) await sink.open();
     cleanups.push(async () => void (await Promise.allSettled(sinks.map((s) => s.close()))));
 
     const concurrency = options.concurrency ?? spec.runners.replicas * spec.runners.trajectoriesPerRunner;
-    const model = modelClientFromSpec(spec.model, apiKey(spec), modelServer?.baseURL);
+    const model = modelClientFromSpec(spec.model, apiKey(spec, environment), modelServer?.baseURL);
     const view = progressView(counters, options.stream);
     const groupOptions: GroupOptions<unknown> = {
       env,

@@ -11,7 +11,7 @@ import { LocalBackend } from "../backends/local/backend.ts";
 import { PoolManager } from "../backends/slots/manager.ts";
 import { SlotPool } from "../backends/slots/pool.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { modalBackendFromSpec, nomadBackendFromSpec } from "../backends/factory.ts";
+import { modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
 import { poolTemplate } from "../backends/template.ts";
 import { slotPoolProvider } from "./slot-provider.ts";
 import type { SlotProvider } from "../rollout/types.ts";
@@ -25,6 +25,12 @@ export interface EmbeddedPool {
   /** Slots the pool can lease at once (maxSandboxes × slotsPerSandbox). */
   capacity: number;
   close(): Promise<void>;
+}
+
+/** What the embedded pool takes from the process environment, read once by the CLI. */
+export interface EmbeddedPoolEnvironment extends BackendEnvironment {
+  /** The token the Nomad sandbox servers answer (HERMES_SANDBOX_TOKEN); a fresh random one when unset. */
+  sandboxToken?: string;
 }
 
 interface BuiltBackend {
@@ -46,31 +52,36 @@ async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
 
 /**
  * Outside a cluster credentialsSecretRef names a cluster Secret, unreadable here: Modal uses the SDK's own
- * lookup, Nomad its client's NOMAD_* environment. The sandbox servers answer only this run's token
- * (HERMES_SANDBOX_TOKEN, else a fresh random one).
+ * lookup, Nomad the NOMAD_* environment the CLI passed. The sandbox servers answer only this run's token.
  */
-async function modalBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
-  return { backend: await modalBackendFromSpec(spec), cleanup: nothingToClean };
+async function modalBackend(spec: SandboxPoolSpec, environment: EmbeddedPoolEnvironment): Promise<BuiltBackend> {
+  return { backend: await modalBackendFromSpec(spec, {}, environment), cleanup: nothingToClean };
 }
 
-async function nomadBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
-  const sandboxToken = process.env.HERMES_SANDBOX_TOKEN || randomBytes(24).toString("base64url");
-  return { backend: await nomadBackendFromSpec(spec, { sandboxToken }), cleanup: nothingToClean };
+async function nomadBackend(spec: SandboxPoolSpec, environment: EmbeddedPoolEnvironment): Promise<BuiltBackend> {
+  const sandboxToken = environment.sandboxToken || randomBytes(24).toString("base64url");
+  return { backend: await nomadBackendFromSpec(spec, { sandboxToken }, environment), cleanup: nothingToClean };
 }
 
-const backendFactories: Record<SandboxPoolSpec["backend"], (spec: SandboxPoolSpec) => Promise<BuiltBackend>> = {
+type BuildBackend = (spec: SandboxPoolSpec, environment: EmbeddedPoolEnvironment) => Promise<BuiltBackend>;
+
+const backendFactories: Record<SandboxPoolSpec["backend"], BuildBackend> = {
   local: localBackend,
   modal: modalBackend,
   nomad: nomadBackend,
 };
 
 /** Builds the backend a pool names. Modal and Nomad modules are loaded only when used. */
-export function createBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
-  return backendFactories[spec.backend](spec);
+export function createBackend(spec: SandboxPoolSpec, environment: EmbeddedPoolEnvironment = {}): Promise<BuiltBackend> {
+  return backendFactories[spec.backend](spec, environment);
 }
 
-export async function startEmbeddedPool(poolName: string, spec: SandboxPoolSpec): Promise<EmbeddedPool> {
-  const { backend, cleanup } = await createBackend(spec);
+export async function startEmbeddedPool(
+  poolName: string,
+  spec: SandboxPoolSpec,
+  environment: EmbeddedPoolEnvironment = {},
+): Promise<EmbeddedPool> {
+  const { backend, cleanup } = await createBackend(spec, environment);
   // A pool the run cannot even list (credentials, address) fails now, not after every item's acquire timed out.
   try {
     await backend.list(poolName);

@@ -11,6 +11,8 @@ import {
 } from "@kubernetes/client-node";
 import { GROUP, VERSION, type RolloutJob, type SandboxPool } from "../api/index.ts";
 import { logger } from "../base/log.ts";
+import type { BackendEnvironment } from "../backends/factory.ts";
+import type { DatasetSettings } from "../envs/datasets/index.ts";
 import { backendFactory } from "./backends.ts";
 import { kubeClient } from "./client.ts";
 import { JobDatasets } from "./rolloutjob/dataset.ts";
@@ -26,6 +28,7 @@ import { LeaderElector } from "./runtime/leader.ts";
 import { ControllerMetrics } from "./runtime/metrics.ts";
 import { poolReconciler } from "./sandboxpool/reconcile.ts";
 import { FileLeaseStore, PoolRuntimes } from "./sandboxpool/runtimes.ts";
+import { realClock } from "../base/clock.ts";
 
 const log = logger("controller");
 
@@ -34,8 +37,12 @@ export interface ControllerOptions {
   port: number;
   host?: string;
   dataDir: string;
-  /** Where runner pods reach this controller's runners' API. */
+  /** Where runner pods reach this controller's runners' API; http://<podIP>:<port> when unset. */
   runnerApiURL?: string;
+  /** This replica's pod IP (POD_IP): published on the Lease, and where sandboxes clone served repositories. */
+  podIP?: string;
+  datasets?: DatasetSettings;
+  backendEnvironment?: BackendEnvironment;
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   leaseNamespace: string;
@@ -63,13 +70,16 @@ const key = (o: KubernetesObject) => `${o.metadata?.namespace ?? "default"}/${o.
 export async function startController(options: ControllerOptions): Promise<RunningController> {
   const kc = options.kubeConfig ?? loadDefault();
   const client = kubeClient(kc);
-  const datasets = new JobDatasets(client, options.dataDir);
+  const datasets = new JobDatasets(client, options.dataDir, {
+    ...(options.podIP ? { podIP: options.podIP } : {}),
+    ...(options.datasets ? { datasets: options.datasets } : {}),
+  });
   const metrics = new ControllerMetrics({ defaultMetrics: true });
   const recorder = new EventRecorder(client);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const store = new FileLeaseStore(options.dataDir);
-  const runtimes = new PoolRuntimes(backendFactory(client, options.dataDir), store);
+  const runtimes = new PoolRuntimes(backendFactory(client, options.dataDir, options.backendEnvironment), store);
   const active = new ActiveJobs();
 
   // One namespace (the chart's namespaced RBAC mode) or all of them.
@@ -94,12 +104,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
       client,
       runtimes,
       recorder,
-      now: () => new Date(),
+      clock: realClock,
       enqueue: (k) => poolController.enqueue(k),
     }),
   });
   const port = { value: options.port };
-  const runnerApiURL = () => options.runnerApiURL ?? `http://${process.env.POD_IP ?? "127.0.0.1"}:${port.value}`;
+  const runnerApiURL = () => options.runnerApiURL ?? `http://${options.podIP ?? "127.0.0.1"}:${port.value}`;
   const jobController: Controller = new Controller({
     name: "rolloutjob",
     metrics,
@@ -123,7 +133,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
         imagePullPolicy: options.imagePullPolicy,
       },
       dataDir: options.dataDir,
-      now: () => new Date(),
+      clock: realClock,
     }),
   });
   runtimes.onWaiting = (poolKey) => poolController.enqueue(poolKey);
@@ -176,7 +186,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     name: options.leaseName ?? "hermes-rollouts-controller",
     identity,
     // This replica's own address (the pod IP), not a Service that may land on a follower.
-    annotations: { [RUNNERS_API_ANNOTATION]: process.env.POD_IP ? `http://${process.env.POD_IP}:${port.value}` : runnerApiURL() },
+    annotations: { [RUNNERS_API_ANNOTATION]: options.podIP ? `http://${options.podIP}:${port.value}` : runnerApiURL() },
     onStartedLeading: () => {
       metrics.isLeader.set(1);
       poolController.start();

@@ -10,6 +10,8 @@ import { startMockModal, type MockModal, type MockModalOptions } from "../../src
 export interface MockModalBackend {
   mock: MockModal;
   backend: ModalBackend;
+  /** The mock's address and credentials, for more backends on the same mock. */
+  connection: Required<Pick<ModalBackendOptions, "serverUrl" | "tokenId" | "tokenSecret">>;
   close(): Promise<void>;
 }
 
@@ -35,20 +37,23 @@ export function mockTemplate(pool: string, overrides: Partial<SandboxTemplate> =
 }
 
 /**
- * Starts the mock and a backend talking to it. Sets MODAL_SERVER_URL (and dummy credentials unless some are set)
- * in this process before the SDK client is built: the SDK has no other way to choose its server.
+ * Starts the mock and a backend talking to it, its address and credentials passed as options (the backend sets
+ * MODAL_SERVER_URL only while it builds its SDK client), so the process environment is left as it was.
  */
 export async function startMockModalBackend(
   options: { mock?: MockModalOptions; backend?: Partial<ModalBackendOptions> } = {},
 ): Promise<MockModalBackend> {
   const mock = await startMockModal(options.mock);
-  process.env.MODAL_SERVER_URL = mock.url;
-  process.env.MODAL_TOKEN_ID ??= options.mock?.tokenId ?? "ak-mock";
-  process.env.MODAL_TOKEN_SECRET ??= options.mock?.tokenSecret ?? "as-mock";
-  const backend = new ModalBackend({ appName: "hermes-test", maxThrottleWaitSecs: 10, ...options.backend });
+  const connection = {
+    serverUrl: mock.url,
+    tokenId: options.mock?.tokenId ?? "ak-mock",
+    tokenSecret: options.mock?.tokenSecret ?? "as-mock",
+  };
+  const backend = new ModalBackend({ appName: "hermes-test", maxThrottleWaitSecs: 10, ...connection, ...options.backend });
   return {
     mock,
     backend,
+    connection,
     async close() {
       await backend.close();
       await mock.close();
@@ -65,4 +70,19 @@ export async function startMockModalSandbox(
   const sandbox = await started.backend.create(`${template.pool}-0`, template);
   const rawSandbox = await started.backend.client.sandboxes.fromId(sandbox.id);
   return { ...started, template, sandbox, rawSandbox };
+}
+
+/**
+ * Runs `build` in a process whose environment names the Modal server, as a user's would, and restores it after:
+ * for what the SDK only takes from MODAL_SERVER_URL (a raw client, a pool spec without serverURL).
+ */
+export async function withModalServerUrl<T>(url: string, build: () => T | Promise<T>): Promise<T> {
+  const previous = process.env.MODAL_SERVER_URL;
+  process.env.MODAL_SERVER_URL = url;
+  try {
+    return await build();
+  } finally {
+    if (previous === undefined) delete process.env.MODAL_SERVER_URL;
+    else process.env.MODAL_SERVER_URL = previous;
+  }
 }

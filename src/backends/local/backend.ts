@@ -6,6 +6,7 @@ import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInf
 import { classifyLocalError } from "./errors.ts";
 import { SlotHost } from "./slot-host.ts";
 import { SandboxError } from "../../base/errors.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("backend-local");
 const METADATA_FILE = "sandbox.json";
@@ -27,7 +28,7 @@ export interface LocalBackendOptions {
   rootDir: string;
   isolation?: IsolationRequest;
   /** Injectable for tests of lifetime and idle expiry. */
-  now?: () => number;
+  clock?: Clock;
 }
 
 /**
@@ -38,14 +39,14 @@ export class LocalBackend implements SandboxBackend {
   readonly kind = "local" as const;
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly hosts = new Map<string, SlotHost>();
   private readonly lastActivity = new Map<string, number>();
 
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe) {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? realClock;
   }
 
   /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
@@ -68,7 +69,7 @@ export class LocalBackend implements SandboxBackend {
       pool: template.pool,
       slots: template.slots,
       templateHash: template.templateHash,
-      createdAt: new Date(this.now()).toISOString(),
+      createdAt: new Date(this.clock.now()).toISOString(),
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
@@ -82,7 +83,7 @@ export class LocalBackend implements SandboxBackend {
     } catch (error) {
       throw classifyLocalError(error, `create ${id}`, "transient");
     }
-    this.lastActivity.set(id, this.now());
+    this.lastActivity.set(id, this.clock.now());
     return toInfo(id, metadata);
   }
 
@@ -143,7 +144,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   private async live(sandbox: SandboxRef): Promise<SlotHost> {
-    this.lastActivity.set(sandbox.id, this.now());
+    this.lastActivity.set(sandbox.id, this.clock.now());
     const cached = this.hosts.get(sandbox.id);
     if (cached !== undefined) return cached;
     const metadata = await this.readMetadata(sandbox.id).catch((error: unknown) => {
@@ -162,7 +163,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   private expiry(id: string, metadata: SandboxMetadata): string | undefined {
-    const now = this.now();
+    const now = this.clock.now();
     const created = Date.parse(metadata.createdAt);
     if (metadata.lifetimeSeconds > 0 && now - created > metadata.lifetimeSeconds * 1000) return "lifetime";
     const busy = (this.hosts.get(id)?.runningCount() ?? 0) > 0;

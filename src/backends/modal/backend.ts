@@ -20,7 +20,7 @@ import {
   execArgv,
   infoFromTags,
   isValidSandboxName,
-  maxThrottleWaitSecs,
+  DEFAULT_MAX_THROTTLE_WAIT_SECS,
   poolSelector,
   prepareArgv,
   sandboxTags,
@@ -44,7 +44,7 @@ export interface ModalBackendOptions {
   maxConcurrentCreates?: number;
   /** Regions Modal may place sandboxes in; any when unset. */
   regions?: readonly string[];
-  /** Bound on server-directed throttling waits per call (MODAL_MAX_THROTTLE_WAIT), so no call blocks forever. */
+  /** Bound on server-directed throttling waits per call, so no call blocks forever; the CLI passes MODAL_MAX_THROTTLE_WAIT. */
   maxThrottleWaitSecs?: number;
   isolation?: IsolationRequest;
   /** Credentials; the SDK falls back to MODAL_TOKEN_ID/SECRET and ~/.modal.toml. */
@@ -97,7 +97,7 @@ export class ModalBackend implements SandboxBackend {
       () =>
         new ModalClient({
           logger: sdkLogger(logger("modal-sdk")),
-          maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? maxThrottleWaitSecs(process.env.MODAL_MAX_THROTTLE_WAIT),
+          maxThrottleWaitSecs: options.maxThrottleWaitSecs ?? DEFAULT_MAX_THROTTLE_WAIT_SECS,
           ...(options.environment !== undefined ? { environment: options.environment } : {}),
           ...(options.tokenId !== undefined ? { tokenId: options.tokenId } : {}),
           ...(options.tokenSecret !== undefined ? { tokenSecret: options.tokenSecret } : {}),

@@ -53,7 +53,7 @@ export function wholeSecondsMs(ms: number): number {
 }
 
 /** Our bound on server-directed throttling waits per call; the SDK's own default is no bound at all. */
-const DEFAULT_MAX_THROTTLE_WAIT_SECS = 60;
+export const DEFAULT_MAX_THROTTLE_WAIT_SECS = 60;
 
 /**
  * MODAL_MAX_THROTTLE_WAIT read as the SDK reads it (whole seconds, 0 turns throttle retries off). An empty or

@@ -18,6 +18,7 @@ import { META, buildSandboxJob, poolJobPrefix, sandboxJobId, type NomadDriver } 
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
 import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("nomad-backend");
 
@@ -35,7 +36,7 @@ export interface NomadBackendOptions extends NomadClientOptions {
   healthTimeoutMs?: number;
   client?: NomadClient;
   /** Injectable for tests of the lifetime. */
-  now?: () => number;
+  clock?: Clock;
 }
 
 /** Every sandbox job ID starts with this, so one watch covers all pools of the namespace. */
@@ -216,7 +217,7 @@ export class NomadBackend implements SandboxBackend {
     const meta = job.Meta ?? {};
     const createdAt = new Date(Math.floor(job.SubmitTime / 1e6));
     const lifetimeSeconds = Number(meta[META.lifetimeSeconds] ?? 0);
-    const age = (this.options.now ?? Date.now)() - createdAt.getTime();
+    const age = (this.options.clock ?? realClock).now() - createdAt.getTime();
     if (lifetimeSeconds > 0 && job.SubmitTime > 0 && age > lifetimeSeconds * 1000) {
       return infoOf(job, createdAt, "terminated", `lifetime of ${lifetimeSeconds} s reached`);
     }

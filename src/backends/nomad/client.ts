@@ -1,6 +1,6 @@
 import { Agent, fetch as undiciFetch } from "undici";
 import type { z } from "zod";
-import { resolveConnection, type NomadConnection, type NomadConnectionOptions } from "./config.ts";
+import { resolveConnection, type NomadConnection, type NomadConnectionOptions, type NomadEnvironment } from "./config.ts";
 import { NomadApiError, classifyTransportError } from "./errors.ts";
 import type { NomadJob } from "./job.ts";
 import {
@@ -42,7 +42,8 @@ export interface NomadClientOptions extends NomadConnectionOptions {
   fetch?: FetchLike;
   /** Deadline of a non-blocking call. */
   requestTimeoutMs?: number;
-  env?: Readonly<Record<string, string | undefined>>;
+  /** NOMAD_* fallbacks for the connection options (the CLI passes its own); none when unset. */
+  env?: NomadEnvironment;
 }
 
 /** A blocking query: answer at once if Nomad's index is past `index`, else park up to `waitMs`. */
@@ -67,7 +68,7 @@ const LONG_POLL_HEADERS_TIMEOUT_MS = 11 * 60_000;
 
 /**
  * Typed client over the Nomad HTTP API, for what the nomad backend needs and nothing else. Works unchanged
- * against a real `nomad agent -dev` and the fake in ./fake.
+ * against a real `nomad agent -dev` and the fake in src/testbeds/fake-nomad.
  */
 export class NomadClient {
   readonly connection: NomadConnection;
@@ -76,7 +77,7 @@ export class NomadClient {
   private readonly requestTimeoutMs: number;
 
   constructor(options: NomadClientOptions = {}) {
-    this.connection = resolveConnection(options, options.env ?? process.env);
+    this.connection = resolveConnection(options, options.env);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     if (options.fetch !== undefined) {
       this.fetchImpl = options.fetch;

@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { SandboxError } from "../../base/errors.ts";
 
 /**
- * Connection settings of the Nomad client. Explicit options win over the environment, which follows the
- * `nomad` CLI's contract (NOMAD_ADDR, NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_REGION, NOMAD_CACERT,
- * NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY, NOMAD_SKIP_VERIFY, NOMAD_TLS_SERVER_NAME).
+ * Connection settings of the Nomad client. Explicit options win over the NOMAD_* variables the caller passes (the
+ * CLI reads them), which follow the `nomad` CLI's contract (NOMAD_ADDR, NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_REGION,
+ * NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY, NOMAD_SKIP_VERIFY, NOMAD_TLS_SERVER_NAME).
  */
 export interface NomadConnectionOptions {
   address?: string;
@@ -38,12 +38,13 @@ export interface NomadConnection {
 
 export const DEFAULT_NOMAD_ADDRESS = "http://127.0.0.1:4646";
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** NOMAD_* variables by name. */
+export type NomadEnvironment = Readonly<Record<string, string | undefined>>;
 
 /** Pure merge of options over environment; file contents are loaded through `readText`. */
 export function resolveConnection(
   options: NomadConnectionOptions = {},
-  env: Env = process.env,
+  env: NomadEnvironment = {},
   readText: (path: string) => string = (path) => readFileSync(path, "utf8"),
 ): NomadConnection {
   const pick = (explicit: string | undefined, name: string): string | undefined => explicit ?? nonEmpty(env[name]);

@@ -4,6 +4,7 @@ import type { SandboxBackend, SandboxHealth, SandboxPhase, SandboxTemplate } fro
 import { PoolLoop, type PoolStepHooks } from "./loop.ts";
 import type { SlotPool } from "./pool.ts";
 import type { SlotPoolStats } from "./types.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("pool-manager");
 
@@ -16,7 +17,7 @@ export interface PoolManagerOptions {
   intervalMs?: number;
   /** Idle surplus goes only after this long without waiting acquirers. */
   scaleDownDelayMs?: number;
-  now?: () => number;
+  clock?: Clock;
 }
 
 export type PoolManagerStats = SlotPoolStats & Record<`sandboxes${Capitalize<SandboxPhase>}`, number> & { creating: number };
@@ -45,7 +46,8 @@ export class PoolManager {
   constructor(options: PoolManagerOptions) {
     this.options = options;
     this.slotPool = options.slotPool;
-    this.now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.now = () => clock.now();
     this.loop = new PoolLoop({
       backend: options.backend,
       slotPool: options.slotPool,

@@ -5,6 +5,7 @@ import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-s
 import { drainRank } from "./plan.ts";
 import type { Lease, SlotPoolOptions, SlotPoolStats } from "./types.ts";
 import { SandboxError, isSandboxError, LeaseLostError } from "../../base/errors.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("slot-pool");
 
@@ -49,7 +50,7 @@ export class SlotPool {
   private currentTemplate: SandboxTemplate;
   private ttlMs: number;
   private readonly store: LeaseStore;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly resetTimeoutMs: number;
   private readonly options: SlotPoolOptions;
   private readonly slots = new Map<string, Slot>();
@@ -71,7 +72,7 @@ export class SlotPool {
     this.currentTemplate = options.template;
     this.ttlMs = options.leaseTtlMs;
     this.store = options.store ?? new InMemoryLeaseStore();
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? realClock;
     this.resetTimeoutMs = options.resetTimeoutMs ?? 60_000;
   }
 
@@ -102,7 +103,7 @@ export class SlotPool {
   /** Loads lease records; `sweepIntervalMs: 0` leaves sweeping to the caller (tests with a fake clock). */
   async start(sweepIntervalMs = Math.max(50, Math.min(1000, this.ttlMs / 4))): Promise<void> {
     const records = await this.store.load(this.template.pool);
-    if (records === undefined) this.blockOlderThan = this.now();
+    if (records === undefined) this.blockOlderThan = this.clock.now();
     else this.restored = new Map(records.map((record) => [record.id, record]));
     if (sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs);
@@ -132,7 +133,7 @@ export class SlotPool {
   }
 
   acquire(holder: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<Lease> {
-    const startedAt = this.now();
+    const startedAt = this.clock.now();
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     if (this.waiters.length === 0) {
       const slot = this.pickFree();
@@ -170,11 +171,11 @@ export class SlotPool {
     const slot = this.leases.get(leaseId) ?? this.adoptable(leaseId);
     if (slot === undefined) throw new LeaseLostError(`lease ${leaseId} is not current`);
     const previous = slot.state.kind === "leased" ? slot.state : undefined;
-    if (previous !== undefined && previous.lease.expiresAt <= this.now() && slot.inFlight === 0) {
+    if (previous !== undefined && previous.lease.expiresAt <= this.clock.now() && slot.inFlight === 0) {
       throw new LeaseLostError(`lease ${leaseId} expired`);
     }
     const holder = previous?.lease.holder ?? "re-adopted";
-    const lease: Lease = { id: leaseId, holder, sandbox: refOf(slot.sandbox), slot: slot.index, expiresAt: this.now() + this.ttlMs };
+    const lease: Lease = { id: leaseId, holder, sandbox: refOf(slot.sandbox), slot: slot.index, expiresAt: this.clock.now() + this.ttlMs };
     slot.state = { kind: "leased", lease };
     this.leases.set(leaseId, slot);
     await this.persist(lease);
@@ -202,7 +203,7 @@ export class SlotPool {
 
   /** Expires leases whose holder stopped renewing and unblocks slots whose grace period ended. */
   sweep(): void {
-    const now = this.now();
+    const now = this.clock.now();
     for (const slot of this.slots.values()) {
       const state = slot.state;
       if (state.kind === "leased" && slot.inFlight === 0 && state.lease.expiresAt <= now) {
@@ -257,7 +258,7 @@ export class SlotPool {
       holder,
       sandbox: refOf(slot.sandbox),
       slot: slot.index,
-      expiresAt: this.now() + this.ttlMs,
+      expiresAt: this.clock.now() + this.ttlMs,
     };
     this.free.delete(slot);
     slot.state = { kind: "leased", lease };
@@ -269,7 +270,7 @@ export class SlotPool {
       this.makeFree(slot); // nobody touched it: no reset needed
       throw new SandboxError("transient", `could not record lease: ${(error as Error).message}`, { cause: error });
     }
-    this.options.onAcquire?.(this.now() - startedAt, "acquired");
+    this.options.onAcquire?.(this.clock.now() - startedAt, "acquired");
     return lease;
   }
 
@@ -278,7 +279,7 @@ export class SlotPool {
     if (index < 0) return;
     this.waiters.splice(index, 1);
     waiter.cleanup();
-    this.options.onAcquire?.(this.now() - waiter.startedAt, outcome);
+    this.options.onAcquire?.(this.clock.now() - waiter.startedAt, outcome);
     waiter.reject(reason);
   }
 
@@ -298,7 +299,7 @@ export class SlotPool {
   private pickFree(): Slot | undefined {
     let best: { slot: Slot; rank: number } | undefined;
     for (const slot of this.free) {
-      const rank = drainRank(slot.sandbox, this.template, this.now());
+      const rank = drainRank(slot.sandbox, this.template, this.clock.now());
       if (rank === 0) return slot;
       if (best === undefined || rank < best.rank) best = { slot, rank };
     }
@@ -353,7 +354,7 @@ export class SlotPool {
   private async through<T>(leaseId: string, call: (sandbox: SandboxRef, slot: number) => Promise<T>): Promise<T> {
     const slot = this.leases.get(leaseId);
     const state = slot?.state;
-    if (slot === undefined || state?.kind !== "leased" || state.lease.expiresAt <= this.now()) {
+    if (slot === undefined || state?.kind !== "leased" || state.lease.expiresAt <= this.clock.now()) {
       throw new LeaseLostError(`lease ${leaseId} is not current`);
     }
     slot.inFlight++; // a call in progress keeps the lease from expiring under it

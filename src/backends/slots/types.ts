@@ -1,6 +1,7 @@
 /** The slot layer's public shapes: what a lease is, how a pool is configured, what it counts. */
 import type { SandboxBackend, SandboxRef, SandboxTemplate } from "../types.ts";
 import type { LeaseStore } from "./lease-store.ts";
+import type { Clock } from "../../base/clock.ts";
 
 export interface Lease {
   readonly id: string;
@@ -25,7 +26,7 @@ export interface SlotPoolOptions {
   template: SandboxTemplate;
   leaseTtlMs: number;
   store?: LeaseStore;
-  now?: () => number;
+  clock?: Clock;
   resetTimeoutMs?: number;
   /** Called with each acquire's wait, for a latency histogram. */
   onAcquire?: (latencyMs: number, outcome: "acquired" | "timeout" | "aborted") => void;

@@ -2,6 +2,8 @@ import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
 import { startController } from "../../operator/main.ts";
 import { logger } from "../../base/log.ts";
+import { backendEnvironment, datasetSettings } from "../environment.ts";
+import { BACKEND_VARIABLES, DATASET_VARIABLES, environmentHelp } from "../help.ts";
 
 /** `hermes-rollouts controller`: the operator. Options are read once here into a typed object. */
 export function command(): Command {
@@ -36,14 +38,26 @@ export function command(): Command {
     )
     .addHelpText(
       "after",
-      `
-Environment (set by the chart's Deployment through the downward API):
-  POD_NAME       leader-election identity when --identity is not given
-  POD_NAMESPACE  namespace of the leader-election Lease when --lease-namespace is not given
-  POD_IP         this replica's address: runner pods reach http://$POD_IP:<port> unless --runner-api-url is given,
-                 and the leader publishes it on its Lease so followers send runners to it
-  HERMES_DATA_DIR, HERMES_RUNNER_API_URL, HERMES_IMAGE, HERMES_IMAGE_PULL_POLICY, HERMES_WATCH_NAMESPACE
-                 defaults of the matching options
+      environmentHelp(
+        [
+          ["POD_NAME", "leader-election identity when --identity is not given"],
+          ["POD_NAMESPACE", "namespace of the leader-election Lease when --lease-namespace is not given"],
+          [
+            "POD_IP",
+            "this replica's address: runner pods reach http://$POD_IP:<port> unless --runner-api-url is given, the\n" +
+              "leader publishes it on its Lease so followers send runners to it, and sandboxes clone bundled repos from it",
+          ],
+          [
+            "HERMES_DATA_DIR, HERMES_RUNNER_API_URL, HERMES_IMAGE, HERMES_IMAGE_PULL_POLICY, HERMES_WATCH_NAMESPACE",
+            "defaults of the matching options",
+          ],
+          ...DATASET_VARIABLES,
+          ...BACKEND_VARIABLES,
+        ],
+        { intro: "Environment (the chart's Deployment sets the POD_* ones through the downward API):" },
+      ) +
+        `
+
 Replicas: only the Lease holder reconciles and serves the runners' API; a follower answers 503 with the leader's
 address and runners retry there. Job state lives in --data-dir: give every replica the same volume, or run one replica.`,
     )
@@ -68,6 +82,9 @@ address and runners retry there. Job state lives in --data-dir: give every repli
           leaseNamespace: opts.leaseNamespace,
           ...(opts.identity ? { identity: opts.identity } : {}),
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
+          datasets: datasetSettings(process.env),
+          backendEnvironment: backendEnvironment(process.env),
         });
         const shutdown = (signal: string) => {
           log.info({ signal }, "shutting down");

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
+import { environmentHelp } from "../help.ts";
 import { startFakeNomad } from "../../testbeds/fake-nomad/server.ts";
 
 /** `hermes-rollouts fake-nomad`: the fake Nomad HTTP API, running sandbox servers as local processes. */
@@ -14,6 +15,7 @@ export function command(): Command {
     .option("--max-reschedule-delay-ms <ms>", "cap on restart and reschedule delays", nonNegativeInteger, 200)
     .option("--lose-alloc-every-ms <ms>", "fault: lose a random running allocation every N ms", nonNegativeInteger)
     .option("--crash-task-every-ms <ms>", "fault: crash a random running task every N ms", nonNegativeInteger)
+    .addHelpText("after", environmentHelp([]))
     .action(
       async (options: {
         port: number;

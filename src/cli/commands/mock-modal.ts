@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
+import { environmentHelp } from "../help.ts";
 import { startMockModal } from "../../testbeds/mock-modal/server.ts";
 
 /**
@@ -35,6 +36,7 @@ export function command(): Command {
         "MOCK_MODAL_FAULTS",
       ),
     )
+    .addHelpText("after", environmentHelp([]))
     .action(
       async (options: {
         port: number;

@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
+import { environmentHelp } from "../help.ts";
 
 export function command(): Command {
   return new Command("model-server")
@@ -18,6 +19,7 @@ export function command(): Command {
     .option("--dataset <jsonl>", "items the oracle policy can solve (found by id in the prompt)")
     .option("--env <name>", "environment that reads the dataset's rows", "swe-smith-oracle")
     .option("--model <name>", "model name listed by /v1/models", "hermes")
+    .addHelpText("after", environmentHelp([]))
     .action(
       async (opts: {
         port: number;

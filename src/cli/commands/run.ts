@@ -1,5 +1,8 @@
 import { Command } from "commander";
 import { positiveInteger } from "../options.ts";
+import { setLogLevel } from "../../base/log.ts";
+import { runEnvironment } from "../environment.ts";
+import { BACKEND_VARIABLES, DATASET_VARIABLES, environmentHelp } from "../help.ts";
 
 export function command(): Command {
   return new Command("run")
@@ -7,9 +10,21 @@ export function command(): Command {
     .option("--pool <sandboxpool.yaml>", "a SandboxPool manifest; a local pool when unset")
     .option("--out <dir>", "where scored.jsonl and summary.json go", "out")
     .option("--concurrency <n>", "trajectories at once (default: runners.replicas × trajectoriesPerRunner)", positiveInteger)
+    .addHelpText(
+      "after",
+      environmentHelp(
+        [
+          ["OPENAI_API_KEY", "the model endpoint's key when the job names model.apiKeySecretRef (HERMES_MODEL_API_KEY also works)"],
+          ["HERMES_SANDBOX_TOKEN", "the token Nomad pools' sandbox servers answer (default: a fresh random one)"],
+          ...DATASET_VARIABLES,
+          ...BACKEND_VARIABLES,
+        ],
+        { defaultLogLevel: "warn" },
+      ),
+    )
     .action(async (jobPath: string, opts: { pool?: string; out: string; concurrency?: number }) => {
       // JSON logs would drown the progress display; LOG_LEVEL still wins when set.
-      process.env.LOG_LEVEL ??= "warn";
+      setLogLevel(process.env.LOG_LEVEL ?? "warn");
       const { runJob } = await import("../../local/job.ts");
       const controller = new AbortController();
       const stop = (): void => controller.abort(new Error("interrupted"));
@@ -21,6 +36,7 @@ export function command(): Command {
         outDir: opts.out,
         ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
         signal: controller.signal,
+        environment: runEnvironment(process.env),
       });
       const line =
         `${summary.job}: ${summary.groups}/${summary.items} items scored, ${summary.failed} failed, ` +

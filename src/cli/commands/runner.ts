@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { runRunner } from "../../runner/loop.ts";
 import { logger } from "../../base/log.ts";
+import { environmentHelp } from "../help.ts";
 
 function required(name: string): string {
   const value = process.env[name];
@@ -13,14 +14,17 @@ export function command(): Command {
   return new Command("runner")
     .addHelpText(
       "after",
-      `
-Environment (the controller sets it on runner pods):
-  HERMES_API_URL        the runners' API of the leading controller
-  HERMES_JOB_NAMESPACE  namespace of the RolloutJob
-  HERMES_JOB_NAME       name of the RolloutJob
-  HERMES_JOB_TOKEN      the job's bearer token for the runners' API
-  HERMES_RUNNER_ID      this runner's name in leases and logs (default runner-<pid>)
-  OPENAI_API_KEY        the model endpoint's key, from the job's model.apiKeySecretRef`,
+      environmentHelp(
+        [
+          ["HERMES_API_URL", "the runners' API of the leading controller"],
+          ["HERMES_JOB_NAMESPACE", "namespace of the RolloutJob"],
+          ["HERMES_JOB_NAME", "name of the RolloutJob"],
+          ["HERMES_JOB_TOKEN", "the job's bearer token for the runners' API"],
+          ["HERMES_RUNNER_ID", "this runner's name in leases and logs (default runner-<pid>)"],
+          ["OPENAI_API_KEY", "the model endpoint's key, from the job's model.apiKeySecretRef"],
+        ],
+        { intro: "Environment (the controller sets it on runner pods):" },
+      ),
     )
     .action(async () => {
       const log = logger("runner");

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
+import { environmentHelp } from "../help.ts";
 import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
 import { SlotHost } from "../../backends/local/slot-host.ts";
 import { createSandboxServer } from "../../backends/sandbox-server/server.ts";
@@ -33,6 +34,17 @@ export function command(): Command {
       new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
         .choices(["auto", "bwrap", "none"])
         .default("auto"),
+    )
+    .addHelpText(
+      "after",
+      environmentHelp(
+        [
+          ["NOMAD_ALLOC_DIR", "the allocation directory: slots live in $NOMAD_ALLOC_DIR/data, --data-dir is ignored"],
+          ["NOMAD_PORT_http", "the port Nomad gave the allocation, when --port is not given"],
+          ["HERMES_SANDBOX_TOKEN", "the shared bearer token when --token is not given (kept out of the process list)"],
+        ],
+        { intro: "Environment (Nomad sets the NOMAD_* ones in each allocation):" },
+      ),
     )
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;

@@ -3,8 +3,8 @@
  * `GET <endpoint>/api/datasets/<name>/parquet/<config>/<split>` (a JSON array of file URLs), then each file read
  * with hyparquet through HTTP range requests, one row group at a time (only the footer and the current row group
  * are fetched and held). With a seed, files and row groups are visited in a seeded order and a bounded shuffle
- * buffer mixes rows across them (order.ts). The endpoint is HF_ENDPOINT (default https://huggingface.co); HF_TOKEN,
- * when set, is sent as a bearer token.
+ * buffer mixes rows across them (order.ts). The endpoint defaults to https://huggingface.co; a token, when given, is
+ * sent as a bearer token (the CLI passes HF_ENDPOINT and HF_TOKEN).
  */
 import { asyncBufferFromUrl, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { permute, seededRandom, shuffleBuffer } from "./order.ts";
@@ -49,8 +49,8 @@ export function rowGroupRanges(rowCounts: readonly (number | bigint)[]): Array<[
 }
 
 export function huggingFaceSource(options: HuggingFaceOptions): DatasetSource {
-  const endpoint = options.endpoint ?? process.env.HF_ENDPOINT ?? "https://huggingface.co";
-  const token = options.token ?? process.env.HF_TOKEN;
+  const endpoint = options.endpoint ?? "https://huggingface.co";
+  const token = options.token;
   const doFetch = options.fetch ?? fetch;
   const requestInit: RequestInit | undefined = token ? { headers: { authorization: `Bearer ${token}` } } : undefined;
   const description = `huggingface:${options.name}/${options.config}/${options.split}`;

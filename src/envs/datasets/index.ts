@@ -27,9 +27,14 @@ export interface DatasetContext {
   /** Where bundled datasets are generated; defaultMiniDatasetDir() when unset. */
   bundledDir?: string;
   fetch?: typeof fetch;
-  /** Hub endpoint; HF_ENDPOINT or https://huggingface.co when unset. */
+  /** Hub endpoint (HF_ENDPOINT); https://huggingface.co when unset. */
   hfEndpoint?: string;
+  /** Hub bearer token (HF_TOKEN), for gated and private datasets. */
+  hfToken?: string;
 }
+
+/** The part of the context a role takes from its environment, read once by the CLI. */
+export type DatasetSettings = Pick<DatasetContext, "bundledDir" | "hfEndpoint" | "hfToken">;
 
 export interface OpenedDataset {
   source: DatasetSource;
@@ -57,7 +62,7 @@ export async function openDataset(spec: DatasetSpec, context: DatasetContext = {
   if (spec.huggingFace) {
     if (spec.huggingFace.revision)
       throw new DatasetError("huggingFace.revision is not supported: the Hub's parquet listing serves the converted main branch");
-    return plain(huggingFaceSource({ ...spec.huggingFace, endpoint: context.hfEndpoint, fetch: context.fetch }));
+    return plain(huggingFaceSource({ ...spec.huggingFace, endpoint: context.hfEndpoint, token: context.hfToken, fetch: context.fetch }));
   }
   if (spec.bundled === MINI_DATASET_NAME) {
     const mini = await prepareMiniDataset(context.bundledDir ?? defaultMiniDatasetDir());

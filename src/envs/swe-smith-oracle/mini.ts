@@ -45,8 +45,9 @@ export interface MiniDataset {
   items: number;
 }
 
-export function defaultMiniDatasetDir(): string {
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "hermes-rollouts", MINI_DATASET_NAME);
+/** Under the user's cache directory: `cacheHome` is XDG_CACHE_HOME when the CLI has one, else ~/.cache. */
+export function defaultMiniDatasetDir(cacheHome: string = join(homedir(), ".cache")): string {
+  return join(cacheHome, "hermes-rollouts", MINI_DATASET_NAME);
 }
 
 function describe(dir: string, items: number): MiniDataset {

@@ -1,27 +1,35 @@
 import { join } from "node:path";
 import type { RolloutJobSpec } from "../../api/index.ts";
-import { configMapSource, readRows } from "../../envs/datasets/index.ts";
+import { configMapSource, readRows, type DatasetSettings } from "../../envs/datasets/index.ts";
 import { rowFilter } from "../../envs/index.ts";
 import { resolveDataset } from "../../envs/resolve.ts";
 import { startGitHttpServer, type GitHttpServer } from "../../envs/git-http.ts";
 import type { ClusterClient } from "../client.ts";
 import type { LoadedDataset } from "./work.ts";
 
+export interface JobDatasetsSettings {
+  /** This controller pod's IP (POD_IP): repositories are served on it, for sandboxes in other pods. */
+  podIP?: string;
+  datasets?: DatasetSettings;
+}
+
 /**
  * Opens a job's rows for the controller as a stream, in the job's seeded order, through the envs loaders (the
  * reconciler spools them to disk once). Repositories a
  * dataset ships (the bundled mini-dataset) are served over git HTTP by one server per directory, shared by every
- * job and closed with the controller; in a cluster (POD_IP set) it listens on all addresses and advertises the pod
- * IP, so sandboxes in other pods can clone from it.
+ * job and closed with the controller; in a cluster (a pod IP given) it listens on all addresses and advertises the
+ * pod IP, so sandboxes in other pods can clone from it.
  */
 export class JobDatasets {
   readonly #client: Pick<ClusterClient, "readConfigMap">;
   readonly #dataDir: string;
+  readonly #settings: JobDatasetsSettings;
   readonly #repoServers = new Map<string, Promise<GitHttpServer>>();
 
-  constructor(client: Pick<ClusterClient, "readConfigMap">, dataDir: string) {
+  constructor(client: Pick<ClusterClient, "readConfigMap">, dataDir: string, settings: JobDatasetsSettings = {}) {
     this.#client = client;
     this.#dataDir = dataDir;
+    this.#settings = settings;
   }
 
   async load(namespace: string, spec: RolloutJobSpec): Promise<LoadedDataset> {
@@ -39,6 +47,7 @@ export class JobDatasets {
       return { rows: readRows(source, order), environmentConfig: {} };
     }
     const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), {
+      ...this.#settings.datasets,
       serveRepos: (root) => this.#serve(root),
       ...(keep ? { keep } : {}),
     });
@@ -54,7 +63,7 @@ export class JobDatasets {
   async #serve(root: string): Promise<string> {
     let server = this.#repoServers.get(root);
     if (server === undefined) {
-      const podIP = process.env.POD_IP;
+      const podIP = this.#settings.podIP;
       server = startGitHttpServer(root, podIP ? { host: "0.0.0.0", advertiseHost: podIP } : {});
       this.#repoServers.set(root, server);
     }

@@ -11,6 +11,7 @@ import { runnerPod, tokenSecret, type RunnerPodSettings } from "./desired.ts";
 import { withCreateOutcome, type CreateFailureReason, type CreateOutcome } from "./status.ts";
 import { loadWork, releaseWork, retireWork, snapshotWork, type WorkDeps } from "./work.ts";
 import { DatasetError, describeError, errorMessage } from "../../base/errors.ts";
+import type { Clock } from "../../base/clock.ts";
 
 export interface JobReconcilerDeps extends WorkDeps {
   getJob: (namespace: string, name: string) => RolloutJob | undefined;
@@ -19,7 +20,7 @@ export interface JobReconcilerDeps extends WorkDeps {
   client: ClusterClient;
   recorder: Recorder;
   runnerPods: RunnerPodSettings;
-  now: () => Date;
+  clock: Clock;
 }
 
 /** The job's work in memory, for apply: decide sees only its snapshot. */
@@ -171,7 +172,7 @@ export function jobReconciler(deps: JobReconcilerDeps) {
   return async function reconcile(key: string): Promise<ReconcileResult> {
     const [namespace = "default", name = key] = key.split("/");
     const ref: ObjectRef = { kind: "RolloutJob", namespace, name };
-    const now = deps.now();
+    const now = new Date(deps.clock.now());
     const { observed, handles } = await observe(key, namespace, name);
     const decision = decide(observed, now);
     const job = observed.job;

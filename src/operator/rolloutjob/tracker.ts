@@ -3,6 +3,7 @@ import { renameSync, writeFileSync } from "node:fs";
 import { COMPLETED_INDEXES_MAX_LENGTH } from "../../api/index.ts";
 import { appendLine, readWholeLines } from "./lines.ts";
 import { compactSortedRanges } from "./ranges.ts";
+import { realClock, type Clock } from "../../base/clock.ts";
 
 /** One item handed to a runner; it returns to the queue when its lease expires. */
 export interface WorkLease {
@@ -86,7 +87,7 @@ export class JobTracker {
     items: number;
     backoffLimit: number;
     leaseTTLMs: number;
-    now?: () => number;
+    clock?: Clock;
   }) {
     this.resultsPath = options.resultsPath;
     this.#journalPath = options.journalPath;
@@ -94,7 +95,8 @@ export class JobTracker {
     this.#items = options.items;
     this.#backoffLimit = options.backoffLimit;
     this.#ttlMs = options.leaseTTLMs;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.#now = () => clock.now();
     this.#done = new Uint8Array(options.items);
     this.#attempts = new Uint8Array(options.items);
     this.#load();

@@ -12,6 +12,7 @@ import { poolTemplate } from "../../backends/template.ts";
 import type { PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
 import { describeError } from "../../base/errors.ts";
+import type { Clock } from "../../base/clock.ts";
 
 export const POOL_FINALIZER = "hermes-rollouts.dev/sandboxes";
 
@@ -20,7 +21,7 @@ export interface PoolReconcilerDeps {
   client: ClusterClient;
   runtimes: PoolRuntimes;
   recorder: Recorder;
-  now: () => Date;
+  clock: Clock;
   /** Reconciles a pool again (a background create finished). */
   enqueue?: (key: string) => void;
   /** Sandbox name suffixes; injectable so tests get stable names. */
@@ -85,7 +86,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     if (!pool) return {};
     if (pool.metadata.deletionTimestamp) return finalize(key, pool);
     const generation = pool.metadata.generation ?? 0;
-    const now = deps.now();
+    const now = new Date(deps.clock.now());
 
     const validation = validateSandboxPoolSpec(pool.spec);
     if (!validation.ok) {

@@ -28,7 +28,7 @@ export interface MockModalOptions {
   advertiseHost?: string;
   /** Sign the TLS certificate with this CA instead of a throwaway one (clients then trust a CA known in advance). */
   tlsCa?: MockCaFiles;
-  /** Fault spec, see faults.ts (`MOCK_MODAL_FAULTS` is the env form). */
+  /** Fault spec, see faults.ts (the CLI's --faults, or MOCK_MODAL_FAULTS). */
   faults?: string;
 }
 
@@ -95,8 +95,7 @@ export async function startMockModal(options: MockModalOptions = {}): Promise<Mo
   await mkdir(dataDir, { recursive: true });
   const state = new MockModalState(join(dataDir, "sandboxes"));
   await mkdir(state.dataDir, { recursive: true });
-  const faultSpec = options.faults ?? process.env.MOCK_MODAL_FAULTS;
-  if (faultSpec) state.faults.arm(parseFaultSpec(faultSpec));
+  if (options.faults) state.faults.arm(parseFaultSpec(options.faults));
 
   const plain = buildServer(state, options);
   const port = await plain.listen(hostPort(host, options.port ?? 0));

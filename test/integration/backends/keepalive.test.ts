@@ -7,14 +7,14 @@ import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { PoolManager } from "../../../src/backends/slots/manager.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50)); // lets the background probes land
 
 test("a warm sandbox outlives its backend's idle timeout while the pool lives, and goes once nothing probes it", async () => {
   const root = await mkdtemp(join(tmpdir(), "keepalive-"));
-  const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
-  const now = () => clock.t;
-  const backend = await LocalBackend.open({ rootDir: root, now });
+  const clock = new FakeClock(Date.parse("2026-01-01T00:00:00Z"));
+  const backend = await LocalBackend.open({ rootDir: root, clock });
   const template: SandboxTemplate = {
     pool: "ns/warm",
     image: "host",
@@ -25,9 +25,9 @@ test("a warm sandbox outlives its backend's idle timeout while the pool lives, a
     idleTimeoutSeconds: 30,
     templateHash: "v1",
   };
-  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000, now });
+  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000, clock });
   await slotPool.start(0);
-  const manager = new PoolManager({ backend, slotPool, min: 1, max: 1, now });
+  const manager = new PoolManager({ backend, slotPool, min: 1, max: 1, clock });
   try {
     while ((await backend.list(template.pool)).length === 0) {
       await manager.reconcile();
@@ -36,7 +36,7 @@ test("a warm sandbox outlives its backend's idle timeout while the pool lives, a
     const [warm] = await backend.list(template.pool);
     for (let step = 0; step < 12; step++) {
       // 108 s of the fake clock: more than three idle timeouts
-      clock.t += 9_000;
+      clock.advance(9_000);
       await manager.reconcile();
       await settle();
     }
@@ -47,7 +47,7 @@ test("a warm sandbox outlives its backend's idle timeout while the pool lives, a
     );
 
     await manager.stop();
-    clock.t += 31_000;
+    clock.advance(31_000);
     assert.deepEqual(await backend.list(template.pool), [], "the backend's safety net still ends what nobody keeps");
   } finally {
     slotPool.close();

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
 import { startMockModal } from "../../../src/testbeds/mock-modal/server.ts";
-import { mockTemplate, startMockModalBackend, type MockModalBackend } from "../../support/modal.ts";
-import { modalBackendFromSpec } from "../../../src/backends/factory.ts";
+import { mockTemplate, startMockModalBackend, withModalServerUrl, type MockModalBackend } from "../../support/modal.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { modalBackendFromSpec } from "../../../src/backends/factory.ts";
 
 // Modal-specific backend behaviour beyond the shared contract: lifetimes, the create cap, rebuild after a restart.
 describe("modal backend specifics", () => {
@@ -30,7 +30,7 @@ describe("modal backend specifics", () => {
 
   test("a command that ignores SIGTERM and overruns its timeout still reports 124 and timedOut", async () => {
     // Without bwrap (the usual case in a real Modal sandbox) `timeout` has to SIGKILL such a command.
-    const unisolated = new ModalBackend({ appName: "hermes-specifics", isolation: "none" });
+    const unisolated = new ModalBackend({ ...env.connection, appName: "hermes-specifics", isolation: "none" });
     try {
       const info = await unisolated.create("sigterm-0", mockTemplate("sigterm", { slots: 1 }));
       const result = await unisolated.exec(info, { slot: 0, command: "trap '' TERM; sleep 30", timeoutMs: 1_000 });
@@ -42,7 +42,7 @@ describe("modal backend specifics", () => {
   });
 
   test("the pool's regions reach Modal's create request", async () => {
-    const placed = new ModalBackend({ appName: "hermes-specifics", regions: ["us-east", "eu-west"] });
+    const placed = new ModalBackend({ ...env.connection, appName: "hermes-specifics", regions: ["us-east", "eu-west"] });
     try {
       const info = await placed.create("regions-0", mockTemplate("regions"));
       assert.deepEqual(env.mock.state.sandbox(info.id).spec.regions, ["us-east", "eu-west"]);
@@ -54,21 +54,23 @@ describe("modal backend specifics", () => {
     }
   });
 
-  test("a pool's serverURL points that pool's backend only; a pool without one keeps MODAL_SERVER_URL", async () => {
+  test("a pool's serverURL points that pool's backend only; a pool without one keeps the process's MODAL_SERVER_URL", async () => {
     const other = await startMockModal();
     const spec = (modal: Record<string, unknown>) => {
       const result = validateSandboxPoolSpec({ backend: "modal", modal: { appName: "hermes-specifics", ...modal } });
       assert.ok(result.ok, JSON.stringify(result));
       return result.value;
     };
-    const pointed = await modalBackendFromSpec(spec({ serverURL: other.url }));
-    const defaulted = await modalBackendFromSpec(spec({}));
+    const { tokenId, tokenSecret } = env.connection;
+    const { pointed, defaulted } = await withModalServerUrl(env.mock.url, async () => ({
+      pointed: await modalBackendFromSpec(spec({ serverURL: other.url }), { tokenId, tokenSecret }),
+      defaulted: await modalBackendFromSpec(spec({}), { tokenId, tokenSecret }),
+    }));
     try {
       const there = await pointed.create("pointed-0", mockTemplate("pointed", { slots: 1 }));
       const here = await defaulted.create("defaulted-0", mockTemplate("defaulted", { slots: 1 }));
       assert.ok(other.state.sandboxes.has(there.id));
       assert.ok(env.mock.state.sandboxes.has(here.id), "created on the default server, not the other pool's");
-      assert.equal(process.env.MODAL_SERVER_URL, env.mock.url);
       await Promise.all([pointed.terminate(there), defaulted.terminate(here)]);
     } finally {
       await Promise.all([pointed.close(), defaulted.close()]);
@@ -106,7 +108,7 @@ describe("modal backend specifics", () => {
     const template = mockTemplate("restart", { slots: 2, templateHash: "h-restart" });
     const first = await env.backend.create("restart-0", template);
     await env.backend.writeFile(first, 1, "state.txt", "kept");
-    const restarted = new ModalBackend({ appName: "hermes-specifics" });
+    const restarted = new ModalBackend({ ...env.connection, appName: "hermes-specifics" });
     try {
       const listed = await restarted.list("restart");
       assert.deepEqual(

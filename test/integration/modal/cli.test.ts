@@ -9,6 +9,7 @@ import { ClientError, Status } from "nice-grpc";
 import { ModalClient } from "modal";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { withModalServerUrl } from "../../support/modal.ts";
 
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
 const runFile = promisify(execFile);
@@ -56,8 +57,11 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
     const { child, printed } = await startCli([]);
     children.push(child);
     assert.match(printed.MODAL_SERVER_URL ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
-    process.env.MODAL_SERVER_URL = printed.MODAL_SERVER_URL;
-    const modal = new ModalClient({ tokenId: "ak-anything", tokenSecret: "as-whatever", logLevel: "error" });
+    const url = printed.MODAL_SERVER_URL ?? "";
+    const modal = await withModalServerUrl(
+      url,
+      () => new ModalClient({ tokenId: "ak-anything", tokenSecret: "as-whatever", logLevel: "error" }),
+    );
     const app = await modal.apps.fromName("cli-any", { createIfMissing: true });
     const sandbox = await modal.sandboxes.create(app, modal.images.fromRegistry("debian:12-slim"), { timeoutMs: 60_000 });
     const proc = await sandbox.exec(["echo", "from the cli mock"]);
@@ -70,13 +74,15 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
   test("with --token-id/--token-secret, wrong credentials fail UNAUTHENTICATED and the backend calls it configuration", async () => {
     const { child, printed } = await startCli(["--token-id", "ak-right", "--token-secret", "as-right"]);
     children.push(child);
-    process.env.MODAL_SERVER_URL = printed.MODAL_SERVER_URL;
-    const wrong = new ModalClient({ tokenId: "ak-right", tokenSecret: "as-wrong", logLevel: "error" });
+    const url = printed.MODAL_SERVER_URL ?? "";
+    const client = (tokenSecret: string) =>
+      withModalServerUrl(url, () => new ModalClient({ tokenId: "ak-right", tokenSecret, logLevel: "error" }));
+    const wrong = await client("as-wrong");
     await assert.rejects(
       wrong.apps.fromName("cli-auth", { createIfMissing: true }),
       (error: unknown) => error instanceof ClientError && error.code === Status.UNAUTHENTICATED,
     );
-    const backend = new ModalBackend({ appName: "cli-auth", tokenId: "ak-wrong", tokenSecret: "as-right" });
+    const backend = new ModalBackend({ appName: "cli-auth", serverUrl: url, tokenId: "ak-wrong", tokenSecret: "as-right" });
     const template = {
       pool: "auth",
       image: "debian:12-slim",
@@ -88,7 +94,7 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
       templateHash: "h",
     };
     await assert.rejects(backend.create("auth-0", template), (error: unknown) => isSandboxError(error, "configuration"));
-    const right = new ModalClient({ tokenId: "ak-right", tokenSecret: "as-right", logLevel: "error" });
+    const right = await client("as-right");
     assert.match((await right.apps.fromName("cli-auth", { createIfMissing: true })).appId, /^ap-/);
     right.close();
     wrong.close();

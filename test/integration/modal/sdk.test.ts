@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { AlreadyExistsError, NotFoundError, type App, type Image, type ModalClient } from "modal";
 import type { MockModal } from "../../../src/testbeds/mock-modal/server.ts";
 import { mockWithClient } from "./support.ts";
+import { withModalServerUrl } from "../../support/modal.ts";
 
 // The real modal@0.11.1 SDK against the mock, checking the behaviour modal-sdk.md describes (V2 path by default).
 describe("mock-modal with the real SDK", () => {
@@ -94,9 +95,10 @@ describe("mock-modal with the real SDK", () => {
   });
 
   test("the V1 path (MODAL_SANDBOX_V2=0) works end to end", async () => {
-    process.env.MODAL_SANDBOX_V2 = "0";
+    // The SDK takes the sandbox path only from MODAL_SANDBOX_V2, read when the client is built.
     const { ModalClient } = await import("modal");
-    const v1 = new ModalClient({ tokenId: "ak-v1", tokenSecret: "as-v1", logLevel: "error" });
+    process.env.MODAL_SANDBOX_V2 = "0";
+    const v1 = await withModalServerUrl(mock.url, () => new ModalClient({ tokenId: "ak-v1", tokenSecret: "as-v1", logLevel: "error" }));
     delete process.env.MODAL_SANDBOX_V2;
     const v1App = await v1.apps.fromName("sdk-test-v1", { createIfMissing: true });
     const sandbox = await v1.sandboxes.create(v1App, v1.images.fromRegistry("debian:12-slim"), {

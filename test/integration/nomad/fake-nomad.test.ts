@@ -12,6 +12,7 @@ import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.t
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const bin = fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url));
 const template = (pool: string): SandboxTemplate => ({
@@ -162,23 +163,23 @@ test("alloc lost: exec is gone, list shows the new allocation starting then read
 });
 
 test("a sandbox past the template's lifetime is listed as terminated, so the pool replaces it", async () => {
-  let now = Date.now();
+  const clock = new FakeClock(Date.now());
   const backend = new NomadBackend({
     address: fake.url,
     token: "acl-secret",
     namespace: "sbx",
     sandboxToken: "tok",
     env: {},
-    now: () => now,
+    clock,
   });
   try {
     const sandbox = await backend.create("aged", template("it/aged"));
-    now += 599_000;
+    clock.advance(599_000);
     assert.deepEqual(
       (await backend.list("it/aged")).map((s) => s.phase),
       ["ready"],
     );
-    now += 2_000;
+    clock.advance(2_000);
     const [aged] = await backend.list("it/aged");
     assert.equal(aged?.phase, "terminated");
     assert.match(aged?.message ?? "", /lifetime of 600 s/);

@@ -18,6 +18,7 @@ import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { scoredGroup } from "../../support/scored-group.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "../../unit/operator/fakes.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "atropos-forward-"));
 const servers: Server[] = [];
@@ -83,7 +84,7 @@ async function controller(job: RolloutJob) {
     enqueue: () => void enqueued++,
     runnerPods: { apiURL: "http://127.0.0.1:1", defaultImage: "img", imagePullPolicy: "Never" },
     dataDir,
-    now: () => now,
+    clock: new FakeClock(now.getTime()),
     forwardRetryDelayMs: 5,
   });
   const metrics = new ControllerMetrics();

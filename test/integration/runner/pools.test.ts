@@ -12,6 +12,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { startMockModal } from "../../../src/testbeds/mock-modal/server.ts";
 import { startFakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
 import { runJob, type RunSummary } from "../../../src/local/job.ts";
+import type { EmbeddedPoolEnvironment } from "../../../src/local/pool.ts";
 import type { ScoredDataGroup } from "../../../src/rollout/scored.ts";
 
 const ITEMS = 2;
@@ -21,7 +22,6 @@ let jobPath: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hermes-pools-test-"));
-  process.env.HERMES_MINI_DATASET_DIR = join(dir, "mini");
   jobPath = join(dir, "job.yaml");
   await writeFile(
     jobPath,
@@ -62,14 +62,19 @@ spec:
 }
 
 /** Runs the job on the named pool; on the default local pool without `settings` (no --pool). */
-async function runOn(name: string, settings?: PoolSettings): Promise<{ summary: RunSummary; groups: ScoredDataGroup[] }> {
+async function runOn(
+  name: string,
+  settings?: PoolSettings,
+  pool: EmbeddedPoolEnvironment = {},
+): Promise<{ summary: RunSummary; groups: ScoredDataGroup[] }> {
   let poolPath: string | undefined;
   if (settings !== undefined) {
     poolPath = join(dir, `${name}.yaml`);
     await writeFile(poolPath, poolYaml(name, settings));
   }
   const outDir = join(dir, `out-${name}`);
-  const summary = await runJob({ jobPath, outDir, ...(poolPath ? { poolPath } : {}) });
+  const environment = { datasets: { bundledDir: join(dir, "mini") }, pool };
+  const summary = await runJob({ jobPath, outDir, ...(poolPath ? { poolPath } : {}), environment });
   const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
     .trim()
     .split("\n")
@@ -145,19 +150,19 @@ test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left runni
 
 test("a pool the run cannot list (Nomad ACL token refused) fails the run at once, naming the pool", async () => {
   const fake = await startFakeNomad({ aclToken: "the-right-token" });
-  const savedToken = process.env.NOMAD_TOKEN;
-  process.env.NOMAD_TOKEN = "a-wrong-token";
   try {
     const started = Date.now();
     await assert.rejects(
-      runOn("pool-nomad-denied", { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` }),
+      runOn(
+        "pool-nomad-denied",
+        { backend: "nomad", block: `nomad: {address: "${fake.url}", driver: raw_exec}` },
+        { nomad: { NOMAD_TOKEN: "a-wrong-token" } },
+      ),
       /SandboxPool pool-nomad-denied \(backend nomad\) is not reachable/,
     );
     assert.ok(Date.now() - started < 10_000);
     assert.equal(fake.state.jobs.size, 0);
   } finally {
-    if (savedToken === undefined) delete process.env.NOMAD_TOKEN;
-    else process.env.NOMAD_TOKEN = savedToken;
     await fake.close();
   }
 });

@@ -14,7 +14,6 @@ let dir: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hermes-run-stop-test-"));
-  process.env.HERMES_MINI_DATASET_DIR = join(dir, "mini");
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -47,7 +46,14 @@ test("interrupted on a terminal: the run rejects and puts the terminal back (bar
   }) as unknown as NodeJS.WriteStream;
   Object.assign(terminal, { isTTY: true, columns: 200 });
   await assert.rejects(
-    runJob({ jobPath, outDir: join(dir, "out-interrupted"), concurrency: 4, stream: terminal, signal: interrupt.signal }),
+    runJob({
+      jobPath,
+      outDir: join(dir, "out-interrupted"),
+      concurrency: 4,
+      stream: terminal,
+      signal: interrupt.signal,
+      environment: { datasets: { bundledDir: join(dir, "mini") } },
+    }),
     /interrupted/,
   );
   const showCursor = "\x1b[?25h";
@@ -60,6 +66,7 @@ test("a job whose environment does not take its dataset's settings: exit 1 namin
   const jobPath = join(dir, "mismatch.yaml");
   await writeFile(jobPath, job("shell-task"));
   const result = await run(process.execPath, ["bin/hermes-rollouts.js", "run", jobPath, "--out", join(dir, "out-mismatch")], {
+    env: { ...process.env, HERMES_MINI_DATASET_DIR: join(dir, "mini") },
     timeout: 60_000,
     killSignal: "SIGKILL",
   }).then(

@@ -19,10 +19,11 @@ import type { LeasedSlot, SlotProvider } from "../../../src/rollout/types.ts";
 
 const run = promisify(execFile);
 let dir: string;
+/** Where the bundled dataset is generated (the CLI would take it from HERMES_MINI_DATASET_DIR). */
+const bundledDir = () => join(dir, "mini");
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hermes-run-test-"));
-  process.env.HERMES_MINI_DATASET_DIR = join(dir, "mini");
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -46,7 +47,7 @@ async function runPolicy(policy: "oracle" | "noop") {
   const jobPath = join(dir, `${policy}.yaml`);
   await writeFile(jobPath, jobYaml(policy));
   const outDir = join(dir, `out-${policy}`);
-  const summary = await runJob({ jobPath, outDir, concurrency: 4 });
+  const summary = await runJob({ jobPath, outDir, concurrency: 4, environment: { datasets: { bundledDir: bundledDir() } } });
   const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
     .trim()
     .split("\n")
@@ -100,7 +101,7 @@ test("a sandbox that dies mid-trajectory: retried on another slot, scored once",
   const pool = validateSandboxPoolSpec({ backend: "local", minSandboxes: 1, maxSandboxes: 2, slotsPerSandbox: 2 });
   assert.ok(pool.ok);
   const embedded = await startEmbeddedPool("retry-test", pool.value);
-  const dataset = await resolveDataset({ bundled: "swe-smith-mini", maxItems: 1 }, join(dir, "x.yaml"));
+  const dataset = await resolveDataset({ bundled: "swe-smith-mini", maxItems: 1 }, join(dir, "x.yaml"), { bundledDir: bundledDir() });
   const env = getEnvironment("swe-smith-oracle", dataset.environmentConfig);
   const rows: unknown[] = [];
   for await (const row of dataset.rows) rows.push(row);

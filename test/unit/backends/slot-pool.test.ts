@@ -4,6 +4,7 @@ import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import type { ExecRequest, ExecResult, SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../../../src/backends/types.ts";
 import { LeaseLostError, SandboxError, isSandboxError } from "../../../src/base/errors.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 /** A backend that only records calls: the lease state machine is tested without processes. */
 class RecordingBackend implements SandboxBackend {
@@ -59,12 +60,12 @@ const info = (name: string, createdAt = new Date(0), templateHash = "v1"): Sandb
 });
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
-async function setup(options: { store?: InMemoryLeaseStore; sandboxes?: SandboxInfo[]; clock?: { t: number } } = {}) {
+async function setup(options: { store?: InMemoryLeaseStore; sandboxes?: SandboxInfo[]; clock?: FakeClock } = {}) {
   const backend = new RecordingBackend();
-  const clock = options.clock ?? { t: 1_000_000 };
+  const clock = options.clock ?? new FakeClock(1_000_000);
   const store = options.store ?? new InMemoryLeaseStore();
   if (options.store === undefined) await store.remove("p", "none"); // the store knows the pool: no restart blocking
-  const pool = new SlotPool({ backend, template, leaseTtlMs: 1000, store, now: () => clock.t });
+  const pool = new SlotPool({ backend, template, leaseTtlMs: 1000, store, clock });
   await pool.start(0);
   pool.setSandboxes(options.sandboxes ?? [info("a"), info("b")]);
   return { backend, clock, pool, store };
@@ -107,13 +108,13 @@ test("acquire times out with a capacity error, and an abort signal cancels a wai
 test("a lease that is not renewed expires; the slot is reset and handed out again", async () => {
   const { pool, backend, clock } = await setup({ sandboxes: [info("a")] });
   const lease = await pool.acquire("h", { timeoutMs: 100 });
-  clock.t += 600;
+  clock.advance(600);
   const renewed = await pool.renew(lease.id);
-  assert.equal(renewed.expiresAt, clock.t + 1000);
-  clock.t += 900;
+  assert.equal(renewed.expiresAt, clock.now() + 1000);
+  clock.advance(900);
   pool.sweep();
   assert.deepEqual(backend.resets, []); // renewed in time
-  clock.t += 200;
+  clock.advance(200);
   pool.sweep();
   await flush();
   assert.deepEqual(backend.resets, [`a/${lease.slot}`]);
@@ -132,7 +133,7 @@ test("a call in flight keeps its lease from expiring", async () => {
     open = resolve;
   });
   const running = pool.exec(lease.id, { command: "long", timeoutMs: 60_000 });
-  clock.t += 5000;
+  clock.advance(5000);
   pool.sweep();
   await flush();
   assert.equal(pool.stats().slotsLeased, 1);
@@ -172,7 +173,7 @@ test("an exec that finds the sandbox gone marks it for replacement and surfaces 
 test("after a restart with lease records, held slots stay leased and others are free", async () => {
   const store = new InMemoryLeaseStore();
   await store.remove("p", "none"); // the store has known the pool from the start
-  const clock = { t: 1_000_000 };
+  const clock = new FakeClock(1_000_000);
   const before = await setup({ store, clock, sandboxes: [info("a")] });
   const held = await before.pool.acquire("survivor", { timeoutMs: 100 });
   before.pool.close();
@@ -184,24 +185,24 @@ test("after a restart with lease records, held slots stay leased and others are 
 });
 
 test("after a restart that knows nothing, old sandboxes' slots are blocked one TTL; a live holder re-adopts", async () => {
-  const clock = { t: 1_000_000 };
-  const before = await setup({ clock, sandboxes: [info("a", new Date(clock.t - 10_000))] });
+  const clock = new FakeClock(1_000_000);
+  const before = await setup({ clock, sandboxes: [info("a", new Date(clock.now() - 10_000))] });
   const live = await before.pool.acquire("live", { timeoutMs: 100 });
   before.pool.close();
   const after = await setup({
     clock,
     store: new InMemoryLeaseStore(),
-    sandboxes: [info("a", new Date(clock.t - 10_000)), info("new", new Date(clock.t + 1))],
+    sandboxes: [info("a", new Date(clock.now() - 10_000)), info("new", new Date(clock.now() + 1))],
   });
   assert.equal(after.pool.stats().slotsBlocked, 2);
   const adopted = await after.pool.renew(live.id);
   assert.equal(adopted.slot, live.slot);
   const fromNew = await after.pool.acquire("x", { timeoutMs: 100 });
   assert.equal(fromNew.sandbox.name, "new"); // blocked slots are not handed out
-  clock.t += 600;
+  clock.advance(600);
   await after.pool.renew(adopted.id);
   await after.pool.renew(fromNew.id);
-  clock.t += 500; // past the block (start + TTL), within the renewed leases
+  clock.advance(500); // past the block (start + TTL), within the renewed leases
   after.pool.sweep();
   await flush();
   assert.deepEqual(after.backend.resets, [`a/${1 - live.slot}`]); // only the unclaimed blocked slot
@@ -222,7 +223,7 @@ test("free slots of the current template are preferred so stale sandboxes drain"
 test("setTemplate: new leases prefer sandboxes on the new template and get the new TTL; current leases keep theirs", async () => {
   const { pool, clock } = await setup({ sandboxes: [info("old")] });
   const before = await pool.acquire("h0", { timeoutMs: 1000 });
-  assert.equal(before.expiresAt, clock.t + 1000);
+  assert.equal(before.expiresAt, clock.now() + 1000);
   pool.setTemplate({ ...template, slots: 3, templateHash: "v2" }, 5000);
   assert.equal(pool.template.templateHash, "v2");
   assert.equal(pool.template.slots, 3);
@@ -231,11 +232,11 @@ test("setTemplate: new leases prefer sandboxes on the new template and get the n
   const onNew = await pool.acquire("h1", { timeoutMs: 1000 });
   const alsoNew = await pool.acquire("h2", { timeoutMs: 1000 });
   assert.deepEqual([onNew.sandbox.name, alsoNew.sandbox.name], ["new", "new"]);
-  assert.equal(onNew.expiresAt, clock.t + 5000);
+  assert.equal(onNew.expiresAt, clock.now() + 5000);
   const stale = await pool.acquire("h3", { timeoutMs: 1000 }); // the new sandbox is full: the old one still serves
   assert.equal(stale.sandbox.name, "old");
   const renewed = await pool.renew(before.id);
-  assert.equal(renewed.expiresAt, clock.t + 5000);
+  assert.equal(renewed.expiresAt, clock.now() + 5000);
   assert.throws(() => pool.setTemplate({ ...template, pool: "other" }, 1000), /pool other/);
 });
 
@@ -250,7 +251,7 @@ test("a renew during a call does not keep the lease alive after the call ends", 
   await pool.renew(lease.id); // the holder's background renewal while its command runs
   open();
   await running;
-  clock.t += 2000; // the holder died: no more renewals
+  clock.advance(2000); // the holder died: no more renewals
   pool.sweep();
   await flush();
   assert.deepEqual(backend.resets, [`a/${lease.slot}`]);
@@ -293,7 +294,7 @@ test("a sandbox that is briefly not ready keeps its leases and hands out none of
 test("a slot whose reset failed is not free after a restart with lease records; it is reset first", async () => {
   const store = new InMemoryLeaseStore();
   await store.remove("p", "none");
-  const clock = { t: 1_000_000 };
+  const clock = new FakeClock(1_000_000);
   const before = await setup({ store, clock, sandboxes: [info("a")] });
   const lease = await before.pool.acquire("h", { timeoutMs: 100 });
   before.backend.failResets.add(`a/${lease.slot}`);
@@ -301,7 +302,7 @@ test("a slot whose reset failed is not free after a restart with lease records; 
   before.pool.close(); // e.g. the controller restarts before the sandbox is replaced
   const after = await setup({ store, clock, sandboxes: [info("a")] });
   assert.equal(after.pool.stats().slotsFree, 1);
-  clock.t += 1000;
+  clock.advance(1000);
   after.pool.sweep();
   await flush();
   assert.deepEqual(after.backend.resets, [`a/${lease.slot}`]);

@@ -11,6 +11,7 @@ import { JOB_FINALIZER } from "../../../src/operator/rolloutjob/desired.ts";
 import { jobReconciler } from "../../../src/operator/rolloutjob/reconcile.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "job-reconcile-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -75,7 +76,7 @@ async function setup(
     enqueue: () => {},
     runnerPods: { apiURL: "http://10.0.0.1:8080", defaultImage: "localhost/hermes-rollouts:dev", imagePullPolicy: "Never" },
     dataDir: options.dataDir ?? join(dataDir, String(Math.random())),
-    now: () => now,
+    clock: new FakeClock(now.getTime()),
   });
   return { rec, events, active, reconcile };
 }

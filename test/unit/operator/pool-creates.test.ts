@@ -7,6 +7,7 @@ import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { Controller } from "../../../src/operator/runtime/controller.ts";
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
 const pool = (name: string, spec: Record<string, unknown>): SandboxPool =>
@@ -45,7 +46,7 @@ test("a slow create does not stall another pool's reconcile on the same single w
       client: rec.client,
       runtimes,
       recorder: recordingRecorder().recorder,
-      now: () => now,
+      clock: new FakeClock(now.getTime()),
       suffix: () => "x",
       enqueue: (key) => controller.enqueue(key),
     }),
@@ -78,7 +79,7 @@ test("a create in flight counts for the planner: passes meanwhile start no dupli
     client: recordingClient().client,
     runtimes,
     recorder: recordingRecorder().recorder,
-    now: () => now,
+    clock: new FakeClock(now.getTime()),
     suffix: () => String(n++),
   });
   await reconcile("ns/p");
@@ -103,7 +104,7 @@ test("a spec change reaches the slot pool: new template hash, slots and lease TT
     client: rec.client,
     runtimes,
     recorder: recordingRecorder().recorder,
-    now: () => now,
+    clock: new FakeClock(now.getTime()),
   });
   await reconcile("ns/p");
   const slots = runtimes.get("ns/p")!.slots;

@@ -6,6 +6,7 @@ import { POOL_FINALIZER, poolReconciler } from "../../../src/operator/sandboxpoo
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
 
@@ -21,7 +22,7 @@ function setup(pool: SandboxPool, backendOptions: Parameters<typeof fakeBackend>
     client: rec.client,
     runtimes,
     recorder: events.recorder,
-    now: () => now,
+    clock: new FakeClock(now.getTime()),
     suffix: () => String(n++),
     enqueue: (key) => void enqueued.push(key),
   });

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
+import { FakeClock } from "../../../src/base/clock.ts";
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function tracker(items: number, clock = { t: 0 }, dir = mkdtempSync(join(tmpdir(), "tracker-"))) {
+function tracker(items: number, clock = new FakeClock(), dir = mkdtempSync(join(tmpdir(), "tracker-"))) {
   dirs.push(dir);
   const make = () =>
     new JobTracker({
@@ -17,7 +18,7 @@ function tracker(items: number, clock = { t: 0 }, dir = mkdtempSync(join(tmpdir(
       items,
       backoffLimit: 1,
       leaseTTLMs: 1000,
-      now: () => clock.t,
+      clock,
     });
   return { make, dir, clock };
 }
@@ -53,11 +54,11 @@ test("an item whose runner stops renewing comes back after its lease expires, up
   const { make, clock } = tracker(1);
   const t = make();
   assert.equal(lease(t.next("dead")).attempt, 1);
-  clock.t = 999;
+  clock.advance(999);
   assert.equal(t.next("other").kind, "wait", "not before the lease expires");
-  clock.t = 1000;
+  clock.advance(1);
   assert.equal(lease(t.next("other")).attempt, 2);
-  clock.t = 2000;
+  clock.advance(1000);
   assert.equal(t.next("other").kind, "done", "backoffLimit 1: the third attempt is not made");
   assert.equal(t.aggregates().failed, 1);
   assert.equal(t.aggregates().retried, 1);
@@ -96,12 +97,12 @@ test("the work lease TTL follows the trajectory timeout, capped, plus a margin",
 test("after a restart every outstanding lease gets a full TTL from then: a runner that outlived the outage is not cut off", () => {
   const { make, clock } = tracker(2);
   const held = lease(make().next("r"));
-  clock.t = 5000; // long after the lease's original expiry
+  clock.advance(5000); // long after the lease's original expiry
   const restarted = make();
   assert.equal(restarted.next("r2").kind, "item", "item 1 goes out");
   assert.equal(restarted.next("r2").kind, "wait", "item 0 is still held");
   assert.ok(restarted.renew(held.id), "the live runner renews with the new controller");
-  clock.t = 5000 + 1000;
+  clock.advance(1000);
   assert.equal(lease(restarted.next("r3")).index, 0, "a runner that never came back loses the item one TTL after the restart");
 });
 

@@ -6,12 +6,10 @@ import { permute } from "../../../src/envs/datasets/index.ts";
 import { createBackend } from "../../../src/local/pool.ts";
 import { anchorDatasetSpec, resolveDataset } from "../../../src/envs/resolve.ts";
 
-const savedEnv = { ...process.env };
+const savedServerUrl = process.env.MODAL_SERVER_URL;
 afterEach(() => {
-  for (const name of ["MODAL_SERVER_URL", "NOMAD_TOKEN", "HERMES_SANDBOX_TOKEN"]) {
-    if (savedEnv[name] === undefined) delete process.env[name];
-    else process.env[name] = savedEnv[name];
-  }
+  if (savedServerUrl === undefined) delete process.env.MODAL_SERVER_URL;
+  else process.env.MODAL_SERVER_URL = savedServerUrl;
 });
 
 async function collect(rows: AsyncIterable<unknown>): Promise<unknown[]> {
@@ -71,10 +69,11 @@ test("modal pool: a modal backend; spec.modal.serverURL is not left in the proce
   }
 });
 
-test("nomad pool: address, namespace and region from spec.nomad, ACL token from NOMAD_TOKEN", async () => {
-  process.env.NOMAD_TOKEN = "acl-from-env";
+test("nomad pool: address, namespace and region from spec.nomad, ACL token from the NOMAD_TOKEN the CLI passed", async () => {
+  process.env.NOMAD_TOKEN = "not-passed-so-not-read";
   const { backend, cleanup } = await createBackend(
     poolSpec({ backend: "nomad", nomad: { address: "http://127.0.0.1:4646/", namespace: "rl", region: "eu", driver: "raw_exec" } }),
+    { nomad: { NOMAD_TOKEN: "acl-from-env", NOMAD_NAMESPACE: "under-the-spec" } },
   );
   try {
     assert.equal(backend.kind, "nomad");
@@ -84,6 +83,7 @@ test("nomad pool: address, namespace and region from spec.nomad, ACL token from 
     assert.equal(connection.region, "eu");
     assert.equal(connection.token, "acl-from-env");
   } finally {
+    delete process.env.NOMAD_TOKEN;
     await backend.close();
     await cleanup();
   }
