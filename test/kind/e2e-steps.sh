@@ -150,7 +150,8 @@ done
 # The runner pod may live about a second: a poll can miss it. A watch started before the job exists sees every
 # phase it goes through; record where it ran and follow its log.
 (
-  fields='{.metadata.name} {.status.phase} {.spec.nodeName} {.status.containerStatuses[0].image} {.spec.containers[0].imagePullPolicy}{"\n"}'
+  # Fields every version of the pod has (containerStatuses[0] is out of bounds while it is Pending: kubectl quits).
+  fields='{.metadata.name} {.status.phase} {.spec.nodeName} {.spec.containers[0].image} {.spec.containers[0].imagePullPolicy}{"\n"}'
   exec 3< <(timeout 200 kubectl -n "$NS" get pods -l "hermes-rollouts.dev/job=$JOB" --watch -o "jsonpath=$fields" 2>/dev/null)
   watcher=$!
   while read -r name phase node image pull <&3; do

@@ -141,7 +141,7 @@ export function decide(observed: JobObservation, now: Date): JobDecision {
       };
     }
     case "runnable":
-      return run(job, state.spec, observed, status);
+      return run(job, state.spec, observed, status, now);
   }
 }
 
@@ -150,6 +150,7 @@ function run(
   spec: RolloutJobSpec,
   observed: JobObservation,
   status: (state: JobState, from: WorkSnapshot | undefined) => RolloutJobStatus,
+  now: Date,
 ): JobDecision {
   const { work, pods } = observed;
   const actions: JobAction[] = [];
@@ -173,7 +174,7 @@ function run(
   if (work.finished && work.forwarding && work.forwarding.pending > 0) {
     // Every item is scored; the job completes once the trainer has every group (forwarding retries meanwhile).
     return {
-      actions: [...actions, ...finishWork(observed)],
+      actions: [...actions, ...finishWork(observed, now.getTime(), now).actions],
       events: [],
       status: status({ kind: "forwarding", ...work.forwarding }, handedBack(work)),
       requeueAfterMs: 2000,
@@ -187,12 +188,16 @@ function run(
       reason: failed ? JobEvent.JobFailed : JobEvent.JobComplete,
       message: finished.progressSummary ?? "",
     };
-    const ttl = spec.ttlSecondsAfterFinished;
+    const ending = finishWork(observed, Date.parse(finished.completionTime ?? ""), now);
+    const requeueAfterMs = earliest(
+      spec.ttlSecondsAfterFinished === undefined ? undefined : spec.ttlSecondsAfterFinished * 1000,
+      ending.recheckAfterMs,
+    );
     return {
-      actions: [...actions, ...finishWork(observed)],
+      actions: [...actions, ...ending.actions],
       events: [event],
       status: finished,
-      ...(ttl !== undefined ? { requeueAfterMs: ttl * 1000 } : {}),
+      ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
     };
   }
   // Runner pods: one per index; a pod that ended while work remains is replaced.
@@ -227,13 +232,14 @@ function finalize(job: RolloutJob, observed: JobObservation): JobDecision {
 
 /** A Complete or Failed job: its work ends; it is deleted ttlSecondsAfterFinished after it finished. */
 function expire(job: RolloutJob, observed: JobObservation, now: Date): JobDecision {
-  const actions = [...retire(observed), ...finishWork(observed)];
-  const ttl = job.spec.ttlSecondsAfterFinished;
   const finishedAt = Date.parse(job.status?.completionTime ?? "");
-  if (ttl === undefined || Number.isNaN(finishedAt)) return { actions, events: [] };
-  const left = finishedAt + ttl * 1000 - now.getTime();
-  if (left > 0) return { actions, events: [], requeueAfterMs: left };
-  return { actions: [...actions, { kind: "deleteJob" }], events: [] };
+  const ending = finishWork(observed, finishedAt, now);
+  const actions = [...retire(observed), ...ending.actions];
+  const ttl = job.spec.ttlSecondsAfterFinished;
+  const left = ttl === undefined || Number.isNaN(finishedAt) ? undefined : finishedAt + ttl * 1000 - now.getTime();
+  if (left !== undefined && left <= 0) return { actions: [...actions, { kind: "deleteJob" }], events: [] };
+  const requeueAfterMs = earliest(left, ending.recheckAfterMs);
+  return { actions, events: [], ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
 }
 
 const retire = (observed: JobObservation): JobAction[] => (observed.work ? [{ kind: "retire" }] : []);
@@ -248,14 +254,25 @@ const releaseWork = (observed: JobObservation): JobAction[] => (observed.work ? 
 
 const ended = (pod: V1Pod) => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 
+/** How long a finished job's runners have to exit on their own (each is told "done" at its next call). */
+export const RUNNER_EXIT_GRACE_MS = 30_000;
+
 /**
- * A finished job's runners that still run go; those that ended stay, as a Kubernetes Job keeps its pods, so
- * `kubectl logs` reads them until the job is deleted (owner references take them then).
+ * A finished job's runners: those that ended stay, as a Kubernetes Job keeps its pods, so `kubectl logs` reads them
+ * until the job is deleted (owner references take them then); one still running gets RUNNER_EXIT_GRACE_MS from
+ * `finishedAt` to exit and is stopped after that. `recheckAfterMs` is when its grace ends.
  */
-const finishWork = (observed: JobObservation): JobAction[] => [
-  ...stopRunners(observed.pods.filter((pod) => !ended(pod))),
-  ...releaseWork(observed),
-];
+function finishWork(observed: JobObservation, finishedAt: number, now: Date): { actions: JobAction[]; recheckAfterMs?: number } {
+  const running = observed.pods.filter((pod) => !ended(pod) && !pod.metadata?.deletionTimestamp);
+  const graceLeft = finishedAt + RUNNER_EXIT_GRACE_MS - now.getTime();
+  if (running.length === 0 || !(graceLeft > 0)) return { actions: [...stopRunners(running), ...releaseWork(observed)] };
+  return { actions: releaseWork(observed), recheckAfterMs: graceLeft };
+}
+
+const earliest = (...delays: (number | undefined)[]): number | undefined => {
+  const set = delays.filter((delay): delay is number => delay !== undefined);
+  return set.length > 0 ? Math.min(...set) : undefined;
+};
 
 /** The work once its items are handed back: none is running. */
 const handedBack = (work: WorkSnapshot): WorkSnapshot => ({ ...work, aggregates: { ...work.aggregates, running: 0 } });

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type RolloutJob } from "../../../src/api/index.ts";
-import { decide, type JobDecision, type JobObservation, type WorkSnapshot } from "../../../src/operator/rolloutjob/decide.ts";
+import {
+  decide,
+  RUNNER_EXIT_GRACE_MS,
+  type JobDecision,
+  type JobObservation,
+  type WorkSnapshot,
+} from "../../../src/operator/rolloutjob/decide.ts";
 import { JOB_FINALIZER } from "../../../src/operator/rolloutjob/desired.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
@@ -105,14 +111,14 @@ const cases: { name: string; observed: JobObservation; want: ReturnType<typeof s
     },
   },
   {
-    name: "a job whose every item is scored completes: running runners go, ended ones stay for their logs, a Normal event",
+    name: "a job whose every item is scored completes: runners keep their pods (logs), running ones get time to exit",
     observed: observed({ work: work({ groups: 2 }), pods: [pod(0), pod(1, "Succeeded")] }),
     want: {
-      actions: ["updateWork", "deletePod j-runner-0", "releaseWork"],
+      actions: ["updateWork", "releaseWork"],
       events: ["Normal JobComplete"],
       phase: "Complete",
       conditions: ["Complete=True/AllItemsScored", "Running=False/JobComplete"],
-      requeueAfterMs: undefined,
+      requeueAfterMs: RUNNER_EXIT_GRACE_MS,
     },
   },
   {
@@ -206,7 +212,7 @@ test("decide: a finished job is deleted once its TTL has passed, and looked at a
   assert.deepEqual(summary(decide(observed({ job: finished(recent) }), now)).requeueAfterMs, 40_000);
 });
 
-test("decide: a finished job keeps its ended runner pods (their logs) and stops one still running", () => {
+test("decide: a finished job keeps its ended runner pods (their logs) and stops one still running past the grace", () => {
   const completionTime = earlier;
   const finished = job(
     {},
@@ -221,4 +227,18 @@ test("decide: a finished job keeps its ended runner pods (their logs) and stops 
     "deletePod j-runner-2",
     "releaseWork",
   ]);
+});
+
+test("decide: a runner still running within the exit grace is left to exit, and looked at again when the grace ends", () => {
+  const completionTime = new Date(now.getTime() - 10_000).toISOString();
+  const finished = job(
+    { ttlSecondsAfterFinished: 3600 },
+    {
+      completionTime,
+      conditions: [{ type: "Complete", status: "True", reason: "AllItemsScored", message: "", lastTransitionTime: completionTime }],
+    },
+  );
+  const decision = summary(decide(observed({ job: finished, pods: [pod(0)] }), now));
+  assert.deepEqual(decision.actions, []);
+  assert.equal(decision.requeueAfterMs, RUNNER_EXIT_GRACE_MS - 10_000);
 });

@@ -9,6 +9,7 @@ import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
 import { JOB_FINALIZER } from "../../../src/operator/rolloutjob/desired.ts";
 import { jobReconciler } from "../../../src/operator/rolloutjob/reconcile.ts";
+import { RUNNER_EXIT_GRACE_MS } from "../../../src/operator/rolloutjob/decide.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 import { FakeClock } from "../../../src/base/clock.ts";
@@ -146,7 +147,7 @@ test("the model API key comes from the job's Secret into the runner's env", asyn
   assert.deepEqual(key.valueFrom!.secretKeyRef, { name: "model-key", key: "k" });
 });
 
-test("scored groups drive status to Complete with passRate and compact indexes; runner pods go", async () => {
+test("scored groups drive status to Complete with passRate and compact indexes; a running runner gets time to exit", async () => {
   const running: V1Pod = {
     metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
     status: { phase: "Running" },
@@ -160,8 +161,9 @@ test("scored groups drive status to Complete with passRate and compact indexes; 
   const tracker = active.get("ns/j")!.tracker;
   tracker.submit({ index: 0, attempt: 1, scores: [1, 1], group: {} });
   tracker.submit({ index: 1, attempt: 1, scores: [1, 0], group: {} });
-  await reconcile("ns/j");
-  const [, status] = rec.expect(["deletePod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  // The runner is told "done" at its next call: it is stopped only if it has not exited within the grace.
+  assert.deepEqual(await reconcile("ns/j"), { requeueAfterMs: RUNNER_EXIT_GRACE_MS });
+  const [status] = rec.expect(["patchStatus RolloutJob/ns/j"]);
   const s = statusOf(status!.body);
   assert.equal(s.phase, "Complete");
   assert.equal(s.passRate, 0.75);
