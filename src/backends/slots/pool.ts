@@ -2,33 +2,12 @@ import { randomBytes } from "node:crypto";
 import { logger } from "../../base/log.ts";
 import type { ExecRequest, ExecResult, SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
 import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
-import { drainRank } from "./plan.ts";
+import { SlotTable, type Slot, type SlotState } from "./table.ts";
 import type { Lease, SlotPoolOptions, SlotPoolStats } from "./types.ts";
 import { SandboxError, isSandboxError, LeaseLostError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("slot-pool");
-
-/** A slot moves free → leased → resetting → free; a failed reset ends in quarantined; after a restart without
- *  lease records it starts blocked (a live holder may still use it) until one TTL has passed. `leaseId` is the
- *  lease whose record stays stored until the slot is clean, so a restart meanwhile does not find the slot free. */
-type SlotState =
-  | { kind: "free" }
-  | { kind: "leased"; lease: Lease }
-  | { kind: "resetting"; leaseId?: string }
-  | { kind: "blocked"; until: number }
-  | { kind: "quarantined"; reason: string; leaseId?: string };
-
-interface Slot {
-  key: string;
-  sandbox: SandboxInfo;
-  index: number;
-  state: SlotState;
-  /** Backend calls running on the slot; kept on the slot, not its state, so a renew mid-call does not lose them. */
-  inFlight: number;
-  /** Set while a recycle waits for the calls of the slot's last holder to end. */
-  onIdle?: () => void;
-}
 
 interface Waiter {
   holder: string;
@@ -41,7 +20,8 @@ interface Waiter {
 /**
  * Slots and leases over one backend and template: FIFO-fair acquire, renew, release with reset, TTL expiry,
  * quarantine of slots that fail to reset, and rebuild after a restart. Never two holders of one slot: a slot
- * changes hands only inside synchronous code, and only from the free state.
+ * changes hands only inside synchronous code, and only from the free state. The slot table keeps which
+ * sandboxes and slots exist and which free ones may be handed out; the pool keeps the leases and the waiters.
  */
 export class SlotPool {
   /** Called when an acquirer has to wait; the pool manager sets it to reconcile at once. */
@@ -53,14 +33,9 @@ export class SlotPool {
   private readonly clock: Clock;
   private readonly resetTimeoutMs: number;
   private readonly options: SlotPoolOptions;
-  private readonly slots = new Map<string, Slot>();
-  private readonly free = new Set<Slot>();
+  private readonly table = new SlotTable();
   private readonly leases = new Map<string, Slot>();
   private readonly waiters: Waiter[] = [];
-  private readonly toReplace = new Set<string>();
-  private readonly sandboxes = new Map<string, SandboxInfo>();
-  /** Known sandboxes listed as not ready for now: they keep their slots and leases but hand out none. */
-  private readonly away = new Set<string>();
   private restored = new Map<string, LeaseRecord>();
   private blockOlderThan: number | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -124,9 +99,9 @@ export class SlotPool {
   setSandboxes(infos: readonly SandboxInfo[]): void {
     this.sandboxesKnown = true;
     const listed = new Map(infos.filter((info) => info.phase === "ready" || info.phase === "starting").map((info) => [info.name, info]));
-    for (const [name, info] of this.sandboxes) if (!listed.has(name)) this.dropSandbox(info, "sandbox is gone");
+    for (const name of this.table.sandboxNames()) if (!listed.has(name)) this.dropSandbox(name, "sandbox is gone");
     for (const [name, info] of listed) {
-      if (this.sandboxes.has(name)) this.setAway(name, info.phase !== "ready");
+      if (this.table.has(name)) this.table.setAway(name, info.phase !== "ready");
       else if (info.phase === "ready") this.addSandbox(info);
     }
     this.dispatch();
@@ -204,7 +179,7 @@ export class SlotPool {
   /** Expires leases whose holder stopped renewing and unblocks slots whose grace period ended. */
   sweep(): void {
     const now = this.clock.now();
-    for (const slot of this.slots.values()) {
+    for (const slot of this.table.all()) {
       const state = slot.state;
       if (state.kind === "leased" && slot.inFlight === 0 && state.lease.expiresAt <= now) {
         log.warn({ lease: state.lease.id, holder: state.lease.holder, slot: slot.key }, "lease expired, resetting its slot");
@@ -217,13 +192,11 @@ export class SlotPool {
 
   /** Sandboxes that must be replaced (a reset failed, or the sandbox was found gone). */
   replacements(): ReadonlySet<string> {
-    return this.toReplace;
+    return this.table.replacements();
   }
 
   leasedSlots(sandboxName: string): number {
-    let count = 0;
-    for (const slot of this.slots.values()) if (slot.sandbox.name === sandboxName && slot.state.kind === "leased") count++;
-    return count;
+    return this.table.leasedSlots(sandboxName);
   }
 
   waiting(): number {
@@ -231,17 +204,7 @@ export class SlotPool {
   }
 
   stats(): SlotPoolStats {
-    const count: Record<SlotState["kind"], number> = { free: 0, leased: 0, resetting: 0, blocked: 0, quarantined: 0 };
-    for (const slot of this.slots.values()) count[slot.state.kind]++;
-    return {
-      slotsTotal: this.slots.size,
-      slotsLeased: count.leased,
-      slotsFree: count.free,
-      slotsResetting: count.resetting,
-      slotsBlocked: count.blocked,
-      slotsQuarantined: count.quarantined,
-      waiting: this.waiters.length,
-    };
+    return { ...this.table.stats(), waiting: this.waiters.length };
   }
 
   close(): void {
@@ -260,8 +223,7 @@ export class SlotPool {
       slot: slot.index,
       expiresAt: this.clock.now() + this.ttlMs,
     };
-    this.free.delete(slot);
-    slot.state = { kind: "leased", lease };
+    this.table.take(slot, lease);
     this.leases.set(lease.id, slot);
     try {
       await this.persist(lease);
@@ -295,37 +257,12 @@ export class SlotPool {
     }
   }
 
-  /** A free slot, preferring current sandboxes far from their lifetime, so stale and expiring ones drain. */
   private pickFree(): Slot | undefined {
-    let best: { slot: Slot; rank: number } | undefined;
-    for (const slot of this.free) {
-      const rank = drainRank(slot.sandbox, this.template, this.clock.now());
-      if (rank === 0) return slot;
-      if (best === undefined || rank < best.rank) best = { slot, rank };
-    }
-    return best?.slot;
+    return this.table.pickFree(this.template, this.clock.now());
   }
 
   private makeFree(slot: Slot): void {
-    if (this.slots.get(slot.key) !== slot || this.toReplace.has(slot.sandbox.name)) {
-      slot.state = { kind: "resetting" }; // its sandbox is going away: never hand it out again
-      return;
-    }
-    slot.state = { kind: "free" };
-    if (this.away.has(slot.sandbox.name)) return; // handed out once its sandbox is ready again
-    this.free.add(slot);
-    this.dispatch();
-  }
-
-  private setAway(name: string, away: boolean): void {
-    if (away === this.away.has(name)) return;
-    if (away) this.away.add(name);
-    else this.away.delete(name);
-    for (const slot of this.slots.values()) {
-      if (slot.sandbox.name !== name || slot.state.kind !== "free") continue;
-      if (away) this.free.delete(slot);
-      else if (!this.toReplace.has(name)) this.free.add(slot);
-    }
+    if (this.table.makeFree(slot)) this.dispatch();
   }
 
   private async recycle(slot: Slot, why: string): Promise<void> {
@@ -370,59 +307,48 @@ export class SlotPool {
   }
 
   private markForReplacement(name: string, reason: string, error: unknown): void {
-    if (this.toReplace.has(name)) return;
-    this.toReplace.add(name);
+    if (!this.table.markForReplacement(name)) return;
     log.error({ sandbox: name, reason, err: error }, "sandbox marked for replacement; its slots are no longer handed out");
-    for (const slot of this.free) if (slot.sandbox.name === name) this.free.delete(slot);
   }
 
+  /** Adds a listed sandbox's slots: those named by restored lease records go back to their holders, and after a
+   *  restart without records the slots of older sandboxes stay blocked for one TTL. */
   private addSandbox(info: SandboxInfo): void {
-    this.sandboxes.set(info.name, info);
     const blockedUntil =
       this.blockOlderThan !== undefined && info.createdAt.getTime() < this.blockOlderThan ? this.blockOlderThan + this.ttlMs : undefined;
     const restored = new Map<number, LeaseRecord>();
     for (const record of this.restored.values()) if (record.sandboxName === info.name) restored.set(record.slot, record);
-    for (let index = 0; index < info.slots; index++) {
-      const slot: Slot = { key: `${info.name}/${index}`, sandbox: info, index, state: { kind: "free" }, inFlight: 0 };
-      this.slots.set(slot.key, slot);
+    const slots = this.table.add(info, (index): SlotState => {
       const record = restored.get(index);
-      if (record !== undefined) {
-        const lease: Lease = { id: record.id, holder: record.holder, sandbox: refOf(info), slot: index, expiresAt: record.expiresAt };
-        slot.state = { kind: "leased", lease };
-        this.leases.set(record.id, slot);
-        this.restored.delete(record.id);
-      } else if (blockedUntil !== undefined) {
-        slot.state = { kind: "blocked", until: blockedUntil };
-      } else {
-        this.free.add(slot);
-      }
+      if (record === undefined) return blockedUntil !== undefined ? { kind: "blocked", until: blockedUntil } : { kind: "free" };
+      const lease: Lease = { id: record.id, holder: record.holder, sandbox: refOf(info), slot: index, expiresAt: record.expiresAt };
+      return { kind: "leased", lease };
+    });
+    for (const slot of slots) {
+      if (slot.state.kind !== "leased") continue;
+      this.leases.set(slot.state.lease.id, slot);
+      this.restored.delete(slot.state.lease.id);
     }
   }
 
-  private dropSandbox(info: SandboxInfo, reason: string): void {
-    this.sandboxes.delete(info.name);
-    this.toReplace.delete(info.name);
-    this.away.delete(info.name);
-    for (let index = 0; index < info.slots; index++) {
-      const slot = this.slots.get(`${info.name}/${index}`);
-      if (slot === undefined) continue;
+  /** Forgets the leases on a gone sandbox's slots, and the records of leases whose slot was still being reset. */
+  private dropSandbox(name: string, reason: string): void {
+    for (const slot of this.table.drop(name)) {
       const state = slot.state;
       if (state.kind === "leased") {
-        log.warn({ lease: state.lease.id, sandbox: info.name, reason }, "lease lost with its sandbox");
+        log.warn({ lease: state.lease.id, sandbox: name, reason }, "lease lost with its sandbox");
         this.leases.delete(state.lease.id);
         void this.forget(state.lease.id);
       } else if ((state.kind === "resetting" || state.kind === "quarantined") && state.leaseId !== undefined) {
         void this.forget(state.leaseId);
       }
-      this.free.delete(slot);
-      this.slots.delete(slot.key);
     }
   }
 
   private adoptable(leaseId: string): Slot | undefined {
     const parts = leaseId.split("/");
     if (parts.length !== 3) return undefined;
-    const slot = this.slots.get(`${parts[0]}/${parts[1]}`);
+    const slot = this.table.get(`${parts[0]}/${parts[1]}`);
     return slot?.state.kind === "blocked" ? slot : undefined;
   }
 
