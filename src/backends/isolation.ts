@@ -11,7 +11,8 @@ import { SandboxError } from "../base/errors.ts";
  *
  * With "bwrap" the command sees only its slot workspace (read-write, at /workspace, also the cwd), the sandbox
  * cache at /cache, read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
- * namespaces; it dies with its parent. With "none" it runs as a plain process in the slot directory.
+ * namespaces; it dies with its parent, holds no capability and never runs as root (see SlotUser). With "none" it
+ * runs as a plain process in the slot directory.
  */
 export interface SlotCommandSpec {
   /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
@@ -23,7 +24,36 @@ export interface SlotCommandSpec {
   /** Applied over the base environment (template env first, then the request's). */
   env?: Record<string, string>;
   isolation: IsolationMode;
+  /** Who a bwrap slot runs as, from probeIsolation; callers that do not probe (Modal) get "spawner". */
+  slotUser?: SlotUser | undefined;
 }
+
+/** The uid and gid slot commands run as under bwrap. */
+export const SLOT_UID = 1000;
+export const SLOT_GID = 1000;
+
+/**
+ * How a bwrap slot stops being root; every capability is dropped in all three.
+ * - "user-namespace": bwrap, started by a non-root spawner, makes a user namespace where the slot is SLOT_UID.
+ * - "setpriv": bwrap is started by root and keeps only what setpriv needs to switch to SLOT_UID on the host
+ *   (then nothing, with an empty bounding set). A user namespace does not help a root spawner: its SLOT_UID
+ *   maps to host uid 0, which owns /etc/shadow; and bwrap started as SLOT_UID cannot reach a sandbox root
+ *   under a directory private to root (mkdtemp, /root).
+ * - "spawner": the spawner's uid (a setuid bwrap without user namespaces, or a caller that did not probe).
+ */
+export type SlotUser = "user-namespace" | "setpriv" | "spawner";
+
+/** The host owner of workspace and cache files, when the slot runs as another uid than the trusted side. */
+export function slotFileOwner(isolation: IsolationMode, slotUser: SlotUser | undefined): { uid: number; gid: number } | undefined {
+  return isolation === "bwrap" && slotUser === "setpriv" ? { uid: SLOT_UID, gid: SLOT_GID } : undefined;
+}
+
+const SLOT_USER_ARGS: Record<SlotUser, string[]> = {
+  "user-namespace": ["--unshare-user", "--uid", String(SLOT_UID), "--gid", String(SLOT_GID), "--cap-drop", "ALL"],
+  setpriv: ["--cap-drop", "ALL", ...["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"].flatMap((cap) => ["--cap-add", cap])],
+  spawner: ["--cap-drop", "ALL"],
+};
+const SETPRIV = ["setpriv", `--reuid=${SLOT_UID}`, `--regid=${SLOT_GID}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
 
 export interface SpawnPlan {
   file: string;
@@ -84,7 +114,9 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   const [first, ...rest] = argv;
   if (first === undefined) throw new SandboxError("configuration", "empty command");
   if (!isolated) return { file: first, args: rest, cwd, env };
+  const slotUser = spec.slotUser ?? "spawner";
   const args = [
+    ...SLOT_USER_ARGS[slotUser],
     "--die-with-parent",
     "--new-session",
     "--unshare-pid",
@@ -108,6 +140,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--chdir",
     cwd,
     "--",
+    ...(slotUser === "setpriv" ? SETPRIV : []),
     ...argv,
   ];
   return { file: "bwrap", args, cwd: hostWorkspace, env };
@@ -115,14 +148,22 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
 
 export interface IsolationProbe {
   isolation: IsolationMode;
+  /** Under bwrap, who slots run as: "user-namespace" when one is in use. */
+  slotUser?: SlotUser;
   message?: string;
 }
 
 export type IsolationRequest = "auto" | IsolationMode;
 
+/** Strongest first; "spawner" is the last resort (for root: uid 0 without capabilities, said in the message). */
+function slotUserCandidates(): SlotUser[] {
+  return process.getuid?.() === 0 ? ["setpriv", "spawner"] : ["user-namespace", "spawner"];
+}
+
 /**
- * Tells whether bwrap works here by running a real slot command under it. "auto" falls back to "none" with
- * a message saying why (callers log it and put it in health); "bwrap" fails instead of degrading.
+ * Tells whether bwrap works here, and as whom slots run, by running real slot commands under it. "auto" falls
+ * back to "none" with a message saying why (callers log it and put it in health); "bwrap" fails instead of
+ * degrading. A weaker slot user than the first candidate also comes with a message.
  */
 export async function probeIsolation(requested: IsolationRequest = "auto"): Promise<IsolationProbe> {
   if (requested === "none") return { isolation: "none", message: "slot isolation disabled by configuration" };
@@ -130,13 +171,17 @@ export async function probeIsolation(requested: IsolationRequest = "auto"): Prom
   try {
     await mkdir(slotDirectory(root, 0), { recursive: true });
     await mkdir(cacheDirectory(root), { recursive: true });
-    const plan = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap" });
-    await new Promise<void>((resolve, reject) => {
-      execFile(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, timeout: 10_000 }, (error, _stdout, stderr) =>
-        error ? reject(new Error(`${error.message.split("\n")[0]}${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
-      );
-    });
-    return { isolation: "bwrap" };
+    const failures: string[] = [];
+    for (const slotUser of slotUserCandidates()) {
+      try {
+        await runProbe(buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", slotUser }));
+        if (failures.length === 0) return { isolation: "bwrap", slotUser };
+        return { isolation: "bwrap", slotUser, message: `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}` };
+      } catch (error) {
+        failures.push(`${slotUser}: ${(error as Error).message}`);
+      }
+    }
+    throw new Error(failures.join("; "));
   } catch (error) {
     const message = `bubblewrap unavailable, slots are NOT isolated from each other: ${(error as Error).message}`;
     if (requested === "bwrap") throw new SandboxError("configuration", message, { cause: error });
@@ -144,4 +189,12 @@ export async function probeIsolation(requested: IsolationRequest = "auto"): Prom
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+function runProbe(plan: SpawnPlan): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    execFile(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, timeout: 10_000 }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`${error.message.split("\n")[0]}${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
+    );
+  });
 }

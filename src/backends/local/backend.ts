@@ -53,7 +53,7 @@ export class LocalBackend implements SandboxBackend {
   static async open(options: LocalBackendOptions): Promise<LocalBackend> {
     const isolation = await probeIsolation(options.isolation ?? "auto");
     if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
-    else log.info({ isolation: isolation.isolation }, "slot isolation probed");
+    else log.info({ isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message }, "slot isolation probed");
     await mkdir(options.rootDir, { recursive: true });
     return new LocalBackend(options, isolation);
   }
@@ -156,7 +156,13 @@ export class LocalBackend implements SandboxBackend {
   private host(id: string, metadata: SandboxMetadata): SlotHost {
     let host = this.hosts.get(id);
     if (host === undefined) {
-      host = new SlotHost({ root: this.directory(id), slots: metadata.slots, isolation: this.isolation.isolation, env: metadata.env });
+      host = new SlotHost({
+        root: this.directory(id),
+        slots: metadata.slots,
+        isolation: this.isolation.isolation,
+        slotUser: this.isolation.slotUser,
+        env: metadata.env,
+      });
       this.hosts.set(id, host);
     }
     return host;

@@ -1,13 +1,16 @@
 import { constants } from "node:fs";
-import { lstat, mkdir, readFile, readdir, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory } from "../isolation.ts";
+import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory, slotFileOwner, type SlotUser } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
 import type { ExecRequest, ExecResult, IsolationMode } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxError } from "../../base/errors.ts";
 
-const WRITE_NO_FOLLOW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+// Non-blocking: opening a FIFO the slot left in its workspace must not hang the request (and the slot's lock).
+const READ_NO_BLOCK = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const WRITE_NO_BLOCK = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const WORKSPACE_MODE = 0o755;
 
 /**
  * One sandbox's slots on this machine: a directory `<root>/{slots/<n>,cache}` whose slot commands run as local
@@ -17,20 +20,36 @@ export class SlotHost {
   readonly root: string;
   readonly slots: number;
   readonly isolation: IsolationMode;
+  readonly slotUser: SlotUser | undefined;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
+  /** Set when slots run as another host uid: what this side creates in a workspace or the cache is given to it. */
+  private readonly slotOwner: { uid: number; gid: number } | undefined;
 
-  constructor(options: { root: string; slots: number; isolation: IsolationMode; env?: Record<string, string> }) {
+  constructor(options: {
+    root: string;
+    slots: number;
+    isolation: IsolationMode;
+    slotUser?: SlotUser | undefined;
+    env?: Record<string, string>;
+  }) {
     this.root = options.root;
     this.slots = options.slots;
     this.isolation = options.isolation;
+    this.slotUser = options.slotUser;
+    this.slotOwner = slotFileOwner(options.isolation, options.slotUser);
     this.baseEnv = options.env ?? {};
   }
 
   /** Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). */
   async prepare(): Promise<void> {
-    await mkdir(cacheDirectory(this.root), { recursive: true });
-    for (let slot = 0; slot < this.slots; slot++) await mkdir(slotDirectory(this.root, slot), { recursive: true });
+    for (const directory of [
+      cacheDirectory(this.root),
+      ...Array.from({ length: this.slots }, (_, slot) => slotDirectory(this.root, slot)),
+    ]) {
+      await mkdir(directory, { recursive: true });
+      await this.giveToSlot(directory);
+    }
   }
 
   async exec(request: ExecRequest): Promise<ExecResult> {
@@ -42,6 +61,7 @@ export class SlotHost {
       cwd: request.cwd,
       env: { ...this.baseEnv, ...request.env },
       isolation: this.isolation,
+      slotUser: this.slotUser,
     });
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();
@@ -57,24 +77,33 @@ export class SlotHost {
 
   async readFile(slot: number, path: string): Promise<Uint8Array> {
     const file = await this.resolveFile(slot, path);
+    let handle: FileHandle | undefined;
     try {
-      return new Uint8Array(await readFile(file));
+      handle = await openRegular(file, READ_NO_BLOCK, `read ${path}`);
+      return new Uint8Array(await handle.readFile());
     } catch (error) {
       await this.checkDirectory(this.root);
       throw classifyLocalError(error, `read ${path}`, "configuration");
+    } finally {
+      await handle?.close();
     }
   }
 
   async writeFile(slot: number, path: string, data: Uint8Array | string): Promise<void> {
     const file = await this.resolveFile(slot, path);
+    let handle: FileHandle | undefined;
     try {
-      await mkdir(dirname(file), { recursive: true });
+      await this.makeDirectories(dirname(file));
       // The parent chain may have been a symlink out of the workspace; a link as the last part is refused
       // (an existing one resolves to its checked target, so only a dangling one reaches the open).
-      await writeFile(await this.resolveFile(slot, path), data, { flag: WRITE_NO_FOLLOW });
+      handle = await openRegular(await this.resolveFile(slot, path), WRITE_NO_BLOCK, `write ${path}`);
+      await handle.writeFile(data);
+      if (this.slotOwner !== undefined) await handle.chown(this.slotOwner.uid, this.slotOwner.gid);
     } catch (error) {
       await this.checkDirectory(this.root);
       throw classifyLocalError(error, `write ${path}`, "configuration");
+    } finally {
+      await handle?.close();
     }
   }
 
@@ -85,6 +114,8 @@ export class SlotHost {
     const workspace = slotDirectory(this.root, slot);
     try {
       await mkdir(workspace, { recursive: true });
+      await this.giveToSlot(workspace);
+      await chmod(workspace, WORKSPACE_MODE); // the slot may have locked its own workspace (chmod 000) against the next lessee
       const entries = await readdir(workspace);
       await Promise.all(entries.map((entry) => rm(`${workspace}/${entry}`, { recursive: true, force: true })));
       if ((await readdir(workspace)).length > 0) throw new Error("workspace not empty after reset");
@@ -105,6 +136,17 @@ export class SlotHost {
 
   killSlot(slot: number): void {
     for (const running of this.running.get(slot) ?? []) running.kill();
+  }
+
+  /** mkdir -p whose new directories belong to the slot user, so slot commands can write in them. */
+  private async makeDirectories(directory: string): Promise<void> {
+    const first = await mkdir(directory, { recursive: true });
+    if (first === undefined) return;
+    for (let created = directory; created.length >= first.length; created = dirname(created)) await this.giveToSlot(created);
+  }
+
+  private async giveToSlot(path: string): Promise<void> {
+    if (this.slotOwner !== undefined) await lchown(path, this.slotOwner.uid, this.slotOwner.gid);
   }
 
   private checkSlot(slot: number): void {
@@ -143,4 +185,21 @@ export class SlotHost {
       }
     }
   }
+}
+
+/** Opens without blocking and refuses anything but a regular file (a FIFO, socket or device the slot left there). */
+async function openRegular(file: string, flags: number, what: string): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, flags, 0o644);
+  } catch (error) {
+    // ENXIO: a socket, or a FIFO opened for writing with nobody reading it.
+    if ((error as NodeJS.ErrnoException).code === "ENXIO") throw new SandboxError("configuration", `${what}: not a regular file`);
+    throw error;
+  }
+  const stats = await handle.stat();
+  if (stats.isFile()) return handle;
+  await handle.close();
+  const type = stats.isFIFO() ? "a FIFO" : stats.isDirectory() ? "a directory" : stats.isSocket() ? "a socket" : "a device";
+  throw new SandboxError("configuration", `${what}: not a regular file (${type})`);
 }

@@ -53,7 +53,7 @@ export function command(): Command {
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
-      const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation });
+      const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation, slotUser: probe.slotUser });
       await host.prepare();
       const server = createSandboxServer({ host, token, isolationMessage: probe.message });
       server.listen(port, options.host, () => {
