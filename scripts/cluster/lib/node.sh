@@ -109,7 +109,12 @@ import_image() {
   stamp="$(stat -c '%n %s %Y' "$tar")"
   grep -qxF "$stamp" "$stamps" 2>/dev/null && return 0
   t0=$(date +%s.%N)
-  ctr_k8s images import --all-platforms "$tar" >/dev/null
+  # containerd's snapshotter can lose a parent layer of a cached image between runs ("parent snapshot ... does not
+  # exist"): the second import unpacks the layers afresh.
+  if ! ctr_k8s images import --all-platforms "$tar" >/dev/null; then
+    log "import of $(basename "$tar") failed; retrying once"
+    ctr_k8s images import --all-platforms "$tar" >/dev/null
+  fi
   echo "$stamp" >> "$stamps"
   log "imported $(basename "$tar") in $(elapsed_since "$t0") s"
 }
