@@ -234,7 +234,8 @@ function finalize(job: RolloutJob, observed: JobObservation): JobDecision {
 function expire(job: RolloutJob, observed: JobObservation, now: Date): JobDecision {
   const finishedAt = Date.parse(job.status?.completionTime ?? "");
   const ending = finishWork(observed, finishedAt, now);
-  const actions = [...retire(observed), ...ending.actions];
+  // The work stays served while a runner is in its grace, so its next call is told "done" (not "retry").
+  const actions = [...(ending.recheckAfterMs === undefined ? retire(observed) : []), ...ending.actions];
   const ttl = job.spec.ttlSecondsAfterFinished;
   const left = ttl === undefined || Number.isNaN(finishedAt) ? undefined : finishedAt + ttl * 1000 - now.getTime();
   if (left !== undefined && left <= 0) return { actions: [...actions, { kind: "deleteJob" }], events: [] };

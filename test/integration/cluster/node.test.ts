@@ -79,14 +79,15 @@ test("a Service routes to a pod of the image, from another pod and from the host
   assert.equal(kubectl(["exec", "web", "-n", namespace, "--", "id", "-u"]).trim(), "10001", "the image runs as its non-root user");
 
   const clusterIP = kubectl(["get", "service", "web", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}"]).trim();
-  // kube-proxy programs the Service's rules a moment after its endpoints appear: retry, as any client would.
+  // kube-proxy programs the Service's rules a moment after its endpoints appear, and a server still starting may
+  // answer with an empty body: retry until the answer parses, as any client would.
   const fetchFromEnv =
     "const url = `http://${process.env.WEB_SERVICE_HOST}:${process.env.WEB_SERVICE_PORT}/package.json`;" +
     "const until = Date.now() + 20000;" +
-    "const get = () => fetch(url).catch((e) => {" +
+    "const get = () => fetch(url).then((r) => r.json()).catch((e) => {" +
     "  if (Date.now() > until) throw e; return new Promise((r) => setTimeout(r, 250)).then(get);" +
     "});" +
-    "get().then((r) => r.json()).then((p) => console.log(p.version))";
+    "get().then((p) => console.log(p.version))";
   const fromPod = kubectl(["exec", "client", "-n", namespace, "--", "node", "-e", fetchFromEnv], { timeoutMs: 40_000 });
   assert.equal(fromPod.trim(), packageVersion, "pod -> Service ClusterIP (from the injected env) -> pod");
 

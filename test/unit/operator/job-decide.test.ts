@@ -238,7 +238,8 @@ test("decide: a runner still running within the exit grace is left to exit, and 
       conditions: [{ type: "Complete", status: "True", reason: "AllItemsScored", message: "", lastTransitionTime: completionTime }],
     },
   );
-  const decision = summary(decide(observed({ job: finished, pods: [pod(0)] }), now));
-  assert.deepEqual(decision.actions, []);
+  // Its work stays served (not retired), so the runner's next call is answered "done".
+  const decision = summary(decide(observed({ job: finished, work: work({ groups: 2 }), pods: [pod(0)] }), now));
+  assert.deepEqual(decision.actions, ["releaseWork"]);
   assert.equal(decision.requeueAfterMs, RUNNER_EXIT_GRACE_MS - 10_000);
 });
