@@ -93,7 +93,14 @@ kubectl version >/dev/null 2>&1 || fail "no cluster at KUBECONFIG=${KUBECONFIG:-
 # validation, and the release skips crds/ (Helm never upgrades or deletes CRDs anyway).
 step "install CRDs"
 kubectl apply --validate=false -f "$CHART/crds/" >/dev/null
-kubectl wait --for=condition=Established crd/sandboxpools.hermes-rollouts.dev crd/rolloutjobs.hermes-rollouts.dev --timeout=60s >/dev/null
+# Polled, not `kubectl wait`: kubectl 1.20 fails at once on a new CRD that has no status conditions yet.
+for ((tries = 0; ; tries++)); do
+  established=$(kubectl get crd/sandboxpools.hermes-rollouts.dev crd/rolloutjobs.hermes-rollouts.dev \
+    -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Established")].status}{" "}{end}' 2>/dev/null) || true
+  [[ "$established" == "True True " ]] && break
+  ((tries < 240)) || fail "CRDs not Established within 60 s"
+  sleep 0.25
+done
 
 kubectl create namespace "$NS" >/dev/null
 # Pods are admitted once the namespace's default ServiceAccount exists.

@@ -75,6 +75,22 @@ export function kubectlResult(args: readonly string[], options: string | Kubectl
   return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * Waits until both CRDs are Established. Not `kubectl wait`: kubectl 1.20 fails at once ("accessor error: <nil>")
+ * when a CRD that was just created has no status conditions yet, instead of waiting for them.
+ */
+export async function waitForCrdsEstablished(timeoutMs = 60_000): Promise<void> {
+  const crds = ["crd/sandboxpools.hermes-rollouts.dev", "crd/rolloutjobs.hermes-rollouts.dev"];
+  const established = '{range .items[*]}{.status.conditions[?(@.type=="Established")].status}{" "}{end}';
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = kubectlResult(["get", ...crds, "-o", `jsonpath=${established}`]);
+    if (result.status === 0 && result.stdout.trim() === "True True") return;
+    if (Date.now() > deadline) throw new Error(`CRDs not Established within ${timeoutMs} ms: ${result.stdout}${result.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /** Runs the real kubectl and returns its stdout; throws with stderr when it fails. A string second argument is stdin. */
 export function kubectl(args: readonly string[], options: string | KubectlOptions = {}): string {
   const result = kubectlResult(args, options);

@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { stringify } from "yaml";
 import { API_VERSION } from "../../../src/api/index.ts";
 import { schemaInvalidCases, validJobSpecs, validPoolSpecs } from "../../fixtures/api-cases.ts";
-import { kubectl, kubectlResult } from "../../support/cluster.ts";
+import { kubectl, kubectlResult, waitForCrdsEstablished } from "../../support/cluster.ts";
 import { exampleObjects } from "../../support/examples.ts";
 
 /** The generated CRDs against the real 1.20 apiserver, driven by the real kubectl, as a user would. */
@@ -15,16 +15,10 @@ function manifest(kind: "pool" | "job", name: string, spec: object): string {
 }
 
 describe("CRDs on a real kube-apiserver", () => {
-  before(() => {
+  before(async () => {
     // 1.20 has no CEL: client-side apply without client validation installs the CRDs with their rules dropped.
     kubectl(["apply", "--validate=false", "-f", "deploy/crds/"]);
-    kubectl([
-      "wait",
-      "--for=condition=Established",
-      "crd/sandboxpools.hermes-rollouts.dev",
-      "crd/rolloutjobs.hermes-rollouts.dev",
-      "--timeout=60s",
-    ]);
+    await waitForCrdsEstablished();
     kubectl(["create", "namespace", namespace]);
   });
   after(() => {

@@ -33,7 +33,7 @@ let controller: ControllerProcess;
 let runner: ChildProcess | undefined;
 
 before(async () => {
-  installOperatorPrereqs();
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   controller = await startControllerProcess({ namespace, identity: "first" });
 });

@@ -61,7 +61,7 @@ function startLocalRunnersIfNoImage(job: string): void {
 const runnersAs = podsCanRun ? "pods on the real node" : "local processes: image not imported";
 describe(`operator end to end on the real apiserver (runners as ${runnersAs})`, () => {
   before(async () => {
-    installOperatorPrereqs();
+    await installOperatorPrereqs();
     kubectl(["create", "namespace", namespace]);
     controller = await startControllerProcess({ namespace, identity: "e2e" });
   });

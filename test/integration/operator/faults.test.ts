@@ -25,7 +25,7 @@ let backend: LocalBackend;
 const runners: ChildProcess[] = [];
 
 before(async () => {
-  installOperatorPrereqs();
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   controller = await startControllerProcess({ namespace, identity: "faults" });
   backend = await LocalBackend.open({ rootDir: join(controller.dataDir, "sandboxes") });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { API_VERSION } from "../../../src/api/index.ts";
-import { clusterEnv, kubectl, kubectlResult } from "../../support/cluster.ts";
+import { clusterEnv, kubectl, kubectlResult, waitForCrdsEstablished } from "../../support/cluster.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 export const NODE_IP = process.env.HERMES_NODE_IP ?? "192.0.2.2";
@@ -19,15 +19,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** CRDs, the operator's ClusterRole from deploy/rbac, and a binding for the cluster's restricted operator user. */
-export function installOperatorPrereqs(): void {
+export async function installOperatorPrereqs(): Promise<void> {
   kubectl(["apply", "--validate=false", "-f", join(repo, "deploy/crds/")]);
-  kubectl([
-    "wait",
-    "--for=condition=Established",
-    "crd/sandboxpools.hermes-rollouts.dev",
-    "crd/rolloutjobs.hermes-rollouts.dev",
-    "--timeout=60s",
-  ]);
+  await waitForCrdsEstablished();
   kubectl(["apply", "-f", join(repo, "deploy/rbac/clusterrole.yaml")]);
   kubectl(
     ["apply", "-f", "-"],

@@ -8,8 +8,8 @@ import { installOperatorPrereqs, waitFor } from "./harness.ts";
 const namespace = `leader-${process.pid}`;
 const timings = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 };
 
-before(() => {
-  installOperatorPrereqs();
+before(async () => {
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
 });
 after(() => kubectl(["delete", "namespace", namespace, "--wait=false"]));

@@ -23,7 +23,7 @@ let controller: ControllerProcess;
 let runner: ChildProcess | undefined;
 
 before(async () => {
-  installOperatorPrereqs();
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   mock = await startMockModal({ host: "127.0.0.1" });
   kubectl([

@@ -28,7 +28,7 @@ let b: ControllerProcess;
 let runner: ChildProcess | undefined;
 
 before(async () => {
-  installOperatorPrereqs();
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   a = await startControllerProcess({ namespace, identity: "replica-a" });
   b = await startControllerProcess({ namespace, identity: "replica-b", dataDir: a.dataDir });
