@@ -14,10 +14,10 @@ import {
   type HealthResponse,
 } from "./protocol.ts";
 import { bearerMatches } from "../../base/bearer.ts";
+import { readJsonBody } from "../../base/http-body.ts";
 import { errorAnswer, HttpError, SandboxError } from "../../base/errors.ts";
 
 const log = logger("sandbox-server");
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Serialises one slot's requests (the original's per-slot lock); slots run in parallel. */
 class SlotLocks {
@@ -102,7 +102,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
       if (token !== undefined && !bearerMatches(request.headers.authorization, token))
         throw new HttpError("HR_UNAUTHORIZED", "missing or wrong bearer token");
       if (route === undefined) throw new HttpError("HR_NOT_FOUND", `no route ${request.method} ${path}`);
-      const body = request.method === "POST" ? await readJson(request) : undefined;
+      const body = request.method === "POST" ? await readJsonBody(request) : undefined;
       send(response, 200, await route(body));
     } catch (error) {
       const status = statusFor(error);
@@ -117,21 +117,6 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (!result.success)
     throw new HttpError("HR_BAD_REQUEST", `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return result.data;
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError("HR_BAD_REQUEST", `body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
-  }
 }
 
 function statusFor(error: unknown): number {
