@@ -18,8 +18,8 @@ export interface NomadCredentials {
   caCert?: string;
   clientCert?: string;
   clientKey?: string;
-  /** The pool's shared sandbox-server token. */
-  sandboxToken?: string;
+  /** The pool's shared sandbox-server token: every server requires it (an open server lets any slot drive the others). */
+  sandboxToken: string;
 }
 
 /** What backends take from the process environment, read once by the CLI and passed down. */
@@ -57,7 +57,7 @@ export async function modalBackendFromSpec(
 /** One Nomad job per sandbox, each running this same CLI's `sandbox-server` (the backend's default launcher). */
 export async function nomadBackendFromSpec(
   spec: SandboxPoolSpec,
-  credentials: NomadCredentials = {},
+  credentials: NomadCredentials,
   environment: BackendEnvironment = {},
 ): Promise<SandboxBackend> {
   const nomad = spec.nomad;
@@ -73,7 +73,7 @@ export async function nomadBackendFromSpec(
     ...(credentials.caCert ? { caCert: credentials.caCert } : {}),
     ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
     ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
-    ...(credentials.sandboxToken ? { sandboxToken: credentials.sandboxToken } : {}),
+    sandboxToken: credentials.sandboxToken,
     env: environment.nomad ?? {},
   });
 }

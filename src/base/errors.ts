@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   HR_RUNNERS_API: { meaning: "the runners' API answered a runner with an error (status is the answer's)" },
 
   HR_BAD_REQUEST: { meaning: "the request body is not JSON or misses or mistypes a field", status: 400 },
+  HR_BODY_TOO_LARGE: { meaning: "the request body is over the server's size cap (64 MiB)", status: 413 },
   HR_UNAUTHORIZED: { meaning: "the bearer token is missing or wrong", status: 401 },
   HR_NOT_FOUND: { meaning: "no such route, action or slot", status: 404 },
   HR_LEASE_UNKNOWN: { meaning: "the slot lease is not held by this job", status: 404 },

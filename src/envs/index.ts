@@ -20,6 +20,18 @@ export function getEnvironment(name: string, config: Record<string, unknown> = {
   return factory.fromConfig(parsed.data);
 }
 
+/**
+ * The timeouts of the commands an environment runs itself (setup, install, checks): by convention its config's
+ * `*TimeoutSeconds` fields, defaults applied. The controller refuses a slot command longer than any its job runs.
+ */
+export function commandTimeoutsSeconds(name: string, config: Record<string, unknown> = {}): number[] {
+  const parsed = factories.find((f) => f.name === name)?.configSchema.safeParse(config);
+  if (!parsed?.success || typeof parsed.data !== "object" || parsed.data === null) return [];
+  return Object.entries(parsed.data).flatMap(([key, value]) =>
+    key.endsWith("TimeoutSeconds") && typeof value === "number" ? [value] : [],
+  );
+}
+
 /** The environment's row filter for a job, from the job's own environment config (dataset defaults cannot change it). */
 export function rowFilter(name: string, config: Record<string, unknown> = {}): ((row: unknown) => boolean) | undefined {
   const env = getEnvironment(name, config);

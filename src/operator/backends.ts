@@ -1,9 +1,29 @@
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import type { SandboxPoolSpec } from "../api/index.ts";
+import type { V1Secret } from "@kubernetes/client-node";
+import { API_VERSION, type SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxBackend } from "../backends/types.ts";
 import { modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
 import type { ClusterClient } from "./client.ts";
-import type { BackendFactory } from "./sandboxpool/runtimes.ts";
+import type { BackendFactory, PoolIdentity } from "./sandboxpool/runtimes.ts";
+
+export const SANDBOX_TOKEN_KEY = "token";
+export const sandboxTokenSecretName = (pool: string) => `${pool}-sandbox-token`;
+
+/** The pool's sandbox-server token, owned by the pool so it goes when the pool does. */
+export function sandboxTokenSecret(pool: PoolIdentity, token: string): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: sandboxTokenSecretName(pool.name),
+      namespace: pool.namespace,
+      ownerReferences: [{ apiVersion: API_VERSION, kind: "SandboxPool", name: pool.name, uid: pool.uid, controller: true }],
+    },
+    type: "Opaque",
+    stringData: { [SANDBOX_TOKEN_KEY]: token },
+  };
+}
 
 /**
  * Builds a pool's backend from its spec with the shared factories (backends/factory.ts), after reading credentials from Secrets in
@@ -16,7 +36,29 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
     if (!data) throw new Error(`Secret ${namespace}/${name} not found`);
     return data;
   };
-  return async (poolKey: string, namespace: string, spec: SandboxPoolSpec): Promise<SandboxBackend> => {
+  /**
+   * The token the pool's sandbox servers require, kept in a Secret so a restarted controller still reaches the
+   * servers it started; made on first use. A create that loses a race reads the winner's token.
+   */
+  const sandboxToken = async (pool: PoolIdentity): Promise<string> => {
+    const name = sandboxTokenSecretName(pool.name);
+    const stored = async () => (await client.readSecret(pool.namespace, name))?.[SANDBOX_TOKEN_KEY];
+    const existing = await stored();
+    if (existing) return existing;
+    const token = randomBytes(32).toString("base64url");
+    try {
+      await client.createSecret(pool.namespace, sandboxTokenSecret(pool, token));
+      return token;
+    } catch (error) {
+      const winner = await stored();
+      if (winner) return winner;
+      throw new Error(`Secret ${pool.namespace}/${name} (key ${SANDBOX_TOKEN_KEY}) holds no sandbox token and cannot be created`, {
+        cause: error,
+      });
+    }
+  };
+  return async (pool: PoolIdentity, spec: SandboxPoolSpec): Promise<SandboxBackend> => {
+    const { namespace } = pool;
     if (spec.backend === "local") {
       const { LocalBackend } = await import("../backends/local/backend.ts");
       return LocalBackend.open({ rootDir: spec.local?.rootDir ?? join(dataDir, "sandboxes") });
@@ -34,7 +76,7 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
       );
     }
     const nomad = spec.nomad;
-    if (!nomad) throw new Error(`pool ${poolKey}: spec.nomad is required for backend nomad`);
+    if (!nomad) throw new Error(`pool ${pool.key}: spec.nomad is required for backend nomad`);
     const token = nomad.tokenSecretRef ? (await secret(namespace, nomad.tokenSecretRef.name))[nomad.tokenSecretRef.key] : undefined;
     const tls = nomad.tlsSecretRef ? await secret(namespace, nomad.tlsSecretRef.name) : {};
     return nomadBackendFromSpec(
@@ -44,6 +86,7 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
         ...(tls["ca.crt"] ? { caCert: tls["ca.crt"] } : {}),
         ...(tls["tls.crt"] ? { clientCert: tls["tls.crt"] } : {}),
         ...(tls["tls.key"] ? { clientKey: tls["tls.key"] } : {}),
+        sandboxToken: await sandboxToken(pool),
       },
       environment,
     );

@@ -23,13 +23,14 @@ const okAnswer = z.object({ ok: z.boolean() });
 /**
  * A slot command as `LeasedSlot.exec` takes it: the lease names the slot. Looser than the sandbox server's schema,
  * as the backends' `ExecRequest` is: a tool's timeout cut to the trajectory's deadline is not a whole millisecond.
+ * The controller refuses limits beyond the job's own (its longest command, its output cap): a 400 naming the field.
  */
 const slotExecRequest = z.object({
   command: z.union([z.string(), z.array(z.string()).readonly()]),
   cwd: z.string().optional(),
   env: z.record(z.string(), z.string()).optional(),
-  timeoutMs: z.number(),
-  maxOutputBytes: z.number().optional(),
+  timeoutMs: z.number().positive(),
+  maxOutputBytes: z.int().positive().optional(),
   stdin: z.string().optional(),
 }) satisfies z.ZodType<Omit<ExecRequest, "slot">>;
 

@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
 import { logger } from "../../base/log.ts";
 import { isOutsideWorkspace } from "../isolation.ts";
@@ -14,10 +13,11 @@ import {
   writeFileRequestSchema,
   type HealthResponse,
 } from "./protocol.ts";
+import { bearerMatches } from "../../base/bearer.ts";
+import { readJsonBody } from "../../base/http-body.ts";
 import { errorAnswer, HttpError, SandboxError } from "../../base/errors.ts";
 
 const log = logger("sandbox-server");
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Serialises one slot's requests (the original's per-slot lock); slots run in parallel. */
 class SlotLocks {
@@ -37,15 +37,20 @@ class SlotLocks {
 
 export interface SandboxServerOptions {
   host: SlotHost;
-  /** When set, every request needs `Authorization: Bearer <token>`. */
+  /** Every request needs `Authorization: Bearer <token>`. */
   token?: string;
+  /** Serve without a token: every process that reaches the port (any slot on this host) can drive every slot. */
+  insecure?: boolean;
   /** Shown in /health next to the isolation mode (e.g. why bwrap is off). */
   isolationMessage?: string;
 }
 
 /** The sandbox server's request handler over one SlotHost; `listen` it wherever the caller wants. */
 export function createSandboxServer(options: SandboxServerOptions): Server {
-  const { host } = options;
+  const { host, token } = options;
+  if (token === undefined && options.insecure !== true)
+    throw new Error("no token: the sandbox server needs one (--token or HERMES_SANDBOX_TOKEN), or --insecure to serve without one");
+  if (token === "") throw new Error("the sandbox server's token is empty");
   const locks = new SlotLocks();
   const exec = (request: ExecRequest): Promise<ExecResult> => {
     checkSlot(request.slot);
@@ -94,9 +99,10 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     const path = (request.url ?? "/").split("?")[0];
     const route = routes[`${request.method} ${path}`];
     try {
-      if (!authorized(request, options.token)) throw new HttpError("HR_UNAUTHORIZED", "missing or wrong bearer token");
+      if (token !== undefined && !bearerMatches(request.headers.authorization, token))
+        throw new HttpError("HR_UNAUTHORIZED", "missing or wrong bearer token");
       if (route === undefined) throw new HttpError("HR_NOT_FOUND", `no route ${request.method} ${path}`);
-      const body = request.method === "POST" ? await readJson(request) : undefined;
+      const body = request.method === "POST" ? await readJsonBody(request) : undefined;
       send(response, 200, await route(body));
     } catch (error) {
       const status = statusFor(error);
@@ -106,33 +112,11 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
   }
 }
 
-function authorized(request: IncomingMessage, token: string | undefined): boolean {
-  if (token === undefined) return true;
-  const expected = Buffer.from(`Bearer ${token}`);
-  const given = Buffer.from(request.headers.authorization ?? "");
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);
   if (!result.success)
     throw new HttpError("HR_BAD_REQUEST", `bad request: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return result.data;
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError("HR_BAD_REQUEST", `body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
-  }
 }
 
 function statusFor(error: unknown): number {

@@ -15,21 +15,24 @@ interface Options {
   slots: number;
   dataDir: string;
   token?: string;
+  insecure: boolean;
   isolation: IsolationRequest;
 }
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
  * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
- * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list.
+ * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list. It is required: slots share the host's network,
+ * so an open server lets any slot drive every other one.
  */
 export function command(): Command {
   return new Command("sandbox-server")
     .option("--port <port>", "port to listen on (default $NOMAD_PORT_http, else 8080)", portNumber)
-    .option("--host <host>", "address to bind", "0.0.0.0")
+    .option("--host <host>", "address to bind (Nomad jobs pass the allocation's address)", "127.0.0.1")
     .option("--slots <m>", "number of slots", nonNegativeInteger, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
-    .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN)")
+    .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN); without one the server refuses to start")
+    .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
       new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
         .choices(["auto", "bwrap", "none"])
@@ -49,13 +52,15 @@ export function command(): Command {
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
-      const token = options.token ?? process.env.HERMES_SANDBOX_TOKEN;
+      const token = options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
       const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation, slotUser: probe.slotUser });
+      // Refuses before preparing anything when there is no token and no --insecure.
+      const server = createSandboxServer({ host, token, insecure: options.insecure, isolationMessage: probe.message });
+      if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");
       await host.prepare();
-      const server = createSandboxServer({ host, token, isolationMessage: probe.message });
       server.listen(port, options.host, () => {
         const address = server.address();
         const bound = typeof address === "object" && address !== null ? address.port : port;

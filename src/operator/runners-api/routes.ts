@@ -1,4 +1,3 @@
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   isRunnersApiAction,
@@ -13,24 +12,42 @@ import {
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
+import { bearerMatches } from "../../base/bearer.ts";
 import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
-
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  if (chunks.length === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new HttpError("HR_BAD_REQUEST", "body is not JSON");
-  }
-}
+import { readJsonBody } from "../../base/http-body.ts";
+import { commandTimeoutsSeconds } from "../../envs/index.ts";
 
 function authorize(req: IncomingMessage, job: ActiveJob): void {
-  const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
-  const expected = Buffer.from(job.token);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected))
-    throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
+  if (!bearerMatches(req.headers.authorization, job.token)) throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
+}
+
+/** Environment steps (setup, checks) may print more than a tool call keeps; no slot command gets more than this. */
+const MAX_COMMAND_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** The longest slot command a job runs: a tool call, a whole trajectory, or one of its environment's own steps. */
+const longestCommandMs = new WeakMap<ActiveJob, number>();
+
+/**
+ * A slot command within what the job itself runs: its timeout no longer than the job's longest command, its output
+ * no more than the job's tool output cap or an environment step's. A request beyond is refused, naming the field,
+ * rather than cut to size in silence.
+ */
+function checkExecLimits(job: ActiveJob, request: RunnersApiValidRequest<"slots/exec">["request"]): void {
+  const { limits, environment } = job.spec;
+  let maxTimeoutMs = longestCommandMs.get(job);
+  if (maxTimeoutMs === undefined) {
+    const environmentSteps = commandTimeoutsSeconds(environment.name, job.environmentConfig);
+    maxTimeoutMs = Math.max(limits.toolTimeoutSeconds, limits.trajectoryTimeoutSeconds, ...environmentSteps) * 1000;
+    longestCommandMs.set(job, maxTimeoutMs);
+  }
+  const maxOutputBytes = Math.max(limits.maxToolOutputBytes, MAX_COMMAND_OUTPUT_BYTES);
+  if (request.timeoutMs > maxTimeoutMs)
+    throw new HttpError(
+      "HR_BAD_REQUEST",
+      `body.request.timeoutMs: ${request.timeoutMs} is over the job's longest command (${maxTimeoutMs})`,
+    );
+  if (request.maxOutputBytes !== undefined && request.maxOutputBytes > maxOutputBytes)
+    throw new HttpError("HR_BAD_REQUEST", `body.request.maxOutputBytes: ${request.maxOutputBytes} is over the cap (${maxOutputBytes})`);
 }
 
 const JOB_ACTION_PATH = new RegExp(`^${RUNNERS_API_PREFIX}/([^/]+)/([^/]+)/(.+)$`);
@@ -111,6 +128,8 @@ export function runnersApi(
       return { ok };
     },
     async groups(job, body) {
+      if (body.index >= job.rows.count)
+        throw new HttpError("HR_BAD_REQUEST", `body.index: item ${body.index} is not in the job (it has ${job.rows.count} items)`);
       const result = job.tracker.submit(body);
       if (result.stored) {
         job.forwarder?.stored();
@@ -160,6 +179,7 @@ export function runnersApi(
       return { ok: true };
     },
     async "slots/exec"(job, body) {
+      checkExecLimits(job, body.request);
       return poolOf(job).slots.exec(ownSlot(job, body), body.request);
     },
     async "slots/read"(job, body) {
@@ -192,7 +212,8 @@ export function runnersApi(
       authorize(req, job);
       if (!isRunnersApiAction(action!) || (req.method !== "POST" && action !== "info"))
         throw new HttpError("HR_NOT_FOUND", `no action ${req.method} ${action}`);
-      sendJson(res, 200, await serve(action, job, await readBody(req)));
+      const body = await readJsonBody(req);
+      sendJson(res, 200, await serve(action, job, body === undefined ? {} : body)); // no body: `info` by GET
     } catch (error) {
       // Catalogued answers (HttpError, a lost lease) carry their status; a sandbox failure is the upstream's fault.
       const status =

@@ -9,7 +9,7 @@ import { keepAliveIntervalMs } from "../../backends/slots/keepalive.ts";
 import type { PoolStepHooks } from "../../backends/slots/loop.ts";
 import type { PlanOutput } from "../../backends/slots/plan.ts";
 import { poolTemplate } from "../../backends/template.ts";
-import type { PoolRuntimes } from "./runtimes.ts";
+import type { PoolIdentity, PoolRuntimes } from "./runtimes.ts";
 import { computePoolStatus } from "./status.ts";
 import { describeError } from "../../base/errors.ts";
 import type { Clock } from "../../base/clock.ts";
@@ -36,6 +36,10 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     namespace: pool.metadata.namespace ?? "default",
     name: pool.metadata.name,
   });
+  const identity = (key: string, pool: SandboxPool): PoolIdentity => {
+    const { namespace, name } = ref(pool);
+    return { key, namespace, name, uid: pool.metadata.uid ?? "" };
+  };
 
   async function writeStatus(pool: SandboxPool, status: SandboxPool["status"]): Promise<void> {
     if (!isDeepStrictEqual(status, pool.status)) await deps.client.patchStatus(ref(pool), status ?? {});
@@ -44,7 +48,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
   async function finalize(key: string, pool: SandboxPool): Promise<ReconcileResult> {
     const finalizers = pool.metadata.finalizers ?? [];
     if (!finalizers.includes(POOL_FINALIZER)) return {};
-    const runtime = await deps.runtimes.ensure(key, ref(pool).namespace, pool.spec);
+    const runtime = await deps.runtimes.ensure(identity(key, pool), pool.spec);
     // A create still in flight would land after the sweep: wait for it without holding this worker.
     if (runtime.loop.creating > 0) return { requeueAfterMs: 1000 };
     const { terminated, failures } = await runtime.loop.terminateAll();
@@ -117,7 +121,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let sandboxes: SandboxInfo[] = [];
     let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
-    const runtime = await deps.runtimes.ensure(key, namespace, spec).catch((error: unknown) => {
+    const runtime = await deps.runtimes.ensure(identity(key, pool), spec).catch((error: unknown) => {
       backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
       return undefined;
     });

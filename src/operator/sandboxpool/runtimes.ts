@@ -7,8 +7,16 @@ import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
 import { poolTemplate } from "../../backends/template.ts";
 
+/** The SandboxPool a runtime serves: its key, and what owns the objects made for it (its sandbox token Secret). */
+export interface PoolIdentity {
+  key: string;
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
 /** Builds a pool's backend from its spec (credentials come from Secrets the factory reads). */
-export type BackendFactory = (poolKey: string, namespace: string, spec: SandboxPoolSpec) => Promise<SandboxBackend>;
+export type BackendFactory = (pool: PoolIdentity, spec: SandboxPoolSpec) => Promise<SandboxBackend>;
 
 /**
  * Lease records as one JSON file per pool under the controller's data dir (a PersistentVolume in a cluster),
@@ -77,10 +85,11 @@ export class PoolRuntimes {
     return this.#pools.get(poolKey);
   }
 
-  async ensure(poolKey: string, namespace: string, spec: SandboxPoolSpec): Promise<PoolRuntime> {
+  async ensure(pool: PoolIdentity, spec: SandboxPoolSpec): Promise<PoolRuntime> {
+    const poolKey = pool.key;
     const existing = this.#pools.get(poolKey);
     if (existing) return existing;
-    const backend = await this.#factory(poolKey, namespace, spec);
+    const backend = await this.#factory(pool, spec);
     const slots = new SlotPool({
       backend,
       template: poolTemplate(poolKey, spec),

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -11,9 +11,10 @@ const BIN = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname
 const TOKEN = "s3cret";
 
 /** Starts the real CLI on port 0 with NOMAD_ALLOC_DIR set, and reads the bound port from its log. */
-async function startServer(allocDir: string): Promise<{ child: ChildProcess; baseUrl: string }> {
-  const child = spawn(process.execPath, [BIN, "sandbox-server", "--host", "127.0.0.1", "--port", "0", "--slots", "3", "--token", TOKEN], {
-    env: { ...process.env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" },
+async function startServer(allocDir: string, auth = ["--token", TOKEN]): Promise<{ child: ChildProcess; baseUrl: string }> {
+  const { HERMES_SANDBOX_TOKEN: _, ...env } = process.env;
+  const child = spawn(process.execPath, [BIN, "sandbox-server", "--port", "0", "--slots", "3", ...auth], {
+    env: { ...env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -111,6 +112,21 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     await assert.rejects(wrongToken.health(), (error: unknown) => isSandboxError(error, "configuration") && / 401 /.test(error.message));
   });
 
+  test("a slot's command cannot drive the server over loopback: no token, a wrong one or one without `Bearer ` is a 401", async () => {
+    await client.writeFile(1, "secret.txt", new TextEncoder().encode("slot-1-secret"));
+    const steal = JSON.stringify({ slot: 1, command: "cat secret.txt", timeoutMs: 5000 });
+    const attempt = (header: string) =>
+      `curl -s -o /dev/null -w '%{http_code} ' ${header} -H 'content-type: application/json' -d '${steal}' ${server.baseUrl}/exec`;
+    const attack = await client.exec({
+      slot: 0,
+      command: [attempt(""), attempt("-H 'authorization: Bearer guess'"), attempt(`-H 'authorization: ${TOKEN}'`)].join("; "),
+      timeoutMs: 10_000,
+    });
+    assert.equal(attack.stdout, "401 401 401 ", attack.stderr);
+    // Nor can the slot read the token: the server's environment is not the slot's.
+    assert.equal((await client.exec({ slot: 0, command: "env; cat /proc/1/environ", timeoutMs: 5000 })).stdout.includes(TOKEN), false);
+  });
+
   test("reset kills a running command instead of waiting for its timeout", async () => {
     const running = client.exec({ slot: 1, command: "sleep 30", timeoutMs: 30_000 });
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -130,5 +146,24 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
       gone.child.kill("SIGTERM");
     });
     await assert.rejects(goneClient.health(), (error: unknown) => error instanceof SandboxError && error.kind === "gone");
+  });
+});
+
+describe("sandbox server without a token", () => {
+  test("refuses to start, before it prepares any slot, unless --insecure is given", async () => {
+    const allocDir = await mkdtemp(join(tmpdir(), "hermes-sandbox-open-"));
+    try {
+      await assert.rejects(startServer(allocDir, []), /exited with 1/);
+      await assert.rejects(startServer(allocDir, ["--token", ""]), /exited with 1/);
+      assert.deepEqual(await readdir(allocDir), [], "nothing prepared");
+      const open = await startServer(allocDir, ["--insecure"]);
+      try {
+        assert.equal((await new SandboxServerClient({ baseUrl: open.baseUrl }).health()).status, "ok");
+      } finally {
+        open.child.kill("SIGTERM");
+      }
+    } finally {
+      await rm(allocDir, { recursive: true, force: true });
+    }
   });
 });

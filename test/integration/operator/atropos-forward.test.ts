@@ -68,7 +68,7 @@ const pool: SandboxPool = {
 async function controller(job: RolloutJob) {
   const rec = recordingClient({ secrets: {} });
   const runtimes = new PoolRuntimes(async () => fakeBackend().backend, new InMemoryLeaseStore());
-  await runtimes.ensure("ns/pool", "ns", pool.spec);
+  await runtimes.ensure({ key: "ns/pool", namespace: "ns", name: "pool", uid: "pool-uid" }, pool.spec);
   const active = new ActiveJobs();
   let enqueued = 0;
   const reconcile = jobReconciler({

@@ -61,3 +61,20 @@ test("a failed entry of a batch carries its code too", async () => {
   assert.equal((entries as Array<{ exitCode?: number }>)[0]!.exitCode, 0);
   assert.deepEqual((entries as unknown[])[1], { error: "disk full", code: "HR_SANDBOX_CAPACITY", kind: "capacity" });
 });
+
+test("a body over 64 MiB is a 413 with its code, and the server keeps serving", async () => {
+  const response = await fetch(`${url}/files/write`, {
+    method: "POST",
+    headers: { authorization: "Bearer t" },
+    body: Buffer.alloc(65 * 1024 * 1024, 0x20),
+  });
+  assert.deepEqual([response.status, ((await response.json()) as { code: string }).code], [413, "HR_BODY_TOO_LARGE"]);
+  assert.deepEqual((await post("/exec", exec(0)))[0], 200);
+});
+
+test("a server with neither a token nor `insecure` is never made", () => {
+  const host = new SlotHost({ root, slots: 1, isolation: "none" });
+  assert.throws(() => createSandboxServer({ host }), /no token/);
+  assert.throws(() => createSandboxServer({ host, token: "" }), /empty/);
+  createSandboxServer({ host, insecure: true }).close();
+});

@@ -59,7 +59,7 @@ async function setup(
   const fake = fakeBackend();
   const runtimes = new PoolRuntimes(async () => fake.backend, new InMemoryLeaseStore());
   const pool = options.pool ?? readyPool;
-  await runtimes.ensure("ns/pool", "ns", pool.spec);
+  await runtimes.ensure({ key: "ns/pool", namespace: "ns", name: "pool", uid: "pool-uid" }, pool.spec);
   const active = new ActiveJobs();
   const reconcile = jobReconciler({
     getJob: () => j,

@@ -33,7 +33,7 @@ test("a slow create does not stall another pool's reconcile on the same single w
     "ns/fast": pool("fast", { backend: "local", minSandboxes: 1 }),
   };
   const runtimes = new PoolRuntimes(
-    async (key) => (key === "ns/slow" ? slowBackend.backend : fastBackend.backend),
+    async ({ key }) => (key === "ns/slow" ? slowBackend.backend : fastBackend.backend),
     new InMemoryLeaseStore(),
   );
   const rec = recordingClient();

@@ -326,3 +326,79 @@ test("every error answer names its catalogue code beside the message, with the s
   const unrouted = await fetch(`${url}/nowhere`);
   assert.deepEqual([unrouted.status, await unrouted.json()], [404, { error: "no route for GET /nowhere", code: "HR_NOT_FOUND" }]);
 });
+
+/** A raw call with the job's token as `authorization`, answered with its status and body. */
+async function raw(job: string, action: string, body: string | Buffer | ReadableStream<Uint8Array>, authorization = `Bearer token-${job}`) {
+  const response = await fetch(`${url}/v1/jobs/ns/${job}/${action}`, {
+    method: "POST",
+    headers: { authorization },
+    body,
+    ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
+  } as RequestInit);
+  return [response.status, (await response.json()) as { error: string; code?: string }] as const;
+}
+
+test("a body over 64 MiB is a 413 whether its Content-Length says so or it streams, and the API keeps serving", async () => {
+  await activeJob("big", "token-big");
+  const [status, answer] = await raw("big", "groups", Buffer.alloc(65 * 1024 * 1024, 0x20));
+  assert.deepEqual([status, answer.code], [413, "HR_BODY_TOO_LARGE"]);
+  const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+  let sent = 0;
+  const streamed = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent++ < 80) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+  const [streamStatus, streamAnswer] = await raw("big", "groups", streamed);
+  assert.deepEqual([streamStatus, streamAnswer.code], [413, "HR_BODY_TOO_LARGE"]);
+  assert.ok("leaseId" in (await client("big", "token-big").next("r")));
+});
+
+test("an action named after an Object.prototype key is no action, and a token without `Bearer ` is refused", async () => {
+  for (const action of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+    const [status, answer] = await raw("a", action, "{}");
+    assert.deepEqual([status, answer.code], [404, "HR_NOT_FOUND"], action);
+  }
+  const [status, answer] = await raw("a", "info", "{}", "token-a");
+  assert.deepEqual([status, answer.code], [401, "HR_UNAUTHORIZED"]);
+});
+
+test("a group for an item the job does not have is a 400 naming body.index, not a 500", async () => {
+  const tracker = await activeJob("range", "token-range");
+  for (const index of [2, 1_000_000]) {
+    const body = JSON.stringify({ index, attempt: 1, scores: [1], group: scoredGroup(index, [1]) });
+    const [status, answer] = await raw("range", "groups", body);
+    assert.equal(status, 400, answer.error);
+    assert.match(answer.error, /^body\.index: item \d+ is not in the job \(it has 2 items\)/);
+  }
+  assert.equal(tracker.aggregates().groups, 0);
+});
+
+test("a slot command beyond the job's own limits is refused naming the field; the job's longest command is served", async () => {
+  await activeJob("limits", "token-limits");
+  jobs.get("ns/limits")!.environmentConfig = { checkTimeoutSeconds: 3600 }; // an environment step longer than a trajectory
+  const exec = (request: Record<string, unknown>, leaseId = "l") =>
+    raw("limits", "slots/exec", JSON.stringify({ leaseId, request: { command: "true", ...request } }));
+  for (const [request, field] of [
+    [{ timeoutMs: 3600_001 }, /^body\.request\.timeoutMs: 3600001 is over the job's longest command \(3600000\)/],
+    [{ timeoutMs: 1000, maxOutputBytes: 1e12 }, /^body\.request\.maxOutputBytes: 1000000000000 is over the cap/],
+    [{ timeoutMs: -1 }, /^body\.request\.timeoutMs: /],
+    [{ timeoutMs: 1000, maxOutputBytes: 0.5 }, /^body\.request\.maxOutputBytes: /],
+  ] as const) {
+    const [status, answer] = await exec(request);
+    assert.equal(status, 400, `${JSON.stringify(request)}: ${answer.error}`);
+    assert.match(answer.error, field);
+  }
+  const pool = await fakePool(1, 1000);
+  await pool.addSandbox();
+  try {
+    const { leaseId } = await client("limits", "token-limits").call("slots/acquire", {});
+    for (const request of [{ timeoutMs: 3600_000 }, { timeoutMs: 1800_000, maxOutputBytes: 16 * 1024 * 1024 }]) {
+      const [status, answer] = await exec(request, leaseId);
+      assert.equal(status, 200, `${JSON.stringify(request)}: ${answer.error}`);
+    }
+  } finally {
+    pool.close();
+  }
+});
