@@ -11,8 +11,17 @@ import {
   type SlotExec,
   type Verification,
 } from "../types.ts";
-import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
-import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
+import {
+  isPythonOnly,
+  repoCacheKey,
+  resolveRepoURL,
+  sweSmithItemSchema,
+  testFiles,
+  testsToRun,
+  worktreeDirName,
+  type SweSmithItem,
+} from "./item.ts";
+import { failedNodeIds, inWorktree, RESTORE_TESTS_SCRIPT, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
 import { InfrastructureError } from "../../base/errors.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
@@ -124,21 +133,40 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     return { workdir, durationMs: result.durationMs };
   }
 
+  /**
+   * Restores the task's test files to their pristine content (their edits are listed as `testFilesChanged`), then
+   * installs and runs the listed tests in chunks; 1.0 only when every listed test passes.
+   */
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     const started = performance.now();
     const worktree = worktreeDirName(item.repo);
     const finish = (passed: boolean, details: Record<string, unknown>): Verification => ({
       score: passed ? 1 : 0,
       passed,
-      details,
+      details: { ...details, testFilesChanged },
       durationMs: Math.round(performance.now() - started),
     });
-    const run = async (command: string, timeoutSeconds: number, maxOutputBytes = EXEC_OUTPUT_BYTES) => {
+    const run = async (command: string, timeoutSeconds: number, maxOutputBytes = EXEC_OUTPUT_BYTES, env?: Record<string, string>) => {
       signal?.throwIfAborted();
-      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes }).catch((error: unknown) => {
+      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes, ...(env ? { env } : {}) }).catch((error: unknown) => {
         throw asInfrastructureError("verify", error);
       });
     };
+
+    const restore = await run(RESTORE_TESTS_SCRIPT, this.config.setupTimeoutSeconds, EXEC_OUTPUT_BYTES, {
+      CACHE_KEY: repoCacheKey(item.repo),
+      WORKTREE: worktree,
+      GIVEN: item.base_commit,
+      PRISTINE: item.base_commit,
+      TEST_FILES: testFiles(item).join("\n"),
+    });
+    if (restore.exitCode !== 0) {
+      throw new InfrastructureError(
+        "verify",
+        `restoring the test files of ${item.instance_id} failed: ${tail(restore.stderr, OUTPUT_TAIL_CHARS)}`,
+      );
+    }
+    const testFilesChanged = [...restore.stdout.matchAll(/^changed\t(.+)$/gm)].map((match) => match[1] ?? "");
 
     if (this.config.installCommand.trim() !== "") {
       const install = await run(inWorktree(worktree, this.config.installCommand), this.config.installTimeoutSeconds);

@@ -51,6 +51,11 @@ export const sweSmithItemSchema = z
       ctx.addIssue({ code: "custom", message: "FAIL_TO_PASS and PASS_TO_PASS are both empty: nothing to verify" });
       return z.NEVER;
     }
+    const outside = testFiles(row).find((path) => !isInsideRepository(path));
+    if (outside !== undefined) {
+      ctx.addIssue({ code: "custom", message: `FAIL_TO_PASS / PASS_TO_PASS: test file ${outside} is not a path inside the repository` });
+      return z.NEVER;
+    }
     return { instance_id: instanceId, ...row };
   });
 
@@ -83,6 +88,19 @@ export function worktreeDirName(repo: string): string {
 /** Sorted, de-duplicated union of FAIL_TO_PASS and PASS_TO_PASS, as the original runs them. */
 export function testsToRun(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
   return [...new Set([...item.FAIL_TO_PASS, ...item.PASS_TO_PASS])].sort();
+}
+
+/** A relative path with no `.` or `..` parts (git stores no other kind). */
+function isInsideRepository(path: string): boolean {
+  return !path.startsWith("/") && !path.split("/").some((part) => part === "" || part === "." || part === "..");
+}
+
+/** The files the listed pytest node ids live in (`tests/a.py::test_x` → `tests/a.py`), sorted. */
+export function testFiles(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
+  const files = testsToRun(item)
+    .filter((id) => id.includes("::"))
+    .map((id) => id.slice(0, id.indexOf("::")));
+  return [...new Set(files)].sort();
 }
 
 /** The original's `python_only` filter: PASS_TO_PASS non-empty and every entry a pytest node id in a .py file. */

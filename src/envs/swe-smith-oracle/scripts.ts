@@ -54,6 +54,41 @@ printf '%s\n' "$target/.git#$SLOT_KEY" > "$record/gitdir"
 printf '%s\n' "$commit"
 `;
 
+/**
+ * Before verify: the task's test files get their pristine content back, so a "fix" that edits the tests scores
+ * nothing. Every git command reads the bare cache directly (never the worktree's .git, which the agent could point
+ * elsewhere), with hooks and fsmonitor off. For each listed file (plus every file that differs between the commit
+ * the agent was given and the pristine one, e.g. tests a task removed), it prints `changed<TAB>path` when the
+ * agent's copy is not the one it was given, then replaces it with the pristine blob (or removes it when the
+ * pristine commit has no such file).
+ *
+ * Inputs: CACHE_KEY, WORKTREE, GIVEN (commit-ish checked out for the agent), PRISTINE (commit-ish the tests come
+ * from), TEST_FILES (newline-separated paths relative to the repository root).
+ */
+export const RESTORE_TESTS_SCRIPT = String.raw`set -euo pipefail
+export GIT_TERMINAL_PROMPT=0
+bare="$HERMES_CACHE_DIR/repos/$CACHE_KEY.git"
+g() { git --git-dir="$bare" -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.quotePath=false "$@"; }
+given="$(g rev-parse --verify "$GIVEN^{commit}")"
+pristine="$(g rev-parse --verify "$PRISTINE^{commit}")"
+cd "$HERMES_WORKSPACE/$WORKTREE"
+{ printf '%s
+' "$TEST_FILES"; g diff --no-renames --name-only "$given" "$pristine"; } | sort -u | while IFS= read -r path; do
+  [ -n "$path" ] || continue
+  was="$(g rev-parse -q --verify "$given:$path" || true)"
+  if [ -L "$path" ] || [ -d "$path" ]; then now=other
+  elif [ -f "$path" ]; then now="$(g hash-object --no-filters -- "$path")"
+  else now=""; fi
+  [ "$now" = "$was" ] || printf 'changed	%s
+' "$path"
+  rm -rf -- "$path"
+  read -r mode _ blob _ < <(g ls-tree "$pristine" -- "$path") || continue
+  mkdir -p -- "$(dirname -- "$path")"
+  if [ "$mode" = 120000 ]; then ln -s -- "$(g cat-file blob "$blob")" "$path"; else g cat-file blob "$blob" > "$path"; fi
+  if [ "$mode" = 100755 ]; then chmod +x -- "$path"; fi
+done
+`;
+
 /** Runs `command` in the worktree, inside its .venv when the install step made one. */
 export function inWorktree(worktree: string, command: string): string {
   return `cd "$HERMES_WORKSPACE"/${shellQuote(worktree)} && if [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi && ${command}`;

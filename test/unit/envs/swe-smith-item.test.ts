@@ -7,6 +7,7 @@ import {
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
+  testFiles,
   testsToRun,
   worktreeDirName,
 } from "../../../src/envs/swe-smith-oracle/item.ts";
@@ -34,6 +35,11 @@ test("a Hub row parses: JSON-string node id lists, nulls dropped, unknown column
   assert.equal(isPythonOnly(item), true);
 });
 
+test("the test files to restore are the files of the listed node ids", () => {
+  const item = sweSmithItemSchema.parse({ ...row, PASS_TO_PASS: ["tests/b.py::C::test[a::b]", "tests/test_a.py::test_one", "no_file_id"] });
+  assert.deepEqual(testFiles(item), ["tests/b.py", "tests/test_a.py"]);
+});
+
 test("instance_id falls back to id, then problem_id", () => {
   const { instance_id: _, ...rest } = row;
   assert.equal(sweSmithItemSchema.parse({ ...rest, id: "by-id" }).instance_id, "by-id");
@@ -50,6 +56,8 @@ test("rows that cannot be verified or would inject paths are rejected as Invalid
     { ...row, repo: "owner/.." },
     { ...row, base_commit: "--upload-pack=evil" },
     { ...row, base_commit: "abc; rm -rf /" },
+    { ...row, PASS_TO_PASS: ["../outside.py::test_x"] },
+    { ...row, PASS_TO_PASS: ["/etc/passwd::x"] },
   ]) {
     assert.throws(() => env.parseItem(bad), InvalidItemError, JSON.stringify(bad));
   }
