@@ -1,4 +1,8 @@
-/** The `swe-smith-oracle` environment: fix a repository at a base commit until its listed pytest node ids pass. */
+/**
+ * The `swe-smith-oracle` environment: fix a repository at a task's commit until its listed pytest node ids pass.
+ * Rows are told apart by their columns (item.ts): with `base_commit` (the original's format, SWE-bench's), or a
+ * SWE-smith row as published, whose task is a branch of its mirror repository.
+ */
 import { z } from "zod";
 import { chunk, shellQuote, tail } from "../shell.ts";
 import {
@@ -16,6 +20,7 @@ import {
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
+  taskCheckout,
   testFiles,
   testsToRun,
   worktreeDirName,
@@ -59,9 +64,10 @@ const SYSTEM_PROMPT =
 
 export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["promptMode"]): PromptMessages {
   const dir = worktreeDirName(item.repo);
+  const at = item.base_commit ? ` at commit ${item.base_commit}` : "";
   const sections = [
     `Fix the repository so that its tests pass.`,
-    `Repository: ${item.repo} at commit ${item.base_commit}, checked out in ./${dir} (your working directory is its parent).`,
+    `Repository: ${item.repo}${at}, checked out in ./${dir} (your working directory is its parent).`,
     `Inspect the code first. If you need packages, use a local virtualenv (.venv in ./${dir}). Run only non-interactive commands.`,
     `Problem statement:\n${item.problem_statement.trim()}`,
   ];
@@ -107,12 +113,14 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
     signal?.throwIfAborted();
     const workdir = worktreeDirName(item.repo);
+    const checkout = taskCheckout(item);
     const result = await slot
       .exec({
         command: ["bash", "-c", SETUP_SCRIPT],
         env: {
           REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-          BASE_COMMIT: item.base_commit,
+          CHECKOUT: checkout.given,
+          TASK_BRANCH: checkout.branch ?? "",
           CACHE_KEY: repoCacheKey(item.repo),
           WORKTREE: workdir,
           SLOT_KEY: `${slot.sandbox}/${slot.slot}`,
@@ -127,7 +135,8 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
       throw new InfrastructureError(
         "setup",
-        `setup of ${item.instance_id} (${item.repo}@${item.base_commit}) failed: ${why}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`,
+        `setup of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ` +
+          tail(result.stderr, OUTPUT_TAIL_CHARS),
       );
     }
     return { workdir, durationMs: result.durationMs };
@@ -140,6 +149,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     const started = performance.now();
     const worktree = worktreeDirName(item.repo);
+    const checkout = taskCheckout(item);
     const finish = (passed: boolean, details: Record<string, unknown>): Verification => ({
       score: passed ? 1 : 0,
       passed,
@@ -156,8 +166,8 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     const restore = await run(RESTORE_TESTS_SCRIPT, this.config.setupTimeoutSeconds, EXEC_OUTPUT_BYTES, {
       CACHE_KEY: repoCacheKey(item.repo),
       WORKTREE: worktree,
-      GIVEN: item.base_commit,
-      PRISTINE: item.base_commit,
+      GIVEN: checkout.given,
+      PRISTINE: checkout.pristine,
       TEST_FILES: testFiles(item).join("\n"),
     });
     if (restore.exitCode !== 0) {
@@ -205,14 +215,18 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     return finish(true, { phase: "pytest", chunks: chunks.length, tests: chunks.flat().length });
   }
 
-  /** Looks at the checkout, then applies the gold patch (base64, so any patch text survives the shell). */
+  /**
+   * Looks at the checkout, then applies the gold patch (base64, so any patch text survives the shell); a SWE-smith
+   * row's patch creates the bug, so it is applied in reverse.
+   */
   oracleCommands(item: SweSmithItem): string[] | undefined {
     if (!item.patch) return undefined;
     const cd = `cd "$HERMES_WORKSPACE"/${shellQuote(worktreeDirName(item.repo))}`;
     const encoded = Buffer.from(item.patch, "utf8").toString("base64");
+    const apply = taskCheckout(item).patchIsReversed ? "git apply --reverse" : "git apply";
     return [
       `${cd} && git status --short && git log -1 --oneline`,
-      `${cd} && echo ${encoded} | base64 -d | git apply --whitespace=nowarn - && git status --short`,
+      `${cd} && echo ${encoded} | base64 -d | ${apply} --whitespace=nowarn - && git status --short`,
     ];
   }
 }

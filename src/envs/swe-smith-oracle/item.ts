@@ -33,7 +33,9 @@ export const sweSmithItemSchema = z
     base_commit: z
       .string()
       .regex(/^[\w./-]+$/, "base_commit must be a commit id")
-      .refine((c) => !c.startsWith("-"), "base_commit must not start with -"),
+      .refine((c) => !c.startsWith("-"), "base_commit must not start with -")
+      .nullish()
+      .transform((v) => v ?? undefined),
     problem_statement: z.string(),
     FAIL_TO_PASS: nodeIds,
     PASS_TO_PASS: nodeIds,
@@ -51,6 +53,11 @@ export const sweSmithItemSchema = z
       ctx.addIssue({ code: "custom", message: "FAIL_TO_PASS and PASS_TO_PASS are both empty: nothing to verify" });
       return z.NEVER;
     }
+    if (row.base_commit === undefined && !isBranchName(instanceId)) {
+      const message = "without base_commit (a SWE-smith row) instance_id names the task's branch: letters, digits, _ . - only";
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }
     const outside = testFiles(row).find((path) => !isInsideRepository(path));
     if (outside !== undefined) {
       ctx.addIssue({ code: "custom", message: `FAIL_TO_PASS / PASS_TO_PASS: test file ${outside} is not a path inside the repository` });
@@ -60,6 +67,38 @@ export const sweSmithItemSchema = z
   });
 
 export type SweSmithItem = z.output<typeof sweSmithItemSchema>;
+
+/** A plain branch name git accepts as it is (`git check-ref-format --branch`), with no option-like start. */
+function isBranchName(name: string): boolean {
+  return /^\w[\w.-]*$/.test(name) && !name.includes("..") && !name.endsWith(".") && !name.endsWith(".lock");
+}
+
+/**
+ * Where a task's code and tests come from, as commit-ish names in the bare cache. A row with `base_commit` (the
+ * original's and SWE-bench's format) is worked on and tested at that commit. A SWE-smith row as published has none:
+ * its task is the branch named `instance_id` in the mirror repository, whose head removes the failing tests' files
+ * from the bug commit before it; the agent works on the head, the tests come from the bug commit (HEAD~1), and
+ * `patch` creates the bug, so the solution is that patch reversed.
+ */
+export interface TaskCheckout {
+  /** The branch setup fetches (SWE-smith rows), else undefined. */
+  branch: string | undefined;
+  /** The commit-ish checked out for the agent. */
+  given: string;
+  /** The commit-ish the test files are restored from before verify. */
+  pristine: string;
+  patchIsReversed: boolean;
+}
+
+export function taskCheckout(item: Pick<SweSmithItem, "base_commit" | "instance_id">): TaskCheckout {
+  if (item.base_commit !== undefined)
+    return { branch: undefined, given: item.base_commit, pristine: item.base_commit, patchIsReversed: false };
+  const ref = `${TASK_BRANCH_REFS}${item.instance_id}`;
+  return { branch: item.instance_id, given: ref, pristine: `${ref}~1`, patchIsReversed: true };
+}
+
+/** Where setup fetches task branches to in the bare cache: kept apart from any branch the remote has. */
+export const TASK_BRANCH_REFS = "refs/hermes/tasks/";
 
 /** `owner/name` under a git base URL: `https://github.com/` + `a/b` → `https://github.com/a/b.git`; file:// works. */
 export function resolveRepoURL(baseURL: string, repo: string): string {

@@ -6,17 +6,19 @@ import { shellQuote } from "../shell.ts";
 
 /**
  * Setup: a bare cache per repository under $HERMES_CACHE_DIR/repos (created and fetched under an exclusive
- * flock, so the slots of a sandbox share one clone), then a detached `git worktree` at the base commit in
- * $HERMES_WORKSPACE/<name>.
+ * flock, so the slots of a sandbox share one clone), then a detached `git worktree` at the task's commit in
+ * $HERMES_WORKSPACE/<name>. A SWE-smith task branch (TASK_BRANCH) is fetched with its parent, the bug commit the
+ * tests are restored from, to the ref CHECKOUT names.
  *
  * Under bubblewrap every slot sees its workspace at the same path (/workspace), so the bare repository's
  * worktree records would collide by path, and `git worktree prune` run from one slot would delete the records
  * of the other slots' live worktrees. So each record is tagged with its slot (a `hermes-slot` file), its
  * `gitdir` back-pointer (a file git only reads to prune and list) is made unique to the slot, automatic pruning
  * is off, and a slot removes only its own earlier records: this is what makes a slot whose workspace was wiped
- * by a reset set up cleanly again. The base commit is pinned under refs/hermes/ so gc never drops it.
+ * by a reset set up cleanly again. The checked-out commit is pinned under refs/hermes/ so gc never drops it.
  *
- * Inputs: REPO_URL, BASE_COMMIT, CACHE_KEY, WORKTREE (directory name), SLOT_KEY.
+ * Inputs: REPO_URL, CHECKOUT (commit-ish), TASK_BRANCH (empty for a commit), CACHE_KEY, WORKTREE (directory name),
+ * SLOT_KEY.
  */
 export const SETUP_SCRIPT = String.raw`set -euo pipefail
 export GIT_TERMINAL_PROMPT=0 GIT_LFS_SKIP_SMUDGE=1
@@ -41,11 +43,14 @@ for marker in "$bare"/worktrees/*/hermes-slot; do
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$SLOT_KEY" ]; then rm -rf "$(dirname "$marker")"; fi
 done
 rm -rf "$target"
-if ! git -C "$bare" cat-file -e "$BASE_COMMIT^{commit}" 2>/dev/null; then
-  git -C "$bare" fetch -q --depth 1 origin "$BASE_COMMIT" 2>/dev/null \
+if [ -n "$TASK_BRANCH" ]; then
+  git -C "$bare" rev-parse -q --verify "$CHECKOUT~1^{commit}" >/dev/null \
+    || git -C "$bare" fetch -q --depth 2 origin "+refs/heads/$TASK_BRANCH:$CHECKOUT"
+elif ! git -C "$bare" cat-file -e "$CHECKOUT^{commit}" 2>/dev/null; then
+  git -C "$bare" fetch -q --depth 1 origin "$CHECKOUT" 2>/dev/null \
     || git -C "$bare" fetch -q --prune origin '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*'
 fi
-commit="$(git -C "$bare" rev-parse --verify "$BASE_COMMIT^{commit}")"
+commit="$(git -C "$bare" rev-parse --verify "$CHECKOUT^{commit}")"
 git -C "$bare" update-ref "refs/hermes/$commit" "$commit"
 git -C "$bare" worktree add -q -f --detach "$target" "$commit"
 record="$(git -C "$target" rev-parse --absolute-git-dir)"

@@ -7,6 +7,7 @@ import {
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
+  taskCheckout,
   testFiles,
   testsToRun,
   worktreeDirName,
@@ -38,6 +39,24 @@ test("a Hub row parses: JSON-string node id lists, nulls dropped, unknown column
 test("the test files to restore are the files of the listed node ids", () => {
   const item = sweSmithItemSchema.parse({ ...row, PASS_TO_PASS: ["tests/b.py::C::test[a::b]", "tests/test_a.py::test_one", "no_file_id"] });
   assert.deepEqual(testFiles(item), ["tests/b.py", "tests/test_a.py"]);
+});
+
+test("a SWE-smith row as published (no base_commit) is the branch instance_id: head given, HEAD~1 pristine, patch reversed", () => {
+  const { base_commit: _, ...published } = { ...row, repo: "swesmith/owner__lib.0123abcd", instance_id: "owner__lib.0123abcd.func_pm__x1" };
+  const item = sweSmithItemSchema.parse(published);
+  const ref = "refs/hermes/tasks/owner__lib.0123abcd.func_pm__x1";
+  assert.deepEqual(taskCheckout(item), { branch: item.instance_id, given: ref, pristine: `${ref}~1`, patchIsReversed: true });
+  assert.match(getEnvironment("swe-smith-oracle").oracleCommands(published)?.[1] ?? "", / git apply --reverse --whitespace=nowarn - /);
+  assert.deepEqual(taskCheckout(sweSmithItemSchema.parse(row)), {
+    branch: undefined,
+    given: row.base_commit,
+    pristine: row.base_commit,
+    patchIsReversed: false,
+  });
+  for (const instanceId of ["-upload", "a..b", "a b", "x.lock", "a/b"]) {
+    const parsed = sweSmithItemSchema.safeParse({ ...published, instance_id: instanceId });
+    assert.match(parsed.error?.message ?? "", /instance_id names the task's branch/, instanceId);
+  }
 });
 
 test("instance_id falls back to id, then problem_id", () => {
