@@ -17,6 +17,7 @@ import {
 } from "../types.ts";
 import {
   isPythonOnly,
+  patchedFiles,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
@@ -26,8 +27,17 @@ import {
   worktreeDirName,
   type SweSmithItem,
 } from "./item.ts";
-import { failedNodeIds, inWorktree, RESTORE_TESTS_SCRIPT, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
-import { InfrastructureError } from "../../base/errors.ts";
+import {
+  failedNodeIds,
+  inWorktree,
+  RESTORE_TESTS_SCRIPT,
+  SETUP_SCRIPT,
+  TEST_PATCH_DOES_NOT_APPLY,
+  testChunkCommand,
+  unpassedNodeIds,
+} from "./scripts.ts";
+import type { ExecRequest } from "../../backends/types.ts";
+import { InfrastructureError, InvalidItemError } from "../../base/errors.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
 export const DEFAULT_INSTALL_COMMAND =
@@ -143,8 +153,9 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   }
 
   /**
-   * Restores the task's test files to their pristine content (their edits are listed as `testFilesChanged`), then
-   * installs and runs the listed tests in chunks; 1.0 only when every listed test passes.
+   * Restores the task's test files to their pristine content (their edits are listed as `testFilesChanged`) and
+   * applies test_patch, then installs and runs the listed tests in chunks; 1.0 only when every listed test passes.
+   * A test_patch that does not apply to its own commit is a bad row (InvalidItemError): failed, never scored.
    */
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     const started = performance.now();
@@ -156,25 +167,35 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       details: { ...details, testFilesChanged },
       durationMs: Math.round(performance.now() - started),
     });
-    const run = async (command: string, timeoutSeconds: number, maxOutputBytes = EXEC_OUTPUT_BYTES, env?: Record<string, string>) => {
+    type ExecOptions = Pick<ExecRequest, "env" | "stdin" | "maxOutputBytes">;
+    const run = async (command: string, timeoutSeconds: number, options: ExecOptions = {}) => {
       signal?.throwIfAborted();
-      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes, ...(env ? { env } : {}) }).catch((error: unknown) => {
+      const request = { command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes: EXEC_OUTPUT_BYTES, ...options };
+      return slot.exec(request).catch((error: unknown) => {
         throw asInfrastructureError("verify", error);
       });
     };
 
-    const restore = await run(RESTORE_TESTS_SCRIPT, this.config.setupTimeoutSeconds, EXEC_OUTPUT_BYTES, {
-      CACHE_KEY: repoCacheKey(item.repo),
-      WORKTREE: worktree,
-      GIVEN: checkout.given,
-      PRISTINE: checkout.pristine,
-      TEST_FILES: testFiles(item).join("\n"),
+    // A trusted step before anything of the agent's runs: the tests come from git, test_patch goes on top.
+    const testPatch = item.test_patch ?? "";
+    const restore = await run(RESTORE_TESTS_SCRIPT, this.config.setupTimeoutSeconds, {
+      env: {
+        CACHE_KEY: repoCacheKey(item.repo),
+        WORKTREE: worktree,
+        GIVEN: checkout.given,
+        PRISTINE: checkout.pristine,
+        TEST_FILES: [...new Set([...testFiles(item), ...patchedFiles(testPatch)])].join("\n"),
+        APPLY_TEST_PATCH: testPatch.trim() === "" ? "" : "1",
+      },
+      stdin: testPatch,
     });
+    if (restore.exitCode === TEST_PATCH_DOES_NOT_APPLY) {
+      const why = tail(restore.stderr, OUTPUT_TAIL_CHARS);
+      throw new InvalidItemError(`${item.instance_id}: test_patch does not apply to ${checkout.pristine}: ${why}`);
+    }
     if (restore.exitCode !== 0) {
-      throw new InfrastructureError(
-        "verify",
-        `restoring the test files of ${item.instance_id} failed: ${tail(restore.stderr, OUTPUT_TAIL_CHARS)}`,
-      );
+      const why = tail(restore.stderr, OUTPUT_TAIL_CHARS);
+      throw new InfrastructureError("verify", `restoring the test files of ${item.instance_id} failed: ${why}`);
     }
     const testFilesChanged = [...restore.stdout.matchAll(/^changed\t(.+)$/gm)].map((match) => match[1] ?? "");
 
@@ -193,11 +214,9 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     for (const [index, nodeIds] of chunks.entries()) {
       // Room for the summary line of every listed test on top of whatever else pytest prints (the tail is kept).
       const summaryBytes = nodeIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
-      const result = await run(
-        testChunkCommand(worktree, this.config.testCommand, nodeIds),
-        this.config.testTimeoutSeconds,
-        EXEC_OUTPUT_BYTES + summaryBytes,
-      );
+      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds, {
+        maxOutputBytes: EXEC_OUTPUT_BYTES + summaryBytes,
+      });
       const notPassed = result.exitCode === 0 ? unpassedNodeIds(result.stdout, nodeIds) : [];
       if (result.exitCode !== 0 || notPassed.length > 0) {
         return finish(false, {

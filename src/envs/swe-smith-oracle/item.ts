@@ -40,6 +40,8 @@ export const sweSmithItemSchema = z
     FAIL_TO_PASS: nodeIds,
     PASS_TO_PASS: nodeIds,
     patch: optionalText,
+    /** SWE-bench's tests of the fix, applied before verify. */
+    test_patch: optionalText,
     text: optionalText,
     image_name: optionalText,
   })
@@ -61,6 +63,11 @@ export const sweSmithItemSchema = z
     const outside = testFiles(row).find((path) => !isInsideRepository(path));
     if (outside !== undefined) {
       ctx.addIssue({ code: "custom", message: `FAIL_TO_PASS / PASS_TO_PASS: test file ${outside} is not a path inside the repository` });
+      return z.NEVER;
+    }
+    const patchedOutside = patchedFiles(row.test_patch ?? "").find((path) => !isInsideRepository(path));
+    if (patchedOutside !== undefined) {
+      ctx.addIssue({ code: "custom", message: `test_patch: ${patchedOutside} is not a path inside the repository` });
       return z.NEVER;
     }
     return { instance_id: instanceId, ...row };
@@ -132,6 +139,26 @@ export function testsToRun(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PA
 /** A relative path with no `.` or `..` parts (git stores no other kind). */
 function isInsideRepository(path: string): boolean {
   return !path.startsWith("/") && !path.split("/").some((part) => part === "" || part === "." || part === "..");
+}
+
+/**
+ * The files a git diff touches, read from each file's header (before its first hunk, so no content line is taken
+ * for one): `diff --git a/x b/y`, `--- a/x` / `+++ b/y` (the only form for paths with spaces), `rename from/to`.
+ * Quoted names (git's form for unusual bytes) are left out.
+ */
+export function patchedFiles(patch: string): string[] {
+  const files = new Set<string>();
+  let inHeader = true;
+  for (const line of patch.split("\n")) {
+    if (line.startsWith("diff --git ")) inHeader = true;
+    else if (line.startsWith("@@")) inHeader = false;
+    if (!inHeader) continue;
+    const paths =
+      /^diff --git a\/(\S+) b\/(\S+)$/.exec(line)?.slice(1) ??
+      /^(?:--- a\/|\+\+\+ b\/|rename from |rename to )([^\t]+)/.exec(line)?.slice(1);
+    for (const path of paths ?? []) files.add(path);
+  }
+  return [...files].sort();
 }
 
 /** The files the listed pytest node ids live in (`tests/a.py::test_x` → `tests/a.py`), sorted. */

@@ -59,16 +59,20 @@ printf '%s\n' "$target/.git#$SLOT_KEY" > "$record/gitdir"
 printf '%s\n' "$commit"
 `;
 
+/** The restore script's exit code when the row's test_patch does not apply to its pristine test files. */
+export const TEST_PATCH_DOES_NOT_APPLY = 3;
+
 /**
  * Before verify: the task's test files get their pristine content back, so a "fix" that edits the tests scores
  * nothing. Every git command reads the bare cache directly (never the worktree's .git, which the agent could point
  * elsewhere), with hooks and fsmonitor off. For each listed file (plus every file that differs between the commit
  * the agent was given and the pristine one, e.g. tests a task removed), it prints `changed<TAB>path` when the
  * agent's copy is not the one it was given, then replaces it with the pristine blob (or removes it when the
- * pristine commit has no such file).
+ * pristine commit has no such file). Then, with APPLY_TEST_PATCH set, it applies the patch on stdin (SWE-bench's
+ * test_patch, whose files are among TEST_FILES, so it meets exactly the pristine files).
  *
  * Inputs: CACHE_KEY, WORKTREE, GIVEN (commit-ish checked out for the agent), PRISTINE (commit-ish the tests come
- * from), TEST_FILES (newline-separated paths relative to the repository root).
+ * from), TEST_FILES (newline-separated paths relative to the repository root), APPLY_TEST_PATCH.
  */
 export const RESTORE_TESTS_SCRIPT = String.raw`set -euo pipefail
 export GIT_TERMINAL_PROMPT=0
@@ -92,6 +96,7 @@ cd "$HERMES_WORKSPACE/$WORKTREE"
   if [ "$mode" = 120000 ]; then ln -s -- "$(g cat-file blob "$blob")" "$path"; else g cat-file blob "$blob" > "$path"; fi
   if [ "$mode" = 100755 ]; then chmod +x -- "$path"; fi
 done
+if [ -n "$APPLY_TEST_PATCH" ]; then g apply --whitespace=nowarn - || exit ${TEST_PATCH_DOES_NOT_APPLY}; fi
 `;
 
 /** Runs `command` in the worktree, inside its .venv when the install step made one. */

@@ -4,6 +4,8 @@
  * - SWE-smith as published (SWE-bench/SWE-smith on the Hub; /work/shared/mission/real-formats.md): no base_commit;
  *   `repo` is the mirror `swesmith/<owner>__<name>.<commit8>`, the task is the branch named `instance_id` there (the
  *   bug commit, then a commit removing the failing tests' files) and `patch` creates the bug.
+ * - SWE-bench (princeton-nlp/SWE-bench, SWE-bench_Verified): `base_commit`, a gold `patch`, a `test_patch` that adds
+ *   the tests of the fix (applied before testing) and FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings.
  * Each is scored with the gold solution (1.0), untouched (0.0) and with a change to the tests only (0.0).
  */
 import assert from "node:assert/strict";
@@ -96,6 +98,38 @@ async function sweSmithRow(): Promise<Record<string, unknown>> {
   };
 }
 
+/** SWE-bench's layout: the base commit has the bug and lacks the fix's tests; test_patch adds them. */
+async function sweBenchRow(): Promise<Record<string, unknown>> {
+  const work = await fixedRepo("swebench");
+  await git(work, "rm", "-q", "tests/test_add.py");
+  await writeFiles(work, BUG);
+  await git(work, "commit", "-q", "-a", "-m", "base: add is broken and untested");
+  const baseCommit = await git(work, "rev-parse", "HEAD");
+  await writeFiles(work, {
+    ...FIXED_CALC,
+    "tests/test_sub.py": `${FIXED_CALC["tests/test_sub.py"]}\n\ndef test_sub_negative():\n    assert sub(3, 5) == -2\n`,
+  });
+  await git(work, "add", "-A");
+  const diff = async (dir: string) => `${await git(work, "diff", "--cached", "--no-color", "--", dir)}\n`;
+  const [patch, testPatch] = [await diff("calc"), await diff("tests")];
+  await git(work, "reset", "-q", "--hard");
+  await publish(work, "acme/calc", "main");
+  return {
+    repo: "acme/calc",
+    instance_id: "acme__calc-42",
+    base_commit: baseCommit,
+    patch,
+    test_patch: testPatch,
+    problem_statement: "`add(2, 3)` returns -1 instead of 5.",
+    hints_text: "",
+    created_at: "2025-01-01T00:00:00Z",
+    version: "1.0",
+    FAIL_TO_PASS: JSON.stringify(FAIL_TO_PASS),
+    PASS_TO_PASS: JSON.stringify([...PASS_TO_PASS, "tests/test_sub.py::test_sub_negative"]),
+    environment_setup_commit: baseCommit,
+  };
+}
+
 function newSlot(): Promise<ProcessSlot> {
   const sandboxRoot = join(root, `sandbox-${sandboxCount++}`);
   return new ProcessSlot({ root: sandboxRoot, sandbox: `sb-${sandboxCount}`, slot: 0, isolation, readOnlyPaths: [remotes] }).prepare();
@@ -148,5 +182,34 @@ describe(`swe-smith-oracle on real dataset formats (slots: ${isolation})`, () =>
     await hacker.writeFile(`${workdir}/tests/test_add.py`, "def test_add():\n    pass\n");
     const hacked = await env.verify(item, hacker);
     assert.deepEqual([hacked.score, hacked.details.testFilesChanged], [0, ["tests/test_add.py"]], JSON.stringify(hacked.details));
+  });
+
+  test("SWE-bench: test_patch is applied before the tests run; gold 1.0, noop 0.0, test-only 0.0", async () => {
+    const item = env.parseItem(await sweBenchRow());
+
+    const untouched = await newSlot();
+    const { workdir } = await env.setup(item, untouched);
+    assert.equal(await sh(untouched, `cd ${workdir} && ls tests`), "test_sub.py", "the fix's tests are not in the base commit");
+    const noop = await env.verify(item, untouched);
+    assert.deepEqual([noop.score, noop.details.failed], [0, FAIL_TO_PASS], JSON.stringify(noop.details));
+
+    const gold = await newSlot();
+    await env.setup(item, gold);
+    await runOracle(gold, item);
+    const solved = await env.verify(item, gold);
+    assert.deepEqual([solved.score, solved.details.tests, solved.details.testFilesChanged], [1, 3, []], JSON.stringify(solved.details));
+    const again = await env.verify(item, gold);
+    assert.equal(again.score, 1, `verify twice (test_patch already applied once): ${JSON.stringify(again.details)}`);
+
+    const hacker = await newSlot();
+    await env.setup(item, hacker);
+    await hacker.writeFile(`${workdir}/tests/test_add.py`, "def test_add():\n    pass\n");
+    await sh(hacker, `cd ${workdir} && printf 'def test_sub_negative():\\n    pass\\n' >> tests/test_sub.py`);
+    const hacked = await env.verify(item, hacker);
+    assert.deepEqual(
+      [hacked.score, hacked.details.testFilesChanged],
+      [0, ["tests/test_add.py", "tests/test_sub.py"]],
+      JSON.stringify(hacked.details),
+    );
   });
 });

@@ -4,6 +4,7 @@ import { InvalidItemError } from "../../../src/base/errors.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 import {
   isPythonOnly,
+  patchedFiles,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
@@ -59,6 +60,25 @@ test("a SWE-smith row as published (no base_commit) is the branch instance_id: h
   }
 });
 
+test("the files a patch touches: git headers, ---/+++ lines (paths with spaces), renames; not /dev/null or hunk lines", () => {
+  const patch = [
+    "diff --git a/tests/test_a.py b/tests/test_a.py",
+    "--- a/tests/test_a.py",
+    "+++ b/tests/test_a.py",
+    "@@ -1 +1 @@",
+    "--- a/src/core.py",
+    "-- a/src/core.py (a removed line reading '-- a/...')",
+    "diff --git a/tests/new file.py b/tests/new file.py",
+    "new file mode 100644",
+    "--- /dev/null",
+    "+++ b/tests/new file.py\t",
+    "diff --git a/tests/old.py b/tests/renamed.py",
+    "rename from tests/old.py",
+    "rename to tests/renamed.py",
+  ].join("\n");
+  assert.deepEqual(patchedFiles(patch), ["tests/new file.py", "tests/old.py", "tests/renamed.py", "tests/test_a.py"]);
+});
+
 test("instance_id falls back to id, then problem_id", () => {
   const { instance_id: _, ...rest } = row;
   assert.equal(sweSmithItemSchema.parse({ ...rest, id: "by-id" }).instance_id, "by-id");
@@ -77,6 +97,7 @@ test("rows that cannot be verified or would inject paths are rejected as Invalid
     { ...row, base_commit: "abc; rm -rf /" },
     { ...row, PASS_TO_PASS: ["../outside.py::test_x"] },
     { ...row, PASS_TO_PASS: ["/etc/passwd::x"] },
+    { ...row, test_patch: "diff --git a/../x.py b/../x.py\n" },
   ]) {
     assert.throws(() => env.parseItem(bad), InvalidItemError, JSON.stringify(bad));
   }

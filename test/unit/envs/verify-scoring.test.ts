@@ -2,22 +2,22 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ExecRequest, ExecResult } from "../../../src/backends/types.ts";
-import { InfrastructureError, SandboxError } from "../../../src/base/errors.ts";
+import { InfrastructureError, InvalidItemError, SandboxError } from "../../../src/base/errors.ts";
 import { getEnvironment, type SlotExec } from "../../../src/envs/index.ts";
 
 type Reply = Partial<ExecResult> | Error;
 
-function scriptedSlot(replies: Reply[]): SlotExec & { commands: string[]; envs: ExecRequest["env"][] } {
+function scriptedSlot(replies: Reply[]): SlotExec & { commands: string[]; requests: Omit<ExecRequest, "slot">[] } {
   const commands: string[] = [];
-  const envs: ExecRequest["env"][] = [];
+  const requests: Omit<ExecRequest, "slot">[] = [];
   return {
     sandbox: "sb",
     slot: 0,
     commands,
-    envs,
+    requests,
     async exec(request: Omit<ExecRequest, "slot">) {
       commands.push(typeof request.command === "string" ? request.command : request.command.join(" "));
-      envs.push(request.env);
+      requests.push(request);
       const reply = replies.shift() ?? {};
       if (reply instanceof Error) throw reply;
       return { exitCode: 0, stdout: "", stderr: "", durationMs: 1, timedOut: false, truncated: false, ...reply };
@@ -88,7 +88,22 @@ test("test files the agent changed are listed in every verdict; the restore gets
   const slot = scriptedSlot([{ stdout: "changed\ttests/t.py\n" }, passed(ids[0]!, ids[1]!), passed(ids[2]!, ids[3]!), passed(ids[4]!)]);
   const result = await env.verify(item, slot);
   assert.deepEqual([result.score, result.details.testFilesChanged], [1, ["tests/t.py"]]);
-  assert.deepEqual(slot.envs[0], { CACHE_KEY: "o__r", WORKTREE: "r", GIVEN: "abc1234", PRISTINE: "abc1234", TEST_FILES: "tests/t.py" });
+  const given = { CACHE_KEY: "o__r", WORKTREE: "r", GIVEN: "abc1234", PRISTINE: "abc1234" };
+  assert.deepEqual(slot.requests[0]?.env, { ...given, TEST_FILES: "tests/t.py", APPLY_TEST_PATCH: "" });
+});
+
+test("SWE-bench: the files test_patch touches are restored too, then it is applied; one that does not apply fails the item", async () => {
+  const testPatch =
+    "diff --git a/tests/new.py b/tests/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/new.py\n@@ -0,0 +1 @@\n+x\n";
+  const benchItem = env.parseItem({ ...row, FAIL_TO_PASS: JSON.stringify(row.FAIL_TO_PASS), test_patch: testPatch });
+  const slot = scriptedSlot([{}, passed(ids[0]!, ids[1]!), passed(ids[2]!, ids[3]!), passed(ids[4]!)]);
+  assert.equal((await env.verify(benchItem, slot)).score, 1);
+  assert.deepEqual([slot.requests[0]?.env?.TEST_FILES, slot.requests[0]?.env?.APPLY_TEST_PATCH], ["tests/t.py\ntests/new.py", "1"]);
+  assert.equal(slot.requests[0]?.stdin, testPatch);
+  await assert.rejects(
+    env.verify(benchItem, scriptedSlot([{ exitCode: 3, stderr: "error: patch failed: tests/new.py:1" }])),
+    (e: unknown) => e instanceof InvalidItemError && /x: test_patch does not apply to abc1234: error: patch failed/.test(e.message),
+  );
 });
 
 test("details stay bounded whatever pytest prints", async () => {
