@@ -1,4 +1,8 @@
-/** The `swe-smith-oracle` environment: fix a repository at a base commit until its listed pytest node ids pass. */
+/**
+ * The `swe-smith-oracle` environment: fix a repository at a task's commit until its listed pytest node ids pass.
+ * Rows are told apart by their columns (item.ts): with `base_commit` (the original's format, SWE-bench's), or a
+ * SWE-smith row as published, whose task is a branch of its mirror repository.
+ */
 import { z } from "zod";
 import { chunk, shellQuote, tail } from "../shell.ts";
 import {
@@ -11,9 +15,29 @@ import {
   type SlotExec,
   type Verification,
 } from "../types.ts";
-import { isPythonOnly, repoCacheKey, resolveRepoURL, sweSmithItemSchema, testsToRun, worktreeDirName, type SweSmithItem } from "./item.ts";
-import { failedNodeIds, inWorktree, SETUP_SCRIPT, testChunkCommand, unpassedNodeIds } from "./scripts.ts";
-import { InfrastructureError } from "../../base/errors.ts";
+import {
+  isPythonOnly,
+  patchedFiles,
+  repoCacheKey,
+  resolveRepoURL,
+  sweSmithItemSchema,
+  taskCheckout,
+  testFiles,
+  testsToRun,
+  worktreeDirName,
+  type SweSmithItem,
+} from "./item.ts";
+import {
+  failedNodeIds,
+  inWorktree,
+  RESTORE_TESTS_SCRIPT,
+  SETUP_SCRIPT,
+  TEST_PATCH_DOES_NOT_APPLY,
+  testChunkCommand,
+  unpassedNodeIds,
+} from "./scripts.ts";
+import type { ExecRequest } from "../../backends/types.ts";
+import { InfrastructureError, InvalidItemError } from "../../base/errors.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
 export const DEFAULT_INSTALL_COMMAND =
@@ -50,9 +74,10 @@ const SYSTEM_PROMPT =
 
 export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["promptMode"]): PromptMessages {
   const dir = worktreeDirName(item.repo);
+  const at = item.base_commit ? ` at commit ${item.base_commit}` : "";
   const sections = [
     `Fix the repository so that its tests pass.`,
-    `Repository: ${item.repo} at commit ${item.base_commit}, checked out in ./${dir} (your working directory is its parent).`,
+    `Repository: ${item.repo}${at}, checked out in ./${dir} (your working directory is its parent).`,
     `Inspect the code first. If you need packages, use a local virtualenv (.venv in ./${dir}). Run only non-interactive commands.`,
     `Problem statement:\n${item.problem_statement.trim()}`,
   ];
@@ -98,12 +123,14 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
     signal?.throwIfAborted();
     const workdir = worktreeDirName(item.repo);
+    const checkout = taskCheckout(item);
     const result = await slot
       .exec({
         command: ["bash", "-c", SETUP_SCRIPT],
         env: {
           REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-          BASE_COMMIT: item.base_commit,
+          CHECKOUT: checkout.given,
+          TASK_BRANCH: checkout.branch ?? "",
           CACHE_KEY: repoCacheKey(item.repo),
           WORKTREE: workdir,
           SLOT_KEY: `${slot.sandbox}/${slot.slot}`,
@@ -118,27 +145,59 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
       throw new InfrastructureError(
         "setup",
-        `setup of ${item.instance_id} (${item.repo}@${item.base_commit}) failed: ${why}: ${tail(result.stderr, OUTPUT_TAIL_CHARS)}`,
+        `setup of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ` +
+          tail(result.stderr, OUTPUT_TAIL_CHARS),
       );
     }
     return { workdir, durationMs: result.durationMs };
   }
 
+  /**
+   * Restores the task's test files to their pristine content (their edits are listed as `testFilesChanged`) and
+   * applies test_patch, then installs and runs the listed tests in chunks; 1.0 only when every listed test passes.
+   * A test_patch that does not apply to its own commit is a bad row (InvalidItemError): failed, never scored.
+   */
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     const started = performance.now();
     const worktree = worktreeDirName(item.repo);
+    const checkout = taskCheckout(item);
     const finish = (passed: boolean, details: Record<string, unknown>): Verification => ({
       score: passed ? 1 : 0,
       passed,
-      details,
+      details: { ...details, testFilesChanged },
       durationMs: Math.round(performance.now() - started),
     });
-    const run = async (command: string, timeoutSeconds: number, maxOutputBytes = EXEC_OUTPUT_BYTES) => {
+    type ExecOptions = Pick<ExecRequest, "env" | "stdin" | "maxOutputBytes">;
+    const run = async (command: string, timeoutSeconds: number, options: ExecOptions = {}) => {
       signal?.throwIfAborted();
-      return slot.exec({ command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes }).catch((error: unknown) => {
+      const request = { command, timeoutMs: timeoutSeconds * 1000, maxOutputBytes: EXEC_OUTPUT_BYTES, ...options };
+      return slot.exec(request).catch((error: unknown) => {
         throw asInfrastructureError("verify", error);
       });
     };
+
+    // A trusted step before anything of the agent's runs: the tests come from git, test_patch goes on top.
+    const testPatch = item.test_patch ?? "";
+    const restore = await run(RESTORE_TESTS_SCRIPT, this.config.setupTimeoutSeconds, {
+      env: {
+        CACHE_KEY: repoCacheKey(item.repo),
+        WORKTREE: worktree,
+        GIVEN: checkout.given,
+        PRISTINE: checkout.pristine,
+        TEST_FILES: [...new Set([...testFiles(item), ...patchedFiles(testPatch)])].join("\n"),
+        APPLY_TEST_PATCH: testPatch.trim() === "" ? "" : "1",
+      },
+      stdin: testPatch,
+    });
+    if (restore.exitCode === TEST_PATCH_DOES_NOT_APPLY) {
+      const why = tail(restore.stderr, OUTPUT_TAIL_CHARS);
+      throw new InvalidItemError(`${item.instance_id}: test_patch does not apply to ${checkout.pristine}: ${why}`);
+    }
+    if (restore.exitCode !== 0) {
+      const why = tail(restore.stderr, OUTPUT_TAIL_CHARS);
+      throw new InfrastructureError("verify", `restoring the test files of ${item.instance_id} failed: ${why}`);
+    }
+    const testFilesChanged = [...restore.stdout.matchAll(/^changed\t(.+)$/gm)].map((match) => match[1] ?? "");
 
     if (this.config.installCommand.trim() !== "") {
       const install = await run(inWorktree(worktree, this.config.installCommand), this.config.installTimeoutSeconds);
@@ -155,11 +214,9 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     for (const [index, nodeIds] of chunks.entries()) {
       // Room for the summary line of every listed test on top of whatever else pytest prints (the tail is kept).
       const summaryBytes = nodeIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
-      const result = await run(
-        testChunkCommand(worktree, this.config.testCommand, nodeIds),
-        this.config.testTimeoutSeconds,
-        EXEC_OUTPUT_BYTES + summaryBytes,
-      );
+      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds, {
+        maxOutputBytes: EXEC_OUTPUT_BYTES + summaryBytes,
+      });
       const notPassed = result.exitCode === 0 ? unpassedNodeIds(result.stdout, nodeIds) : [];
       if (result.exitCode !== 0 || notPassed.length > 0) {
         return finish(false, {
@@ -177,14 +234,18 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     return finish(true, { phase: "pytest", chunks: chunks.length, tests: chunks.flat().length });
   }
 
-  /** Looks at the checkout, then applies the gold patch (base64, so any patch text survives the shell). */
+  /**
+   * Looks at the checkout, then applies the gold patch (base64, so any patch text survives the shell); a SWE-smith
+   * row's patch creates the bug, so it is applied in reverse.
+   */
   oracleCommands(item: SweSmithItem): string[] | undefined {
     if (!item.patch) return undefined;
     const cd = `cd "$HERMES_WORKSPACE"/${shellQuote(worktreeDirName(item.repo))}`;
     const encoded = Buffer.from(item.patch, "utf8").toString("base64");
+    const apply = taskCheckout(item).patchIsReversed ? "git apply --reverse" : "git apply";
     return [
       `${cd} && git status --short && git log -1 --oneline`,
-      `${cd} && echo ${encoded} | base64 -d | git apply --whitespace=nowarn - && git status --short`,
+      `${cd} && echo ${encoded} | base64 -d | ${apply} --whitespace=nowarn - && git status --short`,
     ];
   }
 }

@@ -33,11 +33,15 @@ export const sweSmithItemSchema = z
     base_commit: z
       .string()
       .regex(/^[\w./-]+$/, "base_commit must be a commit id")
-      .refine((c) => !c.startsWith("-"), "base_commit must not start with -"),
+      .refine((c) => !c.startsWith("-"), "base_commit must not start with -")
+      .nullish()
+      .transform((v) => v ?? undefined),
     problem_statement: z.string(),
     FAIL_TO_PASS: nodeIds,
     PASS_TO_PASS: nodeIds,
     patch: optionalText,
+    /** SWE-bench's tests of the fix, applied before verify. */
+    test_patch: optionalText,
     text: optionalText,
     image_name: optionalText,
   })
@@ -51,10 +55,57 @@ export const sweSmithItemSchema = z
       ctx.addIssue({ code: "custom", message: "FAIL_TO_PASS and PASS_TO_PASS are both empty: nothing to verify" });
       return z.NEVER;
     }
+    if (row.base_commit === undefined && !isBranchName(instanceId)) {
+      const message = "without base_commit (a SWE-smith row) instance_id names the task's branch: letters, digits, _ . - only";
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }
+    const outside = testFiles(row).find((path) => !isInsideRepository(path));
+    if (outside !== undefined) {
+      ctx.addIssue({ code: "custom", message: `FAIL_TO_PASS / PASS_TO_PASS: test file ${outside} is not a path inside the repository` });
+      return z.NEVER;
+    }
+    const patchedOutside = patchedFiles(row.test_patch ?? "").find((path) => !isInsideRepository(path));
+    if (patchedOutside !== undefined) {
+      ctx.addIssue({ code: "custom", message: `test_patch: ${patchedOutside} is not a path inside the repository` });
+      return z.NEVER;
+    }
     return { instance_id: instanceId, ...row };
   });
 
 export type SweSmithItem = z.output<typeof sweSmithItemSchema>;
+
+/** A plain branch name git accepts as it is (`git check-ref-format --branch`), with no option-like start. */
+function isBranchName(name: string): boolean {
+  return /^\w[\w.-]*$/.test(name) && !name.includes("..") && !name.endsWith(".") && !name.endsWith(".lock");
+}
+
+/**
+ * Where a task's code and tests come from, as commit-ish names in the bare cache. A row with `base_commit` (the
+ * original's and SWE-bench's format) is worked on and tested at that commit. A SWE-smith row as published has none:
+ * its task is the branch named `instance_id` in the mirror repository, whose head removes the failing tests' files
+ * from the bug commit before it; the agent works on the head, the tests come from the bug commit (HEAD~1), and
+ * `patch` creates the bug, so the solution is that patch reversed.
+ */
+export interface TaskCheckout {
+  /** The branch setup fetches (SWE-smith rows), else undefined. */
+  branch: string | undefined;
+  /** The commit-ish checked out for the agent. */
+  given: string;
+  /** The commit-ish the test files are restored from before verify. */
+  pristine: string;
+  patchIsReversed: boolean;
+}
+
+export function taskCheckout(item: Pick<SweSmithItem, "base_commit" | "instance_id">): TaskCheckout {
+  if (item.base_commit !== undefined)
+    return { branch: undefined, given: item.base_commit, pristine: item.base_commit, patchIsReversed: false };
+  const ref = `${TASK_BRANCH_REFS}${item.instance_id}`;
+  return { branch: item.instance_id, given: ref, pristine: `${ref}~1`, patchIsReversed: true };
+}
+
+/** Where setup fetches task branches to in the bare cache: kept apart from any branch the remote has. */
+export const TASK_BRANCH_REFS = "refs/hermes/tasks/";
 
 /** `owner/name` under a git base URL: `https://github.com/` + `a/b` → `https://github.com/a/b.git`; file:// works. */
 export function resolveRepoURL(baseURL: string, repo: string): string {
@@ -83,6 +134,39 @@ export function worktreeDirName(repo: string): string {
 /** Sorted, de-duplicated union of FAIL_TO_PASS and PASS_TO_PASS, as the original runs them. */
 export function testsToRun(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
   return [...new Set([...item.FAIL_TO_PASS, ...item.PASS_TO_PASS])].sort();
+}
+
+/** A relative path with no `.` or `..` parts (git stores no other kind). */
+function isInsideRepository(path: string): boolean {
+  return !path.startsWith("/") && !path.split("/").some((part) => part === "" || part === "." || part === "..");
+}
+
+/**
+ * The files a git diff touches, read from each file's header (before its first hunk, so no content line is taken
+ * for one): `diff --git a/x b/y`, `--- a/x` / `+++ b/y` (the only form for paths with spaces), `rename from/to`.
+ * Quoted names (git's form for unusual bytes) are left out.
+ */
+export function patchedFiles(patch: string): string[] {
+  const files = new Set<string>();
+  let inHeader = true;
+  for (const line of patch.split("\n")) {
+    if (line.startsWith("diff --git ")) inHeader = true;
+    else if (line.startsWith("@@")) inHeader = false;
+    if (!inHeader) continue;
+    const paths =
+      /^diff --git a\/(\S+) b\/(\S+)$/.exec(line)?.slice(1) ??
+      /^(?:--- a\/|\+\+\+ b\/|rename from |rename to )([^\t]+)/.exec(line)?.slice(1);
+    for (const path of paths ?? []) files.add(path);
+  }
+  return [...files].sort();
+}
+
+/** The files the listed pytest node ids live in (`tests/a.py::test_x` → `tests/a.py`), sorted. */
+export function testFiles(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
+  const files = testsToRun(item)
+    .filter((id) => id.includes("::"))
+    .map((id) => id.slice(0, id.indexOf("::")));
+  return [...new Set(files)].sort();
 }
 
 /** The original's `python_only` filter: PASS_TO_PASS non-empty and every entry a pytest node id in a .py file. */

@@ -133,6 +133,32 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.equal(solved.score, 1, JSON.stringify(solved.details));
   });
 
+  test("a 'fix' that only loosens the failing tests' assertions scores 0.0 and is listed; gold still 1.0", async () => {
+    const slot = await newSandbox()(0);
+    const item = env.parseItem(rows.find((r) => r.instance_id === "hermes-mini__statkit.median_unsorted"));
+    const { workdir } = await env.setup(item, slot);
+    const testFile = "tests/test_stats.py";
+    const loosen = await slot.exec({
+      command: `cd ${workdir} && sed -i 's/^\\( *\\)assert /\\1assert True or /' ${testFile}`,
+      timeoutMs: 10_000,
+    });
+    assert.equal(loosen.exitCode, 0, loosen.stderr);
+    const agentRun = await slot.exec({
+      command: `cd ${workdir} && python3 -m pytest -q -p no:cacheprovider ${testFile}`,
+      timeoutMs: 30_000,
+    });
+    assert.equal(agentRun.exitCode, 0, `precondition: the loosened tests pass in the agent's worktree: ${agentRun.stdout}`);
+
+    const hacked = await env.verify(item, slot);
+    assert.equal(hacked.score, 0, JSON.stringify(hacked.details));
+    assert.deepEqual(hacked.details.testFilesChanged, [testFile]);
+    assert.equal((await slot.exec({ command: `cd ${workdir} && git diff --quiet -- ${testFile}`, timeoutMs: 10_000 })).exitCode, 0);
+
+    await runOracle(slot, item);
+    const solved = await env.verify(item, slot);
+    assert.deepEqual([solved.score, solved.details.testFilesChanged], [1, []], JSON.stringify(solved.details));
+  });
+
   test("pytest exiting 0 with listed tests skipped by a conftest scores 0.0, naming them", async () => {
     const slot = await newSandbox()(0);
     const item = env.parseItem(rows[0]) as { FAIL_TO_PASS: string[] };

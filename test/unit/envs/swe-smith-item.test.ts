@@ -4,9 +4,12 @@ import { InvalidItemError } from "../../../src/base/errors.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 import {
   isPythonOnly,
+  patchedFiles,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
+  taskCheckout,
+  testFiles,
   testsToRun,
   worktreeDirName,
 } from "../../../src/envs/swe-smith-oracle/item.ts";
@@ -34,6 +37,48 @@ test("a Hub row parses: JSON-string node id lists, nulls dropped, unknown column
   assert.equal(isPythonOnly(item), true);
 });
 
+test("the test files to restore are the files of the listed node ids", () => {
+  const item = sweSmithItemSchema.parse({ ...row, PASS_TO_PASS: ["tests/b.py::C::test[a::b]", "tests/test_a.py::test_one", "no_file_id"] });
+  assert.deepEqual(testFiles(item), ["tests/b.py", "tests/test_a.py"]);
+});
+
+test("a SWE-smith row as published (no base_commit) is the branch instance_id: head given, HEAD~1 pristine, patch reversed", () => {
+  const { base_commit: _, ...published } = { ...row, repo: "swesmith/owner__lib.0123abcd", instance_id: "owner__lib.0123abcd.func_pm__x1" };
+  const item = sweSmithItemSchema.parse(published);
+  const ref = "refs/hermes/tasks/owner__lib.0123abcd.func_pm__x1";
+  assert.deepEqual(taskCheckout(item), { branch: item.instance_id, given: ref, pristine: `${ref}~1`, patchIsReversed: true });
+  assert.match(getEnvironment("swe-smith-oracle").oracleCommands(published)?.[1] ?? "", / git apply --reverse --whitespace=nowarn - /);
+  assert.deepEqual(taskCheckout(sweSmithItemSchema.parse(row)), {
+    branch: undefined,
+    given: row.base_commit,
+    pristine: row.base_commit,
+    patchIsReversed: false,
+  });
+  for (const instanceId of ["-upload", "a..b", "a b", "x.lock", "a/b"]) {
+    const parsed = sweSmithItemSchema.safeParse({ ...published, instance_id: instanceId });
+    assert.match(parsed.error?.message ?? "", /instance_id names the task's branch/, instanceId);
+  }
+});
+
+test("the files a patch touches: git headers, ---/+++ lines (paths with spaces), renames; not /dev/null or hunk lines", () => {
+  const patch = [
+    "diff --git a/tests/test_a.py b/tests/test_a.py",
+    "--- a/tests/test_a.py",
+    "+++ b/tests/test_a.py",
+    "@@ -1 +1 @@",
+    "--- a/src/core.py",
+    "-- a/src/core.py (a removed line reading '-- a/...')",
+    "diff --git a/tests/new file.py b/tests/new file.py",
+    "new file mode 100644",
+    "--- /dev/null",
+    "+++ b/tests/new file.py\t",
+    "diff --git a/tests/old.py b/tests/renamed.py",
+    "rename from tests/old.py",
+    "rename to tests/renamed.py",
+  ].join("\n");
+  assert.deepEqual(patchedFiles(patch), ["tests/new file.py", "tests/old.py", "tests/renamed.py", "tests/test_a.py"]);
+});
+
 test("instance_id falls back to id, then problem_id", () => {
   const { instance_id: _, ...rest } = row;
   assert.equal(sweSmithItemSchema.parse({ ...rest, id: "by-id" }).instance_id, "by-id");
@@ -50,6 +95,9 @@ test("rows that cannot be verified or would inject paths are rejected as Invalid
     { ...row, repo: "owner/.." },
     { ...row, base_commit: "--upload-pack=evil" },
     { ...row, base_commit: "abc; rm -rf /" },
+    { ...row, PASS_TO_PASS: ["../outside.py::test_x"] },
+    { ...row, PASS_TO_PASS: ["/etc/passwd::x"] },
+    { ...row, test_patch: "diff --git a/../x.py b/../x.py\n" },
   ]) {
     assert.throws(() => env.parseItem(bad), InvalidItemError, JSON.stringify(bad));
   }
