@@ -14,7 +14,7 @@ import type {
 import { allocationAddress, currentAllocation, incarnationOf, isLive, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
 import { isJobExistsConflict } from "./errors.ts";
-import { META, buildSandboxJob, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
+import { META, buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
 import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
@@ -77,8 +77,12 @@ export class NomadBackend implements SandboxBackend {
     const jobId = sandboxJobId(template.pool, name);
     const existing = await this.client.findJob(jobId);
     if (existing === undefined || existing.Stop) {
+      const driver = this.options.driver ?? "raw_exec";
+      if (driver === "docker" && isAlwaysPulled(template.image)) {
+        log.warn({ image: template.image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
+      }
       const job = buildSandboxJob(name, template, {
-        driver: this.options.driver ?? "raw_exec",
+        driver,
         datacenters: this.options.datacenters ?? ["*"],
         launcher: this.options.launcher ?? defaultLauncher,
         ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),

@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { allocationAddress, currentAllocation, incarnationOf, schedulerPhase } from "../../../src/backends/nomad/allocations.ts";
 import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
-import { buildSandboxJob, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
 import { allocationStubSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 
 const template = {
@@ -63,13 +64,55 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
   assert.deepEqual(task.Resources, { CPU: 500, MemoryMB: 512 });
 });
 
-test("docker job maps the dynamic port to the container port and runs the image", () => {
+/**
+ * The container's argv as Nomad's docker driver and the docker engine build it. Nomad (hashicorp/nomad
+ * drivers/docker/driver.go, createContainerConfig): `Entrypoint = config.entrypoint`; `Cmd = [command, ...args]`
+ * when `command` is set, else `args`. Docker (moby/moby daemon/commit.go, merge): with no Entrypoint from the
+ * caller, the image's ENTRYPOINT stays and its CMD fills an empty Cmd.
+ */
+function containerArgv(config: Record<string, unknown>, image: { entrypoint: string[]; cmd: string[] }): string[] {
+  const args = (config.args as string[] | undefined) ?? [];
+  const cmd = typeof config.command === "string" && config.command !== "" ? [config.command, ...args] : args;
+  const entrypoint = (config.entrypoint as string[] | undefined) ?? [];
+  if (entrypoint.length > 0) return [...entrypoint, ...cmd];
+  return [...image.entrypoint, ...(cmd.length > 0 ? cmd : image.cmd)];
+}
+
+/** ENTRYPOINT and CMD of the project's own image, read from its Dockerfile (exec form). */
+function dockerfileImage(): { entrypoint: string[]; cmd: string[] } {
+  const dockerfile = readFileSync(new URL("../../../Dockerfile", import.meta.url), "utf8");
+  const exec = (instruction: string): string[] =>
+    JSON.parse(new RegExp(`^${instruction} (\\[.*\\])$`, "m").exec(dockerfile)![1]!) as string[];
+  return { entrypoint: exec("ENTRYPOINT"), cmd: exec("CMD") };
+}
+
+test("docker job: the container runs the image's entrypoint with `sandbox-server ...`, on the mapped port", () => {
   const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] });
   const task = job.TaskGroups[0]!.Tasks[0]!;
   assert.deepEqual(job.TaskGroups[0]!.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
   assert.equal(task.Config.image, "img:1");
   assert.deepEqual(task.Config.ports, ["http"]);
-  assert.ok((task.Config.args as string[]).includes("0.0.0.0"));
+  assert.equal(task.Config.force_pull, false);
+  const argv = containerArgv(task.Config, dockerfileImage());
+  assert.deepEqual(argv.slice(0, 7), ["node", "/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "8080", "--host", "0.0.0.0"]);
+});
+
+test("the reschedule policy is bounded and passes structs.go's ReschedulePolicy.Validate rules", () => {
+  const policy = buildSandboxJob("sb-1", template, { driver: "raw_exec", datacenters: ["*"], launcher: ["node"] }).TaskGroups[0]!
+    .ReschedulePolicy;
+  assert.equal(policy.Unlimited, false);
+  assert.ok(policy.Attempts > 0 && policy.Attempts <= 5);
+  assert.ok(policy.Delay >= 5e9, "Delay cannot be less than 5s");
+  assert.ok(policy.Interval >= 15e9, "Interval cannot be less than 15s");
+  assert.ok(policy.Attempts * policy.Delay <= policy.Interval, "constant delay: the attempts fit in the interval");
+});
+
+test("images Nomad's docker driver pulls on every start: tag latest, or no tag", () => {
+  assert.equal(isAlwaysPulled("python"), true);
+  assert.equal(isAlwaysPulled("ghcr.io/x/hermes:latest"), true);
+  assert.equal(isAlwaysPulled("localhost:5000/hermes"), true);
+  assert.equal(isAlwaysPulled("localhost:5000/hermes:1.2"), false);
+  assert.equal(isAlwaysPulled("hermes@sha256:abc"), false);
 });
 
 function alloc(fields: Partial<Record<string, unknown>>): AllocationStub {
