@@ -7,6 +7,7 @@ import {
   allocationSchema,
   allocationStubSchema,
   deregisterResponseSchema,
+  evaluationSchema,
   jobSchema,
   jobStubSchema,
   leaderSchema,
@@ -14,6 +15,7 @@ import {
   type Allocation,
   type AllocationStub,
   type DeregisterResponse,
+  type Evaluation,
   type JobRead,
   type JobStub,
   type RegisterResponse,
@@ -138,6 +140,11 @@ export class NomadClient {
   listAllocations(options: { filter?: string } = {}, blocking: BlockingOptions = {}): Promise<Indexed<AllocationStub[]>> {
     const query = { filter: options.filter, resources: true, task_states: true };
     return this.get("/v1/allocations", allocationStubSchema.array(), query, blocking);
+  }
+
+  /** Every evaluation of the job, with `FailedTGAllocs` when the scheduler could not place an allocation. */
+  async jobEvaluations(id: string): Promise<Evaluation[]> {
+    return (await this.get(`/v1/job/${encodeURIComponent(id)}/evaluations`, evaluationSchema.array())).data;
   }
 
   async readAllocation(id: string): Promise<Allocation> {

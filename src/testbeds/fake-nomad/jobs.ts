@@ -28,8 +28,9 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
   if (typeof job.ID !== "string" || job.ID === "") throw new NomadHttpError(500, "1 error occurred:\n\t* Missing job ID\n\n");
   if (/\s/.test(job.ID)) throw new NomadHttpError(500, "1 error occurred:\n\t* Job ID contains a space\n\n");
   job.Namespace = typeof job.Namespace === "string" && job.Namespace !== "" ? job.Namespace : namespace;
+  // nomad/job_endpoint_validators.go: an RPC error, which the HTTP layer answers with 500.
   if (!state.namespaces.has(String(job.Namespace)))
-    throw new NomadHttpError(400, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
+    throw new NomadHttpError(500, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
   job.Name ??= job.ID;
   job.Type ??= "service";
   job.Priority ??= 50;
