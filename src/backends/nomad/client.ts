@@ -65,7 +65,7 @@ export interface Indexed<T> {
 type Query = Record<string, string | number | boolean | undefined>;
 
 const DEFAULT_WAIT_MS = 60_000;
-/** Above Nomad's longest wait (10 min + 1/16 jitter), so undici never cuts a long poll itself. */
+/** Above Nomad's longest wait (300 s, structs.go MaxBlockingRPCQueryTime, + 1/16 jitter), so undici never cuts a long poll. */
 const LONG_POLL_HEADERS_TIMEOUT_MS = 11 * 60_000;
 
 /**

@@ -264,13 +264,13 @@ function compileQueryFilter(source: string | null): (object: unknown) => boolean
   }
 }
 
-/** Go duration subset ("500ms", "60s", "5m"); Nomad's default is 5 min and its cap 10 min. */
+/** Go duration subset ("500ms", "60s", "5m"); default and cap are 5 min (structs.go Max/DefaultBlockingRPCQueryTime). */
 export function parseWait(value: string | null): number {
   if (value === null || value === "") return 300_000;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
   if (match === null) throw new NomadHttpError(400, `Invalid wait time: ${value}`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
-  return Math.min(600_000, Number(match[1]) * unit);
+  return Math.min(300_000, Number(match[1]) * unit);
 }
 
 function json(response: ServerResponse, state: FakeNomadState, body: unknown): void {

@@ -91,6 +91,25 @@ test("register → running allocation → the sandbox server answers /health and
   assert.deepEqual([again.EvalID, again.JobModifyIndex], ["", 0], "deleting a missing job is no error, as in Nomad");
 });
 
+test("register validates the restart and reschedule policies and resources as structs.go does (500, multierror text)", async () => {
+  const job = buildSandboxJob("invalid", template("it/invalid"), { driver: "raw_exec", datacenters: ["*"], launcher: ["node"] });
+  const group = job.TaskGroups[0]!;
+  group.RestartPolicy = { ...group.RestartPolicy, Interval: 1e9 };
+  group.ReschedulePolicy = { ...group.ReschedulePolicy, Unlimited: true };
+  group.Tasks[0]!.Resources = { CPU: 0, MemoryMB: 64 };
+  await assert.rejects(
+    client.registerJob(job),
+    (e: unknown) =>
+      e instanceof NomadApiError &&
+      e.status === 500 &&
+      e.body.startsWith("3 errors occurred:\n") &&
+      /Interval can not be less than 5s/.test(e.body) &&
+      /Unlimited cannot also be set to true/.test(e.body) &&
+      /minimum CPU value is 1; got 0/.test(e.body),
+  );
+  assert.equal(await client.findJob(job.ID), undefined);
+});
+
 test("a driver no node has: nothing placed, FailedTGAllocs 'missing drivers', a blocked eval and Summary.Queued", async () => {
   const job = buildSandboxJob("nodocker", template("it/nodocker"), { driver: "docker", datacenters: ["*"], launcher: [] });
   const registered = await client.registerJob(job);
