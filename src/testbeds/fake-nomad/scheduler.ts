@@ -12,7 +12,7 @@ export const FAKE_DRIVERS: readonly string[] = ["raw_exec", "exec"];
 
 export interface SchedulerOptions {
   dataDir: string;
-  /** Delay between a register and the allocation appearing (Nomad's eval is asynchronous). */
+  /** Delay of an evaluation (Nomad evaluates asynchronously): a register's placement, a deregister's stop. */
   placementDelayMs: number;
   /** Caps Nomad's reschedule delay so tests do not wait the job's 5 s. */
   maxRescheduleDelayMs: number;
