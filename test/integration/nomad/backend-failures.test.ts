@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { createServer, type AddressInfo } from "node:net";
 import { NomadBackend, type NomadBackendOptions } from "../../../src/backends/nomad/backend.ts";
 import { startFakeNomad, type FakeNomadOptions } from "../../../src/testbeds/fake-nomad/server.ts";
+import { PoolLoop } from "../../../src/backends/slots/loop.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
 
@@ -60,6 +62,31 @@ test("a command the driver cannot start: create fails within seconds naming the 
       (e: unknown) => isSandboxError(e, "configuration") && /Driver Failure: failed to launch command/.test(e.message),
     );
     assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  });
+});
+
+/** Steps a pool of one sandbox until its create fails; the message is what the pool's conditions show. */
+async function poolCreateError(backend: NomadBackend, template: SandboxTemplate): Promise<string> {
+  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 30_000, resetTimeoutMs: 5_000 });
+  const loop = new PoolLoop({ backend, slotPool, scaleDownDelayMs: 0 });
+  let names = 0;
+  const hooks = { sandboxName: () => `sb-${names++}`, createSettled: () => undefined };
+  const deadline = Date.now() + 30_000;
+  while (loop.createError === undefined) {
+    assert.ok(Date.now() < deadline, "no create failure within 30 s");
+    await loop.step({ min: 1, max: 1, maxConcurrentCreates: 1, now: Date.now() }, hooks);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const info of await backend.list(template.pool)) await backend.terminate(info);
+  return loop.createError;
+}
+
+test("a pool on a missing driver, or on a server that exits at once: the create failure names the Nomad event", async () => {
+  await withBackend({}, { driver: "docker" }, async (backend) => {
+    assert.match(await poolCreateError(backend, template("it/pool-nodocker", "ghcr.io/x/hermes:1")), /FailedTGAllocs: .*missing drivers/);
+  });
+  await withBackend({}, { launcher: ["/bin/false"] }, async (backend) => {
+    assert.match(await poolCreateError(backend, template("it/pool-exits")), /allocation \w+ failed: Not Restarting/);
   });
 });
 
