@@ -46,7 +46,8 @@ export function incarnationOf(alloc: AllocationStub): string {
 /**
  * Why the driver could not start the task, if it could not since the task last started: any "Driver Failure"
  * event (or one carrying DriverError), not only the last one, since the client's task runner appends
- * "Restarting" or "Not Restarting" after it (client/allocrunner/taskrunner/task_runner.go).
+ * "Restarting" or "Not Restarting" after it (client/allocrunner/taskrunner/task_runner.go). Nomad may retry a
+ * Driver Failure under the restart policy; the pool does not wait for that, it replaces the sandbox.
  */
 export function driverFailure(alloc: AllocationStub, task = TASK_NAME): string | undefined {
   const events = alloc.TaskStates?.[task]?.Events ?? [];
