@@ -1,6 +1,6 @@
 import type { SandboxPhase } from "../types.ts";
 import { PORT_LABEL, TASK_NAME } from "./job.ts";
-import type { AllocationStub } from "./schemas.ts";
+import type { AllocationStub, Evaluation } from "./schemas.ts";
 
 /** Pure helpers over allocation stubs: where a sandbox listens and what state Nomad says it is in. */
 
@@ -43,23 +43,65 @@ export function incarnationOf(alloc: AllocationStub): string {
   return `${alloc.ID}#${taskRestarts(alloc)}`;
 }
 
-/** Phase as far as Nomad can tell; "ready" still needs the sandbox server's own /health. */
+/**
+ * Why the driver could not start the task, if it could not since the task last started: any "Driver Failure"
+ * event (or one carrying DriverError), not only the last one, since the client's task runner appends
+ * "Restarting" or "Not Restarting" after it (client/allocrunner/taskrunner/task_runner.go). Nomad may retry a
+ * Driver Failure under the restart policy; the pool does not wait for that, it replaces the sandbox.
+ */
+export function driverFailure(alloc: AllocationStub, task = TASK_NAME): string | undefined {
+  const events = alloc.TaskStates?.[task]?.Events ?? [];
+  const sinceStart = events.slice(events.findLastIndex((event) => event.Type === "Started") + 1);
+  const failure = sinceStart.findLast((event) => event.Type === "Driver Failure" || event.DriverError !== "");
+  return failure === undefined ? undefined : `${failure.Type}: ${failure.DisplayMessage || failure.DriverError}`;
+}
+
+/** The scheduler's reason for placing nothing, from the newest evaluation with `FailedTGAllocs`. */
+export interface PlacementFailure {
+  message: string;
+  /** Every node was filtered out (a missing driver, a constraint, no node in the datacenters): waiting will not help. */
+  permanent: boolean;
+}
+
+export function placementFailure(evaluations: readonly Evaluation[]): PlacementFailure | undefined {
+  const failed = [...evaluations].sort((a, b) => b.CreateIndex - a.CreateIndex).find((e) => Object.keys(e.FailedTGAllocs ?? {}).length > 0);
+  if (failed === undefined) return undefined;
+  const [group, metric] = Object.entries(failed.FailedTGAllocs!)[0]!;
+  const reasons = [metric.ConstraintFiltered, metric.ClassFiltered, metric.DimensionExhausted].flatMap((counts) =>
+    Object.entries(counts ?? {}).map(([reason, nodes]) => `${reason} (${nodes})`),
+  );
+  const nodes = `${metric.NodesFiltered} of ${metric.NodesEvaluated} nodes filtered, ${metric.NodesExhausted} exhausted`;
+  const why = [nodes, ...(reasons.length > 0 ? [reasons.join(", ")] : [])].join(": ");
+  return {
+    message: `evaluation ${failed.ID.slice(0, 8)} FailedTGAllocs: group "${group}" not placed: ${why}`,
+    permanent: metric.NodesEvaluated === 0 || metric.NodesFiltered >= metric.NodesEvaluated,
+  };
+}
+
+/**
+ * Phase as far as Nomad can tell; "ready" still needs the sandbox server's own /health. A failed allocation is
+ * failed for the pool (the restart policy already retried in place, and the pool's replacement is cheaper
+ * than waiting out reschedule delays); a lost one gets a replacement from Nomad and is still starting.
+ */
 export function schedulerPhase(
-  jobStopped: boolean,
-  jobStatus: string,
+  job: { Stop: boolean; Status: string },
   alloc: AllocationStub | undefined,
+  placement?: PlacementFailure,
 ): { phase: SandboxPhase; message?: string } {
-  if (jobStopped) return { phase: "terminated", message: "job stopped" };
-  if (alloc === undefined) return { phase: "starting", message: "no allocation placed yet" };
+  if (job.Stop) return { phase: "terminated", message: "job stopped" };
+  if (alloc === undefined) {
+    if (placement === undefined) return { phase: "starting", message: "no allocation placed yet" };
+    return { phase: placement.permanent ? "failed" : "starting", message: placement.message };
+  }
+  const failure = driverFailure(alloc);
+  if (failure !== undefined) return { phase: "failed", message: `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}: ${failure}` };
   if (isLive(alloc)) {
     if (alloc.ClientStatus === "running" && alloc.TaskStates?.[TASK_NAME]?.State === "running") return { phase: "ready" };
     return { phase: "starting", message: `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}` };
   }
   const lastEvent = alloc.TaskStates?.[TASK_NAME]?.Events?.at(-1);
-  const detail = lastEvent?.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : "";
+  const detail = lastEvent === undefined ? "" : `: ${lastEvent.Type}${lastEvent.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : ""}`;
   const message = `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}${detail}`;
-  // A driver that cannot start the task will not do better on the next allocation; a dead job gets none.
-  if (jobStatus === "dead" || lastEvent?.Type === "Driver Failure") return { phase: "failed", message };
-  // Otherwise a failed or lost allocation gets a replacement (the reschedule policy is unlimited).
+  if (job.Status === "dead" || alloc.ClientStatus === "failed") return { phase: "failed", message };
   return { phase: "starting", message };
 }

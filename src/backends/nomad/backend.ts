@@ -11,10 +11,10 @@ import type {
   SandboxRef,
   SandboxTemplate,
 } from "../types.ts";
-import { allocationAddress, currentAllocation, incarnationOf, isLive, schedulerPhase } from "./allocations.ts";
+import { allocationAddress, currentAllocation, incarnationOf, isLive, placementFailure, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
 import { isJobExistsConflict } from "./errors.ts";
-import { META, buildSandboxJob, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
+import { META, buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
 import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
@@ -41,6 +41,8 @@ export interface NomadBackendOptions extends NomadClientOptions {
 
 /** Every sandbox job ID starts with this, so one watch covers all pools of the namespace. */
 const ALL_SANDBOX_JOBS = 'JobID matches "^hr-"';
+/** Bound of the terminated set: far more sandboxes than a pool turns over while their stops are in flight. */
+const MAX_REMEMBERED_TERMINATED = 10_000;
 const defaultLauncher = [process.execPath, fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url))];
 
 interface Target {
@@ -64,6 +66,13 @@ export class NomadBackend implements SandboxBackend {
   private readonly ownsClient: boolean;
   private readonly watcher: AllocationWatcher;
   private readonly pins = new Map<string, Target>();
+  /**
+   * Sandboxes this backend terminated: Nomad stops their allocations only when the deregister evaluation runs,
+   * so the allocation listing shows them live for a while. Insertion-ordered, the oldest forgotten past a bound.
+   */
+  private readonly terminated = new Set<string>();
+  /** Each job's CreateIndex as last seen: allocations older than it belong to a purged job of the same ID. */
+  private readonly jobCreateIndex = new Map<string, number>();
   private readonly servers = new Map<string, SandboxServerClient>();
 
   constructor(options: NomadBackendOptions = {}) {
@@ -75,10 +84,15 @@ export class NomadBackend implements SandboxBackend {
 
   async create(name: string, template: SandboxTemplate): Promise<SandboxInfo> {
     const jobId = sandboxJobId(template.pool, name);
+    this.terminated.delete(jobId);
     const existing = await this.client.findJob(jobId);
     if (existing === undefined || existing.Stop) {
+      const driver = this.options.driver ?? "raw_exec";
+      if (driver === "docker" && isAlwaysPulled(template.image)) {
+        log.warn({ image: template.image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
+      }
       const job = buildSandboxJob(name, template, {
-        driver: this.options.driver ?? "raw_exec",
+        driver,
         datacenters: this.options.datacenters ?? ["*"],
         launcher: this.options.launcher ?? defaultLauncher,
         ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),
@@ -93,6 +107,10 @@ export class NomadBackend implements SandboxBackend {
     }
     this.pins.delete(jobId);
     const info = await this.waitReady(jobId, this.options.readyTimeoutMs ?? 120_000);
+    if (info.phase !== "ready") {
+      // The reason (a Nomad task event or the evaluation's FailedTGAllocs) goes to the pool's conditions.
+      throw new SandboxError(info.phase === "failed" ? "configuration" : "gone", `sandbox ${jobId} ${info.phase}: ${info.message ?? ""}`);
+    }
     await this.target(jobId);
     return info;
   }
@@ -130,13 +148,13 @@ export class NomadBackend implements SandboxBackend {
     };
   }
 
+  /** Deregistering a job Nomad does not know is no error (nomad/job_endpoint.go Deregister), so this is idempotent. */
   async terminate(sandbox: SandboxRef): Promise<void> {
     this.pins.delete(sandbox.id);
-    try {
-      await this.client.deregisterJob(sandbox.id, { purge: true });
-    } catch (error) {
-      if (!isSandboxError(error, "gone")) throw error;
-    }
+    this.jobCreateIndex.delete(sandbox.id);
+    this.terminated.add(sandbox.id);
+    if (this.terminated.size > MAX_REMEMBERED_TERMINATED) this.terminated.delete(this.terminated.values().next().value!);
+    await this.client.deregisterJob(sandbox.id, { purge: true });
   }
 
   async close(): Promise<void> {
@@ -162,8 +180,13 @@ export class NomadBackend implements SandboxBackend {
   }
 
   private async target(jobId: string): Promise<Target> {
-    const allocs = (await this.watcher.snapshot()).filter((alloc) => alloc.JobID === jobId);
-    const alloc = currentAllocation(allocs);
+    if (this.terminated.has(jobId)) throw new SandboxError("gone", `sandbox ${jobId} was terminated`);
+    let alloc = currentAllocation(this.allocationsOf(jobId, await this.watcher.snapshot()));
+    if (alloc === undefined || !isLive(alloc)) {
+      // A miss may be a stale snapshot (the watch parks on an old index after an agent restart): read again.
+      await this.watcher.refresh();
+      alloc = currentAllocation(this.allocationsOf(jobId, await this.watcher.snapshot()));
+    }
     if (alloc === undefined || !isLive(alloc)) {
       throw new SandboxError(
         "gone",
@@ -195,8 +218,15 @@ export class NomadBackend implements SandboxBackend {
     return server;
   }
 
+  /** The job's allocations, without those of an earlier job with the same ID (purged and registered again). */
+  private allocationsOf(jobId: string, allocs: readonly AllocationStub[]): AllocationStub[] {
+    const createIndex = this.jobCreateIndex.get(jobId) ?? 0;
+    return allocs.filter((alloc) => alloc.JobID === jobId && alloc.CreateIndex >= createIndex);
+  }
+
   private async waitReady(jobId: string, timeoutMs: number): Promise<SandboxInfo> {
     const deadline = Date.now() + timeoutMs;
+    let lastRefresh = Date.now();
     for (;;) {
       const job = await this.client.findJob(jobId);
       if (job === undefined) throw new SandboxError("gone", `sandbox job ${jobId} disappeared while starting`);
@@ -205,7 +235,12 @@ export class NomadBackend implements SandboxBackend {
       if (Date.now() >= deadline) {
         throw new SandboxError("transient", `sandbox ${jobId} not ready after ${timeoutMs} ms: ${info.message ?? info.phase}`);
       }
-      await this.watcher.changed(Math.min(250, Math.max(1, deadline - Date.now())));
+      const changed = await this.watcher.changed(Math.min(250, Math.max(1, deadline - Date.now())));
+      // Nothing from the watch for a second: read again, in case its index is stale (see target()).
+      if (!changed && Date.now() - lastRefresh >= 1_000) {
+        lastRefresh = Date.now();
+        await this.watcher.refresh();
+      }
     }
   }
 
@@ -221,8 +256,14 @@ export class NomadBackend implements SandboxBackend {
     if (lifetimeSeconds > 0 && job.SubmitTime > 0 && age > lifetimeSeconds * 1000) {
       return infoOf(job, createdAt, "terminated", `lifetime of ${lifetimeSeconds} s reached`);
     }
-    const alloc = currentAllocation(allocs.filter((a) => a.JobID === job.ID));
-    let { phase, message } = schedulerPhase(job.Stop, job.Status, alloc);
+    this.jobCreateIndex.set(job.ID, job.CreateIndex);
+    const alloc = currentAllocation(this.allocationsOf(job.ID, allocs));
+    // Nothing placed: the job's evaluations say whether the scheduler failed to place it, and why.
+    const placement =
+      alloc === undefined && !job.Stop
+        ? placementFailure((await this.client.jobEvaluations(job.ID)).filter((e) => e.CreateIndex >= job.CreateIndex))
+        : undefined;
+    let { phase, message } = schedulerPhase(job, alloc, placement);
     const address = alloc === undefined ? undefined : allocationAddress(alloc);
     if (phase === "ready" && address !== undefined) {
       try {

@@ -7,6 +7,7 @@ import {
   allocationSchema,
   allocationStubSchema,
   deregisterResponseSchema,
+  evaluationSchema,
   jobSchema,
   jobStubSchema,
   leaderSchema,
@@ -14,6 +15,7 @@ import {
   type Allocation,
   type AllocationStub,
   type DeregisterResponse,
+  type Evaluation,
   type JobRead,
   type JobStub,
   type RegisterResponse,
@@ -63,7 +65,7 @@ export interface Indexed<T> {
 type Query = Record<string, string | number | boolean | undefined>;
 
 const DEFAULT_WAIT_MS = 60_000;
-/** Above Nomad's longest wait (10 min + 1/16 jitter), so undici never cuts a long poll itself. */
+/** Above Nomad's longest wait (300 s, structs.go MaxBlockingRPCQueryTime, + 1/16 jitter), so undici never cuts a long poll. */
 const LONG_POLL_HEADERS_TIMEOUT_MS = 11 * 60_000;
 
 /**
@@ -138,6 +140,11 @@ export class NomadClient {
   listAllocations(options: { filter?: string } = {}, blocking: BlockingOptions = {}): Promise<Indexed<AllocationStub[]>> {
     const query = { filter: options.filter, resources: true, task_states: true };
     return this.get("/v1/allocations", allocationStubSchema.array(), query, blocking);
+  }
+
+  /** Every evaluation of the job, with `FailedTGAllocs` when the scheduler could not place an allocation. */
+  async jobEvaluations(id: string): Promise<Evaluation[]> {
+    return (await this.get(`/v1/job/${encodeURIComponent(id)}/evaluations`, evaluationSchema.array())).data;
   }
 
   async readAllocation(id: string): Promise<Allocation> {

@@ -17,7 +17,13 @@ export interface NomadTaskGroup {
   Count: number;
   Update: { MaxParallel: number };
   RestartPolicy: { Attempts: number; Interval: number; Delay: number; Mode: "fail" | "delay" };
-  ReschedulePolicy: { Unlimited: boolean; Delay: number; DelayFunction: "constant" | "exponential" | "fibonacci" };
+  ReschedulePolicy: {
+    Attempts: number;
+    Interval: number;
+    Unlimited: boolean;
+    Delay: number;
+    DelayFunction: "constant" | "exponential" | "fibonacci";
+  };
   Networks: { Mode: "host"; DynamicPorts: { Label: string; To?: number }[] }[];
   Tasks: NomadTask[];
 }
@@ -96,9 +102,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
   if (settings.sandboxToken !== undefined) env.HERMES_SANDBOX_TOKEN = settings.sandboxToken;
   const [program, ...launcherArgs] = settings.launcher;
   const config: Record<string, unknown> =
-    settings.driver === "docker"
-      ? { image: template.image, ports: [PORT_LABEL], command: "hermes-rollouts", args: serverArgs }
-      : { command: program, args: [...launcherArgs, ...serverArgs] };
+    settings.driver === "docker" ? dockerConfig(template.image, serverArgs) : { command: program, args: [...launcherArgs, ...serverArgs] };
   return {
     ID: sandboxJobId(template.pool, name),
     Name: sandboxJobId(template.pool, name),
@@ -120,7 +124,10 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
         Update: { MaxParallel: 0 },
         // A crashed server loses its slots' state anyway; one quick restart, then a fresh allocation.
         RestartPolicy: { Attempts: 1, Interval: 300 * SECOND_NS, Delay: 1 * SECOND_NS, Mode: "fail" },
-        ReschedulePolicy: { Unlimited: true, Delay: 5 * SECOND_NS, DelayFunction: "constant" },
+        // Bounded (Nomad's own service default is unlimited): a sandbox that keeps failing is reported failed
+        // (the job goes dead) instead of being rescheduled forever. structs.go ReschedulePolicy.Validate: with
+        // Unlimited false, Interval >= 15 s and Attempts x Delay (constant) must fit in the Interval.
+        ReschedulePolicy: { Attempts: 3, Interval: 600 * SECOND_NS, Unlimited: false, Delay: 5 * SECOND_NS, DelayFunction: "constant" },
         Networks: [
           {
             Mode: "host",
@@ -140,4 +147,23 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
       },
     ],
   };
+}
+
+/**
+ * Docker task config: args only, no `command`. Nomad's docker driver (drivers/docker/driver.go,
+ * createContainerConfig) sets `Cmd = [command, ...args]` when `command` is set, else `Cmd = args`, and passes
+ * `Entrypoint` only when the job sets one; so the image's ENTRYPOINT (`node /app/bin/hermes-rollouts.js` in
+ * our Dockerfile) stays and runs `sandbox-server ...`. `force_pull: false` is the default, stated so nobody
+ * reads it as a pull policy: the driver's createImage skips its local-image check for the tag `latest`
+ * (parseDockerImage turns an untagged image into `latest`), so such images are pulled on every start.
+ */
+function dockerConfig(image: string, serverArgs: string[]): Record<string, unknown> {
+  return { image, ports: [PORT_LABEL], args: serverArgs, force_pull: false };
+}
+
+/** True when Nomad's docker driver pulls the image on every start (tag `latest`, or no tag and no digest). */
+export function isAlwaysPulled(image: string): boolean {
+  if (image.includes("@")) return false;
+  const lastSegment = image.slice(image.lastIndexOf("/") + 1);
+  return !lastSegment.includes(":") || lastSegment.endsWith(":latest");
 }

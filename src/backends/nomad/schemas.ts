@@ -81,7 +81,10 @@ const taskEvent = z.object({
   Type: z.string(),
   Time: z.number().optional().default(0),
   DisplayMessage: z.string().optional().default(""),
+  /** Set by the client's task runner when the driver cannot start the task (structs.TaskEvent.SetDriverError). */
+  DriverError: z.string().optional().default(""),
 });
+export type TaskEvent = z.infer<typeof taskEvent>;
 
 export const taskStateSchema = z.object({
   State: z.string(),
@@ -121,3 +124,26 @@ export const allocationSchema = allocationStubSchema.extend({
 export type Allocation = z.infer<typeof allocationSchema>;
 
 export const leaderSchema = z.string();
+
+/** api/allocations.go AllocationMetric: why the scheduler placed nothing (the fields we report). */
+const allocationMetric = z.object({
+  NodesEvaluated: z.number().optional().default(0),
+  NodesFiltered: z.number().optional().default(0),
+  NodesExhausted: z.number().optional().default(0),
+  ClassFiltered: z.record(z.string(), z.number()).nullish(),
+  ConstraintFiltered: z.record(z.string(), z.number()).nullish(),
+  DimensionExhausted: z.record(z.string(), z.number()).nullish(),
+});
+export type AllocationMetric = z.infer<typeof allocationMetric>;
+
+/** api/evaluations.go Evaluation: `FailedTGAllocs` names the groups the scheduler could not place, and why. */
+export const evaluationSchema = z.object({
+  ID: z.string(),
+  JobID: z.string(),
+  Status: z.string(),
+  StatusDescription: z.string().optional().default(""),
+  BlockedEval: z.string().optional().default(""),
+  FailedTGAllocs: z.record(z.string(), allocationMetric).nullish(),
+  CreateIndex: z.number(),
+});
+export type Evaluation = z.infer<typeof evaluationSchema>;

@@ -19,6 +19,7 @@ export class AllocationWatcher {
   private synced = false;
   private started = false;
   private firstSync: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
   private waiters = new Set<() => void>();
 
   constructor(client: NomadClient, filter: string, waitMs = 60_000) {
@@ -47,22 +48,30 @@ export class AllocationWatcher {
     return this.allocs;
   }
 
-  /** A non-blocking read now (e.g. after a connection error to a sandbox), applied like a poll answer. */
-  async refresh(): Promise<void> {
-    const answer = await this.client.listAllocations({ filter: this.filter });
-    this.apply(answer.data, answer.index);
+  /**
+   * A non-blocking read now (a miss, a connection error to a sandbox), applied like a poll answer whatever its
+   * index: after an agent restart the index starts over, and the blocking poll would park until its wait.
+   * Concurrent callers share one request.
+   */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.client
+      .listAllocations({ filter: this.filter })
+      .then((answer) => this.apply(answer.data, answer.index))
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
   }
 
-  /** Resolves on the next change, or after `timeoutMs`. */
-  changed(timeoutMs: number): Promise<void> {
+  /** Resolves true on the next change, or false after `timeoutMs`. */
+  changed(timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (changed: boolean): void => {
         clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
+        this.waiters.delete(wake);
+        resolve(changed);
       };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
+      const wake = (): void => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.waiters.add(wake);
     });
   }
 
@@ -82,9 +91,11 @@ export class AllocationWatcher {
     let failures = 0;
     while (!this.abort.signal.aborted) {
       try {
+        // After a failure the first read does not block: Nomad may have restarted with its index starting over.
+        const index = failures > 0 ? 0 : Math.max(1, this.index);
         const answer = await this.client.listAllocations(
           { filter: this.filter },
-          { index: Math.max(1, this.index), waitMs: this.waitMs, signal: this.abort.signal },
+          { index, waitMs: this.waitMs, signal: this.abort.signal },
         );
         if (answer.index < this.index) log.warn({ from: this.index, to: answer.index }, "Nomad index went backwards; resyncing");
         if (answer.index !== this.index) this.apply(answer.data, answer.index);

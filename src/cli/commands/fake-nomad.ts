@@ -11,7 +11,7 @@ export function command(): Command {
     .option("--data-dir <dir>", "where allocation directories live (a temporary directory when unset)")
     .option("--acl-token <token>", "require this ACL token (X-Nomad-Token or Bearer), as with ACLs enabled")
     .option("--namespace <name...>", "namespaces besides default")
-    .option("--placement-delay-ms <ms>", "delay before a registered job's allocation appears", nonNegativeInteger, 20)
+    .option("--placement-delay-ms <ms>", "delay of an evaluation: a register's placement, a deregister's stop", nonNegativeInteger, 20)
     .option("--max-reschedule-delay-ms <ms>", "cap on restart and reschedule delays", nonNegativeInteger, 200)
     .option("--lose-alloc-every-ms <ms>", "fault: lose a random running allocation every N ms", nonNegativeInteger)
     .option("--crash-task-every-ms <ms>", "fault: crash a random running task every N ms", nonNegativeInteger)

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import type { FakeNomadState, Json } from "./state.ts";
+import { groupValidationErrors } from "./validate.ts";
 
 /** A register the fake refuses, with Nomad's status code and text. */
 export class NomadHttpError extends Error {
@@ -28,8 +29,9 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
   if (typeof job.ID !== "string" || job.ID === "") throw new NomadHttpError(500, "1 error occurred:\n\t* Missing job ID\n\n");
   if (/\s/.test(job.ID)) throw new NomadHttpError(500, "1 error occurred:\n\t* Job ID contains a space\n\n");
   job.Namespace = typeof job.Namespace === "string" && job.Namespace !== "" ? job.Namespace : namespace;
+  // nomad/job_endpoint_validators.go: an RPC error, which the HTTP layer answers with 500.
   if (!state.namespaces.has(String(job.Namespace)))
-    throw new NomadHttpError(400, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
+    throw new NomadHttpError(500, `job "${job.ID}" is in nonexistent namespace "${String(job.Namespace)}"`);
   job.Name ??= job.ID;
   job.Type ??= "service";
   job.Priority ??= 50;
@@ -51,8 +53,15 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
         throw new NomadHttpError(500, `1 error occurred:\n\t* Task ${String(task.Name)} missing driver\n\n`);
       task.KillTimeout ??= 5 * NS;
     }
+    const errors = groupValidationErrors(group);
+    if (errors.length > 0) throw new NomadHttpError(500, multierror(errors));
   }
   return job;
+}
+
+/** go-multierror's text, as Nomad answers a failed validation. */
+function multierror(errors: string[]): string {
+  return `${errors.length} error${errors.length === 1 ? "" : "s"} occurred:\n${errors.map((e) => `\t* ${e}\n`).join("")}\n`;
 }
 
 /** What Nomad compares to decide a destructive update (our subset: the spec without server fields). */

@@ -1,16 +1,18 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
+import { freePort, interpolate, killGroup, nomadVariables } from "./process.ts";
 import { FAKE_NODE_ID, FAKE_NODE_NAME, type AllocRecord, type FakeNomadState, type Json, type TaskStateRecord } from "./state.ts";
 
 const log = logger("fake-nomad");
 const NS_PER_MS = 1_000_000;
+/** The drivers the fake node has (its /v1/nodes lists them healthy); any other is a missing driver. */
+export const FAKE_DRIVERS: readonly string[] = ["raw_exec", "exec"];
 
 export interface SchedulerOptions {
   dataDir: string;
-  /** Delay between a register and the allocation appearing (Nomad's eval is asynchronous). */
+  /** Delay of an evaluation (Nomad evaluates asynchronously): a register's placement, a deregister's stop. */
   placementDelayMs: number;
   /** Caps Nomad's reschedule delay so tests do not wait the job's 5 s. */
   maxRescheduleDelayMs: number;
@@ -39,17 +41,34 @@ export class FakeScheduler {
     this.options = options;
   }
 
-  placeJob(job: Json): void {
+  /**
+   * Runs the register's evaluation after the eval delay. As Nomad's scheduler (scheduler/feasible/feasible.go,
+   * FilterConstraintDrivers): a task whose driver no node has is not placed at all; the evaluation completes
+   * with `FailedTGAllocs` ("missing drivers") and a blocked evaluation waits for a node that has it.
+   */
+  placeJob(job: Json, evaluation: Json): void {
     this.later(this.options.placementDelayMs, async () => {
       for (const group of job.TaskGroups as Json[]) {
+        const missing = (group.Tasks as Json[]).some((task) => !FAKE_DRIVERS.includes(String(task.Driver)));
+        if (missing) {
+          this.state.failPlacement(evaluation, String(group.Name), { "missing drivers": 1 });
+          continue;
+        }
         for (let i = 0; i < Number(group.Count ?? 1); i++) await this.place(job, group, i, undefined);
       }
+      this.state.finishEval(evaluation);
     });
   }
 
-  /** Stops every live alloc of a job: SIGTERM, KillTimeout, SIGKILL, then `complete`. */
-  stopJob(namespace: string, id: string): void {
-    for (const alloc of this.state.jobAllocs(namespace, id)) this.stopAlloc(alloc, "alloc not needed due to job update");
+  /**
+   * Stops every live alloc of a job once its deregister evaluation runs (Nomad: eval, plan, then the client):
+   * the kill signal (SIGINT, the raw_exec/exec executor's default), KillTimeout, SIGKILL, then `complete`.
+   */
+  stopJob(namespace: string, id: string, evaluation: Json): void {
+    this.later(this.options.placementDelayMs, () => {
+      for (const alloc of this.state.jobAllocs(namespace, id)) this.stopAlloc(alloc, "alloc not needed due to job update");
+      this.state.finishEval(evaluation);
+    });
   }
 
   stopAlloc(alloc: AllocRecord, why: string): void {
@@ -57,7 +76,7 @@ export class FakeScheduler {
     alloc.DesiredStatus = "stop";
     alloc.DesiredDescription = why;
     this.state.touchAlloc(alloc);
-    const killed = this.killTasks(alloc, "stop", "SIGTERM");
+    const killed = this.killTasks(alloc, "stop", "SIGINT");
     if (!killed) this.finish(alloc, "complete");
   }
 
@@ -202,14 +221,6 @@ export class FakeScheduler {
   private startTask(alloc: AllocRecord, task: Json, allocDir: string): void {
     const name = String(task.Name);
     const taskState = alloc.TaskStates[name]!;
-    const driver = String(task.Driver);
-    if (driver !== "raw_exec" && driver !== "exec") {
-      pushEvent(taskState, "Driver Failure", `failed to start task: driver "${driver}" is not available on the fake Nomad node`);
-      taskState.State = "dead";
-      taskState.Failed = true;
-      this.finish(alloc, "failed");
-      return;
-    }
     const taskDir = join(allocDir, "..", name);
     mkdirSync(join(taskDir, "local"), { recursive: true });
     const vars = nomadVariables(alloc, name, allocDir, taskDir);
@@ -240,7 +251,14 @@ export class FakeScheduler {
       }
       this.state.touchAlloc(alloc);
     });
-    child.once("error", (error) => log.warn({ err: error, alloc: alloc.ID, task: name }, "task failed to spawn"));
+    // A process that cannot start (Node emits "error" and no "exit"): the task runner's "Driver Failure", then
+    // the restart policy, as client/allocrunner/taskrunner/task_runner.go does (Driver Failure is recoverable).
+    child.once("error", (error) => {
+      this.tasks.delete(taskKey(alloc, name));
+      if (this.closed || alloc.DesiredStatus !== "run") return;
+      pushEvent(taskState, "Driver Failure", `failed to launch command with executor: ${error.message}`, { DriverError: error.message });
+      this.onUnexpectedExit(alloc, task, allocDir);
+    });
     child.once("exit", (code, signal) => {
       this.tasks.delete(taskKey(alloc, name));
       if (this.closed) return;
@@ -301,7 +319,7 @@ export class FakeScheduler {
     this.state.touchAlloc(alloc);
   }
 
-  /** Returns whether any process was signalled; KillTimeout later escalates SIGTERM to SIGKILL. */
+  /** Returns whether any process was signalled; KillTimeout later escalates a stop's SIGINT to SIGKILL. */
   private killTasks(alloc: AllocRecord, intent: RunningTask["intent"], signal: NodeJS.Signals): boolean {
     let any = false;
     for (const name of Object.keys(alloc.TaskStates)) {
@@ -310,7 +328,7 @@ export class FakeScheduler {
       any = true;
       if (intent !== undefined) task.intent = intent;
       killGroup(task.process, signal);
-      if (signal === "SIGTERM") {
+      if (signal === "SIGINT") {
         const jobTask = ((alloc.Job.TaskGroups as Json[]).flatMap((g) => g.Tasks as Json[]).find((t) => t.Name === name) ?? {}) as Json;
         this.later(Number(jobTask.KillTimeout ?? 5e9) / NS_PER_MS, () => killGroup(task.process, "SIGKILL"));
       }
@@ -335,56 +353,6 @@ function newTaskState(): TaskStateRecord {
   return { State: "pending", Failed: false, Restarts: 0, LastRestart: null, StartedAt: null, FinishedAt: null, Events: [] };
 }
 
-function pushEvent(state: TaskStateRecord, type: string, message: string): void {
-  state.Events.push({ Type: type, Time: Date.now() * NS_PER_MS, DisplayMessage: message, Message: message });
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    child.kill(signal);
-  }
-}
-
-/** The runtime variables Nomad gives a task and interpolates in its Config and Env. */
-function nomadVariables(alloc: AllocRecord, task: string, allocDir: string, taskDir: string): Record<string, string> {
-  const vars: Record<string, string> = {
-    NOMAD_ALLOC_DIR: allocDir,
-    NOMAD_TASK_DIR: join(taskDir, "local"),
-    NOMAD_SECRETS_DIR: join(taskDir, "secrets"),
-    NOMAD_ALLOC_ID: alloc.ID,
-    NOMAD_ALLOC_NAME: alloc.Name,
-    NOMAD_ALLOC_INDEX: /\[(\d+)\]$/.exec(alloc.Name)?.[1] ?? "0",
-    NOMAD_JOB_ID: alloc.JobID,
-    NOMAD_JOB_NAME: alloc.JobID,
-    NOMAD_GROUP_NAME: alloc.TaskGroup,
-    NOMAD_TASK_NAME: task,
-    NOMAD_NAMESPACE: alloc.Namespace,
-    NOMAD_REGION: "global",
-    NOMAD_DC: "dc1",
-  };
-  for (const port of (alloc.AllocatedResources.Shared as Json).Ports as { Label: string; Value: number; HostIP: string }[]) {
-    vars[`NOMAD_PORT_${port.Label}`] = String(port.Value);
-    vars[`NOMAD_HOST_PORT_${port.Label}`] = String(port.Value);
-    vars[`NOMAD_IP_${port.Label}`] = port.HostIP;
-    vars[`NOMAD_ADDR_${port.Label}`] = `${port.HostIP}:${port.Value}`;
-  }
-  return vars;
-}
-
-function interpolate(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\{(?:env\.)?([A-Za-z0-9_]+)\}/g, (whole, name: string) => vars[name] ?? whole);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
+function pushEvent(state: TaskStateRecord, type: string, message: string, fields: { DriverError?: string } = {}): void {
+  state.Events.push({ Type: type, Time: Date.now() * NS_PER_MS, DisplayMessage: message, Message: message, ...fields });
 }

@@ -81,8 +81,9 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
       if (token === undefined || token === "") throw new NomadHttpError(403, "Permission denied");
       if (token !== options.aclToken) throw new NomadHttpError(403, "ACL token not found");
     }
+    // An unknown namespace is no error on reads (the state store simply has nothing in it: lists are [], a job
+    // is 404); a register into it fails validation (nomad/job_endpoint_validators.go), see canonicalizeJob.
     const namespace = query.get("namespace") ?? "default";
-    if (namespace !== "*" && !state.namespaces.has(namespace)) throw new NomadHttpError(400, `nonexistent namespace "${namespace}"`);
     const inNamespace = (ns: string): boolean => namespace === "*" || ns === namespace;
     const flag = (name: string): boolean => query.get(name) === "true";
     const filter = compileQueryFilter(query.get("filter"));
@@ -129,13 +130,16 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
         throw new NomadHttpError(400, "Job ID does not match name");
       const job = canonicalizeJob(body.Job, namespace === "*" ? "default" : namespace, state);
       const outcome = registerJob(state, job, body);
+      const evaluation = state.newEval(outcome.job, "job-register");
       if (outcome.place) {
-        if (outcome.previous !== undefined) scheduler.stopJob(String(job.Namespace), String(job.ID));
-        scheduler.placeJob(outcome.job);
+        if (outcome.previous !== undefined) scheduler.stopJob(String(job.Namespace), String(job.ID), evaluation);
+        scheduler.placeJob(outcome.job, evaluation);
+      } else {
+        state.finishEval(evaluation);
       }
       return json(response, state, {
-        EvalID: randomUUID(),
-        EvalCreateIndex: state.index,
+        EvalID: evaluation.ID,
+        EvalCreateIndex: evaluation.CreateIndex,
         JobModifyIndex: outcome.job.JobModifyIndex,
         Warnings: "",
         Index: state.index,
@@ -147,15 +151,29 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
     if (jobId !== undefined) {
       const id = decodeURIComponent(jobId);
       const job = state.getJob(namespace, id);
-      if (job === undefined) throw new NomadHttpError(404, "job not found");
       const sub = path.slice(`/v1/job/${jobId}`.length);
+      // nomad/job_endpoint.go Deregister: a job that does not exist is no error (no eval, index 0).
+      if (job === undefined && sub === "" && method === "DELETE")
+        return json(response, state, { EvalID: "", EvalCreateIndex: 0, JobModifyIndex: 0, Index: state.index });
+      if (job === undefined) throw new NomadHttpError(404, "job not found");
       if (sub === "" && method === "GET") return json(response, state, { ...job, Status: state.jobStatus(job) });
       if (sub === "" && method === "DELETE") {
-        scheduler.stopJob(namespace, id);
+        // The job changes at once; its allocations stop only when the deregister evaluation runs.
+        const evaluation = state.newEval(job, "job-deregister");
+        scheduler.stopJob(namespace, id, evaluation);
         const index = state.bump();
         if (flag("purge")) state.jobs.delete(state.jobKey(namespace, id));
         else Object.assign(job, { Stop: true, ModifyIndex: index, JobModifyIndex: index });
-        return json(response, state, { EvalID: randomUUID(), EvalCreateIndex: index, JobModifyIndex: index, Index: index });
+        return json(response, state, {
+          EvalID: evaluation.ID,
+          EvalCreateIndex: evaluation.CreateIndex,
+          JobModifyIndex: index,
+          Index: index,
+        });
+      }
+      if (sub === "/evaluations" && method === "GET") {
+        const evaluations = state.jobEvals(namespace, id).sort((a, b) => Number(b.CreateIndex) - Number(a.CreateIndex));
+        return json(response, state, evaluations);
       }
       if (sub === "/allocations" && method === "GET") {
         const allocs = state.jobAllocs(namespace, id).filter((a) => flag("all") || a.JobVersion <= Number(job.Version));
@@ -246,13 +264,13 @@ function compileQueryFilter(source: string | null): (object: unknown) => boolean
   }
 }
 
-/** Go duration subset ("500ms", "60s", "5m"); Nomad's default is 5 min and its cap 10 min. */
+/** Go duration subset ("500ms", "60s", "5m"); default and cap are 5 min (structs.go Max/DefaultBlockingRPCQueryTime). */
 export function parseWait(value: string | null): number {
   if (value === null || value === "") return 300_000;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
   if (match === null) throw new NomadHttpError(400, `Invalid wait time: ${value}`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
-  return Math.min(600_000, Number(match[1]) * unit);
+  return Math.min(300_000, Number(match[1]) * unit);
 }
 
 function json(response: ServerResponse, state: FakeNomadState, body: unknown): void {

@@ -14,7 +14,7 @@ export interface TaskStateRecord {
   LastRestart: string | null;
   StartedAt: string | null;
   FinishedAt: string | null;
-  Events: { Type: string; Time: number; DisplayMessage: string; Message: string }[];
+  Events: { Type: string; Time: number; DisplayMessage: string; Message: string; DriverError?: string }[];
 }
 
 export interface AllocRecord {
@@ -52,6 +52,8 @@ export class FakeNomadState {
   readonly namespaces: Set<string>;
   readonly jobs = new Map<string, Json>();
   readonly allocs = new Map<string, AllocRecord>();
+  /** Evaluations in api/evaluations.go's shape, by ID. */
+  readonly evals = new Map<string, Json>();
   private waiters = new Set<() => void>();
 
   constructor(namespaces: readonly string[] = []) {
@@ -105,6 +107,66 @@ export class FakeNomadState {
     return "pending";
   }
 
+  /** A pending evaluation of the job (register, deregister), as the register and deregister endpoints create. */
+  newEval(job: Json, triggeredBy: string, status = "pending"): Json {
+    const index = this.bump();
+    const evaluation: Json = {
+      ID: randomUUID(),
+      Namespace: job.Namespace,
+      JobID: job.ID,
+      Type: job.Type,
+      TriggeredBy: triggeredBy,
+      Status: status,
+      StatusDescription: "",
+      BlockedEval: "",
+      FailedTGAllocs: null,
+      CreateIndex: index,
+      ModifyIndex: index,
+    };
+    this.evals.set(String(evaluation.ID), evaluation);
+    return evaluation;
+  }
+
+  /** The scheduler could place nothing for `group`: FailedTGAllocs on the eval, plus a blocked eval, as Nomad. */
+  failPlacement(evaluation: Json, group: string, constraintFiltered: Record<string, number>): void {
+    const blocked = this.newEval(
+      { Namespace: evaluation.Namespace, ID: evaluation.JobID, Type: evaluation.Type },
+      "queued-allocs",
+      "blocked",
+    );
+    const nodes = Object.values(constraintFiltered).reduce((sum, n) => sum + n, 0);
+    evaluation.FailedTGAllocs = {
+      ...(evaluation.FailedTGAllocs as Json | null),
+      [group]: {
+        NodesEvaluated: nodes,
+        NodesFiltered: nodes,
+        NodesExhausted: 0,
+        ConstraintFiltered: constraintFiltered,
+        CoalescedFailures: 0,
+      },
+    };
+    evaluation.BlockedEval = blocked.ID;
+  }
+
+  finishEval(evaluation: Json): void {
+    evaluation.Status = "complete";
+    evaluation.ModifyIndex = this.bump();
+  }
+
+  jobEvals(namespace: string, id: string): Json[] {
+    return [...this.evals.values()].filter((e) => e.Namespace === namespace && e.JobID === id);
+  }
+
+  /** Summary.Queued: allocations the newest placing evaluation could not place (none once the job stops). */
+  queued(job: Json, group: string): number {
+    if (job.Stop === true) return 0;
+    const newest = this.jobEvals(String(job.Namespace), String(job.ID))
+      .filter((e) => e.Status !== "blocked")
+      .sort((a, b) => Number(b.CreateIndex) - Number(a.CreateIndex))[0];
+    const failed = (newest?.FailedTGAllocs as Json | null | undefined)?.[group];
+    return failed === undefined ? 0 : Number((job.TaskGroups as Json[]).find((g) => g.Name === group)?.Count ?? 1);
+  }
+
   touchAlloc(alloc: AllocRecord): void {
     alloc.ModifyIndex = this.bump();
     alloc.ModifyTime = Date.now() * 1e6;
@@ -145,7 +207,7 @@ export function jobStub(state: FakeNomadState, job: Json, withMeta: boolean): Js
       Namespace: job.Namespace,
       Summary: {
         [String((job.TaskGroups as Json[])[0]?.Name ?? "")]: {
-          Queued: 0,
+          Queued: state.queued(job, String((job.TaskGroups as Json[])[0]?.Name ?? "")),
           Complete: count("complete"),
           Failed: count("failed"),
           Running: count("running"),

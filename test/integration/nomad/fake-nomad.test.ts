@@ -1,6 +1,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { allocationAddress, currentAllocation } from "../../../src/backends/nomad/allocations.ts";
@@ -81,8 +84,88 @@ test("register → running allocation → the sandbox server answers /health and
   assert.equal(read.data.Meta?.hermes_pool, "it/direct");
   await client.deregisterJob(job.ID, { purge: true });
   assert.equal(await client.findJob(job.ID), undefined, "purge makes the job 404");
-  const stopped = await client.readAllocation(alloc.ID);
-  assert.equal(stopped.DesiredStatus, "stop");
+  // The allocation stops when the deregister evaluation runs, not in the DELETE itself.
+  await waitUntil(async () => (await client.readAllocation(alloc.ID)).DesiredStatus === "stop");
+  await waitUntil(async () => (await client.readAllocation(alloc.ID)).ClientStatus === "complete");
+  const again = await client.deregisterJob(job.ID, { purge: true });
+  assert.deepEqual([again.EvalID, again.JobModifyIndex], ["", 0], "deleting a missing job is no error, as in Nomad");
+});
+
+test("register validates the restart and reschedule policies and resources as structs.go does (500, multierror text)", async () => {
+  const job = buildSandboxJob("invalid", template("it/invalid"), { driver: "raw_exec", datacenters: ["*"], launcher: ["node"] });
+  const group = job.TaskGroups[0]!;
+  group.RestartPolicy = { ...group.RestartPolicy, Interval: 1e9 };
+  group.ReschedulePolicy = { ...group.ReschedulePolicy, Unlimited: true };
+  group.Tasks[0]!.Resources = { CPU: 0, MemoryMB: 64 };
+  await assert.rejects(
+    client.registerJob(job),
+    (e: unknown) =>
+      e instanceof NomadApiError &&
+      e.status === 500 &&
+      e.body.startsWith("3 errors occurred:\n") &&
+      /Interval can not be less than 5s/.test(e.body) &&
+      /Unlimited cannot also be set to true/.test(e.body) &&
+      /minimum CPU value is 1; got 0/.test(e.body),
+  );
+  assert.equal(await client.findJob(job.ID), undefined);
+});
+
+test("a driver no node has: nothing placed, FailedTGAllocs 'missing drivers', a blocked eval and Summary.Queued", async () => {
+  const job = buildSandboxJob("nodocker", template("it/nodocker"), { driver: "docker", datacenters: ["*"], launcher: [] });
+  const registered = await client.registerJob(job);
+  let evaluations = await client.jobEvaluations(job.ID);
+  await waitUntil(async () =>
+    (evaluations = await client.jobEvaluations(job.ID)).some((e) => e.ID === registered.EvalID && e.Status === "complete"),
+  );
+  const placing = evaluations.find((e) => e.ID === registered.EvalID)!;
+  assert.deepEqual(placing.FailedTGAllocs?.sandbox?.ConstraintFiltered, { "missing drivers": 1 });
+  assert.equal(evaluations.find((e) => e.ID === placing.BlockedEval)?.Status, "blocked");
+  assert.deepEqual((await client.jobAllocations(job.ID)).data, []);
+  const summary = await fetch(`${fake.url}/v1/job/${job.ID}/summary?namespace=sbx`, { headers: { "x-nomad-token": "acl-secret" } });
+  assert.equal(((await summary.json()) as { Summary: { sandbox: { Queued: number } } }).Summary.sandbox.Queued, 1);
+  await client.deregisterJob(job.ID, { purge: true });
+});
+
+test("a command that cannot start: Driver Failure, the restart policy's Restarting, then Not Restarting and failed", async () => {
+  const job = buildSandboxJob("nocommand", template("it/nocommand"), {
+    driver: "raw_exec",
+    datacenters: ["*"],
+    launcher: ["/nonexistent/node"],
+  });
+  await client.registerJob(job);
+  let types: string[] = [];
+  await waitUntil(async () => {
+    const alloc = currentAllocation((await client.jobAllocations(job.ID)).data);
+    types = alloc?.TaskStates?.["sandbox-server"]?.Events?.map((e) => e.Type) ?? [];
+    return alloc?.ClientStatus === "failed";
+  });
+  const withoutSetup = types.filter((type) => type !== "Task Setup");
+  assert.deepEqual(withoutSetup.slice(-4), ["Driver Failure", "Restarting", "Driver Failure", "Not Restarting"]);
+  await client.deregisterJob(job.ID, { purge: true });
+});
+
+test("stopping a raw_exec task sends SIGINT (the executor's default kill signal)", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "fake-nomad-sig-"));
+  const own = await startFakeNomad({ dataDir });
+  const ownClient = new NomadClient({ address: own.url, env: {} });
+  try {
+    const job = buildSandboxJob("sig", template("it/sig"), { driver: "raw_exec", datacenters: ["*"], launcher: ["/bin/sh"] });
+    const script =
+      'trap "echo INT > $NOMAD_ALLOC_DIR/signal; exit 0" INT; trap "echo TERM > $NOMAD_ALLOC_DIR/signal; exit 0" TERM; ' +
+      "echo up > $NOMAD_ALLOC_DIR/up; while :; do sleep 0.05; done";
+    job.TaskGroups[0]!.Tasks[0]!.Config = { command: "/bin/sh", args: ["-c", script] };
+    await ownClient.registerJob(job);
+    await waitUntil(async () => existsSync(join(dataDir, "allocs")) && readdirSync(join(dataDir, "allocs")).length === 1);
+    const allocDir = join(dataDir, "allocs", readdirSync(join(dataDir, "allocs"))[0]!, "alloc");
+    await waitUntil(async () => existsSync(join(allocDir, "up")));
+    await ownClient.deregisterJob(job.ID);
+    await waitUntil(async () => existsSync(join(allocDir, "signal")));
+    assert.equal(readFileSync(join(allocDir, "signal"), "utf8"), "INT\n");
+  } finally {
+    await ownClient.close();
+    await own.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 test("a blocking query parks until a write, and an idle one returns after wait with the same index", async () => {
@@ -123,9 +206,17 @@ test("ACL: no token and a wrong token are 403 with Nomad's text; the right one p
     (e: unknown) => e instanceof NomadApiError && e.status === 403 && e.body === "ACL token not found",
   );
   assert.equal(await anonymous.leader(), "127.0.0.1:4647");
-  await assert.rejects(new NomadClient({ address: fake.url, token: "acl-secret", namespace: "nope", env: {} }).listJobs(), (e: unknown) =>
-    isSandboxError(e, "configuration"),
+  // An unknown namespace: reads find nothing in it; a register is refused (500, as the RPC's validation error).
+  const nowhere = new NomadClient({ address: fake.url, token: "acl-secret", namespace: "nope", env: {} });
+  assert.deepEqual((await nowhere.listJobs()).data, []);
+  assert.deepEqual((await nowhere.listAllocations()).data, []);
+  const job = buildSandboxJob("ns", template("it/ns"), { driver: "raw_exec", datacenters: ["*"], launcher: ["node"] });
+  await assert.rejects(
+    nowhere.registerJob(job),
+    (e: unknown) =>
+      e instanceof NomadApiError && e.status === 500 && /nonexistent namespace "nope"/.test(e.body) && isSandboxError(e, "configuration"),
   );
+  await nowhere.close();
   await anonymous.close();
   await wrong.close();
 });

@@ -1,9 +1,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { allocationAddress, currentAllocation, incarnationOf, schedulerPhase } from "../../../src/backends/nomad/allocations.ts";
+import { readFileSync } from "node:fs";
+import {
+  allocationAddress,
+  currentAllocation,
+  incarnationOf,
+  placementFailure,
+  schedulerPhase,
+} from "../../../src/backends/nomad/allocations.ts";
 import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
-import { buildSandboxJob, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
-import { allocationStubSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
+import { buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { allocationStubSchema, evaluationSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 
 const template = {
   pool: "team/pool-a",
@@ -63,13 +70,55 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
   assert.deepEqual(task.Resources, { CPU: 500, MemoryMB: 512 });
 });
 
-test("docker job maps the dynamic port to the container port and runs the image", () => {
+/**
+ * The container's argv as Nomad's docker driver and the docker engine build it. Nomad (hashicorp/nomad
+ * drivers/docker/driver.go, createContainerConfig): `Entrypoint = config.entrypoint`; `Cmd = [command, ...args]`
+ * when `command` is set, else `args`. Docker (moby/moby daemon/commit.go, merge): with no Entrypoint from the
+ * caller, the image's ENTRYPOINT stays and its CMD fills an empty Cmd.
+ */
+function containerArgv(config: Record<string, unknown>, image: { entrypoint: string[]; cmd: string[] }): string[] {
+  const args = (config.args as string[] | undefined) ?? [];
+  const cmd = typeof config.command === "string" && config.command !== "" ? [config.command, ...args] : args;
+  const entrypoint = (config.entrypoint as string[] | undefined) ?? [];
+  if (entrypoint.length > 0) return [...entrypoint, ...cmd];
+  return [...image.entrypoint, ...(cmd.length > 0 ? cmd : image.cmd)];
+}
+
+/** ENTRYPOINT and CMD of the project's own image, read from its Dockerfile (exec form). */
+function dockerfileImage(): { entrypoint: string[]; cmd: string[] } {
+  const dockerfile = readFileSync(new URL("../../../Dockerfile", import.meta.url), "utf8");
+  const exec = (instruction: string): string[] =>
+    JSON.parse(new RegExp(`^${instruction} (\\[.*\\])$`, "m").exec(dockerfile)![1]!) as string[];
+  return { entrypoint: exec("ENTRYPOINT"), cmd: exec("CMD") };
+}
+
+test("docker job: the container runs the image's entrypoint with `sandbox-server ...`, on the mapped port", () => {
   const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] });
   const task = job.TaskGroups[0]!.Tasks[0]!;
   assert.deepEqual(job.TaskGroups[0]!.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
   assert.equal(task.Config.image, "img:1");
   assert.deepEqual(task.Config.ports, ["http"]);
-  assert.ok((task.Config.args as string[]).includes("0.0.0.0"));
+  assert.equal(task.Config.force_pull, false);
+  const argv = containerArgv(task.Config, dockerfileImage());
+  assert.deepEqual(argv.slice(0, 7), ["node", "/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "8080", "--host", "0.0.0.0"]);
+});
+
+test("the reschedule policy is bounded and passes structs.go's ReschedulePolicy.Validate rules", () => {
+  const policy = buildSandboxJob("sb-1", template, { driver: "raw_exec", datacenters: ["*"], launcher: ["node"] }).TaskGroups[0]!
+    .ReschedulePolicy;
+  assert.equal(policy.Unlimited, false);
+  assert.ok(policy.Attempts > 0 && policy.Attempts <= 5);
+  assert.ok(policy.Delay >= 5e9, "Delay cannot be less than 5s");
+  assert.ok(policy.Interval >= 15e9, "Interval cannot be less than 15s");
+  assert.ok(policy.Attempts * policy.Delay <= policy.Interval, "constant delay: the attempts fit in the interval");
+});
+
+test("images Nomad's docker driver pulls on every start: tag latest, or no tag", () => {
+  assert.equal(isAlwaysPulled("python"), true);
+  assert.equal(isAlwaysPulled("ghcr.io/x/hermes:latest"), true);
+  assert.equal(isAlwaysPulled("localhost:5000/hermes"), true);
+  assert.equal(isAlwaysPulled("localhost:5000/hermes:1.2"), false);
+  assert.equal(isAlwaysPulled("hermes@sha256:abc"), false);
 });
 
 function alloc(fields: Partial<Record<string, unknown>>): AllocationStub {
@@ -109,16 +158,76 @@ test("the current allocation is the newest live one; restarts change the incarna
   assert.equal(incarnationOf(restarted), "a1#2");
 });
 
-test("scheduler phase: running task is ready (pending health), lost is starting, driver failure is failed", () => {
+const live = { Stop: false, Status: "running" };
+
+test("scheduler phase: running task is ready (pending health), lost is starting, stopped is terminated", () => {
   const running = alloc({ TaskStates: { "sandbox-server": { State: "running" } } });
-  assert.equal(schedulerPhase(false, "running", running).phase, "ready");
-  assert.equal(schedulerPhase(true, "dead", running).phase, "terminated");
-  assert.equal(schedulerPhase(false, "running", alloc({ ClientStatus: "lost", DesiredStatus: "stop" })).phase, "starting");
-  const driverFailure = alloc({
-    ClientStatus: "failed",
-    TaskStates: { "sandbox-server": { State: "dead", Events: [{ Type: "Driver Failure", DisplayMessage: "no docker" }] } },
+  assert.equal(schedulerPhase(live, running).phase, "ready");
+  assert.equal(schedulerPhase({ Stop: true, Status: "dead" }, running).phase, "terminated");
+  assert.equal(schedulerPhase(live, alloc({ ClientStatus: "lost", DesiredStatus: "stop" })).phase, "starting");
+  assert.deepEqual(schedulerPhase(live, undefined), { phase: "starting", message: "no allocation placed yet" });
+});
+
+test("a Driver Failure is seen wherever it is among the events since the task last started", () => {
+  // The order real Nomad's task runner emits: the failure, then the restart policy's verdict.
+  const events = [
+    { Type: "Received", DisplayMessage: "Task received by client" },
+    { Type: "Driver Failure", DisplayMessage: "failed to create container: no such image", DriverError: "no such image" },
+    { Type: "Restarting", DisplayMessage: "Task restarting in 1s" },
+    { Type: "Driver Failure", DisplayMessage: "failed to create container: no such image", DriverError: "no such image" },
+    { Type: "Not Restarting", DisplayMessage: 'Exceeded allowed attempts 1 in interval 5m0s and mode is "fail"' },
+  ];
+  const stillRestarting = alloc({
+    ClientStatus: "pending",
+    TaskStates: { "sandbox-server": { State: "pending", Events: events.slice(0, 3) } },
   });
-  assert.deepEqual(schedulerPhase(false, "pending", driverFailure), { phase: "failed", message: "allocation a1 failed: no docker" });
+  assert.deepEqual(schedulerPhase(live, stillRestarting), {
+    phase: "failed",
+    message: "allocation a1 pending: Driver Failure: failed to create container: no such image",
+  });
+  const failed = alloc({ ClientStatus: "failed", TaskStates: { "sandbox-server": { State: "dead", Failed: true, Events: events } } });
+  assert.equal(schedulerPhase({ Stop: false, Status: "pending" }, failed).phase, "failed");
+  const recovered = alloc({
+    TaskStates: { "sandbox-server": { State: "running", Events: [...events.slice(0, 3), { Type: "Started", DisplayMessage: "" }] } },
+  });
+  assert.equal(schedulerPhase(live, recovered).phase, "ready", "a failure before the last start is history");
+});
+
+test("a failed allocation (restart policy exhausted) is failed, naming its last event", () => {
+  const crashed = alloc({
+    ClientStatus: "failed",
+    TaskStates: {
+      "sandbox-server": {
+        State: "dead",
+        Events: [
+          { Type: "Terminated", DisplayMessage: "Exit Code: 1" },
+          { Type: "Not Restarting", DisplayMessage: "Exceeded allowed attempts" },
+        ],
+      },
+    },
+  });
+  assert.deepEqual(schedulerPhase({ Stop: false, Status: "pending" }, crashed), {
+    phase: "failed",
+    message: "allocation a1 failed: Not Restarting: Exceeded allowed attempts",
+  });
+});
+
+test("an unplaceable job: the evaluation's FailedTGAllocs is the reason; filtered everywhere is failed, exhausted waits", () => {
+  const evaluation = (ID: string, CreateIndex: number, metric?: Record<string, unknown>) =>
+    evaluationSchema.parse({ ID, JobID: "j", Status: "complete", CreateIndex, FailedTGAllocs: metric ? { sandbox: metric } : null });
+  const missingDriver = placementFailure([
+    evaluation("e1-placed-0", 5),
+    evaluation("e2-failed-0", 9, { NodesEvaluated: 1, NodesFiltered: 1, ConstraintFiltered: { "missing drivers": 1 } }),
+  ]);
+  assert.deepEqual(missingDriver, {
+    message: 'evaluation e2-faile FailedTGAllocs: group "sandbox" not placed: 1 of 1 nodes filtered, 0 exhausted: missing drivers (1)',
+    permanent: true,
+  });
+  assert.equal(schedulerPhase(live, undefined, missingDriver).phase, "failed");
+  const full = placementFailure([evaluation("e3", 3, { NodesEvaluated: 2, NodesExhausted: 2, DimensionExhausted: { memory: 2 } })]);
+  assert.equal(full?.permanent, false);
+  assert.equal(schedulerPhase(live, undefined, full).phase, "starting");
+  assert.equal(placementFailure([evaluation("e4", 3)]), undefined);
 });
 
 test("the fake's filter subset evaluates the expressions our client sends", () => {

@@ -1,0 +1,127 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
+import { NomadBackend, type NomadBackendOptions } from "../../../src/backends/nomad/backend.ts";
+import { startFakeNomad, type FakeNomadOptions } from "../../../src/testbeds/fake-nomad/server.ts";
+import { PoolLoop } from "../../../src/backends/slots/loop.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import type { SandboxTemplate } from "../../../src/backends/types.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
+
+// The nomad backend against the fake Nomad where real Nomad is slow or refuses: failures must be seen within
+// seconds (not after the ready timeout), and a terminate must hold while Nomad's stop is still in flight.
+
+const template = (pool: string, image = "host"): SandboxTemplate => ({
+  pool,
+  image,
+  slots: 1,
+  cpu: 0.5,
+  memoryMiB: 256,
+  lifetimeSeconds: 600,
+  idleTimeoutSeconds: 0,
+  templateHash: "v1",
+});
+
+async function withBackend(
+  fakeOptions: FakeNomadOptions,
+  backendOptions: NomadBackendOptions,
+  run: (backend: NomadBackend) => Promise<void>,
+): Promise<void> {
+  const fake = await startFakeNomad(fakeOptions);
+  const backend = new NomadBackend({ address: fake.url, env: {}, readyTimeoutMs: 60_000, ...backendOptions });
+  try {
+    await run(backend);
+  } finally {
+    await backend.close();
+    await fake.close();
+  }
+}
+
+test("a driver no node has: create fails within seconds naming the evaluation's FailedTGAllocs", async () => {
+  await withBackend({}, { driver: "docker" }, async (backend) => {
+    const started = Date.now();
+    await assert.rejects(
+      backend.create("nodocker", template("it/nodocker", "ghcr.io/x/hermes:1")),
+      (e: unknown) =>
+        isSandboxError(e, "configuration") && /failed: evaluation \w+ FailedTGAllocs: .*missing drivers \(1\)/.test(e.message),
+    );
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    assert.deepEqual(
+      (await backend.list("it/nodocker")).map((s) => s.phase),
+      ["failed"],
+      "listed failed, so the pool replaces it",
+    );
+  });
+});
+
+test("a command the driver cannot start: create fails within seconds naming the Driver Failure event", async () => {
+  await withBackend({}, { launcher: ["/nonexistent/node"] }, async (backend) => {
+    const started = Date.now();
+    await assert.rejects(
+      backend.create("nocommand", template("it/nocommand")),
+      (e: unknown) => isSandboxError(e, "configuration") && /Driver Failure: failed to launch command/.test(e.message),
+    );
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  });
+});
+
+/** Steps a pool of one sandbox until its create fails; the message is what the pool's conditions show. */
+async function poolCreateError(backend: NomadBackend, template: SandboxTemplate): Promise<string> {
+  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 30_000, resetTimeoutMs: 5_000 });
+  const loop = new PoolLoop({ backend, slotPool, scaleDownDelayMs: 0 });
+  let names = 0;
+  const hooks = { sandboxName: () => `sb-${names++}`, createSettled: () => undefined };
+  const deadline = Date.now() + 30_000;
+  while (loop.createError === undefined) {
+    assert.ok(Date.now() < deadline, "no create failure within 30 s");
+    await loop.step({ min: 1, max: 1, maxConcurrentCreates: 1, now: Date.now() }, hooks);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const info of await backend.list(template.pool)) await backend.terminate(info);
+  return loop.createError;
+}
+
+test("a pool on a missing driver, or on a server that exits at once: the create failure names the Nomad event", async () => {
+  await withBackend({}, { driver: "docker" }, async (backend) => {
+    assert.match(await poolCreateError(backend, template("it/pool-nodocker", "ghcr.io/x/hermes:1")), /FailedTGAllocs: .*missing drivers/);
+  });
+  await withBackend({}, { launcher: ["/bin/false"] }, async (backend) => {
+    assert.match(await poolCreateError(backend, template("it/pool-exits")), /allocation \w+ failed: Not Restarting/);
+  });
+});
+
+test("terminate holds while Nomad's stop is in flight, and a new job of the same name ignores the old allocation", async () => {
+  // A slow evaluation: after the purge the old allocation stays running for 400 ms.
+  await withBackend({ placementDelayMs: 400 }, { sandboxToken: "tok" }, async (backend) => {
+    const first = await backend.create("reuse", template("it/reuse"));
+    await backend.terminate(first);
+    await assert.rejects(backend.exec(first, { slot: 0, command: "true", timeoutMs: 5_000 }), (e: unknown) => isSandboxError(e, "gone"));
+    const second = await backend.create("reuse", template("it/reuse"));
+    await new Promise((resolve) => setTimeout(resolve, 600)); // the old allocation is stopped by now
+    assert.equal((await backend.exec(second, { slot: 0, command: "echo new", timeoutMs: 5_000 })).stdout, "new\n");
+    await backend.terminate(second);
+  });
+});
+
+test("after an agent restart (the index starts over) create sees the new allocation without waiting out the watch", async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  let fake = await startFakeNomad({ port });
+  const backend = new NomadBackend({ address: fake.url, env: {}, sandboxToken: "tok", watchWaitMs: 60_000, readyTimeoutMs: 15_000 });
+  try {
+    for (const name of ["a", "b", "c"]) await backend.create(name, template("it/restart-agent"));
+    await fake.close();
+    fake = await startFakeNomad({ port });
+    const started = Date.now();
+    const info = await backend.create("after", template("it/restart-agent"));
+    assert.equal(info.phase, "ready");
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  } finally {
+    await backend.close();
+    await fake.close();
+  }
+});
