@@ -117,7 +117,7 @@ async function leasesPerSecond(controller: ControllerProcess, jobName: string): 
 }
 
 async function main(): Promise<void> {
-  installOperatorPrereqs();
+  await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   const controller = await startControllerProcess({ namespace, identity: "bench" });
   let runner: ChildProcess | undefined;
