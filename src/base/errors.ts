@@ -61,6 +61,11 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The error's class and message (`SandboxError: ...`), for text a model or a person reads where the kind matters. */
+export function errorSummary(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
 /** The catalogue code of anything thrown; errors from outside the project are HR_INTERNAL. */
 export function errorCode(error: unknown): ErrorCode {
   return error instanceof HermesError ? error.code : "HR_INTERNAL";

@@ -16,7 +16,7 @@ import type {
   ToolCallRecord,
   TrajectoryLimits,
 } from "./types.ts";
-import { ModelRequestError, InfrastructureError } from "../base/errors.ts";
+import { errorSummary, ModelRequestError, InfrastructureError } from "../base/errors.ts";
 
 export interface AgentLoopOptions {
   model: ModelClient;
@@ -134,7 +134,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
       return { content: outcome.content, finish: outcome.finish === true };
     } catch (error) {
       if (error instanceof InfrastructureError) throw error;
-      const message = `Tool execution failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
+      const message = `Tool execution failed: ${errorSummary(error)}`;
       record(false, message);
       return { content: errorContent(message), finish: false };
     }

@@ -13,7 +13,7 @@ import type { ModelClient } from "./model-client.ts";
 import { buildScoredGroup, type GenerationParams, type ScoredDataGroup, type ScoredTrajectory } from "./scored.ts";
 import { defaultTools, type ToolRegistry } from "./tools.ts";
 import type { ChatMessage, LeasedSlot, SlotProvider, ToolCallFormat, TrajectoryLimits } from "./types.ts";
-import { GroupFailedError, isSandboxError, isInfrastructureError } from "../base/errors.ts";
+import { errorSummary, GroupFailedError, isSandboxError, isInfrastructureError } from "../base/errors.ts";
 
 const log = logger("runner");
 
@@ -62,10 +62,6 @@ export interface GroupOptions<Item> {
 export function isRetryable(error: unknown): boolean {
   if (isInfrastructureError(error)) return true;
   return isSandboxError(error) && error.kind !== "configuration";
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 async function runTrajectory<Item>(
@@ -154,7 +150,7 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
           options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
           return scored;
         } catch (error) {
-          const why = describe(error);
+          const why = errorSummary(error);
           if (!options.signal?.aborted && isRetryable(error) && retries < options.backoffLimit) {
             retries++;
             options.onEvent?.({ type: "trajectory-retry", itemId, trajectoryId, attempt, error: why });
