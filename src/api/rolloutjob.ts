@@ -119,6 +119,14 @@ const model = withRules(
         .default({ temperature: 1, topP: 1, maxTokens: 4096 })
         .describe("Sampling parameters for every request."),
       logprobs: z.boolean().default(true).describe("Ask for token logprobs (needed by trainers that use inference logprobs)."),
+      server: z
+        .enum(["openai", "vllm", "sglang"])
+        .default("openai")
+        .describe(
+          "The server behind baseURL, for the request fields that return token ids (asked for whatever logprobs says): " +
+            "vllm sends return_token_ids; sglang return_prompt_token_ids and return_token_ids; openai (any other " +
+            "OpenAI-compatible server) vLLM's return_token_ids, which servers that do not know it ignore.",
+        ),
     })
     .strict()
     .describe("The policy model the agent samples from."),
@@ -219,8 +227,16 @@ const results = withRules(
         .default(true)
         .describe(
           "For atropos, with groupSize > 1: a group whose scores are all equal is not sent (no signal to compare, as " +
-            "atroposlib's ensure_scores_are_not_same). A group with a sequence of maxTokenLength tokens or more is never " +
-            "sent. Both stay in the JSONL.",
+            "atroposlib's ensure_scores_are_not_same). A group with a sequence of the trainer's /info max_token_len tokens " +
+            "or more (limits.maxTokenLength when the trainer gives none) is never sent. Both stay in the JSONL.",
+        ),
+      holdBackTokenRestarts: z
+        .boolean()
+        .default(true)
+        .describe(
+          "For atropos: a group in which any trajectory's token sequence restarted (a turn's prompt was not a token-level " +
+            "continuation of the turns before, so only the last part is trainable) is not sent; it stays in the JSONL and " +
+            "is counted in status.progress.heldBack and the run summary.",
         ),
     })
     .strict()
@@ -276,7 +292,7 @@ export const rolloutJobSpec = withRules(
         maxToolOutputBytes: 50000,
       }),
       runners: runners.default({ replicas: 1, trajectoriesPerRunner: 4 }),
-      results: results.default({ type: "file", dropUniformGroups: true }),
+      results: results.default({ type: "file", dropUniformGroups: true, holdBackTokenRestarts: true }),
       backoffLimit: z
         .int()
         .min(0)
@@ -309,6 +325,11 @@ export const rolloutJobStatus = z
         failed: z.int().min(0).default(0).describe("Items that failed after backoffLimit attempts."),
         retried: z.int().min(0).default(0).describe("Attempts retried after infrastructure failures."),
         running: z.int().min(0).default(0).describe("Trajectories running now."),
+        heldBack: z
+          .int()
+          .min(0)
+          .default(0)
+          .describe("Groups stored but held back from the trainer for token restarts (results.holdBackTokenRestarts)."),
       })
       .strict()
       .optional()

@@ -19,7 +19,7 @@ import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import { ProgressCounters, progressView } from "./progress.ts";
 import type { ScoredDataGroup } from "../rollout/scored.ts";
-import { AtroposSink, JsonlSink, type ScoredSink } from "../rollout/sinks.ts";
+import { AtroposSink, JsonlSink, tokenRestartHoldBack, type ScoredSink } from "../rollout/sinks.ts";
 import { errorMessage, GroupFailedError, InvalidItemError, ManifestError } from "../base/errors.ts";
 
 const log = logger("run");
@@ -51,6 +51,8 @@ export interface RunSummary {
   model: string;
   items: number;
   groups: number;
+  /** Groups kept in scored.jsonl but not sent to the trainer for token restarts (results.holdBackTokenRestarts). */
+  heldBack: number;
   failed: number;
   trajectories: number;
   passed: number;
@@ -77,6 +79,7 @@ function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): Score
         groupSize: spec.groupSize,
         maxTokenLength: spec.limits.maxTokenLength,
         dropUniformGroups: spec.results.dropUniformGroups,
+        holdBackTokenRestarts: spec.results.holdBackTokenRestarts,
       }),
     );
   }
@@ -211,6 +214,7 @@ function summarize(
   failures: RunSummary["failures"],
   outDir: string,
 ): RunSummary {
+  const heldBack = tokenRestartHoldBack(spec.results);
   const timings = groups.flatMap((g) => g.metadata.trajectories.map((t) => t.timings));
   const results = [join(outDir, "scored.jsonl"), ...(spec.results.type === "atropos" && spec.results.url ? [spec.results.url] : [])];
   return {
@@ -221,6 +225,7 @@ function summarize(
     model: spec.model.builtin ? `builtin:${spec.model.builtin.policy}` : (spec.model.baseURL ?? ""),
     items: counters.items,
     groups: counters.groups,
+    heldBack: heldBack ? groups.filter(heldBack).length : 0,
     failed: counters.failed,
     trajectories: counters.trajectories,
     passed: counters.passed,

@@ -1,8 +1,8 @@
 /**
  * One chat completion against any OpenAI-compatible endpoint (vLLM, SGLang, the built-in server), recording
- * what the endpoint returned for training: OpenAI `logprobs`, and the token-id extensions when present
- * (vLLM's `prompt_token_ids` / `choices[].token_ids` from `return_token_ids`, and `token_id:N` tokens from
- * `return_tokens_as_token_ids`). Nothing is required; absent fields stay absent.
+ * what the endpoint returned for training: OpenAI `logprobs`, and the token ids the server kind returns when
+ * asked (see TOKEN_ID_FLAGS). Token ids are asked for whatever the logprobs setting. Nothing is required;
+ * absent fields stay absent.
  */
 import OpenAI, {
   APIConnectionError,
@@ -14,7 +14,7 @@ import OpenAI, {
   RateLimitError,
 } from "openai";
 import type { RolloutJobSpec } from "../api/index.ts";
-import type { ChatMessage, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
+import type { ChatMessage, ModelServerKind, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
 import { errorMessage, InfrastructureError, ModelRequestError } from "../base/errors.ts";
 
@@ -38,22 +38,47 @@ function numberArray(value: unknown): number[] | undefined {
 
 const TOKEN_ID = /^token_id:(\d+)$/;
 
-/** Token ids and logprobs of one choice, from whichever fields the endpoint filled. */
-export function readTokenFields(
-  response: Loose,
-  choice: Loose,
-): Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> {
-  const out: Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs"> = {};
-  const prompt = numberArray(response.prompt_token_ids) ?? numberArray(choice.prompt_token_ids);
+/**
+ * The request fields that make each server kind's chat endpoint return prompt and completion token ids.
+ * - vLLM (vllm/entrypoints/openai/protocol.py, ChatCompletionRequest): `return_token_ids` fills
+ *   `ChatCompletionResponse.prompt_token_ids` and `ChatCompletionResponseChoice.token_ids`.
+ * - SGLang (python/sglang/srt/entrypoints/openai/protocol.py, ChatCompletionRequest, and serving_chat.py
+ *   `_build_chat_response`): `return_prompt_token_ids` fills `choices[].prompt_token_ids`; `return_token_ids`
+ *   fills `choices[].prompt_token_ids` and `choices[].token_ids` (the output ids). Both are sent, so a release
+ *   that knows only the first still gives the prompt.
+ * - openai: any other OpenAI-compatible server; vLLM's flag, which such servers ignore when they do not know it.
+ */
+export const TOKEN_ID_FLAGS: Record<ModelServerKind, Loose> = {
+  openai: { return_token_ids: true },
+  vllm: { return_token_ids: true },
+  sglang: { return_prompt_token_ids: true, return_token_ids: true },
+};
+
+type TokenFields = Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs">;
+
+/** Where each kind puts the ids (the sources above); openai accepts any of the known places. */
+const TOKEN_ID_READERS: Record<ModelServerKind, (response: Loose, choice: Loose) => { prompt?: number[]; completion?: number[] }> = {
+  vllm: (response, choice) => ({ prompt: numberArray(response.prompt_token_ids), completion: numberArray(choice.token_ids) }),
+  sglang: (_response, choice) => ({ prompt: numberArray(choice.prompt_token_ids), completion: numberArray(choice.token_ids) }),
+  openai: (response, choice) => ({
+    prompt: numberArray(response.prompt_token_ids) ?? numberArray(choice.prompt_token_ids),
+    completion: numberArray(choice.token_ids) ?? numberArray(choice.output_token_ids),
+  }),
+};
+
+/** Token ids and logprobs of one choice, from the fields the server kind fills. */
+export function readTokenFields(server: ModelServerKind, response: Loose, choice: Loose): TokenFields {
+  const out: TokenFields = {};
+  const { prompt, completion } = TOKEN_ID_READERS[server](response, choice);
   if (prompt) out.promptTokenIds = prompt;
   const content = (choice.logprobs as Loose | null | undefined)?.content;
   const entries = Array.isArray(content) ? (content as Loose[]) : [];
   if (entries.length > 0 && entries.every((e) => typeof e.logprob === "number")) {
     out.completionLogprobs = entries.map((e) => e.logprob as number);
   }
-  const completion = numberArray(choice.token_ids) ?? numberArray(choice.output_token_ids);
   if (completion) out.completionTokenIds = completion;
   else if (entries.length > 0 && entries.every((e) => typeof e.token === "string" && TOKEN_ID.test(e.token))) {
+    // vLLM's `return_tokens_as_token_ids`: logprob tokens spelled `token_id:N`.
     out.completionTokenIds = entries.map((e) => Number(TOKEN_ID.exec(e.token as string)?.[1]));
   }
   return out;
@@ -97,8 +122,8 @@ export function createModelClient(settings: ModelSettings): ModelClient {
       };
       if (settings.seed !== undefined) body.seed = settings.seed;
       if (request.tools && request.tools.length > 0) body.tools = request.tools;
-      // vLLM/SGLang extension: token ids along with logprobs (ignored by servers that do not know it).
-      if (settings.logprobs) Object.assign(body, { logprobs: true, return_token_ids: true });
+      Object.assign(body, TOKEN_ID_FLAGS[settings.server]);
+      if (settings.logprobs) body.logprobs = true;
       const started = performance.now();
       let response: Loose;
       try {
@@ -115,7 +140,7 @@ export function createModelClient(settings: ModelSettings): ModelClient {
       return {
         message: toChatMessage(choice.message as Loose),
         finishReason: typeof choice.finish_reason === "string" ? choice.finish_reason : null,
-        ...readTokenFields(response, choice),
+        ...readTokenFields(settings.server, response, choice),
         ...(typeof usage?.prompt_tokens === "number" ? { promptTokens: usage.prompt_tokens } : {}),
         ...(typeof usage?.completion_tokens === "number" ? { completionTokens: usage.completion_tokens } : {}),
         latencyMs,
@@ -141,5 +166,6 @@ export function modelClientFromSpec(model: RolloutJobSpec["model"], apiKey: stri
     maxTokens: model.sampling.maxTokens,
     ...(model.sampling.seed !== undefined ? { seed: model.sampling.seed } : {}),
     logprobs: model.logprobs,
+    server: model.server,
   });
 }

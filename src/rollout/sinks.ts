@@ -5,6 +5,7 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { gzipSync } from "node:zlib";
+import type { RolloutJobSpec } from "../api/index.ts";
 import { logger } from "../base/log.ts";
 import { hasTokens, type ScoredDataGroup } from "./scored.ts";
 import { errorMessage, TrainerRejectedError } from "../base/errors.ts";
@@ -44,22 +45,45 @@ export interface AtroposSinkOptions {
   /** desired_name of the env at the trainer. */
   name: string;
   groupSize: number;
+  /** The over-length rule's limit when the trainer's /info gives no max_token_len. */
   maxTokenLength: number;
   weight?: number;
   /** Leave out groups (of more than one trajectory) whose scores are all equal. */
   dropUniformGroups?: boolean;
+  /** Leave out groups in which a trajectory's token sequence restarted (hasTokenRestarts). */
+  holdBackTokenRestarts?: boolean;
   /** How long to wait for the trainer to accept the registration. */
   registerTimeoutMs?: number;
   retryDelayMs?: number;
 }
 
-/** Why atroposlib's serve loop would not send this group, if it would not: the trainer expects the same of us. */
+/**
+ * A trajectory's tokens restarted: some turn's prompt did not extend the tokens before it, so the sequence sent holds
+ * only the last part of the conversation, conditioned on a history the model did not write. Such a group is not a
+ * faithful sample of the policy.
+ */
+export function hasTokenRestarts(group: Pick<ScoredDataGroup, "metadata">): boolean {
+  return group.metadata.trajectories.some((trajectory) => trajectory.token_restarts > 0);
+}
+
+/** Which groups a job holds back from its trainer for token restarts; undefined when it holds none back. */
+export function tokenRestartHoldBack(results: RolloutJobSpec["results"]): ((group: ScoredDataGroup) => boolean) | undefined {
+  return results.type === "atropos" && results.holdBackTokenRestarts ? hasTokenRestarts : undefined;
+}
+
+/**
+ * Why this group is not sent to the trainer, if it is not: what atroposlib's serve loop leaves out (over-length,
+ * equal scores), which the trainer expects the same of us, and groups with token restarts when held back.
+ */
 export function atroposSkipReason(
-  group: Pick<ScoredDataGroup, "tokens" | "scores">,
-  options: { maxTokenLength: number; dropUniformGroups: boolean },
+  group: Pick<ScoredDataGroup, "tokens" | "scores" | "metadata">,
+  options: { maxTokenLength: number; dropUniformGroups: boolean; holdBackTokenRestarts: boolean },
 ): string | undefined {
+  if (options.holdBackTokenRestarts && hasTokenRestarts(group)) {
+    return "a trajectory's token sequence restarted (results.holdBackTokenRestarts)";
+  }
   if (options.maxTokenLength > 0 && group.tokens.some((tokens) => tokens.length >= options.maxTokenLength)) {
-    return `a sequence reaches maxTokenLength (${options.maxTokenLength} tokens)`;
+    return `a sequence reaches the length limit (${options.maxTokenLength} tokens)`;
   }
   if (options.dropUniformGroups && group.scores.length > 1 && group.scores.every((score) => score === group.scores[0])) {
     return `every score is ${group.scores[0]}: nothing to compare`;
@@ -91,9 +115,12 @@ export class AtroposSink implements ScoredSink {
   #registration: AtroposRegistration | undefined;
   /** Groups not sent because the trainer would not want them (atroposSkipReason). */
   skipped = 0;
+  /** The over-length limit: the trainer's /info max_token_len once known, else the job's maxTokenLength. */
+  #maxTokenLength: number;
 
   constructor(options: AtroposSinkOptions) {
     this.#options = options;
+    this.#maxTokenLength = options.maxTokenLength;
     this.location = options.url.replace(/\/+$/, "");
   }
 
@@ -162,6 +189,8 @@ export class AtroposSink implements ScoredSink {
     if (batchSize > 0 && this.#options.groupSize > batchSize) {
       throw new Error(`groupSize ${this.#options.groupSize} exceeds the trainer's batch_size ${batchSize}`);
     }
+    // atroposlib's BaseEnv.get_server_info takes max_token_len from /info unless it is -1 (the trainer has not said).
+    if (typeof info.max_token_len === "number" && info.max_token_len > 0) this.#maxTokenLength = info.max_token_len;
     log.info({ url: this.location, envId: this.#registration.env_id, info }, "registered with the trainer");
   }
 
@@ -172,8 +201,9 @@ export class AtroposSink implements ScoredSink {
       throw new Error(`item ${group.metadata.item_id}: the endpoint returned no token ids, so the group cannot be sent to a trainer`);
     }
     const skip = atroposSkipReason(group, {
-      maxTokenLength: this.#options.maxTokenLength,
+      maxTokenLength: this.#maxTokenLength,
       dropUniformGroups: this.#options.dropUniformGroups ?? false,
+      holdBackTokenRestarts: this.#options.holdBackTokenRestarts ?? false,
     });
     if (skip !== undefined) {
       this.skipped++;

@@ -44,6 +44,9 @@ export interface SlotProvider {
 
 export type ToolCallFormat = "auto" | "native" | "hermes";
 
+/** Which server's chat extensions to use for token ids (spec.model.server). */
+export type ModelServerKind = "openai" | "vllm" | "sglang";
+
 export interface ModelSettings {
   baseURL: string;
   model: string;
@@ -54,6 +57,7 @@ export interface ModelSettings {
   maxTokens: number;
   seed?: number;
   logprobs: boolean;
+  server: ModelServerKind;
 }
 
 export interface TrajectoryLimits {

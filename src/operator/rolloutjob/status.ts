@@ -91,6 +91,7 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
       failed: agg.failed,
       retried: agg.retried,
       running: agg.running,
+      heldBack: agg.heldBack,
     };
     status.progressSummary = `${agg.groups + agg.failed}/${agg.items}`;
     if (agg.scored > 0) {

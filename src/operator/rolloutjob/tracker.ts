@@ -4,6 +4,7 @@ import { COMPLETED_INDEXES_MAX_LENGTH } from "../../api/index.ts";
 import { appendLine, readWholeLines } from "./lines.ts";
 import { compactSortedRanges } from "./ranges.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
+import type { ScoredDataGroup } from "../../rollout/scored.ts";
 
 /** One item handed to a runner; it returns to the queue when its lease expires. */
 export interface WorkLease {
@@ -32,6 +33,8 @@ export interface JobAggregates {
   failed: number;
   retried: number;
   running: number;
+  /** Stored groups the forwarder does not send for token restarts (results.holdBackTokenRestarts). */
+  heldBack: number;
   completedIndexes: string;
 }
 
@@ -78,6 +81,8 @@ export class JobTracker {
   #scored = 0;
   #passed = 0;
   #scoreSum = 0;
+  #heldBack = 0;
+  readonly #isHeldBack: (group: ScoredDataGroup) => boolean;
   #journalLines = 0;
 
   constructor(options: {
@@ -88,8 +93,11 @@ export class JobTracker {
     backoffLimit: number;
     leaseTTLMs: number;
     clock?: Clock;
+    /** Which stored groups are held back from the trainer, counted in `heldBack`; none when unset. */
+    isHeldBack?: (group: ScoredDataGroup) => boolean;
   }) {
     this.resultsPath = options.resultsPath;
+    this.#isHeldBack = options.isHeldBack ?? (() => false);
     this.#journalPath = options.journalPath;
     this.#jobUid = options.jobUid;
     this.#items = options.items;
@@ -108,7 +116,7 @@ export class JobTracker {
         const record = JSON.parse(line) as ScoredGroupRecord & { job?: string };
         // A results file named in the spec may hold an earlier job's groups: they are not this job's.
         if (this.#jobUid !== undefined && record.job !== undefined && record.job !== this.#jobUid) continue;
-        if (Number.isInteger(record.index) && record.index >= 0 && record.index < this.#items) this.#markDone(record.index, record.scores);
+        if (Number.isInteger(record.index) && record.index >= 0 && record.index < this.#items) this.#markDone(record);
       } catch {
         // An unreadable line holds no group of ours (a torn last line, never acknowledged, was cut off on read).
       }
@@ -202,10 +210,12 @@ export class JobTracker {
     if (!this.#done[index] && !this.#failed.has(index)) this.#returned.add(index);
   }
 
-  #markDone(index: number, scores: number[]): void {
+  #markDone({ index, scores, group }: ScoredGroupRecord): void {
     if (this.#done[index]) return;
+    const heldBack = this.#isHeldBack(group as ScoredDataGroup);
     this.#done[index] = 1;
     this.#groups++;
+    if (heldBack) this.#heldBack++;
     this.#scored += scores.length;
     for (const score of scores) {
       if (score >= 1) this.#passed++;
@@ -293,7 +303,7 @@ export class JobTracker {
     if (leaseId !== undefined) this.#dropLease(leaseId);
     if (this.#done[record.index]) return { stored: false };
     appendLine(this.resultsPath, JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record }));
-    this.#markDone(record.index, record.scores);
+    this.#markDone(record);
     this.#failed.delete(record.index);
     this.#returned.delete(record.index);
     return { stored: true };
@@ -314,6 +324,7 @@ export class JobTracker {
       failed: this.#failed.size,
       retried: this.#retried,
       running: this.#leases.size,
+      heldBack: this.#heldBack,
       completedIndexes: compactSortedRanges(doneIndexes(this.#done), COMPLETED_INDEXES_MAX_LENGTH),
     };
   }

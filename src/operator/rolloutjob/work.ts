@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { RolloutJob, RolloutJobSpec } from "../../api/index.ts";
 import { DatasetError, errorMessage } from "../../base/errors.ts";
-import { AtroposSink } from "../../rollout/sinks.ts";
+import { AtroposSink, tokenRestartHoldBack } from "../../rollout/sinks.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ActiveJob, ActiveJobs } from "../runners-api/registry.ts";
 import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
@@ -58,6 +58,7 @@ export async function loadWork(
     throw new DatasetError(`dataset could not be loaded: ${errorMessage(error)}`, { cause: error });
   }
   const stored = (await deps.client.readSecret(namespace, tokenSecretName(job)))?.[TOKEN_KEY];
+  const heldBack = tokenRestartHoldBack(spec.results);
   const tracker = new JobTracker({
     resultsPath: spec.results.type === "file" && spec.results.path ? spec.results.path : join(dir, "results.jsonl"),
     journalPath: join(dir, "journal.jsonl"),
@@ -65,6 +66,7 @@ export async function loadWork(
     items: rows.count,
     backoffLimit: spec.backoffLimit,
     leaseTTLMs: workLeaseTTLMs(spec.limits),
+    ...(heldBack ? { isHeldBack: heldBack } : {}),
   });
   const retryDelay = deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {};
   const forwarder =
@@ -76,6 +78,7 @@ export async function loadWork(
             groupSize: spec.groupSize,
             maxTokenLength: spec.limits.maxTokenLength,
             dropUniformGroups: spec.results.dropUniformGroups,
+            holdBackTokenRestarts: spec.results.holdBackTokenRestarts,
             ...retryDelay,
           }),
           resultsPath: tracker.resultsPath,

@@ -22,8 +22,11 @@ async function body(request: IncomingMessage): Promise<{ gzip: boolean; value: u
   return { gzip, value: text === "" ? undefined : JSON.parse(text) };
 }
 
-/** A trainer API in the shape of atroposlib/api/server.py: waits once before accepting the env, fails once with 503. */
-async function fakeTrainer() {
+/**
+ * A trainer API in the shape of atroposlib/api/server.py: waits once before accepting the env, fails once with 503.
+ * `/info` answers `{batch_size, max_token_len}`, -1 for what the trainer has not set.
+ */
+async function fakeTrainer(info: { batch_size: number; max_token_len: number } = { batch_size: 8, max_token_len: 4096 }) {
   const received: Received[] = [];
   let registerCalls = 0;
   let scoredCalls = 0;
@@ -46,7 +49,7 @@ async function fakeTrainer() {
               num_steps: 100,
             });
       }
-      if (request.url === "/info") return reply(200, { batch_size: 8, max_token_len: 4096 });
+      if (request.url === "/info") return reply(200, info);
       if (request.url === "/scored_data") return ++scoredCalls === 1 ? reply(503, { detail: "busy" }) : reply(200, { status: "received" });
       reply(404, {});
     });
@@ -153,7 +156,7 @@ test("groupSize above the trainer's batch_size is refused at registration", asyn
   }
 });
 
-test("groups the trainer would not take are kept back, as atroposlib's serve loop: equal scores, maxTokenLength", async () => {
+test("groups the trainer would not take are kept back, as atroposlib's serve loop: equal scores", async () => {
   const trainer = await fakeTrainer();
   try {
     const sink = new AtroposSink({
@@ -169,10 +172,6 @@ test("groups the trainer would not take are kept back, as atroposlib's serve loo
     await sink.write(group(true, [0, 0]));
     assert.equal(trainer.received.filter((r) => r.path === "/scored_data").length, 0);
     assert.equal(sink.skipped, 2);
-    const short = new AtroposSink({ url: trainer.url, name: "y", groupSize: 2, maxTokenLength: 5, retryDelayMs: 1 });
-    await short.open();
-    await short.write(group(true)); // 5 tokens per sequence: at the limit
-    assert.equal(short.skipped, 1);
     const keepAll = new AtroposSink({
       url: trainer.url,
       name: "z",
@@ -195,14 +194,66 @@ test("groups the trainer would not take are kept back, as atroposlib's serve loo
 
 test("a group of one trajectory is never uniform: with groupSize 1 every group is sent", async () => {
   const { atroposSkipReason } = await import("../../../src/rollout/sinks.ts");
-  assert.equal(atroposSkipReason({ tokens: [[1, 2]], scores: [1] }, { maxTokenLength: 100, dropUniformGroups: true }), undefined);
-  assert.match(
-    atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 100, dropUniformGroups: true }) ?? "",
-    /every score is 0.5/,
-  );
+  const rules = { maxTokenLength: 100, dropUniformGroups: true, holdBackTokenRestarts: true };
+  const one = group(true, [1, 0]);
+  assert.equal(atroposSkipReason({ ...one, tokens: [[1, 2]], scores: [1] }, rules), undefined);
+  assert.match(atroposSkipReason({ ...one, tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, rules) ?? "", /every score is 0.5/);
   assert.equal(
-    atroposSkipReason({ tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { maxTokenLength: 0, dropUniformGroups: false }),
+    atroposSkipReason({ ...one, tokens: [[1, 2], [3]], scores: [0.5, 0.5] }, { ...rules, maxTokenLength: 0, dropUniformGroups: false }),
     undefined,
     "maxTokenLength 0 disables the length rule",
   );
+});
+
+test("the trainer's /info max_token_len governs the over-length rule; the job's maxTokenLength only when it gives none", async () => {
+  // 5 tokens per sequence in group(true).
+  const cases = [
+    { info: { batch_size: 8, max_token_len: 5 }, job: 4096, sent: false },
+    { info: { batch_size: 8, max_token_len: 4096 }, job: 5, sent: true },
+    { info: { batch_size: -1, max_token_len: -1 }, job: 5, sent: false },
+    { info: { batch_size: -1, max_token_len: -1 }, job: 4096, sent: true },
+  ];
+  for (const { info, job, sent } of cases) {
+    const trainer = await fakeTrainer(info);
+    try {
+      const sink = new AtroposSink({ url: trainer.url, name: "x", groupSize: 2, maxTokenLength: job, retryDelayMs: 1 });
+      await sink.open();
+      await sink.write(group(true));
+      assert.equal(
+        trainer.received.some((r) => r.path === "/scored_data"),
+        sent,
+        JSON.stringify({ info, job }),
+      );
+      assert.equal(sink.skipped, sent ? 0 : 1);
+    } finally {
+      await trainer.close();
+    }
+  }
+});
+
+test("a group with a token restart is held back from the trainer when asked, and sent when not", async () => {
+  const restarted = group(true);
+  restarted.metadata.trajectories[1]!.token_restarts = 1;
+  for (const holdBackTokenRestarts of [true, false]) {
+    const trainer = await fakeTrainer();
+    try {
+      const sink = new AtroposSink({
+        url: trainer.url,
+        name: "x",
+        groupSize: 2,
+        maxTokenLength: 4096,
+        holdBackTokenRestarts,
+        retryDelayMs: 1,
+      });
+      await sink.open();
+      await sink.write(restarted);
+      assert.equal(sink.skipped, holdBackTokenRestarts ? 1 : 0);
+      assert.equal(
+        trainer.received.some((r) => r.path === "/scored_data"),
+        !holdBackTokenRestarts,
+      );
+    } finally {
+      await trainer.close();
+    }
+  }
 });

@@ -46,6 +46,7 @@ async function runOracle(format: ToolCallFormat, model = "hermes") {
   const slot = recordingSlot();
   const client = createModelClient({
     baseURL: server.baseURL,
+    server: "vllm",
     model,
     toolCallFormat: format,
     temperature: 1,
@@ -118,6 +119,7 @@ test("noop answers at once without tool calls", async () => {
     const slot = recordingSlot();
     const client = createModelClient({
       baseURL: noop.baseURL,
+      server: "vllm",
       model: "hermes",
       toolCallFormat: "auto",
       temperature: 1,
@@ -137,7 +139,9 @@ test("noop answers at once without tool calls", async () => {
     assert.equal(result.stopReason, "natural");
     assert.equal(result.turns.length, 1);
     assert.deepEqual(slot.commands, []);
-    assert.equal(result.turns[0]?.completionTokenIds, undefined);
+    // Token ids come whatever the logprobs setting; logprobs only when asked.
+    assert.ok((result.turns[0]?.completionTokenIds?.length ?? 0) > 0);
+    assert.equal(result.turns[0]?.completionLogprobs, undefined);
   } finally {
     await noop.close();
   }

@@ -131,6 +131,7 @@ test("a sandbox that dies mid-trajectory: retried on another slot, scored once",
   try {
     const model = createModelClient({
       baseURL: server.baseURL,
+      server: "vllm",
       model: "hermes",
       toolCallFormat: "auto",
       temperature: 1,

@@ -34,7 +34,18 @@ function job(spec: Record<string, unknown> = {}, status?: RolloutJob["status"], 
 function work(done: { groups?: number; failed?: number; running?: number } = {}, more: Partial<WorkSnapshot> = {}): WorkSnapshot {
   const { groups = 0, failed = 0, running = 0 } = done;
   return {
-    aggregates: { items: 2, groups, scored: groups, passed: groups, scoreSum: groups, failed, retried: 0, running, completedIndexes: "" },
+    aggregates: {
+      items: 2,
+      groups,
+      scored: groups,
+      passed: groups,
+      scoreSum: groups,
+      failed,
+      retried: 0,
+      running,
+      heldBack: 0,
+      completedIndexes: "",
+    },
     finished: groups + failed >= 2,
     forwarding: undefined,
     resultsLocation: "/data/ns/j/uid-1/results.jsonl",

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
 import { FakeClock } from "../../../src/base/clock.ts";
+import { hasTokenRestarts } from "../../../src/rollout/sinks.ts";
+import { scoredGroup } from "../../support/scored-group.ts";
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -196,4 +198,25 @@ test("a lease handed out after a crash tore the journal's last line is still hel
   const again = make();
   assert.ok(again.renew(held.id), "the lease of item 1 survived");
   assert.equal(again.next("r").kind, "wait", "item 1 is not handed out twice");
+});
+
+test("groups held back for token restarts are counted, and counted again from the results file after a restart", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tracker-"));
+  dirs.push(dir);
+  const make = () =>
+    new JobTracker({
+      resultsPath: join(dir, "r.jsonl"),
+      journalPath: join(dir, "journal.jsonl"),
+      items: 2,
+      backoffLimit: 1,
+      leaseTTLMs: 1000,
+      isHeldBack: hasTokenRestarts,
+    });
+  const t = make();
+  const restarted = scoredGroup(0, [1, 0]);
+  restarted.metadata.trajectories[0]!.token_restarts = 2;
+  t.submit({ index: 0, attempt: 1, scores: restarted.scores, group: restarted });
+  t.submit({ index: 1, attempt: 1, scores: [1, 0], group: scoredGroup(1, [1, 0]) });
+  assert.equal(t.aggregates().heldBack, 1);
+  assert.equal(make().aggregates().heldBack, 1);
 });

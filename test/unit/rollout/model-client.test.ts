@@ -32,6 +32,7 @@ const complete = (status: number) =>
     topP: 1,
     maxTokens: 10,
     logprobs: false,
+    server: "openai",
   }).complete({
     messages: [{ role: "user", content: "hi" }],
     maxTokens: 10,
