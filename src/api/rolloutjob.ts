@@ -123,9 +123,10 @@ const model = withRules(
         .enum(["openai", "vllm", "sglang"])
         .default("openai")
         .describe(
-          "The server behind baseURL, for the request fields that return token ids (asked for whatever logprobs says): " +
-            "vllm sends return_token_ids; sglang return_prompt_token_ids and return_token_ids; openai (any other " +
-            "OpenAI-compatible server) vLLM's return_token_ids, which servers that do not know it ignore.",
+          "The server behind baseURL, for the request fields that return token ids: vllm sends return_token_ids and " +
+            "sglang return_prompt_token_ids and return_token_ids, whatever logprobs says; openai (any other " +
+            "OpenAI-compatible server, which may refuse fields it does not know) sends vLLM's return_token_ids only " +
+            "with logprobs.",
         ),
     })
     .strict()

@@ -1,7 +1,7 @@
 /**
  * One chat completion against any OpenAI-compatible endpoint (vLLM, SGLang, the built-in server), recording
  * what the endpoint returned for training: OpenAI `logprobs`, and the token ids the server kind returns when
- * asked (see TOKEN_ID_FLAGS). Token ids are asked for whatever the logprobs setting. Nothing is required;
+ * asked (see tokenIdFlags). From vLLM and SGLang, token ids are asked for whatever the logprobs setting. Nothing is required;
  * absent fields stay absent.
  */
 import OpenAI, {
@@ -46,13 +46,13 @@ const TOKEN_ID = /^token_id:(\d+)$/;
  *   `_build_chat_response`): `return_prompt_token_ids` fills `choices[].prompt_token_ids`; `return_token_ids`
  *   fills `choices[].prompt_token_ids` and `choices[].token_ids` (the output ids). Both are sent, so a release
  *   that knows only the first still gives the prompt.
- * - openai: any other OpenAI-compatible server; vLLM's flag, which such servers ignore when they do not know it.
+ * - openai: any other OpenAI-compatible server, which may refuse a field it does not know (OpenAI's own API answers
+ *   400): vLLM's flag goes only with `logprobs`, as it always did; name the server kind to get ids without logprobs.
  */
-export const TOKEN_ID_FLAGS: Record<ModelServerKind, Loose> = {
-  openai: { return_token_ids: true },
-  vllm: { return_token_ids: true },
-  sglang: { return_prompt_token_ids: true, return_token_ids: true },
-};
+export function tokenIdFlags(server: ModelServerKind, logprobs: boolean): Loose {
+  if (server === "sglang") return { return_prompt_token_ids: true, return_token_ids: true };
+  return server === "vllm" || logprobs ? { return_token_ids: true } : {};
+}
 
 type TokenFields = Pick<ModelTurn, "promptTokenIds" | "completionTokenIds" | "completionLogprobs">;
 
@@ -122,7 +122,7 @@ export function createModelClient(settings: ModelSettings): ModelClient {
       };
       if (settings.seed !== undefined) body.seed = settings.seed;
       if (request.tools && request.tools.length > 0) body.tools = request.tools;
-      Object.assign(body, TOKEN_ID_FLAGS[settings.server]);
+      Object.assign(body, tokenIdFlags(settings.server, settings.logprobs));
       if (settings.logprobs) body.logprobs = true;
       const started = performance.now();
       let response: Loose;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createModelClient, readTokenFields, TOKEN_ID_FLAGS } from "../../../src/rollout/model-client.ts";
+import { createModelClient, readTokenFields, tokenIdFlags } from "../../../src/rollout/model-client.ts";
 import type { ModelServerKind } from "../../../src/rollout/types.ts";
 import { COMPLETION_IDS, PROMPT_IDS, startFakeChatServer, type FakeChatServerKind } from "../../support/fake-chat-servers.ts";
 
@@ -28,12 +28,15 @@ test("each server kind is sent its own token-id flags, whatever the logprobs set
   for (const kind of ["vllm", "sglang"] as const) {
     for (const logprobs of [true, false]) {
       const { request } = await oneTurn(kind, kind, logprobs);
-      for (const [flag, value] of Object.entries(TOKEN_ID_FLAGS[kind])) assert.equal(request[flag], value, `${kind} ${flag}`);
+      for (const [flag, value] of Object.entries(tokenIdFlags(kind, logprobs))) assert.equal(request[flag], value, `${kind} ${flag}`);
       assert.equal(request.logprobs, logprobs ? true : undefined, `${kind} logprobs ${logprobs}`);
     }
   }
-  assert.deepEqual(TOKEN_ID_FLAGS.vllm, { return_token_ids: true });
-  assert.deepEqual(TOKEN_ID_FLAGS.sglang, { return_prompt_token_ids: true, return_token_ids: true });
+  assert.deepEqual(tokenIdFlags("vllm", false), { return_token_ids: true });
+  assert.deepEqual(tokenIdFlags("sglang", false), { return_prompt_token_ids: true, return_token_ids: true });
+  // A generic server may refuse a field it does not know: vLLM's flag goes only with logprobs, as before.
+  assert.deepEqual(tokenIdFlags("openai", false), {});
+  assert.deepEqual(tokenIdFlags("openai", true), { return_token_ids: true });
 });
 
 test("vLLM and SGLang give prompt and completion ids, with logprobs off too; logprobs only when asked", async () => {
