@@ -275,9 +275,10 @@ export const rolloutJobSpec = withRules(
           config: freeForm
             .optional()
             .describe(
-              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand, testCommand, testChunkSize, " +
-                "testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly (default true: " +
-                "rows whose PASS_TO_PASS are not all pytest ids in .py files are left out).",
+              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand (a failure is infrastructure, retried), " +
+                "testProfile (pytest, django or unittest; a row's install_config.log_parser overrides), testCommand, " +
+                "testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly " +
+                "(default true: rows whose tests no profile can run are left out).",
             ),
         })
         .strict()

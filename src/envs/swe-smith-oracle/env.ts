@@ -16,47 +16,42 @@ import {
   type Verification,
 } from "../types.ts";
 import {
-  isPythonOnly,
   patchedFiles,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
   taskCheckout,
-  testFiles,
   testsToRun,
   worktreeDirName,
   type SweSmithItem,
 } from "./item.ts";
-import {
-  failedNodeIds,
-  inWorktree,
-  RESTORE_TESTS_SCRIPT,
-  SETUP_SCRIPT,
-  TEST_PATCH_DOES_NOT_APPLY,
-  testChunkCommand,
-  unpassedNodeIds,
-} from "./scripts.ts";
+import { profileOfLogParser, TEST_PROFILE_NAMES, testCommandLine, testProfile, type TestProfile, type TestTargets } from "./profiles.ts";
+import { inWorktree, RESTORE_TESTS_SCRIPT, SETUP_SCRIPT, TEST_PATCH_DOES_NOT_APPLY, testChunkCommand } from "./scripts.ts";
 import type { ExecRequest } from "../../backends/types.ts";
 import { InfrastructureError, InvalidItemError } from "../../base/errors.ts";
 
 /** The original's install step: a local .venv with the package installed editable, plus pytest. */
 export const DEFAULT_INSTALL_COMMAND =
   "python3 -m venv .venv && . .venv/bin/activate && pip install -q -U pip setuptools wheel && pip install -q -e . && pip install -q pytest";
-/** The original's `python -m pytest -q`, spelled so it works without a venv on Debian (python3 only). */
-export const DEFAULT_TEST_COMMAND = "python3 -m pytest -q";
 
 export const sweSmithConfigSchema = z
   .object({
     repoBaseURL: z.string().min(1).default("https://github.com/"),
     /** Empty: no install step (the image already holds the dependencies). */
     installCommand: z.string().default(DEFAULT_INSTALL_COMMAND),
-    testCommand: z.string().min(1).default(DEFAULT_TEST_COMMAND),
+    /** How the listed tests are run and their log read (profiles.ts); a row's install_config can name another. */
+    testProfile: z.enum(TEST_PROFILE_NAMES).default("pytest"),
+    /** Unset: the profile's own (pytest: the original's `python -m pytest -q`, spelled for python3-only Debian). */
+    testCommand: z.string().min(1).optional(),
     testChunkSize: z.int().min(1).default(50),
     testTimeoutSeconds: z.number().positive().default(600),
     installTimeoutSeconds: z.number().positive().default(600),
     setupTimeoutSeconds: z.number().positive().default(600),
     promptMode: z.enum(["problem_statement", "problem_statement+text"]).default("problem_statement"),
-    /** The original's python_only: keep rows whose PASS_TO_PASS are all pytest ids in .py files. */
+    /**
+     * After the original's python_only: true leaves out (and counts) rows whose tests no profile can run; false keeps
+     * them, to fail as invalid items.
+     */
     pythonOnly: z.boolean().default(true),
   })
   .strict();
@@ -66,6 +61,21 @@ export type SweSmithConfig = z.output<typeof sweSmithConfigSchema>;
 const OUTPUT_TAIL_CHARS = 2000;
 const FAILED_IDS_KEPT = 20;
 const EXEC_OUTPUT_BYTES = 256 * 1024;
+
+/** How a row's tests run: its profile, command and targets, or why none can run them. */
+type TestPlan = { profile: TestProfile; command: string; targets: TestTargets } | { unrunnable: string };
+
+/** The job's profile and command, unless the row's install_config (SWE-rebench) names its own. */
+export function testPlan(item: SweSmithItem, config: SweSmithConfig): TestPlan {
+  const logParser = item.install_config?.log_parser;
+  const name = logParser === undefined ? config.testProfile : profileOfLogParser(logParser);
+  if (name === undefined) return { unrunnable: `install_config.log_parser ${logParser} has no test profile` };
+  const profile = testProfile(name);
+  const command = item.install_config?.test_cmd ?? (name === config.testProfile ? config.testCommand : undefined) ?? profile.defaultCommand;
+  const targets = profile.targets(testsToRun(item), patchedFiles(item.test_patch ?? ""));
+  if (targets === undefined) return { unrunnable: `the ${name} test profile cannot run its tests (${testsToRun(item)[0]}, ...)` };
+  return { profile, command, targets };
+}
 
 const SYSTEM_PROMPT =
   "You are an autonomous software engineer with a Linux shell (the `terminal` tool). Work only through " +
@@ -109,7 +119,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   keepsRow(row: unknown): boolean {
     if (!this.config.pythonOnly) return true;
     const parsed = this.itemSchema.safeParse(row);
-    return !parsed.success || isPythonOnly(parsed.data);
+    return !parsed.success || !("unrunnable" in testPlan(parsed.data, this.config));
   }
 
   itemId(item: SweSmithItem): string {
@@ -159,6 +169,9 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
    */
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
     const started = performance.now();
+    const plan = testPlan(item, this.config);
+    if ("unrunnable" in plan) throw new InvalidItemError(`${item.instance_id}: ${plan.unrunnable}`);
+    const { profile, command } = plan;
     const worktree = worktreeDirName(item.repo);
     const checkout = taskCheckout(item);
     const finish = (passed: boolean, details: Record<string, unknown>): Verification => ({
@@ -184,7 +197,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
         WORKTREE: worktree,
         GIVEN: checkout.given,
         PRISTINE: checkout.pristine,
-        TEST_FILES: [...new Set([...testFiles(item), ...patchedFiles(testPatch)])].join("\n"),
+        TEST_FILES: [...new Set([...profile.files(testsToRun(item)), ...patchedFiles(testPatch)])].join("\n"),
         APPLY_TEST_PATCH: testPatch.trim() === "" ? "" : "1",
       },
       stdin: testPatch,
@@ -201,37 +214,41 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
 
     if (this.config.installCommand.trim() !== "") {
       const install = await run(inWorktree(worktree, this.config.installCommand), this.config.installTimeoutSeconds);
+      // Not the model's to score: an unreachable package index, a missing system library. Retried on another slot.
       if (install.exitCode !== 0) {
-        return finish(false, {
-          phase: "install",
-          exitCode: install.exitCode,
-          timedOut: install.timedOut,
-          output: tail(install.stdout + install.stderr, OUTPUT_TAIL_CHARS),
-        });
+        const why = install.timedOut ? `timed out after ${this.config.installTimeoutSeconds}s` : `exit ${install.exitCode}`;
+        const output = tail(install.stdout + install.stderr, OUTPUT_TAIL_CHARS);
+        throw new InfrastructureError("verify", `install for ${item.instance_id} failed: ${why}: ${output}`);
       }
     }
-    const chunks = chunk(testsToRun(item), this.config.testChunkSize);
-    for (const [index, nodeIds] of chunks.entries()) {
-      // Room for the summary line of every listed test on top of whatever else pytest prints (the tail is kept).
-      const summaryBytes = nodeIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
-      const result = await run(testChunkCommand(worktree, this.config.testCommand, nodeIds), this.config.testTimeoutSeconds, {
+    // Exact targets (one per id) run in chunks; test modules (Django's from test_patch) run once, all ids read back.
+    const ids = testsToRun(item);
+    const runs = plan.targets.exact
+      ? chunk(ids, this.config.testChunkSize).map((chunkIds) => ({ ids: chunkIds, targets: profile.targets(chunkIds, []) ?? plan.targets }))
+      : [{ ids, targets: plan.targets }];
+    for (const [index, { ids: runIds, targets }] of runs.entries()) {
+      // Room for the result line of every listed test on top of whatever else the runner prints (the tail is kept).
+      const summaryBytes = runIds.reduce((bytes, id) => bytes + Buffer.byteLength(id) + 16, 0);
+      const result = await run(testChunkCommand(worktree, testCommandLine(command, profile, targets)), this.config.testTimeoutSeconds, {
         maxOutputBytes: EXEC_OUTPUT_BYTES + summaryBytes,
       });
-      const notPassed = result.exitCode === 0 ? unpassedNodeIds(result.stdout, nodeIds) : [];
-      if (result.exitCode !== 0 || notPassed.length > 0) {
+      const log = `${result.stdout}\n${result.stderr}`;
+      const notPassed = profile.unpassed(log, runIds);
+      if ((targets.exact && result.exitCode !== 0) || result.timedOut || notPassed.length > 0) {
         return finish(false, {
-          phase: "pytest",
-          chunks: chunks.length,
+          phase: "tests",
+          profile: profile.name,
+          chunks: runs.length,
           failedChunk: index,
           exitCode: result.exitCode,
           timedOut: result.timedOut,
-          failed: failedNodeIds(result.stdout, FAILED_IDS_KEPT),
+          failed: profile.failed(log, FAILED_IDS_KEPT),
           ...(notPassed.length > 0 ? { notPassed: notPassed.slice(0, FAILED_IDS_KEPT) } : {}),
           output: tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS),
         });
       }
     }
-    return finish(true, { phase: "pytest", chunks: chunks.length, tests: chunks.flat().length });
+    return finish(true, { phase: "tests", profile: profile.name, chunks: runs.length, tests: ids.length });
   }
 
   /**

@@ -1,17 +1,21 @@
 /** SWE-smith-oracle rows: schema, repository naming and the tests to run. Pure: no I/O. */
 import { z } from "zod";
+import { testProfile } from "./profiles.ts";
+
+function decodeJson(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value; // left for the schema to reject with a readable message
+  }
+}
 
 /** The Hub stores FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings; JSONL files usually hold real lists. */
 function decodeJsonList(value: unknown): unknown {
   if (value === undefined || value === null) return [];
   if (typeof value !== "string") return value;
   const trimmed = value.trim();
-  if (trimmed === "") return [];
-  try {
-    return JSON.parse(trimmed);
-  } catch {
-    return value; // left for the schema to reject with a readable message
-  }
+  return trimmed === "" ? [] : decodeJson(trimmed);
 }
 
 const nodeIds = z.preprocess(decodeJsonList, z.array(z.string().min(1)));
@@ -44,6 +48,14 @@ export const sweSmithItemSchema = z
     test_patch: optionalText,
     text: optionalText,
     image_name: optionalText,
+    /** SWE-rebench's per-row test command and SWE-bench log parser name (a JSON string on the Hub). */
+    install_config: z.preprocess(
+      (value) => (typeof value === "string" ? decodeJson(value) : value),
+      z
+        .looseObject({ test_cmd: z.string().min(1).nullish(), log_parser: z.string().min(1).nullish() })
+        .nullish()
+        .transform((v) => (v ? { test_cmd: v.test_cmd ?? undefined, log_parser: v.log_parser ?? undefined } : undefined)),
+    ),
   })
   .transform(({ id, problem_id, instance_id, ...row }, ctx) => {
     const instanceId = instance_id ?? id ?? problem_id;
@@ -163,13 +175,5 @@ export function patchedFiles(patch: string): string[] {
 
 /** The files the listed pytest node ids live in (`tests/a.py::test_x` → `tests/a.py`), sorted. */
 export function testFiles(item: Pick<SweSmithItem, "FAIL_TO_PASS" | "PASS_TO_PASS">): string[] {
-  const files = testsToRun(item)
-    .filter((id) => id.includes("::"))
-    .map((id) => id.slice(0, id.indexOf("::")));
-  return [...new Set(files)].sort();
-}
-
-/** The original's `python_only` filter: PASS_TO_PASS non-empty and every entry a pytest node id in a .py file. */
-export function isPythonOnly(item: Pick<SweSmithItem, "PASS_TO_PASS">): boolean {
-  return item.PASS_TO_PASS.length > 0 && item.PASS_TO_PASS.every((id) => id.includes(".py::"));
+  return [...new Set(testProfile("pytest").files(testsToRun(item)))].sort();
 }

@@ -116,36 +116,7 @@ const FROM_SOURCE = [
   String.raw`find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +`,
 ].join(" && ");
 
-/**
- * pytest exits 0 when a listed test was skipped, deselected (a conftest hook, addopts) or is an unexpected
- * xfail, so each listed id must also appear as a pass in the short summary: `-rfEpx` prints a `PASSED id` or
- * `XFAIL id` line per such test, besides the default FAILED/ERROR lines.
- */
-const SUMMARY_FLAGS = "-rfEpx --color=no";
-
-/** One pytest chunk: the configured test command followed by the quoted node ids, run from source. */
-export function testChunkCommand(worktree: string, testCommand: string, nodeIds: readonly string[]): string {
-  return inWorktree(worktree, `${FROM_SOURCE} && ${testCommand} ${SUMMARY_FLAGS} ${nodeIds.map(shellQuote).join(" ")}`);
-}
-
-/**
- * The listed node ids pytest's short summary does not report as passed. An expected failure (XFAIL) counts as
- * passed, as SWE-smith's grading (SWE-bench's) counts it, so items whose PASS_TO_PASS holds one stay solvable.
- */
-export function unpassedNodeIds(pytestOutput: string, nodeIds: readonly string[]): string[] {
-  const lines = pytestOutput.split("\n").map((line) => line.trimEnd());
-  // An XFAIL line may end with " - <reason>".
-  const passed = (id: string) =>
-    lines.some((line) => line === `PASSED ${id}` || line === `XFAIL ${id}` || line.startsWith(`XFAIL ${id} - `));
-  return nodeIds.filter((id) => !passed(id));
-}
-
-/** Node ids pytest reports as failed or errored in its short summary (`FAILED id - msg`, `ERROR id`). */
-export function failedNodeIds(pytestOutput: string, limit: number): string[] {
-  const failed = new Set<string>();
-  for (const match of pytestOutput.matchAll(/^(?:FAILED|ERROR) (\S+)/gm)) {
-    if (failed.size >= limit) break;
-    failed.add(match[1] ?? "");
-  }
-  return [...failed];
+/** One chunk of tests: a command line (profiles.ts) run in the worktree, from source. */
+export function testChunkCommand(worktree: string, commandLine: string): string {
+  return inWorktree(worktree, `${FROM_SOURCE} && ${commandLine}`);
 }

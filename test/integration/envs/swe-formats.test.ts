@@ -6,6 +6,10 @@
  *   bug commit, then a commit removing the failing tests' files) and `patch` creates the bug.
  * - SWE-bench (princeton-nlp/SWE-bench, SWE-bench_Verified): `base_commit`, a gold `patch`, a `test_patch` that adds
  *   the tests of the fix (applied before testing) and FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings.
+ * - Django's (SWE-bench's django/django rows): ids `test_x (module.Class)` run by `tests/runtests.py`. The repository
+ *   is not Django: its runtests.py is a few lines of unittest that take runtests' flags and print what Django's runner
+ *   prints at --verbosity 2 (`test_x (module.Class) ... ok` on stderr), so no Django install is needed.
+ * - unittest (`python -m unittest -v`), picked by the row's install_config.log_parser (SWE-rebench's column).
  * Each is scored with the gold solution (1.0), untouched (0.0) and with a change to the tests only (0.0).
  */
 import assert from "node:assert/strict";
@@ -130,6 +134,70 @@ async function sweBenchRow(): Promise<Record<string, unknown>> {
   };
 }
 
+const UNITTEST_CALC = {
+  "calc/__init__.py": FIXED_CALC["calc/__init__.py"],
+  "calc/core.py": FIXED_CALC["calc/core.py"],
+  "tests/__init__.py": "",
+  "tests/test_calc.py":
+    "import unittest\n\nfrom calc import add, sub\n\n\nclass CalcTests(unittest.TestCase):\n" +
+    "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n",
+};
+
+/** Django's tests/runtests.py, reduced to what the django profile needs: its flags, labels, verbose unittest output. */
+const RUNTESTS = `#!/usr/bin/env python3
+import argparse, os, sys, unittest
+parser = argparse.ArgumentParser()
+parser.add_argument("labels", nargs="*")
+parser.add_argument("--settings")
+parser.add_argument("--parallel")
+parser.add_argument("--verbosity", type=int, default=1)
+args = parser.parse_args()
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [here, os.path.dirname(here)]
+print("Testing against Django installed in '%s'" % os.path.dirname(here))
+suite = unittest.defaultTestLoader.loadTestsFromNames(args.labels)
+result = unittest.TextTestRunner(verbosity=args.verbosity).run(suite)
+sys.exit(0 if result.wasSuccessful() else 1)
+`;
+
+const DJANGO_CALC = {
+  "calc/__init__.py": FIXED_CALC["calc/__init__.py"],
+  "calc/core.py": FIXED_CALC["calc/core.py"],
+  "tests/runtests.py": RUNTESTS,
+  "tests/calc_tests/__init__.py": "",
+  "tests/calc_tests/tests.py": UNITTEST_CALC["tests/test_calc.py"],
+};
+
+/** The original's layout (base_commit with the bug) over a unittest-style repository; the fix is the gold patch. */
+async function unittestStyleRow(
+  name: string,
+  files: Record<string, string>,
+  module: string,
+  extra: object,
+): Promise<Record<string, unknown>> {
+  const work = join(root, "work", name);
+  await writeFiles(work, { ...files, ...BUG });
+  if ("tests/runtests.py" in files) await run("chmod", ["+x", join(work, "tests/runtests.py")]);
+  await git(work, "init", "-q");
+  await git(work, "add", "-A");
+  await git(work, "commit", "-q", "-m", "base: add is broken");
+  const baseCommit = await git(work, "rev-parse", "HEAD");
+  await writeFiles(work, { "calc/core.py": FIXED_CALC["calc/core.py"] });
+  const patch = `${await git(work, "diff", "--no-color")}\n`;
+  await git(work, "checkout", "-q", "--", ".");
+  await publish(work, `acme/${name}`, "main");
+  return {
+    instance_id: `acme__${name}-1`,
+    repo: `acme/${name}`,
+    base_commit: baseCommit,
+    patch,
+    problem_statement: "`add(2, 3)` returns -1 instead of 5.",
+    FAIL_TO_PASS: [`test_add (${module}.CalcTests)`],
+    PASS_TO_PASS: [`test_sub (${module}.CalcTests)`],
+    ...extra,
+  };
+}
+
 function newSlot(): Promise<ProcessSlot> {
   const sandboxRoot = join(root, `sandbox-${sandboxCount++}`);
   return new ProcessSlot({ root: sandboxRoot, sandbox: `sb-${sandboxCount}`, slot: 0, isolation, readOnlyPaths: [remotes] }).prepare();
@@ -167,7 +235,7 @@ describe(`swe-smith-oracle on real dataset formats (slots: ${isolation})`, () =>
     assert.equal(await sh(untouched, `cd ${workdir} && git rev-parse HEAD`), head, "the agent works on the branch head");
     assert.equal(await sh(untouched, `cd ${workdir} && ls tests`), "test_sub.py", "the failing tests' file is absent, as in SWE-smith");
     const noop = await env.verify(item, untouched);
-    assert.deepEqual([noop.score, noop.details.phase, noop.details.testFilesChanged], [0, "pytest", []], JSON.stringify(noop.details));
+    assert.deepEqual([noop.score, noop.details.phase, noop.details.testFilesChanged], [0, "tests", []], JSON.stringify(noop.details));
     assert.deepEqual(noop.details.failed, FAIL_TO_PASS, "the removed tests were restored from the bug commit and run");
 
     const gold = await newSlot();
@@ -212,4 +280,46 @@ describe(`swe-smith-oracle on real dataset formats (slots: ${isolation})`, () =>
       JSON.stringify(hacked.details),
     );
   });
+
+  for (const style of ["django", "unittest"] as const) {
+    test(`${style} ids (\`test_x (module.Class)\`): gold 1.0, noop 0.0, test-only 0.0`, async () => {
+      const [row, testFile, jobEnv] =
+        style === "django"
+          ? [
+              await unittestStyleRow("djangoish", DJANGO_CALC, "calc_tests.tests", {}),
+              "tests/calc_tests/tests.py",
+              getEnvironment("swe-smith-oracle", { repoBaseURL: `file://${remotes}/`, installCommand: "", testProfile: "django" }),
+            ]
+          : // The job's profile is pytest's; the row names its own, as SWE-rebench's install_config does.
+            [
+              await unittestStyleRow("unittestish", UNITTEST_CALC, "tests.test_calc", {
+                install_config: JSON.stringify({ log_parser: "unittest", test_cmd: "python3 -m unittest" }),
+              }),
+              "tests/test_calc.py",
+              env,
+            ];
+      assert.equal(jobEnv.keepsRow?.(row), true, "the row is the profile's to run, not filtered");
+      const item = jobEnv.parseItem(row);
+      const untouched = await newSlot();
+      const { workdir } = await jobEnv.setup(item, untouched);
+      const noop = await jobEnv.verify(item, untouched);
+      assert.deepEqual(
+        [noop.score, noop.details.profile, noop.details.notPassed],
+        [0, style, [`test_add (${style === "django" ? "calc_tests.tests" : "tests.test_calc"}.CalcTests)`]],
+        JSON.stringify(noop.details),
+      );
+
+      const gold = await newSlot();
+      await jobEnv.setup(item, gold);
+      for (const command of jobEnv.oracleCommands(item) ?? []) await sh(gold, command);
+      const solved = await jobEnv.verify(item, gold);
+      assert.deepEqual([solved.score, solved.details.tests, solved.details.testFilesChanged], [1, 2, []], JSON.stringify(solved.details));
+
+      const hacker = await newSlot();
+      await jobEnv.setup(item, hacker);
+      await sh(hacker, `cd ${workdir} && sed -i 's/assertEqual(add(2, 3), 5)/assertTrue(True)/' ${testFile}`);
+      const hacked = await jobEnv.verify(item, hacker);
+      assert.deepEqual([hacked.score, hacked.details.testFilesChanged], [0, [testFile]], JSON.stringify(hacked.details));
+    });
+  }
 });

@@ -75,7 +75,7 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
       const slot = await slotOf(index);
       const setup = await env.setup(item, slot);
       const unsolved = await env.verify(item, slot);
-      assert.deepEqual([unsolved.score, unsolved.passed, unsolved.details.phase], [0, false, "pytest"], env.itemId(item));
+      assert.deepEqual([unsolved.score, unsolved.passed, unsolved.details.phase], [0, false, "tests"], env.itemId(item));
       const failed = unsolved.details.failed as string[];
       const expected = (item as { FAIL_TO_PASS: string[] }).FAIL_TO_PASS;
       assert.ok(failed.length > 0 && failed.every((id) => expected.includes(id)), `${env.itemId(item)}: ${failed}`);
@@ -194,12 +194,15 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.deepEqual([result.score, result.details.timedOut, result.details.exitCode], [0, true, 124]);
   });
 
-  test("a failing install step scores 0.0 in phase install", async () => {
-    const broken = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand: "exit 3" });
+  test("a failing install step is an infrastructure failure of verify, never a 0.0", async () => {
+    const broken = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand: "echo no index >&2; exit 3" });
     const slot = await newSandbox()(0);
     const item = broken.parseItem(rows[0]);
     await broken.setup(item, slot);
-    const result = await broken.verify(item, slot);
-    assert.deepEqual([result.score, result.details.phase, result.details.exitCode], [0, "install", 3]);
+    await assert.rejects(
+      broken.verify(item, slot),
+      (error: unknown) =>
+        error instanceof InfrastructureError && error.source === "verify" && /install .*exit 3: no index/.test(error.message),
+    );
   });
 });

@@ -86,6 +86,22 @@ test("noop policy: every item scores 0.0", async () => {
   assert.equal(summary.failed, 0);
 });
 
+test("an unreachable package index: retried as infrastructure, then the item fails without a 0.0 score", async () => {
+  const jobPath = join(dir, "no-index.yaml");
+  const install = "python3 -m pip install -q --break-system-packages --index-url http://127.0.0.1:9/simple --retries 0 --timeout 1 somepkg";
+  const job = jobYaml("oracle", "  backoffLimit: 1\n")
+    .replace("environment: {name: swe-smith-oracle}", `environment: {name: swe-smith-oracle, config: {installCommand: "${install}"}}`)
+    .replace("dataset: {bundled: swe-smith-mini}", "dataset: {bundled: swe-smith-mini, maxItems: 1}");
+  await writeFile(jobPath, job);
+  const outDir = join(dir, "out-no-index");
+  const summary = await runJob({ jobPath, outDir, concurrency: 2, environment: { datasets: { bundledDir: bundledDir() } } });
+  assert.equal(await readFile(join(outDir, "scored.jsonl"), "utf8"), "", "nothing scored: no 0.0 charged to the model");
+  assert.deepEqual([summary.items, summary.groups, summary.failed, summary.trajectories], [1, 0, 1, 0]);
+  assert.ok(summary.retries >= 1, `retried on another slot first: ${JSON.stringify(summary)}`);
+  assert.match(summary.failures[0]?.error ?? "", /install for .* failed: exit 1: .*No matching distribution found for somepkg/s);
+  assert.equal(summary.succeeded, false);
+});
+
 test("the CLI names the invalid field and exits non-zero", async () => {
   const jobPath = join(dir, "bad.yaml");
   await writeFile(jobPath, jobYaml("oracle").replace("groupSize: 1", "groupSize: 0"));

@@ -3,7 +3,6 @@ import { test } from "node:test";
 import { InvalidItemError } from "../../../src/base/errors.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 import {
-  isPythonOnly,
   patchedFiles,
   repoCacheKey,
   resolveRepoURL,
@@ -13,7 +12,8 @@ import {
   testsToRun,
   worktreeDirName,
 } from "../../../src/envs/swe-smith-oracle/item.ts";
-import { failedNodeIds, testChunkCommand, unpassedNodeIds } from "../../../src/envs/swe-smith-oracle/scripts.ts";
+import { testChunkCommand } from "../../../src/envs/swe-smith-oracle/scripts.ts";
+import { testCommandLine, testProfile } from "../../../src/envs/swe-smith-oracle/profiles.ts";
 import { chunk, shellQuote } from "../../../src/envs/shell.ts";
 
 const row = {
@@ -34,7 +34,6 @@ test("a Hub row parses: JSON-string node id lists, nulls dropped, unknown column
   assert.equal(item.image_name, undefined);
   assert.equal("created_at" in item, false);
   assert.deepEqual(testsToRun(item), ["tests/test_a.py::test_one", "tests/test_a.py::test_two", "tests/test_b.py::test_ok"]);
-  assert.equal(isPythonOnly(item), true);
 });
 
 test("the test files to restore are the files of the listed node ids", () => {
@@ -117,7 +116,10 @@ test("node ids are chunked and shell-quoted into the test command", () => {
   assert.throws(() => chunk([1], 0));
   assert.equal(shellQuote("tests/a.py::test[x y]"), "'tests/a.py::test[x y]'");
   assert.equal(shellQuote("it's"), `'it'\\''s'`);
-  const command = testChunkCommand("lib", "python3 -m pytest -q", ["tests/a.py::t1", "tests/a.py::t[1 2]"]);
+  const pytest = testProfile("pytest");
+  const targets = pytest.targets(["tests/a.py::t1", "tests/a.py::t[1 2]"], []);
+  assert.ok(targets);
+  const command = testChunkCommand("lib", testCommandLine("python3 -m pytest -q", pytest, targets));
   assert.match(command, /^cd "\$HERMES_WORKSPACE"\/lib && /);
   assert.match(command, /python3 -m pytest -q -rfEpx --color=no tests\/a\.py::t1 'tests\/a\.py::t\[1 2\]'$/);
   // Stale bytecode would score the unfixed code: it is dropped and none is written before the tests run.
@@ -135,14 +137,14 @@ test("a listed id counts as passed only with a PASSED or XFAIL summary line of i
     "s.x.\n=== short test summary info ===\nPASSED tests/a.py::t[1 2]\r\nXFAIL tests/a.py::t3 - flaky\nPASSED " +
     "tests/a.py::t10\nSKIPPED [1] tests/a.py:4: skip\n";
   const listed = ["tests/a.py::t[1 2]", "tests/a.py::t3", "tests/a.py::t1", "tests/a.py::t4"];
-  assert.deepEqual(unpassedNodeIds(output, listed), ["tests/a.py::t1", "tests/a.py::t4"]);
+  assert.deepEqual(testProfile("pytest").unpassed(output, listed), ["tests/a.py::t1", "tests/a.py::t4"]);
 });
 
 test("failed node ids are read from pytest's short summary, bounded", () => {
   const output =
     "F.\n=== short test summary info ===\nFAILED tests/a.py::t1 - assert 1 == 2\nERROR tests/b.py::t2\nFAILED tests/a.py::t3\n";
-  assert.deepEqual(failedNodeIds(output, 10), ["tests/a.py::t1", "tests/b.py::t2", "tests/a.py::t3"]);
-  assert.deepEqual(failedNodeIds(output, 2), ["tests/a.py::t1", "tests/b.py::t2"]);
+  assert.deepEqual(testProfile("pytest").failed(output, 10), ["tests/a.py::t1", "tests/b.py::t2", "tests/a.py::t3"]);
+  assert.deepEqual(testProfile("pytest").failed(output, 2), ["tests/a.py::t1", "tests/b.py::t2"]);
 });
 
 test("the prompt names the repository, the checkout directory, the problem and every test", () => {
@@ -158,18 +160,29 @@ test("config: defaults are the original's, unknown keys and unknown environments
   assert.equal(env.config.repoBaseURL, "https://github.com/");
   assert.equal(env.config.testChunkSize, 50);
   assert.match(String(env.config.installCommand), /pip install -q -e \./);
-  assert.equal(env.config.testCommand, "python3 -m pytest -q");
+  assert.equal(env.config.testProfile, "pytest");
+  assert.equal(env.config.testCommand, undefined, "the profile's own command");
+  assert.equal(testProfile("pytest").defaultCommand, "python3 -m pytest -q");
   assert.throws(() => getEnvironment("swe-smith-oracle", { repoBaseUrl: "typo" }), /invalid config/);
   assert.throws(() => getEnvironment("nope"), /unknown environment/);
 });
 
-test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or not pytest ids in .py files", async () => {
+test("python_only (on by default) leaves out rows whose tests the job's profile (or the row's) cannot run", async () => {
   const { memorySource, readRows } = await import("../../../src/envs/datasets/index.ts");
   const { rowFilter } = await import("../../../src/envs/index.ts");
   const rows = [
     { ...row, instance_id: "py" },
     { ...row, instance_id: "js", PASS_TO_PASS: ["test/a.test.js > works"] },
     { ...row, instance_id: "no-p2p", PASS_TO_PASS: [] },
+    { ...row, instance_id: "django", FAIL_TO_PASS: [], PASS_TO_PASS: ["test_x (a.tests.T)"] },
+    {
+      ...row,
+      instance_id: "rebench-django",
+      FAIL_TO_PASS: [],
+      install_config: '{"log_parser": "parse_log_django"}',
+      PASS_TO_PASS: ["test_x (a.tests.T)"],
+    },
+    { ...row, instance_id: "unknown-parser", install_config: { log_parser: "parse_log_sympy" } },
     { ...row, instance_id: "py-2" },
     { instance_id: "broken" }, // kept: it fails later as an invalid item, visibly
   ];
@@ -177,9 +190,13 @@ test("python_only (on by default) leaves out rows whose PASS_TO_PASS is empty or
     (await Array.fromAsync(readRows(memorySource("t", rows), { ...(keep ? { keep } : {}), ...(maxItems ? { maxItems } : {}) }))).map(
       (r) => r.instance_id,
     );
-  assert.deepEqual(await ids(rowFilter("swe-smith-oracle")), ["py", "py-2", "broken"]);
-  assert.deepEqual(await ids(rowFilter("swe-smith-oracle"), 2), ["py", "py-2"], "the filter comes before maxItems");
-  assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })), ["py", "js", "no-p2p", "py-2", "broken"]);
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle")), ["py", "no-p2p", "rebench-django", "py-2", "broken"]);
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle"), 2), ["py", "no-p2p"], "the filter comes before maxItems");
+  assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { testProfile: "django" })), ["django", "rebench-django", "broken"]);
+  assert.deepEqual(
+    await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })),
+    rows.map((r) => r.instance_id),
+  );
   assert.equal(rowFilter("shell-task"), undefined, "an environment without a filter keeps every row");
 });
 
