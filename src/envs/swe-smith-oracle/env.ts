@@ -159,12 +159,41 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
           tail(result.stderr, OUTPUT_TAIL_CHARS),
       );
     }
-    return { workdir, durationMs: result.durationMs };
+    const install = await this.install(item, slot, workdir, signal);
+    return { workdir, durationMs: result.durationMs + install };
+  }
+
+  /**
+   * The install step runs on the task's own tree, before the agent starts (who then works with the dependencies), so
+   * its failure is never the model's: an unreachable package index or a missing system library is an
+   * infrastructure failure, retried on another slot. Run after the agent instead, a model could dodge its 0.0 by
+   * breaking the install. The default install is editable, so verify tests the agent's code without reinstalling.
+   */
+  private async install(item: SweSmithItem, slot: SlotExec, workdir: string, signal?: AbortSignal): Promise<number> {
+    if (this.config.installCommand.trim() === "") return 0;
+    signal?.throwIfAborted();
+    const timeoutSeconds = this.config.installTimeoutSeconds;
+    const result = await slot
+      .exec({
+        command: inWorktree(workdir, this.config.installCommand),
+        timeoutMs: timeoutSeconds * 1000,
+        maxOutputBytes: EXEC_OUTPUT_BYTES,
+      })
+      .catch((error: unknown) => {
+        throw asInfrastructureError("setup", error);
+      });
+    if (result.exitCode !== 0) {
+      const why = result.timedOut ? `timed out after ${timeoutSeconds}s` : `exit ${result.exitCode}`;
+      const output = tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS);
+      throw new InfrastructureError("setup", `install for ${item.instance_id} failed: ${why}: ${output}`);
+    }
+    return result.durationMs;
   }
 
   /**
    * Restores the task's test files to their pristine content (their edits are listed as `testFilesChanged`) and
-   * applies test_patch, then installs and runs the listed tests in chunks; 1.0 only when every listed test passes.
+   * applies test_patch, then runs the listed tests in chunks (the install ran at setup); 1.0 only when every listed
+   * test passes.
    * A test_patch that does not apply to its own commit is a bad row (InvalidItemError): failed, never scored.
    */
   async verify(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<Verification> {
@@ -212,15 +241,6 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     }
     const testFilesChanged = [...restore.stdout.matchAll(/^changed\t(.+)$/gm)].map((match) => match[1] ?? "");
 
-    if (this.config.installCommand.trim() !== "") {
-      const install = await run(inWorktree(worktree, this.config.installCommand), this.config.installTimeoutSeconds);
-      // Not the model's to score: an unreachable package index, a missing system library. Retried on another slot.
-      if (install.exitCode !== 0) {
-        const why = install.timedOut ? `timed out after ${this.config.installTimeoutSeconds}s` : `exit ${install.exitCode}`;
-        const output = tail(install.stdout + install.stderr, OUTPUT_TAIL_CHARS);
-        throw new InfrastructureError("verify", `install for ${item.instance_id} failed: ${why}: ${output}`);
-      }
-    }
     // Exact targets (one per id) run in chunks; test modules (Django's from test_patch) run once, all ids read back.
     const ids = testsToRun(item);
     const runs = plan.targets.exact

@@ -194,15 +194,29 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.deepEqual([result.score, result.details.timedOut, result.details.exitCode], [0, true, 124]);
   });
 
-  test("a failing install step is an infrastructure failure of verify, never a 0.0", async () => {
+  test("the install runs at setup, before the agent: its failure is an infrastructure failure, never a 0.0", async () => {
     const broken = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand: "echo no index >&2; exit 3" });
     const slot = await newSandbox()(0);
     const item = broken.parseItem(rows[0]);
-    await broken.setup(item, slot);
     await assert.rejects(
-      broken.verify(item, slot),
+      broken.setup(item, slot),
       (error: unknown) =>
-        error instanceof InfrastructureError && error.source === "verify" && /install .*exit 3: no index/.test(error.message),
+        error instanceof InfrastructureError && error.source === "setup" && /install .*exit 3: no index/.test(error.message),
     );
+  });
+
+  test("an agent that breaks the install after setup cannot dodge its score: verify does not reinstall", async () => {
+    const installs = getEnvironment("swe-smith-oracle", {
+      ...dataset.environmentConfig,
+      installCommand: "test -f pyproject.toml && touch .installed",
+    });
+    const slot = await newSandbox()(0);
+    const item = installs.parseItem(rows[0]);
+    const { workdir } = await installs.setup(item, slot);
+    const installed = await slot.exec({ command: `test -f ${workdir}/.installed`, timeoutMs: 5000 });
+    assert.equal(installed.exitCode, 0, "the install ran at setup, in the task's tree");
+    await slot.exec({ command: `rm ${workdir}/pyproject.toml`, timeoutMs: 5000 });
+    const result = await installs.verify(item, slot);
+    assert.equal(result.score, 0);
   });
 });
