@@ -108,6 +108,11 @@ export class PoolManager {
     if (terminateAll) await this.loop.terminateAll();
   }
 
+  /** Why the pool has no new sandboxes: the last create's failure and its backoff (the Ready condition's reason). */
+  get createError(): string | undefined {
+    return this.loop.createError;
+  }
+
   stats(): PoolManagerStats {
     const count = (phase: SandboxPhase): number => this.loop.observed.filter((info) => info.phase === phase).length;
     return {
