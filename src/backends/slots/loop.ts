@@ -64,6 +64,8 @@ export class PoolLoop {
   readonly #creates = new InFlightCreates();
   readonly #keepAlive = new KeepAlive();
   readonly #backoff: CreateBackoff;
+  /** Aborted by `abortCreates`: creates still waiting for their sandbox give up. */
+  readonly #stopping = new AbortController();
   #lastWaiterAt: number | undefined;
   #createFailure: string | undefined;
   /** The last step's view of the pool's sandboxes. */
@@ -86,6 +88,11 @@ export class PoolLoop {
   /** Creates running in the background. */
   get creating(): number {
     return this.#creates.size;
+  }
+
+  /** Tells creates in flight to stop waiting for their sandboxes (the pool is stopping); `terminateAll` sweeps what they left. */
+  abortCreates(): void {
+    this.#stopping.abort(new Error("pool stopping"));
   }
 
   /** Resolves when every create in flight now has ended. */
@@ -157,7 +164,7 @@ export class PoolLoop {
     this.#creates.launch(
       name,
       async () => {
-        const info = await this.#backend.create(name, template);
+        const info = await this.#backend.create(name, template, { signal: this.#stopping.signal });
         await hooks.created?.(info);
         log.info({ sandbox: name, pool: template.pool }, "sandbox created");
       },
