@@ -78,8 +78,11 @@ export interface SandboxHealth {
 /** A failed call throws a `SandboxError` (src/base/errors.ts), whose kind tells retry, replace or surface apart. */
 export interface SandboxBackend {
   readonly kind: BackendKind;
-  /** Idempotent by name: creating an existing live sandbox returns it. */
-  create(name: string, template: SandboxTemplate): Promise<SandboxInfo>;
+  /**
+   * Idempotent by name: creating an existing live sandbox returns it. `signal` ends a create still waiting for its
+   * sandbox (the pool is stopping); what it already started stays listed, for the pool's sweep to terminate.
+   */
+  create(name: string, template: SandboxTemplate, options?: { signal?: AbortSignal }): Promise<SandboxInfo>;
   /** The pool's sandboxes as the backend sees them, to rebuild state after a restart. */
   list(pool: string): Promise<SandboxInfo[]>;
   exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult>;

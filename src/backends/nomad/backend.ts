@@ -82,7 +82,7 @@ export class NomadBackend implements SandboxBackend {
     this.watcher = new AllocationWatcher(this.client, ALL_SANDBOX_JOBS, options.watchWaitMs ?? 60_000);
   }
 
-  async create(name: string, template: SandboxTemplate): Promise<SandboxInfo> {
+  async create(name: string, template: SandboxTemplate, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
     const jobId = sandboxJobId(template.pool, name);
     this.terminated.delete(jobId);
     const existing = await this.client.findJob(jobId);
@@ -106,7 +106,7 @@ export class NomadBackend implements SandboxBackend {
       }
     }
     this.pins.delete(jobId);
-    const info = await this.waitReady(jobId, this.options.readyTimeoutMs ?? 120_000);
+    const info = await this.waitReady(jobId, this.options.readyTimeoutMs ?? 120_000, options.signal);
     if (info.phase !== "ready") {
       // The reason (a Nomad task event or the evaluation's FailedTGAllocs) goes to the pool's conditions.
       throw new SandboxError(info.phase === "failed" ? "configuration" : "gone", `sandbox ${jobId} ${info.phase}: ${info.message ?? ""}`);
@@ -224,10 +224,11 @@ export class NomadBackend implements SandboxBackend {
     return allocs.filter((alloc) => alloc.JobID === jobId && alloc.CreateIndex >= createIndex);
   }
 
-  private async waitReady(jobId: string, timeoutMs: number): Promise<SandboxInfo> {
+  private async waitReady(jobId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<SandboxInfo> {
     const deadline = Date.now() + timeoutMs;
     let lastRefresh = Date.now();
     for (;;) {
+      if (signal?.aborted) throw new SandboxError("transient", `sandbox ${jobId}: stopped waiting for it (${errorMessage(signal.reason)})`);
       const job = await this.client.findJob(jobId);
       if (job === undefined) throw new SandboxError("gone", `sandbox job ${jobId} disappeared while starting`);
       const info = await this.describe(job, await this.watcher.snapshot());

@@ -1,6 +1,7 @@
 import { describeError } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../types.ts";
+import { CreateBackoff } from "./backoff.ts";
 import { InFlightCreates } from "./creates.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { planSandboxes, type PlanOutput, type TerminateReason } from "./plan.ts";
@@ -19,6 +20,8 @@ export interface PoolLoopOptions {
    * the step goes on.
    */
   haltOnTerminateFailure?: boolean;
+  /** The backoff's jitter source, in [0, 1); tests pin it. */
+  random?: () => number;
 }
 
 /** What one step is told: the pool's bounds now (a changed spec moves them) and the time. */
@@ -60,21 +63,36 @@ export class PoolLoop {
   readonly #options: PoolLoopOptions;
   readonly #creates = new InFlightCreates();
   readonly #keepAlive = new KeepAlive();
+  readonly #backoff: CreateBackoff;
+  /** Aborted by `abortCreates`: creates still waiting for their sandbox give up. */
+  readonly #stopping = new AbortController();
   #lastWaiterAt: number | undefined;
+  #createFailure: string | undefined;
   /** The last step's view of the pool's sandboxes. */
   observed: SandboxInfo[] = [];
-  /** The last create's failure (`create failed: …`), until a create succeeds. */
-  createError: string | undefined;
 
   constructor(options: PoolLoopOptions) {
     this.#backend = options.backend;
     this.#slotPool = options.slotPool;
     this.#options = options;
+    this.#backoff = new CreateBackoff(options.random);
+  }
+
+  /** The last create's failure (`create failed: …`) and the backoff it caused, until a create succeeds. */
+  get createError(): string | undefined {
+    if (this.#createFailure === undefined) return undefined;
+    const waitMs = this.#backoff.waitMs;
+    return waitMs > 0 ? `${this.#createFailure} (creates back off ${Math.ceil(waitMs / 1000)} s)` : this.#createFailure;
   }
 
   /** Creates running in the background. */
   get creating(): number {
     return this.#creates.size;
+  }
+
+  /** Tells creates in flight to stop waiting for their sandboxes (the pool is stopping); `terminateAll` sweeps what they left. */
+  abortCreates(): void {
+    this.#stopping.abort(new Error("pool stopping"));
   }
 
   /** Resolves when every create in flight now has ended. */
@@ -84,6 +102,13 @@ export class PoolLoop {
 
   async step(input: PoolStepInput, hooks: PoolStepHooks): Promise<PoolStepResult> {
     const template = this.#slotPool.template;
+    this.#backoff.observe(input.now);
+    // Backing off: no creates; after that, one create at a time until one succeeds.
+    const maxConcurrentCreates = this.#backoff.blocked(input.now)
+      ? 0
+      : this.#backoff.probing
+        ? Math.min(1, input.maxConcurrentCreates)
+        : input.maxConcurrentCreates;
     // Snapshot creates before listing: one that finishes meanwhile is then either listed or still counted.
     const creatingBefore = this.#creates.names();
     const listed = await this.#backend.list(template.pool);
@@ -101,7 +126,7 @@ export class PoolLoop {
       waitingAcquirers: waiting,
       replace: this.#slotPool.replacements(),
       inFlightCreates: this.#creates.unlisted(creatingBefore, listed),
-      maxConcurrentCreates: input.maxConcurrentCreates,
+      maxConcurrentCreates,
       allowScaleDown: input.now - this.#lastWaiterAt >= this.#options.scaleDownDelayMs,
       lifetimeSeconds: template.lifetimeSeconds,
       now: input.now,
@@ -139,17 +164,19 @@ export class PoolLoop {
     this.#creates.launch(
       name,
       async () => {
-        const info = await this.#backend.create(name, template);
+        const info = await this.#backend.create(name, template, { signal: this.#stopping.signal });
         await hooks.created?.(info);
         log.info({ sandbox: name, pool: template.pool }, "sandbox created");
       },
       (error) => {
         if (error === undefined) {
-          this.createError = undefined;
+          this.#createFailure = undefined;
+          this.#backoff.succeeded();
         } else {
           log.error({ err: error, sandbox: name }, "sandbox create failed");
-          this.createError = `create failed: ${describeError(error)}`;
-          hooks.createFailed?.(name, this.createError);
+          this.#createFailure = `create failed: ${describeError(error)}`;
+          this.#backoff.failed();
+          hooks.createFailed?.(name, this.#createFailure);
         }
         hooks.createSettled();
       },

@@ -99,13 +99,22 @@ export class PoolManager {
     return this.running;
   }
 
-  /** Stops the loop and waits for creates in flight; `terminateAll` also removes the pool's sandboxes. */
+  /**
+   * Stops the loop and ends creates in flight (a sandbox still starting is not waited for); `terminateAll` also
+   * removes the pool's sandboxes, those creates left included.
+   */
   async stop(terminateAll = false): Promise<void> {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.loop.abortCreates();
     await this.running;
     await this.loop.idle();
     if (terminateAll) await this.loop.terminateAll();
+  }
+
+  /** Why the pool has no new sandboxes: the last create's failure and its backoff (the Ready condition's reason). */
+  get createError(): string | undefined {
+    return this.loop.createError;
   }
 
   stats(): PoolManagerStats {

@@ -27,6 +27,8 @@ export interface FakeNomadOptions {
   /** Fault injection on a timer: lose / crash one random running allocation every N ms. */
   loseEveryMs?: number;
   crashEveryMs?: number;
+  /** Hears every request as it arrives (tests count what a client asks, e.g. registrations per second). */
+  onRequest?: (method: string, path: string) => void;
 }
 
 export interface FakeNomad {
@@ -75,6 +77,7 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
     const path = url.pathname;
     const method = request.method ?? "GET";
     const query = url.searchParams;
+    options.onRequest?.(method, path);
     if (!path.startsWith("/v1/status/") && options.aclToken !== undefined) {
       const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? "")?.[1];
       const token = request.headers["x-nomad-token"] ?? bearer;

@@ -4,6 +4,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { NomadBackend, type NomadBackendOptions } from "../../../src/backends/nomad/backend.ts";
 import { startFakeNomad, type FakeNomadOptions } from "../../../src/testbeds/fake-nomad/server.ts";
 import { PoolLoop } from "../../../src/backends/slots/loop.ts";
+import { PoolManager } from "../../../src/backends/slots/manager.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
@@ -87,6 +88,31 @@ test("a pool on a missing driver, or on a server that exits at once: the create 
   });
   await withBackend({}, { launcher: ["/bin/false"] }, async (backend) => {
     assert.match(await poolCreateError(backend, template("it/pool-exits")), /allocation \w+ failed: Not Restarting/);
+  });
+});
+
+test("a Nomad that refuses every registration gets at most a few per second from a pool, which says why", async () => {
+  const registrations: number[] = [];
+  const onRequest = (method: string, path: string): void => {
+    if (method === "POST" && path === "/v1/jobs") registrations.push(Date.now());
+  };
+  // An unknown namespace: real Nomad refuses the register in validation (HTTP 500) and lists nothing.
+  await withBackend({ onRequest }, { namespace: "nope" }, async (backend) => {
+    const pool = template("it/refused");
+    const slotPool = new SlotPool({ backend, template: pool, leaseTtlMs: 30_000 });
+    await slotPool.start();
+    const manager = new PoolManager({ backend, slotPool, min: 2, max: 4, maxConcurrentCreates: 4, intervalMs: 100 });
+    const started = Date.now();
+    manager.start();
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    await manager.stop();
+    await slotPool.close();
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(registrations.length >= 3, `${registrations.length} registrations: the pool stopped trying`);
+    assert.ok(registrations.length <= 3 * seconds, `${registrations.length} registrations in ${seconds} s`);
+    const lastSecond = registrations.filter((at) => at > Date.now() - 1_000).length;
+    assert.ok(lastSecond <= 1, `${lastSecond} registrations in the last second`);
+    assert.match(manager.createError ?? "", /nonexistent namespace "nope".*\(creates back off \d+ s\)/);
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { runJob } from "../../../src/local/job.ts";
+import { startFakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
 
 /** How `hermes-rollouts run` ends when it does not finish: interrupted, or refused after the dataset opened. */
 const run = promisify(execFile);
@@ -77,4 +79,47 @@ test("a job whose environment does not take its dataset's settings: exit 1 namin
   assert.equal(result.code, 1);
   assert.ok(result.stderr.includes(`${jobPath}: spec.environment`), result.stderr);
   assert.match(result.stderr, /shell-task/);
+});
+
+test("SIGTERM while the Nomad sandbox is still pending: the run exits within seconds and deregisters it", async () => {
+  // Nomad never places the allocation while the run is up (the evaluation waits 60 s): create is still waiting.
+  const fake = await startFakeNomad({ placementDelayMs: 60_000 });
+  try {
+    const jobPath = join(dir, "nomad-pending.yaml");
+    const poolPath = join(dir, "nomad-pending-pool.yaml");
+    await writeFile(jobPath, job("swe-smith-oracle"));
+    await writeFile(
+      poolPath,
+      `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: {name: stop-nomad}
+spec: {backend: nomad, minSandboxes: 1, maxSandboxes: 1, slotsPerSandbox: 1, nomad: {address: "${fake.url}", driver: raw_exec}}
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      ["bin/hermes-rollouts.js", "run", jobPath, "--pool", poolPath, "--out", join(dir, "out-nomad-pending")],
+      { env: { ...process.env, HERMES_MINI_DATASET_DIR: join(dir, "mini") }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(child, "exit");
+    for (const deadline = Date.now() + 90_000; fake.state.jobs.size === 0;) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `the run registered no Nomad job: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500)); // create is now waiting for the allocation
+    const signalled = Date.now();
+    child.kill("SIGTERM");
+    const timeout = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const [code, signal] = (await exited) as [number | null, string | null];
+    clearTimeout(timeout);
+    const tookMs = Date.now() - signalled;
+    assert.equal(signal, null, "killed: the run did not exit on SIGTERM within 20 s");
+    assert.ok(tookMs < 5_000, `exited ${tookMs} ms after SIGTERM`);
+    assert.notEqual(code, 0);
+    assert.deepEqual([...fake.state.jobs.keys()], [], "the pending sandbox's job was left registered");
+  } finally {
+    await fake.close();
+  }
 });

@@ -146,9 +146,67 @@ test("a failed create is reported to the hook and kept as createError until a cr
   assert.deepEqual(heard, ["failed p-s0: create failed: quota exceeded", "settled"]);
   assert.equal(loop.createError, "create failed: quota exceeded");
   delete failing.create;
+  // The next step starts the backoff (at most 1 s) and creates nothing; one past it creates again.
   await loop.step({ ...bounds, min: 1, now: 1 }, hooks);
+  assert.equal(loop.creating, 0);
+  assert.match(loop.createError ?? "", /^create failed: quota exceeded \(creates back off 1 s\)$/);
+  await loop.step({ ...bounds, min: 1, now: 1_001 }, hooks);
   await loop.idle();
   assert.equal(loop.createError, undefined);
+});
+
+/** Steps the loop every `everyMs` of simulated time (a create's settle hook or a requeue), waiting for its creates. */
+async function stepFor(loop: PoolLoop, hooks: PoolStepHooks, durationMs: number, everyMs: number, start = 0): Promise<number> {
+  let now = start;
+  for (; now < start + durationMs; now += everyMs) {
+    await loop.step({ ...bounds, now }, hooks);
+    await loop.idle();
+  }
+  return now;
+}
+
+test("a backend that refuses every create is asked less and less often: doubling waits, capped at 60 s", async () => {
+  const fake = fakeBackend({ fail: { create: "refused" } });
+  // Jitter pinned to its lowest (half the wait): the most creates the backoff allows.
+  const loop = await loopOver(fake.backend, { random: () => 0 });
+  const createdAt: number[] = [];
+  const backend = fake.backend.create.bind(fake.backend);
+  let now = 0;
+  fake.backend.create = (name, t) => (createdAt.push(now), backend(name, t));
+  for (; now < 600_000; now += 100) {
+    await loop.step({ ...bounds, now }, recordingHooks().hooks);
+    await loop.idle();
+  }
+  const gaps = createdAt.slice(1).map((at, index) => at - (createdAt[index] ?? 0));
+  // The first step starts min (2) creates at once; after that one at a time, each wait twice the last, up to 30-60 s.
+  assert.deepEqual(gaps.slice(0, 8), [0, 600, 1_100, 2_100, 4_100, 8_100, 16_100, 30_100]);
+  assert.ok(
+    gaps.slice(8).every((gap) => gap >= 30_000 && gap <= 60_100),
+    `gaps past the cap: ${gaps.slice(8).join(", ")}`,
+  );
+  assert.ok(createdAt.length <= 26, `${createdAt.length} creates in 10 min`);
+  assert.match(loop.createError ?? "", /^create failed: refused \(creates back off 30 s\)$/);
+});
+
+test("with real jitter, a refusing backend sees at most a few creates per second, and a success resets the backoff", async () => {
+  const failing: { create?: string } = { create: "refused" };
+  const fake = fakeBackend({ fail: failing });
+  const loop = await loopOver(fake.backend);
+  const { hooks } = recordingHooks();
+  const end = await stepFor(loop, hooks, 60_000, 50);
+  const creates = fake.calls.length;
+  assert.ok(creates <= 12, `${creates} creates in 60 s`);
+  assert.ok(creates >= 6, `${creates} creates in 60 s: the pool stopped trying`);
+  delete failing.create;
+  const healed = await stepFor(loop, hooks, 70_000, 1_000, end);
+  assert.equal(loop.createError, undefined);
+  assert.equal(fake.sandboxes.size, 2, "created up to min once the backend took creates again");
+  // Reset: the pool creates at full width again.
+  failing.create = "refused";
+  fake.sandboxes.clear();
+  const before = fake.calls.length;
+  await stepFor(loop, hooks, 1, 1, healed);
+  assert.equal(fake.calls.length - before, 2, "both creates went out at once");
 });
 
 test("terminateAll ends every live sandbox and returns what failed instead of stopping at it", async () => {
