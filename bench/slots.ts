@@ -5,13 +5,16 @@
  * `sb.exec` on modal, the backend's exec on local), and a git
  * worktree reset vs a fresh clone. The last line is one JSON object with the headline figures.
  * Ratios are "how many times": warmVsCreateRatio = create time / warm acquire p50; toolCallVsRawExecRatio =
- * slot-layer p50 / raw p50 (target <= 1.10); resetVsCloneRatio = clone time / reset time (target >= 10).
+ * slot-layer p50 / raw p50 (target <= 1.10); resetVsCloneRatio = clone time / reset time (target >= 10);
+ * apiVsDirectLeaseRatio = acquire+release pairs per second straight on the SlotPool / through the runners' API
+ * (routes and RunnersApiClients in this process, 50 clients): what the API's HTTP, auth and validation cost a lease.
  */
 import { parseArgs } from "node:util";
 import { PoolManager } from "../src/backends/slots/manager.ts";
 import { SlotPool } from "../src/backends/slots/pool.ts";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../src/backends/types.ts";
 import { benchBackends, type RawExec } from "./lib/backends.ts";
+import { leasesPerSecond, leasesThroughApi } from "./lib/runners-api.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string", default: "local" } } });
 const backendName = values.backend ?? "local";
@@ -22,6 +25,8 @@ const SANDBOXES = 100;
 const SLOTS_PER_SANDBOX = 10;
 const ACQUIRERS = 200;
 const ACQUIRES_PER_ACQUIRER = 10;
+const API_CLIENTS = 50;
+const API_LEASE_MS = 3000;
 
 const percentile = (samples: number[], p: number): number => {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -141,6 +146,15 @@ try {
     `tool call "echo hello": via slot layer p50 ${round(percentile(viaSlot, 50))} ms, ` +
       `raw exec p50 ${round(percentile(raw, 50))} ms -> ${round(toolCallVsRawExecRatio)}x`,
   );
+  const direct = await leasesPerSecond(API_CLIENTS, API_LEASE_MS, async (worker) => {
+    await slotPool.release((await slotPool.acquire(`w${worker}`, { timeoutMs: 30_000 })).id);
+  });
+  const viaApi = await leasesThroughApi(backend, slotPool, "bench-acquire", API_CLIENTS, API_LEASE_MS);
+  const apiVsDirectLeaseRatio = direct / viaApi;
+  console.log(
+    `leases through the runners' API (in-process, ${API_CLIENTS} clients): ${round(viaApi, 0)}/s, ` +
+      `straight on the SlotPool ${round(direct, 0)}/s -> ${round(apiVsDirectLeaseRatio, 1)}x`,
+  );
   const { resetMs, cloneMs } = await measureGit(backend);
   const resetVsCloneRatio = percentile(cloneMs, 50) / percentile(resetMs, 50);
   console.log(
@@ -157,6 +171,7 @@ try {
       warmVsCreateRatio: round(createP50Ms / acquireP50Ms, 1),
       toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
       resetVsCloneRatio: round(resetVsCloneRatio, 1),
+      apiVsDirectLeaseRatio: round(apiVsDirectLeaseRatio, 1),
     }),
   );
 } finally {

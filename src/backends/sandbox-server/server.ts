@@ -13,7 +13,7 @@ import {
   writeFileRequestSchema,
   type HealthResponse,
 } from "./protocol.ts";
-import { bearerMatches } from "../../base/bearer.ts";
+import { bearerCheck } from "../../base/bearer.ts";
 import { readJsonBody } from "../../base/http-body.ts";
 import { errorAnswer, HttpError, SandboxError } from "../../base/errors.ts";
 
@@ -51,6 +51,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
   if (token === undefined && options.insecure !== true)
     throw new Error("no token: the sandbox server needs one (--token or HERMES_SANDBOX_TOKEN), or --insecure to serve without one");
   if (token === "") throw new Error("the sandbox server's token is empty");
+  const tokenMatches = token === undefined ? undefined : bearerCheck(token);
   const locks = new SlotLocks();
   const exec = (request: ExecRequest): Promise<ExecResult> => {
     checkSlot(request.slot);
@@ -99,7 +100,7 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
     const path = (request.url ?? "/").split("?")[0];
     const route = routes[`${request.method} ${path}`];
     try {
-      if (token !== undefined && !bearerMatches(request.headers.authorization, token))
+      if (tokenMatches !== undefined && !tokenMatches(request.headers.authorization))
         throw new HttpError("HR_UNAUTHORIZED", "missing or wrong bearer token");
       if (route === undefined) throw new HttpError("HR_NOT_FOUND", `no route ${request.method} ${path}`);
       const body = request.method === "POST" ? await readJsonBody(request) : undefined;

@@ -10,7 +10,7 @@ export interface ActiveJob {
   /** The RolloutJob's uid: a job re-created under the same name is another job. */
   uid: string;
   poolKey: string;
-  token: string;
+  readonly token: string;
   spec: RolloutJobSpec;
   rows: SpooledRows;
   environmentConfig: Record<string, unknown>;

@@ -12,13 +12,18 @@ import {
 import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
-import { bearerMatches } from "../../base/bearer.ts";
+import { bearerCheck } from "../../base/bearer.ts";
 import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
 import { readJsonBody } from "../../base/http-body.ts";
 import { commandTimeoutsSeconds } from "../../envs/index.ts";
 
+/** Each job's token check, made on its first request: a job keeps its token for as long as it is served. */
+const tokenChecks = new WeakMap<ActiveJob, (header: string | undefined) => boolean>();
+
 function authorize(req: IncomingMessage, job: ActiveJob): void {
-  if (!bearerMatches(req.headers.authorization, job.token)) throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
+  let check = tokenChecks.get(job);
+  if (check === undefined) tokenChecks.set(job, (check = bearerCheck(job.token)));
+  if (!check(req.headers.authorization)) throw new HttpError("HR_UNAUTHORIZED", "bad or missing job token");
 }
 
 /** Environment steps (setup, checks) may print more than a tool call keeps; no slot command gets more than this. */
