@@ -28,10 +28,11 @@ import {
   type SweSmithItem,
 } from "./item.ts";
 import {
+  CHECKOUT_SCRIPT,
   failedNodeIds,
+  FETCH_SCRIPT,
   inWorktree,
   RESTORE_TESTS_SCRIPT,
-  SETUP_SCRIPT,
   TEST_PATCH_DOES_NOT_APPLY,
   testChunkCommand,
   unpassedNodeIds,
@@ -120,36 +121,42 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     return sweSmithPrompt(item, this.config.promptMode);
   }
 
+  /**
+   * Fetches the task's commit into the shared cache as a trusted step (slots see the cache read-only), then clones
+   * it into the workspace as a slot command. Both share the setup timeout.
+   */
   async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
-    signal?.throwIfAborted();
+    const started = performance.now();
+    const deadline = started + this.config.setupTimeoutSeconds * 1000;
     const workdir = worktreeDirName(item.repo);
     const checkout = taskCheckout(item);
-    const result = await slot
-      .exec({
-        command: ["bash", "-c", SETUP_SCRIPT],
-        env: {
-          REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-          CHECKOUT: checkout.given,
-          TASK_BRANCH: checkout.branch ?? "",
-          CACHE_KEY: repoCacheKey(item.repo),
-          WORKTREE: workdir,
-          SLOT_KEY: `${slot.sandbox}/${slot.slot}`,
-        },
-        timeoutMs: this.config.setupTimeoutSeconds * 1000,
-        maxOutputBytes: EXEC_OUTPUT_BYTES,
-      })
-      .catch((error: unknown) => {
+    const step = async (request: Pick<ExecRequest, "command" | "env" | "trusted">) => {
+      signal?.throwIfAborted();
+      const timeoutMs = Math.max(1, deadline - performance.now());
+      const result = await slot.exec({ ...request, timeoutMs, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
         throw asInfrastructureError("setup", error);
       });
-    if (result.exitCode !== 0) {
+      if (result.exitCode === 0) return result.stdout.trim();
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
       throw new InfrastructureError(
         "setup",
         `setup of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ` +
           tail(result.stderr, OUTPUT_TAIL_CHARS),
       );
-    }
-    return { workdir, durationMs: result.durationMs };
+    };
+    const cacheKey = repoCacheKey(item.repo);
+    const commit = await step({
+      command: ["bash", "-c", FETCH_SCRIPT],
+      env: {
+        REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
+        CHECKOUT: checkout.given,
+        TASK_BRANCH: checkout.branch ?? "",
+        CACHE_KEY: cacheKey,
+      },
+      trusted: true,
+    });
+    await step({ command: ["bash", "-c", CHECKOUT_SCRIPT], env: { CACHE_KEY: cacheKey, COMMIT: commit, WORKTREE: workdir } });
+    return { workdir, durationMs: Math.round(performance.now() - started) };
   }
 
   /**
