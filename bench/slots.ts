@@ -96,22 +96,24 @@ async function measureToolCall(rawExec: RawExec, slotPool: SlotPool): Promise<{ 
 
 const GIT_ENV = { GIT_AUTHOR_NAME: "bench", GIT_AUTHOR_EMAIL: "b@x", GIT_COMMITTER_NAME: "bench", GIT_COMMITTER_EMAIL: "b@x" };
 
-/** A repository of 4,000 small files in the sandbox cache; reset = `git reset --hard && git clean` of a dirtied
- *  worktree; clone = a fresh `git clone` over the file:// transport (what a trajectory without slots would do). */
+/** A repository of 4,000 small files in the sandbox cache (made by a trusted step: slots see the cache read-only);
+ *  reset = `git reset --hard && git clean` of a dirtied worktree; clone = a fresh `git clone` over the file://
+ *  transport (what a trajectory without slots would do). */
 async function measureGit(backend: SandboxBackend): Promise<{ resetMs: number[]; cloneMs: number[] }> {
   const sandbox = await backend.create("bench-git", template("bench-git", 2));
-  const run = async (slot: number, command: string): Promise<number> => {
-    const [ms, result] = await timed(() => backend.exec(sandbox, { slot, command, env: GIT_ENV, timeoutMs: 120_000 }));
+  const run = async (slot: number, command: string, trusted = false): Promise<number> => {
+    const [ms, result] = await timed(() => backend.exec(sandbox, { slot, command, env: GIT_ENV, timeoutMs: 120_000, trusted }));
     if (result.exitCode !== 0) throw new Error(`${command}: exit ${result.exitCode}: ${result.stderr}`);
     return ms;
   };
   await run(
     0,
     [
-      "set -e; mkdir -p src && cd src && git init -q",
+      'set -e; src="$HERMES_CACHE_DIR/src" && mkdir -p "$src" && cd "$src" && git init -q',
       "for d in $(seq 1 40); do mkdir d$d; for f in $(seq 1 100); do head -c 1024 /dev/urandom | base64 > d$d/f$f.txt; done; done",
-      'git add -A && git commit -qm init && git clone -q --bare . "$HERMES_CACHE_DIR/repo.git"',
+      'git add -A && git commit -qm init && git clone -q --bare . "$HERMES_CACHE_DIR/repo.git" && rm -rf "$src"',
     ].join("; "),
+    true,
   );
   await run(1, 'git clone -q "$HERMES_CACHE_DIR/repo.git" repo');
   const resetMs: number[] = [];

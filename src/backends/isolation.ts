@@ -10,9 +10,11 @@ import { SandboxError } from "../base/errors.ts";
  * (through Modal's exec) Modal sandboxes, which only differ in the sandbox root and where the process starts.
  *
  * With "bwrap" the command sees only its slot workspace (read-write, at /workspace, also the cwd), the sandbox
- * cache at /cache, read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
- * namespaces; it dies with its parent, holds no capability and never runs as root (see SlotUser). With "none" it
- * runs as a plain process in the slot directory.
+ * cache at /cache (read-only), read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
+ * namespaces; it dies with its parent, holds no capability and never runs as root (see SlotUser). A trusted step
+ * (ExecRequest.trusted) is confined the same way but sees the cache read-write and no workspace (an empty
+ * /workspace): nothing a slot left behind can steer what it writes into the cache. With "none" it runs as a plain
+ * process in the slot directory, and nothing is enforced.
  */
 export interface SlotCommandSpec {
   /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
@@ -26,6 +28,8 @@ export interface SlotCommandSpec {
   isolation: IsolationMode;
   /** Who a bwrap slot runs as, from probeIsolation; callers that do not probe (Modal) get "spawner". */
   slotUser?: SlotUser | undefined;
+  /** An environment's cache-writing step (see ExecRequest.trusted); it takes no cwd. */
+  trusted?: boolean | undefined;
 }
 
 /** The uid and gid slot commands run as under bwrap. */
@@ -100,6 +104,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   const isolated = spec.isolation === "bwrap";
   const workspace = isolated ? SLOT_WORKSPACE : hostWorkspace;
   const cacheDir = isolated ? SANDBOX_CACHE : hostCache;
+  if (spec.trusted === true && spec.cwd !== undefined) throw new SandboxError("configuration", "a trusted step takes no cwd");
   const cwd = resolveInsideWorkspace(workspace, spec.cwd);
   const env: Record<string, string> = {
     PATH: BASE_PATH,
@@ -131,12 +136,9 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "/dev",
     "--tmpfs",
     "/tmp",
-    "--bind",
-    hostWorkspace,
-    SLOT_WORKSPACE,
-    "--bind",
-    hostCache,
-    SANDBOX_CACHE,
+    ...(spec.trusted === true
+      ? ["--dir", SLOT_WORKSPACE, "--bind", hostCache, SANDBOX_CACHE]
+      : ["--bind", hostWorkspace, SLOT_WORKSPACE, "--ro-bind", hostCache, SANDBOX_CACHE]),
     "--chdir",
     cwd,
     "--",

@@ -5,8 +5,9 @@
  * Layout inside every sandbox, whatever the backend:
  *   <root>/slots/<n>   the workspace of slot n (wiped on reset)
  *   <root>/cache       shared by the slots of one sandbox (e.g. bare git repositories), guarded by flock
- * A slot command sees its workspace at SLOT_WORKSPACE and the cache at SANDBOX_CACHE when isolation is on;
- * it always gets both paths, as it sees them, in HERMES_WORKSPACE and HERMES_CACHE_DIR.
+ * A slot command sees its workspace at SLOT_WORKSPACE and the cache, read-only, at SANDBOX_CACHE when isolation
+ * is on; it always gets both paths, as it sees them, in HERMES_WORKSPACE and HERMES_CACHE_DIR. Only a trusted
+ * step (ExecRequest.trusted) writes the cache.
  */
 
 export type BackendKind = "local" | "modal" | "nomad";
@@ -55,6 +56,12 @@ export interface ExecRequest {
   /** Per stream; the tail is kept, as the original terminal tool does. */
   maxOutputBytes?: number;
   stdin?: string;
+  /**
+   * An environment's own step that fills the shared cache (e.g. a git fetch into a bare repository): under
+   * isolation it sees the cache read-write and no workspace (it takes no cwd), otherwise confined as a slot
+   * command. Set only by environment code, never from a model's tool call (src/rollout/tools.ts builds those).
+   */
+  trusted?: boolean;
 }
 
 export interface ExecResult {

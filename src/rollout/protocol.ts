@@ -32,6 +32,8 @@ const slotExecRequest = z.object({
   timeoutMs: z.number().positive(),
   maxOutputBytes: z.int().positive().optional(),
   stdin: z.string().optional(),
+  /** An environment's cache-writing step (ExecRequest.trusted); the agent loop's tool calls never set it. */
+  trusted: z.boolean().optional(),
 }) satisfies z.ZodType<Omit<ExecRequest, "slot">>;
 
 const execResult = z.object({

@@ -62,6 +62,7 @@ export class SlotHost {
       env: { ...this.baseEnv, ...request.env },
       isolation: this.isolation,
       slotUser: this.slotUser,
+      trusted: request.trusted,
     });
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();

@@ -238,6 +238,7 @@ export class ModalBackend implements SandboxBackend {
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.env !== undefined ? { env: request.env } : {}),
       isolation: state.isolation,
+      trusted: request.trusted,
     });
     return { argv: execArgv(plan, request.timeoutMs), workdir: plan.cwd, env: plan.env };
   }

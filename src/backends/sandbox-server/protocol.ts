@@ -19,6 +19,7 @@ export const execRequestSchema = z.object({
   timeoutMs: z.number().int().positive(),
   maxOutputBytes: z.number().int().positive().optional(),
   stdin: z.string().optional(),
+  trusted: z.boolean().optional(),
 });
 
 export const batchRequestSchema = z.array(execRequestSchema).max(1000);

@@ -26,7 +26,7 @@ import {
   type SweSmithItem,
 } from "./item.ts";
 import { profileOfLogParser, TEST_PROFILE_NAMES, testCommandLine, testProfile, type TestProfile, type TestTargets } from "./profiles.ts";
-import { inWorktree, RESTORE_TESTS_SCRIPT, SETUP_SCRIPT, TEST_PATCH_DOES_NOT_APPLY, testChunkCommand } from "./scripts.ts";
+import { CHECKOUT_SCRIPT, FETCH_SCRIPT, inWorktree, RESTORE_TESTS_SCRIPT, TEST_PATCH_DOES_NOT_APPLY, testChunkCommand } from "./scripts.ts";
 import type { ExecRequest } from "../../backends/types.ts";
 import { InfrastructureError, InvalidItemError } from "../../base/errors.ts";
 
@@ -130,37 +130,43 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     return sweSmithPrompt(item, this.config.promptMode);
   }
 
+  /**
+   * Fetches the task's commit into the shared cache as a trusted step (slots see the cache read-only), then clones
+   * it into the workspace as a slot command. Both share the setup timeout.
+   */
   async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
-    signal?.throwIfAborted();
+    const started = performance.now();
+    const deadline = started + this.config.setupTimeoutSeconds * 1000;
     const workdir = worktreeDirName(item.repo);
     const checkout = taskCheckout(item);
-    const result = await slot
-      .exec({
-        command: ["bash", "-c", SETUP_SCRIPT],
-        env: {
-          REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-          CHECKOUT: checkout.given,
-          TASK_BRANCH: checkout.branch ?? "",
-          CACHE_KEY: repoCacheKey(item.repo),
-          WORKTREE: workdir,
-          SLOT_KEY: `${slot.sandbox}/${slot.slot}`,
-        },
-        timeoutMs: this.config.setupTimeoutSeconds * 1000,
-        maxOutputBytes: EXEC_OUTPUT_BYTES,
-      })
-      .catch((error: unknown) => {
+    const step = async (request: Pick<ExecRequest, "command" | "env" | "trusted">) => {
+      signal?.throwIfAborted();
+      const timeoutMs = Math.max(1, deadline - performance.now());
+      const result = await slot.exec({ ...request, timeoutMs, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
         throw asInfrastructureError("setup", error);
       });
-    if (result.exitCode !== 0) {
+      if (result.exitCode === 0) return result.stdout.trim();
       const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
       throw new InfrastructureError(
         "setup",
         `setup of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ` +
           tail(result.stderr, OUTPUT_TAIL_CHARS),
       );
-    }
-    const install = await this.install(item, slot, workdir, signal);
-    return { workdir, durationMs: result.durationMs + install };
+    };
+    const cacheKey = repoCacheKey(item.repo);
+    const commit = await step({
+      command: ["bash", "-c", FETCH_SCRIPT],
+      env: {
+        REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
+        CHECKOUT: checkout.given,
+        TASK_BRANCH: checkout.branch ?? "",
+        CACHE_KEY: cacheKey,
+      },
+      trusted: true,
+    });
+    await step({ command: ["bash", "-c", CHECKOUT_SCRIPT], env: { CACHE_KEY: cacheKey, COMMIT: commit, WORKTREE: workdir } });
+    await this.install(item, slot, workdir, signal);
+    return { workdir, durationMs: Math.round(performance.now() - started) };
   }
 
   /**
@@ -169,8 +175,8 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
    * infrastructure failure, retried on another slot. Run after the agent instead, a model could dodge its 0.0 by
    * breaking the install. The default install is editable, so verify tests the agent's code without reinstalling.
    */
-  private async install(item: SweSmithItem, slot: SlotExec, workdir: string, signal?: AbortSignal): Promise<number> {
-    if (this.config.installCommand.trim() === "") return 0;
+  private async install(item: SweSmithItem, slot: SlotExec, workdir: string, signal?: AbortSignal): Promise<void> {
+    if (this.config.installCommand.trim() === "") return;
     signal?.throwIfAborted();
     const timeoutSeconds = this.config.installTimeoutSeconds;
     const result = await slot
@@ -187,7 +193,6 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
       const output = tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS);
       throw new InfrastructureError("setup", `install for ${item.instance_id} failed: ${why}: ${output}`);
     }
-    return result.durationMs;
   }
 
   /**

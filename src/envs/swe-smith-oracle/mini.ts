@@ -6,7 +6,7 @@
  *   <dir>/swe-smith-mini.jsonl     rows with the original's fields; FAIL_TO_PASS / PASS_TO_PASS measured by running
  *                                  pytest before and after the gold patch (a real `git diff` of the fix)
  * Commits use fixed authors and dates, so base commits are the same on every machine. The rows are served with
- * repoBaseURL `file://<dir>/`, so setup takes exactly the bare-cache + worktree path a GitHub URL takes.
+ * repoBaseURL `file://<dir>/`, so setup takes exactly the bare-cache + checkout path a GitHub URL takes.
  */
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";

@@ -4,45 +4,36 @@
  */
 import { shellQuote } from "../shell.ts";
 
+/** Git with no hook and no fsmonitor: whatever a repository's config or directory holds, git runs nothing else. */
+const SAFE_GIT = "git -c core.hooksPath=/dev/null -c core.fsmonitor=false";
+
 /**
- * Setup: a bare cache per repository under $HERMES_CACHE_DIR/repos (created and fetched under an exclusive
- * flock, so the slots of a sandbox share one clone), then a detached `git worktree` at the task's commit in
- * $HERMES_WORKSPACE/<name>. A SWE-smith task branch (TASK_BRANCH) is fetched with its parent, the bug commit the
- * tests are restored from, to the ref CHECKOUT names.
+ * Setup, first step (trusted, so it can write the cache, which slots see read-only): a bare cache per repository
+ * under $HERMES_CACHE_DIR/repos, created and fetched under an exclusive flock so the slots of a sandbox share one
+ * clone. A SWE-smith task branch (TASK_BRANCH) is fetched with its parent, the bug commit the tests are restored
+ * from, to the ref CHECKOUT names. The commit is pinned under refs/hermes/ so gc never drops it from under the
+ * slots' clones, which borrow its objects. Prints the commit.
  *
- * Under bubblewrap every slot sees its workspace at the same path (/workspace), so the bare repository's
- * worktree records would collide by path, and `git worktree prune` run from one slot would delete the records
- * of the other slots' live worktrees. So each record is tagged with its slot (a `hermes-slot` file), its
- * `gitdir` back-pointer (a file git only reads to prune and list) is made unique to the slot, automatic pruning
- * is off, and a slot removes only its own earlier records: this is what makes a slot whose workspace was wiped
- * by a reset set up cleanly again. The checked-out commit is pinned under refs/hermes/ so gc never drops it.
- *
- * Inputs: REPO_URL, CHECKOUT (commit-ish), TASK_BRANCH (empty for a commit), CACHE_KEY, WORKTREE (directory name),
- * SLOT_KEY.
+ * Inputs: REPO_URL, CHECKOUT (commit-ish), TASK_BRANCH (empty for a commit), CACHE_KEY.
  */
-export const SETUP_SCRIPT = String.raw`set -euo pipefail
+export const FETCH_SCRIPT = String.raw`set -euo pipefail
 export GIT_TERMINAL_PROMPT=0 GIT_LFS_SKIP_SMUDGE=1
-: "$HERMES_CACHE_DIR" "$HERMES_WORKSPACE" # set -u: both must be set
+: "$HERMES_CACHE_DIR" # set -u: must be set
+git() { command ${SAFE_GIT} "$@"; }
 cache="$HERMES_CACHE_DIR/repos"
 bare="$cache/$CACHE_KEY.git"
-target="$HERMES_WORKSPACE/$WORKTREE"
 mkdir -p "$cache/.locks"
 exec 9>"$cache/.locks/$CACHE_KEY.lock"
 flock 9
 if [ ! -f "$bare/HEAD" ]; then
   rm -rf "$bare"
   git init -q --bare "$bare"
-  git -C "$bare" config gc.worktreePruneExpire never
 fi
 if git -C "$bare" remote get-url origin >/dev/null 2>&1; then
   git -C "$bare" remote set-url origin "$REPO_URL"
 else
   git -C "$bare" remote add origin "$REPO_URL"
 fi
-for marker in "$bare"/worktrees/*/hermes-slot; do
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$SLOT_KEY" ]; then rm -rf "$(dirname "$marker")"; fi
-done
-rm -rf "$target"
 if [ -n "$TASK_BRANCH" ]; then
   git -C "$bare" rev-parse -q --verify "$CHECKOUT~1^{commit}" >/dev/null \
     || git -C "$bare" fetch -q --depth 2 origin "+refs/heads/$TASK_BRANCH:$CHECKOUT"
@@ -52,11 +43,31 @@ elif ! git -C "$bare" cat-file -e "$CHECKOUT^{commit}" 2>/dev/null; then
 fi
 commit="$(git -C "$bare" rev-parse --verify "$CHECKOUT^{commit}")"
 git -C "$bare" update-ref "refs/hermes/$commit" "$commit"
-git -C "$bare" worktree add -q -f --detach "$target" "$commit"
-record="$(git -C "$target" rev-parse --absolute-git-dir)"
-printf '%s\n' "$SLOT_KEY" > "$record/hermes-slot"
-printf '%s\n' "$target/.git#$SLOT_KEY" > "$record/gitdir"
 printf '%s\n' "$commit"
+`;
+
+/**
+ * Setup, second step (a slot command): the agent's repository in $HERMES_WORKSPACE/<name>, with its own .git in
+ * the workspace that borrows the cache's objects (an alternates file, as `clone --shared` makes: nothing copied)
+ * and its shallow boundary. So git status, add and commit work against a read-only cache, and no slot has
+ * anything of its own in the cache for another to touch (a `git worktree` keeps its index and HEAD there). Made
+ * under a shared flock, so no fetch rewrites the shallow file meanwhile, and without templates (so no hooks).
+ *
+ * Inputs: CACHE_KEY, COMMIT (a full commit id, from the first step), WORKTREE (directory name).
+ */
+export const CHECKOUT_SCRIPT = String.raw`set -euo pipefail
+: "$HERMES_CACHE_DIR" "$HERMES_WORKSPACE" # set -u: both must be set
+git() { command ${SAFE_GIT} "$@"; }
+bare="$HERMES_CACHE_DIR/repos/$CACHE_KEY.git"
+target="$HERMES_WORKSPACE/$WORKTREE"
+rm -rf "$target"
+exec 9<"$HERMES_CACHE_DIR/repos/.locks/$CACHE_KEY.lock"
+flock -s 9
+git init -q --template= "$target"
+mkdir -p "$target/.git/objects/info"
+printf '%s\n' "$bare/objects" > "$target/.git/objects/info/alternates"
+if [ -f "$bare/shallow" ]; then cp "$bare/shallow" "$target/.git/shallow"; fi
+git -C "$target" checkout -q --detach "$COMMIT"
 `;
 
 /** The restore script's exit code when the row's test_patch does not apply to its pristine test files. */
@@ -77,7 +88,7 @@ export const TEST_PATCH_DOES_NOT_APPLY = 3;
 export const RESTORE_TESTS_SCRIPT = String.raw`set -euo pipefail
 export GIT_TERMINAL_PROMPT=0
 bare="$HERMES_CACHE_DIR/repos/$CACHE_KEY.git"
-g() { git --git-dir="$bare" -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.quotePath=false "$@"; }
+g() { ${SAFE_GIT} --git-dir="$bare" -c core.quotePath=false "$@"; }
 given="$(g rev-parse --verify "$GIVEN^{commit}")"
 pristine="$(g rev-parse --verify "$PRISTINE^{commit}")"
 cd "$HERMES_WORKSPACE/$WORKTREE"

@@ -194,6 +194,27 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       assert.notEqual(write.exitCode, 0);
     });
 
+    test("the cache is read-only to slot commands; a trusted step writes it and sees no workspace", async (t) => {
+      const run = (slot: number, command: string, trusted?: boolean) =>
+        env.backend.exec(sandbox, { slot, command, timeoutMs: 10_000, ...(trusted === undefined ? {} : { trusted }) });
+      await env.backend.writeFile(sandbox, 0, "mine.txt", "slot 0");
+      const trusted = await run(0, 'mkdir -p "$HERMES_CACHE_DIR/t" && echo fetched > "$HERMES_CACHE_DIR/t/f" && ls -A .', true);
+      assert.equal(trusted.exitCode, 0, trusted.stderr);
+      const health = await env.backend.health(sandbox);
+      if (health.isolation !== "bwrap") {
+        t.skip(`isolation is ${health.isolation}: nothing is read-only`);
+        return;
+      }
+      assert.equal(trusted.stdout, "", "a trusted step starts in an empty directory, not the slot's workspace");
+      assert.equal((await run(1, 'cat "$HERMES_CACHE_DIR/t/f"')).stdout, "fetched\n");
+      for (const attack of ['echo x > "$HERMES_CACHE_DIR/t/f"', 'mkdir "$HERMES_CACHE_DIR/hooks"', 'rm -rf "$HERMES_CACHE_DIR/t"']) {
+        const write = await run(1, attack);
+        assert.notEqual(write.exitCode, 0, attack);
+        assert.match(write.stderr, /Read-only file system/, attack);
+      }
+      assert.equal((await run(0, 'cat "$HERMES_CACHE_DIR/t/f"')).stdout, "fetched\n");
+    });
+
     test("a terminated sandbox is detected as gone and replaced by the pool", async () => {
       const { slotPool, manager } = await startPool("replace", { sandboxes: 1, slots: 2, leaseTtlMs: 30_000 });
       const lease = await slotPool.acquire("victim", { timeoutMs: 5000 });

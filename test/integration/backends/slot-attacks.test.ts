@@ -4,16 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chown, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { SLOT_UID, slotDirectory } from "../../../src/backends/isolation.ts";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
-import type { ExecResult, SandboxInfo } from "../../../src/backends/types.ts";
+import { SANDBOX_CACHE, type ExecResult, type SandboxInfo } from "../../../src/backends/types.ts";
+import { sweSmithConfigSchema, SweSmithOracleEnvironment } from "../../../src/envs/swe-smith-oracle/env.ts";
+import type { SlotExec } from "../../../src/envs/types.ts";
 import { contractTemplate } from "./contract.ts";
 
+const run = promisify(execFile);
 const runAsRoot = process.getuid?.() === 0;
 let rootDir: string;
 let backend: LocalBackend;
@@ -152,7 +155,7 @@ describe("the files API against a hostile workspace", () => {
   test("a device node the trusted side finds is refused", { ...quickly, skip: !runAsRoot && "mknod needs root" }, async () => {
     // /dev/zero: read to its end, it never ends. (Slots cannot mknod themselves any more: no CAP_MKNOD.)
     const device = join(slotDirectory(join(rootDir, sandbox.id), 0), "zero");
-    await promisify(execFile)("mknod", [device, "c", "1", "5"]);
+    await run("mknod", [device, "c", "1", "5"]);
     await assert.rejects(backend.readFile(sandbox, 0, "zero"), /read zero: not a regular file \(a device\)/);
     assert.notEqual((await inSlot("mknod own c 1 5")).exitCode, 0);
   });
@@ -190,7 +193,7 @@ test("started by a non-root user, slots run in a user namespace as SLOT_UID", { 
     const script = join(dir, "spawner.ts");
     await writeFile(script, NON_ROOT_SPAWNER);
     const uid = String(SLOT_UID + 1);
-    const { stdout } = await promisify(execFile)(
+    const { stdout } = await run(
       "setpriv",
       [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, script, join(dir, "root")],
       { env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", HOME: dir } },
@@ -206,4 +209,103 @@ test("started by a non-root user, slots run in a user namespace as SLOT_UID", { 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/**
+ * The grader-tampering attack of issue 11: slot 0 plants git hooks (and a hooksPath, an fsmonitor) in the shared
+ * bare cache, which used to run during slot 1's setup and rewrite its tests. Now slots see the cache read-only, and
+ * the hooks a writer of the cache left anyway (planted here from the host side) run in neither the trusted fetch,
+ * the checkout nor the restore of the tests before verify.
+ */
+describe("the shared cache against a hostile slot", () => {
+  const environment = new SweSmithOracleEnvironment(
+    sweSmithConfigSchema.parse({ repoBaseURL: "file:///cache/remotes/", installCommand: "", testCommand: "python3 -m pytest -q" }),
+  );
+  const sandboxRoot = () => join(rootDir, sandbox.id);
+  const slotExec = (slot: number): SlotExec => ({
+    sandbox: sandbox.id,
+    slot,
+    exec: (request) => backend.exec(sandbox, { ...request, slot }),
+    readFile: (path) => backend.readFile(sandbox, slot, path),
+    writeFile: (path, data) => backend.writeFile(sandbox, slot, path, data),
+  });
+  const git = (cwd: string, ...args: string[]) =>
+    run("git", ["-c", "safe.directory=*", "-C", cwd, ...args]).then(({ stdout }) => stdout.trim());
+  // Under setpriv the cache belongs to the slot uid, as SlotHost.prepare leaves it.
+  const giveToSlotUser = async (path: string) => {
+    if (runAsRoot) await run("chown", ["-R", `${SLOT_UID}:${SLOT_UID}`, path]);
+  };
+  let item: ReturnType<typeof environment.parseItem>;
+  let bare: string;
+
+  before(async () => {
+    // The task's remote, where the trusted fetch sees it (/cache/remotes/...), made on the host as the operator would.
+    const remote = join(sandboxRoot(), "cache", "remotes", "o", "victim.git");
+    const source = await mkdtemp(join(tmpdir(), "hermes-victim-"));
+    await writeFile(join(source, "test_victim.py"), "def test_victim():\n    assert 1 == 2\n");
+    await git(source, "init", "-q");
+    await git(source, "add", "-A");
+    await git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "bug");
+    await run("git", ["clone", "-q", "--bare", source, remote]);
+    await giveToSlotUser(join(sandboxRoot(), "cache"));
+    const row = { instance_id: "o__victim-1", repo: "o/victim", base_commit: await git(source, "rev-parse", "HEAD") };
+    item = environment.parseItem({ ...row, problem_statement: "fix it", FAIL_TO_PASS: ["test_victim.py::test_victim"], PASS_TO_PASS: [] });
+    bare = join(sandboxRoot(), "cache", "repos", "o__victim.git");
+    await rm(source, { recursive: true, force: true });
+    await environment.setup(item, slotExec(0));
+  });
+
+  test("a slot cannot write the cache: no hook, no config, no file", async () => {
+    for (const attack of [
+      "printf '#!/bin/sh\\nsed -i s/1 == 2/1 == 1/ test_victim.py\\n' > /cache/repos/o__victim.git/hooks/post-checkout",
+      "git config --file /cache/repos/o__victim.git/config core.hooksPath /workspace/hooks",
+      "touch /cache/repos/planted",
+    ]) {
+      const result = await inSlot(attack);
+      assert.notEqual(result.exitCode, 0, attack);
+      assert.match(result.stderr, /Read-only file system/, attack);
+    }
+  });
+
+  test("hooks planted in the cache run in no other slot's setup or verify, which still scores the untouched task 0", async () => {
+    const pwn =
+      '#!/bin/sh\nfor d in "$HERMES_WORKSPACE" "$HERMES_CACHE_DIR"; do touch "$d/pwned-$(basename "$0")"; done\n' +
+      'sed -i "s/1 == 2/1 == 1/" "$HERMES_WORKSPACE"/victim/test_victim.py\nexit 0\n';
+    const hooks = ["post-checkout", "reference-transaction", "post-index-change", "pre-auto-gc", "fsmonitor"];
+    await mkdir(join(bare, "planted-hooks"), { recursive: true });
+    for (const hook of hooks) {
+      for (const dir of ["hooks", "planted-hooks"]) await writeFile(join(bare, dir, hook), pwn, { mode: 0o755 });
+    }
+    await git(bare, "config", "core.hooksPath", join(SANDBOX_CACHE, "repos", "o__victim.git", "planted-hooks"));
+    await git(bare, "config", "core.fsmonitor", join(SANDBOX_CACHE, "repos", "o__victim.git", "hooks", "fsmonitor"));
+    await giveToSlotUser(bare);
+
+    const victim = slotExec(1);
+    const setup = await environment.setup(item, victim);
+    assert.equal(await inSlot(`cat ${setup.workdir}/test_victim.py`, 1).then((r) => r.stdout), "def test_victim():\n    assert 1 == 2\n");
+    const verdict = await environment.verify(item, victim);
+    assert.equal(verdict.score, 0, JSON.stringify(verdict.details));
+    assert.deepEqual(verdict.details.testFilesChanged, []);
+    const planted = await run("find", [sandboxRoot(), "-name", "pwned-*"]).then(({ stdout }) => stdout.trim());
+    assert.equal(planted, "", "no hook ran");
+  });
+
+  test("the agent's repository works against the read-only cache and keeps nothing in it", async () => {
+    const out = await succeeds(
+      [
+        "set -e",
+        "cd victim",
+        "git status --short",
+        "echo '# note' >> test_victim.py",
+        "git diff --stat",
+        "git add -A",
+        "git -c user.email=a@b -c user.name=a commit -qm mine",
+        "git log --oneline | wc -l",
+      ].join("\n"),
+      1,
+    );
+    assert.match(out, /1 file changed/);
+    assert.equal(out.trim().split("\n").at(-1), "2");
+    assert.deepEqual(await readdir(bare).then((names) => names.filter((name) => name === "worktrees")), []);
+  });
 });

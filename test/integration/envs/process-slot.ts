@@ -1,7 +1,8 @@
 /**
  * Test-only SlotExec over child_process: a sandbox root with slots/<n> and cache, commands run either on the
- * host (paths as they are) or under bubblewrap (workspace at /workspace, cache at /cache), as the real slot
- * layer does. Lets the environment tests run without the backends.
+ * host (paths as they are) or under bubblewrap (workspace at /workspace, cache read-only at /cache; a
+ * trusted step sees the cache read-write and no workspace), as the real slot layer (src/backends/isolation.ts)
+ * does. Lets the environment tests run without the backends.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -46,7 +47,8 @@ export class ProcessSlot implements SlotExec {
     await mkdir(this.workspace, { recursive: true });
   }
 
-  private argv(command: ExecRequest["command"], cwd: string, env: Record<string, string>): string[] {
+  private argv(request: Omit<ExecRequest, "slot">, cwd: string, env: Record<string, string>): string[] {
+    const { command } = request;
     const inner = typeof command === "string" ? ["bash", "-c", command] : [...command];
     if (this.isolation === "none") return inner;
     const readOnly = (paths: readonly string[]) => paths.flatMap((p) => ["--ro-bind", p, p]);
@@ -70,12 +72,9 @@ export class ProcessSlot implements SlotExec {
       "--tmpfs",
       "/tmp",
       ...readOnly(this.readOnlyPaths),
-      "--bind",
-      this.workspace,
-      "/workspace",
-      "--bind",
-      this.cache,
-      "/cache",
+      ...(request.trusted === true
+        ? ["--dir", "/workspace", "--bind", this.cache, "/cache"]
+        : ["--bind", this.workspace, "/workspace", "--ro-bind", this.cache, "/cache"]),
       "--chdir",
       cwd,
       "--unshare-pid",
@@ -97,7 +96,7 @@ export class ProcessSlot implements SlotExec {
       HERMES_CACHE_DIR: isolated ? "/cache" : this.cache,
       ...request.env,
     };
-    const [file, ...args] = this.argv(request.command, cwd, env);
+    const [file, ...args] = this.argv(request, cwd, env);
     const started = performance.now();
     const limit = request.maxOutputBytes ?? 1 << 20;
     return new Promise((done, fail) => {

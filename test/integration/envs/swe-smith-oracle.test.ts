@@ -102,7 +102,7 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
     assert.deepEqual(await checkout(second, workdir), { head: itemB.base_commit, clean: true });
 
     await first.reset();
-    await env.setup(itemA, first); // same path, fresh workspace: its old worktree record is stale
+    await env.setup(itemA, first); // same path, fresh workspace
     assert.deepEqual(await checkout(first, workdir), { head: itemA.base_commit, clean: true });
     assert.deepEqual(await checkout(second, workdir), { head: itemB.base_commit, clean: true }, "the other slot is untouched");
     await runOracle(second, itemB);

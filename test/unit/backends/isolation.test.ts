@@ -9,7 +9,10 @@ const argAfter = (args: string[], flag: string): string[] => {
   return args.slice(index + 1, index + 3);
 };
 
-test("bwrap plan: only the slot workspace and the cache are bound writable, cwd inside /workspace", () => {
+const bindsOf = (args: string[], flag: string): string[] =>
+  args.flatMap((arg, index) => (arg === flag ? [args.slice(index + 1, index + 3).join(" -> ")] : []));
+
+test("bwrap plan: only the slot workspace is bound writable, the cache read-only, cwd inside /workspace", () => {
   const plan = buildSlotCommand({
     sandboxRoot: "/srv/sb",
     slot: 3,
@@ -20,8 +23,8 @@ test("bwrap plan: only the slot workspace and the cache are bound writable, cwd 
   });
   assert.equal(plan.file, "bwrap");
   assert.deepEqual(plan.args.slice(-4), ["--", "bash", "-c", "make test"]);
-  const writable = plan.args.flatMap((arg, index) => (arg === "--bind" ? [plan.args.slice(index + 1, index + 3).join(" -> ")] : []));
-  assert.deepEqual(writable, ["/srv/sb/slots/3 -> /workspace", "/srv/sb/cache -> /cache"]);
+  assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/slots/3 -> /workspace"]);
+  assert.deepEqual(bindsOf(plan.args, "--ro-bind"), ["/srv/sb/cache -> /cache"]);
   for (const flag of ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]) assert.ok(plan.args.includes(flag), flag);
   assert.deepEqual(argAfter(plan.args, "--tmpfs").slice(0, 1), ["/tmp"]);
   assert.deepEqual(argAfter(plan.args, "--chdir").slice(0, 1), ["/workspace/repo"]);
@@ -29,6 +32,18 @@ test("bwrap plan: only the slot workspace and the cache are bound writable, cwd 
   assert.equal(plan.env.HERMES_WORKSPACE, "/workspace");
   assert.equal(plan.env.HERMES_CACHE_DIR, "/cache");
   assert.equal(plan.env.A, "1");
+});
+
+test("bwrap plan of a trusted step: the cache writable, no workspace, and no cwd taken", () => {
+  const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "git fetch", isolation: "bwrap", trusted: true });
+  assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/cache -> /cache"]);
+  assert.deepEqual(bindsOf(plan.args, "--ro-bind"), []);
+  assert.ok(!plan.args.some((arg) => arg.startsWith("/srv/sb/slots")), "no slot workspace is mounted");
+  assert.deepEqual(argAfter(plan.args, "--dir").slice(0, 1), ["/workspace"]);
+  assert.throws(
+    () => buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "x", cwd: "repo", isolation: "bwrap", trusted: true }),
+    (error: unknown) => isSandboxError(error, "configuration") && /trusted step takes no cwd/.test(String(error)),
+  );
 });
 
 test("no-isolation plan runs the argv directly in the host slot directory with host paths in env", () => {
