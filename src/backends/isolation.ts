@@ -134,6 +134,9 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "/proc",
     "--dev",
     "/dev",
+    // Writable by the slot user (it is not the uid that starts bwrap when root drops to it), sticky as a /tmp is.
+    "--perms",
+    "1777",
     "--tmpfs",
     "/tmp",
     ...(spec.trusted === true

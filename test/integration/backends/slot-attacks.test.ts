@@ -115,6 +115,11 @@ describe("normal work still works", () => {
     assert.deepEqual(out.trim().split("\n"), ["ok", "1"]);
   });
 
+  test("the slot's private /tmp is writable by the slot user (mktemp, pip and pytest need it) and sticky", async () => {
+    const out = await succeeds(["set -e", 'f="$(mktemp)"', 'echo hi > "$f"', 'cat "$f"', "stat -c %a /tmp"].join("\n"));
+    assert.deepEqual(out.trim().split("\n"), ["hi", "1777"]);
+  });
+
   test("files the trusted side writes (and the directories it makes) stay writable by the slot", async () => {
     await backend.writeFile(sandbox, 0, "given/deep/setup.txt", "from setup\n");
     await succeeds("echo by-model >> given/deep/setup.txt && touch given/deep/new && touch given/new && rm given/deep/setup.txt");
