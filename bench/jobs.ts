@@ -61,7 +61,7 @@ async function rowsChild(mode: string, dir: string): Promise<void> {
     const held = [...rows(ROWS)];
     read = (index) => held[index];
   } else {
-    const spool = await SpooledRows.open(join(dir, "rows.jsonl"), () => rows(ROWS));
+    const spool = await SpooledRows.open(join(dir, "rows.jsonl"), () => ({ rows: rows(ROWS) }));
     read = (index) => spool.row(index);
   }
   const latencies: number[] = [];

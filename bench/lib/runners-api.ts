@@ -53,7 +53,7 @@ export async function leasesThroughApi(
       dataset: { inline: items },
       model: { builtin: { policy: "noop" } },
     }),
-    rows: await SpooledRows.open(join(dir, "rows.jsonl"), () => items),
+    rows: await SpooledRows.open(join(dir, "rows.jsonl"), () => ({ rows: items })),
     environmentConfig: {},
     tracker: new JobTracker({
       resultsPath: join(dir, "results.jsonl"),

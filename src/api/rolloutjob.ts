@@ -332,6 +332,11 @@ export const rolloutJobStatus = z
           .min(0)
           .default(0)
           .describe("Groups stored but held back from the trainer for token restarts (results.holdBackTokenRestarts)."),
+        filtered: z
+          .int()
+          .min(0)
+          .default(0)
+          .describe("Dataset rows the environment left out as ones it cannot run (e.g. swe-smith-oracle's pythonOnly); not in items."),
       })
       .strict()
       .optional()

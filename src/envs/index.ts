@@ -32,10 +32,26 @@ export function commandTimeoutsSeconds(name: string, config: Record<string, unkn
   );
 }
 
+/** An environment's row filter, counting the rows it leaves out: status and the run summary report them. */
+export interface RowFilter {
+  keep: (row: unknown) => boolean;
+  /** Rows refused so far (the dataset is read lazily, so this grows as it is read). */
+  readonly filtered: number;
+}
+
 /** The environment's row filter for a job, from the job's own environment config (dataset defaults cannot change it). */
-export function rowFilter(name: string, config: Record<string, unknown> = {}): ((row: unknown) => boolean) | undefined {
+export function rowFilter(name: string, config: Record<string, unknown> = {}): RowFilter | undefined {
   const env = getEnvironment(name, config);
-  return env.keepsRow ? (row) => env.keepsRow!(row) : undefined;
+  if (!env.keepsRow) return undefined;
+  const filter = {
+    filtered: 0,
+    keep: (row: unknown): boolean => {
+      const kept = env.keepsRow!(row);
+      if (!kept) filter.filtered++;
+      return kept;
+    },
+  };
+  return filter;
 }
 
 export { openDataset, readRows, type DatasetContext, type DatasetSpec, type OpenedDataset } from "./datasets/index.ts";

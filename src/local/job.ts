@@ -50,6 +50,8 @@ export interface RunSummary {
   environment: string;
   model: string;
   items: number;
+  /** Dataset rows the environment left out (rows no test profile can run), not among `items`. */
+  filtered: number;
   groups: number;
   /** Groups kept in scored.jsonl but not sent to the trainer for token restarts (results.holdBackTokenRestarts). */
   heldBack: number;
@@ -103,9 +105,12 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, "scored.jsonl"), "");
 
-  const keep = inJobFile(options.jobPath, () => rowFilter(spec.environment.name, spec.environment.config));
+  const filter = inJobFile(options.jobPath, () => rowFilter(spec.environment.name, spec.environment.config));
   const environment = options.environment ?? {};
-  const dataset = await resolveDataset(spec.dataset, options.jobPath, { ...environment.datasets, ...(keep ? { keep } : {}) });
+  const dataset = await resolveDataset(spec.dataset, options.jobPath, {
+    ...environment.datasets,
+    ...(filter ? { keep: filter.keep } : {}),
+  });
   const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
   const oracleTasks: OracleTask[] = [];
   const counters = new ProgressCounters();
@@ -152,6 +157,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
         parallel: Math.ceil(concurrency / spec.groupSize) + 1,
         take: async () => {
           const work = await stream.take();
+          counters.filtered = filter?.filtered ?? 0;
           if (work === undefined) counters.total = counters.items;
           else counters.items = work.index + 1;
           return work;
@@ -224,6 +230,7 @@ function summarize(
     environment,
     model: spec.model.builtin ? `builtin:${spec.model.builtin.policy}` : (spec.model.baseURL ?? ""),
     items: counters.items,
+    filtered: counters.filtered,
     groups: counters.groups,
     heldBack: heldBack ? groups.filter(heldBack).length : 0,
     failed: counters.failed,

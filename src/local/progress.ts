@@ -8,6 +8,8 @@ import type { ScoredDataGroup } from "../rollout/scored.ts";
 
 export class ProgressCounters {
   items = 0;
+  /** Dataset rows the environment left out so far. */
+  filtered = 0;
   /** Items known so far; equals the dataset size once it is read to the end. */
   total: number | undefined;
   groups = 0;
@@ -59,8 +61,8 @@ export interface ProgressView {
 }
 
 const percent = (x: number): string => `${(x * 100).toFixed(0)}%`;
-/** Finished items out of the total, "?" while the dataset is still being read. */
-const done = (c: ProgressCounters): string => `${c.finishedItems}/${c.total ?? "?"}`;
+/** Finished items out of the total, "?" while the dataset is still being read; rows left out, once there are some. */
+const done = (c: ProgressCounters): string => `${c.finishedItems}/${c.total ?? "?"}${c.filtered > 0 ? ` (${c.filtered} filtered)` : ""}`;
 const eta = (c: ProgressCounters): string => (c.etaSeconds === undefined ? "?" : `${Math.round(c.etaSeconds)}s`);
 
 const BAR_WIDTH = 40;

@@ -40,6 +40,7 @@ export function command(): Command {
       });
       const line =
         `${summary.job}: ${summary.groups}/${summary.items} items scored, ${summary.failed} failed, ` +
+        (summary.filtered > 0 ? `${summary.filtered} rows filtered (no test profile can run them), ` : "") +
         `${summary.trajectories} trajectories, pass rate ${(summary.passRate * 100).toFixed(1)}%, mean score ` +
         `${summary.meanScore.toFixed(3)}, ${summary.durationSeconds}s; results in ${opts.out}`;
       process.stdout.write(`${line}\n`);

@@ -33,7 +33,9 @@ export class JobDatasets {
   }
 
   async load(namespace: string, spec: RolloutJobSpec): Promise<LoadedDataset> {
-    const keep = rowFilter(spec.environment.name, spec.environment.config);
+    const filter = rowFilter(spec.environment.name, spec.environment.config);
+    const keep = filter?.keep;
+    const filtered = () => filter?.filtered ?? 0;
     const order = {
       ...(spec.dataset.maxItems !== undefined ? { maxItems: spec.dataset.maxItems } : {}),
       ...(spec.dataset.shuffleSeed !== undefined ? { shuffleSeed: spec.dataset.shuffleSeed } : {}),
@@ -44,14 +46,14 @@ export class JobDatasets {
       const data = await this.#client.readConfigMap(namespace, configMap.name);
       if (data === undefined) throw new Error(`ConfigMap ${namespace}/${configMap.name} not found`);
       const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
-      return { rows: readRows(source, order), environmentConfig: {} };
+      return { rows: readRows(source, order), environmentConfig: {}, filtered };
     }
     const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), {
       ...this.#settings.datasets,
       serveRepos: (root) => this.#serve(root),
       ...(keep ? { keep } : {}),
     });
-    return { rows: resolved.rows, environmentConfig: resolved.environmentConfig };
+    return { rows: resolved.rows, environmentConfig: resolved.environmentConfig, filtered };
   }
 
   async close(): Promise<void> {

@@ -92,6 +92,7 @@ export function computeJobStatus(input: JobStatusInput): RolloutJobStatus {
       retried: agg.retried,
       running: agg.running,
       heldBack: agg.heldBack,
+      filtered: agg.filtered,
     };
     status.progressSummary = `${agg.groups + agg.failed}/${agg.items}`;
     if (agg.scored > 0) {

@@ -33,6 +33,8 @@ export interface JobAggregates {
   failed: number;
   retried: number;
   running: number;
+  /** Dataset rows the environment left out (not items; reported only). */
+  filtered: number;
   /** Stored groups the forwarder does not send for token restarts (results.holdBackTokenRestarts). */
   heldBack: number;
   completedIndexes: string;
@@ -60,6 +62,7 @@ export class JobTracker {
   readonly #journalPath: string;
   readonly #jobUid: string | undefined;
   readonly #items: number;
+  readonly #filtered: number;
   readonly #backoffLimit: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
@@ -90,6 +93,8 @@ export class JobTracker {
     journalPath: string;
     jobUid?: string;
     items: number;
+    /** Dataset rows the environment left out before the items were numbered (reported in aggregates). */
+    filtered?: number;
     backoffLimit: number;
     leaseTTLMs: number;
     clock?: Clock;
@@ -101,6 +106,7 @@ export class JobTracker {
     this.#journalPath = options.journalPath;
     this.#jobUid = options.jobUid;
     this.#items = options.items;
+    this.#filtered = options.filtered ?? 0;
     this.#backoffLimit = options.backoffLimit;
     this.#ttlMs = options.leaseTTLMs;
     const clock = options.clock ?? realClock;
@@ -325,6 +331,7 @@ export class JobTracker {
       retried: this.#retried,
       running: this.#leases.size,
       heldBack: this.#heldBack,
+      filtered: this.#filtered,
       completedIndexes: compactSortedRanges(doneIndexes(this.#done), COMPLETED_INDEXES_MAX_LENGTH),
     };
   }

@@ -9,14 +9,13 @@ import type { PoolRuntimes } from "../sandboxpool/runtimes.ts";
 import type { WorkSnapshot } from "./decide.ts";
 import { tokenSecretName, TOKEN_KEY, workLeaseTTLMs } from "./desired.ts";
 import { ResultsForwarder } from "./forward.ts";
-import { SpooledRows } from "./rows.ts";
+import { SpooledRows, type RowSource } from "./rows.ts";
 import { JobTracker } from "./tracker.ts";
 
 /** A job's dataset could not be read; the job waits with a condition instead of failing the reconcile. */
 
-export interface LoadedDataset {
-  /** Read once, when the job first starts; then its spool on disk is used. */
-  rows: AsyncIterable<unknown> | Iterable<unknown>;
+/** Its rows are read once, when the job first starts; then its spool on disk is used. */
+export interface LoadedDataset extends RowSource {
   environmentConfig: Record<string, unknown>;
 }
 
@@ -53,7 +52,7 @@ export async function loadWork(
   let rows: SpooledRows;
   try {
     dataset = await deps.loadDataset(namespace, spec);
-    rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset.rows);
+    rows = await SpooledRows.open(join(dir, "rows.jsonl"), () => dataset);
   } catch (error) {
     throw new DatasetError(`dataset could not be loaded: ${errorMessage(error)}`, { cause: error });
   }
@@ -64,6 +63,7 @@ export async function loadWork(
     journalPath: join(dir, "journal.jsonl"),
     ...(job.metadata.uid ? { jobUid: job.metadata.uid } : {}),
     items: rows.count,
+    filtered: rows.filtered,
     backoffLimit: spec.backoffLimit,
     leaseTTLMs: workLeaseTTLMs(spec.limits),
     ...(heldBack ? { isHeldBack: heldBack } : {}),

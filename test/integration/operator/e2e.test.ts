@@ -111,7 +111,7 @@ describe(`operator end to end on the real apiserver (runners as ${runnersAs})`, 
     assert.equal(status.phase, "Complete");
     assert.equal(status.passRate, 1);
     assert.equal(status.scoreMean, 1);
-    assert.deepEqual(status.progress, { items: 3, groups: 3, scored: 6, failed: 0, retried: 0, running: 0, heldBack: 0 });
+    assert.deepEqual(status.progress, { items: 3, groups: 3, scored: 6, failed: 0, retried: 0, running: 0, heldBack: 0, filtered: 0 });
     assert.equal(status.completedIndexes, "0-2");
     assert.equal(status.progressSummary, "3/3");
     const lines = readFileSync(status.resultsLocation, "utf8")

@@ -9,6 +9,8 @@ import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 import { startEmbeddedPool } from "../../../src/local/pool.ts";
 import { resolveDataset } from "../../../src/envs/resolve.ts";
+import { startGitHttpServer } from "../../../src/envs/git-http.ts";
+import { prepareMiniDataset } from "../../../src/envs/swe-smith-oracle/mini.ts";
 import { runGroup } from "../../../src/rollout/group.ts";
 import { runJob } from "../../../src/local/job.ts";
 import { createModelClient } from "../../../src/rollout/model-client.ts";
@@ -100,6 +102,42 @@ test("an unreachable package index: retried as infrastructure, then the item fai
   assert.ok(summary.retries >= 1, `retried on another slot first: ${JSON.stringify(summary)}`);
   assert.match(summary.failures[0]?.error ?? "", /install for .* failed: exit 1: .*No matching distribution found for somepkg/s);
   assert.equal(summary.succeeded, false);
+});
+
+test("hermes-rollouts run: rows no test profile can run are counted as filtered, not run and not dropped silently", async () => {
+  const mini = await prepareMiniDataset(bundledDir());
+  const [first, second] = (await readFile(mini.jsonlPath, "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const refused = (row: Record<string, unknown>, id: string) => ({ ...row, instance_id: id, FAIL_TO_PASS: ["test/a.test.js > works"] });
+  const rows = [first!, refused(first!, "refused-js-1"), second!, refused(second!, "refused-js-2")];
+  await writeFile(join(dir, "mixed.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
+  // The rows name the bundled repositories; served to the slots over git HTTP as the bundled dataset's are.
+  const git = await startGitHttpServer(mini.repoBaseURL.slice("file://".length));
+  try {
+    const jobPath = join(dir, "mixed.yaml");
+    const environment = `environment: {name: swe-smith-oracle, config: {repoBaseURL: "${git.url}", installCommand: ""}}`;
+    await writeFile(
+      jobPath,
+      jobYaml("oracle")
+        .replace("environment: {name: swe-smith-oracle}", environment)
+        .replace("dataset: {bundled: swe-smith-mini}", "dataset: {jsonl: {path: mixed.jsonl}}"),
+    );
+    const outDir = join(dir, "out-mixed");
+    const { stdout } = await run(process.execPath, ["bin/hermes-rollouts.js", "run", jobPath, "--out", outDir, "--concurrency", "2"]);
+    const summary = JSON.parse(await readFile(join(outDir, "summary.json"), "utf8"));
+    assert.deepEqual([summary.items, summary.filtered, summary.groups, summary.failed], [2, 2, 2, 0], JSON.stringify(summary));
+    const scored = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as ScoredDataGroup).metadata.item_id);
+    assert.deepEqual(scored.sort(), [first!.instance_id, second!.instance_id].sort());
+    assert.match(stdout.trim().split("\n").at(-1)!, /2\/2 items scored, 0 failed, 2 rows filtered/);
+    assert.match(stdout, /^\[\d\/\d \(2 filtered\)\] /m, "the progress lines say rows were left out");
+  } finally {
+    await git.close();
+  }
 });
 
 test("the CLI names the invalid field and exits non-zero", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InvalidItemError } from "../../../src/base/errors.ts";
-import { getEnvironment } from "../../../src/envs/index.ts";
+import { getEnvironment, type RowFilter } from "../../../src/envs/index.ts";
 import {
   patchedFiles,
   repoCacheKey,
@@ -186,12 +186,19 @@ test("python_only (on by default) leaves out rows whose tests the job's profile 
     { ...row, instance_id: "py-2" },
     { instance_id: "broken" }, // kept: it fails later as an invalid item, visibly
   ];
-  const ids = async (keep: ((r: unknown) => boolean) | undefined, maxItems?: number) =>
-    (await Array.fromAsync(readRows(memorySource("t", rows), { ...(keep ? { keep } : {}), ...(maxItems ? { maxItems } : {}) }))).map(
-      (r) => r.instance_id,
-    );
+  const ids = async (filter: RowFilter | undefined, maxItems?: number) =>
+    (
+      await Array.fromAsync(
+        readRows(memorySource("t", rows), { ...(filter ? { keep: filter.keep } : {}), ...(maxItems ? { maxItems } : {}) }),
+      )
+    ).map((r) => r.instance_id);
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle")), ["py", "no-p2p", "rebench-django", "py-2", "broken"]);
-  assert.deepEqual(await ids(rowFilter("swe-smith-oracle"), 2), ["py", "no-p2p"], "the filter comes before maxItems");
+  const counted = rowFilter("swe-smith-oracle")!;
+  await ids(counted);
+  assert.equal(counted.filtered, 3, "js, django and unknown-parser are counted as left out");
+  const cut = rowFilter("swe-smith-oracle")!;
+  assert.deepEqual(await ids(cut, 2), ["py", "no-p2p"], "the filter comes before maxItems");
+  assert.equal(cut.filtered, 1, "rows past maxItems are not read, so not counted");
   assert.deepEqual(await ids(rowFilter("swe-smith-oracle", { testProfile: "django" })), ["django", "rebench-django", "broken"]);
   assert.deepEqual(
     await ids(rowFilter("swe-smith-oracle", { pythonOnly: false })),

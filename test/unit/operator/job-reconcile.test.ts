@@ -9,6 +9,7 @@ import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
 import { JOB_FINALIZER } from "../../../src/operator/rolloutjob/desired.ts";
 import { jobReconciler } from "../../../src/operator/rolloutjob/reconcile.ts";
+import { JobDatasets } from "../../../src/operator/rolloutjob/dataset.ts";
 import { RUNNER_EXIT_GRACE_MS } from "../../../src/operator/rolloutjob/decide.ts";
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
@@ -50,6 +51,8 @@ async function setup(
     secrets?: Record<string, Record<string, string>>;
     datasetError?: string;
     dataDir?: string;
+    /** Rows through the controller's real loader (the environment's filter) instead of the inline rows as they are. */
+    realDatasets?: boolean;
     refuse?: { createPod?: Error; createSecret?: Error };
   } = {},
 ) {
@@ -69,8 +72,9 @@ async function setup(
     runtimes,
     active,
     recorder: events.recorder,
-    loadDataset: async (_ns, spec) => {
+    loadDataset: async (ns, spec) => {
       if (options.datasetError) throw new Error(options.datasetError);
+      if (options.realDatasets) return new JobDatasets({ readConfigMap: async () => undefined }, dataDir).load(ns, spec);
       return { rows: spec.dataset.inline ?? [], environmentConfig: {} };
     },
     restoredSlotLeases: async () => [],
@@ -83,6 +87,7 @@ async function setup(
 }
 
 const statusOf = (body: unknown) => body as RolloutJobStatus;
+const lastStatus = (actions: { verb: string; body?: unknown }[]) => actions.findLast((a) => a.verb === "patchStatus")!.body;
 
 test("an invalid job gets Failed=True InvalidSpec naming the field, a Warning event, and no pods", async () => {
   const { rec, events, reconcile } = await setup(job({ groupSize: 0 }));
@@ -244,6 +249,38 @@ test("a job's rows are fixed when it starts: a restarted controller serves the s
   await restarted.reconcile("ns/j");
   const rows = restarted.active.get("ns/j")!.rows;
   assert.deepEqual([rows.count, await rows.row(1)], [2, { a: 2 }], "item indexes keep meaning what the stored results say");
+});
+
+test("rows the environment leaves out are counted in status.progress.filtered, and still after a restart", async () => {
+  const shared = join(dataDir, "filtered");
+  const sweRow = (id: string, tests: string[]) => ({
+    instance_id: id,
+    repo: "owner/lib",
+    base_commit: "0123456789abcdef0123456789abcdef01234567",
+    problem_statement: "It breaks.",
+    FAIL_TO_PASS: tests,
+    PASS_TO_PASS: [],
+    patch: "diff --git a/x b/x\n",
+  });
+  const rows = [
+    sweRow("py-1", ["tests/test_a.py::test_one"]),
+    sweRow("js", ["test/a.test.js > works"]), // no test profile runs it (pythonOnly is on by default)
+    sweRow("py-2", ["tests/test_a.py::test_two"]),
+    sweRow("js-2", ["test/b.test.js > works"]),
+  ];
+  const spec = { environment: { name: "swe-smith-oracle" }, dataset: { inline: rows } };
+  const token = { "ns/j-runner-token": { token: "t" } };
+  const first = await setup(job(spec), { secrets: token, dataDir: shared, realDatasets: true });
+  await first.reconcile("ns/j");
+  const status = statusOf(lastStatus(first.rec.actions));
+  assert.deepEqual([status.progress?.items, status.progress?.filtered, status.progressSummary], [2, 2, "0/2"]);
+  assert.deepEqual(((await first.active.get("ns/j")!.rows.row(1)) as { instance_id: string }).instance_id, "py-2");
+
+  // The restarted controller does not read the dataset again (here: it now has no refused rows); the count is kept.
+  const edited = job({ ...spec, dataset: { inline: [rows[0], rows[2]] } });
+  const restarted = await setup(edited, { secrets: token, dataDir: shared, realDatasets: true });
+  await restarted.reconcile("ns/j");
+  assert.equal(statusOf(lastStatus(restarted.rec.actions)).progress?.filtered, 2);
 });
 
 test("a job deleted and re-created under the same name starts afresh (a new uid), the old results kept", async () => {

@@ -35,7 +35,7 @@ const spec = rolloutJobSpec.parse({
 });
 
 async function activeJob(name: string, token: string, items: unknown[] = [{ a: 0 }, { a: 1 }]) {
-  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => items);
+  const rows = await SpooledRows.open(join(dir, `${name}.rows.jsonl`), () => ({ rows: items }));
   const tracker = new JobTracker({
     resultsPath: join(dir, `${name}.jsonl`),
     journalPath: join(dir, `${name}.journal.jsonl`),

@@ -83,7 +83,7 @@ test("a runner posts one group per good item, reports the bad one, and ends when
     poolKey: "ns/p",
     token: "token-run",
     spec,
-    rows: await SpooledRows.open(join(dir, "run.rows.jsonl"), () => rows),
+    rows: await SpooledRows.open(join(dir, "run.rows.jsonl"), () => ({ rows })),
     environmentConfig: {},
     tracker,
     forwarder: undefined,
