@@ -3,7 +3,10 @@ import { nonNegativeInteger, portNumber } from "../options.ts";
 import { environmentHelp } from "../help.ts";
 import { startFakeNomad } from "../../testbeds/fake-nomad/server.ts";
 
-/** `hermes-rollouts fake-nomad`: the fake Nomad HTTP API, running sandbox servers as local processes. */
+/**
+ * `hermes-rollouts fake-nomad`: the fake Nomad HTTP API (src/testbeds/fake-nomad, written from hashicorp/nomad's
+ * source; docs/nomad-fake.md), running sandbox servers as local processes.
+ */
 export function command(): Command {
   return new Command("fake-nomad")
     .option("--port <port>", "port to listen on (0 picks one)", portNumber, 4646)

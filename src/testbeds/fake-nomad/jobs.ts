@@ -1,3 +1,8 @@
+/**
+ * Job register as hashicorp/nomad does it (at aa026cc): nomad/job_endpoint.go Register, the restart and reschedule
+ * defaults and validation of nomad/structs/structs.go, and nomad/job_endpoint_validators.go (an unknown namespace is
+ * a 500). Differences kept on purpose are listed in docs/nomad-fake.md.
+ */
 import { isDeepStrictEqual } from "node:util";
 import type { FakeNomadState, Json } from "./state.ts";
 import { groupValidationErrors } from "./validate.ts";

@@ -1,9 +1,12 @@
+/**
+ * How the fake starts a task's process the way Nomad's raw_exec driver does (hashicorp/nomad at aa026cc): its own
+ * process group, and client/taskenv/env.go for the NOMAD_* variables, ${...} interpolation and NOMAD_PORT_<label>
+ * (the mapped port). Differences: docs/nomad-fake.md.
+ */
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { AllocRecord, Json } from "./state.ts";
-
-/** How the fake runs a task's process the way raw_exec does: its variables, interpolation, port and signals. */
 
 export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;

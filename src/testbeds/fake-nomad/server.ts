@@ -1,3 +1,8 @@
+/**
+ * The fake Nomad agent's HTTP server, written from hashicorp/nomad's source at aa026cc (docs/nomad-fake.md lists what was read and where the
+ * fake knowingly differs): the HTTP API of command/agent/*_endpoint.go and the api/ package, job validation of
+ * nomad/structs/structs.go, deregister semantics of nomad/job_endpoint.go.
+ */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";

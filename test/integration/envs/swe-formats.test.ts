@@ -1,7 +1,7 @@
 /**
  * swe-smith-oracle on rows in the real datasets' formats, over a small repository this test builds in each layout
  * (real git remotes over file://, real pytest; slots under bubblewrap when it works here):
- * - SWE-smith as published (SWE-bench/SWE-smith on the Hub; /work/shared/mission/real-formats.md): no base_commit;
+ * - SWE-smith as published (the SWE-bench/SWE-smith dataset on the Hugging Face Hub): no base_commit;
  *   `repo` is the mirror `swesmith/<owner>__<name>.<commit8>`, the task is the branch named `instance_id` there (the
  *   bug commit, then a commit removing the failing tests' files) and `patch` creates the bug.
  * - SWE-bench (princeton-nlp/SWE-bench, SWE-bench_Verified): `base_commit`, a gold `patch`, a `test_patch` that adds
