@@ -1,14 +1,28 @@
 import { buildScoredGroup, type ScoredDataGroup } from "../../src/rollout/scored.ts";
 
-/** A one-turn ScoredDataGroup for item `index` with endpoint tokens, one trajectory per score, as a runner posts it. */
-export function scoredGroup(index: number, scores: readonly number[]): ScoredDataGroup {
+export interface TurnTokens {
+  prompt: number[];
+  completion: number[];
+  logprobs: number[];
+}
+
+/**
+ * A one-turn ScoredDataGroup for item `index`, one trajectory per score, as a runner posts it: the assistant says
+ * `content`, with the endpoint's `tokens` (none when null).
+ */
+export function scoredGroup(
+  index: number,
+  scores: readonly number[],
+  {
+    content = "done",
+    tokens = { prompt: [1, 2], completion: [3], logprobs: [-0.5] },
+  }: { content?: string; tokens?: TurnTokens | null } = {},
+): ScoredDataGroup {
   const turn = {
-    message: { role: "assistant" as const, content: "done" },
+    message: { role: "assistant" as const, content },
     finishReason: "stop",
     latencyMs: 1,
-    promptTokenIds: [1, 2],
-    completionTokenIds: [3],
-    completionLogprobs: [-0.5],
+    ...(tokens ? { promptTokenIds: tokens.prompt, completionTokenIds: tokens.completion, completionLogprobs: tokens.logprobs } : {}),
   };
   const trajectories = scores.map((score, i) => ({
     trajectoryId: `t${index}-${i}`,

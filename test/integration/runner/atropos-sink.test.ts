@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { buildScoredGroup } from "../../../src/rollout/scored.ts";
+import { scoredGroup } from "../../support/scored-group.ts";
 import { AtroposSink } from "../../../src/rollout/sinks.ts";
 
 interface Received {
@@ -59,38 +59,10 @@ async function fakeTrainer(info: { batch_size: number; max_token_len: number } =
   return { url, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
+/** Item 1's group of two 5-token sequences (3 prompt, 2 completion) with long messages; no tokens without `withTokens`. */
 function group(withTokens: boolean, scores: [number, number] = [1, 0]) {
-  const turn = {
-    message: { role: "assistant" as const, content: "x".repeat(2000) },
-    finishReason: "stop",
-    latencyMs: 1,
-    ...(withTokens ? { promptTokenIds: [1, 2, 3], completionTokenIds: [4, 5], completionLogprobs: [-0.1, -0.2] } : {}),
-  };
-  const trajectory = (score: number, index: number) => ({
-    trajectoryId: `t${index}`,
-    attempt: 1,
-    score,
-    verification: {},
-    sandbox: "sb",
-    slot: 0,
-    timings: { acquireMs: 0, setupMs: 0, agentMs: 0, verifyMs: 0, totalMs: 0, modelMs: 0 },
-    agent: {
-      messages: [{ role: "user" as const, content: "fix it" }, turn.message],
-      turns: [turn],
-      toolCalls: [],
-      stopReason: "natural" as const,
-      durationMs: 1,
-    },
-  });
-  return buildScoredGroup({
-    itemId: "item-1",
-    itemIndex: 0,
-    environment: "swe-smith-oracle",
-    trajectories: [trajectory(scores[0], 0), trajectory(scores[1], 1)],
-    generation: { temperature: 1, top_p: 1, max_tokens: 64 },
-    retries: 0,
-    durationMs: 1,
-  });
+  const tokens = withTokens ? { prompt: [1, 2, 3], completion: [4, 5], logprobs: [-0.1, -0.2] } : null;
+  return scoredGroup(1, scores, { content: "x".repeat(2000), tokens });
 }
 
 test("registers (waiting for the trainer), reads /info, posts gzipped scored data with env_id, retries a 503", async () => {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import { PoolLoop } from "../../../src/backends/slots/loop.ts";
+import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
 import type { ClusterClient } from "../../../src/operator/client.ts";
+import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
 import type { Recorder } from "../../../src/operator/runtime/events.ts";
 
 export interface Action {
@@ -108,4 +112,33 @@ export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCr
     async close() {},
   };
   return { backend, sandboxes, calls };
+}
+
+/**
+ * A pool runtime `ns/p` over `fakeBackend`, as the runners' API sees one: a started SlotPool whose store knows the
+ * pool (so no slot starts blocked) and no sandbox yet; `addSandbox` lists one ready sandbox of `slots` slots.
+ */
+export async function fakePoolRuntime(slots: number, acquireTimeoutMs: number) {
+  const { backend } = fakeBackend();
+  const template: SandboxTemplate = {
+    pool: "ns/p",
+    templateHash: "h",
+    slots,
+    image: "i",
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 0,
+    idleTimeoutSeconds: 0,
+  };
+  const store = new InMemoryLeaseStore();
+  await store.remove("ns/p", "none");
+  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
+  await slotPool.start(0);
+  const runtime: PoolRuntime = {
+    backend,
+    slots: slotPool,
+    acquireTimeoutMs,
+    loop: new PoolLoop({ backend, slotPool, scaleDownDelayMs: 0 }),
+  };
+  return { runtime, addSandbox: async () => slotPool.setSandboxes([await backend.create("sb", template)]) };
 }

@@ -14,12 +14,8 @@ import { JobTracker } from "../../../src/operator/rolloutjob/tracker.ts";
 import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts";
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
-import { PoolLoop } from "../../../src/backends/slots/loop.ts";
-import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
-import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { scoredGroup } from "../../support/scored-group.ts";
-import { fakeBackend } from "./fakes.ts";
+import { fakePoolRuntime } from "./fakes.ts";
 import { RunnersApiError, isSandboxError } from "../../../src/base/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "runners-api-"));
@@ -80,33 +76,14 @@ after(() => {
 
 /** The job pool `ns/p` on a fake backend, its slots not yet adopted until `addSandbox`. */
 async function fakePool(slotCount: number, acquireTimeoutMs: number) {
-  const { backend } = fakeBackend();
-  const template: SandboxTemplate = {
-    pool: "ns/p",
-    templateHash: "h",
-    slots: slotCount,
-    image: "i",
-    cpu: 1,
-    memoryMiB: 512,
-    lifetimeSeconds: 0,
-    idleTimeoutSeconds: 0,
-  };
-  const store = new InMemoryLeaseStore();
-  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
-  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
-  await slots.start(0);
-  pools.set("ns/p", {
-    backend,
-    slots,
-    acquireTimeoutMs,
-    loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }),
-  });
+  const { runtime, addSandbox } = await fakePoolRuntime(slotCount, acquireTimeoutMs);
+  pools.set("ns/p", runtime);
   return {
-    slots,
-    addSandbox: async () => slots.setSandboxes([await backend.create("sb", template)]),
+    slots: runtime.slots,
+    addSandbox,
     close: () => {
       pools.delete("ns/p");
-      slots.close();
+      runtime.slots.close();
     },
   };
 }

@@ -5,10 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { rolloutJobSpec } from "../../../src/api/index.ts";
-import { PoolLoop } from "../../../src/backends/slots/loop.ts";
-import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
-import { SlotPool } from "../../../src/backends/slots/pool.ts";
-import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { ActiveJobs } from "../../../src/operator/runners-api/registry.ts";
 import { runnersApi } from "../../../src/operator/runners-api/routes.ts";
 import { SpooledRows } from "../../../src/operator/rolloutjob/rows.ts";
@@ -17,7 +13,7 @@ import { createProbeServer, listen } from "../../../src/operator/runtime/http.ts
 import { ControllerMetrics } from "../../../src/operator/runtime/metrics.ts";
 import type { PoolRuntime } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { runRunner } from "../../../src/runner/loop.ts";
-import { fakeBackend } from "../operator/fakes.ts";
+import { fakePoolRuntime } from "../operator/fakes.ts";
 
 /** A runner pod's loop against the real runners' API routes, on a pool of one in-memory sandbox. */
 const dir = mkdtempSync(join(tmpdir(), "runner-loop-"));
@@ -36,23 +32,9 @@ before(async () => {
     routes: [runnersApi(jobs, (key) => pools.get(key), new ControllerMetrics())],
   });
   url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
-  const { backend } = fakeBackend();
-  const template: SandboxTemplate = {
-    pool: "ns/p",
-    templateHash: "h",
-    slots: 2,
-    image: "i",
-    cpu: 1,
-    memoryMiB: 512,
-    lifetimeSeconds: 0,
-    idleTimeoutSeconds: 0,
-  };
-  const store = new InMemoryLeaseStore();
-  await store.remove("ns/p", "none"); // a store that knows the pool: no slot starts blocked
-  const slots = new SlotPool({ backend, template, leaseTtlMs: 60_000, store });
-  await slots.start(0);
-  slots.setSandboxes([await backend.create("sb", template)]);
-  pools.set("ns/p", { backend, slots, acquireTimeoutMs: 5000, loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }) });
+  const { runtime, addSandbox } = await fakePoolRuntime(2, 5000);
+  await addSandbox();
+  pools.set("ns/p", runtime);
 });
 after(() => {
   for (const pool of pools.values()) pool.slots.close();
