@@ -1,7 +1,7 @@
 /**
- * The fake Nomad agent's HTTP server, written from hashicorp/nomad's source at aa026cc (docs/nomad-fake.md lists what was read and where the
- * fake knowingly differs): the HTTP API of command/agent/*_endpoint.go and the api/ package, job validation of
- * nomad/structs/structs.go, deregister semantics of nomad/job_endpoint.go.
+ * The fake Nomad agent's HTTP server, written from hashicorp/nomad's source at aa026cc (docs/nomad-fake.md lists
+ * what was read and where the fake knowingly differs): the HTTP API of command/agent/*_endpoint.go and the api/
+ * package, job validation of nomad/structs/structs.go, deregister semantics of nomad/job_endpoint.go.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
