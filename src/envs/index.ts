@@ -20,18 +20,6 @@ export function getEnvironment(name: string, config: Record<string, unknown> = {
   return factory.fromConfig(parsed.data);
 }
 
-/**
- * The timeouts of the commands an environment runs itself (setup, install, checks): by convention its config's
- * `*TimeoutSeconds` fields, defaults applied. The controller refuses a slot command longer than any its job runs.
- */
-export function commandTimeoutsSeconds(name: string, config: Record<string, unknown> = {}): number[] {
-  const parsed = factories.find((f) => f.name === name)?.configSchema.safeParse(config);
-  if (!parsed?.success || typeof parsed.data !== "object" || parsed.data === null) return [];
-  return Object.entries(parsed.data).flatMap(([key, value]) =>
-    key.endsWith("TimeoutSeconds") && typeof value === "number" ? [value] : [],
-  );
-}
-
 /** An environment's row filter, counting the rows it leaves out: status and the run summary report them. */
 export interface RowFilter {
   keep: (row: unknown) => boolean;

@@ -51,6 +51,10 @@ export class ShellTaskEnvironment implements Environment<ShellTaskItem> {
     this.config = config;
   }
 
+  get longestStepSeconds(): number {
+    return Math.max(this.config.setupTimeoutSeconds, this.config.checkTimeoutSeconds);
+  }
+
   parseItem(row: unknown): ShellTaskItem {
     return parseRow(this.name, this.itemSchema, row);
   }

@@ -68,6 +68,8 @@ export interface Environment<Item = unknown> {
   prompt(item: Item): PromptMessages;
   /** Whether a dataset row is one this environment can work on; rows it refuses are left out of the job. */
   keepsRow?(row: unknown): boolean;
+  /** The longest timeout of a command the environment runs itself (setup, install, checks), in seconds. */
+  readonly longestStepSeconds: number;
   /** A trajectory without a tool call scores 0 unverified: the task cannot pass untouched (SWE-smith's rule). */
   readonly zeroWithoutToolCalls?: boolean;
   /** Runs the task's checks in the slot and scores them. Task failures are a score, not an error. */

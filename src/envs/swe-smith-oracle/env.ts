@@ -111,6 +111,11 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     this.config = config;
   }
 
+  get longestStepSeconds(): number {
+    const { setupTimeoutSeconds, installTimeoutSeconds, testTimeoutSeconds } = this.config;
+    return Math.max(setupTimeoutSeconds, installTimeoutSeconds, testTimeoutSeconds);
+  }
+
   parseItem(row: unknown): SweSmithItem {
     return parseRow(this.name, this.itemSchema, row);
   }

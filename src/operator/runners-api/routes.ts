@@ -15,7 +15,7 @@ import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
 import { bearerCheck } from "../../base/bearer.ts";
 import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
 import { readJsonBody } from "../../base/http-body.ts";
-import { commandTimeoutsSeconds } from "../../envs/index.ts";
+import { getEnvironment } from "../../envs/index.ts";
 
 /** Each job's token check, made on its first request: a job keeps its token for as long as it is served. */
 const tokenChecks = new WeakMap<ActiveJob, (header: string | undefined) => boolean>();
@@ -41,8 +41,8 @@ function checkExecLimits(job: ActiveJob, request: RunnersApiValidRequest<"slots/
   const { limits, environment } = job.spec;
   let maxTimeoutMs = longestCommandMs.get(job);
   if (maxTimeoutMs === undefined) {
-    const environmentSteps = commandTimeoutsSeconds(environment.name, job.environmentConfig);
-    maxTimeoutMs = Math.max(limits.toolTimeoutSeconds, limits.trajectoryTimeoutSeconds, ...environmentSteps) * 1000;
+    const { longestStepSeconds } = getEnvironment(environment.name, job.environmentConfig);
+    maxTimeoutMs = Math.max(limits.toolTimeoutSeconds, limits.trajectoryTimeoutSeconds, longestStepSeconds) * 1000;
     longestCommandMs.set(job, maxTimeoutMs);
   }
   const maxOutputBytes = Math.max(limits.maxToolOutputBytes, MAX_COMMAND_OUTPUT_BYTES);

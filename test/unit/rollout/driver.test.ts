@@ -19,6 +19,7 @@ interface Item {
 
 const env: Environment<Item> = {
   name: "fake",
+  longestStepSeconds: 1,
   itemSchema: z.object({ id: z.string(), verify: z.enum(["pass", "error", "stuck", "late"]) }),
   parseItem(row) {
     const parsed = this.itemSchema.safeParse(row);
