@@ -1,10 +1,12 @@
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
 import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
 import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
-import { SlotHost } from "./slot-host.ts";
+import { SandboxServerProcess } from "./server-process.ts";
+import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
@@ -29,24 +31,40 @@ export interface LocalBackendOptions {
   isolation?: IsolationRequest;
   /** Injectable for tests of lifetime and idle expiry. */
   clock?: Clock;
+  /** argv that starts this CLI, whose `sandbox-server` serves each sandbox (default: this checkout's). */
+  launcher?: readonly string[];
+  /** How long a sandbox server may take to answer /health after it starts. */
+  serverReadyTimeoutMs?: number;
 }
 
 /**
- * Sandboxes are directories on this machine and slot commands real processes (under bwrap when it works).
- * Lifetime and idle timeout are enforced when `list` runs (the pool manager lists on every pass).
+ * Sandboxes are directories on this machine, each served by its own `sandbox-server` child process (the server a
+ * Nomad allocation runs) on a unix socket: this process never forks per command. Slot commands are real processes
+ * under bwrap when it works. A server that dies makes its sandbox gone (calls fail "gone", `list` says failed) and
+ * the pool replaces it; a sandbox found on disk with no server of this process (after a restart) gets a new one,
+ * keeping its workspaces. Lifetime and idle timeout are enforced when `list` runs (the pool manager lists on every pass).
  */
 export class LocalBackend implements SandboxBackend {
   readonly kind = "local" as const;
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
   private readonly clock: Clock;
-  private readonly hosts = new Map<string, SlotHost>();
+  private readonly launcher: readonly string[];
+  private readonly readyTimeoutMs: number;
+  /** Only this uid can enter it: the servers' sockets. */
+  private readonly socketDir: string;
+  private socketCount = 0;
+  private readonly servers = new Map<string, Promise<SandboxServerProcess>>();
+  private readonly inFlight = new Map<string, number>();
   private readonly lastActivity = new Map<string, number>();
 
-  private constructor(options: LocalBackendOptions, isolation: IsolationProbe) {
+  private constructor(options: LocalBackendOptions, isolation: IsolationProbe, socketDir: string) {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
     this.clock = options.clock ?? realClock;
+    this.launcher = options.launcher ?? cliLauncher;
+    this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
+    this.socketDir = socketDir;
   }
 
   /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
@@ -55,7 +73,8 @@ export class LocalBackend implements SandboxBackend {
     if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
     else log.info({ isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message }, "slot isolation probed");
     await mkdir(options.rootDir, { recursive: true });
-    return new LocalBackend(options, isolation);
+    // Under the temporary directory, not the root: a socket path has at most 107 bytes.
+    return new LocalBackend(options, isolation, await mkdtemp(join(tmpdir(), "hermes-sockets-")));
   }
 
   async create(name: string, template: SandboxTemplate): Promise<SandboxInfo> {
@@ -75,7 +94,8 @@ export class LocalBackend implements SandboxBackend {
       ...(template.env === undefined ? {} : { env: template.env }),
     };
     try {
-      await this.host(id, metadata).prepare();
+      await mkdir(dir, { recursive: true });
+      await this.server(id, metadata);
       // Written last and atomically: a directory without metadata is a create that did not finish.
       const temporary = join(dir, `${METADATA_FILE}.${process.pid}.tmp`);
       await writeFile(temporary, JSON.stringify(metadata));
@@ -95,6 +115,11 @@ export class LocalBackend implements SandboxBackend {
       const id = sandboxId(pool, name);
       const metadata = await this.readMetadata(id).catch(() => undefined);
       if (metadata === undefined) continue;
+      const exited = await this.exitReason(id);
+      if (exited !== undefined) {
+        infos.push({ ...toInfo(id, metadata), phase: "failed", message: `sandbox server ${exited}` });
+        continue;
+      }
       const expired = this.expiry(id, metadata);
       if (expired !== undefined) {
         log.info({ sandbox: id, reason: expired }, "terminating expired sandbox");
@@ -107,30 +132,38 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
-    return (await this.live(sandbox)).exec(request);
+    this.inFlight.set(sandbox.id, (this.inFlight.get(sandbox.id) ?? 0) + 1);
+    try {
+      return await this.call(sandbox, (server) => server.client.exec(request));
+    } finally {
+      const left = (this.inFlight.get(sandbox.id) ?? 1) - 1;
+      if (left === 0) this.inFlight.delete(sandbox.id);
+      else this.inFlight.set(sandbox.id, left);
+    }
   }
 
-  async readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
-    return (await this.live(sandbox)).readFile(slot, path);
+  readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
+    return this.call(sandbox, (server) => server.client.readFile(slot, path));
   }
 
-  async writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
-    return (await this.live(sandbox)).writeFile(slot, path, data);
+  writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
+    return this.call(sandbox, (server) => server.client.writeFile(slot, path, data));
   }
 
-  async resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
-    return (await this.live(sandbox)).reset(slot);
+  resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
+    return this.call(sandbox, (server) => server.client.reset(slot));
   }
 
   async health(sandbox: SandboxRef): Promise<SandboxHealth> {
-    await this.live(sandbox);
-    return { ok: true, isolation: this.isolation.isolation, ...(this.isolation.message ? { message: this.isolation.message } : {}) };
+    const answer = await this.call(sandbox, (server) => server.client.health());
+    return { ok: answer.status === "ok", isolation: answer.isolation, ...(answer.message ? { message: answer.message } : {}) };
   }
 
   async terminate(sandbox: SandboxRef): Promise<void> {
-    this.hosts.get(sandbox.id)?.killAll();
-    this.hosts.delete(sandbox.id);
+    const server = this.servers.get(sandbox.id);
+    this.servers.delete(sandbox.id);
     this.lastActivity.delete(sandbox.id);
+    await server?.then((process) => process.stop()).catch(() => undefined); // one that never started has nothing to stop
     try {
       await rm(this.directory(sandbox.id), { recursive: true, force: true });
     } catch (error) {
@@ -139,40 +172,72 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async close(): Promise<void> {
-    for (const host of this.hosts.values()) host.killAll();
-    this.hosts.clear();
+    const servers = [...this.servers.values()];
+    this.servers.clear();
+    await Promise.all(servers.map((server) => server.then((process) => process.stop()).catch(() => undefined)));
+    await rm(this.socketDir, { recursive: true, force: true });
   }
 
-  private async live(sandbox: SandboxRef): Promise<SlotHost> {
+  /** A call to the sandbox's server; once that server has exited, the sandbox is gone. */
+  private async call<T>(sandbox: SandboxRef, request: (server: SandboxServerProcess) => Promise<T>): Promise<T> {
     this.lastActivity.set(sandbox.id, this.clock.now());
-    const cached = this.hosts.get(sandbox.id);
-    if (cached !== undefined) return cached;
-    const metadata = await this.readMetadata(sandbox.id).catch((error: unknown) => {
-      throw classifyLocalError(error, `sandbox ${sandbox.id}`);
-    });
-    return this.host(sandbox.id, metadata);
+    const server = await this.live(sandbox.id);
+    try {
+      return await request(server);
+    } catch (error) {
+      if (server.exitReason !== undefined)
+        throw new SandboxError("gone", `sandbox ${sandbox.id}: its server ${server.exitReason}`, { cause: error });
+      throw error;
+    }
   }
 
-  private host(id: string, metadata: SandboxMetadata): SlotHost {
-    let host = this.hosts.get(id);
-    if (host === undefined) {
-      host = new SlotHost({
+  private async live(id: string): Promise<SandboxServerProcess> {
+    const started = this.servers.get(id);
+    const server =
+      started !== undefined
+        ? await started
+        : await this.server(
+            id,
+            await this.readMetadata(id).catch((error: unknown) => {
+              throw classifyLocalError(error, `sandbox ${id}`);
+            }),
+          );
+    if (server.exitReason !== undefined) throw new SandboxError("gone", `sandbox ${id}: its server ${server.exitReason}`);
+    return server;
+  }
+
+  /** The sandbox's server, started once (concurrent callers share the start); a start that failed is tried again. */
+  private server(id: string, metadata: SandboxMetadata): Promise<SandboxServerProcess> {
+    let server = this.servers.get(id);
+    if (server === undefined) {
+      server = SandboxServerProcess.start({
+        launcher: this.launcher,
         root: this.directory(id),
         slots: metadata.slots,
         isolation: this.isolation.isolation,
-        slotUser: this.isolation.slotUser,
-        env: metadata.env,
+        socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
+        ...(metadata.env === undefined ? {} : { env: metadata.env }),
+        readyTimeoutMs: this.readyTimeoutMs,
       });
-      this.hosts.set(id, host);
+      this.servers.set(id, server);
+      const started = server;
+      started.catch(() => {
+        if (this.servers.get(id) === started) this.servers.delete(id);
+      });
     }
-    return host;
+    return server;
+  }
+
+  private async exitReason(id: string): Promise<string | undefined> {
+    const server = await this.servers.get(id)?.catch(() => undefined);
+    return server?.exitReason;
   }
 
   private expiry(id: string, metadata: SandboxMetadata): string | undefined {
     const now = this.clock.now();
     const created = Date.parse(metadata.createdAt);
     if (metadata.lifetimeSeconds > 0 && now - created > metadata.lifetimeSeconds * 1000) return "lifetime";
-    const busy = (this.hosts.get(id)?.runningCount() ?? 0) > 0;
+    const busy = (this.inFlight.get(id) ?? 0) > 0;
     const lastActive = this.lastActivity.get(id) ?? created;
     if (!busy && metadata.idleTimeoutSeconds > 0 && now - lastActive > metadata.idleTimeoutSeconds * 1000) return "idle";
     return undefined;

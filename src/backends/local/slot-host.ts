@@ -14,7 +14,7 @@ const WORKSPACE_MODE = 0o755;
 
 /**
  * One sandbox's slots on this machine: a directory `<root>/{slots/<n>,cache}` whose slot commands run as local
- * processes. Shared by the local backend (one host per sandbox) and the sandbox server (one host per process).
+ * processes. The sandbox server serves one; local sandboxes, Nomad allocations and pods all run that server.
  */
 export class SlotHost {
   readonly root: string;
@@ -127,12 +127,6 @@ export class SlotHost {
 
   killAll(): void {
     for (const slot of this.running.keys()) this.killSlot(slot);
-  }
-
-  runningCount(): number {
-    let count = 0;
-    for (const processes of this.running.values()) count += processes.size;
-    return count;
   }
 
   killSlot(slot: number): void {

@@ -1,5 +1,5 @@
-import { fileURLToPath } from "node:url";
 import { logger } from "../../base/log.ts";
+import { cliLauncher } from "../launcher.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
 import type {
   ExecRequest,
@@ -43,7 +43,6 @@ export interface NomadBackendOptions extends NomadClientOptions {
 const ALL_SANDBOX_JOBS = 'JobID matches "^hr-"';
 /** Bound of the terminated set: far more sandboxes than a pool turns over while their stops are in flight. */
 const MAX_REMEMBERED_TERMINATED = 10_000;
-const defaultLauncher = [process.execPath, fileURLToPath(new URL("../../../bin/hermes-rollouts.js", import.meta.url))];
 
 interface Target {
   incarnation: string;
@@ -94,7 +93,7 @@ export class NomadBackend implements SandboxBackend {
       const job = buildSandboxJob(name, template, {
         driver,
         datacenters: this.options.datacenters ?? ["*"],
-        launcher: this.options.launcher ?? defaultLauncher,
+        launcher: this.options.launcher ?? [...cliLauncher],
         ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),
       });
       try {

@@ -1,3 +1,4 @@
+import { Agent, fetch, type Dispatcher, type Response } from "undici";
 import { classifyFetchFailure } from "../fetch-errors.ts";
 import type { ExecRequest, ExecResult } from "../types.ts";
 import type { ErrorResponse, HealthResponse, ReadFileResponse, WireExecRequest } from "./protocol.ts";
@@ -13,8 +14,10 @@ import { SandboxError, type SandboxErrorKind } from "../../base/errors.ts";
  * (the original cut 600 s installs off after 30 s).
  */
 export interface SandboxServerClientOptions {
-  /** e.g. `http://10.0.0.5:23456` */
+  /** e.g. `http://10.0.0.5:23456`; with `socketPath`, only the Host header comes from it. */
   baseUrl: string;
+  /** A unix socket the server listens on (a local sandbox's server) instead of the TCP address of `baseUrl`. */
+  socketPath?: string;
   token?: string;
   /** Added to a command's timeoutMs for the HTTP deadline. */
   marginMs?: number;
@@ -29,8 +32,10 @@ export class SandboxServerClient {
   private readonly token: string | undefined;
   private readonly marginMs: number;
   private readonly requestTimeoutMs: number;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(options: SandboxServerClientOptions) {
+    this.dispatcher = options.socketPath === undefined ? undefined : new Agent({ connect: { socketPath: options.socketPath } });
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.token = options.token;
     this.marginMs = options.marginMs ?? 10_000;
@@ -62,6 +67,11 @@ export class SandboxServerClient {
     return new Uint8Array(Buffer.from(response.contentBase64, "base64"));
   }
 
+  /** Closes the unix-socket connections (a TCP client shares the process's global pool and has none of its own). */
+  async close(): Promise<void> {
+    await this.dispatcher?.close();
+  }
+
   async writeFile(slot: number, path: string, data: Uint8Array | string): Promise<void> {
     const contentBase64 = Buffer.from(typeof data === "string" ? Buffer.from(data, "utf8") : data).toString("base64");
     await this.call<unknown>("POST", "/files/write", { slot, path, contentBase64 }, this.requestTimeoutMs);
@@ -78,6 +88,7 @@ export class SandboxServerClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
+        ...(this.dispatcher === undefined ? {} : { dispatcher: this.dispatcher }),
       });
     } catch (error) {
       throw classifyFetchError(error, `${method} ${this.baseUrl}${path}`);

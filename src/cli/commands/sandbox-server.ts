@@ -1,4 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { createInterface } from "node:readline";
+import { rm } from "node:fs/promises";
+import { z } from "zod";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
@@ -17,7 +20,12 @@ interface Options {
   token?: string;
   insecure: boolean;
   isolation: IsolationRequest;
+  socket?: string;
+  parentStdin: boolean;
 }
+
+/** What a parent process (the local backend) sends on stdin as one JSON line, kept out of argv and the environment. */
+const parentSettingsSchema = z.object({ token: z.string().min(1), slotEnv: z.record(z.string(), z.string()).optional() });
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
@@ -32,6 +40,12 @@ export function command(): Command {
     .option("--slots <m>", "number of slots", nonNegativeInteger, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN); without one the server refuses to start")
+    .option("--socket <path>", "listen on this unix socket instead of a TCP port (the local backend's sandboxes)")
+    .option(
+      "--parent-stdin",
+      "started by a parent process: read {token, slotEnv} as one JSON line on stdin, and exit when stdin closes",
+      false,
+    )
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
       new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
@@ -52,29 +66,56 @@ export function command(): Command {
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
-      const token = options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
+      const parent = options.parentStdin ? await readParentSettings() : undefined;
+      const token = parent?.token ?? options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
-      const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation, slotUser: probe.slotUser });
+      const host = new SlotHost({
+        root: dataDir,
+        slots: options.slots,
+        isolation: probe.isolation,
+        slotUser: probe.slotUser,
+        ...(parent?.slotEnv === undefined ? {} : { env: parent.slotEnv }),
+      });
       // Refuses before preparing anything when there is no token and no --insecure.
       const server = createSandboxServer({ host, token, insecure: options.insecure, isolationMessage: probe.message });
       if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");
       await host.prepare();
-      server.listen(port, options.host, () => {
-        const address = server.address();
-        const bound = typeof address === "object" && address !== null ? address.port : port;
-        log.info(
-          { host: options.host, port: bound, slots: options.slots, dataDir, isolation: probe.isolation, auth: token !== undefined },
-          "sandbox server listening",
-        );
-      });
       const stop = (): void => {
         host.killAll();
         server.close(() => process.exit(0));
         server.closeAllConnections();
       };
+      const listening = (): void => {
+        const address = server.address();
+        const bound = typeof address === "object" && address !== null ? address.port : address;
+        const where = options.socket === undefined ? { host: options.host, port: bound } : { socket: options.socket };
+        log.info(
+          { ...where, slots: options.slots, dataDir, isolation: probe.isolation, auth: token !== undefined },
+          "sandbox server listening",
+        );
+      };
+      if (options.socket !== undefined) {
+        await rm(options.socket, { force: true }); // left by a server of an earlier run
+        server.listen(options.socket, listening);
+      } else server.listen(port, options.host, listening);
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
+      // The parent's end of stdin closes when the parent dies: its sandboxes must not outlive it.
+      if (parent !== undefined) process.stdin.once("close", stop);
     });
+}
+
+async function readParentSettings(): Promise<z.infer<typeof parentSettingsSchema>> {
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    lines.close();
+    const parsed = parentSettingsSchema.safeParse(JSON.parse(line));
+    if (!parsed.success)
+      throw new InvalidArgumentError(`--parent-stdin: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    process.stdin.resume(); // keep reading, so the end of stdin is seen
+    return parsed.data;
+  }
+  throw new InvalidArgumentError("--parent-stdin: stdin closed before the settings line");
 }

@@ -143,8 +143,9 @@ describe("the files API against a hostile workspace", () => {
     await succeeds("mkfifo pipe");
     await assert.rejects(backend.readFile(sandbox, 0, "pipe"), /read pipe: not a regular file \(a FIFO\)/);
     await assert.rejects(backend.writeFile(sandbox, 0, "pipe", "x"), /write pipe: not a regular file/);
-    // With a reader holding it open, the write open succeeds: still refused, and nothing reaches the reader.
-    const reader = inSlot("timeout 3 cat pipe");
+    // With a reader holding it open, the write open succeeds: still refused, and nothing reaches the reader. The reader
+    // runs on the host: a slot command would hold the slot, and the server serialises a slot's calls.
+    const reader = run("timeout", ["3", "cat", join(slotDirectory(join(rootDir, sandbox.id), 0), "pipe")]);
     await new Promise((resolve) => setTimeout(resolve, 500));
     await assert.rejects(backend.writeFile(sandbox, 0, "pipe", "leak"), /write pipe: not a regular file \(a FIFO\)/);
     assert.equal((await reader).stdout, "");
@@ -181,7 +182,9 @@ describe("the files API against a hostile workspace", () => {
 /** The local backend in a process that is not root (the chart's controller, a non-root sandbox server). */
 const NON_ROOT_SPAWNER = String.raw`
 import { LocalBackend } from ${JSON.stringify(new URL("../../../src/backends/local/backend.ts", import.meta.url).href)};
-const backend = await LocalBackend.open({ rootDir: process.argv[2], isolation: "bwrap" });
+// The sandbox server runs as this uid too. /proc/self/exe: this machine's node may sit under a home only root enters.
+const launcher = ["/proc/self/exe", ${JSON.stringify(new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname)}];
+const backend = await LocalBackend.open({ rootDir: process.argv[2], isolation: "bwrap", launcher });
 const template = ${JSON.stringify(contractTemplate({ slots: 1 }))};
 const sandbox = await backend.create("s", template);
 const command = "id -u; grep CapEff /proc/self/status; touch /workspace/f && echo wrote";
