@@ -1,5 +1,6 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import { logger } from "../../base/log.ts";
+import { keepAliveApiClient } from "./keep-alive.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
 export interface LeaderTimings {
@@ -56,7 +57,8 @@ export class LeaderElector {
 
   constructor(options: LeaderElectorOptions) {
     this.#o = { ...options, timings: options.timings ?? defaultTimings, clock: options.clock ?? realClock };
-    this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    // Its own connection, kept open: a renewal neither waits for a TLS handshake nor queues behind other requests.
+    this.#api = keepAliveApiClient(options.kubeConfig, CoordinationV1Api);
     this.#log = logger("leader").child({ identity: options.identity });
   }
 

@@ -1,17 +1,26 @@
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { FakeClock } from "../../../src/base/clock.ts";
 import { defaultTimings, LeaderElector } from "../../../src/operator/runtime/leader.ts";
+import { generateTlsMaterial } from "../../../src/testbeds/mock-modal/tls.ts";
 
-/** A coordination.k8s.io Lease endpoint in memory; `hang` makes it stop answering, as an unreachable apiserver does. */
-async function leaseServer() {
+/**
+ * A coordination.k8s.io Lease endpoint in memory; `hang` makes it stop answering, as an unreachable apiserver does.
+ * With `tls` it serves HTTPS with that certificate, and the kubeconfig trusts its CA.
+ */
+async function leaseServer(tls?: { cert: Buffer; key: Buffer; caFile: string }) {
   let lease: Record<string, unknown> | undefined;
   let version = 0;
-  const state = { hang: false };
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  const state = { hang: false, requests: 0, connections: 0 };
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    state.requests += 1;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (state.hang) return;
@@ -21,11 +30,18 @@ async function leaseServer() {
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { metadata: Record<string, unknown> };
     lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(++version) } };
     reply(req.method === "POST" ? 201 : 200, lease);
-  });
+  };
+  const server: Server = tls === undefined ? createServer(handler) : createTlsServer({ cert: tls.cert, key: tls.key }, handler);
+  server.on(tls === undefined ? "connection" : "secureConnection", () => (state.connections += 1));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const cluster =
+    tls === undefined
+      ? { name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }
+      : { name: "c", server: `https://127.0.0.1:${port}`, caData: (await readFile(tls.caFile)).toString("base64"), skipTLSVerify: false };
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromOptions({
-    clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    clusters: [cluster],
     users: [{ name: "u", token: "t" }],
     contexts: [{ name: "x", cluster: "c", user: "u" }],
     currentContext: "x",
@@ -63,4 +79,30 @@ test("a leader whose renewal gets no answer stops leading at the renew deadline,
   await elector.stop();
   assert.equal(stopped, true, "onStoppedLeading was called");
   assert.equal(stillLeading, false);
+});
+
+test("renewals reuse one TLS connection (client-node alone opens one per request)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hermes-lease-tls-"));
+  const { kubeConfig, state, close } = await leaseServer(await generateTlsMaterial(dir, "127.0.0.1"));
+  let started!: () => void;
+  const leading = new Promise<void>((resolve) => (started = resolve));
+  const elector = new LeaderElector({
+    kubeConfig,
+    namespace: "ns",
+    name: "ctrl",
+    identity: "a",
+    timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 20 },
+    onStartedLeading: () => started(),
+    onStoppedLeading: () => assert.fail("lost the lease"),
+  });
+  try {
+    elector.start();
+    await leading;
+    while (state.requests < 12) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(state.connections, 1, `${state.requests} requests over ${state.connections} TLS connections`);
+  } finally {
+    await elector.stop();
+    close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
