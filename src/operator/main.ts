@@ -27,7 +27,8 @@ import { SupervisedInformer, type SourceInformer } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
 import { ControllerMetrics } from "./runtime/metrics.ts";
 import { poolReconciler } from "./sandboxpool/reconcile.ts";
-import { FileLeaseStore, PoolRuntimes } from "./sandboxpool/runtimes.ts";
+import { PoolRuntimes } from "./sandboxpool/runtimes.ts";
+import { FileLeaseStore } from "./sandboxpool/lease-file.ts";
 import { realClock } from "../base/clock.ts";
 
 const log = logger("controller");

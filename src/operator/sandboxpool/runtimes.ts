@@ -1,7 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { SandboxPoolSpec } from "../../api/index.ts";
-import type { LeaseRecord, LeaseStore } from "../../backends/slots/lease-store.ts";
+import type { LeaseStore } from "../../backends/slots/lease-store.ts";
 import { PoolLoop } from "../../backends/slots/loop.ts";
 import { SlotPool } from "../../backends/slots/pool.ts";
 import type { SandboxBackend } from "../../backends/types.ts";
@@ -17,48 +15,6 @@ export interface PoolIdentity {
 
 /** Builds a pool's backend from its spec (credentials come from Secrets the factory reads). */
 export type BackendFactory = (pool: PoolIdentity, spec: SandboxPoolSpec) => Promise<SandboxBackend>;
-
-/**
- * Lease records as one JSON file per pool under the controller's data dir (a PersistentVolume in a cluster),
- * replaced atomically on every change, so a new leader restores them and hands out no slot a live runner holds.
- */
-export class FileLeaseStore implements LeaseStore {
-  readonly #dir: string;
-  readonly #cache = new Map<string, Map<string, LeaseRecord>>();
-  constructor(dataDir: string) {
-    this.#dir = join(dataDir, "leases");
-  }
-  #file(pool: string): string {
-    return join(this.#dir, `${pool.replace("/", "_")}.json`);
-  }
-  async load(pool: string): Promise<LeaseRecord[] | undefined> {
-    try {
-      const records = JSON.parse(readFileSync(this.#file(pool), "utf8")) as LeaseRecord[];
-      this.#cache.set(pool, new Map(records.map((r) => [r.id, r])));
-      return records;
-    } catch {
-      return undefined;
-    }
-  }
-  async put(pool: string, record: LeaseRecord): Promise<void> {
-    this.#records(pool).set(record.id, { ...record });
-    this.#write(pool);
-  }
-  async remove(pool: string, leaseId: string): Promise<void> {
-    if (this.#records(pool).delete(leaseId)) this.#write(pool);
-  }
-  #records(pool: string): Map<string, LeaseRecord> {
-    let records = this.#cache.get(pool);
-    if (!records) this.#cache.set(pool, (records = new Map()));
-    return records;
-  }
-  #write(pool: string): void {
-    mkdirSync(this.#dir, { recursive: true });
-    const path = this.#file(pool);
-    writeFileSync(`${path}.tmp`, JSON.stringify([...this.#records(pool).values()]));
-    renameSync(`${path}.tmp`, path);
-  }
-}
 
 export interface PoolRuntime {
   backend: SandboxBackend;
