@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { getPriority, setPriority } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
 import type { IsolationMode } from "../types.ts";
@@ -21,6 +22,11 @@ export interface ServerProcessOptions {
 }
 
 const STOP_GRACE_MS = 5_000;
+/**
+ * The server and the slot commands it starts run at a lower CPU priority than the process that started them: on a
+ * saturated host the controller still gets the CPU for its timers, lease renewals and every runner's calls.
+ */
+const SERVER_NICENESS = 10;
 
 /**
  * One local sandbox's `sandbox-server` child (the same server a Nomad allocation runs), reached over a unix socket
@@ -56,6 +62,7 @@ export class SandboxServerProcess {
       stdio: ["pipe", "inherit", "inherit"],
     });
     child.stdin?.on("error", () => undefined); // a child that died first: its exit says why
+    if (child.pid !== undefined) setPriority(child.pid, Math.min(19, getPriority() + SERVER_NICENESS));
     child.stdin?.write(`${JSON.stringify({ token, ...(options.env === undefined ? {} : { slotEnv: options.env }) })}\n`);
     const server = new SandboxServerProcess(
       child,
