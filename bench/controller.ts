@@ -9,7 +9,8 @@
  *     `check: true`) run by one runner process; overhead = job wall time / trajectories minus the raw work
  *     (the same check exec and slot reset straight on a LocalBackend, at the same concurrency) / trajectories;
  *  3. slot leases per second through the runners' API (acquire + release pairs, 50 concurrent clients).
- * The last line is one JSON object: controllerRssMiB, overheadPerTrajectoryMs, leasesPerSecond.
+ * Before all that, controllerIdleRssMiB: the controller's RSS once it leads and has settled, with nothing to manage.
+ * The last line is one JSON object: controllerIdleRssMiB, controllerRssMiB, overheadPerTrajectoryMs, leasesPerSecond.
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -40,6 +41,8 @@ const LEASE_CLIENTS = 50;
 const LEASE_SECONDS = 5;
 const TARGET_RSS_MIB = 300;
 const TARGET_OVERHEAD_MS = 50;
+/** How long the idle controller runs before its RSS is read: its informers have listed, its first reconciles ran. */
+const IDLE_SETTLE_MS = 5_000;
 
 const namespace = `bench-${process.pid}`;
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
@@ -122,6 +125,8 @@ async function main(): Promise<void> {
   const controller = await startControllerProcess({ namespace, identity: "bench" });
   let runner: ChildProcess | undefined;
   try {
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_MS));
+    const idleRss = rssMiB(controller.child.pid!, "VmRSS");
     apply("SandboxPool", namespace, "pool", {
       backend: "local",
       minSandboxes: SANDBOXES,
@@ -190,8 +195,10 @@ async function main(): Promise<void> {
     console.log(
       `slot leases through the runners' API: ${round(rate)} acquire+release per second (${LEASE_CLIENTS} clients, ${LEASE_SECONDS} s)`,
     );
+    console.log(`controller RSS idle (leading, nothing to manage): ${round(idleRss)} MiB`);
     console.log(
       JSON.stringify({
+        controllerIdleRssMiB: round(idleRss),
         controllerRssMiB: round(rss),
         controllerPeakRssMiB: round(peak),
         overheadPerTrajectoryMs: round(overhead, 2),

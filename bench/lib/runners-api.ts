@@ -28,17 +28,21 @@ export async function leasesPerSecond(workers: number, ms: number, lease: (worke
   return leases / ((performance.now() - started) / 1000);
 }
 
+/** The runners' API of one job over a pool, served in this process, and clients that call it as runners do. */
+export interface ServedRunnersApi {
+  url: string;
+  token: string;
+  client: () => RunnersApiClient;
+  close: () => void;
+}
+
+const TOKEN = "bench-token-0123456789abcdef0123456789abcdef";
+
 /**
  * The runners' API routes over `slots` (one job of pool `pool`), served in this process as the controller serves
- * them, and `clients` RunnersApiClients leasing through it: what the API adds to a lease, without a cluster.
+ * them (the same routes, auth and validation): what the API adds to a slot call, without a cluster.
  */
-export async function leasesThroughApi(
-  backend: SandboxBackend,
-  slots: SlotPool,
-  pool: string,
-  clients: number,
-  ms: number,
-): Promise<number> {
+export async function serveRunnersApi(backend: SandboxBackend, slots: SlotPool, pool: string): Promise<ServedRunnersApi> {
   const dir = mkdtempSync(join(tmpdir(), "bench-runners-api-"));
   const items = [{ id: "t0" }];
   const jobs = new ActiveJobs();
@@ -46,7 +50,7 @@ export async function leasesThroughApi(
     key: "bench/leases",
     uid: "bench-leases",
     poolKey: pool,
-    token: "bench-token-0123456789abcdef0123456789abcdef",
+    token: TOKEN,
     spec: rolloutJobSpec.parse({
       poolRef: { name: "pool" },
       environment: { name: "shell-task" },
@@ -78,18 +82,34 @@ export async function leasesThroughApi(
     routes: [runnersApi(jobs, (key) => (key === pool ? runtime : undefined), metrics)],
   });
   const url = `http://127.0.0.1:${await listen(server, 0, "127.0.0.1")}`;
+  return {
+    url,
+    token: TOKEN,
+    client: () => new RunnersApiClient({ url, namespace: "bench", job: "leases", token: TOKEN }),
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `clients` RunnersApiClients leasing through the served API: acquire + release pairs per second. */
+export async function leasesThroughApi(
+  backend: SandboxBackend,
+  slots: SlotPool,
+  pool: string,
+  clients: number,
+  ms: number,
+): Promise<number> {
+  const served = await serveRunnersApi(backend, slots, pool);
   try {
-    const api = Array.from(
-      { length: clients },
-      () => new RunnersApiClient({ url, namespace: "bench", job: "leases", token: "bench-token-0123456789abcdef0123456789abcdef" }),
-    );
+    const api = Array.from({ length: clients }, () => served.client());
     return await leasesPerSecond(clients, ms, async (worker) => {
       const lease = await api[worker]!.call("slots/acquire", {});
       await api[worker]!.call("slots/release", { leaseId: lease.leaseId });
     });
   } finally {
-    server.closeAllConnections();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
+    served.close();
   }
 }

@@ -1,0 +1,207 @@
+/**
+ * npm run bench:exec [-- --seconds 10]
+ * Slot commands on the local backend (20 sandboxes x 10 slots, bwrap when it works), in one run, at C = 50 and 200
+ * clients, each holding one leased slot and running `true` in it in a loop for the same time:
+ *   - direct: the backend's own exec of the leased slot, nothing of ours around it;
+ *   - api: `slots/exec` through the runners' API (the controller's routes, auth and validation, served in this
+ *     process as the controller serves them), called by RunnersApiClients in a child process (bench/lib/exec-clients.ts):
+ *     this process's event loop is then the controller's.
+ * Also, at C = 50, direct execs on sandboxes without isolation: what a new set of namespaces per command costs.
+ * execPerSecond* = commands finished per second; apiVsDirectP99Ratio = API p99 / direct p99 latency (target <= 1.3);
+ * loopDelayP99Ms = this process's (the controller's) event-loop delay p99 while the API phase runs, sampled every 1 ms by
+ * monitorEventLoopDelay, less that 1 ms resolution (target <= 20). The last line is one JSON object: the C = 200
+ * figures at its top, the C = 50 ones under `c50`.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { LocalBackend } from "../src/backends/local/backend.ts";
+import { PoolManager } from "../src/backends/slots/manager.ts";
+import { SlotPool } from "../src/backends/slots/pool.ts";
+import type { IsolationRequest } from "../src/backends/isolation.ts";
+import type { Lease } from "../src/backends/slots/types.ts";
+import type { SandboxBackend, SandboxTemplate } from "../src/backends/types.ts";
+import { serveRunnersApi, type ServedRunnersApi } from "./lib/runners-api.ts";
+
+const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" } } });
+const PHASE_MS = Number(values.seconds) * 1000;
+const SANDBOXES = 20;
+const SLOTS = 10;
+const CLIENTS = [50, 200] as const;
+const COMMAND = { command: "true", timeoutMs: 60_000 };
+const CLIENTS_SCRIPT = new URL("./lib/exec-clients.ts", import.meta.url).pathname;
+
+const round = (value: number, digits = 2): number => Number(value.toFixed(digits));
+const percentile = (samples: number[], p: number): number => {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+
+interface Phase extends Loop {
+  execPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+interface Loop {
+  loopDelayP99Ms: number;
+  /** The share of the time the loop was busy (eventLoopUtilization): a delay with a low share is the host's CPU queue. */
+  loopUtilization: number;
+}
+
+/** This process's event-loop delay p99 while `work` runs, sampled every 1 ms, less that resolution; and its utilization. */
+async function withLoopDelay<T>(work: () => Promise<T>): Promise<[T, Loop]> {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const before = performance.eventLoopUtilization();
+  delay.enable();
+  try {
+    const value = await work();
+    const loop = {
+      loopDelayP99Ms: round(Math.max(0, delay.percentile(99) / 1e6 - 1)),
+      loopUtilization: round(performance.eventLoopUtilization(before).utilization),
+    };
+    return [value, loop];
+  } finally {
+    delay.disable();
+  }
+}
+
+function summary(latencies: number[], errors: number, seconds: number, loop: Loop): Phase {
+  return {
+    execPerSecond: round(latencies.length / seconds, 1),
+    p50Ms: round(percentile(latencies, 50)),
+    p99Ms: round(percentile(latencies, 99)),
+    ...loop,
+    errors,
+  };
+}
+
+/** `clients` loops in this process, each running the command in its leased slot straight on the backend. */
+async function directPhase(backend: SandboxBackend, leases: readonly Lease[]): Promise<Phase> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const [, loop] = await withLoopDelay(() =>
+    Promise.all(
+      leases.map(async (lease) => {
+        while (performance.now() - started < PHASE_MS) {
+          const begun = performance.now();
+          try {
+            await backend.exec(lease.sandbox, { ...COMMAND, slot: lease.slot });
+            latencies.push(performance.now() - begun);
+          } catch {
+            errors++;
+          }
+        }
+      }),
+    ),
+  );
+  return summary(latencies, errors, (performance.now() - started) / 1000, loop);
+}
+
+/** `clients` runners in a child process calling `slots/exec` through the API this process serves. */
+async function apiPhase(served: ServedRunnersApi, clients: number): Promise<Phase> {
+  const settings = { url: served.url, token: served.token, clients, ms: PHASE_MS, request: COMMAND };
+  const child = spawn(process.execPath, [CLIENTS_SCRIPT, JSON.stringify(settings)], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = once(child, "exit");
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.value !== "started") throw new Error(`the clients' process did not start: ${String(first.value)}`);
+  // Measured from when every client holds its slot: the child's start-up is no part of it.
+  const [last, loop] = await withLoopDelay(() => lines.next());
+  const [code] = await exited;
+  if (code !== 0 || typeof last.value !== "string") throw new Error(`the clients' process exited with ${String(code)}`);
+  const { latencies, errors, seconds } = JSON.parse(last.value) as { latencies: number[]; errors: number; seconds: number };
+  return summary(latencies, errors, seconds, loop);
+}
+
+/** A slot pool of `sandboxes` x SLOTS kept by the pool manager, ready when it returns. */
+async function startPool(rootDir: string, isolation: IsolationRequest, sandboxes: number) {
+  const backend = await LocalBackend.open({ rootDir, isolation });
+  const template: SandboxTemplate = {
+    pool: `bench-exec-${isolation}`,
+    image: "host",
+    slots: SLOTS,
+    cpu: 1,
+    memoryMiB: 512,
+    lifetimeSeconds: 3600,
+    idleTimeoutSeconds: 0,
+    templateHash: "bench-exec-v1",
+  };
+  const slots = new SlotPool({ backend, template, leaseTtlMs: 600_000 });
+  await slots.start();
+  const manager = new PoolManager({ backend, slotPool: slots, min: sandboxes, max: sandboxes, maxConcurrentCreates: 4, intervalMs: 200 });
+  manager.start();
+  for (const deadline = performance.now() + 180_000; slots.stats().slotsFree < sandboxes * SLOTS;) {
+    if (performance.now() > deadline) throw new Error(`${sandboxes} x ${SLOTS} slots not ready after 180 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { backend, slots, manager, pool: template.pool };
+}
+
+async function main(): Promise<void> {
+  const rootDir = await mkdtemp(join(tmpdir(), "hermes-bench-exec-"));
+  const isolated = await startPool(join(rootDir, "auto"), "auto", SANDBOXES);
+  const served = await serveRunnersApi(isolated.backend, isolated.slots, isolated.pool);
+  const figures: Record<number, { api: Phase; direct: Phase }> = {};
+  try {
+    for (const clients of CLIENTS) {
+      const leases = await Promise.all(
+        Array.from({ length: clients }, (_, i) => isolated.slots.acquire(`direct-${i}`, { timeoutMs: 30_000 })),
+      );
+      const direct = await directPhase(isolated.backend, leases);
+      await Promise.all(leases.map((lease) => isolated.slots.release(lease.id)));
+      const through = await apiPhase(served, clients);
+      figures[clients] = { api: through, direct };
+      console.log(`C=${clients} direct: ${JSON.stringify(direct)}`);
+      console.log(`C=${clients} api:    ${JSON.stringify(through)}`);
+    }
+  } finally {
+    served.close();
+    await isolated.manager.stop(true);
+    await isolated.backend.close();
+  }
+  // The namespaces' own cost: the same direct execs with isolation off (half the sandboxes: C = 50 needs 50 slots).
+  const bare = await startPool(join(rootDir, "none"), "none", 5);
+  let unisolated: Phase;
+  try {
+    const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => bare.slots.acquire(`bare-${i}`, { timeoutMs: 30_000 })));
+    unisolated = await directPhase(bare.backend, leases);
+    console.log(`C=50 direct, isolation none: ${JSON.stringify(unisolated)}`);
+  } finally {
+    await bare.manager.stop(true);
+    await bare.backend.close();
+    await rm(rootDir, { recursive: true, force: true });
+  }
+  const headline = (clients: number) => {
+    const { api, direct } = figures[clients]!;
+    return {
+      clients,
+      execPerSecondApi: api.execPerSecond,
+      execPerSecondDirect: direct.execPerSecond,
+      apiVsDirectP99Ratio: round(api.p99Ms / direct.p99Ms),
+      loopDelayP99Ms: api.loopDelayP99Ms,
+      loopDelayP99MsDirect: direct.loopDelayP99Ms,
+      loopUtilizationApi: api.loopUtilization,
+      apiP99Ms: api.p99Ms,
+      directP99Ms: direct.p99Ms,
+      errors: api.errors + direct.errors,
+    };
+  };
+  console.log(
+    JSON.stringify({
+      ...headline(200),
+      c50: headline(50),
+      execPerSecondDirectUnisolatedC50: unisolated.execPerSecond,
+      isolationCostRatioC50: round(unisolated.execPerSecond / figures[50]!.direct.execPerSecond),
+    }),
+  );
+}
+
+await main();
