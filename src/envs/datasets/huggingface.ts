@@ -6,7 +6,6 @@
  * buffer mixes rows across them (order.ts). The endpoint defaults to https://huggingface.co; a token, when given, is
  * sent as a bearer token (the CLI passes HF_ENDPOINT and HF_TOKEN).
  */
-import { asyncBufferFromUrl, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { permute, seededRandom, shuffleBuffer } from "./order.ts";
 import { STREAM_SHUFFLE_BUFFER } from "./jsonl.ts";
 import type { DatasetRow, DatasetSource } from "./types.ts";
@@ -69,6 +68,8 @@ export function huggingFaceSource(options: HuggingFaceOptions): DatasetSource {
   async function* readFiles(seed: number | undefined): AsyncGenerator<DatasetRow> {
     const random = seed === undefined ? undefined : seededRandom(seed);
     const reorder = <T>(values: T[]): T[] => (random ? permute(values, Math.floor(random() * 4294967296)) : values);
+    // Loaded by the first job that reads a Hugging Face dataset: a controller that never does need not carry it.
+    const { asyncBufferFromUrl, parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
     for (const url of reorder(await listFiles())) {
       const file = await asyncBufferFromUrl({ url, requestInit, fetch: doFetch });
       const metadata = await parquetMetadataAsync(file);

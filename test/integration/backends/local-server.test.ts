@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -55,6 +55,7 @@ describe("local sandboxes are sandbox-server processes", () => {
       const lease = await slotPool.acquire("victim", { timeoutMs: 5000 });
       const pid = await serverPid(join(rootDir, lease.sandbox.id));
       assert.ok(pid !== undefined, "no sandbox-server process serves the sandbox");
+      assert.equal(getPriority(pid), Math.min(19, getPriority() + 10), "the server runs below the controller's CPU priority");
       process.kill(pid, "SIGKILL");
       await waitFor(() => !alive(pid), 5000, "server exit");
       await assert.rejects(slotPool.exec(lease.id, { command: "true", timeoutMs: 10_000 }), (error: unknown) =>
