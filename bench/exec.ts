@@ -1,5 +1,5 @@
 /**
- * npm run bench:exec [-- --seconds 10]
+ * npm run bench:exec [-- --seconds 10] [--clients 50,200] [--lease-kubeconfig <file> [--lease-namespace default]]
  * Slot commands on the local backend (20 sandboxes x 10 slots, bwrap when it works), in one run, at C = 50 and 200
  * clients, each holding one leased slot and running `true` in it in a loop for the same time:
  *   - direct: the backend's own exec of the leased slot, nothing of ours around it;
@@ -11,6 +11,11 @@
  * loopDelayP99Ms = this process's (the controller's) event-loop delay p99 while the API phase runs, sampled every 1 ms by
  * monitorEventLoopDelay, less that 1 ms resolution (target <= 20). The last line is one JSON object: the C = 200
  * figures at its top, the C = 50 ones under `c50`.
+ * With --lease-kubeconfig, this process (the one serving the API, as a controller does) also holds a leader Lease of
+ * its own in that cluster for the whole run, through the controller's LeaderElector, and the JSON line says whether
+ * it kept it (leaseKept). The acceptance line "at 200 clients for 5 minutes the leader keeps its Lease":
+ *   eval "$(bash scripts/cluster/cluster.sh env)"
+ *   npm run bench:exec -- --seconds 300 --clients 200 --lease-kubeconfig "$KUBECONFIG"
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -28,11 +33,19 @@ import type { Lease } from "../src/backends/slots/types.ts";
 import type { SandboxBackend, SandboxTemplate } from "../src/backends/types.ts";
 import { serveRunnersApi, type ServedRunnersApi } from "./lib/runners-api.ts";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "10" },
+    clients: { type: "string", default: "50,200" },
+    "lease-kubeconfig": { type: "string" },
+    "lease-namespace": { type: "string", default: "default" },
+  },
+});
 const PHASE_MS = Number(values.seconds) * 1000;
 const SANDBOXES = 20;
 const SLOTS = 10;
-const CLIENTS = [50, 200] as const;
+const CLIENTS = (values.clients ?? "").split(",").map(Number);
+if (CLIENTS.some((c) => !Number.isInteger(c) || c < 1 || c > SANDBOXES * 10)) throw new Error(`--clients: 1..${SANDBOXES * 10} each`);
 const COMMAND = { command: "true", timeoutMs: 60_000 };
 const CLIENTS_SCRIPT = new URL("./lib/exec-clients.ts", import.meta.url).pathname;
 
@@ -145,7 +158,33 @@ async function startPool(rootDir: string, isolation: IsolationRequest, sandboxes
   return { backend, slots, manager, pool: template.pool };
 }
 
+/** A leader Lease held by this process for the whole run; `kept()` says whether it was never lost. */
+async function holdLease(kubeconfigFile: string, namespace: string): Promise<{ kept: () => boolean; stop: () => Promise<void> }> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const { LeaderElector } = await import("../src/operator/runtime/leader.ts");
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigFile);
+  let lost = false;
+  let leading!: () => void;
+  const started = new Promise<void>((resolve) => (leading = resolve));
+  const elector = new LeaderElector({
+    kubeConfig,
+    namespace,
+    name: `bench-exec-${process.pid}`,
+    identity: `bench-exec-${process.pid}`,
+    onStartedLeading: () => leading(),
+    onStoppedLeading: () => (lost = true),
+  });
+  elector.start();
+  await started;
+  return { kept: () => !lost && elector.isLeader, stop: () => elector.stop() };
+}
+
 async function main(): Promise<void> {
+  const lease =
+    values["lease-kubeconfig"] === undefined
+      ? undefined
+      : await holdLease(values["lease-kubeconfig"], values["lease-namespace"] ?? "default");
   const rootDir = await mkdtemp(join(tmpdir(), "hermes-bench-exec-"));
   const isolated = await startPool(join(rootDir, "auto"), "auto", SANDBOXES);
   const served = await serveRunnersApi(isolated.backend, isolated.slots, isolated.pool);
@@ -167,18 +206,22 @@ async function main(): Promise<void> {
     await isolated.manager.stop(true);
     await isolated.backend.close();
   }
-  // The namespaces' own cost: the same direct execs with isolation off (half the sandboxes: C = 50 needs 50 slots).
-  const bare = await startPool(join(rootDir, "none"), "none", 5);
-  let unisolated: Phase;
-  try {
-    const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => bare.slots.acquire(`bare-${i}`, { timeoutMs: 30_000 })));
-    unisolated = await directPhase(bare.backend, leases);
-    console.log(`C=50 direct, isolation none: ${JSON.stringify(unisolated)}`);
-  } finally {
-    await bare.manager.stop(true);
-    await bare.backend.close();
-    await rm(rootDir, { recursive: true, force: true });
+  // The namespaces' own cost: the same direct execs with isolation off, at C = 50 (5 sandboxes hold its 50 slots).
+  let unisolated: Phase | undefined;
+  if (figures[50] !== undefined) {
+    const bare = await startPool(join(rootDir, "none"), "none", 5);
+    try {
+      const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => bare.slots.acquire(`bare-${i}`, { timeoutMs: 30_000 })));
+      unisolated = await directPhase(bare.backend, leases);
+      console.log(`C=50 direct, isolation none: ${JSON.stringify(unisolated)}`);
+    } finally {
+      await bare.manager.stop(true);
+      await bare.backend.close();
+    }
   }
+  await rm(rootDir, { recursive: true, force: true });
+  const leaseKept = lease?.kept();
+  await lease?.stop();
   const headline = (clients: number) => {
     const { api, direct } = figures[clients]!;
     return {
@@ -194,12 +237,18 @@ async function main(): Promise<void> {
       errors: api.errors + direct.errors,
     };
   };
+  const [largest, ...others] = [...CLIENTS].sort((x, y) => y - x);
   console.log(
     JSON.stringify({
-      ...headline(200),
-      c50: headline(50),
-      execPerSecondDirectUnisolatedC50: unisolated.execPerSecond,
-      isolationCostRatioC50: round(unisolated.execPerSecond / figures[50]!.direct.execPerSecond),
+      ...headline(largest!),
+      ...Object.fromEntries(others.map((clients) => [`c${clients}`, headline(clients)])),
+      ...(unisolated === undefined
+        ? {}
+        : {
+            execPerSecondDirectUnisolatedC50: unisolated.execPerSecond,
+            isolationCostRatioC50: round(unisolated.execPerSecond / figures[50]!.direct.execPerSecond),
+          }),
+      ...(leaseKept === undefined ? {} : { leaseKept }),
     }),
   );
 }
