@@ -43,9 +43,14 @@ export class SandboxServerProcess {
   private constructor(child: ChildProcess, client: SandboxServerClient) {
     this.child = child;
     this.client = client;
-    this.exited = once(child, "exit").then(([code, signal]) => {
-      this.exitReason = `exited (${signal === null ? `exit code ${String(code)}` : `signal ${String(signal)}`})`;
-    });
+    this.exited = once(child, "exit").then(
+      ([code, signal]) => {
+        this.exitReason = `exited (${signal === null ? `exit code ${String(code)}` : `signal ${String(signal)}`})`;
+      },
+      (error: unknown) => {
+        this.exitReason = `could not start (${errorMessage(error)})`; // e.g. a launcher that does not exist
+      },
+    );
   }
 
   get pid(): number | undefined {

@@ -74,6 +74,19 @@ describe("local sandboxes are sandbox-server processes", () => {
     }
   });
 
+  test("a server that cannot start fails the create as transient, naming why", async () => {
+    const broken = await LocalBackend.open({ rootDir: join(rootDir, "broken"), launcher: ["/nonexistent/node"] });
+    try {
+      await assert.rejects(broken.create("never", { ...contractTemplate(), pool: "broken" }), (error: unknown) => {
+        assert.ok(isSandboxError(error, "transient"), String(error));
+        assert.match(String(error), /could not start .*ENOENT/);
+        return true;
+      });
+    } finally {
+      await broken.close();
+    }
+  });
+
   test("a restarted backend serves the sandboxes it finds on disk again, workspaces kept; close stops every server", async () => {
     const template = { ...contractTemplate(), pool: "restart" };
     const sandbox = await backend.create("kept", template);
