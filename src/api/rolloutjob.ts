@@ -75,7 +75,7 @@ const dataset = withRules(
   datasetRules,
 );
 
-type ModelShape = { baseURL?: string; builtin?: unknown };
+type ModelShape = { baseURL?: string; builtin?: unknown; tokenizer?: unknown; server: string };
 
 export const modelRules: Rule<ModelShape>[] = [
   {
@@ -83,7 +83,30 @@ export const modelRules: Rule<ModelShape>[] = [
     message: "set exactly one of model.baseURL and model.builtin",
     check: (s) => has(s, "baseURL") !== has(s, "builtin"),
   },
+  {
+    rule: "!has(self.tokenizer) || self.server == 'vllm' || self.server == 'sglang'",
+    message: "model.tokenizer (token-in generation) needs model.server vllm or sglang: only their token endpoints take prompt ids",
+    path: ["tokenizer"],
+    check: (s) => !has(s, "tokenizer") || s.server === "vllm" || s.server === "sglang",
+  },
 ];
+
+const tokenizer = z
+  .object({
+    path: z
+      .string()
+      .min(1)
+      .describe("Directory holding the model's tokenizer.json and tokenizer_config.json (with its chat_template), e.g. a mounted volume."),
+    templateKwargs: z
+      .record(z.string(), z.union([z.boolean(), z.number(), z.string()]))
+      .optional()
+      .describe("Extra variables for the chat template, as chat_template_kwargs, e.g. {enable_thinking: false}."),
+  })
+  .strict()
+  .describe(
+    "The policy's tokenizer and chat template. With it (and server vllm or sglang) generation is token-in: the runner renders " +
+      "the template, keeps the ids the model sampled and sends prompt ids, so every assistant turn trains in one sequence.",
+  );
 
 const model = withRules(
   z
@@ -126,8 +149,10 @@ const model = withRules(
           "The server behind baseURL, for the request fields that return token ids: vllm sends return_token_ids and " +
             "sglang return_prompt_token_ids and return_token_ids, whatever logprobs says; openai (any other " +
             "OpenAI-compatible server, which may refuse fields it does not know) sends vLLM's return_token_ids only " +
-            "with logprobs.",
+            "with logprobs. With model.tokenizer, vllm and sglang are sent token ids instead: vLLM's /v1/completions and " +
+            "SGLang's /generate (at the server root, baseURL without /v1).",
         ),
+      tokenizer: tokenizer.optional(),
     })
     .strict()
     .describe("The policy model the agent samples from."),

@@ -14,7 +14,7 @@ import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, streamWork } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests } from "./manifest.ts";
-import { modelClientFromSpec } from "../rollout/model-client.ts";
+import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import { ProgressCounters, progressView } from "./progress.ts";

@@ -2,7 +2,7 @@ import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { driveGroups } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
-import { modelClientFromSpec } from "../rollout/model-client.ts";
+import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import type { NextWork } from "../rollout/protocol.ts";
