@@ -19,13 +19,15 @@ export const modelRules: Rule<ModelShape>[] = [
   },
 ];
 
-type TokenizerShape = { path?: string; bundled?: string };
+const tokenizerSources = ["path", "bundled", "huggingFace"] as const;
+
+type TokenizerShape = Partial<Record<(typeof tokenizerSources)[number], unknown>>;
 
 export const tokenizerRules: Rule<TokenizerShape>[] = [
   {
-    rule: "has(self.path) != has(self.bundled)",
-    message: "set exactly one of tokenizer.path and tokenizer.bundled",
-    check: (s) => has(s, "path") !== has(s, "bundled"),
+    rule: `[${tokenizerSources.map((k) => `has(self.${k})`).join(", ")}].filter(x, x).size() == 1`,
+    message: "set exactly one of tokenizer.path, tokenizer.bundled and tokenizer.huggingFace",
+    check: (s) => tokenizerSources.filter((k) => has(s, k)).length === 1,
   },
 ];
 
@@ -35,11 +37,25 @@ const tokenizerSource = z
       .string()
       .min(1)
       .optional()
-      .describe("Directory holding the model's tokenizer.json and tokenizer_config.json (with its chat_template), e.g. a mounted volume."),
+      .describe(
+        "Directory holding the model's tokenizer.json and tokenizer_config.json (its chat_template there or in " +
+          "chat_template.jinja), e.g. in the runner image.",
+      ),
     bundled: z
       .enum(["qwen3"])
       .optional()
       .describe("A tokenizer shipped with hermes-rollouts (offline): qwen3 is Qwen3's vocabulary and chat template (Hermes tool format)."),
+    huggingFace: z
+      .object({
+        model: z
+          .string()
+          .regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name")
+          .describe("Hub model whose tokenizer files each runner fetches at start, e.g. NousResearch/Hermes-4-14B."),
+        revision: z.string().min(1).default("main").describe("Branch, tag or commit of the model repository."),
+      })
+      .strict()
+      .optional()
+      .describe("The tokenizer of a Hugging Face Hub model (HF_ENDPOINT and HF_TOKEN apply, as for datasets)."),
     templateKwargs: z
       .record(z.string(), z.union([z.boolean(), z.number(), z.string()]))
       .optional()

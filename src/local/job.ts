@@ -118,7 +118,10 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   const failures: RunSummary["failures"] = [];
   const groups: ScoredDataGroup[] = [];
   let modelServer: ModelServer | undefined;
-  const tokenizer = tokenizerFromSpec(spec.model);
+  const tokenizer = await tokenizerFromSpec(spec.model, {
+    ...(environment.datasets?.hfEndpoint ? { endpoint: environment.datasets.hfEndpoint } : {}),
+    ...(environment.datasets?.hfToken ? { token: environment.datasets.hfToken } : {}),
+  });
   let embedded: EmbeddedPool | undefined;
   try {
     // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
