@@ -34,8 +34,10 @@ const listing = (turn: number): string =>
     exit_code: 0,
     error: null,
   });
-const call = (turn: number): string =>
-  `<tool_call>\n${JSON.stringify({ name: "terminal", arguments: { command: `ls -la src/ && sed -n ${turn},${turn + 40}p src/module_${turn}.py` } })}\n</tool_call>`;
+const call = (turn: number): string => {
+  const command = `ls -la src/ && sed -n ${turn},${turn + 40}p src/module_${turn}.py`;
+  return `<tool_call>\n${JSON.stringify({ name: "terminal", arguments: { command } })}\n</tool_call>`;
+};
 
 interface Grown {
   messages: ChatMessage[];
