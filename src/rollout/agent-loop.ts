@@ -4,7 +4,7 @@
  * retries them on another slot); everything the model does wrong is answered with an error it can read.
  */
 import type { ModelClient } from "./model-client.ts";
-import { extractToolCalls, hermesToolResponse, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
+import { extractToolCalls, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
 import type {
   AgentResult,
@@ -178,9 +178,10 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     counted = messages.length;
     if (extracted.calls.length === 0) return finish("natural");
 
-    const wrap = extracted.format === "hermes" && !inTemplate;
+    // Results go back as they are: chat templates of the Hermes and Qwen families wrap a tool message in
+    // <tool_response> themselves (wrapping here too would nest the tags).
     const reply = (id: string, content: string): void => {
-      messages.push({ role: "tool", tool_call_id: id, content: wrap ? hermesToolResponse(content) : content });
+      messages.push({ role: "tool", tool_call_id: id, content });
     };
     let finished = false;
     for (const call of extracted.calls) {
