@@ -43,6 +43,9 @@ function indexAfterNth(text: string, needle: string, n: number): number {
   return at;
 }
 
+/** How much of the last answer's end must close the history part of a re-rendered prompt. */
+const ANSWER_TAIL = 64;
+
 function count(text: string, needle: string): number {
   return text.split(needle).length - 1;
 }
@@ -51,8 +54,8 @@ function count(text: string, needle: string): number {
  * The text the new messages add after the sequence so far. When the fresh render extends the text so far, its
  * rest. Otherwise the template re-rendered the history differently from what the model wrote (Qwen3 drops or
  * reformats reasoning, `enable_thinking: false` adds an empty think block only to the generation prompt): the new
- * messages start after the end-of-turn token that closes the last message the sequence holds. Undefined when
- * neither holds; the sequence then restarts.
+ * messages start after the end-of-turn token that closes the last message the sequence holds, provided the model's
+ * last answer ends right there. Undefined when neither holds; the sequence then restarts.
  */
 function continuation(
   tokenizer: ChatTokenizer,
@@ -66,6 +69,10 @@ function continuation(
   const covered = tokenizer.render(messages.slice(0, sofar.messages), { tools, addGenerationPrompt: false });
   const at = indexAfterNth(full, eos, count(covered, eos));
   if (at < 0) return undefined;
+  // The history part must end with the model's last answer, closed: a template that moves or drops messages
+  // (a window over the history) would otherwise have the splice lose new ones.
+  const answer = messages[sofar.messages - 1]?.content ?? "";
+  if (!full.slice(0, at).endsWith(answer.slice(-ANSWER_TAIL) + eos)) return undefined;
   // A completion cut at max_tokens did not sample the end-of-turn token: the template's closing is a prompt token.
   return (sofar.text.endsWith(eos) ? "" : eos) + full.slice(at);
 }

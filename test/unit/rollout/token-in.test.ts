@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { describe, test } from "node:test";
 import { toyLogprob } from "../../../src/model-server/tokenizer.ts";
 import { runAgentLoop } from "../../../src/rollout/agent-loop.ts";
-import { loadChatTokenizer, type TemplateKwargs } from "../../../src/rollout/chat-tokenizer.ts";
+import { loadChatTokenizer, type ChatTokenizer, type TemplateKwargs } from "../../../src/rollout/chat-tokenizer.ts";
 import { assembleTokens, MASKED } from "../../../src/rollout/scored.ts";
 import { createTokenInClient, nextPrompt } from "../../../src/rollout/token-client.ts";
 import { defaultTools } from "../../../src/rollout/tools.ts";
@@ -140,4 +140,29 @@ test("a completion cut at max_tokens: the template's end-of-turn token joins the
   assert.deepEqual(next.ids.slice(0, sofar.ids.length), sofar.ids);
   assert.equal(next.text, `${sofar.text}<|im_end|>\n<|im_start|>user\nGo on.<|im_end|>\n<|im_start|>assistant\n`);
   assert.equal(tokenizer.decode(next.ids), next.text);
+});
+
+test("a template that rewrites the history beyond the last turn restarts the sequence (counted, never spliced)", () => {
+  // A windowing template: only the last two messages are rendered, so earlier turns vanish from the prompt.
+  const windowed: ChatTokenizer = {
+    eosToken: "</s>",
+    render: (messages, options) =>
+      messages
+        .slice(-2)
+        .map((m) => `<${m.role}>${m.content}</s>`)
+        .join("") + (options.addGenerationPrompt ? "<assistant>" : ""),
+    encode: (text) => [...text].map((c) => c.charCodeAt(0)),
+    decode: (ids) => String.fromCharCode(...ids),
+  };
+  const asked = [
+    { role: "user" as const, content: "a" },
+    { role: "assistant" as const, content: "b" },
+  ];
+  const first = nextPrompt(windowed, asked, []);
+  const sofar = { ids: [...first.ids, ...windowed.encode("c</s>")], text: `${first.text}c</s>`, messages: 3 };
+  const history = [...asked, { role: "assistant" as const, content: "c" }, { role: "user" as const, content: "d" }];
+  const next = nextPrompt(windowed, history, [], sofar);
+  assert.equal(next.text, "<assistant>c</s><user>d</s><assistant>");
+  assert.deepEqual(next.ids, windowed.encode(next.text));
+  assert.notDeepEqual(next.ids.slice(0, sofar.ids.length), sofar.ids, "a new sequence, which assembleTokens counts as a restart");
 });
