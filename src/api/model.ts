@@ -52,6 +52,9 @@ const tokenizerSource = z
           .regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name")
           .describe("Hub model whose tokenizer files each runner fetches at start, e.g. NousResearch/Hermes-4-14B."),
         revision: z.string().min(1).default("main").describe("Branch, tag or commit of the model repository."),
+        tokenSecretRef: secretKeyRef
+          .optional()
+          .describe("Secret key holding a Hub token (the runners' HF_TOKEN), for gated and private models."),
       })
       .strict()
       .optional()

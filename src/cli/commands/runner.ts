@@ -23,7 +23,7 @@ export function command(): Command {
           ["HERMES_RUNNER_ID", "this runner's name in leases and logs (default runner-<pid>)"],
           ["OPENAI_API_KEY", "the model endpoint's key, from the job's model.apiKeySecretRef"],
           ["HF_ENDPOINT", "Hugging Face Hub endpoint for a model.tokenizer.huggingFace (default https://huggingface.co)"],
-          ["HF_TOKEN", "Hugging Face bearer token, for a gated or private model.tokenizer.huggingFace"],
+          ["HF_TOKEN", "Hub token for a gated or private model.tokenizer.huggingFace, from its tokenSecretRef"],
         ],
         { intro: "Environment (the controller sets it on runner pods):" },
       ),
