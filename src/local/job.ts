@@ -14,7 +14,8 @@ import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, streamWork } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests } from "./manifest.ts";
-import { modelClientFromSpec } from "../rollout/model-client.ts";
+import { tokenizerFromSpec } from "../rollout/chat-tokenizer.ts";
+import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import { ProgressCounters, progressView } from "./progress.ts";
@@ -117,6 +118,10 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   const failures: RunSummary["failures"] = [];
   const groups: ScoredDataGroup[] = [];
   let modelServer: ModelServer | undefined;
+  const tokenizer = await tokenizerFromSpec(spec.model, {
+    ...(environment.datasets?.hfEndpoint ? { endpoint: environment.datasets.hfEndpoint } : {}),
+    ...(environment.datasets?.hfToken ? { token: environment.datasets.hfToken } : {}),
+  });
   let embedded: EmbeddedPool | undefined;
   try {
     // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
@@ -124,7 +129,12 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) }),
     );
     if (spec.model.builtin) {
-      modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
+      modelServer = await startModelServer({
+        policy: spec.model.builtin.policy,
+        tasks: oracleTasks,
+        model: spec.model.model,
+        ...(tokenizer ? { tokenizer } : {}),
+      });
       cleanups.push(() => (modelServer as ModelServer).close());
     }
     embedded = await startEmbeddedPool(pool.name, pool.spec, environment.pool);
@@ -134,7 +144,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     cleanups.push(async () => void (await Promise.allSettled(sinks.map((s) => s.close()))));
 
     const concurrency = options.concurrency ?? spec.runners.replicas * spec.runners.trajectoriesPerRunner;
-    const model = modelClientFromSpec(spec.model, apiKey(spec, environment), modelServer?.baseURL);
+    const model = modelClientFromSpec(spec.model, apiKey(spec, environment), modelServer?.baseURL, tokenizer);
     const view = progressView(counters, options.stream);
     const groupOptions: GroupOptions<unknown> = {
       env,

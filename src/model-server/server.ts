@@ -1,7 +1,8 @@
 /**
  * The built-in OpenAI-compatible model endpoint: `/v1/models` and `/v1/chat/completions` with the oracle or
  * noop policy, both tool-call formats, logprobs and vLLM-style token ids (`prompt_token_ids`,
- * `choices[].token_ids`, `return_tokens_as_token_ids`).
+ * `choices[].token_ids`, `return_tokens_as_token_ids`) on a toy vocabulary. Given the job's tokenizer, it also
+ * serves token-in generation on that real vocabulary as vLLM (`/v1/completions`) and SGLang (`/generate`) do.
  *
  * Format: native `tool_calls` when the request offers `tools`, Hermes `<tool_call>` text otherwise; the
  * server's `format` option or a model name ending in `-native` / `-hermes` forces one.
@@ -11,8 +12,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { logger } from "../base/log.ts";
 import { hermesToolCallText } from "../rollout/toolcalls.ts";
+import type { ChatTokenizer } from "../rollout/chat-tokenizer.ts";
 import type { ChatMessage, ToolCall } from "../rollout/types.ts";
 import { nextAction, type OracleTask, type PolicyName } from "./policy.ts";
+import { chatmlMessages, promptIds, tokenAnswer, tokenErrorBody, TOKEN_ROUTES, type TokenEndpoint } from "./token-endpoints.ts";
 import { assistantBody, renderCompletion, renderPrompt, toyLogprob } from "./tokenizer.ts";
 
 const log = logger("model-server");
@@ -25,6 +28,8 @@ export interface ModelServerOptions {
   host?: string;
   /** Name listed by /v1/models. */
   model?: string;
+  /** The job's tokenizer, with a ChatML template: enables the token-in endpoints. */
+  tokenizer?: ChatTokenizer;
 }
 
 export interface ModelServer {
@@ -99,6 +104,16 @@ export function complete(body: CompletionBody, options: ModelServerOptions): Rec
   return response;
 }
 
+/** One token-in completion: the policy reads the decoded prompt and writes Hermes text on the real vocabulary. */
+export function completeTokens(kind: TokenEndpoint, body: Record<string, unknown>, options: ModelServerOptions, tokenizer: ChatTokenizer) {
+  const prompt = promptIds(kind, body);
+  if (typeof prompt === "string") return { status: 400, body: tokenErrorBody(kind, prompt) };
+  const action = nextAction(options.policy, chatmlMessages(tokenizer.decode(prompt)), options.tasks ?? []);
+  const text = action.kind === "answer" ? action.text : hermesToolCallText(action.name, action.arguments);
+  const ids = tokenizer.encode(text + tokenizer.eosToken);
+  return { status: 200, body: tokenAnswer(kind, body, prompt, ids, tokenizer) };
+}
+
 async function readJson(request: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -131,6 +146,18 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
           send(response, 200, complete(parsed, options));
         })
         .catch((error: unknown) => send(response, 400, { error: { message: String(error), type: "invalid_request_error" } }));
+      return;
+    }
+    const tokenKind = (Object.keys(TOKEN_ROUTES) as TokenEndpoint[]).find((kind) => TOKEN_ROUTES[kind] === path);
+    const tokenizer = options.tokenizer;
+    if (request.method === "POST" && tokenKind && tokenizer) {
+      readJson(request)
+        .then((body) => {
+          const answer = completeTokens(tokenKind, body as Record<string, unknown>, options, tokenizer);
+          if (answer.status === 200) state.requests++;
+          send(response, answer.status, answer.body);
+        })
+        .catch((error: unknown) => send(response, 400, tokenErrorBody(tokenKind, String(error))));
       return;
     }
     send(response, 404, { error: { message: `no route ${request.method} ${path}`, type: "not_found" } });

@@ -34,9 +34,9 @@ export function tokenize(text: string): Token[] {
   }));
 }
 
-/** A deterministic stand-in for a sampled token's logprob, in (-1, 0]. */
+/** A deterministic stand-in for a sampled token's logprob, in [-0.97, -0.01] (never -0, which JSON sends as 0). */
 export function toyLogprob(id: number): number {
-  return -(id % 97) / 100;
+  return -((id % 97) + 1) / 100;
 }
 
 /** What an assistant message says, tool calls written as Hermes text (how Hermes templates render them). */

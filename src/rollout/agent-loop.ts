@@ -4,7 +4,7 @@
  * retries them on another slot); everything the model does wrong is answered with an error it can read.
  */
 import type { ModelClient } from "./model-client.ts";
-import { extractToolCalls, hermesToolResponse, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
+import { extractToolCalls, isMalformed, randomCallId, type IdSource, type ParsedCall } from "./toolcalls.ts";
 import type { ToolRegistry, ToolSchema } from "./tools.ts";
 import type {
   AgentResult,
@@ -90,8 +90,11 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
   const newId = options.newId ?? randomCallId;
   const started = performance.now();
   const deadline = started + limits.trajectoryTimeoutSeconds * 1000;
-  const hermes = format === "hermes";
-  const messages: ChatMessage[] = hermes ? withToolPrompt(options.messages, tools.schemas) : [...options.messages];
+  // A template-rendering client offers the tools through the template and reads calls as Hermes text itself.
+  const inTemplate = model.toolsInTemplate === true;
+  const parseAs: ToolCallFormat = inTemplate ? "hermes" : format;
+  const ownPrompt = format === "hermes" && !inTemplate;
+  const messages: ChatMessage[] = ownPrompt ? withToolPrompt(options.messages, tools.schemas) : [...options.messages];
   const turns: ModelTurn[] = [];
   const toolCalls: ToolCallRecord[] = [];
   /** Messages the endpoint's last reported usage covers. */
@@ -152,7 +155,8 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     try {
       answer = await model.complete({
         messages,
-        ...(hermes ? {} : { tools: tools.schemas }),
+        ...(ownPrompt ? {} : { tools: tools.schemas }),
+        ...(turns.length > 0 ? { previous: turns.at(-1) } : {}),
         maxTokens: Math.min(options.maxTokensPerTurn, budget),
         signal,
       });
@@ -163,7 +167,7 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
       throw error;
     }
     turns.push(answer);
-    const extracted = extractToolCalls(answer.message, format, newId);
+    const extracted = extractToolCalls(answer.message, parseAs, newId);
     if (extracted.format === "native") {
       // Ids of calls that had none were generated while parsing (one entry per call, in order): keep them.
       const ids = extracted.calls.map((c) => c.id);
@@ -174,8 +178,10 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
     counted = messages.length;
     if (extracted.calls.length === 0) return finish("natural");
 
+    // Results go back as they are: chat templates of the Hermes and Qwen families wrap a tool message in
+    // <tool_response> themselves (wrapping here too would nest the tags).
     const reply = (id: string, content: string): void => {
-      messages.push({ role: "tool", tool_call_id: id, content: extracted.format === "hermes" ? hermesToolResponse(content) : content });
+      messages.push({ role: "tool", tool_call_id: id, content });
     };
     let finished = false;
     for (const call of extracted.calls) {

@@ -13,7 +13,6 @@ import OpenAI, {
   PermissionDeniedError,
   RateLimitError,
 } from "openai";
-import type { RolloutJobSpec } from "../api/index.ts";
 import type { ChatMessage, ModelServerKind, ModelSettings, ModelTurn, ToolCall } from "./types.ts";
 import type { ToolSchema } from "./tools.ts";
 import { errorMessage, InfrastructureError, ModelRequestError } from "../base/errors.ts";
@@ -24,9 +23,16 @@ export interface CompletionRequest {
   tools?: readonly ToolSchema[];
   maxTokens: number;
   signal?: AbortSignal;
+  /** The trajectory's last turn from this client: a token-in client continues its sequence. */
+  previous?: ModelTurn;
 }
 
 export interface ModelClient {
+  /**
+   * The client renders the model's chat template with `tools` itself (token-in): calls come back as Hermes text,
+   * and tool results go to the template as they are, since the template wraps them.
+   */
+  readonly toolsInTemplate?: boolean;
   complete(request: CompletionRequest): Promise<ModelTurn>;
 }
 
@@ -147,25 +153,4 @@ export function createModelClient(settings: ModelSettings): ModelClient {
       };
     },
   };
-}
-
-/**
- * The client a RolloutJob's `model` section describes. `baseURL` overrides the spec's (the built-in model server
- * a runner started); `apiKey` is the key resolved from the job's Secret or environment, if any.
- */
-export function modelClientFromSpec(model: RolloutJobSpec["model"], apiKey: string | undefined, baseURL?: string): ModelClient {
-  const url = baseURL ?? model.baseURL;
-  if (url === undefined) throw new Error("model.baseURL is required unless the built-in model server runs");
-  return createModelClient({
-    baseURL: url,
-    model: model.model,
-    ...(apiKey ? { apiKey } : {}),
-    toolCallFormat: model.toolCallFormat,
-    temperature: model.sampling.temperature,
-    topP: model.sampling.topP,
-    maxTokens: model.sampling.maxTokens,
-    ...(model.sampling.seed !== undefined ? { seed: model.sampling.seed } : {}),
-    logprobs: model.logprobs,
-    server: model.server,
-  });
 }

@@ -142,11 +142,6 @@ export function extractToolCalls(message: ChatMessage, format: ToolCallFormat, n
   return { content: message.content, calls: [], format: "none" };
 }
 
-/** Hermes' chat format wraps a tool's result in `<tool_response>` tags. */
-export function hermesToolResponse(result: string): string {
-  return `<tool_response>\n${result}\n</tool_response>`;
-}
-
 export function hermesToolCallText(name: string, args: Record<string, unknown>): string {
   return `${OPEN}\n${JSON.stringify({ name, arguments: args })}\n${CLOSE}`;
 }

@@ -2,7 +2,8 @@ import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { driveGroups } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
-import { modelClientFromSpec } from "../rollout/model-client.ts";
+import { tokenizerFromSpec, type HubSettings } from "../rollout/chat-tokenizer.ts";
+import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
 import type { NextWork } from "../rollout/protocol.ts";
@@ -20,6 +21,8 @@ export interface RunnerOptions {
   token: string;
   runnerId: string;
   modelApiKey?: string;
+  /** Where a huggingFace tokenizer comes from (HF_ENDPOINT, HF_TOKEN). */
+  hub?: HubSettings;
   signal: AbortSignal;
 }
 
@@ -48,9 +51,15 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   const env = getEnvironment(spec.environment.name, info.environmentConfig);
   const oracleTasks: OracleTask[] = [];
   let modelServer: ModelServer | undefined;
+  const tokenizer = await tokenizerFromSpec(spec.model, options.hub);
   if (spec.model.builtin)
-    modelServer = await startModelServer({ policy: spec.model.builtin.policy, tasks: oracleTasks, model: spec.model.model });
-  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL);
+    modelServer = await startModelServer({
+      policy: spec.model.builtin.policy,
+      tasks: oracleTasks,
+      model: spec.model.model,
+      ...(tokenizer ? { tokenizer } : {}),
+    });
+  const model = modelClientFromSpec(spec.model, options.modelApiKey, modelServer?.baseURL, tokenizer);
   const groupOptions: GroupOptions<unknown> = {
     env,
     slots: api.slotProvider(),

@@ -22,6 +22,8 @@ export function command(): Command {
           ["HERMES_JOB_TOKEN", "the job's bearer token for the runners' API"],
           ["HERMES_RUNNER_ID", "this runner's name in leases and logs (default runner-<pid>)"],
           ["OPENAI_API_KEY", "the model endpoint's key, from the job's model.apiKeySecretRef"],
+          ["HF_ENDPOINT", "Hugging Face Hub endpoint for a model.tokenizer.huggingFace (default https://huggingface.co)"],
+          ["HF_TOKEN", "Hub token for a gated or private model.tokenizer.huggingFace, from its tokenSecretRef"],
         ],
         { intro: "Environment (the controller sets it on runner pods):" },
       ),
@@ -39,6 +41,10 @@ export function command(): Command {
         token: required("HERMES_JOB_TOKEN"),
         runnerId: process.env.HERMES_RUNNER_ID ?? `runner-${process.pid}`,
         ...(process.env.OPENAI_API_KEY ? { modelApiKey: process.env.OPENAI_API_KEY } : {}),
+        hub: {
+          ...(process.env.HF_ENDPOINT ? { endpoint: process.env.HF_ENDPOINT } : {}),
+          ...(process.env.HF_TOKEN ? { token: process.env.HF_TOKEN } : {}),
+        },
         signal: stop.signal,
       });
       log.info(summary, "runner finished");

@@ -72,6 +72,8 @@ export function runnerPod(job: RolloutJob, spec: RolloutJobSpec, index: number, 
       valueFrom: { secretKeyRef: { name: spec.model.apiKeySecretRef.name, key: spec.model.apiKeySecretRef.key } },
     });
   }
+  const hubToken = spec.model.tokenizer?.huggingFace?.tokenSecretRef;
+  if (hubToken) env.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: hubToken.name, key: hubToken.key } } });
   return {
     apiVersion: "v1",
     kind: "Pod",

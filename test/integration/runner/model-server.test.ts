@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { runAgentLoop } from "../../../src/rollout/agent-loop.ts";
+import { bundledTokenizerDirectory, loadChatTokenizer } from "../../../src/rollout/chat-tokenizer.ts";
 import { createModelClient } from "../../../src/rollout/model-client.ts";
+import { createTokenInClient } from "../../../src/rollout/token-client.ts";
 import { startModelServer, type ModelServer } from "../../../src/model-server/server.ts";
 import { INSPECT_COMMAND } from "../../../src/model-server/policy.ts";
 import { assembleTokens, MASKED } from "../../../src/rollout/scored.ts";
@@ -88,7 +90,7 @@ for (const format of ["native", "hermes", "auto"] as const) {
     assert.equal(tool.length, 3);
     if (format === "hermes") {
       assert.ok(assistant.slice(0, 3).every((m) => m.content?.includes("<tool_call>") && !m.tool_calls));
-      assert.ok(tool.every((m) => m.content?.startsWith("<tool_response>")));
+      assert.deepEqual(JSON.parse(tool[0]!.content ?? ""), { output: "ran 1", exit_code: 0, error: null });
       assert.match(result.messages[0]!.content ?? "", /<tools>/);
     } else {
       assert.ok(assistant.slice(0, 3).every((m) => m.tool_calls?.length === 1));
@@ -144,5 +146,54 @@ test("noop answers at once without tool calls", async () => {
     assert.equal(result.turns[0]?.completionLogprobs, undefined);
   } finally {
     await noop.close();
+  }
+});
+
+for (const kind of ["vllm", "sglang"] as const) {
+  test(`bundled Qwen3 tokenizer, oracle over ${kind}'s token endpoint: one real-vocabulary sequence, every turn trained`, async () => {
+    const tokenizer = loadChatTokenizer(bundledTokenizerDirectory("qwen3"));
+    const real = await startModelServer({ policy: "oracle", tasks, tokenizer });
+    try {
+      const slot = recordingSlot();
+      const settings = { baseURL: real.baseURL, model: "hermes", toolCallFormat: "auto", temperature: 1, topP: 1, maxTokens: 512 } as const;
+      const result = await runAgentLoop({
+        model: createTokenInClient({ ...settings, logprobs: true, server: kind }, tokenizer),
+        tools: defaultTools(),
+        slot,
+        messages: [
+          { role: "system", content: "You fix bugs." },
+          { role: "user", content: "Fix task-10 please." },
+        ],
+        limits,
+        format: "auto",
+        maxTokensPerTurn: 512,
+      });
+      assert.deepEqual(slot.commands, [INSPECT_COMMAND, "echo fix-10a", "echo fix-10b"]);
+      assert.equal(result.stopReason, "natural");
+      const sequence = assembleTokens(result.turns);
+      assert.ok(sequence);
+      assert.equal(sequence.restarts, 0);
+      assert.equal(sequence.logprobs?.length, sequence.tokens.length);
+      const text = tokenizer.decode(sequence.tokens);
+      assert.ok(text.startsWith("<|im_start|>system\nYou fix bugs.\n\n# Tools"), "Qwen3's template, tools included");
+      assert.equal(text.split("<tool_response>").length - 1, 3);
+      assert.ok(text.endsWith("<|im_start|>assistant\nI inspected the repository and applied the fix for task-10 (2 commands).<|im_end|>"));
+    } finally {
+      await real.close();
+    }
+  });
+}
+
+test("the token endpoints refuse a prompt that is not token ids, naming the field", async () => {
+  const real = await startModelServer({ policy: "oracle", tasks, tokenizer: loadChatTokenizer(bundledTokenizerDirectory("qwen3")) });
+  try {
+    const vllm = await fetch(`${real.baseURL}/completions`, { method: "POST", body: JSON.stringify({ prompt: "hello" }) });
+    assert.equal(vllm.status, 400);
+    assert.match(((await vllm.json()) as { message: string }).message, /^prompt must be a non-empty list of token ids/);
+    const sglang = await fetch(`${real.url}/generate`, { method: "POST", body: JSON.stringify({ text: "hello" }) });
+    assert.equal(sglang.status, 400);
+    assert.match(((await sglang.json()) as { error: { message: string } }).error.message, /^input_ids must be/);
+  } finally {
+    await real.close();
   }
 });

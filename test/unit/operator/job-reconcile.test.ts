@@ -152,6 +152,17 @@ test("the model API key comes from the job's Secret into the runner's env", asyn
   assert.deepEqual(key.valueFrom!.secretKeyRef, { name: "model-key", key: "k" });
 });
 
+test("a Hub tokenizer's token comes from its Secret into the runner's HF_TOKEN", async () => {
+  const tokenizer = { huggingFace: { model: "acme/gated", tokenSecretRef: { name: "hub", key: "token" } } };
+  const { rec, reconcile } = await setup(job({ model: { baseURL: "http://vllm:8000/v1", server: "vllm", tokenizer } }), {
+    secrets: { "ns/j-runner-token": { token: "t" } },
+  });
+  await reconcile("ns/j");
+  const [pod] = rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  const token = (pod!.body as V1Pod).spec!.containers[0]!.env!.find((e) => e.name === "HF_TOKEN")!;
+  assert.deepEqual(token.valueFrom!.secretKeyRef, { name: "hub", key: "token" });
+});
+
 test("scored groups drive status to Complete with passRate and compact indexes; a running runner gets time to exit", async () => {
   const running: V1Pod = {
     metadata: { name: "j-runner-0", labels: { "hermes-rollouts.dev/runner-index": "0" } },
