@@ -100,7 +100,7 @@ test("an unreachable package index: retried as infrastructure, then the item fai
   assert.equal(await readFile(join(outDir, "scored.jsonl"), "utf8"), "", "nothing scored: no 0.0 charged to the model");
   assert.deepEqual([summary.items, summary.groups, summary.failed, summary.trajectories], [1, 0, 1, 0]);
   assert.ok(summary.retries >= 1, `retried on another slot first: ${JSON.stringify(summary)}`);
-  assert.match(summary.failures[0]?.error ?? "", /install for .* failed: exit 1: .*No matching distribution found for somepkg/s);
+  assert.match(summary.failures[0]?.error ?? "", /install of .* failed: exit 1: .*No matching distribution found for somepkg/s);
   assert.equal(summary.succeeded, false);
 });
 
