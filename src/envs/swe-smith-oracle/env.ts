@@ -28,6 +28,7 @@ import {
 } from "./item.ts";
 import { profileOfLogParser, TEST_PROFILE_NAMES, testCommandLine, testProfile, type TestProfile, type TestTargets } from "./profiles.ts";
 import {
+  CACHE_LACKS_TASK,
   CHECKOUT_SCRIPT,
   FETCH_SCRIPT,
   INSTALL_SCRIPT,
@@ -153,9 +154,10 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   }
 
   /**
-   * Fetches the task's commit into the shared cache as a trusted step (slots see the cache read-only), builds its
-   * dependency environment there when the sandbox has none for it yet (another trusted step), then checks the task
-   * out into the workspace as a slot command. All share the setup timeout, but for the install's own.
+   * Checks the task out into the workspace as a slot command, from the sandbox's shared cache. Only when the cache
+   * lacks the task's commits or its dependency environment, trusted steps (slots see the cache read-only) fetch the
+   * commit and build the environment first, and the checkout runs again. All share the setup timeout, but for the
+   * install's own.
    *
    * The install runs before the agent starts (who then works with the dependencies), so its failure is never the
    * model's: an unreachable package index or a missing system library is an infrastructure failure, retried on
@@ -167,13 +169,18 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     const deadline = started + this.config.setupTimeoutSeconds * 1000;
     const workdir = worktreeDirName(item.repo);
     const checkout = taskCheckout(item);
-    const step = async (what: string, request: Pick<ExecRequest, "command" | "env" | "trusted">, timeoutSeconds?: number) => {
+    const step = async (
+      what: string,
+      request: Pick<ExecRequest, "command" | "env" | "trusted">,
+      options: { timeoutSeconds?: number; alsoAccept?: number } = {},
+    ) => {
       signal?.throwIfAborted();
+      const { timeoutSeconds } = options;
       const timeoutMs = timeoutSeconds === undefined ? Math.max(1, deadline - performance.now()) : timeoutSeconds * 1000;
       const result = await slot.exec({ ...request, timeoutMs, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
         throw asInfrastructureError("setup", error);
       });
-      if (result.exitCode === 0) return result.stdout.trim();
+      if (result.exitCode === 0 || result.exitCode === options.alsoAccept) return result;
       const why = result.timedOut ? `timed out after ${timeoutSeconds ?? this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
       const output = tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS);
       throw new InfrastructureError(
@@ -183,25 +190,24 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     };
     const cacheKey = repoCacheKey(item.repo);
     const envKey = installEnvironmentKey(item, this.config.installCommand);
-    const [commit = "", environment] = (
-      await step("setup", {
-        command: ["bash", "-c", FETCH_SCRIPT],
-        env: {
-          REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-          CHECKOUT: checkout.given,
-          TASK_BRANCH: checkout.branch ?? "",
-          CACHE_KEY: cacheKey,
-          ENV_KEY: envKey,
-        },
-        trusted: true,
-      })
-    ).split("\n");
-    const tree = { CACHE_KEY: cacheKey, COMMIT: commit, WORKTREE: workdir, ENV_KEY: envKey };
-    if (environment === "install") {
-      const env = { ...tree, INSTALL_COMMAND: this.config.installCommand };
-      await step("install", { command: ["bash", "-c", INSTALL_SCRIPT], env, trusted: true }, this.config.installTimeoutSeconds);
+    const task = { CACHE_KEY: cacheKey, CHECKOUT: checkout.given, TASK_BRANCH: checkout.branch ?? "", WORKTREE: workdir, ENV_KEY: envKey };
+    const checkoutStep = { command: ["bash", "-c", CHECKOUT_SCRIPT], env: task };
+    // The common case (the sandbox has the commit and its dependencies): one slot command.
+    if ((await step("setup", checkoutStep, { alsoAccept: CACHE_LACKS_TASK })).exitCode === 0) {
+      return { workdir, durationMs: Math.round(performance.now() - started) };
     }
-    await step("setup", { command: ["bash", "-c", CHECKOUT_SCRIPT], env: tree });
+    const fetched = await step("setup", {
+      command: ["bash", "-c", FETCH_SCRIPT],
+      env: { ...task, REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo) },
+      trusted: true,
+    });
+    const [commit = "", environment] = fetched.stdout.trim().split("\n");
+    if (environment === "install") {
+      const env = { ...task, COMMIT: commit, INSTALL_COMMAND: this.config.installCommand };
+      const timeoutSeconds = this.config.installTimeoutSeconds;
+      await step("install", { command: ["bash", "-c", INSTALL_SCRIPT], env, trusted: true }, { timeoutSeconds });
+    }
+    await step("setup", checkoutStep);
     return { workdir, durationMs: Math.round(performance.now() - started) };
   }
 
