@@ -18,6 +18,7 @@ import {
 import {
   installEnvironmentKey,
   patchedFiles,
+  REPO_NAME,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
@@ -49,7 +50,10 @@ export const DEFAULT_INSTALL_COMMAND =
 
 export const sweSmithConfigSchema = z
   .object({
+    /** Where `<owner>/<name>.git` lives; a local `file://` directory is served to the slots over git HTTP. */
     repoBaseURL: z.string().min(1).default("https://github.com/"),
+    /** A repository's own URL (`owner/name` → URL), over repoBaseURL; `file://` ones are served as repoBaseURL is. */
+    repoMirrors: z.record(z.string().regex(REPO_NAME, "a repoMirrors key is owner/name"), z.string().min(1)).default({}),
     /**
      * Run once per sandbox, repository and commit in a trusted step, in the task's tree, installing into
      * $HERMES_VENV (shared read-only with the slots as the worktree's .venv). Empty: no install step (the image
@@ -198,7 +202,7 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
     }
     const fetched = await step("setup", {
       command: ["bash", "-c", FETCH_SCRIPT],
-      env: { ...task, REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo) },
+      env: { ...task, REPO_URL: this.config.repoMirrors[item.repo] ?? resolveRepoURL(this.config.repoBaseURL, item.repo) },
       trusted: true,
     });
     const [commit = "", environment] = fetched.stdout.trim().split("\n");

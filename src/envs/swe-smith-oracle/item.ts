@@ -26,6 +26,9 @@ const optionalText = z
   .nullish()
   .transform((v) => v ?? undefined);
 
+/** `owner/name`, as a row's `repo` names a repository. */
+export const REPO_NAME = /^[\w.-]+\/[\w.-]+$/;
+
 export const sweSmithItemSchema = z
   .object({
     instance_id: z.string().min(1).optional(),
@@ -33,7 +36,7 @@ export const sweSmithItemSchema = z
     problem_id: z.string().min(1).optional(),
     repo: z
       .string()
-      .regex(/^[\w.-]+\/[\w.-]+$/, "repo must be owner/name")
+      .regex(REPO_NAME, "repo must be owner/name")
       .refine((r) => !r.split("/").some((part) => part === "." || part === ".."), "repo must not contain . or .. parts"),
     base_commit: z
       .string()
