@@ -217,7 +217,8 @@ export const rolloutJobSpec = withRules(
           config: freeForm
             .optional()
             .describe(
-              "Environment settings. swe-smith-oracle: repoBaseURL, installCommand (a failure is infrastructure, retried), " +
+              "Environment settings. swe-smith-oracle: repoBaseURL, repoMirrors (owner/name to URL; file:// sources are served " +
+                "to the sandboxes), installCommand (once per sandbox and commit; a failure is infrastructure, retried), " +
                 "testProfile (pytest, django or unittest; a row's install_config.log_parser overrides), testCommand, " +
                 "testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly " +
                 "(default true: rows whose tests no profile can run are left out).",

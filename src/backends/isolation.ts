@@ -13,7 +13,8 @@ import { SandboxError } from "../base/errors.ts";
  * cache at /cache (read-only), read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
  * namespaces; it dies with its parent, holds no capability and never runs as root (see SlotUser). A trusted step
  * (ExecRequest.trusted) is confined the same way but sees the cache read-write and no workspace (an empty
- * /workspace): nothing a slot left behind can steer what it writes into the cache. With "none" it runs as a plain
+ * /workspace of its own, a tmpfs where it can build what slots will see at the same paths): nothing a slot left
+ * behind can steer what it writes into the cache. With "none" it runs as a plain
  * process in the slot directory, and nothing is enforced.
  */
 export interface SlotCommandSpec {
@@ -140,7 +141,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--tmpfs",
     "/tmp",
     ...(spec.trusted === true
-      ? ["--dir", SLOT_WORKSPACE, "--bind", hostCache, SANDBOX_CACHE]
+      ? ["--perms", "1777", "--tmpfs", SLOT_WORKSPACE, "--bind", hostCache, SANDBOX_CACHE]
       : ["--bind", hostWorkspace, SLOT_WORKSPACE, "--ro-bind", hostCache, SANDBOX_CACHE]),
     "--chdir",
     cwd,

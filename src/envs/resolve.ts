@@ -1,14 +1,15 @@
 /**
  * The job's dataset for a runner on one machine: the envs loaders (inline, JSONL path or URL, Hugging Face,
  * ConfigMap in a cluster, bundled) with the job's seeded order and `maxItems`, plus what one machine adds:
- * relative JSONL paths resolve against the job file's directory, and a `file://` repo base the dataset implies
- * (the bundled mini-dataset) is served over loopback git HTTP, since isolated slots cannot read the host's files.
+ * relative JSONL paths resolve against the job file's directory, and repositories given as local paths (`file://`
+ * in `repoBaseURL` or `repoMirrors`, the job's or the bundled dataset's) are served over git HTTP, since isolated
+ * slots cannot read the host's files.
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { RolloutJobSpec } from "../api/index.ts";
 import { openDataset, readRows, type DatasetContext, type DatasetRow, type DatasetSpec } from "./datasets/index.ts";
-import { startGitHttpServer } from "./git-http.ts";
+import { startGitHttpServer, type GitHttpServer } from "./git-http.ts";
 
 export interface ResolveOptions extends DatasetContext {
   /** Serves a directory of bare repositories and returns its base URL. The caller owns the server (the controller
@@ -16,10 +17,13 @@ export interface ResolveOptions extends DatasetContext {
   serveRepos?: (root: string) => Promise<string>;
   /** The environment's row filter (`rowFilter`). */
   keep?: (row: DatasetRow) => boolean;
+  /** The job's own environment config; it wins over the dataset's defaults. */
+  environmentConfig?: Record<string, unknown>;
 }
 
 export interface ResolvedDataset {
   rows: AsyncIterable<DatasetRow>;
+  /** The environment config to run with: the dataset's defaults, the job's over them, local repositories served. */
   environmentConfig: Record<string, unknown>;
   close(): Promise<void>;
 }
@@ -36,20 +40,50 @@ export async function resolveDataset(
   jobPath: string,
   options: ResolveOptions = {},
 ): Promise<ResolvedDataset> {
-  const { serveRepos, keep, ...context } = options;
+  const { serveRepos, keep, environmentConfig, ...context } = options;
   const opened = await openDataset(anchorDatasetSpec(dataset, jobPath), context);
   const rows = readRows(opened.source, {
     ...(dataset.maxItems !== undefined ? { maxItems: dataset.maxItems } : {}),
     ...(dataset.shuffleSeed !== undefined ? { shuffleSeed: dataset.shuffleSeed } : {}),
     ...(keep ? { keep } : {}),
   });
-  const repoBase = opened.environmentConfig.repoBaseURL;
-  if (typeof repoBase !== "string" || !repoBase.startsWith("file://")) {
-    return { rows, environmentConfig: opened.environmentConfig, close: async () => {} };
+  const config = { ...opened.environmentConfig, ...environmentConfig };
+  if (serveRepos) return { rows, environmentConfig: await serveLocalRepositories(config, serveRepos), close: async () => {} };
+  const servers = new Map<string, Promise<GitHttpServer>>();
+  const serve = async (root: string) => {
+    if (!servers.has(root)) servers.set(root, startGitHttpServer(root));
+    return (await servers.get(root)!).url;
+  };
+  const close = async () => void (await Promise.all([...servers.values()].map(async (server) => (await server).close())));
+  try {
+    return { rows, environmentConfig: await serveLocalRepositories(config, serve), close };
+  } catch (error) {
+    await close();
+    throw error;
   }
-  const root = fileURLToPath(repoBase);
-  if (serveRepos)
-    return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: await serveRepos(root) }, close: async () => {} };
-  const git = await startGitHttpServer(root);
-  return { rows, environmentConfig: { ...opened.environmentConfig, repoBaseURL: git.url }, close: git.close };
+}
+
+const isLocal = (url: unknown): url is string => typeof url === "string" && url.startsWith("file://");
+
+/**
+ * The environment config with each local repository source replaced by a git HTTP URL `serve` makes for its
+ * directory: `repoBaseURL` (a directory of `<owner>/<name>.git`) and each `repoMirrors` value (one repository,
+ * served from its parent directory). Others are left as they are.
+ */
+export async function serveLocalRepositories(
+  config: Record<string, unknown>,
+  serve: (root: string) => Promise<string>,
+): Promise<Record<string, unknown>> {
+  const served = { ...config };
+  if (isLocal(config.repoBaseURL)) served.repoBaseURL = await serve(fileURLToPath(config.repoBaseURL));
+  const mirrors = config.repoMirrors;
+  if (typeof mirrors === "object" && mirrors !== null && Object.values(mirrors).some(isLocal)) {
+    const entries = Object.entries(mirrors).map(async ([repo, url]) => {
+      if (!isLocal(url)) return [repo, url];
+      const path = fileURLToPath(url);
+      return [repo, `${await serve(dirname(path))}${encodeURIComponent(basename(path))}`];
+    });
+    served.repoMirrors = Object.fromEntries(await Promise.all(entries));
+  }
+  return served;
 }

@@ -111,6 +111,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   const dataset = await resolveDataset(spec.dataset, options.jobPath, {
     ...environment.datasets,
     ...(filter ? { keep: filter.keep } : {}),
+    ...(spec.environment.config ? { environmentConfig: spec.environment.config } : {}),
   });
   const cleanups: (() => Promise<void>)[] = [() => dataset.close()];
   const oracleTasks: OracleTask[] = [];
@@ -125,9 +126,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   let embedded: EmbeddedPool | undefined;
   try {
     // The dataset's own settings (the bundled one's repo base) are only known now, with the dataset open.
-    const env: Environment = inJobFile(options.jobPath, () =>
-      getEnvironment(spec.environment.name, { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) }),
-    );
+    const env: Environment = inJobFile(options.jobPath, () => getEnvironment(spec.environment.name, dataset.environmentConfig));
     if (spec.model.builtin) {
       modelServer = await startModelServer({
         policy: spec.model.builtin.policy,

@@ -16,7 +16,9 @@ import {
   type Verification,
 } from "../types.ts";
 import {
+  installEnvironmentKey,
   patchedFiles,
+  REPO_NAME,
   repoCacheKey,
   resolveRepoURL,
   sweSmithItemSchema,
@@ -26,18 +28,37 @@ import {
   type SweSmithItem,
 } from "./item.ts";
 import { profileOfLogParser, TEST_PROFILE_NAMES, testCommandLine, testProfile, type TestProfile, type TestTargets } from "./profiles.ts";
-import { CHECKOUT_SCRIPT, FETCH_SCRIPT, inWorktree, RESTORE_TESTS_SCRIPT, TEST_PATCH_DOES_NOT_APPLY, testChunkCommand } from "./scripts.ts";
+import {
+  CACHE_LACKS_TASK,
+  CHECKOUT_SCRIPT,
+  FETCH_SCRIPT,
+  INSTALL_SCRIPT,
+  RESTORE_TESTS_SCRIPT,
+  TEST_PATCH_DOES_NOT_APPLY,
+  testChunkCommand,
+} from "./scripts.ts";
 import type { ExecRequest } from "../../backends/types.ts";
 import { InfrastructureError, InvalidItemError } from "../../base/errors.ts";
 
-/** The original's install step: a local .venv with the package installed editable, plus pytest. */
+/**
+ * The original's install step: a virtualenv with the package installed editable, plus pytest. It is made at
+ * $HERMES_VENV, in the sandbox's cache, once per repository and commit (scripts.ts), and the slots use it read-only.
+ */
 export const DEFAULT_INSTALL_COMMAND =
-  "python3 -m venv .venv && . .venv/bin/activate && pip install -q -U pip setuptools wheel && pip install -q -e . && pip install -q pytest";
+  'python3 -m venv "$HERMES_VENV" && . "$HERMES_VENV/bin/activate" && ' +
+  "pip install -q -U pip setuptools wheel && pip install -q -e . && pip install -q pytest";
 
 export const sweSmithConfigSchema = z
   .object({
+    /** Where `<owner>/<name>.git` lives; a local `file://` directory is served to the slots over git HTTP. */
     repoBaseURL: z.string().min(1).default("https://github.com/"),
-    /** Empty: no install step (the image already holds the dependencies). */
+    /** A repository's own URL (`owner/name` → URL), over repoBaseURL; `file://` ones are served as repoBaseURL is. */
+    repoMirrors: z.record(z.string().regex(REPO_NAME, "a repoMirrors key is owner/name"), z.string().min(1)).default({}),
+    /**
+     * Run once per sandbox, repository and commit in a trusted step, in the task's tree, installing into
+     * $HERMES_VENV (shared read-only with the slots as the worktree's .venv). Empty: no install step (the image
+     * already holds the dependencies).
+     */
     installCommand: z.string().default(DEFAULT_INSTALL_COMMAND),
     /** How the listed tests are run and their log read (profiles.ts); a row's install_config can name another. */
     testProfile: z.enum(TEST_PROFILE_NAMES).default("pytest"),
@@ -88,7 +109,8 @@ export function sweSmithPrompt(item: SweSmithItem, promptMode: SweSmithConfig["p
   const sections = [
     `Fix the repository so that its tests pass.`,
     `Repository: ${item.repo}${at}, checked out in ./${dir} (your working directory is its parent).`,
-    `Inspect the code first. If you need packages, use a local virtualenv (.venv in ./${dir}). Run only non-interactive commands.`,
+    `Inspect the code first. Its dependencies, if any, are installed in ./${dir}/.venv (read-only; make your own ` +
+      `virtualenv if you need more). Run only non-interactive commands.`,
     `Problem statement:\n${item.problem_statement.trim()}`,
   ];
   if (promptMode === "problem_statement+text" && item.text) sections.push(`Context:\n${item.text.trim()}`);
@@ -136,68 +158,61 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
   }
 
   /**
-   * Fetches the task's commit into the shared cache as a trusted step (slots see the cache read-only), then clones
-   * it into the workspace as a slot command. Both share the setup timeout.
+   * Checks the task out into the workspace as a slot command, from the sandbox's shared cache. Only when the cache
+   * lacks the task's commits or its dependency environment, trusted steps (slots see the cache read-only) fetch the
+   * commit and build the environment first, and the checkout runs again. All share the setup timeout, but for the
+   * install's own.
+   *
+   * The install runs before the agent starts (who then works with the dependencies), so its failure is never the
+   * model's: an unreachable package index or a missing system library is an infrastructure failure, retried on
+   * another slot. Run after the agent instead, a model could dodge its 0.0 by breaking the install. The default
+   * install is editable, so verify tests the agent's code without reinstalling.
    */
   async setup(item: SweSmithItem, slot: SlotExec, signal?: AbortSignal): Promise<SetupResult> {
     const started = performance.now();
     const deadline = started + this.config.setupTimeoutSeconds * 1000;
     const workdir = worktreeDirName(item.repo);
     const checkout = taskCheckout(item);
-    const step = async (request: Pick<ExecRequest, "command" | "env" | "trusted">) => {
+    const step = async (
+      what: string,
+      request: Pick<ExecRequest, "command" | "env" | "trusted">,
+      options: { timeoutSeconds?: number; alsoAccept?: number } = {},
+    ) => {
       signal?.throwIfAborted();
-      const timeoutMs = Math.max(1, deadline - performance.now());
+      const { timeoutSeconds } = options;
+      const timeoutMs = timeoutSeconds === undefined ? Math.max(1, deadline - performance.now()) : timeoutSeconds * 1000;
       const result = await slot.exec({ ...request, timeoutMs, maxOutputBytes: EXEC_OUTPUT_BYTES }).catch((error: unknown) => {
         throw asInfrastructureError("setup", error);
       });
-      if (result.exitCode === 0) return result.stdout.trim();
-      const why = result.timedOut ? `timed out after ${this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
+      if (result.exitCode === 0 || result.exitCode === options.alsoAccept) return result;
+      const why = result.timedOut ? `timed out after ${timeoutSeconds ?? this.config.setupTimeoutSeconds}s` : `exit ${result.exitCode}`;
+      const output = tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS);
       throw new InfrastructureError(
         "setup",
-        `setup of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ` +
-          tail(result.stderr, OUTPUT_TAIL_CHARS),
+        `${what} of ${item.instance_id} (${item.repo}@${checkout.branch ?? checkout.given}) failed: ${why}: ${output}`,
       );
     };
     const cacheKey = repoCacheKey(item.repo);
-    const commit = await step({
+    const envKey = installEnvironmentKey(item, this.config.installCommand);
+    const task = { CACHE_KEY: cacheKey, CHECKOUT: checkout.given, TASK_BRANCH: checkout.branch ?? "", WORKTREE: workdir, ENV_KEY: envKey };
+    const checkoutStep = { command: ["bash", "-c", CHECKOUT_SCRIPT], env: task };
+    // The common case (the sandbox has the commit and its dependencies): one slot command.
+    if ((await step("setup", checkoutStep, { alsoAccept: CACHE_LACKS_TASK })).exitCode === 0) {
+      return { workdir, durationMs: Math.round(performance.now() - started) };
+    }
+    const fetched = await step("setup", {
       command: ["bash", "-c", FETCH_SCRIPT],
-      env: {
-        REPO_URL: resolveRepoURL(this.config.repoBaseURL, item.repo),
-        CHECKOUT: checkout.given,
-        TASK_BRANCH: checkout.branch ?? "",
-        CACHE_KEY: cacheKey,
-      },
+      env: { ...task, REPO_URL: this.config.repoMirrors[item.repo] ?? resolveRepoURL(this.config.repoBaseURL, item.repo) },
       trusted: true,
     });
-    await step({ command: ["bash", "-c", CHECKOUT_SCRIPT], env: { CACHE_KEY: cacheKey, COMMIT: commit, WORKTREE: workdir } });
-    await this.install(item, slot, workdir, signal);
-    return { workdir, durationMs: Math.round(performance.now() - started) };
-  }
-
-  /**
-   * The install step runs on the task's own tree, before the agent starts (who then works with the dependencies), so
-   * its failure is never the model's: an unreachable package index or a missing system library is an
-   * infrastructure failure, retried on another slot. Run after the agent instead, a model could dodge its 0.0 by
-   * breaking the install. The default install is editable, so verify tests the agent's code without reinstalling.
-   */
-  private async install(item: SweSmithItem, slot: SlotExec, workdir: string, signal?: AbortSignal): Promise<void> {
-    if (this.config.installCommand.trim() === "") return;
-    signal?.throwIfAborted();
-    const timeoutSeconds = this.config.installTimeoutSeconds;
-    const result = await slot
-      .exec({
-        command: inWorktree(workdir, this.config.installCommand),
-        timeoutMs: timeoutSeconds * 1000,
-        maxOutputBytes: EXEC_OUTPUT_BYTES,
-      })
-      .catch((error: unknown) => {
-        throw asInfrastructureError("setup", error);
-      });
-    if (result.exitCode !== 0) {
-      const why = result.timedOut ? `timed out after ${timeoutSeconds}s` : `exit ${result.exitCode}`;
-      const output = tail(result.stdout + result.stderr, OUTPUT_TAIL_CHARS);
-      throw new InfrastructureError("setup", `install for ${item.instance_id} failed: ${why}: ${output}`);
+    const [commit = "", environment] = fetched.stdout.trim().split("\n");
+    if (environment === "install") {
+      const env = { ...task, COMMIT: commit, INSTALL_COMMAND: this.config.installCommand };
+      const timeoutSeconds = this.config.installTimeoutSeconds;
+      await step("install", { command: ["bash", "-c", INSTALL_SCRIPT], env, trusted: true }, { timeoutSeconds });
     }
+    await step("setup", checkoutStep);
+    return { workdir, durationMs: Math.round(performance.now() - started) };
   }
 
   /**

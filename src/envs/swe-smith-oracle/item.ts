@@ -1,4 +1,5 @@
 /** SWE-smith-oracle rows: schema, repository naming and the tests to run. Pure: no I/O. */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { testProfile } from "./profiles.ts";
 
@@ -25,6 +26,9 @@ const optionalText = z
   .nullish()
   .transform((v) => v ?? undefined);
 
+/** `owner/name`, as a row's `repo` names a repository. */
+export const REPO_NAME = /^[\w.-]+\/[\w.-]+$/;
+
 export const sweSmithItemSchema = z
   .object({
     instance_id: z.string().min(1).optional(),
@@ -32,7 +36,7 @@ export const sweSmithItemSchema = z
     problem_id: z.string().min(1).optional(),
     repo: z
       .string()
-      .regex(/^[\w.-]+\/[\w.-]+$/, "repo must be owner/name")
+      .regex(REPO_NAME, "repo must be owner/name")
       .refine((r) => !r.split("/").some((part) => part === "." || part === ".."), "repo must not contain . or .. parts"),
     base_commit: z
       .string()
@@ -131,6 +135,16 @@ export function repoCacheKey(repo: string): string {
     .replace(/\.git$/, "")
     .replace("/", "__")
     .replace(/[^\w.-]/g, "_");
+}
+
+/**
+ * Names a task's dependency environment in the sandbox cache: one per repository, commit-ish and install command
+ * (so a changed command builds anew); empty when there is no install command.
+ */
+export function installEnvironmentKey(item: Pick<SweSmithItem, "repo" | "base_commit" | "instance_id">, installCommand: string): string {
+  if (installCommand.trim() === "") return "";
+  const hash = createHash("sha256").update(JSON.stringify([item.repo, taskCheckout(item).given, installCommand]));
+  return `${repoCacheKey(item.repo)}-${hash.digest("hex").slice(0, 16)}`;
 }
 
 /** The worktree's directory in the slot workspace: the repository's name, as in the original. */

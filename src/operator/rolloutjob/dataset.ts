@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { RolloutJobSpec } from "../../api/index.ts";
 import { configMapSource, readRows, type DatasetSettings } from "../../envs/datasets/index.ts";
 import { rowFilter } from "../../envs/index.ts";
-import { resolveDataset } from "../../envs/resolve.ts";
+import { resolveDataset, serveLocalRepositories } from "../../envs/resolve.ts";
 import { startGitHttpServer, type GitHttpServer } from "../../envs/git-http.ts";
 import type { ClusterClient } from "../client.ts";
 import type { LoadedDataset } from "./work.ts";
@@ -15,10 +15,10 @@ export interface JobDatasetsSettings {
 
 /**
  * Opens a job's rows for the controller as a stream, in the job's seeded order, through the envs loaders (the
- * reconciler spools them to disk once). Repositories a
- * dataset ships (the bundled mini-dataset) are served over git HTTP by one server per directory, shared by every
- * job and closed with the controller; in a cluster (a pod IP given) it listens on all addresses and advertises the
- * pod IP, so sandboxes in other pods can clone from it.
+ * reconciler spools them to disk once), and the environment config to run them with. Repositories given as local
+ * paths (the bundled mini-dataset's, a job's `file://` repoBaseURL or mirrors) are served over git HTTP by one
+ * server per directory, shared by every job and closed with the controller; in a cluster (a pod IP given) it
+ * listens on all addresses and advertises the pod IP, so sandboxes in other pods can clone from it.
  */
 export class JobDatasets {
   readonly #client: Pick<ClusterClient, "readConfigMap">;
@@ -46,12 +46,14 @@ export class JobDatasets {
       const data = await this.#client.readConfigMap(namespace, configMap.name);
       if (data === undefined) throw new Error(`ConfigMap ${namespace}/${configMap.name} not found`);
       const source = configMapSource({ metadata: { name: configMap.name, namespace }, data }, configMap.key);
-      return { rows: readRows(source, order), environmentConfig: {}, filtered };
+      const environmentConfig = await serveLocalRepositories(spec.environment.config ?? {}, (root) => this.#serve(root));
+      return { rows: readRows(source, order), environmentConfig, filtered };
     }
     const resolved = await resolveDataset(spec.dataset, join(this.#dataDir, "job.yaml"), {
       ...this.#settings.datasets,
       serveRepos: (root) => this.#serve(root),
       ...(keep ? { keep } : {}),
+      ...(spec.environment.config ? { environmentConfig: spec.environment.config } : {}),
     });
     return { rows: resolved.rows, environmentConfig: resolved.environmentConfig, filtered };
   }

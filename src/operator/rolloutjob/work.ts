@@ -95,7 +95,7 @@ export async function loadWork(
     token: stored || randomBytes(24).toString("hex"),
     spec,
     rows,
-    environmentConfig: { ...dataset.environmentConfig, ...(spec.environment.config ?? {}) },
+    environmentConfig: dataset.environmentConfig,
     tracker,
     forwarder,
     suspended: spec.suspend,

@@ -5,14 +5,20 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { openDataset, readRows } from "../../../src/envs/datasets/index.ts";
+import { openDataset, parseJsonl, readRows } from "../../../src/envs/datasets/index.ts";
+import { testPlan, type SweSmithConfig } from "../../../src/envs/swe-smith-oracle/env.ts";
+import { taskCheckout, type SweSmithItem } from "../../../src/envs/swe-smith-oracle/item.ts";
+import { PUBLISHED, schemaOf } from "./published-swe-rows.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 
 const ROWS = 40;
 const ROW_GROUP = 10;
 const files = new Map<string, Buffer>();
+/** The Hub's parquet listing per dataset and split: `GET /api/datasets/<name>/parquet/default/<split>`. */
+const listings = new Map<string, string[]>();
+const parquetListingPath = (name: string, split: string) => `/api/datasets/${name}/parquet/default/${split}`;
 const requests: string[] = [];
 let server: Server;
 let endpoint: string;
@@ -37,12 +43,22 @@ function swePart(offset: number): Buffer {
 before(async () => {
   files.set("/files/train-0.parquet", swePart(0));
   files.set("/files/train-1.parquet", swePart(ROWS / 2));
+  listings.set(parquetListingPath("NousResearch/SWE-smith-oracle", "train"), ["/files/train-0.parquet", "/files/train-1.parquet"]);
+  for (const { name, split, columns } of PUBLISHED) {
+    const path = `/files/${name}/${split}-0.parquet`;
+    files.set(
+      path,
+      Buffer.from(parquetWriteBuffer({ columnData: columns.map(({ name, data }) => ({ name, data })), schema: schemaOf(columns) })),
+    );
+    listings.set(parquetListingPath(name, split), [path]);
+  }
   server = createServer((request, response) => {
     const url = request.url ?? "";
     requests.push(`${request.method} ${url} ${request.headers.range ?? ""}`);
-    if (url === "/api/datasets/NousResearch/SWE-smith-oracle/parquet/default/train") {
+    const listing = listings.get(url);
+    if (listing) {
       response.setHeader("content-type", "application/json");
-      response.end(JSON.stringify([...files.keys()].map((path) => `${endpoint}${path}`)));
+      response.end(JSON.stringify(listing.map((path) => `${endpoint}${path}`)));
       return;
     }
     const body = files.get(url);
@@ -130,4 +146,37 @@ test("a missing split is a clear error", async () => {
   await assert.rejects(async () => {
     for await (const _ of readRows(source)) break;
   }, /HTTP 404/);
+});
+
+describe("the SWE datasets as the Hub publishes them (parquet) and as JSONL: one reader, told apart by their columns", () => {
+  const env = getEnvironment("swe-smith-oracle") as unknown as { parseItem(row: unknown): SweSmithItem; config: SweSmithConfig };
+  for (const { name, split, columns, expected } of PUBLISHED) {
+    test(name, async () => {
+      const { source } = await openDataset({ huggingFace: { name, split, config: "default" } }, { hfEndpoint: endpoint });
+      const [fromParquet] = await Array.fromAsync(readRows(source));
+      const jsonl = JSON.stringify(Object.fromEntries(columns.map((column) => [column.name, column.jsonl ?? column.data[0]])));
+      const [fromJsonl] = parseJsonl(jsonl, "published.jsonl");
+      for (const row of [fromParquet, fromJsonl]) {
+        const item = env.parseItem(row);
+        const checkout = taskCheckout(item);
+        const plan = testPlan(item, env.config);
+        assert.ok(!("unrunnable" in plan), JSON.stringify(plan));
+        assert.deepEqual(
+          {
+            id: item.instance_id,
+            repo: item.repo,
+            given: checkout.given,
+            pristine: checkout.pristine,
+            patchIsReversed: checkout.patchIsReversed,
+            testPatch: item.test_patch !== undefined,
+            failToPass: item.FAIL_TO_PASS,
+            passToPass: item.PASS_TO_PASS,
+            profile: plan.profile.name,
+            command: plan.command,
+          },
+          expected,
+        );
+      }
+    });
+  }
 });

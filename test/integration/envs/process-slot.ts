@@ -1,7 +1,7 @@
 /**
  * Test-only SlotExec over child_process: a sandbox root with slots/<n> and cache, commands run either on the
  * host (paths as they are) or under bubblewrap (workspace at /workspace, cache read-only at /cache; a
- * trusted step sees the cache read-write and no workspace), as the real slot layer (src/backends/isolation.ts)
+ * trusted step sees the cache read-write and an empty /workspace of its own), as the real slot layer (src/backends/isolation.ts)
  * does. Lets the environment tests run without the backends.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -33,6 +33,11 @@ export class ProcessSlot implements SlotExec {
     this.cache = join(options.root, "cache");
     this.isolation = options.isolation;
     this.readOnlyPaths = options.readOnlyPaths ?? [];
+  }
+
+  /** The workspace as the slot's commands see it. */
+  get workspaceSeen(): string {
+    return this.isolation === "bwrap" ? "/workspace" : this.workspace;
   }
 
   async prepare(): Promise<this> {
@@ -73,7 +78,7 @@ export class ProcessSlot implements SlotExec {
       "/tmp",
       ...readOnly(this.readOnlyPaths),
       ...(request.trusted === true
-        ? ["--dir", "/workspace", "--bind", this.cache, "/cache"]
+        ? ["--tmpfs", "/workspace", "--bind", this.cache, "/cache"]
         : ["--bind", this.workspace, "/workspace", "--ro-bind", this.cache, "/cache"]),
       "--chdir",
       cwd,

@@ -4,12 +4,12 @@
  * runs them), on the host otherwise.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { InfrastructureError } from "../../../src/base/errors.ts";
-import { getEnvironment, type Environment } from "../../../src/envs/index.ts";
+import { getEnvironment, type Environment, type SetupResult } from "../../../src/envs/index.ts";
 import { prepareMiniDataset, type MiniDataset } from "../../../src/envs/swe-smith-oracle/mini.ts";
 import { bwrapWorks, ProcessSlot, type Isolation } from "./process-slot.ts";
 
@@ -208,15 +208,65 @@ describe(`swe-smith-oracle on the mini-dataset (slots: ${isolation})`, () => {
   test("an agent that breaks the install after setup cannot dodge its score: verify does not reinstall", async () => {
     const installs = getEnvironment("swe-smith-oracle", {
       ...dataset.environmentConfig,
-      installCommand: "test -f pyproject.toml && touch .installed",
+      installCommand: 'test -f pyproject.toml && python3 -m venv --without-pip "$HERMES_VENV"',
     });
     const slot = await newSandbox()(0);
     const item = installs.parseItem(rows[0]);
     const { workdir } = await installs.setup(item, slot);
-    const installed = await slot.exec({ command: `test -f ${workdir}/.installed`, timeoutMs: 5000 });
-    assert.equal(installed.exitCode, 0, "the install ran at setup, in the task's tree");
+    const installed = await slot.exec({ command: `test -x ${workdir}/.venv/bin/python`, timeoutMs: 5000 });
+    assert.equal(installed.exitCode, 0, "the install ran at setup, in the task's tree, and the slot has its .venv");
     await slot.exec({ command: `rm ${workdir}/pyproject.toml`, timeoutMs: 5000 });
     const result = await installs.verify(item, slot);
     assert.equal(result.score, 0);
+  });
+
+  test("dependencies install once per sandbox and commit: concurrent first trajectories share an install, later ones skip it", async () => {
+    // Offline (no package index here): a virtualenv over the system's setuptools and pytest, the package editable.
+    const installCommand =
+      'echo "$PWD" >> "$HERMES_CACHE_DIR/installs.log" && python3 -m venv --system-site-packages "$HERMES_VENV" && ' +
+      '"$HERMES_VENV/bin/python" -m pip install -q --no-deps --no-build-isolation --no-index -e .';
+    const installs = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand });
+    const slotOf = newSandbox();
+    const slots = await Promise.all([slotOf(0), slotOf(1), slotOf(2)]);
+    const [row, other] = rows.filter((r) => r.repo === "hermes-mini/textkit");
+    const item = installs.parseItem(row);
+    const [{ workdir }] = (await Promise.all(slots.map((slot) => installs.setup(item, slot)))) as [SetupResult];
+    const log = () => readFile(join(slots[0]!.cache, "installs.log"), "utf8").then((text) => text.trim().split("\n"));
+    // Under bwrap every slot sees its worktree at /workspace/<name>, so one editable install serves them all.
+    assert.equal((await log()).length, isolation === "bwrap" ? 1 : 3, "one install per workspace path, not one per trajectory");
+
+    await slots[0]!.reset();
+    await installs.setup(item, slots[0]!);
+    assert.equal((await log()).length, isolation === "bwrap" ? 1 : 3, "a second trajectory of the commit skips the install");
+    await installs.setup(installs.parseItem(other), slots[0]!);
+    assert.equal((await log()).length, isolation === "bwrap" ? 2 : 4, "another commit gets its own");
+
+    // The shared install imports each slot's own tree: one slot's fix is not another's.
+    const importedFrom = `cd ${workdir} && .venv/bin/python -c 'import textkit; print(textkit.__file__)'`;
+    const first = await slots[1]!.exec({ command: importedFrom, timeoutMs: 10_000 });
+    assert.equal(first.stdout.trim(), join(slots[1]!.workspaceSeen, workdir, "textkit", "__init__.py"), first.stderr);
+    await runOracle(slots[1]!, item);
+    assert.deepEqual([(await installs.verify(item, slots[1]!)).score, (await installs.verify(item, slots[2]!)).score], [1, 0]);
+    if (isolation === "bwrap") {
+      const write = await slots[2]!.exec({ command: `touch ${workdir}/.venv/bin/mine`, timeoutMs: 5000 });
+      assert.notEqual(write.exitCode, 0, "a slot cannot change the shared environment");
+    }
+  });
+
+  test("a failed install is an infrastructure failure and is not kept: the next setup installs again", async () => {
+    const installCommand =
+      'echo try >> "$HERMES_CACHE_DIR/tries.log"; test -f "$HERMES_CACHE_DIR/index-up" || { echo no index >&2; exit 3; }';
+    const flaky = getEnvironment("swe-smith-oracle", { ...dataset.environmentConfig, installCommand });
+    const slot = await newSandbox()(0);
+    const item = flaky.parseItem(rows[0]);
+    await assert.rejects(
+      flaky.setup(item, slot),
+      (error: unknown) =>
+        error instanceof InfrastructureError && error.source === "setup" && /install .*exit 3: no index/.test(error.message),
+    );
+    await writeFile(join(slot.cache, "index-up"), "");
+    await flaky.setup(item, slot);
+    await flaky.setup(item, slot);
+    assert.equal((await readFile(join(slot.cache, "tries.log"), "utf8")).trim().split("\n").length, 2);
   });
 });

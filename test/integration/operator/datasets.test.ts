@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { validateRolloutJobSpec, type RolloutJobSpec } from "../../../src/api/index.ts";
 import { JobDatasets } from "../../../src/operator/rolloutjob/dataset.ts";
 
-function jobSpec(dataset: object): RolloutJobSpec {
+function jobSpec(dataset: object, environment: object = { name: "shell-task" }): RolloutJobSpec {
   const result = validateRolloutJobSpec({
     poolRef: { name: "p" },
-    environment: { name: "shell-task" },
+    environment,
     dataset,
     model: { builtin: { policy: "noop" } },
   });
@@ -44,4 +49,21 @@ test("the bundled dataset's repositories are served by one shared server, reacha
   assert.equal(advert.status, 200);
   await datasets.close();
   await assert.rejects(fetch(`${base}hermes-mini/statkit.git/info/refs?service=git-upload-pack`), "closed with the controller");
+});
+
+test("a job's own file:// repository base is served too, whatever its rows come from (here a ConfigMap)", async () => {
+  const datasets = new JobDatasets(client, "/tmp");
+  const root = await mkdtemp(join(tmpdir(), "hermes-job-repos-"));
+  try {
+    await promisify(execFile)("git", ["init", "-q", "--bare", join(root, "acme", "calc.git")]);
+    const environment = { name: "swe-smith-oracle", config: { repoBaseURL: `file://${root}/`, installCommand: "" } };
+    const loaded = await datasets.load("ns", jobSpec({ configMap: { name: "items" } }, environment));
+    const base = loaded.environmentConfig.repoBaseURL as string;
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.equal(loaded.environmentConfig.installCommand, "", "the job's other settings go with it");
+    assert.equal((await fetch(`${base}acme/calc.git/info/refs?service=git-upload-pack`)).status, 200);
+  } finally {
+    await datasets.close();
+    await rm(root, { recursive: true, force: true });
+  }
 });

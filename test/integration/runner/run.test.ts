@@ -9,7 +9,6 @@ import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { getEnvironment } from "../../../src/envs/index.ts";
 import { startEmbeddedPool } from "../../../src/local/pool.ts";
 import { resolveDataset } from "../../../src/envs/resolve.ts";
-import { startGitHttpServer } from "../../../src/envs/git-http.ts";
 import { prepareMiniDataset } from "../../../src/envs/swe-smith-oracle/mini.ts";
 import { runGroup } from "../../../src/rollout/group.ts";
 import { runJob } from "../../../src/local/job.ts";
@@ -100,44 +99,51 @@ test("an unreachable package index: retried as infrastructure, then the item fai
   assert.equal(await readFile(join(outDir, "scored.jsonl"), "utf8"), "", "nothing scored: no 0.0 charged to the model");
   assert.deepEqual([summary.items, summary.groups, summary.failed, summary.trajectories], [1, 0, 1, 0]);
   assert.ok(summary.retries >= 1, `retried on another slot first: ${JSON.stringify(summary)}`);
-  assert.match(summary.failures[0]?.error ?? "", /install for .* failed: exit 1: .*No matching distribution found for somepkg/s);
+  assert.match(summary.failures[0]?.error ?? "", /install of .* failed: exit 1: .*No matching distribution found for somepkg/s);
   assert.equal(summary.succeeded, false);
 });
 
 test("hermes-rollouts run: rows no test profile can run are counted as filtered, not run and not dropped silently", async () => {
   const mini = await prepareMiniDataset(bundledDir());
-  const [first, second] = (await readFile(mini.jsonlPath, "utf8"))
+  const all = (await readFile(mini.jsonlPath, "utf8"))
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Two repositories: one from the job's base, the other from its mirror.
+  const first = all[0];
+  const second = all.find((row) => row.repo !== first!.repo);
   const refused = (row: Record<string, unknown>, id: string) => ({ ...row, instance_id: id, FAIL_TO_PASS: ["test/a.test.js > works"] });
   const rows = [first!, refused(first!, "refused-js-1"), second!, refused(second!, "refused-js-2")];
   await writeFile(join(dir, "mixed.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
-  // The rows name the bundled repositories; served to the slots over git HTTP as the bundled dataset's are.
-  const git = await startGitHttpServer(mini.repoBaseURL.slice("file://".length));
-  try {
-    const jobPath = join(dir, "mixed.yaml");
-    const environment = `environment: {name: swe-smith-oracle, config: {repoBaseURL: "${git.url}", installCommand: ""}}`;
-    await writeFile(
-      jobPath,
-      jobYaml("oracle")
-        .replace("environment: {name: swe-smith-oracle}", environment)
-        .replace("dataset: {bundled: swe-smith-mini}", "dataset: {jsonl: {path: mixed.jsonl}}"),
-    );
-    const outDir = join(dir, "out-mixed");
-    const { stdout } = await run(process.execPath, ["bin/hermes-rollouts.js", "run", jobPath, "--out", outDir, "--concurrency", "2"]);
-    const summary = JSON.parse(await readFile(join(outDir, "summary.json"), "utf8"));
-    assert.deepEqual([summary.items, summary.filtered, summary.groups, summary.failed], [2, 2, 2, 0], JSON.stringify(summary));
-    const scored = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => (JSON.parse(l) as ScoredDataGroup).metadata.item_id);
-    assert.deepEqual(scored.sort(), [first!.instance_id, second!.instance_id].sort());
-    assert.match(stdout.trim().split("\n").at(-1)!, /2\/2 items scored, 0 failed, 2 rows filtered/);
-    assert.match(stdout, /^\[\d\/\d \(2 filtered\)\] /m, "the progress lines say rows were left out");
-  } finally {
-    await git.close();
-  }
+  // The job's own local sources (the slots cannot see this machine's paths): a base for one repository, a mirror for
+  // the other (the base has none of it), both served to the slots over git HTTP as the bundled dataset's are.
+  const mirrors = join(dir, "mirrors");
+  await run("git", ["clone", "-q", "--bare", join(bundledDir(), `${second!.repo}.git`), join(mirrors, "second.git")]);
+  const base = join(dir, "base");
+  await run("git", ["clone", "-q", "--bare", join(bundledDir(), `${first!.repo}.git`), join(base, `${first!.repo}.git`)]);
+  const jobPath = join(dir, "mixed.yaml");
+  const config = `{repoBaseURL: "file://${base}/", repoMirrors: {"${second!.repo}": "file://${mirrors}/second.git"}, installCommand: ""}`;
+  await writeFile(
+    jobPath,
+    jobYaml("oracle")
+      .replace("environment: {name: swe-smith-oracle}", `environment: {name: swe-smith-oracle, config: ${config}}`)
+      .replace("dataset: {bundled: swe-smith-mini}", "dataset: {jsonl: {path: mixed.jsonl}}"),
+  );
+  const outDir = join(dir, "out-mixed");
+  const { stdout } = await run(process.execPath, ["bin/hermes-rollouts.js", "run", jobPath, "--out", outDir, "--concurrency", "2"]);
+  const summary = JSON.parse(await readFile(join(outDir, "summary.json"), "utf8"));
+  assert.deepEqual([summary.items, summary.filtered, summary.groups, summary.failed], [2, 2, 2, 0], JSON.stringify(summary));
+  const scored = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as ScoredDataGroup);
+  assert.deepEqual(scored.map((g) => g.metadata.item_id).sort(), [first!.instance_id, second!.instance_id].sort());
+  assert.deepEqual(
+    scored.map((g) => g.scores[0]),
+    [1, 1],
+  );
+  assert.match(stdout.trim().split("\n").at(-1)!, /2\/2 items scored, 0 failed, 2 rows filtered/);
+  assert.match(stdout, /^\[\d\/\d \(2 filtered\)\] /m, "the progress lines say rows were left out");
 });
 
 test("the CLI names the invalid field and exits non-zero", async () => {

@@ -34,12 +34,14 @@ test("bwrap plan: only the slot workspace is bound writable, the cache read-only
   assert.equal(plan.env.A, "1");
 });
 
-test("bwrap plan of a trusted step: the cache writable, no workspace, and no cwd taken", () => {
+test("bwrap plan of a trusted step: the cache writable, no workspace but an empty writable one of its own, and no cwd taken", () => {
   const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "git fetch", isolation: "bwrap", trusted: true });
   assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/cache -> /cache"]);
   assert.deepEqual(bindsOf(plan.args, "--ro-bind"), []);
   assert.ok(!plan.args.some((arg) => arg.startsWith("/srv/sb/slots")), "no slot workspace is mounted");
-  assert.deepEqual(argAfter(plan.args, "--dir").slice(0, 1), ["/workspace"]);
+  // Where it builds what slots will see at the same paths (an editable install into the cache): writable by the slot user.
+  const workspace = plan.args.indexOf("/workspace");
+  assert.deepEqual(plan.args.slice(workspace - 3, workspace + 1), ["--perms", "1777", "--tmpfs", "/workspace"]);
   assert.throws(
     () => buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 3, command: "x", cwd: "repo", isolation: "bwrap", trusted: true }),
     (error: unknown) => isSandboxError(error, "configuration") && /trusted step takes no cwd/.test(String(error)),

@@ -164,6 +164,11 @@ test("config: defaults are the original's, unknown keys and unknown environments
   assert.equal(env.config.testCommand, undefined, "the profile's own command");
   assert.equal(testProfile("pytest").defaultCommand, "python3 -m pytest -q");
   assert.throws(() => getEnvironment("swe-smith-oracle", { repoBaseUrl: "typo" }), /invalid config/);
+  assert.deepEqual(env.config.repoMirrors, {});
+  assert.throws(
+    () => getEnvironment("swe-smith-oracle", { repoMirrors: { calc: "https://x/calc.git" } }),
+    /Invalid key in record\n.*repoMirrors\.calc/,
+  );
   assert.throws(() => getEnvironment("nope"), /unknown environment/);
 });
 

@@ -35,6 +35,26 @@ test("without a seed the rows keep their order; maxItems 0 yields nothing", asyn
   assert.deepEqual(await collect((await resolveDataset({ inline, maxItems: 0 }, "/j.yaml")).rows), []);
 });
 
+test("the job's environment config goes with the dataset's; local repository sources are handed to the server, others kept", async () => {
+  const served: string[] = [];
+  const serveRepos = async (root: string) => {
+    served.push(root);
+    return `http://10.0.0.9:${8000 + served.length}/`;
+  };
+  const environmentConfig = {
+    repoBaseURL: "file:///srv/repos/",
+    repoMirrors: { "acme/calc": "file:///srv/mirrors/calc%20fork.git", "acme/web": "https://mirror.example/web.git" },
+    installCommand: "",
+  };
+  const resolved = await resolveDataset({ inline }, "/j.yaml", { serveRepos, environmentConfig });
+  assert.deepEqual(resolved.environmentConfig, {
+    repoBaseURL: "http://10.0.0.9:8001/",
+    repoMirrors: { "acme/calc": "http://10.0.0.9:8002/calc%20fork.git", "acme/web": "https://mirror.example/web.git" },
+    installCommand: "",
+  });
+  assert.deepEqual(served, ["/srv/repos/", "/srv/mirrors"]);
+});
+
 test("a configMap dataset outside a cluster is refused with a clear error", async () => {
   await assert.rejects(resolveDataset({ configMap: { name: "items", key: "items.jsonl" } }, "/j.yaml"), /configMap.*cluster/);
 });
