@@ -62,6 +62,11 @@ export interface ExecRequest {
    * command. Set only by environment code, never from a model's tool call (src/rollout/tools.ts builds those).
    */
   trusted?: boolean;
+  /**
+   * An environment's own step before the agent runs (e.g. installing the task's dependencies): it gets the host's
+   * network whatever the pool's policy. Never set from a model's tool call, like `trusted`.
+   */
+  hostNetwork?: boolean;
 }
 
 export interface ExecResult {
@@ -75,6 +80,15 @@ export interface ExecResult {
 }
 
 export type IsolationMode = "bwrap" | "none";
+
+/** Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "host" the sandbox's. */
+export type NetworkPolicy = "none" | "host";
+
+/** A pool's isolation setting (SandboxPool spec.isolation). */
+export interface IsolationPolicy {
+  mode: IsolationMode;
+  network: NetworkPolicy;
+}
 
 export interface SandboxHealth {
   ok: boolean;

@@ -34,6 +34,8 @@ const slotExecRequest = z.object({
   stdin: z.string().optional(),
   /** An environment's cache-writing step (ExecRequest.trusted); the agent loop's tool calls never set it. */
   trusted: z.boolean().optional(),
+  /** An environment's step before the agent runs (ExecRequest.hostNetwork); the agent loop's tool calls never set it. */
+  hostNetwork: z.boolean().optional(),
 }) satisfies z.ZodType<Omit<ExecRequest, "slot">>;
 
 const execResult = z.object({

@@ -1,8 +1,18 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
-import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
-import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
+import { probeIsolation, type IsolationProbe } from "../isolation.ts";
+import type {
+  IsolationPolicy,
+  NetworkPolicy,
+  ExecRequest,
+  ExecResult,
+  SandboxBackend,
+  SandboxHealth,
+  SandboxInfo,
+  SandboxRef,
+  SandboxTemplate,
+} from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SlotHost } from "./slot-host.ts";
 import { SandboxError } from "../../base/errors.ts";
@@ -26,7 +36,8 @@ interface SandboxMetadata {
 export interface LocalBackendOptions {
   /** Sandboxes live in `<rootDir>/<pool>/<name>`. */
   rootDir: string;
-  isolation?: IsolationRequest;
+  /** The pool's setting; bwrap with its own network by default. Under bwrap, open fails when bwrap cannot run. */
+  isolation?: IsolationPolicy;
   /** Injectable for tests of lifetime and idle expiry. */
   clock?: Clock;
 }
@@ -39,6 +50,7 @@ export class LocalBackend implements SandboxBackend {
   readonly kind = "local" as const;
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
+  private readonly network: NetworkPolicy;
   private readonly clock: Clock;
   private readonly hosts = new Map<string, SlotHost>();
   private readonly lastActivity = new Map<string, number>();
@@ -46,12 +58,14 @@ export class LocalBackend implements SandboxBackend {
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe) {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
+    this.network = options.isolation?.network ?? "none";
     this.clock = options.clock ?? realClock;
   }
 
-  /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
+  /** Probes isolation once (failing closed under bwrap); "none", asked for, is logged here and reported by `health`. */
   static async open(options: LocalBackendOptions): Promise<LocalBackend> {
-    const isolation = await probeIsolation(options.isolation ?? "auto");
+    const policy = options.isolation ?? { mode: "bwrap", network: "none" };
+    const isolation = await probeIsolation(policy.mode, policy.network);
     if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
     else log.info({ isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message }, "slot isolation probed");
     await mkdir(options.rootDir, { recursive: true });
@@ -161,6 +175,7 @@ export class LocalBackend implements SandboxBackend {
         slots: metadata.slots,
         isolation: this.isolation.isolation,
         slotUser: this.isolation.slotUser,
+        network: this.network,
         env: metadata.env,
       });
       this.hosts.set(id, host);

@@ -20,6 +20,7 @@ export const execRequestSchema = z.object({
   maxOutputBytes: z.number().int().positive().optional(),
   stdin: z.string().optional(),
   trusted: z.boolean().optional(),
+  hostNetwork: z.boolean().optional(),
 });
 
 export const batchRequestSchema = z.array(execRequestSchema).max(1000);

@@ -3,7 +3,8 @@ import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
 import { environmentHelp } from "../help.ts";
-import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
+import { probeIsolation } from "../../backends/isolation.ts";
+import type { IsolationMode, NetworkPolicy } from "../../backends/types.ts";
 import { SlotHost } from "../../backends/local/slot-host.ts";
 import { createSandboxServer } from "../../backends/sandbox-server/server.ts";
 
@@ -16,7 +17,8 @@ interface Options {
   dataDir: string;
   token?: string;
   insecure: boolean;
-  isolation: IsolationRequest;
+  isolation: IsolationMode;
+  network: NetworkPolicy;
 }
 
 /**
@@ -34,9 +36,14 @@ export function command(): Command {
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN); without one the server refuses to start")
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
-      new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
-        .choices(["auto", "bwrap", "none"])
-        .default("auto"),
+      new Option("--isolation <mode>", "bwrap isolates slots (the server refuses to start where bwrap cannot run); none does not")
+        .choices(["bwrap", "none"])
+        .default("bwrap"),
+    )
+    .addOption(
+      new Option("--network <policy>", "slot commands' network under bwrap: none (a namespace of their own) or host")
+        .choices(["none", "host"])
+        .default("none"),
     )
     .addHelpText(
       "after",
@@ -54,9 +61,15 @@ export function command(): Command {
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
       const token = options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
-      const probe = await probeIsolation(options.isolation);
+      const probe = await probeIsolation(options.isolation, options.network);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
-      const host = new SlotHost({ root: dataDir, slots: options.slots, isolation: probe.isolation, slotUser: probe.slotUser });
+      const host = new SlotHost({
+        root: dataDir,
+        slots: options.slots,
+        isolation: probe.isolation,
+        slotUser: probe.slotUser,
+        network: options.network,
+      });
       // Refuses before preparing anything when there is no token and no --insecure.
       const server = createSandboxServer({ host, token, insecure: options.insecure, isolationMessage: probe.message });
       if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");

@@ -189,6 +189,8 @@ export class SweSmithOracleEnvironment implements Environment<SweSmithItem> {
         command: inWorktree(workdir, this.config.installCommand),
         timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: EXEC_OUTPUT_BYTES,
+        // Package indexes are outside the slot's own network namespace; the agent has not run yet.
+        hostNetwork: true,
       })
       .catch((error: unknown) => {
         throw asInfrastructureError("setup", error);
