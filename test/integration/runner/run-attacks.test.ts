@@ -97,7 +97,7 @@ const toolResults = (groups: ScoredDataGroup[]): string[] =>
       .map((m) => String(m.content ?? "")),
   );
 
-test("a model reaches no host loopback service (not the model endpoint either); a held pipe or a daemon cannot dodge the score", async () => {
+test("a model reaches no host loopback service (not the model endpoint either); held pipes or daemons cannot dodge the score", async () => {
   const tasks: OracleTask[] = []; // filled once the model's own port is known: the server reads it per request
   const model = await startModelServer({ policy: "oracle", tasks });
   try {
