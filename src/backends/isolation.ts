@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
@@ -170,6 +171,32 @@ export interface IsolationProbe {
   /** Under bwrap, who slots run as: "user-namespace" when one is in use. */
   slotUser?: SlotUser;
   message?: string;
+  /** Under bwrap, what is not limited per slot here (unenforcedLimits); health and the pool's status show it. */
+  limits?: string;
+}
+
+const CGROUP_V2_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers";
+
+/**
+ * What a bwrap slot is not limited in on this host. Per-slot pids, memory and CPU would need a delegated cgroup v2
+ * (none is used yet; the sandbox's own resources bound them all together), and the workspace has no size cap.
+ */
+export function unenforcedLimits(): string {
+  const cgroup = !existsSync(CGROUP_V2_CONTROLLERS)
+    ? "no cgroup v2 on this host"
+    : isWritable("/sys/fs/cgroup")
+      ? "cgroup v2 is delegated here but not used yet"
+      : "cgroup v2 is not delegated to this process";
+  return `no per-slot pids, memory or CPU limit (${cgroup}); no workspace size cap; /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`;
+}
+
+function isWritable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Strongest first; "spawner" is the last resort (for root: uid 0 without capabilities, said in the message). */
@@ -199,8 +226,10 @@ export async function probeIsolation(requested: IsolationMode, network: NetworkP
     for (const slotUser of slotUserCandidates()) {
       try {
         await runProbe(buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", slotUser, network }));
-        if (failures.length === 0) return { isolation: "bwrap", slotUser };
-        return { isolation: "bwrap", slotUser, message: `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}` };
+        const limits = unenforcedLimits();
+        if (failures.length === 0) return { isolation: "bwrap", slotUser, limits };
+        const message = `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}`;
+        return { isolation: "bwrap", slotUser, limits, message };
       } catch (error) {
         failures.push(`${slotUser}: ${(error as Error).message}`);
       }

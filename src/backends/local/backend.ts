@@ -67,7 +67,11 @@ export class LocalBackend implements SandboxBackend {
     const policy = options.isolation ?? { mode: "bwrap", network: "none" };
     const isolation = await probeIsolation(policy.mode, policy.network);
     if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
-    else log.info({ isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message }, "slot isolation probed");
+    else
+      log.info(
+        { isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message, limits: isolation.limits },
+        "slot isolation probed",
+      );
     await mkdir(options.rootDir, { recursive: true });
     return new LocalBackend(options, isolation);
   }
@@ -138,7 +142,8 @@ export class LocalBackend implements SandboxBackend {
 
   async health(sandbox: SandboxRef): Promise<SandboxHealth> {
     await this.live(sandbox);
-    return { ok: true, isolation: this.isolation.isolation, ...(this.isolation.message ? { message: this.isolation.message } : {}) };
+    const message = [this.isolation.message, this.isolation.limits].filter((part) => part !== undefined).join("; ");
+    return { ok: true, isolation: this.isolation.isolation, ...(message ? { message } : {}) };
   }
 
   async terminate(sandbox: SandboxRef): Promise<void> {

@@ -71,7 +71,12 @@ export function command(): Command {
         network: options.network,
       });
       // Refuses before preparing anything when there is no token and no --insecure.
-      const server = createSandboxServer({ host, token, insecure: options.insecure, isolationMessage: probe.message });
+      const server = createSandboxServer({
+        host,
+        token,
+        insecure: options.insecure,
+        isolationMessage: [probe.message, probe.limits].filter((part) => part !== undefined).join("; ") || undefined,
+      });
       if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");
       await host.prepare();
       server.listen(port, options.host, () => {

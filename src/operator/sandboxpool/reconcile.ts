@@ -134,6 +134,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
     let isolationError: string | undefined;
+    let isolationMessage: string | undefined;
     const runtime = await deps.runtimes.ensure(identity(key, pool), spec).catch((error: unknown) => {
       if (isIsolationUnavailable(error)) isolationError = describeError(error);
       else backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
@@ -156,6 +157,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         if (ready) {
           const health = await runtime.backend.health(ready);
           isolation = health.isolation;
+          isolationMessage = health.message;
           // Fail closed: a sandbox that runs slots unconfined under bwrap (an old server, a fallback) stops the pool.
           if (spec.isolation.mode === "bwrap" && health.ok && isolation === "none") {
             isolationError = `sandbox ${ready.name} runs slots without isolation: ${health.message ?? "no reason given"}`;
@@ -177,6 +179,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       quarantined: stats?.slotsQuarantined ?? 0,
       isolation,
       isolationMode: spec.isolation.mode,
+      ...(isolationMessage === undefined ? {} : { isolationMessage }),
       ...(isolationError === undefined ? {} : { isolationError }),
       plan,
       backendError,

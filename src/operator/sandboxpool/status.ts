@@ -13,6 +13,8 @@ export interface PoolStatusInput {
   quarantined: number;
   /** As the last probed sandbox reports it. */
   isolation: IsolationMode | undefined;
+  /** What that sandbox said with it (a weaker slot user, the limits it does not enforce). */
+  isolationMessage?: string;
   /** spec.isolation.mode; "none" is shown as asked for, never as a failure. */
   isolationMode: IsolationMode;
   /** Under bwrap: why slots cannot be isolated (a failed probe, a sandbox that reports none); the pool is not Ready. */
@@ -120,7 +122,9 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
   return [ready, progressing, degraded, isolatedCondition(input)];
 }
 
-export function isolatedCondition(input: Pick<PoolStatusInput, "isolation" | "isolationMode" | "isolationError">): PoolConditionInput {
+export function isolatedCondition(
+  input: Pick<PoolStatusInput, "isolation" | "isolationMode" | "isolationError" | "isolationMessage">,
+): PoolConditionInput {
   const type = PoolCondition.Isolated;
   if (input.isolationError !== undefined) {
     return { type, status: "False", reason: PoolReason.ProbeFailed, message: input.isolationError };
@@ -134,6 +138,6 @@ export function isolatedCondition(input: Pick<PoolStatusInput, "isolation" | "is
     };
   }
   return input.isolation === "bwrap"
-    ? { type, status: "True", reason: PoolReason.Bubblewrap, message: "" }
+    ? { type, status: "True", reason: PoolReason.Bubblewrap, message: input.isolationMessage ?? "" }
     : { type, status: "Unknown", reason: PoolReason.NotProbed, message: "" };
 }

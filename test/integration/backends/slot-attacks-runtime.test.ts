@@ -162,6 +162,13 @@ print(socket.create_connection(server.getsockname()).recv(10).decode())'`,
 });
 
 describe("limits and flags", () => {
+  test("what is not limited per slot is said in health (the pool's Isolated condition shows it)", async () => {
+    const health = await isolated.backend.health(isolated.sandbox);
+    assert.equal(health.isolation, "bwrap");
+    assert.match(health.message ?? "", /no per-slot pids, memory or CPU limit \((no cgroup v2 on this host|cgroup v2 is .*)\)/);
+    assert.match(health.message ?? "", /no workspace size cap; \/tmp capped at 1 GiB/);
+  });
+
   test("/tmp is a tmpfs of SLOT_TMP_BYTES: filling it past that fails at once", async () => {
     const size = await isolated.exec("df -B1 --output=size /tmp | tail -1");
     assert.equal(Number(size.stdout.trim()), SLOT_TMP_BYTES);
