@@ -52,6 +52,8 @@ export async function leasesThroughApi(
       environment: { name: "shell-task" },
       dataset: { inline: items },
       model: { builtin: { policy: "noop" } },
+      // As many runners' trajectories as clients: the API caps a job's slots by what its runners use at once.
+      runners: { replicas: clients, trajectoriesPerRunner: 1 },
     }),
     rows: await SpooledRows.open(join(dir, "rows.jsonl"), () => ({ rows: items })),
     environmentConfig: {},
