@@ -28,7 +28,7 @@ import { parseArgs } from "node:util";
 import { LocalBackend } from "../src/backends/local/backend.ts";
 import { PoolManager } from "../src/backends/slots/manager.ts";
 import { SlotPool } from "../src/backends/slots/pool.ts";
-import type { IsolationRequest } from "../src/backends/isolation.ts";
+import type { IsolationMode } from "../src/backends/types.ts";
 import type { Lease } from "../src/backends/slots/types.ts";
 import type { SandboxBackend, SandboxTemplate } from "../src/backends/types.ts";
 import { serveRunnersApi, type ServedRunnersApi } from "./lib/runners-api.ts";
@@ -135,8 +135,8 @@ async function apiPhase(served: ServedRunnersApi, clients: number): Promise<Phas
 }
 
 /** A slot pool of `sandboxes` x SLOTS kept by the pool manager, ready when it returns. */
-async function startPool(rootDir: string, isolation: IsolationRequest, sandboxes: number) {
-  const backend = await LocalBackend.open({ rootDir, isolation });
+async function startPool(rootDir: string, isolation: IsolationMode, sandboxes: number) {
+  const backend = await LocalBackend.open({ rootDir, isolation: { mode: isolation, network: "none" } });
   const template: SandboxTemplate = {
     pool: `bench-exec-${isolation}`,
     image: "host",
@@ -186,8 +186,8 @@ async function main(): Promise<void> {
       ? undefined
       : await holdLease(values["lease-kubeconfig"], values["lease-namespace"] ?? "default");
   const rootDir = await mkdtemp(join(tmpdir(), "hermes-bench-exec-"));
-  const isolated = await startPool(join(rootDir, "auto"), "auto", SANDBOXES);
-  const served = await serveRunnersApi(isolated.backend, isolated.slots, isolated.pool);
+  const isolated = await startPool(join(rootDir, "bwrap"), "bwrap", SANDBOXES);
+  const served = await serveRunnersApi(isolated.backend, isolated.slots, isolated.pool, Math.max(...CLIENTS));
   const figures: Record<number, { api: Phase; direct: Phase }> = {};
   try {
     for (const clients of CLIENTS) {

@@ -8,12 +8,15 @@
  * slot-layer p50 / raw p50 (target <= 1.10); resetVsCloneRatio = clone time / reset time (target >= 10);
  * apiVsDirectLeaseRatio = acquire+release pairs per second straight on the SlotPool / through the runners' API
  * (routes and RunnersApiClients in this process, 50 clients): what the API's HTTP, auth and validation cost a lease.
+ * On local, also what isolation costs a tool call, p50 and p99: bwrapVsNone = bwrap (own network namespace) / a
+ * plain process; netnsVsHostNetwork = bwrap with its own network namespace / bwrap with the host's.
  */
 import { parseArgs } from "node:util";
 import { PoolManager } from "../src/backends/slots/manager.ts";
 import { SlotPool } from "../src/backends/slots/pool.ts";
 import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../src/backends/types.ts";
 import { benchBackends, type RawExec } from "./lib/backends.ts";
+import { measureIsolation } from "./lib/isolation.ts";
 import { leasesPerSecond, leasesThroughApi } from "./lib/runners-api.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string", default: "local" } } });
@@ -157,6 +160,19 @@ try {
     `leases through the runners' API (in-process, ${API_CLIENTS} clients): ${round(viaApi, 0)}/s, ` +
       `straight on the SlotPool ${round(direct, 0)}/s -> ${round(apiVsDirectLeaseRatio, 1)}x`,
   );
+  const isolationRatios: Record<string, number> = {};
+  if (backendName === "local") {
+    const samples = await measureIsolation(100);
+    for (const p of [50, 99]) {
+      const [none, hostNetwork, bwrap] = [samples.none, samples.bwrapHostNetwork, samples.bwrap].map((s) => percentile(s, p));
+      console.log(
+        `isolation, tool call p${p}: none ${round(none!)} ms, bwrap (host network) ${round(hostNetwork!)} ms, ` +
+          `bwrap (own network) ${round(bwrap!)} ms -> ${round(bwrap! / none!)}x none, ${round(bwrap! / hostNetwork!)}x host network`,
+      );
+      isolationRatios[`bwrapVsNoneP${p}Ratio`] = round(bwrap! / none!);
+      isolationRatios[`netnsVsHostNetworkP${p}Ratio`] = round(bwrap! / hostNetwork!);
+    }
+  }
   const { resetMs, cloneMs } = await measureGit(backend);
   const resetVsCloneRatio = percentile(cloneMs, 50) / percentile(resetMs, 50);
   console.log(
@@ -174,6 +190,7 @@ try {
       toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
       resetVsCloneRatio: round(resetVsCloneRatio, 1),
       apiVsDirectLeaseRatio: round(apiVsDirectLeaseRatio, 1),
+      ...isolationRatios,
     }),
   );
 } finally {

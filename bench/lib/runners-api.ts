@@ -42,7 +42,7 @@ const TOKEN = "bench-token-0123456789abcdef0123456789abcdef";
  * The runners' API routes over `slots` (one job of pool `pool`), served in this process as the controller serves
  * them (the same routes, auth and validation): what the API adds to a slot call, without a cluster.
  */
-export async function serveRunnersApi(backend: SandboxBackend, slots: SlotPool, pool: string): Promise<ServedRunnersApi> {
+export async function serveRunnersApi(backend: SandboxBackend, slots: SlotPool, pool: string, clients: number): Promise<ServedRunnersApi> {
   const dir = mkdtempSync(join(tmpdir(), "bench-runners-api-"));
   const items = [{ id: "t0" }];
   const jobs = new ActiveJobs();
@@ -56,6 +56,8 @@ export async function serveRunnersApi(backend: SandboxBackend, slots: SlotPool, 
       environment: { name: "shell-task" },
       dataset: { inline: items },
       model: { builtin: { policy: "noop" } },
+      // As many runners' trajectories as clients: the API caps a job's slots by what its runners use at once.
+      runners: { replicas: clients, trajectoriesPerRunner: 1 },
     }),
     rows: await SpooledRows.open(join(dir, "rows.jsonl"), () => ({ rows: items })),
     environmentConfig: {},
@@ -102,7 +104,7 @@ export async function leasesThroughApi(
   clients: number,
   ms: number,
 ): Promise<number> {
-  const served = await serveRunnersApi(backend, slots, pool);
+  const served = await serveRunnersApi(backend, slots, pool, clients);
   try {
     const api = Array.from({ length: clients }, () => served.client());
     return await leasesPerSecond(clients, ms, async (worker) => {

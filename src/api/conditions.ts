@@ -24,7 +24,9 @@ export const poolConditionReason = z.enum([
   "Stable", // Progressing=False
   "SandboxFailed", // Degraded=True: sandboxes died and are being replaced
   "Healthy", // Degraded=False
-  "IsolationUnavailable", // Isolated=False: bubblewrap could not run, slots share a filesystem view
+  "IsolationUnavailable", // Ready=False: spec.isolation.mode is bwrap and bubblewrap cannot run (the message says why)
+  "ProbeFailed", // Isolated=False: bubblewrap could not run; the pool is not Ready, no slot runs unisolated
+  "DisabledBySpec", // Isolated=False: spec.isolation.mode is none, slots run unconfined as asked
   "Bubblewrap", // Isolated=True
   "NotProbed", // Isolated=Unknown: no ready sandbox was probed yet
 ]);

@@ -52,6 +52,28 @@ const localBlock = z
   .strict()
   .describe("Settings for backend: local (sandboxes are directories on the controller's host).");
 
+const isolationBlock = z
+  .object({
+    mode: z
+      .enum(["bwrap", "none"])
+      .default("bwrap")
+      .describe(
+        "bwrap confines every slot command (own mounts, pid and network namespaces, no capabilities, not root); a " +
+          "sandbox where it cannot run makes the pool not Ready. none runs slot commands as plain processes: nothing " +
+          "stops a model from reading other slots or the host, so only ask for it on trusted workloads.",
+      ),
+    network: z
+      .enum(["none", "host"])
+      .default("none")
+      .describe(
+        "Network of the model's slot commands under bwrap: none is a namespace of their own (loopback only; the " +
+          "host's 127.0.0.1 and the sandbox server are out of reach), host the sandbox's own. The environment's " +
+          "fetch and install steps, which run before the agent, always get the sandbox's network.",
+      ),
+  })
+  .strict()
+  .describe("How slots are isolated from each other and from the host. Immutable.");
+
 const resources = z
   .object({
     cpu: quantity.default("1").describe("CPU per sandbox, as a quantity (cores)."),
@@ -62,6 +84,7 @@ const resources = z
 
 type PoolSpecShape = {
   backend: "local" | "modal" | "nomad";
+  isolation: { mode: string; network: string };
   minSandboxes: number;
   maxSandboxes: number;
   modal?: unknown;
@@ -110,6 +133,11 @@ export const sandboxPoolTransitionRules: TransitionRule<PoolSpecShape>[] = [
     message: "backend is immutable: create a new pool to change it",
     check: (s, old) => s.backend === old.backend,
   },
+  {
+    rule: "self.isolation == oldSelf.isolation",
+    message: "isolation is immutable: create a new pool to change it",
+    check: (s, old) => s.isolation.mode === old.isolation.mode && s.isolation.network === old.isolation.network,
+  },
 ];
 
 export const sandboxPoolSpec = withRules(
@@ -131,6 +159,7 @@ export const sandboxPoolSpec = withRules(
         .default("python:3.11-slim")
         .describe("Container image of each sandbox (modal and nomad docker driver)."),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
+      isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),
       sandboxLifetimeSeconds: z
         .int()
         .min(60)
@@ -204,7 +233,7 @@ export const sandboxPoolStatus = z
     isolation: z
       .enum(["bwrap", "none"])
       .optional()
-      .describe("How slots are isolated from each other; none means a probe failed (see the Isolated condition)."),
+      .describe("How slots are isolated, as the last probed sandbox reports it (the Isolated condition says why)."),
     templateHash: z.string().optional().describe("Hash of the sandbox template the pool rolls sandboxes towards."),
   })
   .strict()

@@ -46,6 +46,7 @@ export async function modalBackendFromSpec(
     appName: modal.appName,
     ...(modal.serverURL ? { serverUrl: modal.serverURL } : {}),
     maxConcurrentCreates: spec.maxConcurrentCreates,
+    isolation: spec.isolation,
     ...(modal.environment ? { environment: modal.environment } : {}),
     ...(modal.regions ? { regions: modal.regions } : {}),
     ...(environment.modalMaxThrottleWaitSecs !== undefined ? { maxThrottleWaitSecs: environment.modalMaxThrottleWaitSecs } : {}),
@@ -74,6 +75,7 @@ export async function nomadBackendFromSpec(
     ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
     ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
     sandboxToken: credentials.sandboxToken,
+    isolation: spec.isolation,
     env: environment.nomad ?? {},
   });
 }

@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode } from "./types.ts";
+import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode, type NetworkPolicy } from "./types.ts";
 import { SandboxError } from "../base/errors.ts";
 
 /**
@@ -10,12 +11,14 @@ import { SandboxError } from "../base/errors.ts";
  * (through Modal's exec) Modal sandboxes, which only differ in the sandbox root and where the process starts.
  *
  * With "bwrap" the command sees only its slot workspace (read-write, at /workspace, also the cwd), the sandbox
- * cache at /cache (read-only), read-only system dirs, a private /tmp, fresh /proc and /dev, and its own pid/ipc/uts
- * namespaces; it dies with its parent, holds no capability and never runs as root (see SlotUser). A trusted step
- * (ExecRequest.trusted) is confined the same way but sees the cache read-write and no workspace (an empty
- * /workspace of its own, a tmpfs where it can build what slots will see at the same paths): nothing a slot left
- * behind can steer what it writes into the cache. With "none" it runs as a plain
- * process in the slot directory, and nothing is enforced.
+ * cache at /cache (read-only), read-only system dirs, a private size-capped /tmp, fresh /proc and /dev, its own
+ * pid/ipc/uts namespaces and, under the network policy "none", its own network namespace (only a loopback of its
+ * own: neither the host's 127.0.0.1 services nor the sandbox server are reachable). It dies with its parent, and
+ * everything it started dies with it (the pid namespace's init ends when the command does); it holds no capability
+ * and never runs as root (see SlotUser). A trusted step (ExecRequest.trusted) is confined the same way but sees the
+ * cache read-write and no workspace (an empty
+ * /workspace of its own, a tmpfs where it can build what slots will see at the same paths): nothing a slot left behind can steer what it writes into
+ * the cache. With "none" it runs as a plain process in the slot directory, and nothing is enforced.
  */
 export interface SlotCommandSpec {
   /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
@@ -31,7 +34,12 @@ export interface SlotCommandSpec {
   slotUser?: SlotUser | undefined;
   /** An environment's cache-writing step (see ExecRequest.trusted); it takes no cwd. */
   trusted?: boolean | undefined;
+  /** The pool's policy for slot commands; default "none" (a network namespace of their own). */
+  network?: NetworkPolicy | undefined;
 }
+
+/** The size cap of a bwrap slot's private /tmp (a tmpfs, so it counts against the sandbox's memory). */
+export const SLOT_TMP_BYTES = 1024 ** 3;
 
 /** The uid and gid slot commands run as under bwrap. */
 export const SLOT_UID = 1000;
@@ -121,6 +129,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   if (first === undefined) throw new SandboxError("configuration", "empty command");
   if (!isolated) return { file: first, args: rest, cwd, env };
   const slotUser = spec.slotUser ?? "spawner";
+  // Trusted steps fetch from the task's remote; environment steps before the agent (install) reach package indexes.
+  const ownNetwork = (spec.network ?? "none") === "none" && spec.trusted !== true;
   const args = [
     ...SLOT_USER_ARGS[slotUser],
     "--die-with-parent",
@@ -128,6 +138,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
+    ...(ownNetwork ? ["--unshare-net"] : []),
     "--hostname",
     `slot-${spec.slot}`,
     ...READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]),
@@ -138,6 +149,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     // Writable by the slot user (it is not the uid that starts bwrap when root drops to it), sticky as a /tmp is.
     "--perms",
     "1777",
+    "--size",
+    String(SLOT_TMP_BYTES),
     "--tmpfs",
     "/tmp",
     ...(spec.trusted === true
@@ -157,21 +170,52 @@ export interface IsolationProbe {
   /** Under bwrap, who slots run as: "user-namespace" when one is in use. */
   slotUser?: SlotUser;
   message?: string;
+  /** Under bwrap, what is not limited per slot here (unenforcedLimits); health and the pool's status show it. */
+  limits?: string;
 }
 
-export type IsolationRequest = "auto" | IsolationMode;
+const CGROUP_V2_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers";
+
+/**
+ * What a bwrap slot is not limited in on this host. Per-slot pids, memory and CPU would need a delegated cgroup v2
+ * (none is used yet; the sandbox's own resources bound them all together), and the workspace has no size cap.
+ */
+export function unenforcedLimits(): string {
+  const cgroup = !existsSync(CGROUP_V2_CONTROLLERS)
+    ? "no cgroup v2 on this host"
+    : isWritable("/sys/fs/cgroup")
+      ? "cgroup v2 is delegated here but not used yet"
+      : "cgroup v2 is not delegated to this process";
+  return `no per-slot pids, memory or CPU limit (${cgroup}); no workspace size cap; /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`;
+}
+
+function isWritable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Strongest first; "spawner" is the last resort (for root: uid 0 without capabilities, said in the message). */
 function slotUserCandidates(): SlotUser[] {
   return process.getuid?.() === 0 ? ["setpriv", "spawner"] : ["user-namespace", "spawner"];
 }
 
+const ISOLATION_UNAVAILABLE = "bubblewrap unavailable, slots cannot be isolated";
+
+/** The probe's refusal under "bwrap": pools show it as Isolated=False (ProbeFailed) and are not Ready. */
+export function isIsolationUnavailable(error: unknown): boolean {
+  return error instanceof SandboxError && error.kind === "configuration" && error.message.startsWith(ISOLATION_UNAVAILABLE);
+}
+
 /**
- * Tells whether bwrap works here, and as whom slots run, by running real slot commands under it. "auto" falls
- * back to "none" with a message saying why (callers log it and put it in health); "bwrap" fails instead of
- * degrading. A weaker slot user than the first candidate also comes with a message.
+ * Tells whether bwrap works here, and as whom slots run, by running real slot commands under it (with the policy's
+ * network namespace). Fails closed: under "bwrap" a failed probe throws (isIsolationUnavailable), never degrading
+ * to "none", which only configuration asks for. A weaker slot user than the first candidate comes with a message.
  */
-export async function probeIsolation(requested: IsolationRequest = "auto"): Promise<IsolationProbe> {
+export async function probeIsolation(requested: IsolationMode, network: NetworkPolicy = "none"): Promise<IsolationProbe> {
   if (requested === "none") return { isolation: "none", message: "slot isolation disabled by configuration" };
   const root = await mkdtemp(join(tmpdir(), "hermes-bwrap-probe-"));
   try {
@@ -180,18 +224,18 @@ export async function probeIsolation(requested: IsolationRequest = "auto"): Prom
     const failures: string[] = [];
     for (const slotUser of slotUserCandidates()) {
       try {
-        await runProbe(buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", slotUser }));
-        if (failures.length === 0) return { isolation: "bwrap", slotUser };
-        return { isolation: "bwrap", slotUser, message: `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}` };
+        await runProbe(buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", slotUser, network }));
+        const limits = unenforcedLimits();
+        if (failures.length === 0) return { isolation: "bwrap", slotUser, limits };
+        const message = `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}`;
+        return { isolation: "bwrap", slotUser, limits, message };
       } catch (error) {
         failures.push(`${slotUser}: ${(error as Error).message}`);
       }
     }
     throw new Error(failures.join("; "));
   } catch (error) {
-    const message = `bubblewrap unavailable, slots are NOT isolated from each other: ${(error as Error).message}`;
-    if (requested === "bwrap") throw new SandboxError("configuration", message, { cause: error });
-    return { isolation: "none", message };
+    throw new SandboxError("configuration", `${ISOLATION_UNAVAILABLE}: ${(error as Error).message}`, { cause: error });
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -200,7 +244,8 @@ export async function probeIsolation(requested: IsolationRequest = "auto"): Prom
 function runProbe(plan: SpawnPlan): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     execFile(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, timeout: 10_000 }, (error, _stdout, stderr) =>
-      error ? reject(new Error(`${error.message.split("\n")[0]}${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
+      // The exit and bwrap's own words, not the whole command line execFile's message carries.
+      error ? reject(new Error(`${plan.file} failed (${error.code ?? error.signal})${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
     );
   });
 }

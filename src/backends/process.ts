@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { ExecResult } from "./types.ts";
 import type { SpawnPlan } from "./isolation.ts";
@@ -6,16 +7,23 @@ import type { SpawnPlan } from "./isolation.ts";
 /** Per stream, when the request sets no cap. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1_000_000;
 export const TIMEOUT_EXIT_CODE = 124;
+/** How long output may still arrive once the command is gone; past it, whoever holds its pipes is cut off. */
+export const PIPE_GRACE_MS = 200;
 
 export interface RunOptions {
   timeoutMs: number;
   maxOutputBytes?: number;
   stdin?: string;
+  /**
+   * Also kill every process of the command's session, not only its process group (a job-control shell moves its
+   * jobs to groups of their own). For commands without a pid namespace; under bwrap its init ends them all.
+   */
+  killSession?: boolean;
 }
 
 export interface RunningProcess {
   readonly result: Promise<ExecResult>;
-  /** Kills the whole process group (e.g. on slot reset); the result then reports the signal. */
+  /** Kills the whole process group, and session if asked (e.g. on slot reset); the result then reports the signal. */
   kill(): void;
 }
 
@@ -54,8 +62,10 @@ export class TailBuffer {
 }
 
 /**
- * Spawns a plan in its own process group so a timeout or reset kills everything it started.
+ * Spawns a plan in its own session and process group so a timeout or reset kills everything it started.
  * Timeout: exit code 124 and `timedOut`. A command that cannot start is exit 127 with the reason on stderr.
+ * A command's end is its end: once it exited (or was killed) the result comes within PIPE_GRACE_MS, even when a
+ * process that escaped the kill (a `setsid` daemon without a pid namespace) still holds its stdout.
  */
 export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProcess {
   const started = performance.now();
@@ -87,6 +97,7 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
     } catch {
       // ESRCH: the group is already gone
     }
+    if (options.killSession === true) killSession(child.pid);
   };
   const timer = setTimeout(() => {
     timedOut = true;
@@ -113,14 +124,47 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
       stderr.push(cannotStart(plan, error));
       finish(127);
     });
-    // Leftover background processes would hold the pipes open: when the command exits, its group goes too.
-    child.once("exit", killGroup);
+    const exitCode = (code: number | null, signal: NodeJS.Signals | null): number =>
+      code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
+    // Leftover background processes would hold the pipes open: when the command exits, its group goes too, and
+    // what escaped it loses the pipes after the grace.
+    child.once("exit", (code, signal) => {
+      killGroup();
+      setTimeout(() => {
+        if (closed) return;
+        closed = true;
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(exitCode(code, signal));
+      }, PIPE_GRACE_MS).unref();
+    });
     child.once("close", (code, signal) => {
+      if (closed) return;
       closed = true;
-      finish(code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
+      finish(exitCode(code, signal));
     });
   });
   return { result, kill: killGroup };
+}
+
+/** SIGKILLs every process whose session is `leader`'s (Linux /proc; a process that ran setsid is not among them). */
+function killSession(leader: number): void {
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesised command name (which may hold spaces): state ppid pgrp session ...
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+      if (session === leader) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 function cannotStart(plan: SpawnPlan, error: Error): Buffer {

@@ -59,7 +59,9 @@ export interface ExecRequest {
   /**
    * An environment's own step that fills the shared cache (e.g. a git fetch into a bare repository): under
    * isolation it sees the cache read-write and no workspace (it takes no cwd), otherwise confined as a slot
-   * command. Set only by environment code, never from a model's tool call (src/rollout/tools.ts builds those).
+   * command. It keeps the sandbox's network whatever the pool's policy (fetch and install reach remotes and package
+   * indexes before the agent runs). Set only by environment code, never from a model's tool call (src/rollout/tools.ts
+   * builds those).
    */
   trusted?: boolean;
 }
@@ -75,6 +77,15 @@ export interface ExecResult {
 }
 
 export type IsolationMode = "bwrap" | "none";
+
+/** Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "host" the sandbox's. */
+export type NetworkPolicy = "none" | "host";
+
+/** A pool's isolation setting (SandboxPool spec.isolation). */
+export interface IsolationPolicy {
+  mode: IsolationMode;
+  network: NetworkPolicy;
+}
 
 export interface SandboxHealth {
   ok: boolean;

@@ -45,7 +45,7 @@ async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
   const owned = spec.local?.rootDir === undefined;
   const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
   return {
-    backend: await LocalBackend.open({ rootDir }),
+    backend: await LocalBackend.open({ rootDir, isolation: spec.isolation }),
     cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined),
   };
 }

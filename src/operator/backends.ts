@@ -61,7 +61,7 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
     const { namespace } = pool;
     if (spec.backend === "local") {
       const { LocalBackend } = await import("../backends/local/backend.ts");
-      return LocalBackend.open({ rootDir: spec.local?.rootDir ?? join(dataDir, "sandboxes") });
+      return LocalBackend.open({ rootDir: spec.local?.rootDir ?? join(dataDir, "sandboxes"), isolation: spec.isolation });
     }
     if (spec.backend === "modal") {
       const ref = spec.modal?.credentialsSecretRef;

@@ -2,8 +2,18 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
-import { probeIsolation, type IsolationProbe, type IsolationRequest } from "../isolation.ts";
-import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
+import { probeIsolation, type IsolationProbe } from "../isolation.ts";
+import type {
+  IsolationPolicy,
+  NetworkPolicy,
+  ExecRequest,
+  ExecResult,
+  SandboxBackend,
+  SandboxHealth,
+  SandboxInfo,
+  SandboxRef,
+  SandboxTemplate,
+} from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { cliLauncher } from "../launcher.ts";
@@ -28,7 +38,8 @@ interface SandboxMetadata {
 export interface LocalBackendOptions {
   /** Sandboxes live in `<rootDir>/<pool>/<name>`. */
   rootDir: string;
-  isolation?: IsolationRequest;
+  /** The pool's setting; bwrap with its own network by default. Under bwrap, open fails when bwrap cannot run. */
+  isolation?: IsolationPolicy;
   /** Injectable for tests of lifetime and idle expiry. */
   clock?: Clock;
   /** argv that starts this CLI, whose `sandbox-server` serves each sandbox (default: this checkout's). */
@@ -48,6 +59,7 @@ export class LocalBackend implements SandboxBackend {
   readonly kind = "local" as const;
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
+  private readonly network: NetworkPolicy;
   private readonly clock: Clock;
   private readonly launcher: readonly string[];
   private readonly readyTimeoutMs: number;
@@ -61,17 +73,23 @@ export class LocalBackend implements SandboxBackend {
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe, socketDir: string) {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
+    this.network = options.isolation?.network ?? "none";
     this.clock = options.clock ?? realClock;
     this.launcher = options.launcher ?? cliLauncher;
     this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
     this.socketDir = socketDir;
   }
 
-  /** Probes isolation once; a fallback to "none" is logged here and reported by every `health` call. */
+  /** Probes isolation once (failing closed under bwrap); "none", asked for, is logged here and reported by `health`. */
   static async open(options: LocalBackendOptions): Promise<LocalBackend> {
-    const isolation = await probeIsolation(options.isolation ?? "auto");
+    const policy = options.isolation ?? { mode: "bwrap", network: "none" };
+    const isolation = await probeIsolation(policy.mode, policy.network);
     if (isolation.isolation === "none") log.warn({ reason: isolation.message }, "slot isolation is off");
-    else log.info({ isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message }, "slot isolation probed");
+    else
+      log.info(
+        { isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message, limits: isolation.limits },
+        "slot isolation probed",
+      );
     await mkdir(options.rootDir, { recursive: true });
     // Under the temporary directory, not the root: a socket path has at most 107 bytes.
     return new LocalBackend(options, isolation, await mkdtemp(join(tmpdir(), "hermes-sockets-")));
@@ -215,6 +233,7 @@ export class LocalBackend implements SandboxBackend {
         root: this.directory(id),
         slots: metadata.slots,
         isolation: this.isolation.isolation,
+        network: this.network,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
         readyTimeoutMs: this.readyTimeoutMs,

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { getPriority, setPriority } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
-import type { IsolationMode } from "../types.ts";
+import type { IsolationMode, NetworkPolicy } from "../types.ts";
 import { errorMessage, SandboxError } from "../../base/errors.ts";
 
 export interface ServerProcessOptions {
@@ -14,6 +14,7 @@ export interface ServerProcessOptions {
   root: string;
   slots: number;
   isolation: IsolationMode;
+  network: NetworkPolicy;
   /** Where the server listens; its directory is reachable only by this uid, the token guards the rest. */
   socketPath: string;
   /** The slots' base environment (the pool template's env). */
@@ -63,9 +64,13 @@ export class SandboxServerProcess {
     const [program, ...launcherArgs] = options.launcher;
     if (program === undefined) throw new SandboxError("configuration", "empty sandbox-server launcher");
     const args = ["sandbox-server", "--socket", options.socketPath, "--slots", String(options.slots), "--data-dir", options.root];
-    const child = spawn(program, [...launcherArgs, ...args, "--isolation", options.isolation, "--parent-stdin"], {
-      stdio: ["pipe", "inherit", "inherit"],
-    });
+    const child = spawn(
+      program,
+      [...launcherArgs, ...args, "--isolation", options.isolation, "--network", options.network, "--parent-stdin"],
+      {
+        stdio: ["pipe", "inherit", "inherit"],
+      },
+    );
     child.stdin?.on("error", () => undefined); // a child that died first: its exit says why
     if (child.pid !== undefined) setPriority(child.pid, Math.min(19, getPriority() + SERVER_NICENESS));
     child.stdin?.write(`${JSON.stringify({ token, ...(options.env === undefined ? {} : { slotEnv: options.env }) })}\n`);

@@ -1,9 +1,10 @@
+import { execFile } from "node:child_process";
 import { constants } from "node:fs";
 import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory, slotFileOwner, type SlotUser } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
-import type { ExecRequest, ExecResult, IsolationMode } from "../types.ts";
+import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxError } from "../../base/errors.ts";
 
@@ -21,6 +22,7 @@ export class SlotHost {
   readonly slots: number;
   readonly isolation: IsolationMode;
   readonly slotUser: SlotUser | undefined;
+  readonly network: NetworkPolicy;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
   /** Set when slots run as another host uid: what this side creates in a workspace or the cache is given to it. */
@@ -31,12 +33,14 @@ export class SlotHost {
     slots: number;
     isolation: IsolationMode;
     slotUser?: SlotUser | undefined;
+    network?: NetworkPolicy;
     env?: Record<string, string>;
   }) {
     this.root = options.root;
     this.slots = options.slots;
     this.isolation = options.isolation;
     this.slotUser = options.slotUser;
+    this.network = options.network ?? "none";
     this.slotOwner = slotFileOwner(options.isolation, options.slotUser);
     this.baseEnv = options.env ?? {};
   }
@@ -63,11 +67,12 @@ export class SlotHost {
       isolation: this.isolation,
       slotUser: this.slotUser,
       trusted: request.trusted,
+      network: this.network,
     });
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();
     this.running.set(request.slot, processes);
-    const running = startProcess(plan, request);
+    const running = startProcess(plan, { ...request, killSession: this.isolation === "none" });
     processes.add(running);
     try {
       return await running.result;
@@ -117,9 +122,12 @@ export class SlotHost {
       await mkdir(workspace, { recursive: true });
       await this.giveToSlot(workspace);
       await chmod(workspace, WORKSPACE_MODE); // the slot may have locked its own workspace (chmod 000) against the next lessee
-      const entries = await readdir(workspace);
-      await Promise.all(entries.map((entry) => rm(`${workspace}/${entry}`, { recursive: true, force: true })));
-      if ((await readdir(workspace)).length > 0) throw new Error("workspace not empty after reset");
+      await emptyDirectory(workspace).catch(async () => {
+        // An immutable or append-only file (chattr +i/+a, where a slot could set it) refuses removal even to root
+        // (EPERM, or ENOTDIR from rm's fallback): clear the flags, then the second try's error is the answer.
+        await clearFileFlags(workspace);
+        await emptyDirectory(workspace);
+      });
     } catch (error) {
       throw classifyLocalError(error, `reset slot ${slot}`);
     }
@@ -180,6 +188,21 @@ export class SlotHost {
       }
     }
   }
+}
+
+async function emptyDirectory(directory: string): Promise<void> {
+  const entries = await readdir(directory);
+  await Promise.all(entries.map((entry) => rm(`${directory}/${entry}`, { recursive: true, force: true })));
+  if ((await readdir(directory)).length > 0) throw new Error("workspace not empty after reset");
+}
+
+/**
+ * `chattr -R -i -a` from outside the slot (it needs CAP_LINUX_IMMUTABLE, which only this side may hold). chattr
+ * follows no symlink and opens no FIFO, socket or device while recursing. Its exit status is not trusted: the
+ * removal that follows is the check.
+ */
+function clearFileFlags(directory: string): Promise<void> {
+  return new Promise((resolve) => execFile("chattr", ["-R", "-f", "-i", "-a", "--", directory], { timeout: 60_000 }, () => resolve()));
 }
 
 /** Opens without blocking and refuses anything but a regular file (a FIFO, socket or device the slot left there). */

@@ -1,11 +1,12 @@
 import { AlreadyExistsError, ModalClient, type App, type Sandbox } from "modal";
 import { logger } from "../../base/log.ts";
-import { buildSlotCommand, resolveInsideWorkspace, slotDirectory, type IsolationRequest } from "../isolation.ts";
+import { buildSlotCommand, resolveInsideWorkspace, slotDirectory } from "../isolation.ts";
 import {
   SLOT_WORKSPACE,
   type ExecRequest,
   type ExecResult,
   type IsolationMode,
+  type IsolationPolicy,
   type SandboxBackend,
   type SandboxHealth,
   type SandboxInfo,
@@ -46,7 +47,8 @@ export interface ModalBackendOptions {
   regions?: readonly string[];
   /** Bound on server-directed throttling waits per call, so no call blocks forever; the CLI passes MODAL_MAX_THROTTLE_WAIT. */
   maxThrottleWaitSecs?: number;
-  isolation?: IsolationRequest;
+  /** The pool's setting; under bwrap a sandbox where bwrap cannot run fails (never runs slots unconfined). */
+  isolation?: IsolationPolicy;
   /** Credentials; the SDK falls back to MODAL_TOKEN_ID/SECRET and ~/.modal.toml. */
   tokenId?: string;
   tokenSecret?: string;
@@ -90,7 +92,7 @@ export class ModalBackend implements SandboxBackend {
   private readonly handles = new Map<string, Promise<Sandbox>>();
 
   constructor(options: ModalBackendOptions) {
-    this.options = { sandboxRoot: DEFAULT_SANDBOX_ROOT, isolation: "auto", ...options };
+    this.options = { sandboxRoot: DEFAULT_SANDBOX_ROOT, isolation: { mode: "bwrap", network: "none" }, ...options };
     this.createLimit = new Semaphore(options.maxConcurrentCreates ?? 4);
     this.client = withServerUrl(
       options.serverUrl,
@@ -204,14 +206,15 @@ export class ModalBackend implements SandboxBackend {
     const prepared = await this.run(sandbox, prepareArgv(slotCount), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
-    if (this.options.isolation === "none") return { root, isolation: "none", isolationMessage: "slot isolation disabled by configuration" };
-    const probe = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap" });
+    const { mode, network } = this.options.isolation;
+    if (mode === "none") return { root, isolation: "none", isolationMessage: "slot isolation disabled by configuration" };
+    const probe = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", network });
     const probed = await this.run(sandbox, [probe.file, ...probe.args], UTILITY_TIMEOUT_MS, { workdir: probe.cwd, env: probe.env });
     if (probed.exitCode === 0) return { root, isolation: "bwrap" };
-    const message = `bubblewrap unavailable in Modal sandbox ${ref.id}, slots are NOT isolated from each other: ${probed.stderr.trim()}`;
-    if (this.options.isolation === "bwrap") throw new SandboxError("configuration", message);
-    log.warn({ sandbox: ref.id }, message);
-    return { root, isolation: "none", isolationMessage: message };
+    throw new SandboxError(
+      "configuration",
+      `bubblewrap unavailable in Modal sandbox ${ref.id}, slots cannot be isolated: ${probed.stderr.trim()}`,
+    );
   }
 
   async list(pool: string): Promise<SandboxInfo[]> {
@@ -239,6 +242,7 @@ export class ModalBackend implements SandboxBackend {
       ...(request.env !== undefined ? { env: request.env } : {}),
       isolation: state.isolation,
       trusted: request.trusted,
+      network: this.options.isolation.network,
     });
     return { argv: execArgv(plan, request.timeoutMs), workdir: plan.cwd, env: plan.env };
   }

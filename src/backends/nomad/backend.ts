@@ -10,6 +10,7 @@ import type {
   SandboxPhase,
   SandboxRef,
   SandboxTemplate,
+  IsolationPolicy,
 } from "../types.ts";
 import { allocationAddress, currentAllocation, incarnationOf, isLive, placementFailure, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
@@ -27,6 +28,8 @@ export interface NomadBackendOptions extends NomadClientOptions {
   datacenters?: string[];
   /** The pool's shared sandbox-server token. */
   sandboxToken?: string;
+  /** The pool's setting, passed to every sandbox server (which refuses to start under bwrap when bwrap cannot run). */
+  isolation?: IsolationPolicy;
   /** raw_exec/exec: how to start our CLI on the node; defaults to this node binary and this checkout's bin. */
   launcher?: string[];
   /** How long create waits for the sandbox server to answer /health. */
@@ -94,6 +97,7 @@ export class NomadBackend implements SandboxBackend {
         driver,
         datacenters: this.options.datacenters ?? ["*"],
         launcher: this.options.launcher ?? [...cliLauncher],
+        ...(this.options.isolation === undefined ? {} : { isolation: this.options.isolation }),
         ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),
       });
       try {

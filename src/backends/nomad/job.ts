@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { SandboxTemplate } from "../types.ts";
+import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
 export interface NomadJob {
@@ -64,6 +64,8 @@ export interface SandboxJobSettings {
   sandboxToken?: string;
   /** raw_exec/exec: the program and leading args that start our CLI, e.g. [node, <repo>/bin/hermes-rollouts.js]. */
   launcher: string[];
+  /** The pool's setting; bwrap with slot commands in a network namespace of their own by default. */
+  isolation?: IsolationPolicy;
 }
 
 /** Job IDs are `hr-<pool slug>-<pool hash>-<sandbox>`: readable, unique per pool, and a prefix lists a pool. */
@@ -86,6 +88,7 @@ export function sandboxJobId(pool: string, name: string): string {
 
 /** Pure: the one-sandbox job for a pool's template (Count 1, dynamic `http` port, no deployments). */
 export function buildSandboxJob(name: string, template: SandboxTemplate, settings: SandboxJobSettings): NomadJob {
+  const isolation = settings.isolation ?? { mode: "bwrap", network: "none" };
   const serverArgs = [
     "sandbox-server",
     "--port",
@@ -96,6 +99,10 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     String(template.slots),
     "--data-dir",
     "${NOMAD_ALLOC_DIR}/data",
+    "--isolation",
+    isolation.mode,
+    "--network",
+    isolation.network,
   ];
   // The token travels in the environment, not argv, so `ps` on the node does not show it.
   const env: Record<string, string> = { ...template.env };

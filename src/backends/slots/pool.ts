@@ -245,16 +245,32 @@ export class SlotPool {
     waiter.reject(reason);
   }
 
-  /** Hands free slots to waiters, oldest waiter first. */
+  /**
+   * Hands free slots to waiters fairly across holders (jobs): the waiter whose holder leases the fewest slots,
+   * the oldest among equals, so one job's queue of acquires cannot starve another job's.
+   */
   private dispatch(): void {
     while (this.waiters.length > 0) {
       const slot = this.pickFree();
       if (slot === undefined) return;
-      const waiter = this.waiters.shift();
+      const leased = this.leasedByHolder();
+      let next = 0;
+      this.waiters.forEach((waiter, index) => {
+        if ((leased.get(waiter.holder) ?? 0) < (leased.get(this.waiters[next]!.holder) ?? 0)) next = index;
+      });
+      const [waiter] = this.waiters.splice(next, 1);
       if (waiter === undefined) return;
       waiter.cleanup();
       this.grant(slot, waiter.holder, waiter.startedAt).then(waiter.resolve, waiter.reject);
     }
+  }
+
+  private leasedByHolder(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const slot of this.leases.values()) {
+      if (slot.state.kind === "leased") counts.set(slot.state.lease.holder, (counts.get(slot.state.lease.holder) ?? 0) + 1);
+    }
+    return counts;
   }
 
   private pickFree(): Slot | undefined {

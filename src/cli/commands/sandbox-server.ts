@@ -6,7 +6,8 @@ import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
 import { logger } from "../../base/log.ts";
 import { environmentHelp } from "../help.ts";
-import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
+import { probeIsolation } from "../../backends/isolation.ts";
+import type { IsolationMode, NetworkPolicy } from "../../backends/types.ts";
 import { SlotHost } from "../../backends/local/slot-host.ts";
 import { createSandboxServer } from "../../backends/sandbox-server/server.ts";
 
@@ -19,7 +20,8 @@ interface Options {
   dataDir: string;
   token?: string;
   insecure: boolean;
-  isolation: IsolationRequest;
+  isolation: IsolationMode;
+  network: NetworkPolicy;
   socket?: string;
   parentStdin: boolean;
 }
@@ -48,9 +50,14 @@ export function command(): Command {
     )
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
-      new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
-        .choices(["auto", "bwrap", "none"])
-        .default("auto"),
+      new Option("--isolation <mode>", "bwrap isolates slots (the server refuses to start where bwrap cannot run); none does not")
+        .choices(["bwrap", "none"])
+        .default("bwrap"),
+    )
+    .addOption(
+      new Option("--network <policy>", "slot commands' network under bwrap: none (a namespace of their own) or host")
+        .choices(["none", "host"])
+        .default("none"),
     )
     .addHelpText(
       "after",
@@ -69,7 +76,7 @@ export function command(): Command {
       const parent = options.parentStdin ? await readParentSettings() : undefined;
       const token = parent?.token ?? options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
-      const probe = await probeIsolation(options.isolation);
+      const probe = await probeIsolation(options.isolation, options.network);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
       const host = new SlotHost({
         root: dataDir,
@@ -77,9 +84,15 @@ export function command(): Command {
         isolation: probe.isolation,
         slotUser: probe.slotUser,
         ...(parent?.slotEnv === undefined ? {} : { env: parent.slotEnv }),
+        network: options.network,
       });
       // Refuses before preparing anything when there is no token and no --insecure.
-      const server = createSandboxServer({ host, token, insecure: options.insecure, isolationMessage: probe.message });
+      const server = createSandboxServer({
+        host,
+        token,
+        insecure: options.insecure,
+        isolationMessage: [probe.message, probe.limits].filter((part) => part !== undefined).join("; ") || undefined,
+      });
       if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");
       await host.prepare();
       const stop = (): void => {

@@ -13,7 +13,7 @@ import type { ControllerMetrics } from "../runtime/metrics.ts";
 import { sendJson, type Route } from "../runtime/http.ts";
 import type { ActiveJob, ActiveJobs, PoolLookup } from "./registry.ts";
 import { bearerCheck } from "../../base/bearer.ts";
-import { errorAnswer, HermesError, HttpError, isSandboxError } from "../../base/errors.ts";
+import { errorAnswer, HermesError, HttpError, isSandboxError, SandboxError } from "../../base/errors.ts";
 import { readJsonBody } from "../../base/http-body.ts";
 import { getEnvironment } from "../../envs/index.ts";
 
@@ -57,7 +57,25 @@ function checkExecLimits(job: ActiveJob, request: RunnersApiValidRequest<"slots/
 
 const JOB_ACTION_PATH = new RegExp(`^${RUNNERS_API_PREFIX}/([^/]+)/([^/]+)/(.+)$`);
 
-type Handlers = { [A in RunnersApiAction]: (job: ActiveJob, body: RunnersApiValidRequest<A>) => Promise<RunnersApiAnswer<A>> };
+/** `abandoned` aborts when the client closes the connection before its answer (a runner that gave up). */
+type Handlers = {
+  [A in RunnersApiAction]: (job: ActiveJob, body: RunnersApiValidRequest<A>, abandoned: AbortSignal) => Promise<RunnersApiAnswer<A>>;
+};
+
+/** Acquires each job has waiting, beside the leases it holds (job.slotLeases). */
+const waitingAcquires = new WeakMap<ActiveJob, number>();
+
+/**
+ * A job holds or waits for at most twice the slots its runners use at once (a replaced runner's leases may still
+ * run out their TTL): a runner, or a token, flooding acquires cannot queue a pool's whole capacity for its job.
+ */
+function checkSlotCap(job: ActiveJob): void {
+  const cap = 2 * job.spec.runners.replicas * job.spec.runners.trajectoriesPerRunner;
+  const taken = job.slotLeases.size + (waitingAcquires.get(job) ?? 0);
+  if (taken >= cap) {
+    throw new SandboxError("capacity", `job ${job.key} holds or waits for ${taken} slots, its cap (2 × replicas × trajectoriesPerRunner)`);
+  }
+}
 
 /**
  * The runners' API, served by the leader: `/v1/jobs/{namespace}/{name}/{action}`, every call authenticated with
@@ -145,17 +163,23 @@ export function runnersApi(
       job.onProgress();
       return result;
     },
-    async "slots/acquire"(job, body) {
+    async "slots/acquire"(job, body, abandoned) {
       refuseNewSlots(job);
       const pool = poolOf(job);
+      checkSlotCap(job);
       const started = performance.now();
       const timeoutMs = Math.min(body.timeoutMs ?? pool.acquireTimeoutMs, pool.acquireTimeoutMs);
-      const lease = await pool.slots.acquire(job.key, { timeoutMs });
+      waitingAcquires.set(job, (waitingAcquires.get(job) ?? 0) + 1);
+      const lease = await pool.slots.acquire(job.key, { timeoutMs, signal: abandoned }).finally(() => {
+        waitingAcquires.set(job, (waitingAcquires.get(job) ?? 1) - 1);
+      });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
       try {
         // The job may have been suspended, finished or deleted while this acquire waited: its slots were released
-        // then, so this one goes back now instead of staying held until its lease TTL.
+        // then, so this one goes back now instead of staying held until its lease TTL. Likewise when the runner
+        // gave up on the answer in the moment the slot came.
         refuseNewSlots(job);
+        abandoned.throwIfAborted();
       } catch (error) {
         await pool.slots.release(lease.id);
         throw error;
@@ -196,10 +220,15 @@ export function runnersApi(
       return { ok: true };
     },
   };
-  const serve = async <A extends RunnersApiAction>(action: A, job: ActiveJob, body: unknown): Promise<RunnersApiAnswer<A>> => {
+  const serve = async <A extends RunnersApiAction>(
+    action: A,
+    job: ActiveJob,
+    body: unknown,
+    abandoned: AbortSignal,
+  ): Promise<RunnersApiAnswer<A>> => {
     const request = parseWire(runnersApiActions[action].request, body, "body");
     if (!request.ok) throw new HttpError("HR_BAD_REQUEST", request.errors.join("; "));
-    return handlers[action](job, request.value);
+    return handlers[action](job, request.value, abandoned);
   };
 
   return async (req: IncomingMessage, res: ServerResponse) => {
@@ -218,7 +247,11 @@ export function runnersApi(
       if (!isRunnersApiAction(action!) || (req.method !== "POST" && action !== "info"))
         throw new HttpError("HR_NOT_FOUND", `no action ${req.method} ${action}`);
       const body = await readJsonBody(req);
-      sendJson(res, 200, await serve(action, job, body === undefined ? {} : body)); // no body: `info` by GET
+      const abandoned = new AbortController();
+      res.once("close", () => {
+        if (!res.writableFinished) abandoned.abort(new SandboxError("transient", "the client closed the connection before the answer"));
+      });
+      sendJson(res, 200, await serve(action, job, body === undefined ? {} : body, abandoned.signal)); // no body: `info` by GET
     } catch (error) {
       // Catalogued answers (HttpError, a lost lease) carry their status; a sandbox failure is the upstream's fault.
       const status =

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import { validateSandboxPoolSpec, type SandboxPool } from "../../api/index.ts";
+import { PoolCondition, PoolReason, validateSandboxPoolSpec, type SandboxPool, type SandboxPoolStatus } from "../../api/index.ts";
+import { isIsolationUnavailable } from "../../backends/isolation.ts";
 import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
@@ -43,6 +44,16 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
 
   async function writeStatus(pool: SandboxPool, status: SandboxPool["status"]): Promise<void> {
     if (!isDeepStrictEqual(status, pool.status)) await deps.client.patchStatus(ref(pool), status ?? {});
+  }
+
+  /** An Event when the Isolated condition changes reason: a pool that loses (or never gets) isolation says so. */
+  function recordIsolationChange(pool: SandboxPool, status: NonNullable<SandboxPool["status"]>): void {
+    const isolated = (conditions: SandboxPoolStatus["conditions"]) => conditions?.find((c) => c.type === PoolCondition.Isolated);
+    const now = isolated(status.conditions);
+    if (now === undefined || now.reason === isolated(pool.status?.conditions)?.reason) return;
+    if (now.reason === PoolReason.ProbeFailed) deps.recorder.event(pool, "Warning", "IsolationUnavailable", now.message ?? "");
+    if (now.reason === PoolReason.DisabledBySpec) deps.recorder.event(pool, "Warning", "IsolationDisabled", now.message ?? "");
+    if (now.reason === PoolReason.Bubblewrap) deps.recorder.event(pool, "Normal", "Isolated", "slots run under bubblewrap");
   }
 
   async function finalize(key: string, pool: SandboxPool): Promise<ReconcileResult> {
@@ -103,6 +114,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         leased: 0,
         quarantined: 0,
         isolation: undefined,
+        isolationMode: "bwrap",
         plan: undefined,
         invalid: validation.errors,
         now,
@@ -121,8 +133,11 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let sandboxes: SandboxInfo[] = [];
     let plan: PlanOutput | undefined;
     let isolation: IsolationMode | undefined;
+    let isolationError: string | undefined;
+    let isolationMessage: string | undefined;
     const runtime = await deps.runtimes.ensure(identity(key, pool), spec).catch((error: unknown) => {
-      backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
+      if (isIsolationUnavailable(error)) isolationError = describeError(error);
+      else backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
       return undefined;
     });
     if (runtime) {
@@ -139,7 +154,15 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         if (step.halted !== undefined) throw step.halted;
         backendError = runtime.loop.createError;
         const ready = sandboxes.find((s) => s.phase === "ready");
-        if (ready) isolation = (await runtime.backend.health(ready)).isolation;
+        if (ready) {
+          const health = await runtime.backend.health(ready);
+          isolation = health.isolation;
+          isolationMessage = health.message;
+          // Fail closed: a sandbox that runs slots unconfined under bwrap (an old server, a fallback) stops the pool.
+          if (spec.isolation.mode === "bwrap" && health.ok && isolation === "none") {
+            isolationError = `sandbox ${ready.name} runs slots without isolation: ${health.message ?? "no reason given"}`;
+          }
+        }
       } catch (error) {
         backendError = describeError(error);
         deps.recorder.event(pool, "Warning", "BackendError", backendError);
@@ -155,10 +178,14 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       leased: stats?.slotsLeased ?? 0,
       quarantined: stats?.slotsQuarantined ?? 0,
       isolation,
+      isolationMode: spec.isolation.mode,
+      ...(isolationMessage === undefined ? {} : { isolationMessage }),
+      ...(isolationError === undefined ? {} : { isolationError }),
       plan,
       backendError,
       now,
     });
+    recordIsolationChange(pool, status);
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.loop.creating ?? 0) > 0;
     // Often enough for the keep-alive probes to beat the backend's idle timeout.

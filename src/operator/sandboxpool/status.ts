@@ -11,7 +11,14 @@ export interface PoolStatusInput {
   slotsPerSandbox: number;
   leased: number;
   quarantined: number;
+  /** As the last probed sandbox reports it. */
   isolation: IsolationMode | undefined;
+  /** What that sandbox said with it (a weaker slot user, the limits it does not enforce). */
+  isolationMessage?: string;
+  /** spec.isolation.mode; "none" is shown as asked for, never as a failure. */
+  isolationMode: IsolationMode;
+  /** Under bwrap: why slots cannot be isolated (a failed probe, a sandbox that reports none); the pool is not Ready. */
+  isolationError?: string;
   plan: PlanOutput | undefined;
   /** The spec's validation errors, each naming its field. */
   invalid?: string[];
@@ -64,21 +71,23 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
   const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
   // Also at 0/0: a scale-to-zero pool at rest is Ready, or no job would start on it to bring the demand.
   const ready: PoolConditionInput =
-    input.backendError && counts.ready === 0
-      ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
-      : input.plan !== undefined && counts.ready >= desired
-        ? {
-            type: PoolCondition.Ready,
-            status: "True",
-            reason: PoolReason.SandboxesReady,
-            message: `${counts.ready}/${desired} sandboxes ready`,
-          }
-        : {
-            type: PoolCondition.Ready,
-            status: "False",
-            reason: PoolReason.SandboxesStarting,
-            message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
-          };
+    input.isolationError !== undefined
+      ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.IsolationUnavailable, message: input.isolationError }
+      : input.backendError && counts.ready === 0
+        ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
+        : input.plan !== undefined && counts.ready >= desired
+          ? {
+              type: PoolCondition.Ready,
+              status: "True",
+              reason: PoolReason.SandboxesReady,
+              message: `${counts.ready}/${desired} sandboxes ready`,
+            }
+          : {
+              type: PoolCondition.Ready,
+              status: "False",
+              reason: PoolReason.SandboxesStarting,
+              message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
+            };
   const progressing: PoolConditionInput =
     outdated > 0
       ? {
@@ -110,19 +119,25 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
           message: `${counts.failed} sandbox(es) failed and are being replaced`,
         }
       : { type: PoolCondition.Degraded, status: "False", reason: PoolReason.Healthy, message: "" };
-  const isolated: PoolConditionInput =
-    input.isolation === "none"
-      ? {
-          type: PoolCondition.Isolated,
-          status: "False",
-          reason: PoolReason.IsolationUnavailable,
-          message: "slots share the sandbox's filesystem view: bubblewrap could not be used",
-        }
-      : {
-          type: PoolCondition.Isolated,
-          status: input.isolation ? "True" : "Unknown",
-          reason: input.isolation ? PoolReason.Bubblewrap : PoolReason.NotProbed,
-          message: "",
-        };
-  return [ready, progressing, degraded, isolated];
+  return [ready, progressing, degraded, isolatedCondition(input)];
+}
+
+export function isolatedCondition(
+  input: Pick<PoolStatusInput, "isolation" | "isolationMode" | "isolationError" | "isolationMessage">,
+): PoolConditionInput {
+  const type = PoolCondition.Isolated;
+  if (input.isolationError !== undefined) {
+    return { type, status: "False", reason: PoolReason.ProbeFailed, message: input.isolationError };
+  }
+  if (input.isolationMode === "none") {
+    return {
+      type,
+      status: "False",
+      reason: PoolReason.DisabledBySpec,
+      message: "spec.isolation.mode is none: slot commands run unconfined, a model can reach other slots and the host",
+    };
+  }
+  return input.isolation === "bwrap"
+    ? { type, status: "True", reason: PoolReason.Bubblewrap, message: input.isolationMessage ?? "" }
+    : { type, status: "Unknown", reason: PoolReason.NotProbed, message: "" };
 }

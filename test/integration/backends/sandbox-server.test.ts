@@ -112,19 +112,36 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     await assert.rejects(wrongToken.health(), (error: unknown) => isSandboxError(error, "configuration") && / 401 /.test(error.message));
   });
 
-  test("a slot's command cannot drive the server over loopback: no token, a wrong one or one without `Bearer ` is a 401", async () => {
-    await client.writeFile(1, "secret.txt", new TextEncoder().encode("slot-1-secret"));
+  /** Slot 0 asks the server at `baseUrl` for slot 1's secret: with no token, a guessed one, and the right one without `Bearer `. */
+  async function stealOverLoopback(via: SandboxServerClient, baseUrl: string): Promise<string> {
+    await via.writeFile(1, "secret.txt", new TextEncoder().encode("slot-1-secret"));
     const steal = JSON.stringify({ slot: 1, command: "cat secret.txt", timeoutMs: 5000 });
     const attempt = (header: string) =>
-      `curl -s -o /dev/null -w '%{http_code} ' ${header} -H 'content-type: application/json' -d '${steal}' ${server.baseUrl}/exec`;
-    const attack = await client.exec({
+      `curl -s -o /dev/null -w '%{http_code} ' ${header} -H 'content-type: application/json' -d '${steal}' ${baseUrl}/exec`;
+    const attack = await via.exec({
       slot: 0,
       command: [attempt(""), attempt("-H 'authorization: Bearer guess'"), attempt(`-H 'authorization: ${TOKEN}'`)].join("; "),
       timeoutMs: 10_000,
     });
-    assert.equal(attack.stdout, "401 401 401 ", attack.stderr);
+    return attack.stdout;
+  }
+
+  test("a slot's command cannot reach its own server: slot commands have a network namespace of their own", async () => {
+    assert.equal(await stealOverLoopback(client, server.baseUrl), "000 000 000 ", "curl connected");
     // Nor can the slot read the token: the server's environment is not the slot's.
     assert.equal((await client.exec({ slot: 0, command: "env; cat /proc/1/environ", timeoutMs: 5000 })).stdout.includes(TOKEN), false);
+  });
+
+  test("with --network host the server is reachable, and still answers 401 without `Bearer <token>`", async () => {
+    const hostDir = await mkdtemp(join(tmpdir(), "hermes-sandbox-server-host-network-"));
+    const hostServer = await startServer(hostDir, ["--token", TOKEN, "--network", "host"]);
+    try {
+      const hostClient = new SandboxServerClient({ baseUrl: hostServer.baseUrl, token: TOKEN });
+      assert.equal(await stealOverLoopback(hostClient, hostServer.baseUrl), "401 401 401 ");
+    } finally {
+      hostServer.child.kill("SIGTERM");
+      await rm(hostDir, { recursive: true, force: true });
+    }
   });
 
   test("reset kills a running command instead of waiting for its timeout", async () => {
@@ -167,3 +184,34 @@ describe("sandbox server without a token", () => {
     }
   });
 });
+
+test(
+  "fail closed: where bwrap cannot run (no capabilities, no user namespace) the server refuses to start, saying why",
+  { skip: process.getuid?.() !== 0 && "needs root to drop its capabilities" },
+  async () => {
+    const allocDir = await mkdtemp(join(tmpdir(), "hermes-sandbox-server-no-bwrap-"));
+    try {
+      const { HERMES_SANDBOX_TOKEN: _, ...env } = process.env;
+      const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+        const child = spawn(
+          "setpriv",
+          ["--bounding-set=-all", "--inh-caps=-all", process.execPath, BIN, "sandbox-server", "--port", "0", "--token", TOKEN],
+          { env: { ...env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
+        );
+        let output = "";
+        child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+        const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+        child.once("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, output });
+        });
+      });
+      assert.notEqual(result.code, 0, "the server started without isolation");
+      assert.match(result.output, /bubblewrap unavailable, slots cannot be isolated: .*Operation not permitted/);
+      assert.doesNotMatch(result.output, /listening/);
+    } finally {
+      await rm(allocDir, { recursive: true, force: true });
+    }
+  },
+);

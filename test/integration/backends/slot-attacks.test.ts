@@ -24,7 +24,7 @@ let sandbox: SandboxInfo;
 
 before(async () => {
   rootDir = await mkdtemp(join(tmpdir(), "hermes-slot-attacks-"));
-  backend = await LocalBackend.open({ rootDir, isolation: "bwrap" });
+  backend = await LocalBackend.open({ rootDir, isolation: { mode: "bwrap", network: "none" } });
   sandbox = await backend.create("attacked", contractTemplate({ pool: "attacks" }));
 });
 after(async () => {

@@ -30,7 +30,7 @@ describe("modal backend specifics", () => {
 
   test("a command that ignores SIGTERM and overruns its timeout still reports 124 and timedOut", async () => {
     // Without bwrap (the usual case in a real Modal sandbox) `timeout` has to SIGKILL such a command.
-    const unisolated = new ModalBackend({ ...env.connection, appName: "hermes-specifics", isolation: "none" });
+    const unisolated = new ModalBackend({ ...env.connection, appName: "hermes-specifics", isolation: { mode: "none", network: "host" } });
     try {
       const info = await unisolated.create("sigterm-0", mockTemplate("sigterm", { slots: 1 }));
       const result = await unisolated.exec(info, { slot: 0, command: "trap '' TERM; sleep 30", timeoutMs: 1_000 });

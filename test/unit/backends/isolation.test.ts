@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildSlotCommand, resolveInsideWorkspace } from "../../../src/backends/isolation.ts";
+import { buildSlotCommand, resolveInsideWorkspace, SLOT_TMP_BYTES } from "../../../src/backends/isolation.ts";
 import { TailBuffer } from "../../../src/backends/process.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
 
@@ -25,13 +25,25 @@ test("bwrap plan: only the slot workspace is bound writable, the cache read-only
   assert.deepEqual(plan.args.slice(-4), ["--", "bash", "-c", "make test"]);
   assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/slots/3 -> /workspace"]);
   assert.deepEqual(bindsOf(plan.args, "--ro-bind"), ["/srv/sb/cache -> /cache"]);
-  for (const flag of ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]) assert.ok(plan.args.includes(flag), flag);
+  for (const flag of ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent"]) {
+    assert.ok(plan.args.includes(flag), flag);
+  }
   assert.deepEqual(argAfter(plan.args, "--tmpfs").slice(0, 1), ["/tmp"]);
+  assert.deepEqual(argAfter(plan.args, "--size"), [String(SLOT_TMP_BYTES), "--tmpfs"], "the size applies to /tmp");
   assert.deepEqual(argAfter(plan.args, "--chdir").slice(0, 1), ["/workspace/repo"]);
   assert.ok(!plan.args.includes("/srv/sb/slots/2"));
   assert.equal(plan.env.HERMES_WORKSPACE, "/workspace");
   assert.equal(plan.env.HERMES_CACHE_DIR, "/cache");
   assert.equal(plan.env.A, "1");
+});
+
+test("network: a namespace of its own unless the pool says host or the environment's own step asks for the host's", () => {
+  const unshares = (spec: Partial<Parameters<typeof buildSlotCommand>[0]>) =>
+    buildSlotCommand({ sandboxRoot: "/r", slot: 0, command: "x", isolation: "bwrap", ...spec }).args.includes("--unshare-net");
+  assert.equal(unshares({}), true);
+  assert.equal(unshares({ network: "none" }), true);
+  assert.equal(unshares({ network: "host" }), false);
+  assert.equal(unshares({ trusted: true }), false, "fetch into the cache");
 });
 
 test("bwrap plan of a trusted step: the cache writable, no workspace but an empty writable one of its own, and no cwd taken", () => {

@@ -56,6 +56,10 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
     "4",
     "--data-dir",
     "${NOMAD_ALLOC_DIR}/data",
+    "--isolation",
+    "bwrap",
+    "--network",
+    "none",
   ]);
   assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
   assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
 import { PoolLoop } from "../../../src/backends/slots/loop.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
@@ -68,7 +68,9 @@ export function recordingRecorder() {
 }
 
 /** An in-memory backend: sandboxes become ready at once unless `startPhase` says otherwise. */
-export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCreate?: string; createGate?: Promise<void> } = {}) {
+export function fakeBackend(
+  options: { startPhase?: SandboxInfo["phase"]; failCreate?: string; createGate?: Promise<void>; health?: SandboxHealth } = {},
+) {
   const sandboxes = new Map<string, SandboxInfo>();
   const calls: string[] = [];
   const backend: SandboxBackend = {
@@ -103,7 +105,7 @@ export function fakeBackend(options: { startPhase?: SandboxInfo["phase"]; failCr
       calls.push(`reset ${sandbox.name}#${slot}`);
     },
     async health() {
-      return { ok: true, isolation: "bwrap" as const };
+      return options.health ?? { ok: true, isolation: "bwrap" as const };
     },
     async terminate(sandbox) {
       calls.push(`terminate ${sandbox.name}`);

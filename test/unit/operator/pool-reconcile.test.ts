@@ -7,6 +7,7 @@ import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { InMemoryLeaseStore } from "../../../src/backends/slots/lease-store.ts";
 import { fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 import { FakeClock } from "../../../src/base/clock.ts";
+import { describeError, SandboxError } from "../../../src/base/errors.ts";
 
 const now = new Date("2026-01-01T00:00:00Z");
 
@@ -127,4 +128,51 @@ test("a scale-to-zero pool with no demand is Ready, so a job can start on it and
   assert.deepEqual(s.sandboxes, { ready: 0, starting: 0, failed: 0 });
   const ready = s.conditions!.find((c) => c.type === "Ready")!;
   assert.deepEqual([ready.status, ready.reason], ["True", "SandboxesReady"]);
+});
+
+const condition = (status: SandboxPoolStatus, type: string) => status.conditions!.find((c) => c.type === type)!;
+
+test("fail closed: a bwrap pool whose backend cannot isolate is not Ready, says why in Isolated, and records it once", async () => {
+  const p = pool({ backend: "local", minSandboxes: 1 }, { finalizers: [POOL_FINALIZER] });
+  const rec = recordingClient();
+  const events = recordingRecorder();
+  const probeFailed = new SandboxError("configuration", "bubblewrap unavailable, slots cannot be isolated: bwrap: No permissions");
+  const runtimes = new PoolRuntimes(() => Promise.reject(probeFailed), new InMemoryLeaseStore());
+  const reconcile = poolReconciler({ getPool: () => p, client: rec.client, runtimes, recorder: events.recorder, clock: new FakeClock(0) });
+  await reconcile("ns/p");
+  const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
+  const status = write!.body as SandboxPoolStatus;
+  assert.deepEqual(
+    [condition(status, "Ready").status, condition(status, "Ready").reason, condition(status, "Isolated").reason],
+    ["False", "IsolationUnavailable", "ProbeFailed"],
+  );
+  assert.match(condition(status, "Isolated").message, /No permissions/);
+  assert.equal(status.isolation, undefined, "never reported as running unisolated");
+  assert.deepEqual(events.events, [`Warning IsolationUnavailable: ${describeError(probeFailed)}`]);
+});
+
+test("fail closed: a sandbox that reports no isolation under bwrap makes the pool not Ready", async () => {
+  const health = { ok: true, isolation: "none" as const, message: "old server fell back" };
+  const { rec, reconcile, settle } = setup(pool({ backend: "nomad", nomad: { address: "http://n" }, minSandboxes: 1 }), { health });
+  await reconcile("ns/p");
+  await settle();
+  await reconcile("ns/p");
+  const status = rec.actions.filter((a) => a.verb === "patchStatus").at(-1)!.body as SandboxPoolStatus;
+  assert.deepEqual([condition(status, "Ready").status, condition(status, "Ready").reason], ["False", "IsolationUnavailable"]);
+  assert.match(condition(status, "Isolated").message, /old server fell back/);
+});
+
+test("isolation none, asked for in the spec, shows as Isolated=False DisabledBySpec with an Event; the pool is Ready", async () => {
+  const health = { ok: true, isolation: "none" as const, message: "slot isolation disabled by configuration" };
+  const spec = { backend: "local", minSandboxes: 1, isolation: { mode: "none" } };
+  const p = pool(spec);
+  const { rec, events, reconcile, settle } = setup(p, { health });
+  await reconcile("ns/p");
+  await settle();
+  p.status = rec.actions.filter((a) => a.verb === "patchStatus").at(-1)!.body as SandboxPoolStatus; // as the informer would
+  await reconcile("ns/p");
+  const status = rec.actions.filter((a) => a.verb === "patchStatus").at(-1)!.body as SandboxPoolStatus;
+  assert.equal(condition(status, "Ready").status, "True");
+  assert.deepEqual([condition(status, "Isolated").status, condition(status, "Isolated").reason], ["False", "DisabledBySpec"]);
+  assert.equal(events.events.filter((e) => e.startsWith("Warning IsolationDisabled")).length, 1);
 });

@@ -379,3 +379,80 @@ test("a slot command beyond the job's own limits is refused naming the field; th
     pool.close();
   }
 });
+
+/** Yields until the pool has `count` waiters. */
+async function untilWaiting(slots: { waiting(): number }, count: number): Promise<void> {
+  while (slots.waiting() !== count) await new Promise((resolve) => setImmediate(resolve));
+}
+
+test("cross-job starvation: freed slots go to the job holding fewest, not to the job that queued most", async () => {
+  await activeJob("greedy", "token-greedy");
+  await activeJob("modest", "token-modest");
+  const { slots, addSandbox, close } = await fakePool(2, 10_000);
+  await addSandbox();
+  try {
+    const held = [await slots.acquire("other", { timeoutMs: 1000 }), await slots.acquire("other", { timeoutMs: 1000 })];
+    const granted: string[] = [];
+    const acquire = (job: string) =>
+      client(job, `token-${job}`)
+        .call("slots/acquire", {})
+        .then(() => void granted.push(job));
+    const greedy = [acquire("greedy"), acquire("greedy"), acquire("greedy")];
+    await untilWaiting(slots, 3);
+    const modest = acquire("modest");
+    await untilWaiting(slots, 4);
+    for (const lease of held) await slots.release(lease.id);
+    await modest;
+    assert.deepEqual(granted.sort(), ["greedy", "modest"], "one each, although greedy queued first and thrice");
+    assert.equal(slots.waiting(), 2);
+    const abandoned = greedy.map((call) => call.catch(() => undefined));
+    slots.close(); // the last two greedy acquires end with the pool
+    await Promise.all(abandoned);
+  } finally {
+    close();
+  }
+});
+
+test("a job cannot queue more acquires than twice what its runners use at once", async () => {
+  await activeJob("flood", "token-flood");
+  const { slots, addSandbox, close } = await fakePool(1, 10_000);
+  await addSandbox();
+  try {
+    await slots.acquire("other", { timeoutMs: 1000 }); // the only slot: every acquire of the job waits
+    const cap = 2 * spec.runners.replicas * spec.runners.trajectoriesPerRunner;
+    const queued = Array.from({ length: cap }, () =>
+      client("flood", "token-flood")
+        .call("slots/acquire", {})
+        .catch(() => undefined),
+    );
+    await untilWaiting(slots, cap);
+    await assert.rejects(client("flood", "token-flood").call("slots/acquire", {}), (error: unknown) => {
+      return isSandboxError(error, "capacity") && /holds or waits for 8 slots/.test(String(error));
+    });
+    assert.equal(slots.waiting(), cap, "the refused acquire never queued");
+    slots.close();
+    await Promise.all(queued);
+  } finally {
+    close();
+  }
+});
+
+test("an acquire its client abandons (connection closed) leaves the queue at once, and the slot goes to the next", async () => {
+  await activeJob("quitter", "token-quitter");
+  const { slots, addSandbox, close } = await fakePool(1, 10_000);
+  await addSandbox();
+  try {
+    const held = await slots.acquire("other", { timeoutMs: 1000 });
+    const gaveUp = new AbortController();
+    const call = client("quitter", "token-quitter").call("slots/acquire", {}, gaveUp.signal);
+    await untilWaiting(slots, 1);
+    gaveUp.abort();
+    await assert.rejects(call);
+    await untilWaiting(slots, 0);
+    await slots.release(held.id);
+    assert.equal(slots.leasedSlots("sb"), 0, "the freed slot stayed free: nobody holds it for the runner that left");
+    assert.equal(jobs.get("ns/quitter")!.slotLeases.size, 0);
+  } finally {
+    close();
+  }
+});
