@@ -16,9 +16,9 @@ import { SandboxError } from "../base/errors.ts";
  * own: neither the host's 127.0.0.1 services nor the sandbox server are reachable). It dies with its parent, and
  * everything it started dies with it (the pid namespace's init ends when the command does); it holds no capability
  * and never runs as root (see SlotUser). A trusted step (ExecRequest.trusted) is confined the same way but sees the
- * cache read-write and no workspace (an empty
- * /workspace of its own, a tmpfs where it can build what slots will see at the same paths): nothing a slot left behind can steer what it writes into
- * the cache. With "none" it runs as a plain process in the slot directory, and nothing is enforced.
+ * cache read-write and no workspace (an empty /workspace of its own, a tmpfs where it can build what slots will see
+ * at the same paths) and keeps the sandbox's network: nothing a slot left behind can steer what it writes into the
+ * cache. With "none" it runs as a plain process in the slot directory, and nothing is enforced.
  */
 export interface SlotCommandSpec {
   /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
