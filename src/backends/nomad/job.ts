@@ -33,11 +33,25 @@ export interface NomadTask {
   Driver: NomadDriver;
   Config: Record<string, unknown>;
   Env: Record<string, string>;
+  Templates: NomadTemplate[];
   Resources: { CPU: number; MemoryMB: number };
   KillTimeout: number;
 }
 
-export type NomadDriver = "raw_exec" | "exec" | "docker";
+/**
+ * No `exec`: its chroot holds only the client's chroot_env (by default /bin, /etc, /lib*, /sbin, /usr; hashicorp/nomad
+ * client/config/config.go DefaultChrootEnv), so neither this CLI nor its checkout is there.
+ */
+export type NomadDriver = "raw_exec" | "docker";
+
+/** api/tasks.go Template (the fields we set); rendered by the client before the task starts. */
+export interface NomadTemplate {
+  EmbeddedTmpl: string;
+  DestPath: string;
+  ChangeMode: "noop" | "restart";
+  /** Octal file mode; the file is the Nomad client's (root's) and a docker image may run as another user. */
+  Perms: string;
+}
 
 /** Meta keys on every sandbox job; identifiers only, so go-bexpr filters can name them (`Meta.hermes_pool`). */
 export const META = {
@@ -54,15 +68,22 @@ export const GROUP_NAME = "sandbox";
 export const PORT_LABEL = "http";
 /** Port the server listens on inside a docker container (mapped to the dynamic host port). */
 export const CONTAINER_PORT = 8080;
+/** Item of the sandbox's Nomad Variable that holds the server token. */
+export const TOKEN_ITEM = "sandbox_token";
+/** The file the template renders the token to, in the task's secrets dir (`DestPath` is relative to the task dir). */
+const TOKEN_FILE = "sandbox-token";
 
 const SECOND_NS = 1_000_000_000;
 
 export interface SandboxJobSettings {
   driver: NomadDriver;
   datacenters: string[];
-  /** Token every sandbox server requires (the pool's shared token). */
-  sandboxToken?: string;
-  /** raw_exec/exec: the program and leading args that start our CLI, e.g. [node, <repo>/bin/hermes-rollouts.js]. */
+  /**
+   * Whether the sandbox's Variable (`sandboxVariablePath`) holds the server token: the task then renders it to a
+   * file and the server reads it from there, so the token is never in the submitted job.
+   */
+  tokenVariable?: boolean;
+  /** raw_exec: the program and leading args that start our CLI, e.g. [node, <repo>/bin/hermes-rollouts.js]. */
   launcher: string[];
 }
 
@@ -81,7 +102,8 @@ export function sandboxJobId(pool: string, name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
     throw new Error(`sandbox name must be 1-63 characters [A-Za-z0-9._-]: ${JSON.stringify(name)}`);
   }
-  return poolJobPrefix(pool) + name;
+  // A Variable path has no ".", so a dot (Kubernetes pool names have them) becomes "~", which names never contain.
+  return poolJobPrefix(pool) + name.replaceAll(".", "~");
 }
 
 /** Pure: the one-sandbox job for a pool's template (Count 1, dynamic `http` port, no deployments). */
@@ -97,15 +119,14 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     "--data-dir",
     "${NOMAD_ALLOC_DIR}/data",
   ];
-  // The token travels in the environment, not argv, so `ps` on the node does not show it.
-  const env: Record<string, string> = { ...template.env };
-  if (settings.sandboxToken !== undefined) env.HERMES_SANDBOX_TOKEN = settings.sandboxToken;
+  const jobId = sandboxJobId(template.pool, name);
+  if (settings.tokenVariable === true) serverArgs.push("--token-file", `\${NOMAD_SECRETS_DIR}/${TOKEN_FILE}`);
   const [program, ...launcherArgs] = settings.launcher;
   const config: Record<string, unknown> =
     settings.driver === "docker" ? dockerConfig(template.image, serverArgs) : { command: program, args: [...launcherArgs, ...serverArgs] };
   return {
-    ID: sandboxJobId(template.pool, name),
-    Name: sandboxJobId(template.pool, name),
+    ID: jobId,
+    Name: jobId,
     Type: "service",
     Datacenters: settings.datacenters,
     Meta: {
@@ -139,13 +160,36 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
             Name: TASK_NAME,
             Driver: settings.driver,
             Config: config,
-            Env: env,
+            Env: { ...template.env },
+            Templates: settings.tokenVariable === true ? [tokenTemplate(jobId)] : [],
             Resources: { CPU: Math.max(100, Math.round(template.cpu * 1000)), MemoryMB: Math.max(64, template.memoryMiB) },
             KillTimeout: 5 * SECOND_NS,
           },
         ],
       },
     ],
+  };
+}
+
+/**
+ * The sandbox's Nomad Variable: `nomad/jobs/<job ID>`, which the task's workload identity may read without any
+ * ACL policy (hashicorp/nomad acl/acl.go, matchingVariablesCapabilitySet). Paths are `^[a-zA-Z0-9-_~/]{1,128}$`
+ * (nomad/structs/variables.go validVariablePath); sandboxJobId keeps job IDs within that.
+ */
+export function sandboxVariablePath(jobId: string): string {
+  return `nomad/jobs/${jobId}`;
+}
+
+/**
+ * Renders the token to `secrets/sandbox-token` before the task starts (client/allocrunner/taskrunner/template).
+ * `noop` on change: a running server keeps its token, and terminate deletes the variable after the job.
+ */
+function tokenTemplate(jobId: string): NomadTemplate {
+  return {
+    EmbeddedTmpl: `{{ with nomadVar "${sandboxVariablePath(jobId)}" }}{{ .${TOKEN_ITEM} }}{{ end }}`,
+    DestPath: `secrets/${TOKEN_FILE}`,
+    ChangeMode: "noop",
+    Perms: "0644",
   };
 }
 

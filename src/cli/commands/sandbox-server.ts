@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
@@ -15,15 +16,16 @@ interface Options {
   slots: number;
   dataDir: string;
   token?: string;
+  tokenFile?: string;
   insecure: boolean;
   isolation: IsolationRequest;
 }
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
- * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
- * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list. It is required: slots share the host's network,
- * so an open server lets any slot drive every other one.
+ * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from a file (Nomad
+ * jobs render it there from a Nomad Variable) or `HERMES_SANDBOX_TOKEN`, both out of the process list. It is
+ * required: slots share the host's network, so an open server lets any slot drive every other one.
  */
 export function command(): Command {
   return new Command("sandbox-server")
@@ -32,6 +34,7 @@ export function command(): Command {
     .option("--slots <m>", "number of slots", nonNegativeInteger, 10)
     .option("--data-dir <dir>", "where slots/<n> and cache live (ignored when NOMAD_ALLOC_DIR is set)", "/data")
     .option("--token <token>", "shared bearer token (default $HERMES_SANDBOX_TOKEN); without one the server refuses to start")
+    .option("--token-file <path>", "read the shared bearer token from this file (Nomad jobs: the task's secrets dir)")
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
       new Option("--isolation <mode>", "bwrap isolates slots; auto falls back to none when bwrap cannot run")
@@ -52,7 +55,7 @@ export function command(): Command {
     .action(async (options: Options) => {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
-      const token = options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
+      const token = options.token ?? readTokenFile(options.tokenFile) ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
@@ -77,4 +80,12 @@ export function command(): Command {
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
     });
+}
+
+/** The file's text without its final line break; an empty file is an error, not "no token". */
+function readTokenFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const token = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+  if (token === "") throw new InvalidArgumentError(`--token-file ${path} is empty`);
+  return token;
 }

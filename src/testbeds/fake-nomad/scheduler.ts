@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { errorMessage } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import { freePort, interpolate, killGroup, nomadVariables } from "./process.ts";
 import { FAKE_NODE_ID, FAKE_NODE_NAME, type AllocRecord, type FakeNomadState, type Json, type TaskStateRecord } from "./state.ts";
+import { renderTemplate } from "./variables.ts";
 
 const log = logger("fake-nomad");
 const NS_PER_MS = 1_000_000;
@@ -231,6 +233,7 @@ export class FakeScheduler {
       Object.entries((task.Env as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, interpolate(v, vars)]),
     );
     pushEvent(taskState, "Task Setup", "Building Task Directory");
+    if (!this.renderTemplates(alloc, task, taskDir)) return;
     const child = spawn(command, args, {
       cwd: taskDir,
       env: { ...process.env, ...vars, ...taskEnv },
@@ -276,6 +279,31 @@ export class FakeScheduler {
       if (stderrTail !== "") log.debug({ alloc: alloc.ID, task: name, stderr: stderrTail }, "task exited");
       this.onUnexpectedExit(alloc, task, allocDir);
     });
+  }
+
+  /**
+   * Renders the task's templates into its dir before it starts, as the template hook does on every (re)start. A
+   * template that fails kills the task for good (the hook's "Template failed"); returns whether the task may start.
+   */
+  private renderTemplates(alloc: AllocRecord, task: Json, taskDir: string): boolean {
+    const taskState = alloc.TaskStates[String(task.Name)]!;
+    try {
+      for (const template of (task.Templates as Json[] | null | undefined) ?? []) {
+        const dest = join(taskDir, String(template.DestPath));
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, renderTemplate(this.state, alloc.Namespace, String(template.EmbeddedTmpl)), {
+          mode: Number.parseInt(String(template.Perms || "0644"), 8),
+        });
+      }
+      return true;
+    } catch (error) {
+      pushEvent(taskState, "Killing", `Template failed: ${errorMessage(error)}`);
+      taskState.State = "dead";
+      taskState.Failed = true;
+      taskState.FinishedAt = new Date().toISOString();
+      this.finish(alloc, "failed");
+      return false;
+    }
   }
 
   /** RestartPolicy first (in place), then fail the alloc and reschedule per ReschedulePolicy. */

@@ -44,6 +44,17 @@ export interface AllocRecord {
   Job: Json;
 }
 
+/** api/variables.go Variable. */
+export interface VariableRecord {
+  Namespace: string;
+  Path: string;
+  Items: Record<string, string>;
+  CreateIndex: number;
+  CreateTime: number;
+  ModifyIndex: number;
+  ModifyTime: number;
+}
+
 export const FAKE_NODE_ID = "f4ce0000-0000-4000-8000-000000000001";
 export const FAKE_NODE_NAME = "fake-nomad-node";
 
@@ -54,6 +65,8 @@ export class FakeNomadState {
   readonly allocs = new Map<string, AllocRecord>();
   /** Evaluations in api/evaluations.go's shape, by ID. */
   readonly evals = new Map<string, Json>();
+  /** Nomad Variables by namespace and path (stored decrypted: the fake has no keyring). */
+  readonly variables = new Map<string, VariableRecord>();
   private waiters = new Set<() => void>();
 
   constructor(namespaces: readonly string[] = []) {

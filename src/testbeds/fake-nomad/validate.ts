@@ -1,9 +1,11 @@
+import { posix } from "node:path";
 import type { Json } from "./state.ts";
 
 /**
  * The register-time validation rules of hashicorp/nomad's nomad/structs/structs.go for the fields our jobs send:
  * RestartPolicy.Validate, ReschedulePolicy.Validate (and validateDelayParams for "constant"),
- * Resources.MeetsMinResources (MinResources: CPU 1, MemoryMB 10), and a non-negative KillTimeout. Messages
+ * Resources.MeetsMinResources (MinResources: CPU 1, MemoryMB 10), a non-negative KillTimeout and Template.Validate
+ * (what to render, where, a change mode; signal and script modes are not checked further). Messages
  * are Nomad's; Nomad nests them under "Task group <name> validation failed", as here.
  */
 const NS = 1_000_000_000;
@@ -20,6 +22,9 @@ export function groupValidationErrors(group: Json): string[] {
     if (resources.MemoryMB !== undefined && Number(resources.MemoryMB) < 10)
       errors.push(`minimum MemoryMB value is 10; got ${String(resources.MemoryMB)}`);
     if (Number(task.KillTimeout ?? 0) < 0) errors.push("KillTimeout must be a positive value");
+    ((task.Templates as Json[] | null | undefined) ?? []).forEach((template, i) =>
+      errors.push(...templateErrors(template).map((error) => `Template ${i + 1} validation failed: ${error}`)),
+    );
   }
   return errors.map((error) => `Task group ${String(group.Name)} validation failed: ${error}`);
 }
@@ -55,5 +60,18 @@ function rescheduleErrors(policy: Json): string[] {
     if (policy.DelayFunction === "constant" && attempts * delay > interval)
       errors.push(`Set the interval to at least ${(attempts * delay) / NS}s to accommodate ${attempts} attempts`);
   }
+  return errors;
+}
+
+function templateErrors(template: Json): string[] {
+  const errors: string[] = [];
+  if (!template.SourcePath && !template.EmbeddedTmpl) errors.push("Must specify a source path or have an embedded template");
+  const dest = String(template.DestPath ?? "");
+  if (dest === "") errors.push("Must specify a destination for the template");
+  // escapingfs.PathEscapesAllocViaRelative("task", dest): the destination, relative to the task dir, leaves the alloc dir.
+  else if (posix.normalize(posix.join("alloc-dir/task", dest)).split("/")[0] !== "alloc-dir")
+    errors.push("destination escapes allocation directory");
+  if (!["noop", "restart", "signal", "script"].includes(String(template.ChangeMode ?? "restart")))
+    errors.push("Invalid change mode. Must be one of the following: noop, signal, script, restart");
   return errors;
 }

@@ -11,7 +11,7 @@ import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
 import { NomadClient } from "../../../src/backends/nomad/client.ts";
 import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
 import { startFakeNomad, type FakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
-import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { buildSandboxJob, sandboxJobId, sandboxVariablePath } from "../../../src/backends/nomad/job.ts";
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
@@ -56,9 +56,11 @@ test("register → running allocation → the sandbox server answers /health and
   const job = buildSandboxJob("direct", template("it/direct"), {
     driver: "raw_exec",
     datacenters: ["*"],
-    sandboxToken: "tok",
+    tokenVariable: true,
     launcher: [process.execPath, bin],
   });
+  // The token reaches the server through the variable and the task's template only.
+  await client.putVariable(sandboxVariablePath(job.ID), { sandbox_token: "tok-from-variable" });
   const registered = await client.registerJob(job, { enforceIndex: 0 });
   assert.ok(registered.JobModifyIndex > 0);
   await assert.rejects(
@@ -71,7 +73,7 @@ test("register → running allocation → the sandbox server answers /health and
   assert.equal(stubs.data[0]?.AllocatedResources, undefined, "job allocation stubs carry no resources, as in Nomad");
   const address = allocationAddress(alloc);
   assert.match(address ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
-  const server = new SandboxServerClient({ baseUrl: address!, token: "tok" });
+  const server = new SandboxServerClient({ baseUrl: address!, token: "tok-from-variable" });
   let health;
   for (let i = 0; i < 100 && health === undefined; i++)
     health = await server.health(1_000).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => undefined));

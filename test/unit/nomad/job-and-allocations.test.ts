@@ -9,7 +9,8 @@ import {
   schedulerPhase,
 } from "../../../src/backends/nomad/allocations.ts";
 import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
-import { buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId, sandboxVariablePath } from "../../../src/backends/nomad/job.ts";
+import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { allocationStubSchema, evaluationSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 
 const template = {
@@ -32,11 +33,27 @@ test("job IDs are deterministic, pool-prefixed and distinct for look-alike pools
   assert.throws(() => sandboxJobId("p", "bad name"));
 });
 
-test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, Meta for rebuild", () => {
+test("job IDs make valid Variable paths: a dot in the name (Kubernetes pool names) becomes ~, and the longest fits", () => {
+  const validVariablePath = /^[a-zA-Z0-9\-_~/]{1,128}$/; // nomad/structs/variables.go
+  assert.equal(sandboxJobId("p", "my.pool-abcde-123456"), `${poolJobPrefix("p")}my~pool-abcde-123456`);
+  assert.notEqual(sandboxJobId("p", "a.b"), sandboxJobId("p", "a-b"));
+  assert.match(sandboxVariablePath(sandboxJobId("x".repeat(300), "n".repeat(63))), validVariablePath);
+});
+
+test("spec.nomad.driver exec is refused with the reason (its chroot leaves out the sandbox server)", () => {
+  const result = validateSandboxPoolSpec({ backend: "nomad", nomad: { address: "http://n:4646", driver: "exec" } });
+  assert.equal(result.ok, false);
+  assert.match(
+    result.ok ? "" : result.errors.join("\n"),
+    /spec\.nomad\.driver: .*exec is not supported: its chroot leaves out hermes-rollouts/,
+  );
+});
+
+test("raw_exec job: one alloc, dynamic http port, no deployments, the token from a Variable's template, Meta for rebuild", () => {
   const job = buildSandboxJob("sb-1", template, {
     driver: "raw_exec",
     datacenters: ["dc1"],
-    sandboxToken: "t",
+    tokenVariable: true,
     launcher: ["/usr/bin/node", "/app/bin/hermes-rollouts.js"],
   });
   const group = job.TaskGroups[0]!;
@@ -56,9 +73,18 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
     "4",
     "--data-dir",
     "${NOMAD_ALLOC_DIR}/data",
+    "--token-file",
+    "${NOMAD_SECRETS_DIR}/sandbox-token",
   ]);
-  assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
-  assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");
+  assert.deepEqual(task.Env, { A: "1" });
+  assert.deepEqual(task.Templates, [
+    {
+      EmbeddedTmpl: `{{ with nomadVar "nomad/jobs/${job.ID}" }}{{ .sandbox_token }}{{ end }}`,
+      DestPath: "secrets/sandbox-token",
+      ChangeMode: "noop",
+      Perms: "0644",
+    },
+  ]);
   assert.deepEqual(job.Meta, {
     managed_by: "hermes-rollouts",
     hermes_pool: "team/pool-a",
