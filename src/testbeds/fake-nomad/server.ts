@@ -15,7 +15,7 @@ import { FilterSyntaxError, compileFilter } from "./filter.ts";
 import { NomadHttpError, canonicalizeJob, registerJob } from "./jobs.ts";
 import { FakeScheduler } from "./scheduler.ts";
 import { FAKE_NODE_ID, FAKE_NODE_NAME, FakeNomadState, allocStub, jobStub, type AllocRecord, type Json } from "./state.ts";
-import { deleteVariable, putVariable, readVariable } from "./variables.ts";
+import { deleteVariable, listVariables, putVariable, readVariable } from "./variables.ts";
 import { errorMessage } from "../../base/errors.ts";
 
 const log = logger("fake-nomad");
@@ -156,6 +156,10 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
         LastContact: 0,
         KnownLeader: true,
       });
+    }
+    if (path === "/v1/vars") {
+      only("GET");
+      return json(response, state, listVariables(state, namespace, query.get("prefix") ?? ""));
     }
     const variablePath = route(/^\/v1\/var\/(.+)$/);
     if (variablePath !== undefined) {

@@ -4,7 +4,7 @@
  * "variable not found"), the rules of nomad/structs/variables.go (VariableDecrypted.Validate, ValidatePath: the
  * path pattern, the reserved `nomad/` tree, 64 KiB of items) and api/variables.go's JSON shape. Templates: the
  * one form `{{ with nomadVar "<path>" }}...{{ .<item> }}...{{ end }}` that client/allocrunner/taskrunner/template
- * renders through consul-template. Locks, CAS and listing are left out (docs/nomad-fake.md).
+ * renders through consul-template; `/v1/vars` lists metadata by prefix. Locks and CAS are left out (docs/nomad-fake.md).
  */
 import { NomadHttpError } from "./jobs.ts";
 import type { FakeNomadState, Json, VariableRecord } from "./state.ts";
@@ -69,6 +69,14 @@ export function readVariable(state: FakeNomadState, namespace: string, path: str
   const record = state.variables.get(state.jobKey(namespace, path));
   if (record === undefined) throw new NomadHttpError(404, "variable not found");
   return { ...record };
+}
+
+/** `GET /v1/vars?prefix=`: the metadata (no items) of the namespace's variables under a path prefix, by path. */
+export function listVariables(state: FakeNomadState, namespace: string, prefix: string): Json[] {
+  return [...state.variables.values()]
+    .filter((v) => (namespace === "*" || v.Namespace === namespace) && v.Path.startsWith(prefix))
+    .sort((a, b) => a.Path.localeCompare(b.Path))
+    .map(({ Items: _items, ...metadata }) => metadata);
 }
 
 /** `DELETE /v1/var/<path>`: no error when there is nothing to delete (state_store_variables.go svDeleteTxn). */

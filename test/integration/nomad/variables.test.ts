@@ -42,6 +42,12 @@ test("variables as Nomad has them: PUT then GET, paths checked (reserved nomad/ 
   assert.equal(read.status, 200);
   assert.deepEqual((JSON.parse(read.body) as { Namespace: string; Items: object }).Items, { k: "v" });
   assert.equal(JSON.parse(read.body).Namespace, "sbx");
+  const listed = (await (await fetch(`${fake.url}/v1/vars?prefix=nomad/jobs/&namespace=sbx`)).json()) as { Path: string; Items?: object }[];
+  assert.deepEqual(
+    listed.map((v) => [v.Path, v.Items]),
+    [["nomad/jobs/some-job", undefined]],
+    "the listing has metadata only",
+  );
   for (const [path, message] of [
     ["nomad/other", /only paths at "nomad\/jobs" or "nomad\/job-templates" and below are valid/],
     ["nomad/jobs/a.b", /invalid path "nomad\/jobs\/a\.b"/],
