@@ -119,7 +119,7 @@ function dockerfileImage(): { entrypoint: string[]; cmd: string[] } {
 }
 
 test("docker job: the container runs the image's entrypoint with `sandbox-server ...`, on the mapped port", () => {
-  const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] });
+  const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [], tokenVariable: true });
   const task = job.TaskGroups[0]!.Tasks[0]!;
   assert.deepEqual(job.TaskGroups[0]!.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
   assert.equal(task.Config.image, "img:1");
@@ -127,6 +127,8 @@ test("docker job: the container runs the image's entrypoint with `sandbox-server
   assert.equal(task.Config.force_pull, false);
   const argv = containerArgv(task.Config, dockerfileImage());
   assert.deepEqual(argv.slice(0, 7), ["node", "/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "8080", "--host", "0.0.0.0"]);
+  // NOMAD_SECRETS_DIR is /secrets inside a container (client/allocrunner/taskrunner/task_dir_hook.go), where the template renders.
+  assert.deepEqual(argv.slice(-2), ["--token-file", "${NOMAD_SECRETS_DIR}/sandbox-token"]);
 });
 
 test("the reschedule policy is bounded and passes structs.go's ReschedulePolicy.Validate rules", () => {
