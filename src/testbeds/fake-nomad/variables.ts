@@ -4,7 +4,9 @@
  * "variable not found"), the rules of nomad/structs/variables.go (VariableDecrypted.Validate, ValidatePath: the
  * path pattern, the reserved `nomad/` tree, 64 KiB of items) and api/variables.go's JSON shape. Templates: the
  * one form `{{ with nomadVar "<path>" }}...{{ .<item> }}...{{ end }}` that client/allocrunner/taskrunner/template
- * renders through consul-template; `/v1/vars` lists metadata by prefix. Locks and CAS are left out (docs/nomad-fake.md).
+ * renders through consul-template, reading the job's own `nomad/jobs/<job ID>` (which acl/acl.go lets a task's
+ * workload identity read; the fake has no per-path ACL, so any path renders); `/v1/vars` lists metadata by
+ * prefix. Locks and CAS are left out (docs/nomad-fake.md).
  */
 import { NomadHttpError } from "./jobs.ts";
 import type { FakeNomadState, Json, VariableRecord } from "./state.ts";
