@@ -21,9 +21,11 @@ AGENT_PID=""
 log() { echo "[nomad-smoke] $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
+# Stops the agent; a failed run keeps its files (agent log, job, pool, run output) for a look.
 cleanup() {
+  local status=$?
   if [ -n "$AGENT_PID" ]; then kill -INT "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
+  if [ "$status" -ne 0 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
