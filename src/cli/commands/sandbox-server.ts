@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
+import { errorMessage } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import { environmentHelp } from "../help.ts";
 import { probeIsolation, type IsolationRequest } from "../../backends/isolation.ts";
@@ -85,7 +86,13 @@ export function command(): Command {
 /** The file's text without its final line break; an empty file is an error, not "no token". */
 function readTokenFile(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
-  const token = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InvalidArgumentError(`--token-file ${path}: ${errorMessage(error)}`);
+  }
+  const token = text.replace(/\r?\n$/, "");
   if (token === "") throw new InvalidArgumentError(`--token-file ${path} is empty`);
   return token;
 }
