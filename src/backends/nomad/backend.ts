@@ -117,7 +117,11 @@ export class NomadBackend implements SandboxBackend {
         // A conflict: the other creator's job reads the same variable (the pool's one token).
         if (!isJobExistsConflict(error)) {
           // Nothing registered, so nothing would ever delete the variable; the register's error is the one to report.
-          if (token !== undefined) await this.client.deleteVariable(sandboxVariablePath(jobId)).catch(() => undefined);
+          if (token !== undefined) {
+            await this.client
+              .deleteVariable(sandboxVariablePath(jobId))
+              .catch((cleanup: unknown) => log.warn({ err: cleanup, jobId }, "could not delete the token variable of a refused job"));
+          }
           throw error;
         }
       }

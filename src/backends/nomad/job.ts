@@ -48,7 +48,7 @@ export type NomadDriver = "raw_exec" | "docker";
 export interface NomadTemplate {
   EmbeddedTmpl: string;
   DestPath: string;
-  ChangeMode: "noop" | "restart";
+  ChangeMode: "noop";
   /** Octal file mode; the file is the Nomad client's (root's) and a docker image may run as another user. */
   Perms: string;
 }
