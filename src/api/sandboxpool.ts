@@ -45,7 +45,19 @@ const nomadBlock = z
         error: "must be docker or raw_exec (exec is not supported: its chroot leaves out hermes-rollouts, so the server cannot start)",
       })
       .default("docker")
-      .describe("Task driver that runs the sandbox server: docker (the image's entrypoint must be hermes-rollouts) or raw_exec."),
+      .describe(
+        "Task driver that runs the sandbox server: docker (any glibc image; the server is copied in by a prestart task " +
+          "running serverImage) or raw_exec (hermes-rollouts on the node).",
+      ),
+    serverImage: z
+      .string()
+      .min(1)
+      .max(512)
+      .optional()
+      .describe(
+        "Driver docker: the hermes-rollouts image whose prestart task copies node and the sandbox server into each " +
+          "allocation, for the pool's image to run. The controller's own image when unset.",
+      ),
     tokenSecretRef: secretKeyRef.optional().describe("Secret key holding the ACL token (NOMAD_TOKEN)."),
     tlsSecretRef: secretRef.optional().describe("Secret with ca.crt, and tls.crt and tls.key for mutual TLS."),
   })

@@ -38,6 +38,8 @@ export interface NomadBackendOptions extends NomadClientOptions {
   sandboxToken?: string;
   /** raw_exec: how to start our CLI on the node; defaults to this node binary and this checkout's bin. */
   launcher?: string[];
+  /** docker: the hermes-rollouts image whose prestart task brings the sandbox server into the pool's image. */
+  serverImage?: string;
   /** How long create waits for the sandbox server to answer /health. */
   readyTimeoutMs?: number;
   /** Long-poll wait of the allocation watch. */
@@ -97,8 +99,10 @@ export class NomadBackend implements SandboxBackend {
     const existing = await this.client.findJob(jobId);
     if (existing === undefined || existing.Stop) {
       const driver = this.options.driver ?? "raw_exec";
-      if (driver === "docker" && isAlwaysPulled(template.image)) {
-        log.warn({ image: template.image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
+      const serverImage = this.options.serverImage;
+      for (const image of driver === "docker" ? [template.image, ...(serverImage !== undefined ? [serverImage] : [])] : []) {
+        if (isAlwaysPulled(image))
+          log.warn({ image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
       }
       const token = this.options.sandboxToken;
       const job = buildSandboxJob(name, template, {
@@ -106,6 +110,7 @@ export class NomadBackend implements SandboxBackend {
         datacenters: this.options.datacenters ?? ["*"],
         launcher: this.options.launcher ?? defaultLauncher,
         tokenVariable: token !== undefined,
+        ...(this.options.serverImage !== undefined ? { serverImage: this.options.serverImage } : {}),
       });
       // The variable first: the task's template renders it before the server starts.
       if (token !== undefined) await this.client.putVariable(sandboxVariablePath(jobId), { [TOKEN_ITEM]: token });

@@ -39,7 +39,7 @@ async function withBackend(
 }
 
 test("a driver no node has: create fails within seconds naming the evaluation's FailedTGAllocs", async () => {
-  await withBackend({}, { driver: "docker" }, async (backend) => {
+  await withBackend({}, { driver: "docker", serverImage: "ghcr.io/x/hermes:1" }, async (backend) => {
     const started = Date.now();
     await assert.rejects(
       backend.create("nodocker", template("it/nodocker", "ghcr.io/x/hermes:1")),
@@ -83,7 +83,7 @@ async function poolCreateError(backend: NomadBackend, template: SandboxTemplate)
 }
 
 test("a pool on a missing driver, or on a server that exits at once: the create failure names the Nomad event", async () => {
-  await withBackend({}, { driver: "docker" }, async (backend) => {
+  await withBackend({}, { driver: "docker", serverImage: "ghcr.io/x/hermes:1" }, async (backend) => {
     assert.match(await poolCreateError(backend, template("it/pool-nodocker", "ghcr.io/x/hermes:1")), /FailedTGAllocs: .*missing drivers/);
   });
   await withBackend({}, { launcher: ["/bin/false"] }, async (backend) => {
