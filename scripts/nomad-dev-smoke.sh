@@ -3,7 +3,10 @@
 # on a Nomad pool (raw_exec, and docker when docker is on PATH), and checks that the pool came up (a sandbox answered
 # and the item was scored 1.0) and that nothing is left in Nomad afterwards (no job, no live allocation, no variable).
 # Needs: a `nomad` binary (1.7 or later), port 4646 free; for the docker pass, a docker engine the agent can use.
-# usage: scripts/nomad-dev-smoke.sh            env: SMOKE_DRIVERS ("raw_exec docker"), SMOKE_IMAGE (hermes-rollouts:smoke)
+# The docker pool runs a plain image (SMOKE_POOL_IMAGE, python:3.11-slim: no node, no hermes-rollouts) into which the
+# job's prestart task injects the server from SMOKE_IMAGE (built from the Dockerfile when missing).
+# usage: scripts/nomad-dev-smoke.sh
+#   env: SMOKE_DRIVERS ("raw_exec docker"), SMOKE_IMAGE (hermes-rollouts:smoke), SMOKE_POOL_IMAGE (python:3.11-slim)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null
@@ -13,6 +16,7 @@ ensure_npm_deps "$PWD"
 
 ADDR=http://127.0.0.1:4646
 IMAGE="${SMOKE_IMAGE:-hermes-rollouts:smoke}"
+POOL_IMAGE="${SMOKE_POOL_IMAGE:-python:3.11-slim}"
 DEFAULT_DRIVERS=raw_exec
 if command -v docker >/dev/null 2>&1; then DEFAULT_DRIVERS="raw_exec docker"; fi
 DRIVERS="${SMOKE_DRIVERS:-$DEFAULT_DRIVERS}"
@@ -78,6 +82,7 @@ for driver in $DRIVERS; do
       docker build -t "$IMAGE" .
     fi
   fi
+  # raw_exec runs this checkout's CLI on the host and ignores the image.
   cat >"$WORK/pool.yaml" <<EOF
 apiVersion: hermes-rollouts.dev/v1alpha1
 kind: SandboxPool
@@ -87,8 +92,8 @@ spec:
   minSandboxes: 1
   maxSandboxes: 1
   slotsPerSandbox: 1
-  image: $IMAGE
-  nomad: {address: "$ADDR", datacenters: ["*"], driver: $driver}
+  image: $POOL_IMAGE
+  nomad: {address: "$ADDR", datacenters: ["*"], driver: $driver, serverImage: "$IMAGE"}
 EOF
   log "$driver: hermes-rollouts run (the pool must come up and the item score 1.0)"
   node bin/hermes-rollouts.js run "$WORK/job.yaml" --pool "$WORK/pool.yaml" --out "$WORK/out-$driver" ||
