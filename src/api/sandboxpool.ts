@@ -38,7 +38,26 @@ const nomadBlock = z
     namespace: z.string().min(1).default("default").describe("Nomad namespace for the pool's jobs."),
     region: z.string().min(1).optional().describe("Nomad region; the agent's own when unset."),
     datacenters: z.array(z.string().min(1)).min(1).max(32).default(["dc1"]).describe("Datacenters the jobs may run in."),
-    driver: z.enum(["docker", "exec", "raw_exec"]).default("docker").describe("Task driver that runs the sandbox server."),
+    driver: z
+      .enum(["docker", "raw_exec"], {
+        // Nomad's exec driver runs the task in a chroot of the client's chroot_env (by default /bin, /etc, /lib*,
+        // /sbin, /usr: client/config/config.go DefaultChrootEnv), which holds neither this CLI nor its checkout.
+        error: "must be docker or raw_exec (exec is not supported: its chroot leaves out hermes-rollouts, so the server cannot start)",
+      })
+      .default("docker")
+      .describe(
+        "Task driver that runs the sandbox server: docker (any glibc image; the server is copied in by a prestart task " +
+          "running serverImage) or raw_exec (hermes-rollouts on the node).",
+      ),
+    serverImage: z
+      .string()
+      .min(1)
+      .max(512)
+      .optional()
+      .describe(
+        "Driver docker: the hermes-rollouts image whose prestart task copies node and the sandbox server into each " +
+          "allocation, for the pool's image to run. The controller's own image when unset.",
+      ),
     tokenSecretRef: secretKeyRef.optional().describe("Secret key holding the ACL token (NOMAD_TOKEN)."),
     tlsSecretRef: secretRef.optional().describe("Secret with ca.crt, and tls.crt and tls.key for mutual TLS."),
   })

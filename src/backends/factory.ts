@@ -26,6 +26,11 @@ export interface NomadCredentials {
 export interface BackendEnvironment {
   /** NOMAD_* variables, read as the `nomad` CLI reads them: fallbacks under the spec's and the Secrets' values. */
   nomad?: NomadEnvironment;
+  /**
+   * Docker Nomad pools without `spec.nomad.serverImage`: the hermes-rollouts image that brings the sandbox server
+   * (the controller's own image; HERMES_IMAGE for `run`).
+   */
+  nomadServerImage?: string;
   /** MODAL_MAX_THROTTLE_WAIT, parsed: the bound on server-directed throttling waits per Modal call. */
   modalMaxThrottleWaitSecs?: number;
 }
@@ -63,12 +68,14 @@ export async function nomadBackendFromSpec(
 ): Promise<SandboxBackend> {
   const nomad = spec.nomad;
   if (!nomad) throw new Error("spec.nomad is required for backend nomad");
+  const serverImage = nomad.serverImage ?? environment.nomadServerImage;
   const { NomadBackend } = await import("./nomad/backend.ts");
   return new NomadBackend({
     address: nomad.address,
     namespace: nomad.namespace,
     datacenters: nomad.datacenters,
     driver: nomad.driver,
+    ...(serverImage !== undefined ? { serverImage } : {}),
     ...(nomad.region ? { region: nomad.region } : {}),
     ...(credentials.token ? { token: credentials.token } : {}),
     ...(credentials.caCert ? { caCert: credentials.caCert } : {}),

@@ -17,6 +17,7 @@ export const BACKEND_VARIABLES: readonly VariableHelp[] = [
       "NOMAD_CLIENT_KEY, NOMAD_SKIP_VERIFY, NOMAD_TLS_SERVER_NAME as the `nomad` CLI reads them, under the pool's\n" +
       "spec and Secrets",
   ],
+  ["HERMES_IMAGE", "docker Nomad pools without spec.nomad.serverImage: the hermes-rollouts image that brings the server"],
   ["MODAL_MAX_THROTTLE_WAIT", "Modal pools: bound in seconds on throttling waits per call (default 60, 0: no retries)"],
   ["MODAL_TOKEN_ID, MODAL_TOKEN_SECRET", "Modal pools without credentials of their own (read by the Modal SDK, as is ~/.modal.toml)"],
 ];

@@ -44,16 +44,21 @@ export function incarnationOf(alloc: AllocationStub): string {
 }
 
 /**
- * Why the driver could not start the task, if it could not since the task last started: any "Driver Failure"
- * event (or one carrying DriverError), not only the last one, since the client's task runner appends
- * "Restarting" or "Not Restarting" after it (client/allocrunner/taskrunner/task_runner.go). Nomad may retry a
- * Driver Failure under the restart policy; the pool does not wait for that, it replaces the sandbox.
+ * Why the driver could not start a task of the allocation (the server, or a docker pool's inject task), if it could
+ * not since that task last started: any "Driver Failure" event (or one carrying DriverError), not only the last
+ * one, since the client's task runner appends "Restarting" or "Not Restarting" after it
+ * (client/allocrunner/taskrunner/task_runner.go). Nomad may retry a Driver Failure under the restart policy; the
+ * pool does not wait for that, it replaces the sandbox. Another task's failure is prefixed with its name.
  */
-export function driverFailure(alloc: AllocationStub, task = TASK_NAME): string | undefined {
-  const events = alloc.TaskStates?.[task]?.Events ?? [];
-  const sinceStart = events.slice(events.findLastIndex((event) => event.Type === "Started") + 1);
-  const failure = sinceStart.findLast((event) => event.Type === "Driver Failure" || event.DriverError !== "");
-  return failure === undefined ? undefined : `${failure.Type}: ${failure.DisplayMessage || failure.DriverError}`;
+export function driverFailure(alloc: AllocationStub): string | undefined {
+  for (const [task, state] of Object.entries(alloc.TaskStates ?? {})) {
+    const events = state.Events ?? [];
+    const sinceStart = events.slice(events.findLastIndex((event) => event.Type === "Started") + 1);
+    const failure = sinceStart.findLast((event) => event.Type === "Driver Failure" || event.DriverError !== "");
+    if (failure === undefined) continue;
+    return `${task === TASK_NAME ? "" : `task ${task}: `}${failure.Type}: ${failure.DisplayMessage || failure.DriverError}`;
+  }
+  return undefined;
 }
 
 /** The scheduler's reason for placing nothing, from the newest evaluation with `FailedTGAllocs`. */
@@ -99,8 +104,12 @@ export function schedulerPhase(
     if (alloc.ClientStatus === "running" && alloc.TaskStates?.[TASK_NAME]?.State === "running") return { phase: "ready" };
     return { phase: "starting", message: `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}` };
   }
-  const lastEvent = alloc.TaskStates?.[TASK_NAME]?.Events?.at(-1);
-  const detail = lastEvent === undefined ? "" : `: ${lastEvent.Type}${lastEvent.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : ""}`;
+  // The task that failed tells why (an inject task that exited non-zero; the server then only shows "Killing").
+  const [task, state] = Object.entries(alloc.TaskStates ?? {}).find(([, s]) => s.Failed) ?? [TASK_NAME, alloc.TaskStates?.[TASK_NAME]];
+  const lastEvent = state?.Events?.at(-1);
+  const prefix = task === TASK_NAME ? "" : `task ${task}: `;
+  const detail =
+    lastEvent === undefined ? "" : `: ${prefix}${lastEvent.Type}${lastEvent.DisplayMessage ? `: ${lastEvent.DisplayMessage}` : ""}`;
   const message = `allocation ${alloc.ID.slice(0, 8)} ${alloc.ClientStatus}${detail}`;
   if (job.Status === "dead" || alloc.ClientStatus === "failed") return { phase: "failed", message };
   return { phase: "starting", message };

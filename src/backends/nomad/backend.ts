@@ -15,7 +15,16 @@ import type {
 import { allocationAddress, currentAllocation, incarnationOf, isLive, placementFailure, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
 import { isJobExistsConflict } from "./errors.ts";
-import { META, buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId, type NomadDriver } from "./job.ts";
+import {
+  META,
+  TOKEN_ITEM,
+  buildSandboxJob,
+  isAlwaysPulled,
+  poolJobPrefix,
+  sandboxJobId,
+  sandboxVariablePath,
+  type NomadDriver,
+} from "./job.ts";
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
 import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
@@ -26,12 +35,14 @@ const log = logger("nomad-backend");
 export interface NomadBackendOptions extends NomadClientOptions {
   driver?: NomadDriver;
   datacenters?: string[];
-  /** The pool's shared sandbox-server token. */
+  /** The pool's shared sandbox-server token; each sandbox gets it through a Nomad Variable, never in its job. */
   sandboxToken?: string;
   /** The pool's setting, passed to every sandbox server (which refuses to start under bwrap when bwrap cannot run). */
   isolation?: IsolationPolicy;
-  /** raw_exec/exec: how to start our CLI on the node; defaults to this node binary and this checkout's bin. */
+  /** raw_exec: how to start our CLI on the node; defaults to this node binary and this checkout's bin. */
   launcher?: string[];
+  /** docker: the hermes-rollouts image whose prestart task brings the sandbox server into the pool's image. */
+  serverImage?: string;
   /** How long create waits for the sandbox server to answer /health. */
   readyTimeoutMs?: number;
   /** Long-poll wait of the allocation watch. */
@@ -90,22 +101,37 @@ export class NomadBackend implements SandboxBackend {
     const existing = await this.client.findJob(jobId);
     if (existing === undefined || existing.Stop) {
       const driver = this.options.driver ?? "raw_exec";
-      if (driver === "docker" && isAlwaysPulled(template.image)) {
-        log.warn({ image: template.image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
+      const serverImage = this.options.serverImage;
+      for (const image of driver === "docker" ? [template.image, ...(serverImage !== undefined ? [serverImage] : [])] : []) {
+        if (isAlwaysPulled(image))
+          log.warn({ image }, "Nomad's docker driver pulls images tagged latest (or untagged) on every start; pin a tag");
       }
+      const token = this.options.sandboxToken;
       const job = buildSandboxJob(name, template, {
         driver,
         datacenters: this.options.datacenters ?? ["*"],
         launcher: this.options.launcher ?? [...cliLauncher],
+        tokenVariable: token !== undefined,
         ...(this.options.isolation === undefined ? {} : { isolation: this.options.isolation }),
-        ...(this.options.sandboxToken === undefined ? {} : { sandboxToken: this.options.sandboxToken }),
+        ...(this.options.serverImage !== undefined ? { serverImage: this.options.serverImage } : {}),
       });
+      // The variable first: the task's template renders it before the server starts.
+      if (token !== undefined) await this.client.putVariable(sandboxVariablePath(jobId), { [TOKEN_ITEM]: token });
       try {
         // Check-and-set on a new job: two creators racing on one name end with one job, both reuse it.
         await this.client.registerJob(job, existing === undefined ? { enforceIndex: 0 } : {});
         log.info({ jobId, pool: template.pool }, "registered sandbox job");
       } catch (error) {
-        if (!isJobExistsConflict(error)) throw error;
+        // A conflict: the other creator's job reads the same variable (the pool's one token).
+        if (!isJobExistsConflict(error)) {
+          // Nothing registered, so nothing would ever delete the variable; the register's error is the one to report.
+          if (token !== undefined) {
+            await this.client
+              .deleteVariable(sandboxVariablePath(jobId))
+              .catch((cleanup: unknown) => log.warn({ err: cleanup, jobId }, "could not delete the token variable of a refused job"));
+          }
+          throw error;
+        }
       }
     }
     this.pins.delete(jobId);
@@ -151,13 +177,18 @@ export class NomadBackend implements SandboxBackend {
     };
   }
 
-  /** Deregistering a job Nomad does not know is no error (nomad/job_endpoint.go Deregister), so this is idempotent. */
+  /**
+   * Deregistering a job Nomad does not know is no error (nomad/job_endpoint.go Deregister), nor is deleting a
+   * missing variable, so this is idempotent. The variable goes after the job, so no new allocation can start
+   * without its token.
+   */
   async terminate(sandbox: SandboxRef): Promise<void> {
     this.pins.delete(sandbox.id);
     this.jobCreateIndex.delete(sandbox.id);
     this.terminated.add(sandbox.id);
     if (this.terminated.size > MAX_REMEMBERED_TERMINATED) this.terminated.delete(this.terminated.values().next().value!);
     await this.client.deregisterJob(sandbox.id, { purge: true });
+    if (this.options.sandboxToken !== undefined) await this.client.deleteVariable(sandboxVariablePath(sandbox.id));
   }
 
   async close(): Promise<void> {

@@ -167,6 +167,19 @@ export class NomadClient {
     return (await this.request("DELETE", `/v1/job/${encodeURIComponent(id)}`, deregisterResponseSchema, { query })).data;
   }
 
+  /**
+   * Creates or replaces the Nomad Variable at `path` (Nomad >= 1.4; api/variables.go Create). Paths are URL-safe
+   * by Nomad's own rule (nomad/structs/variables.go validVariablePath), so they go into the URL as they are.
+   */
+  async putVariable(path: string, items: Record<string, string>): Promise<void> {
+    await this.request("PUT", `/v1/var/${path}`, undefined, { body: { Namespace: this.namespace, Path: path, Items: items } });
+  }
+
+  /** Deleting a variable that does not exist is no error (nomad/state/state_store_variables.go svDeleteTxn). */
+  async deleteVariable(path: string): Promise<void> {
+    await this.request("DELETE", `/v1/var/${path}`, undefined, {});
+  }
+
   async close(): Promise<void> {
     await this.dispatcher?.close();
   }

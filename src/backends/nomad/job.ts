@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { SandboxError } from "../../base/errors.ts";
 import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
@@ -33,11 +34,27 @@ export interface NomadTask {
   Driver: NomadDriver;
   Config: Record<string, unknown>;
   Env: Record<string, string>;
+  Templates: NomadTemplate[];
   Resources: { CPU: number; MemoryMB: number };
   KillTimeout: number;
+  /** api/tasks.go TaskLifecycle; unset on the main task. */
+  Lifecycle?: { Hook: "prestart"; Sidecar: false };
 }
 
-export type NomadDriver = "raw_exec" | "exec" | "docker";
+/**
+ * No `exec`: its chroot holds only the client's chroot_env (by default /bin, /etc, /lib*, /sbin, /usr; hashicorp/nomad
+ * client/config/config.go DefaultChrootEnv), so neither this CLI nor its checkout is there.
+ */
+export type NomadDriver = "raw_exec" | "docker";
+
+/** api/tasks.go Template (the fields we set); rendered by the client before the task starts. */
+export interface NomadTemplate {
+  EmbeddedTmpl: string;
+  DestPath: string;
+  ChangeMode: "noop";
+  /** Octal file mode; the file is the Nomad client's (root's) and a docker image may run as another user. */
+  Perms: string;
+}
 
 /** Meta keys on every sandbox job; identifiers only, so go-bexpr filters can name them (`Meta.hermes_pool`). */
 export const META = {
@@ -50,22 +67,39 @@ export const META = {
 } as const;
 export const MANAGED_BY = "hermes-rollouts";
 export const TASK_NAME = "sandbox-server";
+/** Docker pools: the prestart task that copies the server into the allocation for the main task to run. */
+export const INJECT_TASK_NAME = "inject-server";
 export const GROUP_NAME = "sandbox";
 export const PORT_LABEL = "http";
 /** Port the server listens on inside a docker container (mapped to the dynamic host port). */
 export const CONTAINER_PORT = 8080;
+/**
+ * Where the inject task puts the server, as both containers see it: the docker driver mounts the shared alloc dir
+ * at /alloc (client/allocdir/fs_unix.go SharedAllocContainerPath). Under alloc/data, which Nomad makes 0777
+ * (alloc_dir.go Build, SharedAllocDirs): alloc/ itself is 0755 and the hermes image runs as a non-root user.
+ */
+export const INJECTED_SERVER_DIR = "/alloc/data/hermes-server";
+/** Item of the sandbox's Nomad Variable that holds the server token. */
+export const TOKEN_ITEM = "sandbox_token";
+/** The file the template renders the token to, in the task's secrets dir (`DestPath` is relative to the task dir). */
+const TOKEN_FILE = "sandbox-token";
 
 const SECOND_NS = 1_000_000_000;
 
 export interface SandboxJobSettings {
   driver: NomadDriver;
   datacenters: string[];
-  /** Token every sandbox server requires (the pool's shared token). */
-  sandboxToken?: string;
-  /** raw_exec/exec: the program and leading args that start our CLI, e.g. [node, <repo>/bin/hermes-rollouts.js]. */
+  /**
+   * Whether the sandbox's Variable (`sandboxVariablePath`) holds the server token: the task then renders it to a
+   * file and the server reads it from there, so the token is never in the submitted job.
+   */
+  tokenVariable?: boolean;
+  /** raw_exec: the program and leading args that start our CLI, e.g. [node, <repo>/bin/hermes-rollouts.js]. */
   launcher: string[];
   /** The pool's setting; bwrap with slot commands in a network namespace of their own by default. */
   isolation?: IsolationPolicy;
+  /** docker: a hermes-rollouts image; its prestart task copies the server into the allocation (`inject`). */
+  serverImage?: string;
 }
 
 /** Job IDs are `hr-<pool slug>-<pool hash>-<sandbox>`: readable, unique per pool, and a prefix lists a pool. */
@@ -83,7 +117,8 @@ export function sandboxJobId(pool: string, name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
     throw new Error(`sandbox name must be 1-63 characters [A-Za-z0-9._-]: ${JSON.stringify(name)}`);
   }
-  return poolJobPrefix(pool) + name;
+  // A Variable path has no ".", so a dot (Kubernetes pool names have them) becomes "~", which names never contain.
+  return poolJobPrefix(pool) + name.replaceAll(".", "~");
 }
 
 /** Pure: the one-sandbox job for a pool's template (Count 1, dynamic `http` port, no deployments). */
@@ -104,15 +139,25 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     "--network",
     isolation.network,
   ];
-  // The token travels in the environment, not argv, so `ps` on the node does not show it.
-  const env: Record<string, string> = { ...template.env };
-  if (settings.sandboxToken !== undefined) env.HERMES_SANDBOX_TOKEN = settings.sandboxToken;
+  const jobId = sandboxJobId(template.pool, name);
+  if (settings.tokenVariable === true) serverArgs.push("--token-file", `\${NOMAD_SECRETS_DIR}/${TOKEN_FILE}`);
   const [program, ...launcherArgs] = settings.launcher;
   const config: Record<string, unknown> =
     settings.driver === "docker" ? dockerConfig(template.image, serverArgs) : { command: program, args: [...launcherArgs, ...serverArgs] };
+  const resources = { CPU: Math.max(100, Math.round(template.cpu * 1000)), MemoryMB: Math.max(64, template.memoryMiB) };
+  const serverTask: NomadTask = {
+    Name: TASK_NAME,
+    Driver: settings.driver,
+    Config: config,
+    Env: { ...template.env },
+    Templates: settings.tokenVariable === true ? [tokenTemplate(jobId)] : [],
+    Resources: resources,
+    KillTimeout: 5 * SECOND_NS,
+  };
+  const tasks = settings.driver === "docker" ? [injectTask(requireServerImage(settings)), serverTask] : [serverTask];
   return {
-    ID: sandboxJobId(template.pool, name),
-    Name: sandboxJobId(template.pool, name),
+    ID: jobId,
+    Name: jobId,
     Type: "service",
     Datacenters: settings.datacenters,
     Meta: {
@@ -141,31 +186,78 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
             DynamicPorts: [settings.driver === "docker" ? { Label: PORT_LABEL, To: CONTAINER_PORT } : { Label: PORT_LABEL }],
           },
         ],
-        Tasks: [
-          {
-            Name: TASK_NAME,
-            Driver: settings.driver,
-            Config: config,
-            Env: env,
-            Resources: { CPU: Math.max(100, Math.round(template.cpu * 1000)), MemoryMB: Math.max(64, template.memoryMiB) },
-            KillTimeout: 5 * SECOND_NS,
-          },
-        ],
+        Tasks: tasks,
       },
     ],
   };
 }
 
 /**
- * Docker task config: args only, no `command`. Nomad's docker driver (drivers/docker/driver.go,
- * createContainerConfig) sets `Cmd = [command, ...args]` when `command` is set, else `Cmd = args`, and passes
- * `Entrypoint` only when the job sets one; so the image's ENTRYPOINT (`node /app/bin/hermes-rollouts.js` in
- * our Dockerfile) stays and runs `sandbox-server ...`. `force_pull: false` is the default, stated so nobody
- * reads it as a pull policy: the driver's createImage skips its local-image check for the tag `latest`
- * (parseDockerImage turns an untagged image into `latest`), so such images are pulled on every start.
+ * The sandbox's Nomad Variable: `nomad/jobs/<job ID>`, which the task's workload identity may read without any
+ * ACL policy (hashicorp/nomad acl/acl.go, matchingVariablesCapabilitySet). Paths are `^[a-zA-Z0-9-_~/]{1,128}$`
+ * (nomad/structs/variables.go validVariablePath); sandboxJobId keeps job IDs within that.
+ */
+export function sandboxVariablePath(jobId: string): string {
+  return `nomad/jobs/${jobId}`;
+}
+
+/**
+ * Renders the token to `secrets/sandbox-token` before the task starts (client/allocrunner/taskrunner/template).
+ * `noop` on change: a running server keeps its token, and terminate deletes the variable after the job.
+ */
+function tokenTemplate(jobId: string): NomadTemplate {
+  return {
+    EmbeddedTmpl: `{{ with nomadVar "${sandboxVariablePath(jobId)}" }}{{ .${TOKEN_ITEM} }}{{ end }}`,
+    DestPath: `secrets/${TOKEN_FILE}`,
+    ChangeMode: "noop",
+    Perms: "0644",
+  };
+}
+
+/**
+ * Docker task config. The pool's image is only the environment the slots' commands run in: it need not hold node
+ * or this CLI. The server comes from `INJECTED_SERVER_DIR`, which the prestart task filled, so `entrypoint` is the
+ * copied node and script and `args` are `sandbox-server ...`: the docker driver (drivers/docker/driver.go,
+ * createContainerConfig) passes `Entrypoint` as given and `Cmd = args` (no `command`), replacing the image's own
+ * ENTRYPOINT and CMD. The copied node is linked against glibc (and libstdc++), so images without them (musl:
+ * alpine; scratch, distroless/static) cannot run it. `force_pull: false` is the default, stated so nobody reads it
+ * as a pull policy: createImage skips its local-image check for the tag `latest` (parseDockerImage turns an
+ * untagged image into `latest`), so such images are pulled on every start.
  */
 function dockerConfig(image: string, serverArgs: string[]): Record<string, unknown> {
-  return { image, ports: [PORT_LABEL], args: serverArgs, force_pull: false };
+  const entrypoint = [`${INJECTED_SERVER_DIR}/node`, `${INJECTED_SERVER_DIR}/app/bin/hermes-rollouts.js`];
+  return { image, entrypoint, ports: [PORT_LABEL], args: serverArgs, force_pull: false };
+}
+
+/**
+ * Runs before the server task and exits (prestart, not a sidecar: client/allocrunner/tasklifecycle/coordinator.go
+ * starts the main tasks once such tasks have finished successfully; if one fails, the allocation fails and the
+ * server task never starts). Its image's entrypoint is this CLI, whose `inject` copies node and the app.
+ */
+function injectTask(serverImage: string): NomadTask {
+  return {
+    Name: INJECT_TASK_NAME,
+    Driver: "docker",
+    Config: { image: serverImage, args: ["inject", "--to", INJECTED_SERVER_DIR], force_pull: false },
+    Env: {},
+    Templates: [],
+    // Node copying files. A finished prestart task's resources do not add to the main tasks' (structs.go
+    // AllocatedResources.Comparable takes the larger of the prestart and main sets).
+    Resources: { CPU: 100, MemoryMB: 256 },
+    KillTimeout: 5 * SECOND_NS,
+    Lifecycle: { Hook: "prestart", Sidecar: false },
+  };
+}
+
+function requireServerImage(settings: SandboxJobSettings): string {
+  if (settings.serverImage === undefined || settings.serverImage === "") {
+    throw new SandboxError(
+      "configuration",
+      "spec.nomad.serverImage is required for driver docker: the hermes-rollouts image that brings the sandbox server " +
+        "(the controller defaults it to its own image, `run` to $HERMES_IMAGE)",
+    );
+  }
+  return settings.serverImage;
 }
 
 /** True when Nomad's docker driver pulls the image on every start (tag `latest`, or no tag and no digest). */

@@ -21,7 +21,7 @@ export function command(): Command {
     )
     .option(
       "--image <image>",
-      "runner image when a job names none (the controller's own image)",
+      "runner image when a job names none, and the server image of docker Nomad pools (the controller's own image)",
       process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev",
     )
     .addOption(
@@ -84,7 +84,8 @@ address and runners retry there. Job state lives in --data-dir: give every repli
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
           ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
           datasets: datasetSettings(process.env),
-          backendEnvironment: backendEnvironment(process.env),
+          // Docker Nomad pools inject the sandbox server from this same image unless they name one.
+          backendEnvironment: { ...backendEnvironment(process.env), nomadServerImage: opts.image },
         });
         const shutdown = (signal: string) => {
           log.info({ signal }, "shutting down");

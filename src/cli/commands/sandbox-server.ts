@@ -1,9 +1,11 @@
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createInterface } from "node:readline";
 import { rm } from "node:fs/promises";
 import { z } from "zod";
 import { nonNegativeInteger, portNumber } from "../options.ts";
 import { join } from "node:path";
+import { errorMessage } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import { environmentHelp } from "../help.ts";
 import { probeIsolation } from "../../backends/isolation.ts";
@@ -19,6 +21,7 @@ interface Options {
   slots: number;
   dataDir: string;
   token?: string;
+  tokenFile?: string;
   insecure: boolean;
   isolation: IsolationMode;
   network: NetworkPolicy;
@@ -31,9 +34,9 @@ const parentSettingsSchema = z.object({ token: z.string().min(1), slotEnv: z.rec
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
- * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
- * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list. It is required: slots share the host's network,
- * so an open server lets any slot drive every other one.
+ * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from a file (Nomad
+ * jobs render it there from a Nomad Variable) or `HERMES_SANDBOX_TOKEN`, both out of the process list. It is
+ * required: slots share the host's network, so an open server lets any slot drive every other one.
  */
 export function command(): Command {
   return new Command("sandbox-server")
@@ -48,6 +51,7 @@ export function command(): Command {
       "started by a parent process: read {token, slotEnv} as one JSON line on stdin, and exit when stdin closes",
       false,
     )
+    .option("--token-file <path>", "read the shared bearer token from this file (Nomad jobs: the task's secrets dir)")
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
     .addOption(
       new Option("--isolation <mode>", "bwrap isolates slots (the server refuses to start where bwrap cannot run); none does not")
@@ -74,7 +78,7 @@ export function command(): Command {
       const dataDir = process.env.NOMAD_ALLOC_DIR ? join(process.env.NOMAD_ALLOC_DIR, "data") : options.dataDir;
       const port = options.port ?? (process.env.NOMAD_PORT_http ? portNumber(process.env.NOMAD_PORT_http) : 8080);
       const parent = options.parentStdin ? await readParentSettings() : undefined;
-      const token = parent?.token ?? options.token ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
+      const token = parent?.token ?? options.token ?? readTokenFile(options.tokenFile) ?? (process.env.HERMES_SANDBOX_TOKEN || undefined);
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation, options.network);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
@@ -131,4 +135,18 @@ async function readParentSettings(): Promise<z.infer<typeof parentSettingsSchema
     return parsed.data;
   }
   throw new InvalidArgumentError("--parent-stdin: stdin closed before the settings line");
+}
+
+/** The file's text without its final line break; an empty file is an error, not "no token". */
+function readTokenFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InvalidArgumentError(`--token-file ${path}: ${errorMessage(error)}`);
+  }
+  const token = text.replace(/\r?\n$/, "");
+  if (token === "") throw new InvalidArgumentError(`--token-file ${path} is empty`);
+  return token;
 }

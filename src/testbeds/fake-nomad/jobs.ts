@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { FakeNomadState, Json } from "./state.ts";
-import { groupValidationErrors } from "./validate.ts";
+import { groupValidationErrors, lifecycleHook } from "./validate.ts";
 
 /** A register the fake refuses, with Nomad's status code and text. */
 export class NomadHttpError extends Error {
@@ -60,6 +60,12 @@ export function canonicalizeJob(input: unknown, namespace: string, state: FakeNo
     }
     const errors = groupValidationErrors(group);
     if (errors.length > 0) throw new NomadHttpError(500, multierror(errors));
+    // Valid for Nomad, but the fake runs only prestart tasks that exit (docs/nomad-fake.md): refused, not run wrongly.
+    for (const task of tasks as Json[]) {
+      const hook = lifecycleHook(task);
+      if (hook !== "" && (hook !== "prestart" || (task.Lifecycle as Json).Sidecar === true))
+        throw new NomadHttpError(400, `fake-nomad runs only prestart tasks with sidecar false (task ${String(task.Name)}: ${hook})`);
+    }
   }
   return job;
 }

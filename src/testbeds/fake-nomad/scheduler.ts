@@ -1,9 +1,22 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { errorMessage } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import { freePort, interpolate, killGroup, nomadVariables } from "./process.ts";
-import { FAKE_NODE_ID, FAKE_NODE_NAME, type AllocRecord, type FakeNomadState, type Json, type TaskStateRecord } from "./state.ts";
+import {
+  FAKE_NODE_ID,
+  FAKE_NODE_NAME,
+  allocatedResources,
+  markDead,
+  newTaskState,
+  pushEvent,
+  type AllocRecord,
+  type FakeNomadState,
+  type Json,
+} from "./state.ts";
+import { lifecycleHook } from "./validate.ts";
+import { renderTemplate } from "./variables.ts";
 
 const log = logger("fake-nomad");
 const NS_PER_MS = 1_000_000;
@@ -25,9 +38,10 @@ interface RunningTask {
 }
 
 /**
- * Places allocations and runs their tasks as real processes, as raw_exec does: each task gets its alloc
- * dir, `NOMAD_*` variables and a free host port per dynamic port label; exits follow the group's
- * RestartPolicy (same alloc, same port) and then its ReschedulePolicy (a new alloc with a new port).
+ * Places allocations and runs their tasks as real processes, as raw_exec does: each task gets its alloc dir, `NOMAD_*`
+ * variables and a free host port per dynamic port label; prestart tasks run before the main ones (hashicorp/nomad
+ * client/allocrunner/tasklifecycle/coordinator.go, taskrunner/restarts/restarts.go, alloc_runner.go); exits follow
+ * the group's RestartPolicy (same alloc, same port) and then its ReschedulePolicy (a new alloc with a new port).
  */
 export class FakeScheduler {
   private readonly state: FakeNomadState;
@@ -77,6 +91,10 @@ export class FakeScheduler {
     alloc.DesiredDescription = why;
     this.state.touchAlloc(alloc);
     const killed = this.killTasks(alloc, "stop", "SIGINT");
+    // Tasks with no process (a main task still behind its prestart tasks, one waiting to restart) never run now.
+    for (const [name, state] of Object.entries(alloc.TaskStates)) {
+      if (state.State !== "dead" && !this.tasks.has(taskKey(alloc, name))) markDead(state, false);
+    }
     if (!killed) this.finish(alloc, "complete");
   }
 
@@ -165,34 +183,7 @@ export class FakeScheduler {
       ClientStatus: "pending",
       ClientDescription: "No tasks have started",
       TaskStates: Object.fromEntries(tasks.map((t) => [String(t.Name), newTaskState()])),
-      AllocatedResources: {
-        Tasks: Object.fromEntries(
-          tasks.map((t) => [
-            String(t.Name),
-            {
-              Cpu: { CpuShares: (t.Resources as Json | undefined)?.CPU ?? 100 },
-              Memory: { MemoryMB: (t.Resources as Json | undefined)?.MemoryMB ?? 300 },
-              Networks: null,
-            },
-          ]),
-        ),
-        Shared: {
-          DiskMB: 300,
-          Networks: [
-            {
-              Mode: "host",
-              Device: "lo",
-              IP: "127.0.0.1",
-              CIDR: "",
-              DynamicPorts: ports
-                .filter((p) => dynamic.some((d) => d.Label === p.Label))
-                .map(({ Label, Value, To }) => ({ Label, Value, To, HostNetwork: "default" })),
-              ReservedPorts: null,
-            },
-          ],
-          Ports: ports,
-        },
-      },
+      AllocatedResources: allocatedResources(tasks, dynamic, ports),
       PreviousAllocation: previous?.ID ?? "",
       NextAllocation: "",
       RescheduleTracker:
@@ -214,8 +205,22 @@ export class FakeScheduler {
     }
     const allocDir = join(this.options.dataDir, "allocs", id, "alloc");
     mkdirSync(join(allocDir, "data"), { recursive: true });
-    for (const task of tasks) this.startTask(alloc, task, allocDir);
+    const prestart = tasks.filter((task) => lifecycleHook(task) === "prestart");
+    for (const task of prestart.length > 0 ? prestart : tasks) this.startTask(alloc, task, allocDir);
     return alloc;
+  }
+
+  /**
+   * A prestart task exited 0: it is done, not restarted (restarts.go: onSuccess is Sidecar, false here). Once every
+   * prestart task has, the main tasks start (client/allocrunner/tasklifecycle/coordinator.go).
+   */
+  private prestartDone(alloc: AllocRecord, task: Json, allocDir: string): void {
+    markDead(alloc.TaskStates[String(task.Name)]!, false);
+    this.state.touchAlloc(alloc);
+    const tasks = groupOf(alloc).Tasks as Json[];
+    const prestart = tasks.filter((t) => lifecycleHook(t) === "prestart");
+    if (!prestart.every((t) => alloc.TaskStates[String(t.Name)]!.State === "dead")) return;
+    for (const main of tasks.filter((t) => lifecycleHook(t) === "")) this.startTask(alloc, main, allocDir);
   }
 
   private startTask(alloc: AllocRecord, task: Json, allocDir: string): void {
@@ -231,6 +236,7 @@ export class FakeScheduler {
       Object.entries((task.Env as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, interpolate(v, vars)]),
     );
     pushEvent(taskState, "Task Setup", "Building Task Directory");
+    if (!this.renderTemplates(alloc, task, taskDir)) return;
     const child = spawn(command, args, {
       cwd: taskDir,
       env: { ...process.env, ...vars, ...taskEnv },
@@ -267,20 +273,59 @@ export class FakeScheduler {
       if (running.intent === "lost") return;
       if (running.intent === "restart") return this.restartTask(alloc, task, allocDir, 0);
       if (running.intent === "stop" || alloc.DesiredStatus !== "run") {
-        taskState.State = "dead";
-        taskState.FinishedAt = new Date().toISOString();
+        markDead(taskState, false);
         if (Object.values(alloc.TaskStates).every((s) => s.State === "dead")) this.finish(alloc, "complete");
         else this.state.touchAlloc(alloc);
         return;
       }
+      if (code === 0 && lifecycleHook(task) === "prestart") return this.prestartDone(alloc, task, allocDir);
       if (stderrTail !== "") log.debug({ alloc: alloc.ID, task: name, stderr: stderrTail }, "task exited");
       this.onUnexpectedExit(alloc, task, allocDir);
     });
   }
 
+  /**
+   * Renders the task's templates into its dir before it starts, as the template hook does on every (re)start. A
+   * template that fails kills the task for good (the hook's "Template failed"); returns whether the task may start.
+   */
+  private renderTemplates(alloc: AllocRecord, task: Json, taskDir: string): boolean {
+    const taskState = alloc.TaskStates[String(task.Name)]!;
+    try {
+      for (const template of (task.Templates as Json[] | null | undefined) ?? []) {
+        const dest = join(taskDir, String(template.DestPath));
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, renderTemplate(this.state, alloc.Namespace, String(template.EmbeddedTmpl)), {
+          mode: Number.parseInt(String(template.Perms || "0644"), 8),
+        });
+      }
+      return true;
+    } catch (error) {
+      pushEvent(taskState, "Killing", `Template failed: ${errorMessage(error)}`);
+      markDead(taskState, true);
+      this.finish(alloc, "failed");
+      return false;
+    }
+  }
+
+  /**
+   * A task failed for good: the alloc runner tells every other live task "Sibling Task Failed" and kills them
+   * (client/allocrunner/alloc_runner.go, handleTaskStateUpdates; killTasks adds "Killing"). One that never
+   * started (a main task behind a failed prestart task) goes dead without running.
+   */
+  private failSiblings(alloc: AllocRecord, failed: string): void {
+    for (const [name, state] of Object.entries(alloc.TaskStates)) {
+      if (name === failed || state.State === "dead") continue;
+      pushEvent(state, "Sibling Task Failed", `Task's sibling "${failed}" failed`);
+      pushEvent(state, "Killing", "Sent interrupt");
+      const running = this.tasks.get(taskKey(alloc, name));
+      if (running === undefined) markDead(state, false);
+      else ((running.intent = "stop"), killGroup(running.process, "SIGKILL"));
+    }
+  }
+
   /** RestartPolicy first (in place), then fail the alloc and reschedule per ReschedulePolicy. */
   private onUnexpectedExit(alloc: AllocRecord, task: Json, allocDir: string): void {
-    const group = ((alloc.Job.TaskGroups as Json[]).find((g) => g.Name === alloc.TaskGroup) ?? {}) as Json;
+    const group = groupOf(alloc);
     const restart = (group.RestartPolicy as Json | undefined) ?? {};
     const taskState = alloc.TaskStates[String(task.Name)]!;
     if (taskState.Restarts < Number(restart.Attempts ?? 2)) {
@@ -289,9 +334,8 @@ export class FakeScheduler {
       return this.restartTask(alloc, task, allocDir, Math.min(this.options.maxRescheduleDelayMs, Number(restart.Delay ?? 0) / NS_PER_MS));
     }
     pushEvent(taskState, "Not Restarting", "Exceeded allowed attempts");
-    taskState.State = "dead";
-    taskState.Failed = true;
-    taskState.FinishedAt = new Date().toISOString();
+    markDead(taskState, true);
+    this.failSiblings(alloc, String(task.Name));
     this.finish(alloc, "failed");
     const reschedule = (group.ReschedulePolicy as Json | undefined) ?? {};
     const attempts = alloc.RescheduleTracker?.Events.length ?? 0;
@@ -312,8 +356,9 @@ export class FakeScheduler {
     });
   }
 
+  /** Lost and failed are final: the siblings a failed task kills exit later and must not make it complete. */
   private finish(alloc: AllocRecord, status: "complete" | "failed"): void {
-    if (alloc.ClientStatus === "lost") return;
+    if (alloc.ClientStatus === "lost" || alloc.ClientStatus === "failed") return;
     alloc.ClientStatus = status;
     alloc.ClientDescription = status === "complete" ? "All tasks have completed" : "Failed tasks";
     this.state.touchAlloc(alloc);
@@ -349,10 +394,6 @@ function taskKey(alloc: AllocRecord, task: string): string {
   return `${alloc.ID}/${task}`;
 }
 
-function newTaskState(): TaskStateRecord {
-  return { State: "pending", Failed: false, Restarts: 0, LastRestart: null, StartedAt: null, FinishedAt: null, Events: [] };
-}
-
-function pushEvent(state: TaskStateRecord, type: string, message: string, fields: { DriverError?: string } = {}): void {
-  state.Events.push({ Type: type, Time: Date.now() * NS_PER_MS, DisplayMessage: message, Message: message, ...fields });
+function groupOf(alloc: AllocRecord): Json {
+  return ((alloc.Job.TaskGroups as Json[]).find((g) => g.Name === alloc.TaskGroup) ?? {}) as Json;
 }

@@ -1,7 +1,8 @@
 /**
  * The fake Nomad agent's HTTP server, written from hashicorp/nomad's source at aa026cc (docs/nomad-fake.md lists
  * what was read and where the fake knowingly differs): the HTTP API of command/agent/*_endpoint.go and the api/
- * package, job validation of nomad/structs/structs.go, deregister semantics of nomad/job_endpoint.go.
+ * package, job validation of nomad/structs/structs.go, deregister semantics of nomad/job_endpoint.go, Variables
+ * (variables.ts).
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +15,7 @@ import { FilterSyntaxError, compileFilter } from "./filter.ts";
 import { NomadHttpError, canonicalizeJob, registerJob } from "./jobs.ts";
 import { FakeScheduler } from "./scheduler.ts";
 import { FAKE_NODE_ID, FAKE_NODE_NAME, FakeNomadState, allocStub, jobStub, type AllocRecord, type Json } from "./state.ts";
+import { deleteVariable, listVariables, putVariable, readVariable } from "./variables.ts";
 import { errorMessage } from "../../base/errors.ts";
 
 const log = logger("fake-nomad");
@@ -154,6 +156,21 @@ export async function startFakeNomad(options: FakeNomadOptions = {}): Promise<Fa
         LastContact: 0,
         KnownLeader: true,
       });
+    }
+    if (path === "/v1/vars") {
+      only("GET");
+      return json(response, state, listVariables(state, namespace, query.get("prefix") ?? ""));
+    }
+    const variablePath = route(/^\/v1\/var\/(.+)$/);
+    if (variablePath !== undefined) {
+      if (method === "GET") return json(response, state, readVariable(state, namespace, variablePath));
+      if (method === "PUT" || method === "POST")
+        return json(response, state, putVariable(state, variablePath, (await readJson(request)) as Json, namespace, query));
+      // variable_endpoint.go answers any other method with 400, not 405.
+      if (method !== "DELETE") throw new NomadHttpError(400, "Invalid method");
+      deleteVariable(state, namespace, variablePath);
+      response.writeHead(204, { "x-nomad-index": String(state.index) });
+      return void response.end();
     }
     const jobId = route(/^\/v1\/job\/([^/]+)(?:\/[a-z]+)?$/);
     if (jobId !== undefined) {

@@ -17,6 +17,52 @@ export interface TaskStateRecord {
   Events: { Type: string; Time: number; DisplayMessage: string; Message: string; DriverError?: string }[];
 }
 
+export function newTaskState(): TaskStateRecord {
+  return { State: "pending", Failed: false, Restarts: 0, LastRestart: null, StartedAt: null, FinishedAt: null, Events: [] };
+}
+
+export function pushEvent(state: TaskStateRecord, type: string, message: string, fields: { DriverError?: string } = {}): void {
+  state.Events.push({ Type: type, Time: Date.now() * 1_000_000, DisplayMessage: message, Message: message, ...fields });
+}
+
+/** The task is over: dead, and failed unless it completed. */
+export function markDead(state: TaskStateRecord, failed: boolean): void {
+  state.State = "dead";
+  state.Failed = failed;
+  state.FinishedAt = new Date().toISOString();
+}
+
+/** A placed alloc's AllocatedResources: each task's CPU and memory, and the group's host ports on the loopback. */
+export function allocatedResources(tasks: Json[], dynamic: Json[], ports: { Label: string; Value: number; To: number }[]): Json {
+  const dynamicPorts = ports.filter((p) => dynamic.some((d) => d.Label === p.Label));
+  return {
+    Tasks: Object.fromEntries(
+      tasks.map((t) => [
+        String(t.Name),
+        {
+          Cpu: { CpuShares: (t.Resources as Json | undefined)?.CPU ?? 100 },
+          Memory: { MemoryMB: (t.Resources as Json | undefined)?.MemoryMB ?? 300 },
+          Networks: null,
+        },
+      ]),
+    ),
+    Shared: {
+      DiskMB: 300,
+      Networks: [
+        {
+          Mode: "host",
+          Device: "lo",
+          IP: "127.0.0.1",
+          CIDR: "",
+          DynamicPorts: dynamicPorts.map(({ Label, Value, To }) => ({ Label, Value, To, HostNetwork: "default" })),
+          ReservedPorts: null,
+        },
+      ],
+      Ports: ports,
+    },
+  };
+}
+
 export interface AllocRecord {
   ID: string;
   EvalID: string;
@@ -44,6 +90,17 @@ export interface AllocRecord {
   Job: Json;
 }
 
+/** api/variables.go Variable. */
+export interface VariableRecord {
+  Namespace: string;
+  Path: string;
+  Items: Record<string, string>;
+  CreateIndex: number;
+  CreateTime: number;
+  ModifyIndex: number;
+  ModifyTime: number;
+}
+
 export const FAKE_NODE_ID = "f4ce0000-0000-4000-8000-000000000001";
 export const FAKE_NODE_NAME = "fake-nomad-node";
 
@@ -54,6 +111,8 @@ export class FakeNomadState {
   readonly allocs = new Map<string, AllocRecord>();
   /** Evaluations in api/evaluations.go's shape, by ID. */
   readonly evals = new Map<string, Json>();
+  /** Nomad Variables by namespace and path (stored decrypted: the fake has no keyring). */
+  readonly variables = new Map<string, VariableRecord>();
   private waiters = new Set<() => void>();
 
   constructor(namespaces: readonly string[] = []) {

@@ -1,25 +1,55 @@
+import { posix } from "node:path";
 import type { Json } from "./state.ts";
 
 /**
  * The register-time validation rules of hashicorp/nomad's nomad/structs/structs.go for the fields our jobs send:
  * RestartPolicy.Validate, ReschedulePolicy.Validate (and validateDelayParams for "constant"),
- * Resources.MeetsMinResources (MinResources: CPU 1, MemoryMB 10), and a non-negative KillTimeout. Messages
- * are Nomad's; Nomad nests them under "Task group <name> validation failed", as here.
+ * Resources.MeetsMinResources (MinResources: CPU 1, MemoryMB 10), a non-negative KillTimeout, Template.Validate
+ * (what to render, where, a change mode; signal and script modes are not checked further), TaskLifecycleConfig.Validate
+ * (a hook among prestart, poststart, poststop; Sidecar is a bare bool with no rule) and TaskGroup.Validate's "at
+ * least one main task" (Task.IsMain: no Lifecycle or an empty Hook). Messages
+ * are Nomad's; Nomad nests a task's under "Task <name> validation failed" and all under "Task group <name>
+ * validation failed", as here.
  */
 const NS = 1_000_000_000;
 const RESTART_MIN_INTERVAL = 5 * NS;
 const RESCHEDULE_MIN_INTERVAL = 15 * NS;
 const RESCHEDULE_MIN_DELAY = 5 * NS;
 const DELAY_FUNCTIONS = ["constant", "exponential", "fibonacci"];
+const LIFECYCLE_HOOKS = ["prestart", "poststart", "poststop"];
+
+/** TaskLifecycleConfig.Validate; Sidecar has no rule. */
+function lifecycleValidationError(task: Json): string | undefined {
+  if (task.Lifecycle === null || task.Lifecycle === undefined) return undefined;
+  const hook = lifecycleHook(task);
+  if (hook === "") return "no lifecycle hook provided";
+  return LIFECYCLE_HOOKS.includes(hook) ? undefined : `invalid hook: ${hook}`;
+}
+
+/** A task's lifecycle hook; "" for a main task (structs.go Task.IsMain). */
+export function lifecycleHook(task: Json): string {
+  return String((task.Lifecycle as Json | null | undefined)?.Hook ?? "");
+}
 
 export function groupValidationErrors(group: Json): string[] {
   const errors = [...restartErrors(group.RestartPolicy as Json), ...rescheduleErrors(group.ReschedulePolicy as Json)];
-  for (const task of (group.Tasks as Json[] | undefined) ?? []) {
+  const tasks = (group.Tasks as Json[] | undefined) ?? [];
+  if (tasks.length > 0 && !tasks.some((task) => lifecycleHook(task) === "")) {
+    errors.push(`Task group ${String(group.Name)} must have at least one main task`);
+  }
+  for (const task of tasks) {
+    const taskErrors: string[] = [];
     const resources = (task.Resources as Json | undefined) ?? {};
-    if (resources.CPU !== undefined && Number(resources.CPU) < 1) errors.push(`minimum CPU value is 1; got ${String(resources.CPU)}`);
+    if (resources.CPU !== undefined && Number(resources.CPU) < 1) taskErrors.push(`minimum CPU value is 1; got ${String(resources.CPU)}`);
     if (resources.MemoryMB !== undefined && Number(resources.MemoryMB) < 10)
-      errors.push(`minimum MemoryMB value is 10; got ${String(resources.MemoryMB)}`);
-    if (Number(task.KillTimeout ?? 0) < 0) errors.push("KillTimeout must be a positive value");
+      taskErrors.push(`minimum MemoryMB value is 10; got ${String(resources.MemoryMB)}`);
+    if (Number(task.KillTimeout ?? 0) < 0) taskErrors.push("KillTimeout must be a positive value");
+    ((task.Templates as Json[] | null | undefined) ?? []).forEach((template, i) =>
+      taskErrors.push(...templateErrors(template).map((error) => `Template ${i + 1} validation failed: ${error}`)),
+    );
+    const lifecycleError = lifecycleValidationError(task);
+    if (lifecycleError !== undefined) taskErrors.push(`Lifecycle validation failed: ${lifecycleError}`);
+    errors.push(...taskErrors.map((error) => `Task ${String(task.Name)} validation failed: ${error}`));
   }
   return errors.map((error) => `Task group ${String(group.Name)} validation failed: ${error}`);
 }
@@ -55,5 +85,18 @@ function rescheduleErrors(policy: Json): string[] {
     if (policy.DelayFunction === "constant" && attempts * delay > interval)
       errors.push(`Set the interval to at least ${(attempts * delay) / NS}s to accommodate ${attempts} attempts`);
   }
+  return errors;
+}
+
+function templateErrors(template: Json): string[] {
+  const errors: string[] = [];
+  if (!template.SourcePath && !template.EmbeddedTmpl) errors.push("Must specify a source path or have an embedded template");
+  const dest = String(template.DestPath ?? "");
+  if (dest === "") errors.push("Must specify a destination for the template");
+  // escapingfs.PathEscapesAllocViaRelative("task", dest): the destination, relative to the task dir, leaves the alloc dir.
+  else if (posix.normalize(posix.join("alloc-dir/task", dest)).split("/")[0] !== "alloc-dir")
+    errors.push("destination escapes allocation directory");
+  if (!["noop", "restart", "signal", "script"].includes(String(template.ChangeMode ?? "restart")))
+    errors.push("Invalid change mode. Must be one of the following: noop, signal, script, restart");
   return errors;
 }

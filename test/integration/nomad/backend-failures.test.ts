@@ -39,7 +39,7 @@ async function withBackend(
 }
 
 test("a driver no node has: create fails within seconds naming the evaluation's FailedTGAllocs", async () => {
-  await withBackend({}, { driver: "docker" }, async (backend) => {
+  await withBackend({}, { driver: "docker", serverImage: "ghcr.io/x/hermes:1" }, async (backend) => {
     const started = Date.now();
     await assert.rejects(
       backend.create("nodocker", template("it/nodocker", "ghcr.io/x/hermes:1")),
@@ -83,7 +83,7 @@ async function poolCreateError(backend: NomadBackend, template: SandboxTemplate)
 }
 
 test("a pool on a missing driver, or on a server that exits at once: the create failure names the Nomad event", async () => {
-  await withBackend({}, { driver: "docker" }, async (backend) => {
+  await withBackend({}, { driver: "docker", serverImage: "ghcr.io/x/hermes:1" }, async (backend) => {
     assert.match(await poolCreateError(backend, template("it/pool-nodocker", "ghcr.io/x/hermes:1")), /FailedTGAllocs: .*missing drivers/);
   });
   await withBackend({}, { launcher: ["/bin/false"] }, async (backend) => {
@@ -93,11 +93,14 @@ test("a pool on a missing driver, or on a server that exits at once: the create 
 
 test("a Nomad that refuses every registration gets at most a few per second from a pool, which says why", async () => {
   const registrations: number[] = [];
+  let createRequests = 0;
   const onRequest = (method: string, path: string): void => {
     if (method === "POST" && path === "/v1/jobs") registrations.push(Date.now());
+    // Everything but the pool's sync (one job listing and one allocation read per loop step): what creates send.
+    if (!(method === "GET" && (path === "/v1/jobs" || path === "/v1/allocations"))) createRequests += 1;
   };
   // An unknown namespace: real Nomad refuses the register in validation (HTTP 500) and lists nothing.
-  await withBackend({ onRequest }, { namespace: "nope" }, async (backend) => {
+  await withBackend({ onRequest }, { namespace: "nope", sandboxToken: "tok" }, async (backend) => {
     const pool = template("it/refused");
     const slotPool = new SlotPool({ backend, template: pool, leaseTtlMs: 30_000 });
     await slotPool.start();
@@ -110,6 +113,8 @@ test("a Nomad that refuses every registration gets at most a few per second from
     const seconds = (Date.now() - started) / 1000;
     assert.ok(registrations.length >= 3, `${registrations.length} registrations: the pool stopped trying`);
     assert.ok(registrations.length <= 3 * seconds, `${registrations.length} registrations in ${seconds} s`);
+    // Each attempt: the job lookup, the token variable, the register and the variable's removal.
+    assert.ok(createRequests <= 4 * registrations.length, `${createRequests} create requests for ${registrations.length} registrations`);
     const lastSecond = registrations.filter((at) => at > Date.now() - 1_000).length;
     assert.ok(lastSecond <= 1, `${lastSecond} registrations in the last second`);
     assert.match(manager.createError ?? "", /nonexistent namespace "nope".*\(creates back off \d+ s\)/);

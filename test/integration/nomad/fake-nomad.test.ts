@@ -11,7 +11,7 @@ import { NomadBackend } from "../../../src/backends/nomad/backend.ts";
 import { NomadClient } from "../../../src/backends/nomad/client.ts";
 import { NomadApiError } from "../../../src/backends/nomad/errors.ts";
 import { startFakeNomad, type FakeNomad } from "../../../src/testbeds/fake-nomad/server.ts";
-import { buildSandboxJob, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import { buildSandboxJob, sandboxJobId, sandboxVariablePath, type NomadJob, type NomadTask } from "../../../src/backends/nomad/job.ts";
 import { SandboxServerClient } from "../../../src/backends/sandbox-server/client.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
@@ -56,9 +56,11 @@ test("register → running allocation → the sandbox server answers /health and
   const job = buildSandboxJob("direct", template("it/direct"), {
     driver: "raw_exec",
     datacenters: ["*"],
-    sandboxToken: "tok",
+    tokenVariable: true,
     launcher: [process.execPath, bin],
   });
+  // The token reaches the server through the variable and the task's template only.
+  await client.putVariable(sandboxVariablePath(job.ID), { sandbox_token: "tok-from-variable" });
   const registered = await client.registerJob(job, { enforceIndex: 0 });
   assert.ok(registered.JobModifyIndex > 0);
   await assert.rejects(
@@ -71,7 +73,7 @@ test("register → running allocation → the sandbox server answers /health and
   assert.equal(stubs.data[0]?.AllocatedResources, undefined, "job allocation stubs carry no resources, as in Nomad");
   const address = allocationAddress(alloc);
   assert.match(address ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
-  const server = new SandboxServerClient({ baseUrl: address!, token: "tok" });
+  const server = new SandboxServerClient({ baseUrl: address!, token: "tok-from-variable" });
   let health;
   for (let i = 0; i < 100 && health === undefined; i++)
     health = await server.health(1_000).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => undefined));
@@ -111,7 +113,12 @@ test("register validates the restart and reschedule policies and resources as st
 });
 
 test("a driver no node has: nothing placed, FailedTGAllocs 'missing drivers', a blocked eval and Summary.Queued", async () => {
-  const job = buildSandboxJob("nodocker", template("it/nodocker"), { driver: "docker", datacenters: ["*"], launcher: [] });
+  const job = buildSandboxJob("nodocker", template("it/nodocker"), {
+    driver: "docker",
+    datacenters: ["*"],
+    launcher: [],
+    serverImage: "hermes:1",
+  });
   const registered = await client.registerJob(job);
   let evaluations = await client.jobEvaluations(job.ID);
   await waitUntil(async () =>
@@ -181,7 +188,10 @@ test("a blocking query parks until a write, and an idle one returns after wait w
     const started = Date.now();
     const woken = quietClient.listJobs({ prefix: "hr-" }, { index, waitMs: 20_000 });
     setTimeout(
-      () => void quietClient.registerJob(buildSandboxJob("w", template("wake"), { driver: "docker", datacenters: ["*"], launcher: [] })),
+      () =>
+        void quietClient.registerJob(
+          buildSandboxJob("w", template("wake"), { driver: "docker", datacenters: ["*"], launcher: [], serverImage: "hermes:1" }),
+        ),
       150,
     );
     const answer = await woken;
@@ -366,6 +376,71 @@ test("the fake-nomad CLI serves the API on the given port", async () => {
   } finally {
     child.kill("SIGTERM");
   }
+});
+
+/** A raw_exec job of a prestart task and a main task, both `sh -c`; the main one fails unless the prestart one ran first. */
+function lifecycleJob(name: string, prestartScript: string): NomadJob {
+  const job = buildSandboxJob(name, template(`it/${name}`), { driver: "raw_exec", datacenters: ["*"], launcher: ["sh"] });
+  const group = job.TaskGroups[0]!;
+  group.ReschedulePolicy = { ...group.ReschedulePolicy, Attempts: 0 }; // one allocation to look at
+  const main = group.Tasks[0]!;
+  main.Config = { command: "sh", args: ["-c", 'test -f "$NOMAD_ALLOC_DIR/prestart-done" || exit 3; exec sleep 60'] };
+  group.Tasks = [
+    { ...main, Name: "prepare", Config: { command: "sh", args: ["-c", prestartScript] }, Lifecycle: { Hook: "prestart", Sidecar: false } },
+    main,
+  ];
+  return job;
+}
+
+test("a prestart task runs first: exit 0 lets the main task start, a failure keeps it from ever starting", async () => {
+  const ok = lifecycleJob("prestart-ok", 'sleep 0.3; touch "$NOMAD_ALLOC_DIR/prestart-done"');
+  await client.registerJob(ok);
+  const running = await client.readAllocation((await runningAlloc(ok.ID)).ID);
+  await waitUntil(async () => (await client.readAllocation(running.ID)).TaskStates?.["sandbox-server"]?.State === "running");
+  const states = (await client.readAllocation(running.ID)).TaskStates!;
+  assert.deepEqual([states.prepare!.State, states.prepare!.Failed], ["dead", false]);
+  assert.deepEqual(
+    states.prepare!.Events!.map((e) => `${e.Type}: ${e.DisplayMessage}`).slice(-2),
+    ["Started: Task started by client", "Terminated: Exit Code: 0"],
+    "done, not restarted (restarts.go: no restart on success unless a sidecar)",
+  );
+  assert.equal(states["sandbox-server"]!.Restarts, 0, "the main task found the prestart task's file at its first start");
+  await client.deregisterJob(ok.ID, { purge: true });
+
+  const failing = lifecycleJob("prestart-fails", "exit 1");
+  await client.registerJob(failing);
+  let alloc = currentAllocation((await client.jobAllocations(failing.ID)).data);
+  await waitUntil(async () => (alloc = currentAllocation((await client.jobAllocations(failing.ID)).data))?.ClientStatus === "failed");
+  const failed = (await client.readAllocation(alloc!.ID)).TaskStates!;
+  assert.deepEqual([failed.prepare!.State, failed.prepare!.Failed, failed.prepare!.Restarts], ["dead", true, 1]);
+  assert.equal(failed.prepare!.Events!.at(-1)?.Type, "Not Restarting");
+  const main = failed["sandbox-server"]!;
+  assert.deepEqual(
+    main.Events!.map((e) => `${e.Type}: ${e.DisplayMessage}`),
+    ['Sibling Task Failed: Task\'s sibling "prepare" failed', "Killing: Sent interrupt"],
+    "never set up nor started",
+  );
+  assert.equal(main.State, "dead");
+  assert.equal(main.StartedAt, null);
+  await client.deregisterJob(failing.ID, { purge: true });
+});
+
+test("register validates lifecycle blocks as structs.go does; the fake refuses hooks it does not run", async () => {
+  const invalid = lifecycleJob("badhook", "true");
+  invalid.TaskGroups[0]!.Tasks[0]!.Lifecycle = { Hook: "prestrat" } as unknown as NomadTask["Lifecycle"];
+  await assert.rejects(
+    client.registerJob(invalid),
+    (e: unknown) =>
+      e instanceof NomadApiError &&
+      e.status === 500 &&
+      /Task prepare validation failed: Lifecycle validation failed: invalid hook: prestrat/.test(e.body),
+  );
+  const sidecar = lifecycleJob("sidecar", "true");
+  sidecar.TaskGroups[0]!.Tasks[0]!.Lifecycle = { Hook: "prestart", Sidecar: true } as unknown as NomadTask["Lifecycle"];
+  await assert.rejects(
+    client.registerJob(sidecar),
+    (e: unknown) => e instanceof NomadApiError && e.status === 400 && /fake-nomad runs only prestart tasks with sidecar false/.test(e.body),
+  );
 });
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

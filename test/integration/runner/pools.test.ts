@@ -141,6 +141,7 @@ test("--pool on a Nomad pool (fake Nomad): same scores, no allocation left runni
       stillRunning().map((alloc) => alloc.ID),
       [],
     );
+    assert.equal(fake.state.variables.size, 0, "no sandbox token left behind in a Nomad Variable");
   } finally {
     await fake.close();
   }

@@ -88,6 +88,9 @@ test("backend environment: only the NOMAD_* variables, and MODAL_MAX_THROTTLE_WA
     modalMaxThrottleWaitSecs: 5,
   });
   assert.equal(backendEnvironment({}).modalMaxThrottleWaitSecs, 60);
+  // Docker Nomad pools inject the server from this image when their spec names none (the controller passes its --image).
+  assert.equal(backendEnvironment({ HERMES_IMAGE: "ghcr.io/x/hermes-rollouts:1" }).nomadServerImage, "ghcr.io/x/hermes-rollouts:1");
+  assert.equal(backendEnvironment({}).nomadServerImage, undefined);
 });
 
 test("run environment: the model key (OPENAI_API_KEY before HERMES_MODEL_API_KEY) and the sandbox servers' token", () => {
@@ -129,6 +132,7 @@ test("every role's --help names each environment variable the role reads", async
     "mock-modal": [],
     "fake-nomad": [],
     "model-server": [],
+    inject: [],
   };
   for (const [role, fromReaders] of Object.entries(roles)) {
     const { stdout } = await run(process.execPath, [join(root, "bin/hermes-rollouts.js"), role, "--help"]);

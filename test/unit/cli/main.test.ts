@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -50,6 +50,28 @@ test("`sandbox-server --isolation` refuses a mode it does not know instead of se
   assert.equal(result.killed, false, "the server started with an unknown isolation mode");
   assert.equal(result.code, 1);
   assert.match(result.stderr, /--isolation.*bwarp/);
+});
+
+test("`sandbox-server --token-file` refuses an empty or missing file by the option's name, before serving", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hermes-cli-test-"));
+  try {
+    await writeFile(join(dir, "empty"), "\n");
+    for (const [file, message] of [
+      ["empty", /--token-file \S+empty is empty/],
+      ["missing", /--token-file \S+missing: ENOENT/],
+    ] as const) {
+      const args = ["bin/hermes-rollouts.js", "sandbox-server", "--token-file", join(dir, file), "--port", "0", "--data-dir", dir];
+      const failed = await run(process.execPath, args, { timeout: 15_000, killSignal: "SIGKILL" }).then(
+        () => assert.fail(`started with --token-file ${file}`),
+        (error: { code: number | null; killed: boolean; stderr: string }) => error,
+      );
+      assert.equal(failed.killed, false, "the server started anyway");
+      assert.equal(failed.code, 1);
+      assert.match(failed.stderr, message);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("every role refuses a port that is not a port number by name, before starting anything", async () => {

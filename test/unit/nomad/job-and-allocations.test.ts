@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import {
   allocationAddress,
   currentAllocation,
@@ -9,7 +11,19 @@ import {
   schedulerPhase,
 } from "../../../src/backends/nomad/allocations.ts";
 import { compileFilter } from "../../../src/testbeds/fake-nomad/filter.ts";
-import { buildSandboxJob, isAlwaysPulled, poolJobPrefix, sandboxJobId } from "../../../src/backends/nomad/job.ts";
+import {
+  INJECTED_SERVER_DIR,
+  buildSandboxJob,
+  isAlwaysPulled,
+  poolJobPrefix,
+  sandboxJobId,
+  sandboxVariablePath,
+  type NomadTask,
+} from "../../../src/backends/nomad/job.ts";
+import { injectServer } from "../../../src/backends/sandbox-server/inject.ts";
+import { groupValidationErrors } from "../../../src/testbeds/fake-nomad/validate.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
+import { validateSandboxPoolSpec } from "../../../src/api/index.ts";
 import { allocationStubSchema, evaluationSchema, type AllocationStub } from "../../../src/backends/nomad/schemas.ts";
 
 const template = {
@@ -32,11 +46,27 @@ test("job IDs are deterministic, pool-prefixed and distinct for look-alike pools
   assert.throws(() => sandboxJobId("p", "bad name"));
 });
 
-test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, Meta for rebuild", () => {
+test("job IDs make valid Variable paths: a dot in the name (Kubernetes pool names) becomes ~, and the longest fits", () => {
+  const validVariablePath = /^[a-zA-Z0-9\-_~/]{1,128}$/; // nomad/structs/variables.go
+  assert.equal(sandboxJobId("p", "my.pool-abcde-123456"), `${poolJobPrefix("p")}my~pool-abcde-123456`);
+  assert.notEqual(sandboxJobId("p", "a.b"), sandboxJobId("p", "a-b"));
+  assert.match(sandboxVariablePath(sandboxJobId("x".repeat(300), "n".repeat(63))), validVariablePath);
+});
+
+test("spec.nomad.driver exec is refused with the reason (its chroot leaves out the sandbox server)", () => {
+  const result = validateSandboxPoolSpec({ backend: "nomad", nomad: { address: "http://n:4646", driver: "exec" } });
+  assert.equal(result.ok, false);
+  assert.match(
+    result.ok ? "" : result.errors.join("\n"),
+    /spec\.nomad\.driver: .*exec is not supported: its chroot leaves out hermes-rollouts/,
+  );
+});
+
+test("raw_exec job: one alloc, dynamic http port, no deployments, the token from a Variable's template, Meta for rebuild", () => {
   const job = buildSandboxJob("sb-1", template, {
     driver: "raw_exec",
     datacenters: ["dc1"],
-    sandboxToken: "t",
+    tokenVariable: true,
     launcher: ["/usr/bin/node", "/app/bin/hermes-rollouts.js"],
   });
   const group = job.TaskGroups[0]!;
@@ -60,9 +90,18 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, token in env, 
     "bwrap",
     "--network",
     "none",
+    "--token-file",
+    "${NOMAD_SECRETS_DIR}/sandbox-token",
   ]);
-  assert.deepEqual(task.Env, { A: "1", HERMES_SANDBOX_TOKEN: "t" });
-  assert.ok(!JSON.stringify(task.Config).includes('"t"'), "the token stays out of argv");
+  assert.deepEqual(task.Env, { A: "1" });
+  assert.deepEqual(task.Templates, [
+    {
+      EmbeddedTmpl: `{{ with nomadVar "nomad/jobs/${job.ID}" }}{{ .sandbox_token }}{{ end }}`,
+      DestPath: "secrets/sandbox-token",
+      ChangeMode: "noop",
+      Perms: "0644",
+    },
+  ]);
   assert.deepEqual(job.Meta, {
     managed_by: "hermes-rollouts",
     hermes_pool: "team/pool-a",
@@ -96,15 +135,104 @@ function dockerfileImage(): { entrypoint: string[]; cmd: string[] } {
   return { entrypoint: exec("ENTRYPOINT"), cmd: exec("CMD") };
 }
 
-test("docker job: the container runs the image's entrypoint with `sandbox-server ...`, on the mapped port", () => {
-  const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] });
-  const task = job.TaskGroups[0]!.Tasks[0]!;
-  assert.deepEqual(job.TaskGroups[0]!.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
-  assert.equal(task.Config.image, "img:1");
-  assert.deepEqual(task.Config.ports, ["http"]);
-  assert.equal(task.Config.force_pull, false);
-  const argv = containerArgv(task.Config, dockerfileImage());
-  assert.deepEqual(argv.slice(0, 7), ["node", "/app/bin/hermes-rollouts.js", "sandbox-server", "--port", "8080", "--host", "0.0.0.0"]);
+/** A plain image's ENTRYPOINT and CMD (python:3.11-slim: none, and `python3`): the job must not depend on them. */
+const plainImage = { entrypoint: [], cmd: ["python3"] };
+
+test("docker job: a prestart task injects the server, the pool's image runs it as `sandbox-server ...` on the mapped port", () => {
+  const job = buildSandboxJob("sb-1", template, {
+    driver: "docker",
+    datacenters: ["*"],
+    launcher: [],
+    tokenVariable: true,
+    serverImage: "ghcr.io/x/hermes-rollouts:1.2",
+  });
+  const group = job.TaskGroups[0]!;
+  assert.deepEqual(
+    group.Tasks.map((t) => [t.Name, t.Driver, t.Lifecycle]),
+    [
+      ["inject-server", "docker", { Hook: "prestart", Sidecar: false }],
+      ["sandbox-server", "docker", undefined],
+    ],
+  );
+  const [inject, server] = group.Tasks as [NomadTask, NomadTask];
+  // The inject task runs in the hermes image, through its own ENTRYPOINT (the CLI).
+  assert.equal(inject.Config.image, "ghcr.io/x/hermes-rollouts:1.2");
+  assert.deepEqual(containerArgv(inject.Config, dockerfileImage()), [
+    "node",
+    "/app/bin/hermes-rollouts.js",
+    "inject",
+    "--to",
+    INJECTED_SERVER_DIR,
+  ]);
+  assert.deepEqual(inject.Templates, [], "the token is rendered for the server task only");
+  // The server task runs the pool's image with the injected node and app, whatever the image's own ENTRYPOINT.
+  assert.deepEqual(group.Networks[0]!.DynamicPorts, [{ Label: "http", To: 8080 }]);
+  assert.equal(server.Config.image, "img:1");
+  assert.deepEqual(server.Config.ports, ["http"]);
+  assert.equal(server.Config.force_pull, false);
+  assert.equal(server.Config.command, undefined);
+  for (const image of [plainImage, dockerfileImage()]) {
+    const argv = containerArgv(server.Config, image);
+    assert.deepEqual(argv.slice(0, 7), [
+      "/alloc/data/hermes-server/node",
+      "/alloc/data/hermes-server/app/bin/hermes-rollouts.js",
+      "sandbox-server",
+      "--port",
+      "8080",
+      "--host",
+      "0.0.0.0",
+    ]);
+    // NOMAD_SECRETS_DIR is /secrets inside a container (client/allocrunner/taskrunner/task_dir_hook.go), where the template renders.
+    assert.deepEqual(argv.slice(-2), ["--token-file", "${NOMAD_SECRETS_DIR}/sandbox-token"]);
+  }
+  assert.equal(server.Templates[0]?.DestPath, "secrets/sandbox-token");
+  assert.deepEqual(groupValidationErrors(group as unknown as Record<string, unknown>), [], "valid for structs.go as the fake ports it");
+});
+
+test("the injected layout is what the docker job's entrypoint names: <dir>/node and <dir>/app/bin/hermes-rollouts.js", async () => {
+  const root = mkdtempSync(join(tmpdir(), "inject-"));
+  try {
+    const app = join(root, "app-src");
+    for (const file of ["package.json", "bin/hermes-rollouts.js", "src/cli/main.ts", "node_modules/dep/index.js", "test/skip.ts"]) {
+      mkdirSync(dirname(join(app, file)), { recursive: true });
+      writeFileSync(join(app, file), file);
+    }
+    writeFileSync(join(root, "node-binary"), "ELF", { mode: 0o600 });
+    const to = join(root, "alloc/data/hermes-server");
+    await injectServer(to, { execPath: join(root, "node-binary"), appRoot: app });
+    const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [], serverImage: "h:1" });
+    const entrypoint = job.TaskGroups[0]!.Tasks[1]!.Config.entrypoint as string[];
+    const inAlloc = (path: string) => join(to, path.slice(INJECTED_SERVER_DIR.length));
+    assert.equal(readFileSync(inAlloc(entrypoint[0]!), "utf8"), "ELF");
+    assert.equal(statSync(inAlloc(entrypoint[0]!)).mode & 0o777, 0o755, "node is runnable by the image's user");
+    assert.equal(readFileSync(inAlloc(entrypoint[1]!), "utf8"), "bin/hermes-rollouts.js");
+    assert.deepEqual(readdirSync(join(to, "app")).sort(), ["bin", "node_modules", "package.json", "src"], "no tests copied");
+    await injectServer(to, { execPath: join(root, "node-binary"), appRoot: app }); // a restarted task copies over it
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a docker job without a server image is refused naming spec.nomad.serverImage", () => {
+  assert.throws(
+    () => buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [] }),
+    (e: unknown) => isSandboxError(e, "configuration") && /spec\.nomad\.serverImage is required for driver docker/.test(e.message),
+  );
+});
+
+test("lifecycle validation as structs.go: a known hook, and at least one main task", () => {
+  const job = buildSandboxJob("sb-1", template, { driver: "docker", datacenters: ["*"], launcher: [], serverImage: "h:1" });
+  const group = job.TaskGroups[0]! as unknown as { Name: string; Tasks: Record<string, unknown>[] };
+  group.Tasks[0]!.Lifecycle = { Hook: "prestrat", Sidecar: false };
+  group.Tasks[1]!.Lifecycle = { Hook: "", Sidecar: false };
+  assert.deepEqual(groupValidationErrors(group), [
+    "Task group sandbox validation failed: Task inject-server validation failed: Lifecycle validation failed: invalid hook: prestrat",
+    "Task group sandbox validation failed: Task sandbox-server validation failed: Lifecycle validation failed: no lifecycle hook provided",
+  ]);
+  group.Tasks[1]!.Lifecycle = { Hook: "poststop", Sidecar: true };
+  assert.deepEqual(groupValidationErrors(group).slice(0, 1), [
+    "Task group sandbox validation failed: Task group sandbox must have at least one main task",
+  ]);
 });
 
 test("the reschedule policy is bounded and passes structs.go's ReschedulePolicy.Validate rules", () => {
@@ -213,6 +341,43 @@ test("a failed allocation (restart policy exhausted) is failed, naming its last 
   assert.deepEqual(schedulerPhase({ Stop: false, Status: "pending" }, crashed), {
     phase: "failed",
     message: "allocation a1 failed: Not Restarting: Exceeded allowed attempts",
+  });
+});
+
+test("a docker pool's inject task that cannot start or fails: the sandbox is failed, naming that task", () => {
+  // The server task waits behind the prestart task; when that fails, the alloc runner kills it (alloc_runner.go).
+  const waiting = { State: "dead", Events: [{ Type: "Sibling Task Failed", DisplayMessage: 'Task\'s sibling "inject-server" failed' }] };
+  const pullFailed = alloc({
+    ClientStatus: "pending",
+    TaskStates: {
+      "inject-server": {
+        State: "pending",
+        Events: [{ Type: "Driver Failure", DisplayMessage: "Failed to pull `h:1`: not found", DriverError: "not found" }],
+      },
+      "sandbox-server": { State: "pending" },
+    },
+  });
+  assert.deepEqual(schedulerPhase(live, pullFailed), {
+    phase: "failed",
+    message: "allocation a1 pending: task inject-server: Driver Failure: Failed to pull `h:1`: not found",
+  });
+  const copyFailed = alloc({
+    ClientStatus: "failed",
+    TaskStates: {
+      "inject-server": {
+        State: "dead",
+        Failed: true,
+        Events: [
+          { Type: "Terminated", DisplayMessage: "Exit Code: 1" },
+          { Type: "Not Restarting", DisplayMessage: "Exceeded allowed attempts" },
+        ],
+      },
+      "sandbox-server": waiting,
+    },
+  });
+  assert.deepEqual(schedulerPhase(live, copyFailed), {
+    phase: "failed",
+    message: "allocation a1 failed: task inject-server: Not Restarting: Exceeded allowed attempts",
   });
 });
 
