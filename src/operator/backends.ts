@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, type SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import { kubernetesBackendFromSpec, modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import type { SandboxPodApi } from "../backends/kubernetes/backend.ts";
 import type { ClusterClient } from "./client.ts";
 import type { BackendFactory, PoolIdentity } from "./sandboxpool/runtimes.ts";
 
@@ -22,6 +23,16 @@ export function sandboxTokenSecret(pool: PoolIdentity, token: string): V1Secret 
     },
     type: "Opaque",
     stringData: { [SANDBOX_TOKEN_KEY]: token },
+  };
+}
+
+/** The pod calls of the kubernetes backend, in one namespace, over the controller's cluster client. */
+export function sandboxPodApi(client: ClusterClient, namespace: string): SandboxPodApi {
+  return {
+    create: (pod) => client.createPod(namespace, pod),
+    read: (name) => client.readPod(namespace, name),
+    list: (labelSelector) => client.listPods(namespace, labelSelector),
+    delete: (name) => client.deletePod(namespace, name),
   };
 }
 
@@ -74,6 +85,15 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
         },
         environment,
       );
+    }
+    if (spec.backend === "kubernetes") {
+      return kubernetesBackendFromSpec(spec, {
+        pods: sandboxPodApi(client, namespace),
+        namespace,
+        owner: { apiVersion: API_VERSION, kind: "SandboxPool", name: pool.name, uid: pool.uid },
+        tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
+        sandboxToken: await sandboxToken(pool),
+      });
     }
     const nomad = spec.nomad;
     if (!nomad) throw new Error(`pool ${pool.key}: spec.nomad is required for backend nomad`);

@@ -30,6 +30,9 @@ export interface ClusterClient {
   deleteObject(ref: ObjectRef): Promise<void>;
   createPod(namespace: string, pod: V1Pod): Promise<void>;
   deletePod(namespace: string, name: string): Promise<void>;
+  /** undefined when there is no such pod. */
+  readPod(namespace: string, name: string): Promise<V1Pod | undefined>;
+  listPods(namespace: string, labelSelector: string): Promise<V1Pod[]>;
   createSecret(namespace: string, secret: V1Secret): Promise<void>;
   deleteSecret(namespace: string, name: string): Promise<void>;
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
@@ -72,6 +75,17 @@ export function kubeClient(kc: KubeConfig): ClusterClient & EventSink {
       await core.deleteNamespacedPod({ namespace, name, body: { gracePeriodSeconds: 5 } }).catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
+    },
+    async readPod(namespace, name) {
+      try {
+        return await core.readNamespacedPod({ namespace, name });
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async listPods(namespace, labelSelector) {
+      return (await core.listNamespacedPod({ namespace, labelSelector })).items;
     },
     async createSecret(namespace, secret) {
       await core.createNamespacedSecret({ namespace, body: secret });

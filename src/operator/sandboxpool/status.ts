@@ -63,22 +63,26 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
   const desired = input.plan?.desired ?? 0;
   const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
   // Also at 0/0: a scale-to-zero pool at rest is Ready, or no job would start on it to bring the demand.
+  // A sandbox that waits on what only a fix clears (an image that cannot be pulled) says more than a create's error.
+  const stuck = input.sandboxes.find((s) => s.phase === "starting" && s.stuck !== undefined);
   const ready: PoolConditionInput =
-    input.backendError && counts.ready === 0
-      ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
-      : input.plan !== undefined && counts.ready >= desired
-        ? {
-            type: PoolCondition.Ready,
-            status: "True",
-            reason: PoolReason.SandboxesReady,
-            message: `${counts.ready}/${desired} sandboxes ready`,
-          }
-        : {
-            type: PoolCondition.Ready,
-            status: "False",
-            reason: PoolReason.SandboxesStarting,
-            message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
-          };
+    stuck?.stuck !== undefined && counts.ready < Math.max(1, desired)
+      ? { type: PoolCondition.Ready, status: "False", reason: stuck.stuck, message: `${stuck.name}: ${stuck.message ?? stuck.stuck}` }
+      : input.backendError && counts.ready === 0
+        ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
+        : input.plan !== undefined && counts.ready >= desired
+          ? {
+              type: PoolCondition.Ready,
+              status: "True",
+              reason: PoolReason.SandboxesReady,
+              message: `${counts.ready}/${desired} sandboxes ready`,
+            }
+          : {
+              type: PoolCondition.Ready,
+              status: "False",
+              reason: PoolReason.SandboxesStarting,
+              message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
+            };
   const progressing: PoolConditionInput =
     outdated > 0
       ? {

@@ -38,6 +38,8 @@ export function recordingClient(
       if (refuse.createPod) throw refuse.createPod;
     },
     deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
+    readPod: async () => undefined,
+    listPods: async () => [],
     createSecret: async (ns, secret) => {
       actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret });
       if (refuse.createSecret) throw refuse.createSecret;
