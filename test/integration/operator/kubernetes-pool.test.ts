@@ -14,13 +14,15 @@ const namespace = `k8spool-${process.pid}`;
 const IMAGE = "localhost/hermes-rollouts:dev";
 const POOL_LABEL = "hermes-rollouts.dev/pool";
 let controller: ControllerProcess;
+/** As the chart runs it: each pool's NetworkPolicy admits only pods with these labels in the controller's namespace. */
+const controllerArgs = ["--sandbox-network-policy-from", "app.kubernetes.io/component=controller"];
 
 before(async () => {
   await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   // Sandboxes clone the bundled repositories from the controller's git server at POD_IP: here the node's address.
   process.env.POD_IP = NODE_IP;
-  controller = await startControllerProcess({ namespace, identity: "k8spool" });
+  controller = await startControllerProcess({ namespace, identity: "k8spool", args: controllerArgs });
 });
 after(async () => {
   kubectl(["delete", "rolloutjobs,sandboxpools", "--all", "-n", namespace, "--wait=true", "--timeout=90s"]);
@@ -74,6 +76,21 @@ test("a RolloutJob on a kubernetes pool completes: every bundled swe-smith-mini 
   const { status } = getJson("sandboxpool", "swe", namespace);
   assert.deepEqual(status.sandboxes, { ready: 1, starting: 0, failed: 0 });
   assert.equal(podsOf("swe").length, 1, "one sandbox pod");
+  // The bridge CNI of the test cluster does not enforce NetworkPolicy: what is checked here is the object.
+  const policy = getJson("networkpolicy", "swe-sandboxes", namespace);
+  assert.deepEqual(policy.spec.podSelector.matchLabels, { [POOL_LABEL]: "swe", "app.kubernetes.io/component": "sandbox" });
+  assert.deepEqual(policy.spec.ingress, [
+    {
+      from: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+          podSelector: { matchLabels: { "app.kubernetes.io/component": "controller" } },
+        },
+      ],
+      ports: [{ protocol: "TCP", port: 8080 }],
+    },
+  ]);
+  assert.equal(policy.metadata.ownerReferences[0].name, "swe", "owned by the pool: it goes with it");
   job("swe", "swe", {
     environment: { name: "swe-smith-oracle" },
     dataset: { bundled: "swe-smith-mini" },
@@ -93,7 +110,7 @@ test("a restarted controller adopts the pool's pods by their labels: no new pod,
   const pods = podsOf("adopted");
   assert.equal(pods.length, 1);
   await controller.kill();
-  controller = await startControllerProcess({ namespace, identity: "k8spool-2", dataDir: controller.dataDir });
+  controller = await startControllerProcess({ namespace, identity: "k8spool-2", dataDir: controller.dataDir, args: controllerArgs });
   await waitFor(
     () => (getJson("sandboxpool", "adopted", namespace).status?.slots?.free ?? 0) === 2,
     60_000,
@@ -115,7 +132,7 @@ test("pods whose pool is gone without the controller (finalizer removed by hand)
     // The pods' ownerReference names the pool: the controller-manager's garbage collector deletes them.
     await waitFor(() => podsOf("orphan").length === 0, 60_000, "the orphaned pod collected");
   } finally {
-    controller = await startControllerProcess({ namespace, identity: "k8spool-3", dataDir: controller.dataDir });
+    controller = await startControllerProcess({ namespace, identity: "k8spool-3", dataDir: controller.dataDir, args: controllerArgs });
   }
 });
 

@@ -45,6 +45,8 @@ export function recordingClient(
       if (refuse.createSecret) throw refuse.createSecret;
     },
     deleteSecret: async (ns, name) => void actions.push({ verb: "deleteSecret", target: `${ns}/${name}` }),
+    ensureNetworkPolicy: async (ns, policy) =>
+      void actions.push({ verb: "ensureNetworkPolicy", target: `${ns}/${policy.metadata?.name}`, body: policy }),
     readSecret: async (ns, name) => reads.secrets?.[`${ns}/${name}`],
     readConfigMap: async (ns, name) => reads.configMaps?.[`${ns}/${name}`],
   };
