@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { validateSandboxPoolSpec, type SandboxPool } from "../../api/index.ts";
-import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
+import type { SandboxHealth, SandboxInfo } from "../../backends/types.ts";
 import type { ClusterClient } from "../client.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { Recorder } from "../runtime/events.ts";
@@ -120,7 +120,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
     let backendError: string | undefined;
     let sandboxes: SandboxInfo[] = [];
     let plan: PlanOutput | undefined;
-    let isolation: IsolationMode | undefined;
+    let isolation: SandboxHealth | undefined;
     const runtime = await deps.runtimes.ensure(identity(key, pool), spec).catch((error: unknown) => {
       backendError = `backend ${spec.backend} unavailable: ${describeError(error)}`;
       return undefined;
@@ -139,7 +139,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         if (step.halted !== undefined) throw step.halted;
         backendError = runtime.loop.createError;
         const ready = sandboxes.find((s) => s.phase === "ready");
-        if (ready) isolation = (await runtime.backend.health(ready)).isolation;
+        if (ready) isolation = await runtime.backend.health(ready);
       } catch (error) {
         backendError = describeError(error);
         deps.recorder.event(pool, "Warning", "BackendError", backendError);
@@ -154,7 +154,8 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       slotsPerSandbox: spec.slotsPerSandbox,
       leased: stats?.slotsLeased ?? 0,
       quarantined: stats?.slotsQuarantined ?? 0,
-      isolation,
+      isolation: isolation?.isolation,
+      isolationMessage: isolation?.message,
       plan,
       backendError,
       now,

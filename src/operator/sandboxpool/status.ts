@@ -2,6 +2,7 @@ import { PoolCondition, PoolReason, type PoolConditionReason, type PoolCondition
 import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
 import type { PlanOutput } from "../../backends/slots/plan.ts";
+import { isolationDiagnosis } from "../../backends/isolation.ts";
 
 export interface PoolStatusInput {
   generation: number;
@@ -12,6 +13,8 @@ export interface PoolStatusInput {
   leased: number;
   quarantined: number;
   isolation: IsolationMode | undefined;
+  /** The probe's own words when isolation is off (why bwrap failed in the sandbox). */
+  isolationMessage?: string | undefined;
   plan: PlanOutput | undefined;
   /** The spec's validation errors, each naming its field. */
   invalid?: string[];
@@ -114,13 +117,14 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
           message: `${counts.failed} sandbox(es) failed and are being replaced`,
         }
       : { type: PoolCondition.Degraded, status: "False", reason: PoolReason.Healthy, message: "" };
+  const diagnosis = isolationDiagnosis(input.isolationMessage);
   const isolated: PoolConditionInput =
     input.isolation === "none"
       ? {
           type: PoolCondition.Isolated,
           status: "False",
           reason: PoolReason.IsolationUnavailable,
-          message: "slots share the sandbox's filesystem view: bubblewrap could not be used",
+          message: `slots share the sandbox's filesystem view: ${diagnosis ?? "bubblewrap could not be used"}`,
         }
       : {
           type: PoolCondition.Isolated,

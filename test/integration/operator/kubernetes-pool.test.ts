@@ -91,6 +91,12 @@ test("a RolloutJob on a kubernetes pool completes: every bundled swe-smith-mini 
     },
   ]);
   assert.equal(policy.metadata.ownerReferences[0].name, "swe", "owned by the pool: it goes with it");
+  // This node's runc masks /proc and the cluster has no sandboxing RuntimeClass: the probe's diagnosis says so.
+  const isolated = status.conditions.find((c: { type: string }) => c.type === "Isolated");
+  if (status.isolation === "none") {
+    assert.equal(isolated.status, "False");
+    assert.match(isolated.message, /\/proc is masked|user namespaces are refused/);
+  } else assert.equal(isolated.status, "True");
   job("swe", "swe", {
     environment: { name: "swe-smith-oracle" },
     dataset: { bundled: "swe-smith-mini" },
