@@ -70,6 +70,13 @@ test("a pool naming an image that does not exist is not Ready within 30 s, reaso
   kubectl(["delete", "sandboxpool", "missing", "-n", namespace, "--timeout=60s"]);
 });
 
+test("a pool whose pods no node can take is not Ready, reason Unschedulable with the scheduler's words", async () => {
+  pool("huge", { resources: { cpu: "64", memory: "512Mi" }, minSandboxes: 1, maxSandboxes: 1 });
+  await waitFor(() => readyCondition("huge")?.reason === "Unschedulable", 30_000, "Ready reason Unschedulable");
+  assert.match(readyCondition("huge").message, /Insufficient cpu/);
+  kubectl(["delete", "sandboxpool", "huge", "-n", namespace, "--timeout=60s"]);
+});
+
 test("a RolloutJob on a kubernetes pool completes: every bundled swe-smith-mini item scored 1.0 by the oracle", async () => {
   pool("swe", { minSandboxes: 1, maxSandboxes: 1, slotsPerSandbox: 2 });
   kubectl(["wait", "--for=condition=Ready", "sandboxpool/swe", "-n", namespace, "--timeout=120s"]);
