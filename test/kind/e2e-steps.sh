@@ -255,6 +255,50 @@ expect_eq "swe: status.passRate" "$(jsonpath rolloutjob/swe '{.status.passRate}'
 expect_eq "swe: progress.groups" "$(jsonpath rolloutjob/swe '{.status.progress.groups}')" 2
 k delete rolloutjob swe --wait=true --timeout=60s >/dev/null
 
+# --- backend kubernetes: sandboxes as pods of this namespace -------------------------------------------------------
+# The controller creates one pod per sandbox (this same image runs sandbox-server), reaches it at its pod IP, and,
+# with sandboxNetworkPolicy on (the chart's default), a NetworkPolicy lets only the controller's pods in.
+step "SandboxPool pods (backend kubernetes) and a RolloutJob of $ITEMS shell-task items on it"
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: { name: pods }
+spec:
+  backend: kubernetes
+  image: $IMAGE
+  minSandboxes: 1
+  maxSandboxes: 1
+  slotsPerSandbox: 2
+  resources: { cpu: 200m, memory: 512Mi }
+  kubernetes: { imagePullPolicy: $PULL_POLICY }
+EOF
+k wait --for=condition=Ready sandboxpool/pods --timeout=180s >/dev/null
+expect_eq "pods: sandbox pods" "$(k get pods -l hermes-rollouts.dev/pool=pods -o name | wc -l | tr -d ' ')" 1
+expect_eq "pods: NetworkPolicy of the pool" "$(k get networkpolicy -l hermes-rollouts.dev/pool=pods -o name)" \
+  networkpolicy.networking.k8s.io/pods-sandboxes
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: { name: pods-job }
+spec:
+  poolRef: { name: pods }
+  environment: { name: shell-task }
+  dataset:
+    inline:
+$items_yaml
+  model: { builtin: { policy: oracle } }
+  groupSize: 1
+  limits: { maxTurns: 6, toolTimeoutSeconds: 30, trajectoryTimeoutSeconds: 60 }
+  runners: { replicas: 1, trajectoriesPerRunner: 2 }
+  backoffLimit: 2
+EOF
+k wait --for=condition=Complete rolloutjob/pods-job --timeout=180s >/dev/null
+expect_eq "pods-job: status.passRate" "$(jsonpath rolloutjob/pods-job '{.status.passRate}')" 1
+k delete rolloutjob pods-job --wait=true --timeout=60s >/dev/null
+k delete sandboxpool pods --timeout=90s >/dev/null
+for _ in $(seq 60); do [[ -z "$(k get pods -l hermes-rollouts.dev/pool=pods -o name)" ]] && break; sleep 1; done
+expect_eq "pods: sandbox pods left after the pool's deletion" "$(k get pods -l hermes-rollouts.dev/pool=pods -o name)" ""
+
 # --- upgrade -----------------------------------------------------------------------------------------------------
 step "helm upgrade: controller.logLevel=debug"
 old_pod=$(k get pods -l app.kubernetes.io/component=controller -o jsonpath='{.items[0].metadata.name}')

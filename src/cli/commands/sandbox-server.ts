@@ -20,7 +20,7 @@ interface Options {
 }
 
 /**
- * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
+ * `hermes-rollouts sandbox-server`: the process each Nomad allocation and kubernetes sandbox pod runs. Under Nomad the data dir is
  * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from
  * `HERMES_SANDBOX_TOKEN`, which keeps it out of the process list. It is required: slots share the host's network,
  * so an open server lets any slot drive every other one.
