@@ -8,6 +8,8 @@ import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInf
 import { describePod, poolSelector, SANDBOX_PORT, sandboxPod, type PodSettings } from "./pod.ts";
 
 const log = logger("kubernetes-backend");
+/** Bound of the deleted set: far more pods than a pool turns over within their grace periods. */
+const MAX_REMEMBERED_DELETED = 10_000;
 
 /**
  * The few pod calls the backend makes, in one namespace. The operator builds it over its cluster client
@@ -66,6 +68,12 @@ export class KubernetesBackend implements SandboxBackend {
   readonly kind = "kubernetes" as const;
   private readonly options: KubernetesBackendOptions;
   private readonly pins = new Map<string, Target>();
+  /**
+   * Pods this backend deleted: they stay listed (deletionTimestamp set) through their grace period, and listing them
+   * as terminated would make every pool step delete them again and report the same sandbox replaced each time.
+   * Insertion-ordered, the oldest forgotten past a bound.
+   */
+  private readonly deleted = new Set<string>();
 
   constructor(options: KubernetesBackendOptions) {
     this.options = options;
@@ -81,6 +89,7 @@ export class KubernetesBackend implements SandboxBackend {
       if (apiStatus(error) !== 409) throw apiFailure(error, `create pod ${name}`);
     }
     this.pins.delete(name);
+    this.deleted.delete(name);
     const info = await this.waitReady(name, template.pool, options.signal);
     await this.target(name);
     return info;
@@ -90,7 +99,9 @@ export class KubernetesBackend implements SandboxBackend {
     const pods = await this.options.pods.list(poolSelector(pool)).catch((error: unknown) => {
       throw apiFailure(error, `list pods of ${pool}`);
     });
-    return pods.map((pod) => describePod(pod, pool));
+    return pods
+      .filter((pod) => !(pod.metadata?.deletionTimestamp && this.deleted.has(pod.metadata.name ?? "")))
+      .map((pod) => describePod(pod, pool));
   }
 
   exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
@@ -120,6 +131,8 @@ export class KubernetesBackend implements SandboxBackend {
 
   async terminate(sandbox: SandboxRef): Promise<void> {
     this.pins.delete(sandbox.id);
+    this.deleted.add(sandbox.id);
+    if (this.deleted.size > MAX_REMEMBERED_DELETED) this.deleted.delete(this.deleted.values().next().value!);
     await this.options.pods.delete(sandbox.id).catch((error: unknown) => {
       throw apiFailure(error, `delete pod ${sandbox.id}`);
     });
