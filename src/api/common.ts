@@ -16,6 +16,16 @@ export const dnsLabel = z
   .max(63)
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label (lowercase letters, digits and '-')");
 
+/** A DNS-1123 subdomain: the names of ServiceAccounts, RuntimeClasses and PriorityClasses. */
+export const dnsSubdomain = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')",
+  );
+
 export const secretKeyRef = z
   .object({
     name: dnsLabel.describe("Name of a Secret in the same namespace."),

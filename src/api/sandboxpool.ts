@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { conditions, quantity, secretKeyRef, secretRef } from "./common.ts";
+import { conditions, dnsSubdomain, quantity, secretKeyRef, secretRef } from "./common.ts";
 import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
 
-export const backendKind = z.enum(["local", "modal", "nomad"]);
+export const backendKind = z.enum(["local", "modal", "nomad", "kubernetes"]);
 
 const modalBlock = z
   .object({
@@ -64,6 +64,59 @@ const nomadBlock = z
   .strict()
   .describe("Settings for backend: nomad.");
 
+/** A field kept as the apiserver's own Pod schema has it (too big to restate); the apiserver validates it on pod create. */
+const podField = (description: string) =>
+  z.record(z.string(), z.unknown()).meta({ "x-kubernetes-preserve-unknown-fields": true }).describe(description);
+
+export const kubernetesBlock = z
+  .object({
+    serverCommand: z
+      .array(z.string().min(1))
+      .min(1)
+      .max(8)
+      .default(["node", "/app/bin/hermes-rollouts.js"])
+      .describe(
+        "How the sandbox image starts this project's CLI; the pod runs `<serverCommand> sandbox-server`. The default fits the " +
+          "project's image and images built FROM it.",
+      ),
+    imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("The sandbox container's imagePullPolicy."),
+    runtimeClassName: dnsSubdomain.optional().describe("RuntimeClass of sandbox pods (gVisor, Kata); the node's default when unset."),
+    nodeSelector: z.record(z.string(), z.string()).optional().describe("Node labels a sandbox pod's node must have."),
+    tolerations: z
+      .array(
+        z
+          .object({
+            key: z.string().optional().describe("Taint key; empty with operator Exists matches every taint."),
+            operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal (the default)."),
+            value: z.string().optional().describe("Taint value for operator Equal."),
+            effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional().describe("Taint effect; every effect when unset."),
+            tolerationSeconds: z.int().min(0).optional().describe("How long a NoExecute taint is tolerated."),
+          })
+          .strict(),
+      )
+      .max(32)
+      .optional()
+      .describe("Tolerations of sandbox pods, as in a Pod spec."),
+    affinity: podField("Affinity of sandbox pods, as in a Pod spec (nodeAffinity, podAffinity, podAntiAffinity).").optional(),
+    imagePullSecrets: z.array(secretRef).max(16).optional().describe("Secrets the kubelet pulls the sandbox image with."),
+    serviceAccountName: dnsSubdomain.optional().describe("ServiceAccount of sandbox pods; the namespace's default when unset."),
+    automountServiceAccountToken: z
+      .boolean()
+      .default(false)
+      .describe("Mount the ServiceAccount's API token into sandbox pods. Off: a model's commands run in them."),
+    priorityClassName: dnsSubdomain.optional().describe("PriorityClass of sandbox pods."),
+    seccompProfile: z
+      .enum(["Unconfined", "RuntimeDefault"])
+      .optional()
+      .describe(
+        "Seccomp profile of the sandbox container. Bubblewrap needs user namespaces, which RuntimeDefault blocks on most " +
+          "runtimes; leave it unset (the node's default: Unconfined on Kubernetes < 1.27 without SeccompDefault) or set " +
+          "Unconfined to isolate slots, or rely on runtimeClassName. The Isolated condition says what the probe found.",
+      ),
+  })
+  .strict()
+  .describe("Settings for backend: kubernetes (each sandbox is a pod in the pool's namespace).");
+
 const localBlock = z
   .object({
     rootDir: z.string().min(1).optional().describe("Directory that holds the sandboxes; a temporary directory when unset."),
@@ -102,13 +155,14 @@ const resources = z
   .describe("Resources of one sandbox (shared by its slots).");
 
 type PoolSpecShape = {
-  backend: "local" | "modal" | "nomad";
+  backend: "local" | "modal" | "nomad" | "kubernetes";
   isolation: { mode: string; network: string };
   minSandboxes: number;
   maxSandboxes: number;
   modal?: unknown;
   nomad?: unknown;
   local?: unknown;
+  kubernetes?: unknown;
   idleTimeoutSeconds: number;
   sandboxLifetimeSeconds: number;
 };
@@ -139,6 +193,12 @@ export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
     check: (s) => s.backend === "local" || !has(s, "local"),
   },
   {
+    rule: "self.backend == 'kubernetes' || !has(self.kubernetes)",
+    message: "spec.kubernetes may only be set when backend is kubernetes",
+    path: ["kubernetes"],
+    check: (s) => s.backend === "kubernetes" || !has(s, "kubernetes"),
+  },
+  {
     rule: "self.idleTimeoutSeconds <= self.sandboxLifetimeSeconds",
     message: "idleTimeoutSeconds must not exceed sandboxLifetimeSeconds",
     path: ["idleTimeoutSeconds"],
@@ -162,7 +222,9 @@ export const sandboxPoolTransitionRules: TransitionRule<PoolSpecShape>[] = [
 export const sandboxPoolSpec = withRules(
   z
     .object({
-      backend: backendKind.describe("Where sandboxes run: local (directories and processes), modal or nomad. Immutable."),
+      backend: backendKind.describe(
+        "Where sandboxes run: local (directories and processes), modal, nomad or kubernetes (pods). Immutable.",
+      ),
       minSandboxes: z.int().min(0).max(1000).default(1).describe("Sandboxes kept warm even with no demand."),
       maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand."),
       slotsPerSandbox: z
@@ -176,7 +238,7 @@ export const sandboxPoolSpec = withRules(
         .min(1)
         .max(512)
         .default("python:3.11-slim")
-        .describe("Container image of each sandbox (modal and nomad docker driver)."),
+        .describe("Container image of each sandbox (modal, nomad docker driver, kubernetes)."),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
       isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),
       sandboxLifetimeSeconds: z
@@ -219,6 +281,7 @@ export const sandboxPoolSpec = withRules(
       modal: modalBlock.optional(),
       nomad: nomadBlock.optional(),
       local: localBlock.optional(),
+      kubernetes: kubernetesBlock.optional(),
     })
     .strict()
     .describe("Desired state of a pool of warm sandboxes."),
@@ -258,6 +321,7 @@ export const sandboxPoolStatus = z
   .strict()
   .describe("Observed state of the pool.");
 
+export type KubernetesPoolSettings = z.infer<typeof kubernetesBlock>;
 export type SandboxPoolSpec = z.infer<typeof sandboxPoolSpec>;
 export type SandboxPoolSpecInput = z.input<typeof sandboxPoolSpec>;
 export type SandboxPoolStatus = z.infer<typeof sandboxPoolStatus>;

@@ -1,8 +1,10 @@
 /**
  * Backends built from a SandboxPool spec, shared by the operator (credentials from cluster Secrets) and the local
- * `run` (credentials from the SDK's or client's own lookup). Modal and Nomad modules load only when a pool uses them.
+ * `run` (credentials from the SDK's or client's own lookup). Modal, Nomad and Kubernetes modules load only when a pool uses them.
  */
-import type { SandboxPoolSpec } from "../api/index.ts";
+import { kubernetesBlock, type SandboxPoolSpec } from "../api/index.ts";
+import type { SandboxPodApi } from "./kubernetes/backend.ts";
+import type { PodSettings } from "./kubernetes/pod.ts";
 import type { NomadEnvironment } from "./nomad/config.ts";
 import type { SandboxBackend } from "./types.ts";
 
@@ -84,5 +86,22 @@ export async function nomadBackendFromSpec(
     sandboxToken: credentials.sandboxToken,
     isolation: spec.isolation,
     env: environment.nomad ?? {},
+  });
+}
+
+/** Where a kubernetes pool's pods go and what they need, resolved by the operator (the pods' API, the pool, its token). */
+export interface KubernetesPlacement extends Omit<PodSettings, "settings" | "isolation"> {
+  pods: SandboxPodApi;
+  sandboxToken: string;
+}
+
+/** One pod per sandbox in the pool's namespace, each running this project's `sandbox-server`. */
+export async function kubernetesBackendFromSpec(spec: SandboxPoolSpec, placement: KubernetesPlacement): Promise<SandboxBackend> {
+  const { KubernetesBackend } = await import("./kubernetes/backend.ts");
+  const { pods, sandboxToken, ...pod } = placement;
+  return new KubernetesBackend({
+    pods,
+    sandboxToken,
+    pod: { ...pod, isolation: spec.isolation, settings: spec.kubernetes ?? kubernetesBlock.parse({}) },
   });
 }

@@ -249,3 +249,26 @@ function runProbe(plan: SpawnPlan): Promise<void> {
     );
   });
 }
+
+/**
+ * What a failed probe's message says about the sandbox's runtime, in the terms a cluster admin sets (the pool's
+ * Isolated condition shows it). bwrap needs a user namespace (or root) and a fresh /proc for each slot.
+ */
+export function isolationDiagnosis(probeMessage: string | undefined): string | undefined {
+  if (probeMessage === undefined) return undefined;
+  if (/disabled by configuration/.test(probeMessage)) return "slot isolation is disabled by configuration";
+  if (/spawn bwrap ENOENT|bwrap: not found|No such file or directory.*bwrap/.test(probeMessage))
+    return "bubblewrap is not installed in the sandbox image";
+  if (/Can't mount proc/.test(probeMessage))
+    return (
+      "the container's /proc is masked (every runtime's default), so bwrap cannot mount a fresh one for a slot: run sandboxes " +
+      "with a sandboxing runtimeClassName (gVisor, Kata) or procMount: Unmasked (feature gate ProcMountType)"
+    );
+  if (/(uid map|new namespace|unshare|CLONE_NEWUSER|Operation not permitted|No space left)/.test(probeMessage))
+    return (
+      "user namespaces are refused: seccomp RuntimeDefault blocks them on most runtimes (kubernetes.seccompProfile: " +
+      "Unconfined, or a profile that allows unshare), an AppArmor profile may too, or the node turns them off " +
+      "(user.max_user_namespaces=0, kernel.unprivileged_userns_clone=0)"
+    );
+  return undefined;
+}

@@ -1,5 +1,5 @@
 /**
- * The one interface every sandbox backend (local, modal, nomad) implements. Slots and leases are built on top
+ * The one interface every sandbox backend (local, modal, nomad, kubernetes) implements. Slots and leases are built on top
  * of it in a backend-agnostic layer; nothing above this file knows which backend runs a command.
  *
  * Layout inside every sandbox, whatever the backend:
@@ -10,7 +10,7 @@
  * step (ExecRequest.trusted) writes the cache.
  */
 
-export type BackendKind = "local" | "modal" | "nomad";
+export type BackendKind = "local" | "modal" | "nomad" | "kubernetes";
 
 export const SLOT_WORKSPACE = "/workspace";
 export const SANDBOX_CACHE = "/cache";
@@ -36,6 +36,9 @@ export interface SandboxRef {
 
 export type SandboxPhase = "starting" | "ready" | "failed" | "terminated";
 
+/** Why a starting sandbox will not become ready by waiting (the kubernetes backend reads it from the kubelet and scheduler). */
+export type SandboxStuckReason = "ImagePullFailed" | "Unschedulable" | "ContainerConfigError";
+
 export interface SandboxInfo extends SandboxRef {
   pool: string;
   phase: SandboxPhase;
@@ -43,6 +46,8 @@ export interface SandboxInfo extends SandboxRef {
   templateHash: string;
   createdAt: Date;
   message?: string;
+  /** Set on a starting sandbox that waits on something only a fix can clear; the pool's Ready condition names it. */
+  stuck?: SandboxStuckReason;
 }
 
 export interface ExecRequest {

@@ -11,7 +11,7 @@ const roles: Record<string, string> = {
   controller: "Run the operator (SandboxPool and RolloutJob reconcilers, runners' API)",
   runner: "Run a runner pod's agent loop against the runners' API",
   "mock-modal": "Serve a mock Modal control plane and command router for tests and kind CI",
-  "sandbox-server": "Serve M slots over HTTP (the process each Nomad allocation runs)",
+  "sandbox-server": "Serve M slots over HTTP (the process each Nomad allocation and Kubernetes sandbox pod runs)",
   inject: "Copy node and this app into a directory (a Nomad docker pool's prestart task)",
   "model-server": "Serve the built-in OpenAI-compatible model endpoint (oracle and noop policies)",
   "fake-nomad": "Serve a fake Nomad HTTP API that runs sandbox servers as local processes (tests only)",

@@ -17,3 +17,10 @@ export function portNumber(value: string): number {
   if (parsed > 65535) throw new InvalidArgumentError("must be a port number (0-65535)");
   return parsed;
 }
+
+/** `k=v,k2=v2` as a label map; an entry without `=` or with an empty key is refused. */
+export function labelSet(value: string): Record<string, string> {
+  const entries = value.split(",").map((entry) => entry.trim().split("="));
+  if (entries.some((entry) => entry.length !== 2 || !entry[0])) throw new InvalidArgumentError("must be labels as key=value,key2=value2");
+  return Object.fromEntries(entries);
+}

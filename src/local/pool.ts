@@ -65,10 +65,16 @@ async function nomadBackend(spec: SandboxPoolSpec, environment: EmbeddedPoolEnvi
 
 type BuildBackend = (spec: SandboxPoolSpec, environment: EmbeddedPoolEnvironment) => Promise<BuiltBackend>;
 
+/** Pods need a cluster and its API: a kubernetes pool runs under the operator only. */
+async function kubernetesBackend(): Promise<BuiltBackend> {
+  throw new Error("backend kubernetes runs its sandboxes as pods and needs the operator: apply the SandboxPool to a cluster");
+}
+
 const backendFactories: Record<SandboxPoolSpec["backend"], BuildBackend> = {
   local: localBackend,
   modal: modalBackend,
   nomad: nomadBackend,
+  kubernetes: kubernetesBackend,
 };
 
 /** Builds the backend a pool names. Modal and Nomad modules are loaded only when used. */

@@ -3,7 +3,9 @@ import { join } from "node:path";
 import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, type SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import { kubernetesBackendFromSpec, modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import type { SandboxPodApi } from "../backends/kubernetes/backend.ts";
+import { sandboxNetworkPolicy, type SandboxIngress } from "../backends/kubernetes/network-policy.ts";
 import type { ClusterClient } from "./client.ts";
 import type { BackendFactory, PoolIdentity } from "./sandboxpool/runtimes.ts";
 
@@ -25,12 +27,28 @@ export function sandboxTokenSecret(pool: PoolIdentity, token: string): V1Secret 
   };
 }
 
+/** The pod calls of the kubernetes backend, in one namespace, over the controller's cluster client. */
+export function sandboxPodApi(client: ClusterClient, namespace: string): SandboxPodApi {
+  return {
+    create: (pod) => client.createPod(namespace, pod),
+    read: (name) => client.readPod(namespace, name),
+    list: (labelSelector) => client.listPods(namespace, labelSelector),
+    delete: (name) => client.deletePod(namespace, name),
+  };
+}
+
 /**
  * Builds a pool's backend from its spec with the shared factories (backends/factory.ts), after reading credentials from Secrets in
  * the pool's namespace; the controller's own environment fills what they leave unset. Backend modules load only
- * when a pool uses them (no Modal SDK for local pools).
+ * when a pool uses them (no Modal SDK for local pools). With `sandboxIngress`, each kubernetes pool gets a NetworkPolicy
+ * that lets only those pods (the controller's) reach its sandbox pods.
  */
-export function backendFactory(client: ClusterClient, dataDir: string, environment: BackendEnvironment = {}): BackendFactory {
+export function backendFactory(
+  client: ClusterClient,
+  dataDir: string,
+  environment: BackendEnvironment = {},
+  sandboxIngress?: SandboxIngress,
+): BackendFactory {
   const secret = async (namespace: string, name: string): Promise<Record<string, string>> => {
     const data = await client.readSecret(namespace, name);
     if (!data) throw new Error(`Secret ${namespace}/${name} not found`);
@@ -74,6 +92,18 @@ export function backendFactory(client: ClusterClient, dataDir: string, environme
         },
         environment,
       );
+    }
+    if (spec.backend === "kubernetes") {
+      const owner = { apiVersion: API_VERSION, kind: "SandboxPool", name: pool.name, uid: pool.uid };
+      // Before the first pod: a sandbox server is never reachable from more than the controller (where policies are enforced).
+      if (sandboxIngress) await client.ensureNetworkPolicy(namespace, sandboxNetworkPolicy(pool.key, { namespace, owner }, sandboxIngress));
+      return kubernetesBackendFromSpec(spec, {
+        pods: sandboxPodApi(client, namespace),
+        namespace,
+        owner,
+        tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
+        sandboxToken: await sandboxToken(pool),
+      });
     }
     const nomad = spec.nomad;
     if (!nomad) throw new Error(`pool ${pool.key}: spec.nomad is required for backend nomad`);

@@ -5,6 +5,8 @@ import {
   setHeaderOptions,
   type CoreV1Event,
   type KubeConfig,
+  NetworkingV1Api,
+  type V1NetworkPolicy,
   type V1Pod,
   type V1Secret,
 } from "@kubernetes/client-node";
@@ -30,7 +32,12 @@ export interface ClusterClient {
   deleteObject(ref: ObjectRef): Promise<void>;
   createPod(namespace: string, pod: V1Pod): Promise<void>;
   deletePod(namespace: string, name: string): Promise<void>;
+  /** undefined when there is no such pod. */
+  readPod(namespace: string, name: string): Promise<V1Pod | undefined>;
+  listPods(namespace: string, labelSelector: string): Promise<V1Pod[]>;
   createSecret(namespace: string, secret: V1Secret): Promise<void>;
+  /** Creates the policy unless one of that name exists (the pool's own, made on an earlier pass). */
+  ensureNetworkPolicy(namespace: string, policy: V1NetworkPolicy): Promise<void>;
   deleteSecret(namespace: string, name: string): Promise<void>;
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
@@ -45,6 +52,7 @@ function isNotFound(error: unknown): boolean {
 export function kubeClient(kc: KubeConfig): ClusterClient & EventSink {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const target = (ref: ObjectRef) => ({
     group: GROUP,
     version: VERSION,
@@ -73,8 +81,24 @@ export function kubeClient(kc: KubeConfig): ClusterClient & EventSink {
         if (!isNotFound(e)) throw e;
       });
     },
+    async readPod(namespace, name) {
+      try {
+        return await core.readNamespacedPod({ namespace, name });
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async listPods(namespace, labelSelector) {
+      return (await core.listNamespacedPod({ namespace, labelSelector })).items;
+    },
     async createSecret(namespace, secret) {
       await core.createNamespacedSecret({ namespace, body: secret });
+    },
+    async ensureNetworkPolicy(namespace, policy) {
+      await networking.createNamespacedNetworkPolicy({ namespace, body: policy }).catch((e: unknown) => {
+        if ((e as { code?: number }).code !== 409) throw e;
+      });
     },
     async deleteSecret(namespace, name) {
       await core.deleteNamespacedSecret({ namespace, name }).catch((e: unknown) => {

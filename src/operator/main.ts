@@ -44,6 +44,8 @@ export interface ControllerOptions {
   podIP?: string;
   datasets?: DatasetSettings;
   backendEnvironment?: BackendEnvironment;
+  /** Labels of this controller's pods (in `leaseNamespace`): each kubernetes pool gets a NetworkPolicy letting only them in. */
+  sandboxNetworkPolicyFrom?: Record<string, string>;
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   leaseNamespace: string;
@@ -80,7 +82,15 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const store = new FileLeaseStore(options.dataDir);
-  const runtimes = new PoolRuntimes(backendFactory(client, options.dataDir, options.backendEnvironment), store);
+  const runtimes = new PoolRuntimes(
+    backendFactory(
+      client,
+      options.dataDir,
+      options.backendEnvironment,
+      options.sandboxNetworkPolicyFrom ? { namespace: options.leaseNamespace, podLabels: options.sandboxNetworkPolicyFrom } : undefined,
+    ),
+    store,
+  );
   const active = new ActiveJobs();
 
   // One namespace (the chart's namespaced RBAC mode) or all of them.

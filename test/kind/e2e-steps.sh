@@ -140,6 +140,8 @@ spec:
   slotsPerSandbox: 2
   image: python:3.11-slim
   leaseTTLSeconds: 15
+  # The in-cluster mock runs sandboxes in its own pod, where bubblewrap cannot run (see the pool "caged" below).
+  isolation: { mode: none }
   modal:
     appName: hermes-e2e
     serverURL: http://$mock_ip:$mock_port
@@ -148,6 +150,24 @@ EOF
 k wait --for=condition=Ready "sandboxpool/$POOL" --timeout=120s >/dev/null
 expect_eq "pool ready sandboxes" "$(jsonpath "sandboxpool/$POOL" '{.status.sandboxes.ready}')" 1
 expect_eq "pool total slots" "$(jsonpath "sandboxpool/$POOL" '{.status.slots.total}')" 2
+
+# Fail closed: the chart's controller pod (non-root, no capabilities, RuntimeDefault seccomp) cannot start bubblewrap,
+# so a local pool that keeps the default isolation is not Ready and says why, instead of running slots unconfined.
+step "SandboxPool caged (backend local, isolation bwrap by default) is not Ready in the chart's controller pod"
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: { name: caged }
+spec:
+  backend: local
+  minSandboxes: 1
+  maxSandboxes: 1
+  slotsPerSandbox: 1
+EOF
+k wait --for=jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=IsolationUnavailable sandboxpool/caged --timeout=60s >/dev/null \
+  || fail "pool caged: Ready reason $(jsonpath sandboxpool/caged '{.status.conditions[?(@.type=="Ready")].reason}')"
+expect_eq "caged: Isolated reason" "$(jsonpath sandboxpool/caged '{.status.conditions[?(@.type=="Isolated")].reason}')" ProbeFailed
+k delete sandboxpool caged --wait=true --timeout=60s >/dev/null
 
 step "RolloutJob $JOB: $ITEMS shell-task items, built-in oracle model, groupSize 2"
 items_yaml=""
@@ -254,6 +274,52 @@ k wait --for=condition=Complete rolloutjob/swe --timeout=240s >/dev/null
 expect_eq "swe: status.passRate" "$(jsonpath rolloutjob/swe '{.status.passRate}')" 1
 expect_eq "swe: progress.groups" "$(jsonpath rolloutjob/swe '{.status.progress.groups}')" 2
 k delete rolloutjob swe --wait=true --timeout=60s >/dev/null
+
+# --- backend kubernetes: sandboxes as pods of this namespace -------------------------------------------------------
+# The controller creates one pod per sandbox (this same image runs sandbox-server), reaches it at its pod IP, and,
+# with sandboxNetworkPolicy on (the chart's default), a NetworkPolicy lets only the controller's pods in.
+step "SandboxPool pods (backend kubernetes) and a RolloutJob of $ITEMS shell-task items on it"
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: { name: pods }
+spec:
+  backend: kubernetes
+  image: $IMAGE
+  minSandboxes: 1
+  maxSandboxes: 1
+  slotsPerSandbox: 2
+  resources: { cpu: 200m, memory: 512Mi }
+  # This cluster's runc masks /proc in pods, so bubblewrap cannot mount one (docs/operations.md).
+  isolation: { mode: none }
+  kubernetes: { imagePullPolicy: $PULL_POLICY }
+EOF
+k wait --for=condition=Ready sandboxpool/pods --timeout=180s >/dev/null
+expect_eq "pods: sandbox pods" "$(k get pods -l hermes-rollouts.dev/pool=pods -o name | wc -l | tr -d ' ')" 1
+expect_eq "pods: NetworkPolicy of the pool" "$(k get networkpolicy -l hermes-rollouts.dev/pool=pods -o name)" \
+  networkpolicy.networking.k8s.io/pods-sandboxes
+k apply -f - >/dev/null <<EOF
+apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: { name: pods-job }
+spec:
+  poolRef: { name: pods }
+  environment: { name: shell-task }
+  dataset:
+    inline:
+$items_yaml
+  model: { builtin: { policy: oracle } }
+  groupSize: 1
+  limits: { maxTurns: 6, toolTimeoutSeconds: 30, trajectoryTimeoutSeconds: 60 }
+  runners: { replicas: 1, trajectoriesPerRunner: 2 }
+  backoffLimit: 2
+EOF
+k wait --for=condition=Complete rolloutjob/pods-job --timeout=180s >/dev/null
+expect_eq "pods-job: status.passRate" "$(jsonpath rolloutjob/pods-job '{.status.passRate}')" 1
+k delete rolloutjob pods-job --wait=true --timeout=60s >/dev/null
+k delete sandboxpool pods --timeout=90s >/dev/null
+for _ in $(seq 60); do [[ -z "$(k get pods -l hermes-rollouts.dev/pool=pods -o name)" ]] && break; sleep 1; done
+expect_eq "pods: sandbox pods left after the pool's deletion" "$(k get pods -l hermes-rollouts.dev/pool=pods -o name)" ""
 
 # --- upgrade -----------------------------------------------------------------------------------------------------
 step "helm upgrade: controller.logLevel=debug"

@@ -3,7 +3,7 @@ import type { ErrorCode, SandboxErrorKind } from "../../base/errors.ts";
 import type { IsolationMode } from "../types.ts";
 
 /**
- * Wire format of the sandbox server (the process each Nomad allocation runs). The server validates requests
+ * Wire format of the sandbox server (the process each Nomad allocation and kubernetes sandbox pod runs). The server validates requests
  * with these schemas; the client sends exactly these shapes. Errors are `{error, code}` (code from src/base/errors.ts,
  * plus `kind` for a sandbox error) with the HTTP status: 400 bad input, 401 bad token, 403 path outside the
  * workspace, 404 unknown slot or missing file, 500 otherwise.

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { portNumber } from "../options.ts";
+import { labelSet, portNumber } from "../options.ts";
 import { startController } from "../../operator/main.ts";
 import { logger } from "../../base/log.ts";
 import { backendEnvironment, datasetSettings } from "../environment.ts";
@@ -36,6 +36,11 @@ export function command(): Command {
       "watch and manage only this namespace (namespaced RBAC); all namespaces when unset",
       process.env.HERMES_WATCH_NAMESPACE,
     )
+    .option(
+      "--sandbox-network-policy-from <labels>",
+      "give each kubernetes pool a NetworkPolicy that admits only pods with these labels (k=v,...) in --lease-namespace: this controller's",
+      labelSet,
+    )
     .addHelpText(
       "after",
       environmentHelp(
@@ -71,6 +76,7 @@ address and runners retry there. Job state lives in --data-dir: give every repli
         leaseNamespace: string;
         identity?: string;
         namespace?: string;
+        sandboxNetworkPolicyFrom?: Record<string, string>;
       }) => {
         const log = logger("cli");
         const running = await startController({
@@ -82,6 +88,7 @@ address and runners retry there. Job state lives in --data-dir: give every repli
           leaseNamespace: opts.leaseNamespace,
           ...(opts.identity ? { identity: opts.identity } : {}),
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          ...(opts.sandboxNetworkPolicyFrom ? { sandboxNetworkPolicyFrom: opts.sandboxNetworkPolicyFrom } : {}),
           ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
           datasets: datasetSettings(process.env),
           // Docker Nomad pools inject the sandbox server from this same image unless they name one.

@@ -33,10 +33,10 @@ interface Options {
 const parentSettingsSchema = z.object({ token: z.string().min(1), slotEnv: z.record(z.string(), z.string()).optional() });
 
 /**
- * `hermes-rollouts sandbox-server`: the process each Nomad allocation runs. Under Nomad the data dir is
- * `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from a file (Nomad
- * jobs render it there from a Nomad Variable) or `HERMES_SANDBOX_TOKEN`, both out of the process list. It is
- * required: slots share the host's network, so an open server lets any slot drive every other one.
+ * `hermes-rollouts sandbox-server`: the process each Nomad allocation and Kubernetes sandbox pod runs. Under Nomad
+ * the data dir is `$NOMAD_ALLOC_DIR/data` and the port defaults to `$NOMAD_PORT_http`. The token may also come from a
+ * file (Nomad jobs render it there from a Nomad Variable) or `HERMES_SANDBOX_TOKEN`, both out of the process list. It
+ * is required: slots share the host's network, so an open server lets any slot drive every other one.
  */
 export function command(): Command {
   return new Command("sandbox-server")

@@ -2,6 +2,7 @@ import { PoolCondition, PoolReason, type PoolConditionReason, type PoolCondition
 import type { IsolationMode, SandboxInfo } from "../../backends/types.ts";
 import { setConditions, type ConditionInput } from "../runtime/conditions.ts";
 import type { PlanOutput } from "../../backends/slots/plan.ts";
+import { isolationDiagnosis } from "../../backends/isolation.ts";
 
 export interface PoolStatusInput {
   generation: number;
@@ -70,24 +71,28 @@ function poolConditions(input: PoolStatusInput, counts: { ready: number; startin
   const desired = input.plan?.desired ?? 0;
   const outdated = input.sandboxes.filter((s) => s.templateHash !== input.templateHash && s.phase !== "terminated").length;
   // Also at 0/0: a scale-to-zero pool at rest is Ready, or no job would start on it to bring the demand.
+  // A sandbox that waits on what only a fix clears (an image that cannot be pulled) says more than a create's error.
+  const stuck = input.sandboxes.find((s) => s.phase === "starting" && s.stuck !== undefined);
   const ready: PoolConditionInput =
     input.isolationError !== undefined
       ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.IsolationUnavailable, message: input.isolationError }
-      : input.backendError && counts.ready === 0
-        ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
-        : input.plan !== undefined && counts.ready >= desired
-          ? {
-              type: PoolCondition.Ready,
-              status: "True",
-              reason: PoolReason.SandboxesReady,
-              message: `${counts.ready}/${desired} sandboxes ready`,
-            }
-          : {
-              type: PoolCondition.Ready,
-              status: "False",
-              reason: PoolReason.SandboxesStarting,
-              message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
-            };
+      : stuck?.stuck !== undefined && counts.ready < Math.max(1, desired)
+        ? { type: PoolCondition.Ready, status: "False", reason: stuck.stuck, message: `${stuck.name}: ${stuck.message ?? stuck.stuck}` }
+        : input.backendError && counts.ready === 0
+          ? { type: PoolCondition.Ready, status: "False", reason: PoolReason.BackendError, message: input.backendError }
+          : input.plan !== undefined && counts.ready >= desired
+            ? {
+                type: PoolCondition.Ready,
+                status: "True",
+                reason: PoolReason.SandboxesReady,
+                message: `${counts.ready}/${desired} sandboxes ready`,
+              }
+            : {
+                type: PoolCondition.Ready,
+                status: "False",
+                reason: PoolReason.SandboxesStarting,
+                message: `${counts.ready}/${desired} sandboxes ready, ${counts.starting} starting`,
+              };
   const progressing: PoolConditionInput =
     outdated > 0
       ? {
@@ -127,7 +132,9 @@ export function isolatedCondition(
 ): PoolConditionInput {
   const type = PoolCondition.Isolated;
   if (input.isolationError !== undefined) {
-    return { type, status: "False", reason: PoolReason.ProbeFailed, message: input.isolationError };
+    const diagnosis = isolationDiagnosis(input.isolationError);
+    const message = diagnosis === undefined ? input.isolationError : `${input.isolationError} (${diagnosis})`;
+    return { type, status: "False", reason: PoolReason.ProbeFailed, message };
   }
   if (input.isolationMode === "none") {
     return {

@@ -109,6 +109,8 @@ describe("helm chart", () => {
       "--data-dir=/var/lib/hermes-rollouts",
       "--image=localhost/hermes-rollouts:1.2.3",
       "--image-pull-policy=Always",
+      "--sandbox-network-policy-from=" +
+        "app.kubernetes.io/name=hermes-rollouts,app.kubernetes.io/instance=hermes-rollouts,app.kubernetes.io/component=controller",
     ]);
     assert.deepEqual(
       cluster.env.filter((e: { valueFrom?: unknown }) => e.valueFrom).map((e: { name: string }) => e.name),
@@ -116,6 +118,8 @@ describe("helm chart", () => {
     );
     assert.ok(controller(["--set", "rbac.scope=namespace"]).args.includes("--namespace=hermes-system"));
     assert.ok(controller(["--set", "controller.runnerImagePullPolicy=Never"]).args.includes("--image-pull-policy=Never"));
+    const open = controller(["--set", "sandboxNetworkPolicy.enabled=false"]).args as string[];
+    assert.ok(!open.some((arg) => arg.startsWith("--sandbox-network-policy-from")), "no NetworkPolicy for kubernetes pools when disabled");
   });
 
   test("mock Modal: the controller trusts the CA that signs the mock's certificate, generated or given", () => {

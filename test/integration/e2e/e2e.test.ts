@@ -43,6 +43,7 @@ test(`e2e-steps.sh passes on the local cluster with ${image} (pullPolicy Never)`
   assert.match(output, /\[e2e \+\d+s\] PASSED in \d+ s/);
   assert.match(output, /ok: sink: each item exactly once/);
   assert.match(output, /ok: runner log: groups scored/);
+  assert.match(output, /ok: pods-job: status.passRate = 1/, "a job ran on a kubernetes pool");
   assert.match(output, /ok: resources of the release left/);
   assert.match(
     readFileSync(join(artifacts, "runner-pod.txt"), "utf8"),

@@ -61,6 +61,8 @@ export async function startControllerProcess(options: {
   dataDir?: string;
   identity: string;
   port?: number;
+  /** More controller options, after the harness's own. */
+  args?: string[];
 }): Promise<ControllerProcess> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "hermes-ctrl-"));
@@ -85,6 +87,7 @@ export async function startControllerProcess(options: {
       // Scoped to the test's namespace: controllers of tests running at once never reconcile each other's objects.
       "--namespace",
       options.namespace,
+      ...(options.args ?? []),
     ],
     { env: { ...process.env, KUBECONFIG: clusterEnv().operatorKubeconfig, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildSlotCommand, resolveInsideWorkspace, SLOT_TMP_BYTES } from "../../../src/backends/isolation.ts";
+import { buildSlotCommand, isolationDiagnosis, resolveInsideWorkspace, SLOT_TMP_BYTES } from "../../../src/backends/isolation.ts";
 import { TailBuffer } from "../../../src/backends/process.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
 
@@ -97,4 +97,16 @@ test("TailBuffer keeps the last bytes across chunks and flags truncation", () =>
   tail.push(Buffer.from("h"));
   assert.equal(tail.text(), "defgh");
   assert.equal(tail.truncated, true);
+});
+
+test("a failed probe's message becomes what a cluster admin can change", () => {
+  // As the probe reported it in a pod on containerd + runc (the local cluster's node).
+  const maskedProc =
+    "bubblewrap unavailable, slots are NOT isolated from each other: user-namespace: Command failed: bwrap --unshare-user " +
+    "--uid 1000 --gid 1000 --proc /proc -- true: bwrap: Can't mount proc on /newroot/proc: Operation not permitted";
+  assert.match(isolationDiagnosis(maskedProc)!, /\/proc is masked.*runtimeClassName.*procMount: Unmasked/);
+  const noUserns = "user-namespace: Command failed: bwrap --unshare-user -- true: bwrap: setting up uid map: Permission denied";
+  assert.match(isolationDiagnosis(noUserns)!, /user namespaces are refused: seccomp RuntimeDefault/);
+  assert.match(isolationDiagnosis("user-namespace: spawn bwrap ENOENT")!, /not installed/);
+  assert.equal(isolationDiagnosis(undefined), undefined);
 });

@@ -38,11 +38,15 @@ export function recordingClient(
       if (refuse.createPod) throw refuse.createPod;
     },
     deletePod: async (ns, name) => void actions.push({ verb: "deletePod", target: `${ns}/${name}` }),
+    readPod: async () => undefined,
+    listPods: async () => [],
     createSecret: async (ns, secret) => {
       actions.push({ verb: "createSecret", target: `${ns}/${secret.metadata?.name}`, body: secret });
       if (refuse.createSecret) throw refuse.createSecret;
     },
     deleteSecret: async (ns, name) => void actions.push({ verb: "deleteSecret", target: `${ns}/${name}` }),
+    ensureNetworkPolicy: async (ns, policy) =>
+      void actions.push({ verb: "ensureNetworkPolicy", target: `${ns}/${policy.metadata?.name}`, body: policy }),
     readSecret: async (ns, name) => reads.secrets?.[`${ns}/${name}`],
     readConfigMap: async (ns, name) => reads.configMaps?.[`${ns}/${name}`],
   };

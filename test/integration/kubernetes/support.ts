@@ -1,0 +1,43 @@
+import { randomBytes } from "node:crypto";
+import { KubeConfig } from "@kubernetes/client-node";
+import { kubernetesBlock, type KubernetesPoolSettings } from "../../../src/api/index.ts";
+import { KubernetesBackend } from "../../../src/backends/kubernetes/backend.ts";
+import { kubeClient } from "../../../src/operator/client.ts";
+import { sandboxPodApi, sandboxTokenSecret, sandboxTokenSecretName, SANDBOX_TOKEN_KEY } from "../../../src/operator/backends.ts";
+import { clusterEnv, kubectl } from "../../support/cluster.ts";
+
+/** The project's image, imported into the node's containerd by scripts/image/build.sh: never pulled. */
+export const SANDBOX_IMAGE = "localhost/hermes-rollouts:dev";
+
+/**
+ * A kubernetes backend on the local cluster's real node, in a namespace of its own (with the pool's token Secret, as
+ * the operator makes it), built with the operator's own pod API. `cleanup` deletes the namespace.
+ */
+export async function clusterBackend(prefix: string, settings: Partial<KubernetesPoolSettings> = {}) {
+  const env = clusterEnv();
+  const namespace = `${prefix}-${randomBytes(3).toString("hex")}`;
+  kubectl(["create", "namespace", namespace]);
+  const kc = new KubeConfig();
+  kc.loadFromFile(env.kubeconfig);
+  const client = kubeClient(kc);
+  const pool = { key: `${namespace}/pool`, namespace, name: "pool", uid: "" };
+  const token = randomBytes(24).toString("base64url");
+  const secret = sandboxTokenSecret(pool, token);
+  delete secret.metadata!.ownerReferences; // no SandboxPool owns it here: the namespace's deletion takes it
+  await client.createSecret(namespace, secret);
+  const pods = sandboxPodApi(client, namespace);
+  const backend = new KubernetesBackend({
+    pods,
+    sandboxToken: token,
+    readyTimeoutMs: 60_000,
+    pod: {
+      namespace,
+      settings: kubernetesBlock.parse({ imagePullPolicy: "Never", ...settings }),
+      // This node's runc masks /proc, so bwrap cannot run in its pods (docs/operations.md): the pool says none.
+      isolation: { mode: "none", network: "none" },
+      tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
+    },
+  });
+  const cleanup = async () => void kubectl(["delete", "namespace", namespace, "--wait=false"]);
+  return { backend, namespace, pods, client, cleanup };
+}
