@@ -46,6 +46,7 @@ export async function buildTestImage(layoutDir: string, tag: string, image: Test
 
 /** Copies an image to an archive of the given transport (`oci-archive` or `docker-archive`) with skopeo. */
 export async function archiveTestImage(reference: string, transport: "oci-archive" | "docker-archive", file: string): Promise<string> {
+  await mkdir(dirname(file), { recursive: true });
   await run("skopeo", ["copy", "--quiet", "--insecure-policy", reference, `${transport}:${file}`]);
   return `${transport}:${file}`;
 }

@@ -57,11 +57,14 @@ export function parseImageConfig(raw: RawImageConfig): ImageConfig {
   };
 }
 
-/** The skopeo reference of an image on disk: a directory is an OCI layout, a tarball an oci-archive if it holds `oci-layout`, else a docker-archive. */
+/**
+ * The skopeo reference of an image on disk: a directory is an OCI layout, a tarball an oci-archive if it holds
+ * `oci-layout`, else a docker-archive.
+ */
 export async function imageReferenceOfPath(path: string): Promise<string> {
   if ((await stat(path)).isDirectory()) return `oci:${path}`;
-  const { stdout } = await run("tar", ["-tf", path], { maxBuffer: MAX_TOOL_OUTPUT });
-  const entries = stdout.split("\n").map((entry) => entry.replace(/^\.\//, ""));
+  const listing = (await tool(path, "tar", ["-tf", path])).toString("utf8");
+  const entries = listing.split("\n").map((entry) => entry.replace(/^\.\//, ""));
   return entries.includes("oci-layout") ? `oci-archive:${path}` : `docker-archive:${path}`;
 }
 
