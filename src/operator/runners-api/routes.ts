@@ -150,7 +150,7 @@ export function runnersApi(
       const pool = poolOf(job);
       const started = performance.now();
       const timeoutMs = Math.min(body.timeoutMs ?? pool.acquireTimeoutMs, pool.acquireTimeoutMs);
-      const lease = await pool.slots.acquire(job.key, { timeoutMs });
+      const lease = await pool.slots.acquire(job.key, { timeoutMs, ...(body.image !== undefined ? { image: body.image } : {}) });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
       try {
         // The job may have been suspended, finished or deleted while this acquire waited: its slots were released
