@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, symlink, writeFile, copyFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 
@@ -20,7 +21,7 @@ export interface TestImage {
  * Debian's busybox-static as /bin (it needs no libraries), plus the given files. Returns the skopeo reference.
  */
 export async function buildTestImage(layoutDir: string, tag: string, image: TestImage): Promise<string> {
-  const content = await mkdtemp(join(dirname(layoutDir), "image-content-"));
+  const content = await mkdtemp(join(tmpdir(), "image-content-"));
   try {
     await mkdir(join(content, "bin"), { recursive: true });
     await copyFile("/bin/busybox", join(content, "bin/busybox"));
@@ -29,6 +30,7 @@ export async function buildTestImage(layoutDir: string, tag: string, image: Test
       await mkdir(dirname(join(content, path)), { recursive: true });
       await writeFile(join(content, path), text);
     }
+    await mkdir(dirname(layoutDir), { recursive: true });
     await run("umoci", ["init", "--layout", layoutDir]).catch((error: { stderr?: string }) => {
       if (!error.stderr?.includes("exists")) throw error;
     });
