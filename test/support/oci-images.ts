@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 
 /** Applets the test images link to busybox: enough for a shell, `pwd` and file checks. */
-const APPLETS = ["sh", "pwd", "cat", "mkdir", "echo", "ls", "test", "env"];
+const APPLETS = ["sh", "pwd", "cat", "mkdir", "echo", "ls", "test", "env", "sleep"];
 
 export interface TestImage {
   /** Files by absolute path in the image. */

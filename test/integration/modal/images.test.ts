@@ -53,6 +53,10 @@ describe("mock-modal sandboxes run in their image's filesystem", () => {
     assert.equal(await output(sandbox, ["pwd"], { workdir: "/tmp/w" }), "/tmp/w\n");
     assert.equal(await output(sandbox, ["cat", "/etc/which"]), "A\n");
     assert.equal(await output(sandbox, ["sh", "-c", 'echo "$WHO $PATH $HOME"; pwd']), "a /bin /root\n/\n");
+    const started = Date.now();
+    const slow = await sandbox.exec(["sleep", "30"], { timeoutMs: 1000 });
+    assert.equal(await slow.wait(), 137, "an exec timeout kills the command inside the image too");
+    assert.ok(Date.now() - started < 10_000);
     await sandbox.terminate();
   });
 
