@@ -187,6 +187,9 @@ const results = withRules(
   resultsRules,
 );
 
+/** Text with `{{field}}` placeholders (spaces inside the braces allowed); see src/rollout/image.ts. */
+const IMAGE_TEMPLATE = /^(?:[^{}]|\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\})+$/;
+
 type JobSpecShape = { poolRef: { name: string }; environment: { name: string }; groupSize: number };
 
 /** Immutable after creation; kept to scalar fields so CEL's cost estimate stays small on modern apiservers. */
@@ -222,6 +225,16 @@ export const rolloutJobSpec = withRules(
                 "testProfile (pytest, django or unittest; a row's install_config.log_parser overrides), testCommand, " +
                 "testChunkSize, testTimeoutSeconds, installTimeoutSeconds, setupTimeoutSeconds, promptMode, pythonOnly " +
                 "(default true: rows whose tests no profile can run are left out).",
+            ),
+          image: z
+            .string()
+            .regex(IMAGE_TEMPLATE, "image: only text and {{field}} placeholders (a row's top-level field names)")
+            .optional()
+            .describe(
+              "The sandbox image of each item, a template over the row's top-level fields, e.g. " +
+                "`registry.example/swesmith.x86_64.{{repo}}:latest`; a field the row lacks fails that item as invalid. " +
+                "Default: the row's image_name when it has one, else the pool's image. Carried to every slot acquire of " +
+                "the item; no backend places slots by it yet (every slot is the pool's image).",
             ),
         })
         .strict()

@@ -26,8 +26,12 @@ async function lostAsGone<T>(work: Promise<T>): Promise<T> {
 
 export function slotPoolProvider(pool: SlotPool, options: SlotPoolProviderOptions): SlotProvider {
   return {
-    async acquire({ trajectoryId, signal }) {
-      const lease = await pool.acquire(trajectoryId, { timeoutMs: options.acquireTimeoutMs, ...(signal ? { signal } : {}) });
+    async acquire({ trajectoryId, image, signal }) {
+      const lease = await pool.acquire(trajectoryId, {
+        timeoutMs: options.acquireTimeoutMs,
+        ...(image !== undefined ? { image } : {}),
+        ...(signal ? { signal } : {}),
+      });
       const renewer = setInterval(
         () => {
           pool.renew(lease.id).catch((error: unknown) => log.warn({ lease: lease.id, err: error }, "lease renewal failed"));

@@ -4,6 +4,7 @@
  * API), where groups go (sinks, the API's scored intake) and how failures are reported are the caller's.
  */
 import { runGroup, type GroupOptions } from "./group.ts";
+import { itemImage } from "./image.ts";
 import type { ScoredDataGroup } from "./scored.ts";
 
 /** One dataset row to run as a group, and its index in the job. */
@@ -49,7 +50,8 @@ export async function driveGroups<Work extends GroupWork>(options: GroupDriverOp
         itemId = env.itemId(item);
         const commands = env.oracleCommands(item);
         if (commands) options.oracleTasks?.push({ id: itemId, prompt: env.prompt(item).user, commands });
-        await options.deliver(await runGroup(item, work.index, options.group), work);
+        const image = itemImage(options.group.imageTemplate, work.row);
+        await options.deliver(await runGroup(item, work.index, options.group, image), work);
       } catch (error) {
         if (signal?.aborted) {
           await options.interrupted?.(work);

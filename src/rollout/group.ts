@@ -52,6 +52,8 @@ export interface GroupOptions<Item> {
   limits: TrajectoryLimits;
   groupSize: number;
   backoffLimit: number;
+  /** spec.environment.image: the drive fills it per item (image.ts) and passes the result to `runGroup`. */
+  imageTemplate?: string;
   tools?: ToolRegistry;
   gate?: Semaphore;
   signal?: AbortSignal;
@@ -69,10 +71,15 @@ async function runTrajectory<Item>(
   trajectoryId: string,
   attempt: number,
   options: GroupOptions<Item>,
+  image: string | undefined,
 ): Promise<ScoredTrajectory> {
   const { env, limits } = options;
   const started = performance.now();
-  const slot: LeasedSlot = await options.slots.acquire({ trajectoryId, ...(options.signal ? { signal: options.signal } : {}) });
+  const slot: LeasedSlot = await options.slots.acquire({
+    trajectoryId,
+    ...(image !== undefined ? { image } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   const acquired = performance.now();
   let broken = false;
   try {
@@ -135,7 +142,8 @@ class RetryOnAnotherSlot {
 }
 
 /** Runs `groupSize` trajectories of one item concurrently and returns its one scored group. */
-export async function runGroup<Item>(item: Item, itemIndex: number, options: GroupOptions<Item>): Promise<ScoredDataGroup> {
+/** `image`: the item's sandbox image (image.ts), asked of every slot acquire; undefined is the pool's image. */
+export async function runGroup<Item>(item: Item, itemIndex: number, options: GroupOptions<Item>, image?: string): Promise<ScoredDataGroup> {
   const itemId = options.env.itemId(item);
   const started = performance.now();
   let retries = 0;
@@ -146,7 +154,7 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
       const run = async (): Promise<ScoredTrajectory | RetryOnAnotherSlot> => {
         options.onEvent?.({ type: "trajectory-start", itemId, trajectoryId, attempt });
         try {
-          const scored = await runTrajectory(item, trajectoryId, attempt, options);
+          const scored = await runTrajectory(item, trajectoryId, attempt, options, image);
           options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
           return scored;
         } catch (error) {
@@ -184,9 +192,10 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
 /** What a job spec fixes of every group it runs; callers add the environment, slots, model, gate and signal. */
 export function groupSettingsFromSpec(
   spec: RolloutJobSpec,
-): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit"> {
+): Pick<GroupOptions<unknown>, "format" | "generation" | "limits" | "groupSize" | "backoffLimit" | "imageTemplate"> {
   const { sampling } = spec.model;
   return {
+    ...(spec.environment.image !== undefined ? { imageTemplate: spec.environment.image } : {}),
     format: spec.model.toolCallFormat,
     generation: { temperature: sampling.temperature, top_p: sampling.topP, max_tokens: sampling.maxTokens },
     limits: spec.limits,

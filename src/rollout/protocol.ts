@@ -72,8 +72,14 @@ const actions = {
   handback: { request: leaseRequest, answer: okAnswer },
   fail: { request: leaseRequest, answer: okAnswer },
   groups: { request: groupSubmission, answer: z.object({ stored: z.boolean() }) },
-  /** `timeoutMs` is capped by the pool's acquire timeout; `trajectoryId` names the caller in logs. */
-  "slots/acquire": { request: z.object({ trajectoryId: z.string().optional(), timeoutMs: z.number().optional() }), answer: slotLease },
+  /**
+   * `timeoutMs` is capped by the pool's acquire timeout; `trajectoryId` names the caller in logs; `image` is the item's
+   * sandbox image (spec.environment.image), handed to the pool, which does not place slots by it yet.
+   */
+  "slots/acquire": {
+    request: z.object({ trajectoryId: z.string().optional(), timeoutMs: z.number().optional(), image: z.string().min(1).optional() }),
+    answer: slotLease,
+  },
   "slots/renew": { request: leaseRequest, answer: z.object({ expiresAt: z.number() }) },
   "slots/release": { request: leaseRequest, answer: okAnswer },
   "slots/exec": { request: leaseRequest.extend({ request: slotExecRequest }), answer: execResult },

@@ -39,7 +39,8 @@ export interface LeasedSlot {
 }
 
 export interface SlotProvider {
-  acquire(options: { trajectoryId: string; signal?: AbortSignal }): Promise<LeasedSlot>;
+  /** `image`: the item's sandbox image (spec.environment.image); providers pass it on, no backend places by it yet. */
+  acquire(options: { trajectoryId: string; image?: string; signal?: AbortSignal }): Promise<LeasedSlot>;
 }
 
 export type ToolCallFormat = "auto" | "native" | "hermes";

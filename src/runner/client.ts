@@ -127,8 +127,8 @@ export class RunnersApiClient {
   /** Slots leased through the controller, renewed in the background while held (three times per the pool's TTL). */
   slotProvider(): SlotProvider {
     return {
-      acquire: async ({ trajectoryId, signal }) => {
-        const lease = await this.#slotCall("slots/acquire", { trajectoryId }, signal);
+      acquire: async ({ trajectoryId, image, signal }) => {
+        const lease = await this.#slotCall("slots/acquire", { trajectoryId, ...(image !== undefined ? { image } : {}) }, signal);
         const timer = setInterval(
           () => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined),
           renewIntervalMs(lease.ttlMs),

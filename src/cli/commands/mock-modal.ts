@@ -34,6 +34,12 @@ export function command(): Command {
       ).env("MOCK_MODAL_TLS_CA_DIR"),
     )
     .addOption(
+      new Option(
+        "--images-dir <dir>",
+        "serve fromRegistry(tag) from <dir>/<URI-encoded tag>: OCI layout, oci-archive or docker-archive (else: the host)",
+      ).env("MOCK_MODAL_IMAGES_DIR"),
+    )
+    .addOption(
       new Option("--faults <spec>", 'fault injection, e.g. "unavailable=3@SandboxCreateV2,throttle=2x1.5,die-mid-exec=300"').env(
         "MOCK_MODAL_FAULTS",
       ),
@@ -49,6 +55,7 @@ export function command(): Command {
         tlsPort?: number;
         advertiseHost?: string;
         tlsCaDir?: string;
+        imagesDir?: string;
         faults?: string;
       }) => {
         const mock = await startMockModal({
@@ -62,6 +69,7 @@ export function command(): Command {
           ...(options.tlsCaDir !== undefined
             ? { tlsCa: { certFile: join(options.tlsCaDir, "tls.crt"), keyFile: join(options.tlsCaDir, "tls.key") } }
             : {}),
+          ...(options.imagesDir !== undefined ? { imagesDir: options.imagesDir } : {}),
           ...(options.faults !== undefined ? { faults: options.faults } : {}),
         });
         process.stdout.write(`MODAL_SERVER_URL=${mock.url}\n`);

@@ -170,9 +170,15 @@ export function runnersApi(
       const started = performance.now();
       const timeoutMs = Math.min(body.timeoutMs ?? pool.acquireTimeoutMs, pool.acquireTimeoutMs);
       waitingAcquires.set(job, (waitingAcquires.get(job) ?? 0) + 1);
-      const lease = await pool.slots.acquire(job.key, { timeoutMs, signal: abandoned }).finally(() => {
-        waitingAcquires.set(job, (waitingAcquires.get(job) ?? 1) - 1);
-      });
+      const lease = await pool.slots
+        .acquire(job.key, {
+          timeoutMs,
+          signal: abandoned,
+          ...(body.image !== undefined ? { image: body.image } : {}),
+        })
+        .finally(() => {
+          waitingAcquires.set(job, (waitingAcquires.get(job) ?? 1) - 1);
+        });
       metrics.acquireSeconds.observe({ pool: job.poolKey }, (performance.now() - started) / 1000);
       try {
         // The job may have been suspended, finished or deleted while this acquire waited: its slots were released

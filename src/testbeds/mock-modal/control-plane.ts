@@ -1,5 +1,6 @@
 import { ServerError, Status, type CallContext } from "nice-grpc";
-import { GENERIC_STATUS, MockSandbox, mintId } from "./sandboxes.ts";
+import { fromTag, type MockImage } from "./images.ts";
+import { GENERIC_STATUS, MockSandbox, mintId, prepareSandboxRoot } from "./sandboxes.ts";
 import { fakeJwt, type MockModalState } from "./state.ts";
 
 /**
@@ -18,6 +19,7 @@ interface SecretSource {
   env?: { contents: Record<string, string> };
 }
 interface SandboxDefinition {
+  imageId: string;
   entrypointArgs: string[];
   timeoutSecs: number;
   idleTimeoutSecs?: number;
@@ -31,6 +33,9 @@ interface CreateRequest {
   definition?: SandboxDefinition;
   tags: Tag[];
   secretSources?: SecretSource[];
+}
+interface ImageRequest {
+  image?: { dockerfileCommands: string[]; baseImages: Array<{ imageId: string }> };
 }
 interface ListRequest {
   appId: string;
@@ -58,36 +63,55 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
     return env;
   };
 
-  const createSandbox = (request: CreateRequest, v1: boolean): MockSandbox => {
+  const createSandbox = async (request: CreateRequest, v1: boolean): Promise<MockSandbox> => {
     const definition = request.definition;
     if (definition === undefined) throw new ServerError(Status.INVALID_ARGUMENT, "sandbox definition missing");
-    if (![...state.apps.values()].some((app) => app.appId === request.appId)) {
-      throw new ServerError(Status.NOT_FOUND, `app ${request.appId} not found`);
-    }
-    const name = definition.name ?? "";
-    if (name !== "") {
-      if (!SANDBOX_NAME.test(name)) throw new ServerError(Status.INVALID_ARGUMENT, `invalid sandbox name ${name}`);
-      if (state.runningSandboxNamed(request.appId, name)) {
-        throw new ServerError(Status.ALREADY_EXISTS, `a running sandbox named ${name} already exists in this app`);
+    const image = state.images.get(definition.imageId);
+    if (image === undefined) throw new ServerError(Status.NOT_FOUND, `image ${definition.imageId} not found`);
+    const workdir = definition.workdir ?? "";
+    // The root is made first (copying an image takes a while), then checked against the sandboxes of that moment.
+    const root = await prepareSandboxRoot(state.dataDir, v1, image, workdir);
+    try {
+      if (![...state.apps.values()].some((app) => app.appId === request.appId)) {
+        throw new ServerError(Status.NOT_FOUND, `app ${request.appId} not found`);
       }
+      const name = definition.name ?? "";
+      if (name !== "") {
+        if (!SANDBOX_NAME.test(name)) throw new ServerError(Status.INVALID_ARGUMENT, `invalid sandbox name ${name}`);
+        if (state.runningSandboxNamed(request.appId, name)) {
+          throw new ServerError(Status.ALREADY_EXISTS, `a running sandbox named ${name} already exists in this app`);
+        }
+      }
+      const sandbox = new MockSandbox(
+        {
+          appId: request.appId,
+          name,
+          tags: new Map(request.tags.map((tag) => [tag.tagName, tag.tagValue])),
+          timeoutSecs: definition.timeoutSecs || DEFAULT_TIMEOUT_SECS,
+          idleTimeoutSecs: definition.idleTimeoutSecs ?? 0,
+          workdir,
+          env: envOf(request.secretSources, definition.secretIds),
+          entrypointArgs: definition.entrypointArgs,
+          regions: definition.schedulerPlacement?.regions ?? [],
+          v1,
+        },
+        root,
+      );
+      state.sandboxes.set(sandbox.id, sandbox);
+      return sandbox;
+    } catch (error) {
+      root.remove();
+      throw error;
     }
-    const sandbox = new MockSandbox(
-      {
-        appId: request.appId,
-        name,
-        tags: new Map(request.tags.map((tag) => [tag.tagName, tag.tagValue])),
-        timeoutSecs: definition.timeoutSecs || DEFAULT_TIMEOUT_SECS,
-        idleTimeoutSecs: definition.idleTimeoutSecs ?? 0,
-        workdir: definition.workdir ?? "",
-        env: envOf(request.secretSources, definition.secretIds),
-        entrypointArgs: definition.entrypointArgs,
-        regions: definition.schedulerPlacement?.regions ?? [],
-        v1,
-      },
-      state.dataDir,
-    );
-    state.sandboxes.set(sandbox.id, sandbox);
-    return sandbox;
+  };
+
+  /** A `FROM <tag>` build resolves the tag (images.ts); `FROM base` layers are their base image. */
+  const buildImage = async (request: ImageRequest): Promise<MockImage | { failure: string }> => {
+    const commands = request.image?.dockerfileCommands ?? [];
+    const tag = fromTag(commands);
+    if (tag !== undefined) return state.imageSource.resolve(tag);
+    const base = state.images.get(request.image?.baseImages[0]?.imageId ?? "");
+    return base ?? { failure: `base image of ${JSON.stringify(commands[0] ?? "")} not found` };
   };
 
   const taskIdResponse = (request: { sandboxId: string }) => {
@@ -168,10 +192,12 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
       }
       return { appId: app.appId };
     },
-    /** Images are not pulled: commands run on the host. The build succeeds at once. */
-    imageGetOrCreate: () => {
+    /** Images come from the images directory or are the host (images.ts); the build result is known at once. */
+    imageGetOrCreate: async (request: ImageRequest) => {
       const imageId = mintId("im");
-      state.images.add(imageId);
+      const built = await buildImage(request);
+      if ("failure" in built) return { imageId, result: { status: GENERIC_STATUS.failure, exception: built.failure } };
+      state.images.set(imageId, built);
       return { imageId, result: { status: GENERIC_STATUS.success }, metadata: {} };
     },
     imageJoinStreaming: async function* () {
@@ -197,11 +223,11 @@ export function controlPlaneHandlers(state: MockModalState): Record<string, Hand
       }
       return { secretId: secret.secretId };
     },
-    sandboxCreateV2: (request: CreateRequest, context: CallContext) => {
-      const sandbox = createSandbox(request, false);
+    sandboxCreateV2: async (request: CreateRequest, context: CallContext) => {
+      const sandbox = await createSandbox(request, false);
       return { sandboxId: sandbox.id, taskId: sandbox.taskId, commandRouterAccess: routerAccess(sandbox, context), tunnels: [] };
     },
-    sandboxCreate: (request: CreateRequest) => ({ sandboxId: createSandbox(request, true).id }),
+    sandboxCreate: async (request: CreateRequest) => ({ sandboxId: (await createSandbox(request, true)).id }),
     sandboxGetTaskIdV2: taskIdResponse,
     sandboxGetTaskId: taskIdResponse,
     sandboxGetCommandRouterAccess: (request: { sandboxId?: string; taskId?: string }, context: CallContext) =>

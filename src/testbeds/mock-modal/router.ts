@@ -5,7 +5,8 @@ import type { MockModalState } from "./state.ts";
 
 /**
  * Handlers of `modal.task_command_router.TaskCommandRouter`: exec start/wait/poll, offset-addressed stdio,
- * offset-idempotent stdin, and the V2 entrypoint stdio. Execs are real host processes in the sandbox root.
+ * offset-idempotent stdin, and the V2 entrypoint stdio. Execs are real host processes in the sandbox root (for an image
+ * sandbox, under bubblewrap with that root as `/`).
  */
 type Handler = (request: never, context: CallContext) => unknown;
 

@@ -1,7 +1,14 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { posix } from "node:path";
+import { promisify } from "node:util";
+import type { ImageConfig } from "../../backends/images/unpack.ts";
+import type { MockImage } from "./images.ts";
 import { MockProcess } from "./process.ts";
+
+const run = promisify(execFile);
 
 /** GenericResult.status values the SDK maps (3 → exit 137, 4 → exit 124, else `exitcode`). */
 export const GENERIC_STATUS = { success: 1, failure: 2, terminated: 3, timeout: 4, idleTimeout: 7 } as const;
@@ -28,7 +35,7 @@ export interface SandboxSpec {
   tags: Map<string, string>;
   timeoutSecs: number;
   idleTimeoutSecs: number;
-  /** The sandbox's working directory as its clients name it; the mock maps it onto the sandbox root. */
+  /** The sandbox's working directory as its clients name it (a host sandbox maps it onto its root). */
   workdir: string;
   env: Record<string, string>;
   entrypointArgs: readonly string[];
@@ -37,8 +44,49 @@ export interface SandboxSpec {
   v1: boolean;
 }
 
+/** A new sandbox's id and root directory: empty for a host image, a copy of the image's rootfs otherwise. */
+export interface SandboxRoot {
+  id: string;
+  dir: string;
+  /** Set when the root is an image's rootfs: commands then run with it as `/` (bubblewrap). */
+  image: ImageConfig | undefined;
+  remove(): void;
+}
+
 /**
- * A mock sandbox: a root directory on this host and real processes started in it. Its lifetime is enforced
+ * Where an image sandbox knowingly differs from Modal (no test depends on these): a command that is not in the image
+ * exits 1 with bubblewrap's "execvp" message (Modal: an exec error); processes run as the mock's own user with the
+ * host's network.
+ *
+ * Each sandbox gets its own copy of the image (`cp -a`, reflinked where the filesystem can), because a container's
+ * writes are its own; bubblewrap 0.8 (Debian bookworm) has no overlay mounts. The sandbox workdir is created, so a
+ * sandbox can start in it as in the image's WORKDIR.
+ */
+export async function prepareSandboxRoot(dataDir: string, v1: boolean, image: MockImage, workdir: string): Promise<SandboxRoot> {
+  const id = v1 ? mintId("sb") : mintId("sb", 26);
+  const dir = posix.join(dataDir, id);
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    if (image.kind === "host") {
+      await mkdir(dir, { recursive: true });
+      return { id, dir, image: undefined, remove };
+    }
+    await run("cp", ["-a", "--reflink=auto", image.unpacked.rootfs, dir]);
+    await mkdir(posix.join(dir, workdir || image.unpacked.config.workingDir), { recursive: true });
+    return { id, dir, image: image.unpacked.config, remove };
+  } catch (error) {
+    remove();
+    throw error;
+  }
+}
+
+/** Docker's PATH for images that set none. */
+const DEFAULT_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * A mock sandbox: a root directory on this host and real processes started in it; for an image sandbox, that root
+ * is the image's filesystem and processes see it as `/` (bubblewrap with /proc and /dev, as root-capable as the
+ * host user). Its lifetime is enforced
  * (status 4 → the SDK reports 124), terminate kills everything (status 3 → 137), and `kill` simulates a sandbox
  * that dies under a running exec (status 2).
  */
@@ -58,12 +106,14 @@ export class MockSandbox {
   private readonly lifetimeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(spec: SandboxSpec, dataDir: string) {
+  private readonly image: ImageConfig | undefined;
+
+  constructor(spec: SandboxSpec, root: SandboxRoot) {
     this.spec = spec;
-    this.id = spec.v1 ? mintId("sb") : mintId("sb", 26);
+    this.id = root.id;
     this.tags = new Map(spec.tags);
-    this.root = posix.join(dataDir, this.id);
-    mkdirSync(this.root, { recursive: true });
+    this.root = root.dir;
+    this.image = root.image;
     this.lifetimeTimer = setTimeout(
       () => this.finish({ status: GENERIC_STATUS.timeout, exitcode: 124, exception: "sandbox lifetime reached" }),
       spec.timeoutSecs * 1000,
@@ -83,7 +133,7 @@ export class MockSandbox {
     return this.result === undefined;
   }
 
-  /** Maps a client path: the sandbox workdir (and below) lives in the root; relative paths start there. */
+  /** A host sandbox's path for a client path: the sandbox workdir (and below) lives in the root; relative paths start there. */
   hostPath(path: string | undefined): string {
     if (path === undefined || path === "") return this.root;
     const workdir = this.spec.workdir;
@@ -113,21 +163,25 @@ export class MockSandbox {
     pipeStderr: boolean,
   ): MockProcess {
     this.touch();
+    const sandboxEnv = { ...this.spec.env, ...env, MODAL_TASK_ID: this.taskId, MODAL_SANDBOX_ID: this.id };
+    const common = { timeoutSecs, pipeStdout, pipeStderr };
+    const hostEnv = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+    };
+    if (this.image === undefined) {
+      return new MockProcess({ argv, cwd: this.hostPath(workdir), env: { ...hostEnv, HOME: this.root, ...sandboxEnv }, ...common });
+    }
+    // bwrap itself is found on the host PATH; the command gets exactly the image's environment.
+    const imageEnv: Record<string, string> = { PATH: DEFAULT_IMAGE_PATH, HOME: "/root", ...this.image.env, ...sandboxEnv };
+    const cwd = workdir || this.spec.workdir || this.image.workingDir;
+    const bwrap = ["bwrap", "--bind", this.root, "/", "--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--die-with-parent"];
+    const setenv = Object.entries(imageEnv).flatMap(([key, value]) => ["--setenv", key, value]);
     return new MockProcess({
-      argv,
-      cwd: this.hostPath(workdir),
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: this.root,
-        LANG: "C.UTF-8",
-        ...this.spec.env,
-        ...env,
-        MODAL_TASK_ID: this.taskId,
-        MODAL_SANDBOX_ID: this.id,
-      },
-      timeoutSecs,
-      pipeStdout,
-      pipeStderr,
+      argv: [...bwrap, "--clearenv", ...setenv, "--chdir", cwd, "--", ...argv],
+      cwd: this.root,
+      env: hostEnv,
+      ...common,
     });
   }
 

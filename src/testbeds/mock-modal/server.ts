@@ -6,6 +6,7 @@ import { createServer, ServerError, Status, type Server } from "nice-grpc";
 import { ModalClientDefinition, TaskCommandRouterDefinition, type ServiceDefinitionLike } from "./generated/modal-internals.js";
 import { logger } from "../../base/log.ts";
 import { controlPlaneHandlers } from "./control-plane.ts";
+import { MockImages } from "./images.ts";
 import { parseFaultSpec, type MockFaults } from "./faults.ts";
 import { routerHandlers } from "./router.ts";
 import { MockModalState } from "./state.ts";
@@ -28,6 +29,8 @@ export interface MockModalOptions {
   advertiseHost?: string;
   /** Sign the TLS certificate with this CA instead of a throwaway one (clients then trust a CA known in advance). */
   tlsCa?: MockCaFiles;
+  /** Images served by tag (see images.ts); without it every image is the host. */
+  imagesDir?: string;
   /** Fault spec, see faults.ts (the CLI's --faults, or MOCK_MODAL_FAULTS). */
   faults?: string;
 }
@@ -93,7 +96,8 @@ export async function startMockModal(options: MockModalOptions = {}): Promise<Mo
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "mock-modal-")));
   await mkdir(dataDir, { recursive: true });
-  const state = new MockModalState(join(dataDir, "sandboxes"));
+  const images = new MockImages({ imagesDir: options.imagesDir, cacheDir: join(dataDir, "images"), rootless: process.getuid?.() !== 0 });
+  const state = new MockModalState(join(dataDir, "sandboxes"), images);
   await mkdir(state.dataDir, { recursive: true });
   if (options.faults) state.faults.arm(parseFaultSpec(options.faults));
 

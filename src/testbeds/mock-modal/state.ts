@@ -1,5 +1,6 @@
 import { ServerError, Status } from "nice-grpc";
 import { MockFaults } from "./faults.ts";
+import type { MockImage, MockImages } from "./images.ts";
 import { MockSandbox, mintId } from "./sandboxes.ts";
 
 /** Everything the mock control plane and router share: objects by id, router tokens, where to reach the router. */
@@ -7,7 +8,9 @@ export class MockModalState {
   readonly faults = new MockFaults();
   readonly environments = new Map<string, string>(); // name → id
   readonly apps = new Map<string, { appId: string; name: string; environment: string }>(); // `env/name` → app
-  readonly images = new Set<string>();
+  /** Built images by id, and where `FROM <tag>` builds find theirs. */
+  readonly images = new Map<string, MockImage>();
+  readonly imageSource: MockImages;
   readonly secrets = new Map<string, { secretId: string; env: Record<string, string> }>(); // `env/name` → secret
   readonly secretsById = new Map<string, Record<string, string>>();
   readonly sandboxes = new Map<string, MockSandbox>();
@@ -16,8 +19,9 @@ export class MockModalState {
   /** Plaintext router URL for loopback clients, TLS router URL for the rest (undefined without a TLS port). */
   routerUrls: { loopback: string; tls?: string } = { loopback: "" };
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, imageSource: MockImages) {
     this.dataDir = dataDir;
+    this.imageSource = imageSource;
   }
 
   environmentId(name: string): string {

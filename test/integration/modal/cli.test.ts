@@ -1,7 +1,9 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { networkInterfaces } from "node:os";
+import { mkdtemp, rm } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -9,7 +11,9 @@ import { ClientError, Status } from "nice-grpc";
 import { ModalClient } from "modal";
 import { ModalBackend } from "../../../src/backends/modal/backend.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { imageEntryName } from "../../../src/testbeds/mock-modal/images.ts";
 import { withModalServerUrl } from "../../support/modal.ts";
+import { buildTestImage } from "../../support/oci-images.ts";
 
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
 const runFile = promisify(execFile);
@@ -67,6 +71,25 @@ describe("hermes-rollouts mock-modal (the shipped CLI role, as a separate proces
     const proc = await sandbox.exec(["echo", "from the cli mock"]);
     assert.equal(await proc.wait(), 0);
     assert.equal(await proc.stdout.readText(), "from the cli mock\n");
+    await sandbox.terminate();
+    modal.close();
+  });
+
+  test("with --images-dir, a sandbox of an image found there runs in that image's filesystem", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "mock-modal-cli-images-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await buildTestImage(join(dir, "images", imageEntryName("localhost/cli:1")), "cli", { files: { "/etc/which": "cli image\n" } });
+    const { child, printed } = await startCli(["--images-dir", join(dir, "images"), "--data-dir", join(dir, "data")]);
+    children.push(child);
+    const modal = await withModalServerUrl(
+      printed.MODAL_SERVER_URL ?? "",
+      () => new ModalClient({ tokenId: "a", tokenSecret: "b", logLevel: "error" }),
+    );
+    const app = await modal.apps.fromName("cli-images", { createIfMissing: true });
+    const sandbox = await modal.sandboxes.create(app, modal.images.fromRegistry("localhost/cli:1"), { timeoutMs: 60_000 });
+    const proc = await sandbox.exec(["cat", "/etc/which"]);
+    assert.equal(await proc.wait(), 0);
+    assert.equal(await proc.stdout.readText(), "cli image\n");
     await sandbox.terminate();
     modal.close();
   });

@@ -32,7 +32,8 @@ const allowed: { file: string; match: string; reason: string }[] = [
   {
     file: "src/testbeds/mock-modal/sandboxes.ts",
     match: "PATH: process.env.PATH",
-    reason: "child env: a mock sandbox's commands run on this host and find their programs on its PATH",
+    reason:
+      "child env: a host mock sandbox's commands (and bwrap, for an image sandbox) run on this host and find their programs on its PATH",
   },
   {
     file: "src/testbeds/fake-nomad/scheduler.ts",

@@ -183,6 +183,20 @@ test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease 
   }
 });
 
+test("a runner's slot acquire carries the item's image to the pool", async (t) => {
+  await activeJob("imaged", "token-imaged");
+  const { slots, addSandbox, close } = await fakePool(1, 1000);
+  await addSandbox();
+  try {
+    const acquire = t.mock.method(slots, "acquire");
+    const slot = await client("imaged", "token-imaged").slotProvider().acquire({ trajectoryId: "t", image: "localhost/swe-a:1" });
+    assert.deepEqual(acquire.mock.calls[0]?.arguments[1], { timeoutMs: 1000, image: "localhost/swe-a:1" });
+    await slot.release();
+  } finally {
+    close();
+  }
+});
+
 test("an acquire that was waiting when its job got suspended gives the slot back instead of holding it", async () => {
   await activeJob("late", "token-late");
   const { slots, addSandbox, close } = await fakePool(1, 10_000);

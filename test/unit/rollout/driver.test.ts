@@ -101,6 +101,39 @@ test("items in, one scored group out per item, failures reported with the item's
   assert.deepEqual(oracleTasks.map((t) => t.id).sort(), ["a", "b", "c"]);
 });
 
+test("every slot acquire of an item asks for the item's image: its image_name, or spec.environment.image filled from the row", async () => {
+  const run = async (imageTemplate: string | undefined, rows: unknown[]) => {
+    const asked: Array<[string | undefined]> = [];
+    const failed: string[] = [];
+    const group = { ...groupOptions(), ...(imageTemplate !== undefined ? { imageTemplate } : {}) };
+    group.slots = { acquire: async (options) => (asked.push([options.image]), slot) };
+    await driveGroups({
+      group,
+      parallel: 1,
+      take: streamWork(rowsOf(rows)).take,
+      deliver: async () => undefined,
+      failed: (_work, error, itemId) => void failed.push(`${itemId}: ${(error as Error).message}`),
+    });
+    return { asked, failed };
+  };
+  const rows = [
+    { id: "a", verify: "pass", image_name: "localhost/swe-a:1", repo: "a" },
+    { id: "b", verify: "pass", repo: "b" },
+  ];
+  assert.deepEqual(await run(undefined, rows), {
+    asked: [["localhost/swe-a:1"], ["localhost/swe-a:1"], [undefined], [undefined]],
+    failed: [],
+  });
+  assert.deepEqual(await run("localhost/swe-{{repo}}:1", rows), {
+    asked: [["localhost/swe-a:1"], ["localhost/swe-a:1"], ["localhost/swe-b:1"], ["localhost/swe-b:1"]],
+    failed: [],
+  });
+  assert.deepEqual(await run("localhost/swe-{{tag}}:1", rows.slice(1)), {
+    asked: [],
+    failed: ["b: spec.environment.image: the row has no text field tag for {{tag}}"],
+  });
+});
+
 test("a delivery that fails is the item's failure, and each held item is let go once it ends", async () => {
   const { take } = streamWork(rowsOf([{ id: "a", verify: "pass" }]));
   const held: string[] = [];
