@@ -107,10 +107,7 @@ export class SlotPool {
     this.dispatch();
   }
 
-  /**
-   * `image`: the item's sandbox image (spec.environment.image), for backends to place by; not honoured yet, every
-   * slot is the pool's image.
-   */
+  /** `image` (the item's spec.environment.image) is not honoured yet: every slot is the pool's image. */
   acquire(holder: string, options: { timeoutMs: number; image?: string; signal?: AbortSignal }): Promise<Lease> {
     const startedAt = this.clock.now();
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
