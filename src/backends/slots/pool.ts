@@ -117,15 +117,8 @@ export class SlotPool {
     }
     return new Promise<Lease>((resolve, reject) => {
       const onAbort = (): void => this.abandon(waiter, options.signal?.reason, "aborted");
-      const timer = setTimeout(
-        () =>
-          this.abandon(
-            waiter,
-            new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`),
-            "timeout",
-          ),
-        options.timeoutMs,
-      );
+      const timedOut = new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`);
+      const timer = setTimeout(() => this.abandon(waiter, timedOut, "timeout"), options.timeoutMs);
       const waiter: Waiter = {
         holder,
         startedAt,
