@@ -28,6 +28,12 @@ export function toStructural(schema: JsonSchema): JsonSchema {
       out[key] = value;
     }
   }
+  // A union of scalar types (`type: [boolean, number, string]`) has no structural form: the apiserver keeps the value
+  // as given and the controller's zod schema checks its type.
+  if (Array.isArray(out.type)) {
+    delete out.type;
+    out["x-kubernetes-preserve-unknown-fields"] = true;
+  }
   if (out["x-kubernetes-preserve-unknown-fields"] === true) delete out.additionalProperties;
   return out;
 }

@@ -36,3 +36,17 @@ test("every spec and status field carries a description for kubectl explain", ()
   }
   assert.deepEqual(missing, []);
 });
+
+test("every schema node is structural: one type per node, or x-kubernetes-preserve-unknown-fields / int-or-string", () => {
+  const untyped: string[] = [];
+  const walk = (schema: Record<string, unknown>, path: string): void => {
+    const open = schema["x-kubernetes-preserve-unknown-fields"] === true || schema["x-kubernetes-int-or-string"] === true;
+    if (!open && typeof schema.type !== "string") untyped.push(`${path}: type ${JSON.stringify(schema.type)}`);
+    for (const [key, child] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>))
+      walk(child, `${path}.${key}`);
+    if (schema.items) walk(schema.items as Record<string, unknown>, `${path}[]`);
+    if (typeof schema.additionalProperties === "object") walk(schema.additionalProperties as Record<string, unknown>, `${path}{}`);
+  };
+  for (const { fileName, text } of renderCrds()) walk(parse(text).spec.versions[0].schema.openAPIV3Schema, fileName);
+  assert.deepEqual(untyped, []);
+});
