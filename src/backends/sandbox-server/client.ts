@@ -159,6 +159,7 @@ function answerMessage(text: string): string | undefined {
 
 export function kindForStatus(status: number): SandboxErrorKind {
   if (status === 429 || status === 507) return "capacity";
+  if (status === 410) return "gone";
   if (status >= 400 && status < 500) return "configuration";
   return "transient";
 }

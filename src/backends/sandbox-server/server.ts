@@ -126,6 +126,8 @@ function statusFor(error: unknown): number {
   if (error instanceof SandboxError) {
     if (error.kind === "configuration") return isOutsideWorkspace(error) ? 403 : 400;
     if (error.kind === "capacity") return 507;
+    // The sandbox's directory is gone (terminated under the server): the caller replaces it, never scores the slot.
+    if (error.kind === "gone") return 410;
   }
   return 500;
 }

@@ -59,7 +59,14 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
   async function finalize(key: string, pool: SandboxPool): Promise<ReconcileResult> {
     const finalizers = pool.metadata.finalizers ?? [];
     if (!finalizers.includes(POOL_FINALIZER)) return {};
-    const runtime = await deps.runtimes.ensure(identity(key, pool), pool.spec);
+    // Defaults applied, as in a pass (the runtime may not exist yet after a restart); a spec made invalid later as given.
+    const validation = validateSandboxPoolSpec(pool.spec);
+    const spec = validation.ok ? validation.value : pool.spec;
+    const runtime = await deps.runtimes.ensure(identity(key, pool), spec).catch((error: unknown) => {
+      if (!isIsolationUnavailable(error)) throw error;
+      // Tearing down runs no slot command: a pool whose isolation cannot start is still deleted, with its sandboxes.
+      return deps.runtimes.ensure(identity(key, pool), { ...spec, isolation: { ...spec.isolation, mode: "none" } });
+    });
     // A create still in flight would land after the sweep: wait for it without holding this worker.
     if (runtime.loop.creating > 0) return { requeueAfterMs: 1000 };
     const { terminated, failures } = await runtime.loop.terminateAll();

@@ -44,6 +44,20 @@ describe("local sandboxes are sandbox-server processes", () => {
     await rm(rootDir, { recursive: true, force: true });
   });
 
+  test("a sandbox terminated under its server (by another backend on the root) is gone to the next call, not a failed command", async () => {
+    const sandbox = await backend.create("swept", { ...contractTemplate(), pool: "swept" });
+    const other = await LocalBackend.open({ rootDir });
+    try {
+      const [listed] = await other.list("swept");
+      await other.terminate(listed!);
+    } finally {
+      await other.close();
+    }
+    await assert.rejects(backend.exec(sandbox, { slot: 0, command: "true", timeoutMs: 10_000 }), (error: unknown) =>
+      isSandboxError(error, "gone"),
+    );
+  });
+
   test("a killed server makes its sandbox gone, and the pool replaces it", async () => {
     const template = { ...contractTemplate(), pool: "killed" };
     const slotPool = new SlotPool({ backend, template, leaseTtlMs: 30_000, resetTimeoutMs: 20_000 });

@@ -151,6 +151,26 @@ test("fail closed: a bwrap pool whose backend cannot isolate is not Ready, says 
   assert.deepEqual(events.events, [`Warning IsolationUnavailable: ${describeError(probeFailed)}`]);
 });
 
+test("a bwrap pool whose isolation cannot start is still deleted: teardown runs no slot command", async () => {
+  const p = pool({ backend: "local", minSandboxes: 1 }, { finalizers: [POOL_FINALIZER], deletionTimestamp: now.toISOString() });
+  const rec = recordingClient();
+  const fake = fakeBackend();
+  const probeFailed = new SandboxError("configuration", "bubblewrap unavailable, slots cannot be isolated: bwrap: No permissions");
+  const factory = async (_pool: unknown, spec: { isolation?: { mode?: string } }) =>
+    spec.isolation?.mode === "none" ? fake.backend : Promise.reject(probeFailed);
+  const runtimes = new PoolRuntimes(factory, new InMemoryLeaseStore());
+  const reconcile = poolReconciler({
+    getPool: () => p,
+    client: rec.client,
+    runtimes,
+    recorder: recordingRecorder().recorder,
+    clock: new FakeClock(0),
+  });
+  await reconcile("ns/p");
+  const [fin] = rec.expect(["setFinalizers SandboxPool/ns/p"]);
+  assert.deepEqual(fin!.body, []);
+});
+
 test("fail closed: a sandbox that reports no isolation under bwrap makes the pool not Ready", async () => {
   const health = { ok: true, isolation: "none" as const, message: "old server fell back" };
   const { rec, reconcile, settle } = setup(pool({ backend: "nomad", nomad: { address: "http://n" }, minSandboxes: 1 }), { health });
