@@ -1,6 +1,6 @@
 /** spec.model of a RolloutJob: the policy endpoint, its sampling, and the tokenizer that makes generation token-in. */
 import { z } from "zod";
-import { secretKeyRef } from "./common.ts";
+import { dnsSubdomain, secretKeyRef } from "./common.ts";
 import { has, withRules, type Rule } from "./rules.ts";
 
 type ModelShape = { baseURL?: string; builtin?: unknown; tokenizer?: unknown; server: string };
@@ -19,14 +19,14 @@ export const modelRules: Rule<ModelShape>[] = [
   },
 ];
 
-const tokenizerSources = ["path", "bundled", "huggingFace"] as const;
+const tokenizerSources = ["path", "configMap", "bundled", "huggingFace"] as const;
 
 type TokenizerShape = Partial<Record<(typeof tokenizerSources)[number], unknown>>;
 
 export const tokenizerRules: Rule<TokenizerShape>[] = [
   {
     rule: `[${tokenizerSources.map((k) => `has(self.${k})`).join(", ")}].filter(x, x).size() == 1`,
-    message: "set exactly one of tokenizer.path, tokenizer.bundled and tokenizer.huggingFace",
+    message: "set exactly one of tokenizer.path, tokenizer.configMap, tokenizer.bundled and tokenizer.huggingFace",
     check: (s) => tokenizerSources.filter((k) => has(s, k)).length === 1,
   },
 ];
@@ -40,6 +40,16 @@ const tokenizerSource = z
       .describe(
         "Directory holding the model's tokenizer.json and tokenizer_config.json (its chat_template there or in " +
           "chat_template.jinja), e.g. in the runner image.",
+      ),
+    configMap: z
+      .object({ name: dnsSubdomain.describe("Name of a ConfigMap in the job's namespace.") })
+      .strict()
+      .optional()
+      .describe(
+        "A ConfigMap holding tokenizer.json and tokenizer_config.json (and optionally chat_template.jinja), in data or " +
+          "binaryData, mounted read-only into every runner pod. A ConfigMap holds at most 1 MiB in all, so this suits " +
+          "small tokenizers only: for a large vocabulary (Qwen3's tokenizer.json is 11 MB) use huggingFace, or path with " +
+          "the files in the runner image. Not for hermes-rollouts run, which has no cluster: use path there.",
       ),
     bundled: z
       .enum(["qwen3"])

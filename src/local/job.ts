@@ -102,6 +102,13 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     poolText !== undefined && options.poolPath ? { text: poolText, source: options.poolPath } : undefined,
   );
   const spec = job.spec;
+  const configMap = spec.model.tokenizer?.configMap;
+  if (configMap)
+    throw new ManifestError(
+      `${options.jobPath}: spec.model.tokenizer.configMap: ConfigMap ${configMap.name} is mounted into runner pods by the ` +
+        "operator, and hermes-rollouts run has no cluster: put its tokenizer.json and tokenizer_config.json in a directory " +
+        "and use spec.model.tokenizer.path",
+    );
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, "scored.jsonl"), "");
@@ -120,8 +127,10 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
   const groups: ScoredDataGroup[] = [];
   let modelServer: ModelServer | undefined;
   const tokenizer = await tokenizerFromSpec(spec.model, {
-    ...(environment.datasets?.hfEndpoint ? { endpoint: environment.datasets.hfEndpoint } : {}),
-    ...(environment.datasets?.hfToken ? { token: environment.datasets.hfToken } : {}),
+    hub: {
+      ...(environment.datasets?.hfEndpoint ? { endpoint: environment.datasets.hfEndpoint } : {}),
+      ...(environment.datasets?.hfToken ? { token: environment.datasets.hfToken } : {}),
+    },
   });
   let embedded: EmbeddedPool | undefined;
   try {

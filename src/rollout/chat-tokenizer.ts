@@ -97,18 +97,24 @@ function fromFiles(read: FileReader, where: string, kwargs: TemplateKwargs): Cha
   return createChatTokenizer(tokenizerJson, { ...config, chat_template: template }, kwargs, `${where}: tokenizer_config.json`);
 }
 
-/** The tokenizer of a model directory (spec.model.tokenizer.path). */
-export function loadChatTokenizer(directory: string, kwargs: TemplateKwargs = {}): ChatTokenizer {
+/** The tokenizer of a model directory (spec.model.tokenizer.path); `where` starts its errors. */
+export function loadChatTokenizer(directory: string, kwargs: TemplateKwargs = {}, where = `model.tokenizer: ${directory}`): ChatTokenizer {
   return fromFiles(
     (name) => {
       const path = join(directory, name);
       if (!existsSync(path)) return undefined;
       return readFileSync(path, "utf8");
     },
-    `model.tokenizer: ${directory}`,
+    where,
     kwargs,
   );
 }
+
+/**
+ * Where runner pods have spec.model.tokenizer.configMap mounted: the operator mounts it (a ConfigMap volume, whose
+ * data and binaryData keys are files), so a runner reads it as a directory and needs no API access.
+ */
+export const TOKENIZER_CONFIGMAP_DIRECTORY = "/etc/hermes-rollouts/tokenizer";
 
 export interface HubSettings {
   /** Hub endpoint (HF_ENDPOINT); https://huggingface.co when unset. */
@@ -151,13 +157,29 @@ export function bundledTokenizerDirectory(name: keyof typeof BUNDLED): string {
   return dirname(createRequire(import.meta.url).resolve(BUNDLED[name]));
 }
 
+export interface TokenizerSources {
+  /** Where a huggingFace tokenizer comes from (HF_ENDPOINT, HF_TOKEN). */
+  hub?: HubSettings;
+  /** Where the configMap tokenizer is mounted (TOKENIZER_CONFIGMAP_DIRECTORY in a runner pod); unset outside a cluster. */
+  configMapDirectory?: string;
+}
+
 /** The job's tokenizer (spec.model.tokenizer), loaded once per process; undefined when the job has none. */
-export async function tokenizerFromSpec(model: RolloutJobSpec["model"], hub: HubSettings = {}): Promise<ChatTokenizer | undefined> {
+export async function tokenizerFromSpec(
+  model: RolloutJobSpec["model"],
+  sources: TokenizerSources = {},
+): Promise<ChatTokenizer | undefined> {
   const source = model.tokenizer;
   if (source === undefined) return undefined;
   const kwargs = source.templateKwargs ?? {};
-  if (source.huggingFace) return fetchChatTokenizer(source.huggingFace.model, source.huggingFace.revision, hub, kwargs);
+  if (source.huggingFace) return fetchChatTokenizer(source.huggingFace.model, source.huggingFace.revision, sources.hub ?? {}, kwargs);
+  if (source.configMap) {
+    const where = `model.tokenizer.configMap: ConfigMap ${source.configMap.name}`;
+    if (sources.configMapDirectory === undefined)
+      throw new Error(`${where} is mounted into runner pods only: outside a cluster use model.tokenizer.path`);
+    return loadChatTokenizer(sources.configMapDirectory, kwargs, `${where} (mounted at ${sources.configMapDirectory})`);
+  }
   const directory = source.bundled !== undefined ? bundledTokenizerDirectory(source.bundled) : source.path;
-  if (directory === undefined) throw new Error("model.tokenizer: set exactly one of path, bundled and huggingFace");
+  if (directory === undefined) throw new Error("model.tokenizer: set exactly one of path, configMap, bundled and huggingFace");
   return loadChatTokenizer(directory, kwargs);
 }

@@ -2,7 +2,7 @@ import { getEnvironment } from "../envs/index.ts";
 import { logger } from "../base/log.ts";
 import { driveGroups } from "../rollout/driver.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
-import { tokenizerFromSpec, type HubSettings } from "../rollout/chat-tokenizer.ts";
+import { TOKENIZER_CONFIGMAP_DIRECTORY, tokenizerFromSpec, type HubSettings } from "../rollout/chat-tokenizer.ts";
 import { modelClientFromSpec } from "../rollout/model-from-spec.ts";
 import type { OracleTask } from "../model-server/policy.ts";
 import { startModelServer, type ModelServer } from "../model-server/server.ts";
@@ -51,7 +51,10 @@ export async function runRunner(options: RunnerOptions): Promise<RunnerSummary> 
   const env = getEnvironment(spec.environment.name, info.environmentConfig);
   const oracleTasks: OracleTask[] = [];
   let modelServer: ModelServer | undefined;
-  const tokenizer = await tokenizerFromSpec(spec.model, options.hub);
+  const tokenizer = await tokenizerFromSpec(spec.model, {
+    ...(options.hub ? { hub: options.hub } : {}),
+    configMapDirectory: TOKENIZER_CONFIGMAP_DIRECTORY,
+  });
   if (spec.model.builtin)
     modelServer = await startModelServer({
       policy: spec.model.builtin.policy,

@@ -1,5 +1,6 @@
 import type { V1EnvVar, V1OwnerReference, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, type RolloutJob, type RolloutJobSpec } from "../../api/index.ts";
+import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../rollout/chat-tokenizer.ts";
 
 export const JOB_LABEL = "hermes-rollouts.dev/job";
 export const RUNNER_INDEX_LABEL = "hermes-rollouts.dev/runner-index";
@@ -74,6 +75,13 @@ export function runnerPod(job: RolloutJob, spec: RolloutJobSpec, index: number, 
   }
   const hubToken = spec.model.tokenizer?.huggingFace?.tokenSecretRef;
   if (hubToken) env.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: hubToken.name, key: hubToken.key } } });
+  // The whole ConfigMap, every key a file (chat_template.jinja is optional); a missing ConfigMap holds the pod in
+  // ContainerCreating with a FailedMount event naming it, as a missing Secret of a secretKeyRef does.
+  const tokenizerConfigMap = spec.model.tokenizer?.configMap;
+  const tokenizerVolume = tokenizerConfigMap && {
+    volumes: [{ name: "tokenizer", configMap: { name: tokenizerConfigMap.name } }],
+    volumeMounts: [{ name: "tokenizer", mountPath: TOKENIZER_CONFIGMAP_DIRECTORY, readOnly: true }],
+  };
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -89,6 +97,7 @@ export function runnerPod(job: RolloutJob, spec: RolloutJobSpec, index: number, 
       terminationGracePeriodSeconds: 10,
       automountServiceAccountToken: false,
       ...(spec.runners.serviceAccountName ? { serviceAccountName: spec.runners.serviceAccountName } : {}),
+      ...(tokenizerVolume ? { volumes: tokenizerVolume.volumes } : {}),
       containers: [
         {
           name: "runner",
@@ -97,6 +106,7 @@ export function runnerPod(job: RolloutJob, spec: RolloutJobSpec, index: number, 
           args: ["runner"],
           env,
           ...(spec.runners.resources ? { resources: spec.runners.resources } : {}),
+          ...(tokenizerVolume ? { volumeMounts: tokenizerVolume.volumeMounts } : {}),
         },
       ],
     },

@@ -157,6 +157,19 @@ test("the CLI names the invalid field and exits non-zero", async () => {
   assert.match(result.stderr, /spec\.groupSize/);
 });
 
+test("hermes-rollouts run refuses a configMap tokenizer, naming the field and pointing to path", async () => {
+  const jobPath = join(dir, "configmap-tokenizer.yaml");
+  const model = "model: {builtin: {policy: oracle}, server: vllm, tokenizer: {configMap: {name: tiny-tokenizer}}}";
+  await writeFile(jobPath, jobYaml("oracle").replace("model: {builtin: {policy: oracle}}", model));
+  await assert.rejects(
+    runJob({ jobPath, outDir: join(dir, "out-configmap"), environment: { datasets: { bundledDir: bundledDir() } } }),
+    (error: Error & { code?: string }) =>
+      error.code === "HR_MANIFEST_INVALID" &&
+      error.message.startsWith(`${jobPath}: spec.model.tokenizer.configMap: ConfigMap tiny-tokenizer is mounted into runner pods`) &&
+      error.message.endsWith("use spec.model.tokenizer.path"),
+  );
+});
+
 test("a sandbox that dies mid-trajectory: retried on another slot, scored once", async () => {
   const pool = validateSandboxPoolSpec({ backend: "local", minSandboxes: 1, maxSandboxes: 2, slotsPerSandbox: 2 });
   assert.ok(pool.ok);

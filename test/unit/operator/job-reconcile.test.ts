@@ -14,6 +14,7 @@ import { RUNNER_EXIT_GRACE_MS } from "../../../src/operator/rolloutjob/decide.ts
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 import { FakeClock } from "../../../src/base/clock.ts";
+import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../../src/rollout/chat-tokenizer.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "job-reconcile-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -161,6 +162,26 @@ test("a Hub tokenizer's token comes from its Secret into the runner's HF_TOKEN",
   const [pod] = rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
   const token = (pod!.body as V1Pod).spec!.containers[0]!.env!.find((e) => e.name === "HF_TOKEN")!;
   assert.deepEqual(token.valueFrom!.secretKeyRef, { name: "hub", key: "token" });
+});
+
+test("a ConfigMap tokenizer is mounted read-only where the runner reads it; other runners get no volume", async () => {
+  const tokenizer = { configMap: { name: "tiny-tokenizer" } };
+  const { rec, reconcile } = await setup(job({ model: { baseURL: "http://vllm:8000/v1", server: "vllm", tokenizer } }), {
+    secrets: { "ns/j-runner-token": { token: "t" } },
+  });
+  await reconcile("ns/j");
+  const [created] = rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  const pod = created!.body as V1Pod;
+  assert.deepEqual(pod.spec!.volumes, [{ name: "tokenizer", configMap: { name: "tiny-tokenizer" } }]);
+  assert.deepEqual(pod.spec!.containers[0]!.volumeMounts, [
+    { name: "tokenizer", mountPath: TOKENIZER_CONFIGMAP_DIRECTORY, readOnly: true },
+  ]);
+
+  const other = await setup(job({}), { secrets: { "ns/j-runner-token": { token: "t" } } });
+  await other.reconcile("ns/j");
+  const [plain] = other.rec.expect(["createPod ns/j-runner-0", "patchStatus RolloutJob/ns/j"]);
+  assert.equal((plain!.body as V1Pod).spec!.volumes, undefined);
+  assert.equal((plain!.body as V1Pod).spec!.containers[0]!.volumeMounts, undefined);
 });
 
 test("scored groups drive status to Complete with passRate and compact indexes; a running runner gets time to exit", async () => {

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { bundledTokenizerDirectory, fetchChatTokenizer, loadChatTokenizer } from "../../../src/rollout/chat-tokenizer.ts";
+import { validateRolloutJobSpec } from "../../../src/api/index.ts";
+import {
+  bundledTokenizerDirectory,
+  fetchChatTokenizer,
+  loadChatTokenizer,
+  tokenizerFromSpec,
+} from "../../../src/rollout/chat-tokenizer.ts";
 
 const qwen3 = bundledTokenizerDirectory("qwen3");
 const config = JSON.parse(readFileSync(join(qwen3, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
@@ -53,4 +60,44 @@ test("path: a directory without tokenizer.json names the field and the file", ()
     () => loadChatTokenizer("/nonexistent/model"),
     /^Error: model\.tokenizer: \/nonexistent\/model: tokenizer\.json is missing/,
   );
+});
+
+test("configMap: read from where the operator mounts it, laid out as the kubelet writes a ConfigMap volume", async () => {
+  // AtomicWriter's layout: the keys in a timestamped directory, `..data` pointing at it, each key a link through `..data`.
+  const mount = mkdtempSync(join(tmpdir(), "tokenizer-configmap-"));
+  try {
+    const { chat_template: template, ...rest } = config;
+    const payload = join(mount, "..2026_12_06_03_00_00.000000001");
+    mkdirSync(payload);
+    symlinkSync(join(qwen3, "tokenizer.json"), join(payload, "tokenizer.json"));
+    writeFileSync(join(payload, "tokenizer_config.json"), JSON.stringify(rest));
+    writeFileSync(join(payload, "chat_template.jinja"), template as string);
+    symlinkSync(payload, join(mount, "..data"));
+    for (const key of ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+      symlinkSync(join("..data", key), join(mount, key));
+
+    const job = validateRolloutJobSpec({
+      poolRef: { name: "local" },
+      environment: { name: "swe-smith-oracle" },
+      dataset: { bundled: "swe-smith-mini" },
+      model: { baseURL: "http://vllm:8000/v1", server: "vllm", tokenizer: { configMap: { name: "tiny-tokenizer" } } },
+    });
+    assert.ok(job.ok);
+    const model = job.value.model;
+    const mounted = (await tokenizerFromSpec(model, { configMapDirectory: mount }))!;
+    const messages = [{ role: "user" as const, content: "hi" }];
+    const local = loadChatTokenizer(qwen3);
+    assert.equal(mounted.render(messages, { addGenerationPrompt: true }), local.render(messages, { addGenerationPrompt: true }));
+
+    await assert.rejects(
+      tokenizerFromSpec(model, { configMapDirectory: join(mount, "elsewhere") }),
+      /^Error: model\.tokenizer\.configMap: ConfigMap tiny-tokenizer \(mounted at .*elsewhere\): tokenizer\.json is missing/,
+    );
+    await assert.rejects(
+      tokenizerFromSpec(model),
+      /model\.tokenizer\.configMap: ConfigMap tiny-tokenizer is mounted into runner pods only/,
+    );
+  } finally {
+    rmSync(mount, { recursive: true, force: true });
+  }
 });
