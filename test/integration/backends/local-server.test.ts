@@ -44,7 +44,7 @@ describe("local sandboxes are sandbox-server processes", () => {
     await rm(rootDir, { recursive: true, force: true });
   });
 
-  test("a sandbox terminated under its server (by another backend on the root) is gone to the next call, not a failed command", async () => {
+  test("a sandbox terminated under its server (by another backend on its root) is gone to the next call, not a failed exec", async () => {
     const sandbox = await backend.create("swept", { ...contractTemplate(), pool: "swept" });
     const other = await LocalBackend.open({ rootDir });
     try {

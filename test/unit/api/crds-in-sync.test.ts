@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { crdDirectories, referencePath, renderCrds } from "../../../src/api/generate-crds.ts";
 import { renderReference } from "../../../src/api/reference.ts";
+import { validJobSpecs, validPoolSpecs } from "../../fixtures/api-cases.ts";
 
 const root = new URL("../../../", import.meta.url);
 
@@ -49,4 +50,11 @@ test("every schema node is structural: one type per node, or x-kubernetes-preser
   };
   for (const { fileName, text } of renderCrds()) walk(parse(text).spec.versions[0].schema.openAPIV3Schema, fileName);
   assert.deepEqual(untyped, []);
+});
+
+test("valid spec fixtures are named as the apiserver names objects (the CRD suite applies them under these names)", () => {
+  const badNames = [...Object.keys(validPoolSpecs), ...Object.keys(validJobSpecs)].filter(
+    (name) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name),
+  );
+  assert.deepEqual(badNames, []);
 });
