@@ -55,6 +55,16 @@ export function slotUid(slot: number): number {
 }
 
 /**
+ * Git's system config for slot commands that run as another uid than the cache's owner (setpriv): the cache's
+ * repositories, written by trusted steps, are not the slot's, and git refuses a repository someone else owns
+ * ("dubious ownership") unless system or global config marks it safe (-c or GIT_CONFIG_COUNT do not reach the
+ * upload-pack of a local clone). The global config is the slot's own (~/.gitconfig in its workspace), so
+ * GIT_CONFIG_SYSTEM points here: the system config, plus `safe.directory = *` (a slot sees no repository but its own
+ * and the cache's). SlotHost.prepare writes it; git ignores a GIT_CONFIG_SYSTEM that does not exist.
+ */
+export const SLOT_GIT_CONFIG = { file: ".slot-gitconfig", text: "[include]\n\tpath = /etc/gitconfig\n[safe]\n\tdirectory = *\n" };
+
+/**
  * RLIMIT_NPROC of a slot command (processes and threads of its uid, or of its user namespace): a fork bomb stops
  * there instead of at the machine's pid_max. Above what test runs use (pytest-xdist, make -j, a JVM's threads).
  */
@@ -156,6 +166,9 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     HOME: workspace,
     LANG: "C.UTF-8",
     TERM: "dumb",
+    ...(isolated && spec.slotUser === "setpriv" && spec.trusted !== true
+      ? { GIT_CONFIG_SYSTEM: posix.join(SANDBOX_CACHE, SLOT_GIT_CONFIG.file) }
+      : {}),
     ...spec.env,
     HERMES_WORKSPACE: workspace,
     HERMES_CACHE_DIR: cacheDir,

@@ -1,8 +1,16 @@
 import { execFile } from "node:child_process";
 import { constants } from "node:fs";
-import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
-import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory, slotFileOwner, type SlotUser } from "../isolation.ts";
+import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import {
+  buildSlotCommand,
+  cacheDirectory,
+  resolveInsideWorkspace,
+  SLOT_GIT_CONFIG,
+  slotDirectory,
+  slotFileOwner,
+  type SlotUser,
+} from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
 import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
@@ -46,6 +54,7 @@ export class SlotHost {
   async prepare(): Promise<void> {
     await mkdir(cacheDirectory(this.root), { recursive: true });
     await this.giveTo("cache", cacheDirectory(this.root));
+    if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
     for (let slot = 0; slot < this.slots; slot++) {
       await mkdir(slotDirectory(this.root, slot), { recursive: true });
       await this.giveTo(slot, slotDirectory(this.root, slot));

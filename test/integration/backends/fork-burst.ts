@@ -25,7 +25,8 @@ while sys.argv[2] == "hold" and not os.path.exists("stop") and time.time() < dea
     time.sleep(0.05)
 `;
 
-const burst = (count: number, hold: boolean) => `python3 -c '${BURST}' ${count} ${hold ? "hold" : "go"}`;
+/** A slot command that starts up to `count` processes; ./burst then says how many it got. */
+export const burstCommand = (count: number, hold: boolean) => `python3 -c '${BURST}' ${count} ${hold ? "hold" : "go"}`;
 
 export interface BurstOutcome {
   /** How many processes slot 0's burst started. */
@@ -43,10 +44,10 @@ export async function forkBurstAcrossSlots(options: {
   /** More work to check while slot 0 holds its burst. */
   whileHeld?: () => Promise<void>;
 }): Promise<BurstOutcome> {
-  const attackerCommand = options.exec(0, burst(options.attackerTries, true));
+  const attackerCommand = options.exec(0, burstCommand(options.attackerTries, true));
   try {
     await burstInPlace(join(options.attackerWorkspace, "burst"), attackerCommand);
-    const victim = await options.exec(1, `${burst(options.victimWants, false)} && cat burst`);
+    const victim = await options.exec(1, `${burstCommand(options.victimWants, false)} && cat burst`);
     if (victim.exitCode !== 0) throw new Error(`slot 1 could not run while slot 0 held its burst: ${victim.stderr}`);
     await options.whileHeld?.();
     const attacker = Number(await readFile(join(options.attackerWorkspace, "burst"), "utf8"));

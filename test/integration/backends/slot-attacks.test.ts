@@ -118,6 +118,19 @@ describe("normal work still works", () => {
     assert.deepEqual(out.trim().split("\n"), ["ok", "1"]);
   });
 
+  test("a repository a trusted step made in the cache (owned by another uid than the slot's) clones and reads", async () => {
+    const made = await backend.exec(sandbox, {
+      slot: 1,
+      command: 'cd "$HERMES_CACHE_DIR" && git init -q --bare shared.git && git --git-dir=shared.git config user.name t',
+      trusted: true,
+      timeoutMs: 30_000,
+    });
+    assert.equal(made.exitCode, 0, made.stderr);
+    const out = await succeeds("git clone -q /cache/shared.git clone && git -C /cache/shared.git config user.name && ls -d clone/.git");
+    assert.deepEqual(out.trim().split("\n"), ["t", "clone/.git"]);
+    await backend.resetSlot(sandbox, 0);
+  });
+
   test("the slot's private /tmp is writable by the slot user (mktemp, pip and pytest need it) and sticky", async () => {
     const out = await succeeds(["set -e", 'f="$(mktemp)"', 'echo hi > "$f"', 'cat "$f"', "stat -c %a /tmp"].join("\n"));
     assert.deepEqual(out.trim().split("\n"), ["hi", "1777"]);

@@ -142,4 +142,8 @@ test("each slot runs as a uid of its own under a process cap; trusted steps as T
   assert.deepEqual(argAfter(plan("user-namespace", 2, true), "--uid"), [String(TRUSTED_UID), "--gid"]);
   assert.deepEqual(afterSeparator(plan("spawner", 2)), ["true"], "one uid for all slots: a cap would be shared");
   assert.equal(new Set([0, 1, 2].map(slotUid).concat(TRUSTED_UID)).size, 4);
+  const env = (slotUser: "setpriv" | "user-namespace", trusted: boolean) =>
+    buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 0, command: ["git"], isolation: "bwrap", slotUser, trusted }).env.GIT_CONFIG_SYSTEM;
+  assert.equal(env("setpriv", false), "/cache/.slot-gitconfig", "the cache's owner is another uid: git must trust it");
+  assert.deepEqual([env("setpriv", true), env("user-namespace", false)], [undefined, undefined]);
 });
