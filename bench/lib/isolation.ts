@@ -25,7 +25,7 @@ export async function measureIsolation(rounds: number): Promise<IsolationSamples
   try {
     await mkdir(slotDirectory(root, 0), { recursive: true });
     await mkdir(cacheDirectory(root), { recursive: true });
-    const owner = slotFileOwner("bwrap", probe.slotUser);
+    const owner = slotFileOwner("bwrap", probe.slotUser, 0);
     if (owner !== undefined) await chown(slotDirectory(root, 0), owner.uid, owner.gid);
     const run = async (isolation: "none" | "bwrap", network: NetworkPolicy): Promise<number> => {
       const plan = buildSlotCommand({ sandboxRoot: root, slot: 0, command: "echo hello", isolation, slotUser: probe.slotUser, network });

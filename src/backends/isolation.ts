@@ -15,10 +15,11 @@ import { SandboxError } from "../base/errors.ts";
  * pid/ipc/uts namespaces and, under the network policy "none", its own network namespace (only a loopback of its
  * own: neither the host's 127.0.0.1 services nor the sandbox server are reachable). It dies with its parent, and
  * everything it started dies with it (the pid namespace's init ends when the command does); it holds no capability
- * and never runs as root (see SlotUser). A trusted step (ExecRequest.trusted) is confined the same way but sees the
- * cache read-write and no workspace (an empty /workspace of its own, a tmpfs where it can build what slots will see
- * at the same paths) and keeps the sandbox's network: nothing a slot left behind can steer what it writes into the
- * cache. With "none" it runs as a plain process in the slot directory, and nothing is enforced.
+ * and never runs as root (see SlotUser): each slot has a uid of its own, under which its processes are capped. A
+ * trusted step (ExecRequest.trusted) is confined the same way but sees the cache read-write and no workspace (an
+ * empty /workspace of its own, a tmpfs where it can build what slots will see at the same paths) and keeps the
+ * sandbox's network: nothing a slot left behind can steer what it writes into the cache. With "none" it runs as a
+ * plain process in the slot directory, and nothing is enforced.
  */
 export interface SlotCommandSpec {
   /** The sandbox root on the machine that spawns: it holds `slots/<n>` and `cache`. */
@@ -41,32 +42,77 @@ export interface SlotCommandSpec {
 /** The size cap of a bwrap slot's private /tmp (a tmpfs, so it counts against the sandbox's memory). */
 export const SLOT_TMP_BYTES = 1024 ** 3;
 
-/** The uid and gid slot commands run as under bwrap. */
-export const SLOT_UID = 1000;
-export const SLOT_GID = 1000;
+/** The uid (and gid) trusted steps run as under bwrap: the owner of the cache. Slot n runs as slotUid(n). */
+export const TRUSTED_UID = 1000;
+
+/**
+ * Each slot runs as a uid of its own, neither another slot's nor the trusted steps': the kernel counts RLIMIT_NPROC
+ * per real uid, so one slot's fork burst exhausts only its own count (under "setpriv"; in a user namespace the
+ * count is the namespace's, one per command, and the uid is what `id` shows).
+ */
+export function slotUid(slot: number): number {
+  return TRUSTED_UID + 1 + slot;
+}
+
+/**
+ * Git's system config for slot commands that run as another uid than the cache's owner (setpriv): the cache's
+ * repositories, written by trusted steps, are not the slot's, and git refuses a repository someone else owns
+ * ("dubious ownership") unless system or global config marks it safe (-c or GIT_CONFIG_COUNT do not reach the
+ * upload-pack of a local clone). The global config is the slot's own (~/.gitconfig in its workspace), so
+ * GIT_CONFIG_SYSTEM points here: the system config, plus `safe.directory = *` (a slot sees no repository but its own
+ * and the cache's). SlotHost.prepare writes it; git ignores a GIT_CONFIG_SYSTEM that does not exist.
+ */
+export const SLOT_GIT_CONFIG = { file: ".slot-gitconfig", text: "[include]\n\tpath = /etc/gitconfig\n[safe]\n\tdirectory = *\n" };
+
+/**
+ * RLIMIT_NPROC of a slot command (processes and threads of its uid, or of its user namespace): a fork bomb stops
+ * there instead of at the machine's pid_max. Above what test runs use (pytest-xdist, make -j, a JVM's threads).
+ */
+export const SLOT_MAX_PROCESSES = 512;
 
 /**
  * How a bwrap slot stops being root; every capability is dropped in all three.
- * - "user-namespace": bwrap, started by a non-root spawner, makes a user namespace where the slot is SLOT_UID.
- * - "setpriv": bwrap is started by root and keeps only what setpriv needs to switch to SLOT_UID on the host
- *   (then nothing, with an empty bounding set). A user namespace does not help a root spawner: its SLOT_UID
- *   maps to host uid 0, which owns /etc/shadow; and bwrap started as SLOT_UID cannot reach a sandbox root
- *   under a directory private to root (mkdtemp, /root).
- * - "spawner": the spawner's uid (a setuid bwrap without user namespaces, or a caller that did not probe).
+ * - "user-namespace": bwrap, started by a non-root spawner, makes a user namespace where the slot is slotUid(n).
+ * - "setpriv": bwrap is started by root and keeps only what setpriv needs to switch to slotUid(n) on the host
+ *   (then nothing, with an empty bounding set). A user namespace does not help a root spawner: its uids map to
+ *   host uid 0, which owns /etc/shadow; and bwrap started as a slot uid cannot reach a sandbox root under a
+ *   directory private to root (mkdtemp, /root).
+ * - "spawner": the spawner's uid (a setuid bwrap without user namespaces, or a caller that did not probe); no
+ *   process limit then, as every slot shares that uid (and root's count is never enforced).
  */
 export type SlotUser = "user-namespace" | "setpriv" | "spawner";
 
-/** The host owner of workspace and cache files, when the slot runs as another uid than the trusted side. */
-export function slotFileOwner(isolation: IsolationMode, slotUser: SlotUser | undefined): { uid: number; gid: number } | undefined {
-  return isolation === "bwrap" && slotUser === "setpriv" ? { uid: SLOT_UID, gid: SLOT_GID } : undefined;
+/**
+ * The host owner of a slot's workspace files (or of the cache's, which trusted steps write), when slots run as
+ * other uids than the trusted side.
+ */
+export function slotFileOwner(
+  isolation: IsolationMode,
+  slotUser: SlotUser | undefined,
+  of: number | "cache",
+): { uid: number; gid: number } | undefined {
+  if (isolation !== "bwrap" || slotUser !== "setpriv") return undefined;
+  const uid = of === "cache" ? TRUSTED_UID : slotUid(of);
+  return { uid, gid: uid };
 }
 
-const SLOT_USER_ARGS: Record<SlotUser, string[]> = {
-  "user-namespace": ["--unshare-user", "--uid", String(SLOT_UID), "--gid", String(SLOT_GID), "--cap-drop", "ALL"],
-  setpriv: ["--cap-drop", "ALL", ...["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"].flatMap((cap) => ["--cap-add", cap])],
-  spawner: ["--cap-drop", "ALL"],
-};
-const SETPRIV = ["setpriv", `--reuid=${SLOT_UID}`, `--regid=${SLOT_GID}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
+function slotUserArgs(slotUser: SlotUser, uid: number): string[] {
+  switch (slotUser) {
+    case "user-namespace":
+      return ["--unshare-user", "--uid", String(uid), "--gid", String(uid), "--cap-drop", "ALL"];
+    case "setpriv":
+      return ["--cap-drop", "ALL", ...["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"].flatMap((cap) => ["--cap-add", cap])];
+    case "spawner":
+      return ["--cap-drop", "ALL"];
+  }
+}
+
+/** Inside bwrap, before the command: its limits (set in the user namespace, so they count there), then its uid. */
+function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean): string[] {
+  const limits = slotUser === "spawner" || trusted ? [] : ["prlimit", `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
+  const setpriv = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
+  return [...limits, ...(slotUser === "setpriv" ? setpriv : [])];
+}
 
 export interface SpawnPlan {
   file: string;
@@ -120,6 +166,9 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     HOME: workspace,
     LANG: "C.UTF-8",
     TERM: "dumb",
+    ...(isolated && spec.slotUser === "setpriv" && spec.trusted !== true
+      ? { GIT_CONFIG_SYSTEM: posix.join(SANDBOX_CACHE, SLOT_GIT_CONFIG.file) }
+      : {}),
     ...spec.env,
     HERMES_WORKSPACE: workspace,
     HERMES_CACHE_DIR: cacheDir,
@@ -129,10 +178,11 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   if (first === undefined) throw new SandboxError("configuration", "empty command");
   if (!isolated) return { file: first, args: rest, cwd, env };
   const slotUser = spec.slotUser ?? "spawner";
+  const uid = spec.trusted === true ? TRUSTED_UID : slotUid(spec.slot);
   // Trusted steps fetch from the task's remote; environment steps before the agent (install) reach package indexes.
   const ownNetwork = (spec.network ?? "none") === "none" && spec.trusted !== true;
   const args = [
-    ...SLOT_USER_ARGS[slotUser],
+    ...slotUserArgs(slotUser, uid),
     "--die-with-parent",
     "--new-session",
     "--unshare-pid",
@@ -159,7 +209,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--chdir",
     cwd,
     "--",
-    ...(slotUser === "setpriv" ? SETPRIV : []),
+    ...commandPrefix(slotUser, uid, spec.trusted === true),
     ...argv,
   ];
   return { file: "bwrap", args, cwd: hostWorkspace, env };
@@ -170,23 +220,33 @@ export interface IsolationProbe {
   /** Under bwrap, who slots run as: "user-namespace" when one is in use. */
   slotUser?: SlotUser;
   message?: string;
-  /** Under bwrap, what is not limited per slot here (unenforcedLimits); health and the pool's status show it. */
+  /** Under bwrap, what is limited per slot here and what not (slotLimits); health and the pool's status show it. */
   limits?: string;
 }
 
 const CGROUP_V2_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers";
 
 /**
- * What a bwrap slot is not limited in on this host. Per-slot pids, memory and CPU would need a delegated cgroup v2
- * (none is used yet; the sandbox's own resources bound them all together), and the workspace has no size cap.
+ * What a bwrap slot is limited in on this host, and what not. Processes: RLIMIT_NPROC (SLOT_MAX_PROCESSES) where
+ * slots have uids of their own. Per-slot memory and CPU would need a delegated cgroup v2 (none is used yet; the
+ * sandbox's own resources bound all slots together), and so would a pids limit that covers a spawner-uid slot.
+ * Neither the workspace nor a file has a size cap (docs/operations.md, "Slot limits", says why).
  */
-export function unenforcedLimits(): string {
+export function slotLimits(slotUser: SlotUser): string {
   const cgroup = !existsSync(CGROUP_V2_CONTROLLERS)
     ? "no cgroup v2 on this host"
     : isWritable("/sys/fs/cgroup")
       ? "cgroup v2 is delegated here but not used yet"
       : "cgroup v2 is not delegated to this process";
-  return `no per-slot pids, memory or CPU limit (${cgroup}); no workspace size cap; /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`;
+  const counted = slotUser === "setpriv" ? "slot (a uid of its own)" : "slot command (a user namespace of its own)";
+  const processes =
+    slotUser === "spawner"
+      ? `no per-slot process limit (slots share the spawner's uid; ${cgroup})`
+      : `at most ${SLOT_MAX_PROCESSES} processes per ${counted}`;
+  return (
+    `${processes}; no per-slot memory or CPU limit (${cgroup}); ` +
+    `no workspace size cap (needs project quotas or a size-limited mount); /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`
+  );
 }
 
 function isWritable(path: string): boolean {
@@ -225,7 +285,7 @@ export async function probeIsolation(requested: IsolationMode, network: NetworkP
     for (const slotUser of slotUserCandidates()) {
       try {
         await runProbe(buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", slotUser, network }));
-        const limits = unenforcedLimits();
+        const limits = slotLimits(slotUser);
         if (failures.length === 0) return { isolation: "bwrap", slotUser, limits };
         const message = `slots run as the ${slotUser}'s uid without capabilities: ${failures.join("; ")}`;
         return { isolation: "bwrap", slotUser, limits, message };
@@ -257,6 +317,7 @@ function runProbe(plan: SpawnPlan): Promise<void> {
 export function isolationDiagnosis(probeMessage: string | undefined): string | undefined {
   if (probeMessage === undefined) return undefined;
   if (/disabled by configuration/.test(probeMessage)) return "slot isolation is disabled by configuration";
+  if (/execvp (prlimit|setpriv)/.test(probeMessage)) return "util-linux (prlimit, setpriv) is not installed in the sandbox image";
   if (/spawn bwrap ENOENT|bwrap: not found|No such file or directory.*bwrap/.test(probeMessage))
     return "bubblewrap is not installed in the sandbox image";
   if (/Can't mount proc/.test(probeMessage))

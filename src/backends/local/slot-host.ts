@@ -1,8 +1,16 @@
 import { execFile } from "node:child_process";
 import { constants } from "node:fs";
-import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
-import { buildSlotCommand, cacheDirectory, resolveInsideWorkspace, slotDirectory, slotFileOwner, type SlotUser } from "../isolation.ts";
+import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import {
+  buildSlotCommand,
+  cacheDirectory,
+  resolveInsideWorkspace,
+  SLOT_GIT_CONFIG,
+  slotDirectory,
+  slotFileOwner,
+  type SlotUser,
+} from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
 import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
@@ -25,8 +33,6 @@ export class SlotHost {
   readonly network: NetworkPolicy;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
-  /** Set when slots run as another host uid: what this side creates in a workspace or the cache is given to it. */
-  private readonly slotOwner: { uid: number; gid: number } | undefined;
 
   constructor(options: {
     root: string;
@@ -41,18 +47,17 @@ export class SlotHost {
     this.isolation = options.isolation;
     this.slotUser = options.slotUser;
     this.network = options.network ?? "none";
-    this.slotOwner = slotFileOwner(options.isolation, options.slotUser);
     this.baseEnv = options.env ?? {};
   }
 
   /** Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). */
   async prepare(): Promise<void> {
-    for (const directory of [
-      cacheDirectory(this.root),
-      ...Array.from({ length: this.slots }, (_, slot) => slotDirectory(this.root, slot)),
-    ]) {
-      await mkdir(directory, { recursive: true });
-      await this.giveToSlot(directory);
+    await mkdir(cacheDirectory(this.root), { recursive: true });
+    await this.giveTo("cache", cacheDirectory(this.root));
+    if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
+    for (let slot = 0; slot < this.slots; slot++) {
+      await mkdir(slotDirectory(this.root, slot), { recursive: true });
+      await this.giveTo(slot, slotDirectory(this.root, slot));
     }
   }
 
@@ -99,12 +104,13 @@ export class SlotHost {
     const file = await this.resolveFile(slot, path);
     let handle: FileHandle | undefined;
     try {
-      await this.makeDirectories(dirname(file));
+      await this.makeDirectories(slot, dirname(file));
       // The parent chain may have been a symlink out of the workspace; a link as the last part is refused
       // (an existing one resolves to its checked target, so only a dangling one reaches the open).
       handle = await openRegular(await this.resolveFile(slot, path), WRITE_NO_BLOCK, `write ${path}`);
       await handle.writeFile(data);
-      if (this.slotOwner !== undefined) await handle.chown(this.slotOwner.uid, this.slotOwner.gid);
+      const owner = this.ownerOf(slot);
+      if (owner !== undefined) await handle.chown(owner.uid, owner.gid);
     } catch (error) {
       await this.checkDirectory(this.root);
       throw classifyLocalError(error, `write ${path}`, "configuration");
@@ -120,7 +126,7 @@ export class SlotHost {
     const workspace = slotDirectory(this.root, slot);
     try {
       await mkdir(workspace, { recursive: true });
-      await this.giveToSlot(workspace);
+      await this.giveTo(slot, workspace);
       await chmod(workspace, WORKSPACE_MODE); // the slot may have locked its own workspace (chmod 000) against the next lessee
       await emptyDirectory(workspace).catch(async () => {
         // An immutable or append-only file (chattr +i/+a, where a slot could set it) refuses removal even to root
@@ -141,15 +147,21 @@ export class SlotHost {
     for (const running of this.running.get(slot) ?? []) running.kill();
   }
 
-  /** mkdir -p whose new directories belong to the slot user, so slot commands can write in them. */
-  private async makeDirectories(directory: string): Promise<void> {
+  /** mkdir -p whose new directories belong to the slot's user, so its commands can write in them. */
+  private async makeDirectories(slot: number, directory: string): Promise<void> {
     const first = await mkdir(directory, { recursive: true });
     if (first === undefined) return;
-    for (let created = directory; created.length >= first.length; created = dirname(created)) await this.giveToSlot(created);
+    for (let created = directory; created.length >= first.length; created = dirname(created)) await this.giveTo(slot, created);
   }
 
-  private async giveToSlot(path: string): Promise<void> {
-    if (this.slotOwner !== undefined) await lchown(path, this.slotOwner.uid, this.slotOwner.gid);
+  /** Set when slots run as other host uids (each slot its own; trusted steps, which write the cache, another). */
+  private ownerOf(of: number | "cache"): { uid: number; gid: number } | undefined {
+    return slotFileOwner(this.isolation, this.slotUser, of);
+  }
+
+  private async giveTo(of: number | "cache", path: string): Promise<void> {
+    const owner = this.ownerOf(of);
+    if (owner !== undefined) await lchown(path, owner.uid, owner.gid);
   }
 
   private checkSlot(slot: number): void {

@@ -13,11 +13,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SLOT_TMP_BYTES, slotDirectory } from "../../../src/backends/isolation.ts";
+import { SLOT_MAX_PROCESSES, SLOT_TMP_BYTES, slotDirectory } from "../../../src/backends/isolation.ts";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { PIPE_GRACE_MS } from "../../../src/backends/process.ts";
 import type { ExecResult, IsolationPolicy, SandboxInfo } from "../../../src/backends/types.ts";
 import { contractTemplate } from "./contract.ts";
+import { forkBurstAcrossSlots } from "./fork-burst.ts";
 
 const run = promisify(execFile);
 const runAsRoot = process.getuid?.() === 0;
@@ -165,8 +166,32 @@ describe("limits and flags", () => {
   test("what is not limited per slot is said in health (the pool's Isolated condition shows it)", async () => {
     const health = await isolated.backend.health(isolated.sandbox);
     assert.equal(health.isolation, "bwrap");
-    assert.match(health.message ?? "", /no per-slot pids, memory or CPU limit \((no cgroup v2 on this host|cgroup v2 is .*)\)/);
-    assert.match(health.message ?? "", /no workspace size cap; \/tmp capped at 1 GiB/);
+    const processes = runAsRoot ? "slot \\(a uid of its own\\)" : "slot command \\(a user namespace of its own\\)";
+    assert.match(health.message ?? "", new RegExp(`at most ${SLOT_MAX_PROCESSES} processes per ${processes}`));
+    assert.match(health.message ?? "", /no per-slot memory or CPU limit \((no cgroup v2 on this host|cgroup v2 is .*)\)/);
+    assert.match(health.message ?? "", /no workspace size cap \(needs project quotas or a size-limited mount\); \/tmp capped at 1 GiB/);
+  });
+
+  test("a fork burst stops at SLOT_MAX_PROCESSES; meanwhile the other slot and a trusted step still start processes", async () => {
+    const { backend, sandbox } = isolated;
+    const outcome = await forkBurstAcrossSlots({
+      exec: (slot, command) => backend.exec(sandbox, { slot, command, timeoutMs: 120_000 }),
+      attackerWorkspace: isolated.workspace,
+      attackerTries: 2 * SLOT_MAX_PROCESSES,
+      victimWants: 100,
+      whileHeld: async () => {
+        const trusted = await backend.exec(sandbox, {
+          slot: 1, // slot 0's lock is held by its burst
+          command: "for i in $(seq 50); do sleep 1 & done; wait; echo ok",
+          trusted: true,
+          timeoutMs: 30_000,
+        });
+        assert.equal(trusted.stdout.trim(), "ok", trusted.stderr);
+      },
+    });
+    assert.ok(outcome.attacker <= SLOT_MAX_PROCESSES && outcome.attacker >= SLOT_MAX_PROCESSES - 10, `slot 0 started ${outcome.attacker}`);
+    assert.equal(outcome.victim, 100);
+    for (const slot of [0, 1]) await backend.resetSlot(sandbox, slot);
   });
 
   test("/tmp is a tmpfs of SLOT_TMP_BYTES: filling it past that fails at once", async () => {

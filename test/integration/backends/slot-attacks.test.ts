@@ -9,12 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { SLOT_UID, slotDirectory } from "../../../src/backends/isolation.ts";
+import { SLOT_MAX_PROCESSES, slotDirectory, slotUid, TRUSTED_UID } from "../../../src/backends/isolation.ts";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { SANDBOX_CACHE, type ExecResult, type SandboxInfo } from "../../../src/backends/types.ts";
 import { sweSmithConfigSchema, SweSmithOracleEnvironment } from "../../../src/envs/swe-smith-oracle/env.ts";
 import type { SlotExec } from "../../../src/envs/types.ts";
 import { contractTemplate } from "./contract.ts";
+import type { BurstOutcome } from "./fork-burst.ts";
 
 const run = promisify(execFile);
 const runAsRoot = process.getuid?.() === 0;
@@ -73,8 +74,10 @@ describe("a slot holds no privilege", () => {
   });
 
   test("not uid 0: id, /etc/shadow", async () => {
-    assert.equal((await succeeds("id -u")).trim(), String(SLOT_UID));
-    assert.equal((await succeeds("id -g")).trim(), String(SLOT_UID));
+    for (const slot of [0, 1]) {
+      assert.equal((await succeeds("id -u", slot)).trim(), String(slotUid(slot)));
+      assert.equal((await succeeds("id -g", slot)).trim(), String(slotUid(slot)));
+    }
     const shadow = await inSlot("cat /etc/shadow");
     assert.notEqual(shadow.exitCode, 0);
     assert.match(shadow.stderr, /Permission denied/);
@@ -94,7 +97,7 @@ describe("a slot holds no privilege", () => {
     async () => {
       await succeeds("echo made > by-slot && mkdir -p dir/sub && touch dir/sub/f");
       const workspace = slotDirectory(join(rootDir, sandbox.id), 0);
-      for (const path of ["by-slot", "dir/sub/f"]) assert.equal((await stat(join(workspace, path))).uid, SLOT_UID);
+      for (const path of ["by-slot", "dir/sub/f"]) assert.equal((await stat(join(workspace, path))).uid, slotUid(0));
     },
   );
 });
@@ -115,16 +118,32 @@ describe("normal work still works", () => {
     assert.deepEqual(out.trim().split("\n"), ["ok", "1"]);
   });
 
+  test("a repository a trusted step made in the cache (owned by another uid than the slot's) clones and reads", async () => {
+    const made = await backend.exec(sandbox, {
+      slot: 1,
+      command: 'cd "$HERMES_CACHE_DIR" && git init -q --bare shared.git && git --git-dir=shared.git config user.name t',
+      trusted: true,
+      timeoutMs: 30_000,
+    });
+    assert.equal(made.exitCode, 0, made.stderr);
+    const out = await succeeds("git clone -q /cache/shared.git clone && git -C /cache/shared.git config user.name && ls -d clone/.git");
+    assert.deepEqual(out.trim().split("\n"), ["t", "clone/.git"]);
+    await backend.resetSlot(sandbox, 0);
+  });
+
   test("the slot's private /tmp is writable by the slot user (mktemp, pip and pytest need it) and sticky", async () => {
     const out = await succeeds(["set -e", 'f="$(mktemp)"', 'echo hi > "$f"', 'cat "$f"', "stat -c %a /tmp"].join("\n"));
     assert.deepEqual(out.trim().split("\n"), ["hi", "1777"]);
   });
 
-  test("files the trusted side writes (and the directories it makes) stay writable by the slot", async () => {
-    await backend.writeFile(sandbox, 0, "given/deep/setup.txt", "from setup\n");
-    await succeeds("echo by-model >> given/deep/setup.txt && touch given/deep/new && touch given/new && rm given/deep/setup.txt");
-    await backend.writeFile(sandbox, 0, "given/deep/setup.txt", "again\n");
-    assert.equal(Buffer.from(await backend.readFile(sandbox, 0, "given/deep/setup.txt")).toString(), "again\n");
+  test("files the trusted side writes (and the directories it makes) stay writable by the slot, each by its own", async () => {
+    for (const slot of [0, 1]) {
+      await backend.writeFile(sandbox, slot, "given/deep/setup.txt", "from setup\n");
+      await succeeds("echo by-model >> given/deep/setup.txt && touch given/deep/new && touch given/new && rm given/deep/setup.txt", slot);
+      await backend.writeFile(sandbox, slot, "given/deep/setup.txt", "again\n");
+      assert.equal(Buffer.from(await backend.readFile(sandbox, slot, "given/deep/setup.txt")).toString(), "again\n");
+      await backend.resetSlot(sandbox, slot);
+    }
   });
 
   test("reset removes what the slot user made, even locked, and leaves a workspace the next lessee can write", async () => {
@@ -169,7 +188,7 @@ describe("the files API against a hostile workspace", () => {
   test("symlinks out of the workspace are refused: host files and another slot's", async () => {
     const otherSlot = slotDirectory(join(rootDir, sandbox.id), 1);
     await writeFile(join(otherSlot, "secret"), "slot 1's answer");
-    if (runAsRoot) await chown(join(otherSlot, "secret"), SLOT_UID, SLOT_UID);
+    if (runAsRoot) await chown(join(otherSlot, "secret"), slotUid(1), slotUid(1));
     await succeeds(`ln -s /etc/shadow shadow && ln -s /etc etc && ln -s ${otherSlot}/secret other && ln -s ../1/secret relative`);
     for (const path of ["shadow", "etc/shadow", "other", "relative"]) {
       await assert.rejects(backend.readFile(sandbox, 0, path), /outside the slot workspace/, path);
@@ -182,42 +201,64 @@ describe("the files API against a hostile workspace", () => {
 /** The local backend in a process that is not root (the chart's controller, a non-root sandbox server). */
 const NON_ROOT_SPAWNER = String.raw`
 import { LocalBackend } from ${JSON.stringify(new URL("../../../src/backends/local/backend.ts", import.meta.url).href)};
+import { forkBurstAcrossSlots } from ${JSON.stringify(new URL("./fork-burst.ts", import.meta.url).href)};
 // The sandbox server runs as this uid too. /proc/self/exe: this machine's node may sit under a home only root enters.
 const launcher = ["/proc/self/exe", ${JSON.stringify(new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname)}];
 const backend = await LocalBackend.open({ rootDir: process.argv[2], isolation: "bwrap", launcher });
-const template = ${JSON.stringify(contractTemplate({ slots: 1 }))};
+const template = ${JSON.stringify(contractTemplate({ slots: 2 }))};
 const sandbox = await backend.create("s", template);
 const command = "id -u; grep CapEff /proc/self/status; touch /workspace/f && echo wrote";
 const result = await backend.exec(sandbox, { slot: 0, command, timeoutMs: 30000 });
-await backend.close();
 const workspace = process.argv[2] + "/" + sandbox.id + "/slots/0";
-process.stdout.write(JSON.stringify({ probe: backend.isolation, result, workspace }) + "\n");
+const burst = await forkBurstAcrossSlots({
+  exec: (slot, command) => backend.exec(sandbox, { slot, command, timeoutMs: 120000 }),
+  attackerWorkspace: workspace,
+  attackerTries: ${2 * SLOT_MAX_PROCESSES},
+  victimWants: 100,
+});
+await backend.close();
+process.stdout.write(JSON.stringify({ probe: backend.isolation, result, workspace, burst }) + "\n");
 `;
 
-test("started by a non-root user, slots run in a user namespace as SLOT_UID", { skip: !runAsRoot && "covered above" }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), "hermes-non-root-spawner-"));
-  try {
-    await chown(dir, SLOT_UID + 1, SLOT_UID + 1);
-    const script = join(dir, "spawner.ts");
-    await writeFile(script, NON_ROOT_SPAWNER);
-    const uid = String(SLOT_UID + 1);
-    const { stdout } = await run(
-      "setpriv",
-      [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, script, join(dir, "root")],
-      { env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", HOME: dir } },
-    );
-    const last = stdout.trim().split("\n").at(-1) ?? "";
-    const { probe, result, workspace } = JSON.parse(last) as { probe: { slotUser: string }; result: ExecResult; workspace: string };
-    assert.equal(probe.slotUser, "user-namespace", JSON.stringify(probe));
-    const [id, capEff, wrote] = result.stdout.trim().split("\n");
-    assert.equal(id, String(SLOT_UID));
-    assert.match(capEff ?? "", /^CapEff:\s+0{16}$/);
-    assert.equal(wrote, "wrote");
-    assert.equal((await stat(join(workspace, "f"))).uid, SLOT_UID + 1, "on the host, the spawner's uid");
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+/** Who the non-root spawner is on the host: any uid but root's and the slots'. */
+const SPAWNER_UID = 2000;
+
+test(
+  "started by a non-root user, slots run in a user namespace as their uid, capped in processes",
+  { skip: !runAsRoot && "covered above" },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hermes-non-root-spawner-"));
+    try {
+      await chown(dir, SPAWNER_UID, SPAWNER_UID);
+      const script = join(dir, "spawner.ts");
+      await writeFile(script, NON_ROOT_SPAWNER);
+      const uid = String(SPAWNER_UID);
+      const { stdout } = await run(
+        "setpriv",
+        [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, script, join(dir, "root")],
+        { env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", HOME: dir } },
+      );
+      const last = stdout.trim().split("\n").at(-1) ?? "";
+      const { probe, result, workspace, burst } = JSON.parse(last) as {
+        probe: { slotUser: string };
+        result: ExecResult;
+        workspace: string;
+        burst: BurstOutcome;
+      };
+      assert.equal(probe.slotUser, "user-namespace", JSON.stringify(probe));
+      const [id, capEff, wrote] = result.stdout.trim().split("\n");
+      assert.equal(id, String(slotUid(0)));
+      assert.match(capEff ?? "", /^CapEff:\s+0{16}$/);
+      assert.equal(wrote, "wrote");
+      assert.equal((await stat(join(workspace, "f"))).uid, SPAWNER_UID, "on the host, the spawner's uid");
+      // Counted in the command's own user namespace: slot 0's burst stops there, slot 1 is not held back.
+      assert.ok(burst.attacker <= SLOT_MAX_PROCESSES && burst.attacker >= SLOT_MAX_PROCESSES - 10, `slot 0 started ${burst.attacker}`);
+      assert.equal(burst.victim, 100);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 /**
  * The grader-tampering attack of issue 11: slot 0 plants git hooks (and a hooksPath, an fsmonitor) in the shared
@@ -239,9 +280,9 @@ describe("the shared cache against a hostile slot", () => {
   });
   const git = (cwd: string, ...args: string[]) =>
     run("git", ["-c", "safe.directory=*", "-C", cwd, ...args]).then(({ stdout }) => stdout.trim());
-  // Under setpriv the cache belongs to the slot uid, as SlotHost.prepare leaves it.
-  const giveToSlotUser = async (path: string) => {
-    if (runAsRoot) await run("chown", ["-R", `${SLOT_UID}:${SLOT_UID}`, path]);
+  // Under setpriv the cache belongs to the trusted steps' uid, as SlotHost.prepare leaves it.
+  const giveToCacheOwner = async (path: string) => {
+    if (runAsRoot) await run("chown", ["-R", `${TRUSTED_UID}:${TRUSTED_UID}`, path]);
   };
   let item: ReturnType<typeof environment.parseItem>;
   let bare: string;
@@ -255,7 +296,7 @@ describe("the shared cache against a hostile slot", () => {
     await git(source, "add", "-A");
     await git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "bug");
     await run("git", ["clone", "-q", "--bare", source, remote]);
-    await giveToSlotUser(join(sandboxRoot(), "cache"));
+    await giveToCacheOwner(join(sandboxRoot(), "cache"));
     const row = { instance_id: "o__victim-1", repo: "o/victim", base_commit: await git(source, "rev-parse", "HEAD") };
     item = environment.parseItem({ ...row, problem_statement: "fix it", FAIL_TO_PASS: ["test_victim.py::test_victim"], PASS_TO_PASS: [] });
     bare = join(sandboxRoot(), "cache", "repos", "o__victim.git");
@@ -286,7 +327,7 @@ describe("the shared cache against a hostile slot", () => {
     }
     await git(bare, "config", "core.hooksPath", join(SANDBOX_CACHE, "repos", "o__victim.git", "planted-hooks"));
     await git(bare, "config", "core.fsmonitor", join(SANDBOX_CACHE, "repos", "o__victim.git", "hooks", "fsmonitor"));
-    await giveToSlotUser(bare);
+    await giveToCacheOwner(bare);
 
     const victim = slotExec(1);
     const setup = await environment.setup(item, victim);

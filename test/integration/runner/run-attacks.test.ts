@@ -14,6 +14,8 @@ import { resolveDataset } from "../../../src/envs/resolve.ts";
 import { startModelServer, type ModelServer } from "../../../src/model-server/server.ts";
 import type { OracleTask } from "../../../src/model-server/policy.ts";
 import type { ScoredDataGroup } from "../../../src/rollout/scored.ts";
+import { SLOT_MAX_PROCESSES } from "../../../src/backends/isolation.ts";
+import { burstCommand } from "../backends/fork-burst.ts";
 
 const CLI = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname;
 const runAsRoot = process.getuid?.() === 0;
@@ -121,6 +123,22 @@ except OSError as error:
     // Scored as the model's own 0, once: no retry as an infrastructure failure, no time spent on the held pipe.
     assert.deepEqual([summary.failed, summary.retries, groups.length, groups[0]?.scores], [0, 0, 1, [0]]);
     assert.ok(Date.now() - started < 100_000, "the run waited for the held pipe");
+  } finally {
+    await model.close();
+  }
+});
+
+test("a model's fork burst stops at the slot's process cap and is scored as its own 0", async () => {
+  const model = await startModelServer({
+    policy: "oracle",
+    tasks: [await attackerTask([`${burstCommand(2 * SLOT_MAX_PROCESSES, false)}; echo STARTED $(cat burst)`])],
+  });
+  try {
+    const { code, output, groups, summary } = await runCli(jobYaml(model));
+    assert.equal(code, 0, output);
+    const started = Number(/STARTED (\d+)/.exec(toolResults(groups).join("\n"))?.[1]);
+    assert.ok(started <= SLOT_MAX_PROCESSES && started >= SLOT_MAX_PROCESSES - 10, `the model started ${started} processes`);
+    assert.deepEqual([summary.failed, summary.retries, groups.length, groups[0]?.scores], [0, 0, 1, [0]]);
   } finally {
     await model.close();
   }

@@ -1,6 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildSlotCommand, isolationDiagnosis, resolveInsideWorkspace, SLOT_TMP_BYTES } from "../../../src/backends/isolation.ts";
+import {
+  buildSlotCommand,
+  isolationDiagnosis,
+  resolveInsideWorkspace,
+  SLOT_MAX_PROCESSES,
+  SLOT_TMP_BYTES,
+  slotUid,
+  TRUSTED_UID,
+} from "../../../src/backends/isolation.ts";
 import { TailBuffer } from "../../../src/backends/process.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
 
@@ -108,5 +116,34 @@ test("a failed probe's message becomes what a cluster admin can change", () => {
   const noUserns = "user-namespace: Command failed: bwrap --unshare-user -- true: bwrap: setting up uid map: Permission denied";
   assert.match(isolationDiagnosis(noUserns)!, /user namespaces are refused: seccomp RuntimeDefault/);
   assert.match(isolationDiagnosis("user-namespace: spawn bwrap ENOENT")!, /not installed/);
+  const noPrlimit = "setpriv: bwrap failed (1): bwrap: execvp prlimit: No such file or directory";
+  assert.equal(isolationDiagnosis(noPrlimit), "util-linux (prlimit, setpriv) is not installed in the sandbox image");
   assert.equal(isolationDiagnosis(undefined), undefined);
+});
+
+test("each slot runs as a uid of its own under a process cap; trusted steps as TRUSTED_UID without one", () => {
+  const plan = (slotUser: "setpriv" | "user-namespace" | "spawner", slot: number, trusted = false) =>
+    buildSlotCommand({ sandboxRoot: "/srv/sb", slot, command: ["true"], isolation: "bwrap", slotUser, trusted }).args;
+  const afterSeparator = (args: string[]) => args.slice(args.indexOf("--") + 1);
+  const prlimit = ["prlimit", `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
+  const setpriv = (uid: number) => [
+    "setpriv",
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+  ];
+  assert.deepEqual(afterSeparator(plan("setpriv", 2)), [...prlimit, ...setpriv(slotUid(2)), "true"]);
+  assert.deepEqual(afterSeparator(plan("setpriv", 2, true)), [...setpriv(TRUSTED_UID), "true"]);
+  assert.deepEqual(argAfter(plan("user-namespace", 2), "--uid"), [String(slotUid(2)), "--gid"]);
+  assert.deepEqual(afterSeparator(plan("user-namespace", 2)), [...prlimit, "true"]);
+  assert.deepEqual(argAfter(plan("user-namespace", 2, true), "--uid"), [String(TRUSTED_UID), "--gid"]);
+  assert.deepEqual(afterSeparator(plan("spawner", 2)), ["true"], "one uid for all slots: a cap would be shared");
+  assert.equal(new Set([0, 1, 2].map(slotUid).concat(TRUSTED_UID)).size, 4);
+  const env = (slotUser: "setpriv" | "user-namespace", trusted: boolean) =>
+    buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 0, command: ["git"], isolation: "bwrap", slotUser, trusted }).env.GIT_CONFIG_SYSTEM;
+  assert.equal(env("setpriv", false), "/cache/.slot-gitconfig", "the cache's owner is another uid: git must trust it");
+  assert.deepEqual([env("setpriv", true), env("user-namespace", false)], [undefined, undefined]);
 });
