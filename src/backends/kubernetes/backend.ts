@@ -4,7 +4,8 @@ import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts
 import { realClock, type Clock } from "../../base/clock.ts";
 import { logger } from "../../base/log.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
-import type { ExecRequest, ExecResult, SandboxBackend, SandboxHealth, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
+import type { SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
+import { ServedSlots } from "../sandbox-server/served.ts";
 import { describePod, poolSelector, SANDBOX_PORT, sandboxPod, type PodSettings } from "./pod.ts";
 
 const log = logger("kubernetes-backend");
@@ -64,7 +65,7 @@ function apiFailure(error: unknown, what: string): SandboxError {
  * are the listing, so a restarted controller adopts its pods by listing them. Each sandbox is pinned to the pod
  * UID first used; a pod deleted, evicted or failed under a call makes the call fail "gone" (the pool replaces it).
  */
-export class KubernetesBackend implements SandboxBackend {
+export class KubernetesBackend extends ServedSlots implements SandboxBackend {
   readonly kind = "kubernetes" as const;
   private readonly options: KubernetesBackendOptions;
   private readonly pins = new Map<string, Target>();
@@ -76,6 +77,7 @@ export class KubernetesBackend implements SandboxBackend {
   private readonly deleted = new Set<string>();
 
   constructor(options: KubernetesBackendOptions) {
+    super();
     this.options = options;
   }
 
@@ -104,29 +106,8 @@ export class KubernetesBackend implements SandboxBackend {
       .map((pod) => describePod(pod, pool));
   }
 
-  exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
-    return this.withServer(sandbox, (server) => server.exec(request));
-  }
-
-  readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
-    return this.withServer(sandbox, (server) => server.readFile(slot, path));
-  }
-
-  writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
-    return this.withServer(sandbox, (server) => server.writeFile(slot, path, data));
-  }
-
-  resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
-    return this.withServer(sandbox, (server) => server.reset(slot));
-  }
-
-  async health(sandbox: SandboxRef): Promise<SandboxHealth> {
-    const answer = await this.withServer(sandbox, (server) => server.health(this.options.healthTimeoutMs ?? 5_000));
-    return {
-      ok: answer.status === "ok",
-      isolation: answer.isolation,
-      ...(answer.message === undefined ? {} : { message: answer.message }),
-    };
+  protected healthTimeoutMs(): number {
+    return this.options.healthTimeoutMs ?? 5_000;
   }
 
   async terminate(sandbox: SandboxRef): Promise<void> {
@@ -143,7 +124,7 @@ export class KubernetesBackend implements SandboxBackend {
   }
 
   /** Runs a call on the pinned pod's server; a failed connection is checked against the pod, so a lost pod reads "gone". */
-  private async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
+  protected async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
     const target = await this.target(sandbox.id);
     try {
       return await call(target.server);

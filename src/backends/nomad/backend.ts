@@ -1,17 +1,7 @@
 import { logger } from "../../base/log.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
-import type {
-  ExecRequest,
-  ExecResult,
-  SandboxBackend,
-  SandboxHealth,
-  SandboxInfo,
-  SandboxPhase,
-  SandboxRef,
-  SandboxTemplate,
-  IsolationPolicy,
-} from "../types.ts";
+import type { SandboxBackend, SandboxInfo, SandboxPhase, SandboxRef, SandboxTemplate, IsolationPolicy } from "../types.ts";
 import { allocationAddress, currentAllocation, incarnationOf, isLive, placementFailure, schedulerPhase } from "./allocations.ts";
 import { NomadClient, type NomadClientOptions } from "./client.ts";
 import { isJobExistsConflict } from "./errors.ts";
@@ -28,6 +18,7 @@ import {
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
 import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
+import { ServedSlots } from "../sandbox-server/served.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("nomad-backend");
@@ -72,7 +63,7 @@ interface Target {
  * reschedules or restarts it, the slots' state is gone and calls fail with SandboxError "gone" until the
  * caller creates it again (create re-pins) or terminates it.
  */
-export class NomadBackend implements SandboxBackend {
+export class NomadBackend extends ServedSlots implements SandboxBackend {
   readonly kind = "nomad" as const;
   readonly client: NomadClient;
   private readonly options: NomadBackendOptions;
@@ -89,6 +80,7 @@ export class NomadBackend implements SandboxBackend {
   private readonly servers = new Map<string, SandboxServerClient>();
 
   constructor(options: NomadBackendOptions = {}) {
+    super();
     this.options = options;
     this.ownsClient = options.client === undefined;
     this.client = options.client ?? new NomadClient(options);
@@ -152,29 +144,8 @@ export class NomadBackend implements SandboxBackend {
     return Promise.all(mine.map((job) => this.describe(job, allocs)));
   }
 
-  async exec(sandbox: SandboxRef, request: ExecRequest): Promise<ExecResult> {
-    return this.withServer(sandbox, (server) => server.exec(request));
-  }
-
-  readFile(sandbox: SandboxRef, slot: number, path: string): Promise<Uint8Array> {
-    return this.withServer(sandbox, (server) => server.readFile(slot, path));
-  }
-
-  writeFile(sandbox: SandboxRef, slot: number, path: string, data: Uint8Array | string): Promise<void> {
-    return this.withServer(sandbox, (server) => server.writeFile(slot, path, data));
-  }
-
-  resetSlot(sandbox: SandboxRef, slot: number): Promise<void> {
-    return this.withServer(sandbox, (server) => server.reset(slot));
-  }
-
-  async health(sandbox: SandboxRef): Promise<SandboxHealth> {
-    const answer = await this.withServer(sandbox, (server) => server.health(this.options.healthTimeoutMs ?? 5_000));
-    return {
-      ok: answer.status === "ok",
-      isolation: answer.isolation,
-      ...(answer.message === undefined ? {} : { message: answer.message }),
-    };
+  protected healthTimeoutMs(): number {
+    return this.options.healthTimeoutMs ?? 5_000;
   }
 
   /**
@@ -200,7 +171,7 @@ export class NomadBackend implements SandboxBackend {
    * Runs a call against the pinned incarnation's server. A connection failure is checked against Nomad at
    * once: if the allocation moved or restarted, the caller learns "gone" rather than a vague transient error.
    */
-  private async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
+  protected async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
     const target = await this.target(sandbox.id);
     try {
       return await call(target.server);
