@@ -13,6 +13,8 @@ import type { IsolationPolicy, SandboxInfo, SandboxPhase, SandboxStuckReason, Sa
 
 export const SANDBOX_PORT = 8080;
 const DATA_DIR = "/data";
+/** The initContainer that runs first in the sandbox image (see serverStart). */
+const CHECK_IMAGE_STEP_NAME = "check-image";
 /** The emptyDir the initContainer copies node and the server into, mounted read-only in the sandbox container. */
 const INJECTED_SERVER_DIR = "/hermes";
 
@@ -75,7 +77,7 @@ const HEALTH_PROBE =
 
 export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSettings, createdAt: Date): V1Pod {
   const { settings } = pod;
-  const server = serverStart(pod);
+  const server = serverStart(pod, template);
   const quantities = { cpu: `${Math.max(1, Math.round(template.cpu * 1000))}m`, memory: `${template.memoryMiB}Mi` };
   return {
     apiVersion: "v1",
@@ -113,8 +115,8 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
       ...(settings.tolerations ? { tolerations: settings.tolerations } : {}),
       ...(settings.affinity ? { affinity: settings.affinity } : {}),
       ...(settings.imagePullSecrets ? { imagePullSecrets: settings.imagePullSecrets } : {}),
-      ...(server.initContainer
-        ? { initContainers: [{ ...server.initContainer, resources: { requests: quantities, limits: quantities } }] }
+      ...(server.initContainers.length > 0
+        ? { initContainers: server.initContainers.map((init) => ({ ...init, resources: { requests: quantities } })) }
         : {}),
       containers: [
         {
@@ -151,17 +153,22 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
 /**
  * How the sandbox container starts the server. An image that carries this CLI says how (`serverCommand`); any other
  * image gets it from an initContainer running the hermes-rollouts image's `inject` into an emptyDir (the layout a Nomad
- * docker job's prestart task makes), and runs the copied node, linked against glibc. The initContainer gets the
- * sandbox's own resources: the pod's request is the larger of an init container's and the containers' sum, so
- * the copy adds nothing to what the pod reserves.
+ * docker job's prestart task makes), and runs the copied node, linked against glibc. The init containers request the
+ * sandbox's own resources (the pod's request is the larger of an init container's and the containers' sum, so the
+ * copy reserves nothing more) and have no limits: writing some 13,000 files (286 MB) is mostly kernel time, took 9 s
+ * under a one-CPU limit on the test cluster and 91 s under a small sandbox's 0.1, and its page cache would press a
+ * small memory limit. The pod's QoS class is then Burstable.
  */
-function serverStart(pod: PodSettings): {
+function serverStart(
+  pod: PodSettings,
+  template: SandboxTemplate,
+): {
   command: string[];
-  initContainer?: V1Container;
+  initContainers: V1Container[];
   volumeMounts: V1Container["volumeMounts"] & {};
   volumes: V1Volume[];
 } {
-  if (pod.settings.serverCommand) return { command: pod.settings.serverCommand, volumeMounts: [], volumes: [] };
+  if (pod.settings.serverCommand) return { command: pod.settings.serverCommand, initContainers: [], volumeMounts: [], volumes: [] };
   if (pod.serverImage === undefined || pod.serverImage === "") {
     throw new SandboxError(
       "configuration",
@@ -171,13 +178,23 @@ function serverStart(pod: PodSettings): {
   }
   return {
     command: injectedServerCommand(INJECTED_SERVER_DIR),
-    initContainer: {
-      name: INJECT_STEP_NAME,
-      image: pod.serverImage,
-      args: injectArgs(INJECTED_SERVER_DIR),
-      terminationMessagePolicy: "FallbackToLogsOnError",
-      volumeMounts: [{ name: "server", mountPath: INJECTED_SERVER_DIR }],
-    },
+    initContainers: [
+      {
+        // First: the kubelet pulls an init container's image only when its turn comes, so a sandbox image that cannot
+        // be pulled would otherwise surface only after the copy; and an image without bash fails here, by name.
+        name: CHECK_IMAGE_STEP_NAME,
+        image: template.image,
+        ...(pod.settings.imagePullPolicy ? { imagePullPolicy: pod.settings.imagePullPolicy } : {}),
+        command: ["bash", "-c", ":"],
+      },
+      {
+        name: INJECT_STEP_NAME,
+        image: pod.serverImage,
+        args: injectArgs(INJECTED_SERVER_DIR),
+        terminationMessagePolicy: "FallbackToLogsOnError",
+        volumeMounts: [{ name: "server", mountPath: INJECTED_SERVER_DIR }],
+      },
+    ],
     // Read-only: nothing in the sandbox has a reason to write the server's copy.
     volumeMounts: [{ name: "server", mountPath: INJECTED_SERVER_DIR, readOnly: true }],
     volumes: [{ name: "server", emptyDir: {} }],
@@ -219,12 +236,12 @@ function podState(pod: V1Pod): { phase: SandboxPhase; message?: string; stuck?: 
   const status = pod.status ?? {};
   if (pod.metadata?.deletionTimestamp) return { phase: "terminated", message: "pod is being deleted" };
   const container = status.containerStatuses?.find((c) => c.name === "sandbox");
-  const inject = status.initContainerStatuses?.find((c) => c.name === INJECT_STEP_NAME);
+  const inits = status.initContainerStatuses ?? [];
   if (status.phase === "Failed" || status.phase === "Succeeded") {
-    // Evicted and DeadlineExceeded are the pod's reason; OOMKilled or Error the container's (or the failed inject's).
-    const failedInject = inject?.state?.terminated?.exitCode ? inject.state.terminated : undefined;
-    const ended = container?.state?.terminated ?? failedInject;
-    const who = ended !== undefined && ended === failedInject ? `container ${INJECT_STEP_NAME}` : "container";
+    // Evicted and DeadlineExceeded are the pod's reason; OOMKilled or Error the container's (or a failed init container's).
+    const failedInit = inits.find((c) => c.state?.terminated?.exitCode);
+    const ended = container?.state?.terminated ?? failedInit?.state?.terminated;
+    const who = container?.state?.terminated === undefined && failedInit ? `container ${failedInit.name}` : "container";
     const why = [
       status.reason,
       status.message,
@@ -237,9 +254,9 @@ function podState(pod: V1Pod): { phase: SandboxPhase; message?: string; stuck?: 
   if (unscheduled?.reason === "Unschedulable") {
     return { phase: "starting", stuck: "Unschedulable", message: `Unschedulable: ${unscheduled.message ?? ""}` };
   }
-  // While the initContainer cannot start (its image unpullable), the sandbox container only waits in PodInitializing.
-  const injectWaiting = inject?.state?.waiting;
-  const waiting = injectWaiting?.reason !== undefined && STUCK_WAITING[injectWaiting.reason] ? injectWaiting : container?.state?.waiting;
+  // While an init container cannot start (its image unpullable), the sandbox container only waits in PodInitializing.
+  const stuckInit = inits.find((c) => c.state?.waiting?.reason !== undefined && STUCK_WAITING[c.state.waiting.reason]);
+  const waiting = stuckInit?.state?.waiting ?? container?.state?.waiting;
   const stuck = waiting?.reason === undefined ? undefined : STUCK_WAITING[waiting.reason];
   if (waiting?.reason !== undefined) {
     const message = `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`;

@@ -74,9 +74,12 @@ test("a sandbox pod: owned by its pool, labelled, token from the Secret only, th
 
 test("an image without the CLI: an initContainer of the server image injects the server into an emptyDir the sandbox runs", () => {
   const spec = sandboxPod("swe-abc12-f00", template, podSettings, new Date(0)).spec!;
-  const [inject] = spec.initContainers ?? [];
+  const [check, inject] = spec.initContainers ?? [];
   const container = spec.containers[0]!;
-  assert.equal(spec.initContainers?.length, 1);
+  assert.equal(spec.initContainers?.length, 2);
+  // First the sandbox image itself: pulled (and its bash found) before the copy, so a bad image is reported at once.
+  assert.deepEqual([check?.name, check?.image, check?.imagePullPolicy], ["check-image", "registry.example/sandbox:1.2", undefined]);
+  assert.deepEqual(check?.command, ["bash", "-c", ":"]);
   assert.equal(inject?.image, "ghcr.io/x/hermes-rollouts:1.2");
   assert.equal(inject?.command, undefined, "the server image's entrypoint is the CLI");
   assert.deepEqual(inject?.args, ["inject", "--to", "/hermes"]);
@@ -89,7 +92,9 @@ test("an image without the CLI: an initContainer of the server image injects the
   assert.deepEqual(container.command, injectedServerCommand("/hermes"));
   assert.deepEqual(container.command, ["/hermes/node", "/hermes/app/bin/hermes-rollouts.js"]);
   assert.equal(container.image, "registry.example/sandbox:1.2");
-  assert.deepEqual(inject?.resources, container.resources, "the copy reserves nothing beyond the sandbox's own request");
+  for (const init of [check, inject]) {
+    assert.deepEqual(init?.resources, { requests: container.resources?.requests }, "the sandbox's request: no more reserved");
+  }
 });
 
 test("an image that carries the CLI: serverCommand starts it, no initContainer and no server image needed", () => {
@@ -114,8 +119,8 @@ test("no serverCommand and no server image: refused as the pool's configuration,
   );
 });
 
-test("the inject initContainer: an unpullable server image is stuck ImagePullFailed; a failed copy fails the pod, reason kept", () => {
-  const initStatus = (state: object) => ({ name: "inject-server", image: "x", imageID: "", ready: false, restartCount: 0, state });
+test("init containers: an unpullable server image is stuck ImagePullFailed; a failed copy or check fails the pod, reason kept", () => {
+  const initStatus = (state: object, name = "inject-server") => ({ name, image: "x", imageID: "", ready: false, restartCount: 0, state });
   const waitingMain = {
     name: "sandbox",
     image: "x",
@@ -127,7 +132,10 @@ test("the inject initContainer: an unpullable server image is stuck ImagePullFai
   const pulling = describePod(
     pod({
       phase: "Pending",
-      initContainerStatuses: [initStatus({ waiting: { reason: "ErrImagePull", message: "not found" } })],
+      initContainerStatuses: [
+        initStatus({ terminated: { exitCode: 0, reason: "Completed" } }, "check-image"),
+        initStatus({ waiting: { reason: "ErrImagePull", message: "not found" } }),
+      ],
       containerStatuses: [waitingMain],
     }),
     "team/swe",
@@ -150,6 +158,17 @@ test("the inject initContainer: an unpullable server image is stuck ImagePullFai
     [failed.phase, failed.message],
     ["failed", "pod failed: container inject-server Error (exit 1): ENOSPC: no space left on device"],
   );
+  const noBash = describePod(
+    pod({
+      phase: "Failed",
+      initContainerStatuses: [
+        initStatus({ terminated: { exitCode: 128, reason: "StartError", message: 'exec: "bash": not found' } }, "check-image"),
+      ],
+      containerStatuses: [waitingMain],
+    }),
+    "team/swe",
+  );
+  assert.equal(noBash.message, 'pod failed: container check-image StartError (exit 128): exec: "bash": not found');
 });
 
 test("pod states as sandbox phases: ready only when the probe passed; kubelet and scheduler reasons kept", () => {
