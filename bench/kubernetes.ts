@@ -9,7 +9,7 @@
 import { PoolManager } from "../src/backends/slots/manager.ts";
 import { SlotPool } from "../src/backends/slots/pool.ts";
 import type { SandboxTemplate } from "../src/backends/types.ts";
-import { clusterBackend, SANDBOX_IMAGE } from "../test/integration/kubernetes/support.ts";
+import { clusterBackend, HERMES_IMAGE, SERVER_COMMAND } from "../test/integration/kubernetes/support.ts";
 
 const SANDBOXES = 4;
 const SLOTS_PER_SANDBOX = 10;
@@ -23,7 +23,7 @@ const percentile = (samples: number[], p: number): number => {
 const round = (value: number, digits = 3): number => Number(value.toFixed(digits));
 const template: SandboxTemplate = {
   pool: "bench-pods",
-  image: SANDBOX_IMAGE,
+  image: HERMES_IMAGE,
   slots: SLOTS_PER_SANDBOX,
   cpu: 0.1,
   memoryMiB: 256,
@@ -32,7 +32,7 @@ const template: SandboxTemplate = {
   templateHash: "bench-v1",
 };
 
-const { backend, cleanup } = await clusterBackend("hr-bench");
+const { backend, cleanup } = await clusterBackend("hr-bench", { serverCommand: SERVER_COMMAND });
 try {
   // Started first: sandboxes older than the slot pool would be held back one lease TTL (as after a restart).
   const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the project's image from the repo's Dockerfile with buildah: no Docker engine and no registry, only
 # deb.debian.org and the npm registry. Writes an OCI archive into the test cluster's image import dir and, when
-# the cluster is up, imports it into the node's containerd (pods then use imagePullPolicy: Never).
+# the cluster is up, imports it into the node's containerd (pods then use imagePullPolicy: Never). Also a sandbox
+# image without node (build_image_without_node) for the kubernetes tests.
 # usage: build.sh            env: HERMES_IMAGE (default localhost/hermes-rollouts:dev), HERMES_CACHE
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -45,7 +46,27 @@ main() {
   else
     log "cluster not up: the image is imported by the next 'cluster.sh up'"
   fi
+  build_image_without_node
   log "$IMAGE ready in $(elapsed_since "$t0") s"
+}
+
+# The base without node, npm or this CLI (bash, git, python3 and pytest kept), imported like the project's image:
+# the kubernetes tests run sandbox pods of it, so their server can only be the one the inject initContainer copies in.
+# Rebuilt only when the base changes (its key names the archive).
+IMAGE_WITHOUT_NODE="localhost/debian:bookworm-no-node"
+build_image_without_node() {
+  local tar="$IMAGE_IMPORT_DIR/debian_bookworm-no-node-$BASE_KEY.tar" ctx
+  if [ ! -f "$tar" ]; then
+    ctx=$(mktemp -d "$IMAGE_CACHE/no-node-ctx.XXXXXX")
+    printf 'FROM %s\nRUN rm -rf /usr/local/bin/node /usr/local/bin/npm /usr/local/bin/npx /usr/local/lib/node_modules\n' \
+      "$BASE_IMAGE" > "$ctx/Containerfile"
+    $BUILDAH bud --quiet --isolation chroot -t "$IMAGE_WITHOUT_NODE" -f "$ctx/Containerfile" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    rm -f "$IMAGE_IMPORT_DIR"/debian_bookworm-no-node-*.tar
+    $BUILDAH push --quiet "$IMAGE_WITHOUT_NODE" "oci-archive:$tar.tmp:$IMAGE_WITHOUT_NODE"
+    mv "$tar.tmp" "$tar"
+  fi
+  if containerd_ready >/dev/null 2>&1; then import_image "$tar"; fi
 }
 
 main "$@"

@@ -70,14 +70,23 @@ const podField = (description: string) =>
 
 export const kubernetesBlock = z
   .object({
+    serverImage: z
+      .string()
+      .min(1)
+      .max(512)
+      .optional()
+      .describe(
+        "The hermes-rollouts image whose initContainer copies node and the sandbox server into each pod (emptyDir /hermes), " +
+          "for the pool's image (any glibc image with bash) to run. The controller's own image when unset.",
+      ),
     serverCommand: z
       .array(z.string().min(1))
       .min(1)
       .max(8)
-      .default(["node", "/app/bin/hermes-rollouts.js"])
+      .optional()
       .describe(
-        "How the sandbox image starts this project's CLI; the pod runs `<serverCommand> sandbox-server`. The default fits the " +
-          "project's image and images built FROM it.",
+        "For images that carry this project's CLI: how to start it (e.g. [node, /app/bin/hermes-rollouts.js] for the project's " +
+          "image and images built FROM it); the pod then runs `<serverCommand> sandbox-server` with no initContainer.",
       ),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("The sandbox container's imagePullPolicy."),
     runtimeClassName: dnsSubdomain.optional().describe("RuntimeClass of sandbox pods (gVisor, Kata); the node's default when unset."),

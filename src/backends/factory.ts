@@ -29,10 +29,11 @@ export interface BackendEnvironment {
   /** NOMAD_* variables, read as the `nomad` CLI reads them: fallbacks under the spec's and the Secrets' values. */
   nomad?: NomadEnvironment;
   /**
-   * Docker Nomad pools without `spec.nomad.serverImage`: the hermes-rollouts image that brings the sandbox server
-   * (the controller's own image; HERMES_IMAGE for `run`).
+   * Pools that bring the sandbox server into their image (docker Nomad pools, kubernetes pools without a
+   * serverCommand) and name no `serverImage`: the hermes-rollouts image that brings it (the controller's own image;
+   * HERMES_IMAGE for `run`).
    */
-  nomadServerImage?: string;
+  serverImage?: string;
   /** MODAL_MAX_THROTTLE_WAIT, parsed: the bound on server-directed throttling waits per Modal call. */
   modalMaxThrottleWaitSecs?: number;
 }
@@ -70,7 +71,7 @@ export async function nomadBackendFromSpec(
 ): Promise<SandboxBackend> {
   const nomad = spec.nomad;
   if (!nomad) throw new Error("spec.nomad is required for backend nomad");
-  const serverImage = nomad.serverImage ?? environment.nomadServerImage;
+  const serverImage = nomad.serverImage ?? environment.serverImage;
   const { NomadBackend } = await import("./nomad/backend.ts");
   return new NomadBackend({
     address: nomad.address,
@@ -95,13 +96,19 @@ export interface KubernetesPlacement extends Omit<PodSettings, "settings" | "iso
   sandboxToken: string;
 }
 
-/** One pod per sandbox in the pool's namespace, each running this project's `sandbox-server`. */
-export async function kubernetesBackendFromSpec(spec: SandboxPoolSpec, placement: KubernetesPlacement): Promise<SandboxBackend> {
+/** One pod per sandbox in the pool's namespace, each running this project's `sandbox-server` (injected unless the image has it). */
+export async function kubernetesBackendFromSpec(
+  spec: SandboxPoolSpec,
+  placement: KubernetesPlacement,
+  environment: BackendEnvironment = {},
+): Promise<SandboxBackend> {
   const { KubernetesBackend } = await import("./kubernetes/backend.ts");
   const { pods, sandboxToken, ...pod } = placement;
+  const settings = spec.kubernetes ?? kubernetesBlock.parse({});
+  const serverImage = settings.serverImage ?? environment.serverImage;
   return new KubernetesBackend({
     pods,
     sandboxToken,
-    pod: { ...pod, isolation: spec.isolation, settings: spec.kubernetes ?? kubernetesBlock.parse({}) },
+    pod: { ...pod, isolation: spec.isolation, settings, ...(serverImage !== undefined ? { serverImage } : {}) },
   });
 }

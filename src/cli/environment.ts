@@ -22,7 +22,7 @@ export function backendEnvironment(env: Environment): BackendEnvironment {
   return {
     nomad: Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith("NOMAD_"))),
     modalMaxThrottleWaitSecs: maxThrottleWaitSecs(env.MODAL_MAX_THROTTLE_WAIT),
-    ...(env.HERMES_IMAGE ? { nomadServerImage: env.HERMES_IMAGE } : {}),
+    ...(env.HERMES_IMAGE ? { serverImage: env.HERMES_IMAGE } : {}),
   };
 }
 

@@ -97,13 +97,17 @@ export function backendFactory(
       const owner = { apiVersion: API_VERSION, kind: "SandboxPool", name: pool.name, uid: pool.uid };
       // Before the first pod: a sandbox server is never reachable from more than the controller (where policies are enforced).
       if (sandboxIngress) await client.ensureNetworkPolicy(namespace, sandboxNetworkPolicy(pool.key, { namespace, owner }, sandboxIngress));
-      return kubernetesBackendFromSpec(spec, {
-        pods: sandboxPodApi(client, namespace),
-        namespace,
-        owner,
-        tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
-        sandboxToken: await sandboxToken(pool),
-      });
+      return kubernetesBackendFromSpec(
+        spec,
+        {
+          pods: sandboxPodApi(client, namespace),
+          namespace,
+          owner,
+          tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
+          sandboxToken: await sandboxToken(pool),
+        },
+        environment,
+      );
     }
     const nomad = spec.nomad;
     if (!nomad) throw new Error(`pool ${pool.key}: spec.nomad is required for backend nomad`);

@@ -82,9 +82,10 @@ export class KubernetesBackend extends ServedSlots implements SandboxBackend {
   }
 
   async create(name: string, template: SandboxTemplate, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+    // Outside the try: a pod that cannot be built (no serverImage) is the pool's configuration, not the apiserver's.
+    const pod = sandboxPod(name, template, this.options.pod, new Date((this.options.clock ?? realClock).now()));
     try {
-      const now = new Date((this.options.clock ?? realClock).now());
-      await this.options.pods.create(sandboxPod(name, template, this.options.pod, now));
+      await this.options.pods.create(pod);
       log.info({ pod: name, pool: template.pool }, "created sandbox pod");
     } catch (error) {
       // Idempotent by name: a pod of that name exists already (a create that raced this one, or a restart).

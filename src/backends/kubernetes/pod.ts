@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
 import type { KubernetesPoolSettings } from "../../api/index.ts";
+import { SandboxError } from "../../base/errors.ts";
+import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
 import type { IsolationPolicy, SandboxInfo, SandboxPhase, SandboxStuckReason, SandboxTemplate } from "../types.ts";
 
 /**
@@ -11,6 +13,10 @@ import type { IsolationPolicy, SandboxInfo, SandboxPhase, SandboxStuckReason, Sa
 
 export const SANDBOX_PORT = 8080;
 const DATA_DIR = "/data";
+/** The initContainer that runs first in the sandbox image (see serverStart). */
+const CHECK_IMAGE_STEP_NAME = "check-image";
+/** The emptyDir the initContainer copies node and the server into, mounted read-only in the sandbox container. */
+const INJECTED_SERVER_DIR = "/hermes";
 
 export const LABELS = {
   /** The pool's name (the pod's namespace is the pool's). */
@@ -38,6 +44,11 @@ export const SANDBOX_COMPONENT = "sandbox";
 export interface PodSettings {
   namespace: string;
   settings: KubernetesPoolSettings;
+  /**
+   * The hermes-rollouts image that brings the server into pods of images without it (`settings.serverImage`, else
+   * the controller's own image); unused when `settings.serverCommand` says the image carries the CLI.
+   */
+  serverImage?: string;
   /** The pool's isolation, passed to the server (which refuses to start under bwrap where bwrap cannot run). */
   isolation: IsolationPolicy;
   /** The Secret key holding the pool's sandbox-server token: the pod reads it through secretKeyRef, never inline. */
@@ -66,6 +77,7 @@ const HEALTH_PROBE =
 
 export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSettings, createdAt: Date): V1Pod {
   const { settings } = pod;
+  const server = serverStart(pod, template);
   const quantities = { cpu: `${Math.max(1, Math.round(template.cpu * 1000))}m`, memory: `${template.memoryMiB}Mi` };
   return {
     apiVersion: "v1",
@@ -103,12 +115,15 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
       ...(settings.tolerations ? { tolerations: settings.tolerations } : {}),
       ...(settings.affinity ? { affinity: settings.affinity } : {}),
       ...(settings.imagePullSecrets ? { imagePullSecrets: settings.imagePullSecrets } : {}),
+      ...(server.initContainers.length > 0
+        ? { initContainers: server.initContainers.map((init) => ({ ...init, resources: { requests: quantities } })) }
+        : {}),
       containers: [
         {
           name: "sandbox",
           image: template.image,
           ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
-          command: settings.serverCommand,
+          command: server.command,
           args: ["sandbox-server", "--host", "0.0.0.0", "--port", String(SANDBOX_PORT), "--slots", String(template.slots)].concat([
             "--data-dir",
             DATA_DIR,
@@ -127,11 +142,62 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
           readinessProbe: { exec: { command: ["bash", "-c", HEALTH_PROBE] }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
           resources: { requests: quantities, limits: quantities },
           ...(settings.seccompProfile ? { securityContext: { seccompProfile: { type: settings.seccompProfile } } } : {}),
-          volumeMounts: [{ name: "data", mountPath: DATA_DIR }],
+          volumeMounts: [{ name: "data", mountPath: DATA_DIR }, ...server.volumeMounts],
         },
       ],
-      volumes: [{ name: "data", emptyDir: {} }],
+      volumes: [{ name: "data", emptyDir: {} }, ...server.volumes],
     },
+  };
+}
+
+/**
+ * How the sandbox container starts the server. An image that carries this CLI says how (`serverCommand`); any other
+ * image gets it from an initContainer running the hermes-rollouts image's `inject` into an emptyDir (the layout a Nomad
+ * docker job's prestart task makes), and runs the copied node, linked against glibc. The init containers request the
+ * sandbox's own resources (the pod's request is the larger of an init container's and the containers' sum, so the
+ * copy reserves nothing more) and have no limits: writing some 13,000 files (286 MB) is mostly kernel time, took 9 s
+ * under a one-CPU limit on the test cluster and 91 s under a small sandbox's 0.1, and its page cache would press a
+ * small memory limit. The pod's QoS class is then Burstable.
+ */
+function serverStart(
+  pod: PodSettings,
+  template: SandboxTemplate,
+): {
+  command: string[];
+  initContainers: V1Container[];
+  volumeMounts: V1Container["volumeMounts"] & {};
+  volumes: V1Volume[];
+} {
+  if (pod.settings.serverCommand) return { command: pod.settings.serverCommand, initContainers: [], volumeMounts: [], volumes: [] };
+  if (pod.serverImage === undefined || pod.serverImage === "") {
+    throw new SandboxError(
+      "configuration",
+      "spec.kubernetes.serverImage is required unless spec.kubernetes.serverCommand is set: the hermes-rollouts image that " +
+        "brings the sandbox server (the controller defaults it to its own image)",
+    );
+  }
+  return {
+    command: injectedServerCommand(INJECTED_SERVER_DIR),
+    initContainers: [
+      {
+        // First: the kubelet pulls an init container's image only when its turn comes, so a sandbox image that cannot
+        // be pulled would otherwise surface only after the copy; and an image without bash fails here, by name.
+        name: CHECK_IMAGE_STEP_NAME,
+        image: template.image,
+        ...(pod.settings.imagePullPolicy ? { imagePullPolicy: pod.settings.imagePullPolicy } : {}),
+        command: ["bash", "-c", ":"],
+      },
+      {
+        name: INJECT_STEP_NAME,
+        image: pod.serverImage,
+        args: injectArgs(INJECTED_SERVER_DIR),
+        terminationMessagePolicy: "FallbackToLogsOnError",
+        volumeMounts: [{ name: "server", mountPath: INJECTED_SERVER_DIR }],
+      },
+    ],
+    // Read-only: nothing in the sandbox has a reason to write the server's copy.
+    volumeMounts: [{ name: "server", mountPath: INJECTED_SERVER_DIR, readOnly: true }],
+    volumes: [{ name: "server", emptyDir: {} }],
   };
 }
 
@@ -170,13 +236,16 @@ function podState(pod: V1Pod): { phase: SandboxPhase; message?: string; stuck?: 
   const status = pod.status ?? {};
   if (pod.metadata?.deletionTimestamp) return { phase: "terminated", message: "pod is being deleted" };
   const container = status.containerStatuses?.find((c) => c.name === "sandbox");
+  const inits = status.initContainerStatuses ?? [];
   if (status.phase === "Failed" || status.phase === "Succeeded") {
-    // Evicted and DeadlineExceeded are the pod's reason; OOMKilled or Error the container's.
-    const ended = container?.state?.terminated;
+    // Evicted and DeadlineExceeded are the pod's reason; OOMKilled or Error the container's (or a failed init container's).
+    const failedInit = inits.find((c) => c.state?.terminated?.exitCode);
+    const ended = container?.state?.terminated ?? failedInit?.state?.terminated;
+    const who = container?.state?.terminated === undefined && failedInit ? `container ${failedInit.name}` : "container";
     const why = [
       status.reason,
       status.message,
-      ended ? `container ${ended.reason ?? "exited"} (exit ${ended.exitCode})` : undefined,
+      ended ? `${who} ${ended.reason ?? "exited"} (exit ${ended.exitCode})` : undefined,
       ended?.message?.trim(),
     ];
     return { phase: "failed", message: `pod ${status.phase.toLowerCase()}: ${why.filter(Boolean).join(": ")}` };
@@ -185,7 +254,9 @@ function podState(pod: V1Pod): { phase: SandboxPhase; message?: string; stuck?: 
   if (unscheduled?.reason === "Unschedulable") {
     return { phase: "starting", stuck: "Unschedulable", message: `Unschedulable: ${unscheduled.message ?? ""}` };
   }
-  const waiting = container?.state?.waiting;
+  // While an init container cannot start (its image unpullable), the sandbox container only waits in PodInitializing.
+  const stuckInit = inits.find((c) => c.state?.waiting?.reason !== undefined && STUCK_WAITING[c.state.waiting.reason]);
+  const waiting = stuckInit?.state?.waiting ?? container?.state?.waiting;
   const stuck = waiting?.reason === undefined ? undefined : STUCK_WAITING[waiting.reason];
   if (waiting?.reason !== undefined) {
     const message = `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`;

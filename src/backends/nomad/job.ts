@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { SandboxError } from "../../base/errors.ts";
+import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
 import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
@@ -67,8 +68,6 @@ export const META = {
 } as const;
 export const MANAGED_BY = "hermes-rollouts";
 export const TASK_NAME = "sandbox-server";
-/** Docker pools: the prestart task that copies the server into the allocation for the main task to run. */
-export const INJECT_TASK_NAME = "inject-server";
 export const GROUP_NAME = "sandbox";
 export const PORT_LABEL = "http";
 /** Port the server listens on inside a docker container (mapped to the dynamic host port). */
@@ -225,8 +224,7 @@ function tokenTemplate(jobId: string): NomadTemplate {
  * untagged image into `latest`), so such images are pulled on every start.
  */
 function dockerConfig(image: string, serverArgs: string[]): Record<string, unknown> {
-  const entrypoint = [`${INJECTED_SERVER_DIR}/node`, `${INJECTED_SERVER_DIR}/app/bin/hermes-rollouts.js`];
-  return { image, entrypoint, ports: [PORT_LABEL], args: serverArgs, force_pull: false };
+  return { image, entrypoint: injectedServerCommand(INJECTED_SERVER_DIR), ports: [PORT_LABEL], args: serverArgs, force_pull: false };
 }
 
 /**
@@ -236,9 +234,9 @@ function dockerConfig(image: string, serverArgs: string[]): Record<string, unkno
  */
 function injectTask(serverImage: string): NomadTask {
   return {
-    Name: INJECT_TASK_NAME,
+    Name: INJECT_STEP_NAME,
     Driver: "docker",
-    Config: { image: serverImage, args: ["inject", "--to", INJECTED_SERVER_DIR], force_pull: false },
+    Config: { image: serverImage, args: injectArgs(INJECTED_SERVER_DIR), force_pull: false },
     Env: {},
     Templates: [],
     // Node copying files. A finished prestart task's resources do not add to the main tasks' (structs.go

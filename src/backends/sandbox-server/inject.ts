@@ -7,6 +7,15 @@ export const APP_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 /** What the CLI needs at run time: package.json ("type": "module", the version), the entry point, sources, deps. */
 const APP_ENTRIES = ["package.json", "bin", "src", "node_modules"];
 
+/** The step that runs `inject` before the server starts: a Nomad docker job's prestart task, a sandbox pod's initContainer. */
+export const INJECT_STEP_NAME = "inject-server";
+
+/** The arguments of the hermes-rollouts image (its entrypoint is this CLI) that fill `dir`. */
+export const injectArgs = (dir: string) => ["inject", "--to", dir];
+
+/** How another image starts this CLI once `dir` holds the injected copy: its node running its entry point. */
+export const injectedServerCommand = (dir: string) => [join(dir, "node"), join(dir, "app", "bin", "hermes-rollouts.js")];
+
 export interface ServerSource {
   /** The node binary to copy (the running one: `process.execPath`). */
   execPath: string;

@@ -21,7 +21,7 @@ export function command(): Command {
     )
     .option(
       "--image <image>",
-      "runner image when a job names none, and the server image of docker Nomad pools (the controller's own image)",
+      "runner image when a job names none, and the server image of docker Nomad and kubernetes pools (the controller's own image)",
       process.env.HERMES_IMAGE ?? "localhost/hermes-rollouts:dev",
     )
     .addOption(
@@ -91,8 +91,8 @@ address and runners retry there. Job state lives in --data-dir: give every repli
           ...(opts.sandboxNetworkPolicyFrom ? { sandboxNetworkPolicyFrom: opts.sandboxNetworkPolicyFrom } : {}),
           ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
           datasets: datasetSettings(process.env),
-          // Docker Nomad pools inject the sandbox server from this same image unless they name one.
-          backendEnvironment: { ...backendEnvironment(process.env), nomadServerImage: opts.image },
+          // Docker Nomad and kubernetes pools inject the sandbox server from this same image unless they name one.
+          backendEnvironment: { ...backendEnvironment(process.env), serverImage: opts.image },
         });
         const shutdown = (signal: string) => {
           log.info({ signal }, "shutting down");

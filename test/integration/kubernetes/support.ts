@@ -7,7 +7,11 @@ import { sandboxPodApi, sandboxTokenSecret, sandboxTokenSecretName, SANDBOX_TOKE
 import { clusterEnv, kubectl } from "../../support/cluster.ts";
 
 /** The project's image, imported into the node's containerd by scripts/image/build.sh: never pulled. */
-export const SANDBOX_IMAGE = "localhost/hermes-rollouts:dev";
+export const HERMES_IMAGE = "localhost/hermes-rollouts:dev";
+/** How the project's image starts its CLI, for pools that run it directly (no initContainer). */
+export const SERVER_COMMAND = ["node", "/app/bin/hermes-rollouts.js"];
+/** A sandbox image without node or this CLI (build.sh's build_image_without_node): the server can only be injected. */
+export const IMAGE_WITHOUT_NODE = "localhost/debian:bookworm-no-node";
 
 /**
  * A kubernetes backend on the local cluster's real node, in a namespace of its own (with the pool's token Secret, as
@@ -33,6 +37,8 @@ export async function clusterBackend(prefix: string, settings: Partial<Kubernete
     pod: {
       namespace,
       settings: kubernetesBlock.parse({ imagePullPolicy: "Never", ...settings }),
+      // As the controller defaults it: its own image brings the server into pods of images without it.
+      serverImage: HERMES_IMAGE,
       // This node's runc masks /proc, so bwrap cannot run in its pods (docs/operations.md): the pool says none.
       isolation: { mode: "none", network: "none" },
       tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },

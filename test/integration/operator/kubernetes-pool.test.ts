@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { kubectl } from "../../support/cluster.ts";
+import { IMAGE_WITHOUT_NODE } from "../kubernetes/support.ts";
 import { assertEveryItemOnce, slowItems } from "./checks.ts";
 import { apply, getJson, installOperatorPrereqs, NODE_IP, startControllerProcess, waitFor, type ControllerProcess } from "./harness.ts";
 
 /**
- * SandboxPools on backend kubernetes against the real apiserver and kubelet: sandboxes are pods of the project's
- * image (imported into the node's containerd), runner pods too; the controller runs as a local process with the
- * restricted operator user, and reaches sandbox pods by their IPs on the node's CNI bridge.
+ * SandboxPools on backend kubernetes against the real apiserver and kubelet: sandboxes are pods of an image without
+ * node or this CLI, their server copied in by an initContainer of the project's image (the controller's --image);
+ * runner pods run the project's image (both imported into the node's containerd). The controller runs as a local
+ * process with the restricted operator user, and reaches sandbox pods by their IPs on the node's CNI bridge.
  */
 const namespace = `k8spool-${process.pid}`;
 const IMAGE = "localhost/hermes-rollouts:dev";
@@ -33,8 +35,10 @@ after(async () => {
 function pool(name: string, spec: object): void {
   apply("SandboxPool", namespace, name, {
     backend: "kubernetes",
-    image: IMAGE,
-    resources: { cpu: "200m", memory: "512Mi" },
+    image: IMAGE_WITHOUT_NODE,
+    // Half a CPU: the inject initContainer requests the sandbox's CPU, and writing its 13,000 files is several
+    // CPU-seconds (well over a minute at 0.1 CPU on this loaded two-core node).
+    resources: { cpu: "500m", memory: "512Mi" },
     kubernetes: { imagePullPolicy: "Never" },
     // This node's runc masks /proc in pods, so bubblewrap cannot mount one: the pool says none.
     isolation: { mode: "none" },

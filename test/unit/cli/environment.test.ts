@@ -90,8 +90,8 @@ test("backend environment: only the NOMAD_* variables, and MODAL_MAX_THROTTLE_WA
   });
   assert.equal(backendEnvironment({}).modalMaxThrottleWaitSecs, 60);
   // Docker Nomad pools inject the server from this image when their spec names none (the controller passes its --image).
-  assert.equal(backendEnvironment({ HERMES_IMAGE: "ghcr.io/x/hermes-rollouts:1" }).nomadServerImage, "ghcr.io/x/hermes-rollouts:1");
-  assert.equal(backendEnvironment({}).nomadServerImage, undefined);
+  assert.equal(backendEnvironment({ HERMES_IMAGE: "ghcr.io/x/hermes-rollouts:1" }).serverImage, "ghcr.io/x/hermes-rollouts:1");
+  assert.equal(backendEnvironment({}).serverImage, undefined);
 });
 
 test("run environment: the model key (OPENAI_API_KEY before HERMES_MODEL_API_KEY) and the sandbox servers' token", () => {

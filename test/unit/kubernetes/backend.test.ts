@@ -51,7 +51,13 @@ const backendOver = (api: SandboxPodApi) =>
     sandboxToken: "t",
     pollMs: 1,
     readyTimeoutMs: 200,
-    pod: { namespace: "team", settings: kubernetesBlock.parse({}), isolation, tokenSecret: { name: "swe-sandbox-token", key: "token" } },
+    pod: {
+      namespace: "team",
+      settings: kubernetesBlock.parse({}),
+      serverImage: "ghcr.io/x/hermes-rollouts:1",
+      isolation,
+      tokenSecret: { name: "swe-sandbox-token", key: "token" },
+    },
   });
 
 test("a pod this backend deleted is not listed through its grace period; one deleted by someone else is, as terminated", async () => {
@@ -109,4 +115,18 @@ test("a pod evicted under a restarted controller is 'gone' to its first call, so
     restarted.exec(sandbox, { slot: 0, command: "true", timeoutMs: 1000 }),
     (error: unknown) => isSandboxError(error, "gone") && /Evicted: The node was low on resource: memory/.test(String(error)),
   );
+});
+
+test("a pool with neither serverCommand nor a server image: create fails as configuration (not retried), no pod made", async () => {
+  const { api, pods } = fakePods();
+  const backend = new KubernetesBackend({
+    pods: api,
+    sandboxToken: "t",
+    pod: { namespace: "team", settings: kubernetesBlock.parse({}), isolation, tokenSecret: { name: "swe-sandbox-token", key: "token" } },
+  });
+  await assert.rejects(
+    backend.create("swe-1", template),
+    (e: unknown) => isSandboxError(e, "configuration") && /spec\.kubernetes\.serverImage is required/.test(e.message),
+  );
+  assert.equal(pods.size, 0);
 });

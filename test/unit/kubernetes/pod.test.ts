@@ -2,7 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Pod } from "@kubernetes/client-node";
 import { kubernetesBlock } from "../../../src/api/index.ts";
-import { describePod, poolSelector, sandboxPod } from "../../../src/backends/kubernetes/pod.ts";
+import { isSandboxError } from "../../../src/base/errors.ts";
+import { describePod, poolSelector, sandboxPod, type PodSettings } from "../../../src/backends/kubernetes/pod.ts";
+import { injectedServerCommand } from "../../../src/backends/sandbox-server/inject.ts";
 import type { SandboxTemplate } from "../../../src/backends/types.ts";
 import { computePoolStatus } from "../../../src/operator/sandboxpool/status.ts";
 
@@ -27,23 +29,21 @@ const settings = kubernetesBlock.parse({
   priorityClassName: "batch-low",
 });
 const isolation = { mode: "bwrap", network: "none" } as const;
+const podSettings: PodSettings = {
+  namespace: "team",
+  settings,
+  serverImage: "ghcr.io/x/hermes-rollouts:1.2",
+  isolation,
+  tokenSecret: { name: "swe-sandbox-token", key: "token" },
+  owner,
+};
 const pod = (status: V1Pod["status"], metadata: Partial<V1Pod["metadata"]> = {}): V1Pod => {
-  const manifest = sandboxPod(
-    "swe-abc12-f00",
-    template,
-    { namespace: "team", settings, isolation, tokenSecret: { name: "swe-sandbox-token", key: "token" }, owner },
-    new Date(1_000_500),
-  );
+  const manifest = sandboxPod("swe-abc12-f00", template, podSettings, new Date(1_000_500));
   return { ...manifest, metadata: { ...manifest.metadata, uid: "p-1", creationTimestamp: new Date(1_000_000), ...metadata }, status };
 };
 
 test("a sandbox pod: owned by its pool, labelled, token from the Secret only, the pool's pod settings and resources", () => {
-  const manifest = sandboxPod(
-    "swe-abc12-f00",
-    template,
-    { namespace: "team", settings, isolation, tokenSecret: { name: "swe-sandbox-token", key: "token" }, owner },
-    new Date(0),
-  );
+  const manifest = sandboxPod("swe-abc12-f00", template, podSettings, new Date(0));
   assert.deepEqual(manifest.metadata?.ownerReferences, [{ ...owner, controller: true, blockOwnerDeletion: true }]);
   assert.equal(manifest.metadata?.labels?.["hermes-rollouts.dev/pool"], "swe");
   assert.equal(manifest.metadata?.labels?.["hermes-rollouts.dev/template-hash"], "abc123");
@@ -56,7 +56,6 @@ test("a sandbox pod: owned by its pool, labelled, token from the Secret only, th
     valueFrom: { secretKeyRef: { name: "swe-sandbox-token", key: "token" } },
   });
   assert.ok(container.env?.every((entry) => entry.name !== "HERMES_SANDBOX_TOKEN" || entry.value === undefined));
-  assert.deepEqual(container.command, ["node", "/app/bin/hermes-rollouts.js"]);
   assert.deepEqual(container.args?.slice(0, 1), ["sandbox-server"]);
   assert.deepEqual(container.args?.slice(-4), ["--isolation", "bwrap", "--network", "none"], "the pool's isolation reaches the server");
   assert.deepEqual(container.resources, { requests: { cpu: "500m", memory: "1024Mi" }, limits: { cpu: "500m", memory: "1024Mi" } });
@@ -71,6 +70,105 @@ test("a sandbox pod: owned by its pool, labelled, token from the Secret only, th
   assert.deepEqual(spec.imagePullSecrets, [{ name: "pull" }]);
   assert.equal(spec.tolerations?.[0]?.key, "sandbox");
   assert.ok(spec.affinity?.nodeAffinity);
+});
+
+test("an image without the CLI: an initContainer of the server image injects the server into an emptyDir the sandbox runs", () => {
+  const spec = sandboxPod("swe-abc12-f00", template, podSettings, new Date(0)).spec!;
+  const [check, inject] = spec.initContainers ?? [];
+  const container = spec.containers[0]!;
+  assert.equal(spec.initContainers?.length, 2);
+  // First the sandbox image itself: pulled (and its bash found) before the copy, so a bad image is reported at once.
+  assert.deepEqual([check?.name, check?.image, check?.imagePullPolicy], ["check-image", "registry.example/sandbox:1.2", undefined]);
+  assert.deepEqual(check?.command, ["bash", "-c", ":"]);
+  assert.equal(inject?.image, "ghcr.io/x/hermes-rollouts:1.2");
+  assert.equal(inject?.command, undefined, "the server image's entrypoint is the CLI");
+  assert.deepEqual(inject?.args, ["inject", "--to", "/hermes"]);
+  assert.deepEqual(inject?.volumeMounts, [{ name: "server", mountPath: "/hermes" }]);
+  assert.ok(container.volumeMounts?.some((m) => m.name === "server" && m.mountPath === "/hermes" && m.readOnly === true));
+  assert.deepEqual(
+    spec.volumes?.find((v) => v.name === "server"),
+    { name: "server", emptyDir: {} },
+  );
+  assert.deepEqual(container.command, injectedServerCommand("/hermes"));
+  assert.deepEqual(container.command, ["/hermes/node", "/hermes/app/bin/hermes-rollouts.js"]);
+  assert.equal(container.image, "registry.example/sandbox:1.2");
+  for (const init of [check, inject]) {
+    assert.deepEqual(init?.resources, { requests: container.resources?.requests }, "the sandbox's request: no more reserved");
+  }
+});
+
+test("an image that carries the CLI: serverCommand starts it, no initContainer and no server image needed", () => {
+  const carrying = { ...podSettings, settings: { ...settings, serverCommand: ["node", "/app/bin/hermes-rollouts.js"] } };
+  delete carrying.serverImage;
+  const spec = sandboxPod("swe-abc12-f00", template, carrying, new Date(0)).spec!;
+  assert.equal(spec.initContainers, undefined);
+  assert.deepEqual(spec.containers[0]!.command, ["node", "/app/bin/hermes-rollouts.js"]);
+  assert.deepEqual(spec.containers[0]!.args?.[0], "sandbox-server");
+  assert.deepEqual(
+    spec.volumes?.map((v) => v.name),
+    ["data"],
+  );
+});
+
+test("no serverCommand and no server image: refused as the pool's configuration, naming the field", () => {
+  const neither = { ...podSettings };
+  delete neither.serverImage;
+  assert.throws(
+    () => sandboxPod("swe-abc12-f00", template, neither, new Date(0)),
+    (e: unknown) => isSandboxError(e, "configuration") && /spec\.kubernetes\.serverImage is required/.test(e.message),
+  );
+});
+
+test("init containers: an unpullable server image is stuck ImagePullFailed; a failed copy or check fails the pod, reason kept", () => {
+  const initStatus = (state: object, name = "inject-server") => ({ name, image: "x", imageID: "", ready: false, restartCount: 0, state });
+  const waitingMain = {
+    name: "sandbox",
+    image: "x",
+    imageID: "",
+    ready: false,
+    restartCount: 0,
+    state: { waiting: { reason: "PodInitializing" } },
+  };
+  const pulling = describePod(
+    pod({
+      phase: "Pending",
+      initContainerStatuses: [
+        initStatus({ terminated: { exitCode: 0, reason: "Completed" } }, "check-image"),
+        initStatus({ waiting: { reason: "ErrImagePull", message: "not found" } }),
+      ],
+      containerStatuses: [waitingMain],
+    }),
+    "team/swe",
+  );
+  assert.deepEqual([pulling.phase, pulling.stuck, pulling.message], ["starting", "ImagePullFailed", "ErrImagePull: not found"]);
+  const copying = describePod(
+    pod({ phase: "Pending", initContainerStatuses: [initStatus({ running: {} })], containerStatuses: [waitingMain] }),
+    "team/swe",
+  );
+  assert.deepEqual([copying.phase, copying.stuck, copying.message], ["starting", undefined, "PodInitializing"]);
+  const failed = describePod(
+    pod({
+      phase: "Failed",
+      initContainerStatuses: [initStatus({ terminated: { exitCode: 1, reason: "Error", message: "ENOSPC: no space left on device" } })],
+      containerStatuses: [waitingMain],
+    }),
+    "team/swe",
+  );
+  assert.deepEqual(
+    [failed.phase, failed.message],
+    ["failed", "pod failed: container inject-server Error (exit 1): ENOSPC: no space left on device"],
+  );
+  const noBash = describePod(
+    pod({
+      phase: "Failed",
+      initContainerStatuses: [
+        initStatus({ terminated: { exitCode: 128, reason: "StartError", message: 'exec: "bash": not found' } }, "check-image"),
+      ],
+      containerStatuses: [waitingMain],
+    }),
+    "team/swe",
+  );
+  assert.equal(noBash.message, 'pod failed: container check-image StartError (exit 128): exec: "bash": not found');
 });
 
 test("pod states as sandbox phases: ready only when the probe passed; kubelet and scheduler reasons kept", () => {
