@@ -33,7 +33,7 @@ export async function clusterBackend(prefix: string, settings: Partial<Kubernete
   const backend = new KubernetesBackend({
     pods,
     sandboxToken: token,
-    readyTimeoutMs: 60_000,
+    readyTimeoutMs: 120_000,
     pod: {
       namespace,
       settings: kubernetesBlock.parse({ imagePullPolicy: "Never", ...settings }),
@@ -44,6 +44,7 @@ export async function clusterBackend(prefix: string, settings: Partial<Kubernete
       tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
     },
   });
-  const cleanup = async () => void kubectl(["delete", "namespace", namespace, "--wait=false"]);
+  // Waits until the namespace's pods are gone: the next test file's pods need the CPU they held on this small node.
+  const cleanup = async () => void kubectl(["delete", "namespace", namespace, "--wait=true", "--timeout=120s"]);
   return { backend, namespace, pods, client, cleanup };
 }
