@@ -65,7 +65,10 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSe
       });
       managers.push(manager);
       manager.start();
-      await waitFor(() => slotPool.stats().slotsFree === options.sandboxes * template.slots, 20_000, `${suffix}: pool ready`);
+      // Ready, and no create still in flight: a backend may list a sandbox ready before its create returns, and that
+      // create ending later would race what the test does next (a terminate makes it fail and drop the lease first).
+      const ready = () => slotPool.stats().slotsFree === options.sandboxes * template.slots && manager.stats().creating === 0;
+      await waitFor(ready, 20_000, `${suffix}: pool ready`);
       return { slotPool, manager, template };
     }
 
