@@ -29,6 +29,9 @@ const modalBlock = z
   .strict()
   .describe("Settings for backend: modal.");
 
+/** The hermes-rollouts image that brings the sandbox server into a pool's image (Nomad docker, kubernetes). */
+const serverImage = (description: string) => z.string().min(1).max(512).optional().describe(description);
+
 const nomadBlock = z
   .object({
     address: z
@@ -49,15 +52,10 @@ const nomadBlock = z
         "Task driver that runs the sandbox server: docker (any glibc image; the server is copied in by a prestart task " +
           "running serverImage) or raw_exec (hermes-rollouts on the node).",
       ),
-    serverImage: z
-      .string()
-      .min(1)
-      .max(512)
-      .optional()
-      .describe(
-        "Driver docker: the hermes-rollouts image whose prestart task copies node and the sandbox server into each " +
-          "allocation, for the pool's image to run. The controller's own image when unset.",
-      ),
+    serverImage: serverImage(
+      "Driver docker: the hermes-rollouts image whose prestart task copies node and the sandbox server into each " +
+        "allocation, for the pool's image to run. The controller's own image when unset.",
+    ),
     tokenSecretRef: secretKeyRef.optional().describe("Secret key holding the ACL token (NOMAD_TOKEN)."),
     tlsSecretRef: secretRef.optional().describe("Secret with ca.crt, and tls.crt and tls.key for mutual TLS."),
   })
@@ -70,15 +68,10 @@ const podField = (description: string) =>
 
 export const kubernetesBlock = z
   .object({
-    serverImage: z
-      .string()
-      .min(1)
-      .max(512)
-      .optional()
-      .describe(
-        "The hermes-rollouts image whose initContainer copies node and the sandbox server into each pod (emptyDir /hermes), " +
-          "for the pool's image (any glibc image with bash) to run. The controller's own image when unset.",
-      ),
+    serverImage: serverImage(
+      "The hermes-rollouts image whose initContainer copies node and the sandbox server into each pod (emptyDir /hermes), " +
+        "for the pool's image (any glibc image with bash) to run. The controller's own image when unset.",
+    ),
     serverCommand: z
       .array(z.string().min(1))
       .min(1)

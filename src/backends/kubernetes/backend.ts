@@ -1,6 +1,6 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
+import { errorMessage, SandboxError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 import { logger } from "../../base/log.ts";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
@@ -65,7 +65,7 @@ function apiFailure(error: unknown, what: string): SandboxError {
  * are the listing, so a restarted controller adopts its pods by listing them. Each sandbox is pinned to the pod
  * UID first used; a pod deleted, evicted or failed under a call makes the call fail "gone" (the pool replaces it).
  */
-export class KubernetesBackend extends ServedSlots implements SandboxBackend {
+export class KubernetesBackend extends ServedSlots<Target> implements SandboxBackend {
   readonly kind = "kubernetes" as const;
   private readonly options: KubernetesBackendOptions;
   private readonly pins = new Map<string, Target>();
@@ -124,24 +124,15 @@ export class KubernetesBackend extends ServedSlots implements SandboxBackend {
     this.pins.clear();
   }
 
-  /** Runs a call on the pinned pod's server; a failed connection is checked against the pod, so a lost pod reads "gone". */
-  protected async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
-    const target = await this.target(sandbox.id);
-    try {
-      return await call(target.server);
-    } catch (error) {
-      if (!isSandboxError(error) || (error.kind !== "gone" && error.kind !== "transient")) throw error;
-      const pod = await this.options.pods.read(sandbox.id).catch(() => undefined);
-      const lost = lostReason(pod, target.uid);
-      if (lost !== undefined) {
-        this.pins.delete(sandbox.id);
-        throw new SandboxError("gone", `sandbox ${sandbox.id}: ${lost}`, { cause: error });
-      }
-      throw error;
-    }
+  /** The pod as the apiserver has it now: deleted, replaced or failed, it is lost (and unpinned). */
+  protected async lostReason(podName: string, target: Target): Promise<string | undefined> {
+    const pod = await this.options.pods.read(podName).catch(() => undefined);
+    const lost = lostReason(pod, target.uid);
+    if (lost !== undefined) this.pins.delete(podName);
+    return lost;
   }
 
-  private async target(podName: string): Promise<Target> {
+  protected async target(podName: string): Promise<Target> {
     const pinned = this.pins.get(podName);
     if (pinned !== undefined) return pinned;
     const pod = await this.options.pods.read(podName).catch((error: unknown) => {

@@ -17,7 +17,7 @@ import {
 } from "./job.ts";
 import type { AllocationStub, JobRead, JobStub } from "./schemas.ts";
 import { AllocationWatcher } from "./watch.ts";
-import { errorMessage, isSandboxError, SandboxError } from "../../base/errors.ts";
+import { errorMessage, SandboxError } from "../../base/errors.ts";
 import { ServedSlots } from "../sandbox-server/served.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
@@ -63,7 +63,7 @@ interface Target {
  * reschedules or restarts it, the slots' state is gone and calls fail with SandboxError "gone" until the
  * caller creates it again (create re-pins) or terminates it.
  */
-export class NomadBackend extends ServedSlots implements SandboxBackend {
+export class NomadBackend extends ServedSlots<Target> implements SandboxBackend {
   readonly kind = "nomad" as const;
   readonly client: NomadClient;
   private readonly options: NomadBackendOptions;
@@ -167,24 +167,14 @@ export class NomadBackend extends ServedSlots implements SandboxBackend {
     if (this.ownsClient) await this.client.close();
   }
 
-  /**
-   * Runs a call against the pinned incarnation's server. A connection failure is checked against Nomad at
-   * once: if the allocation moved or restarted, the caller learns "gone" rather than a vague transient error.
-   */
-  protected async withServer<T>(sandbox: SandboxRef, call: (server: SandboxServerClient) => Promise<T>): Promise<T> {
-    const target = await this.target(sandbox.id);
-    try {
-      return await call(target.server);
-    } catch (error) {
-      if (!isSandboxError(error) || (error.kind !== "gone" && error.kind !== "transient")) throw error;
-      await this.watcher.refresh();
-      const now = await this.target(sandbox.id);
-      if (now.incarnation !== target.incarnation) throw new SandboxError("gone", `sandbox ${sandbox.id} was replaced`, { cause: error });
-      throw error;
-    }
+  /** Checked against Nomad at once: an allocation that moved or restarted means the sandbox was replaced. */
+  protected async lostReason(jobId: string, target: Target): Promise<string | undefined> {
+    await this.watcher.refresh();
+    const now = await this.target(jobId);
+    return now.incarnation === target.incarnation ? undefined : "its allocation was replaced";
   }
 
-  private async target(jobId: string): Promise<Target> {
+  protected async target(jobId: string): Promise<Target> {
     if (this.terminated.has(jobId)) throw new SandboxError("gone", `sandbox ${jobId} was terminated`);
     let alloc = currentAllocation(this.allocationsOf(jobId, await this.watcher.snapshot()));
     if (alloc === undefined || !isLive(alloc)) {
