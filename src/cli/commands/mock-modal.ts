@@ -1,15 +1,16 @@
+/**
+ * `hermes-rollouts mock-modal`: a mock Modal control plane + command router for tests and kind CI, serving the gRPC
+ * services defined in the pinned `modal@0.11.1` SDK (npm `modal`, github.com/modal-labs/libmodal: its bundled
+ * ModalClient and TaskCommandRouter definitions, extracted by scripts/extract-modal-definitions.ts; behaviour as read
+ * from the SDK in modal-sdk.md). Prints `MODAL_SERVER_URL=…` (and, with --tls-port,
+ * `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=…`) on stdout once serving.
+ */
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { portNumber } from "../options.ts";
 import { environmentHelp } from "../help.ts";
 import { startMockModal } from "../../testbeds/mock-modal/server.ts";
 
-/**
- * `hermes-rollouts mock-modal`: a mock Modal control plane + command router for tests and kind CI, serving the gRPC
- * services defined in the pinned `modal@0.11.1` SDK (its bundled ModalClient and TaskCommandRouter definitions,
- * extracted by scripts/extract-modal-definitions.ts; behaviour as read from the SDK in modal-sdk.md). Prints
- * `MODAL_SERVER_URL=…` (and, with --tls-port, `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=…`) on stdout once serving.
- */
 export function command(): Command {
   return new Command("mock-modal")
     .addOption(new Option("--port <port>", "control-plane port (0 picks one)").env("MOCK_MODAL_PORT").default(0).argParser(portNumber))

@@ -1,7 +1,7 @@
 /**
- * How the fake starts a task's process the way Nomad's raw_exec driver does (hashicorp/nomad at aa026cc): its own
- * process group, and client/taskenv/env.go for the NOMAD_* variables, ${...} interpolation and NOMAD_PORT_<label>
- * (the mapped port). Differences: docs/nomad-fake.md.
+ * How the fake starts a task's process the way Nomad's raw_exec driver does (github.com/hashicorp/nomad at aa026cc):
+ * its own process group, and client/taskenv/env.go for the NOMAD_* variables, ${...} interpolation and
+ * NOMAD_PORT_<label> (the mapped port). Differences: docs/nomad-fake.md.
  */
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";

@@ -1,10 +1,12 @@
+/**
+ * The fake Nomad's in-memory state, after github.com/hashicorp/nomad at aa026cc: one global, monotonic index bumped
+ * on every write (as the raft index of nomad/state/state_store.go), jobs keyed by namespace and ID, allocations, and
+ * Variables (nomad/structs/variables.go). Objects are stored in Nomad's own JSON shape (PascalCase, as api/jobs.go,
+ * api/allocations.go and api/variables.go decode them) so the HTTP layer only selects fields. Differences kept on
+ * purpose: docs/nomad-fake.md.
+ */
 import { randomUUID } from "node:crypto";
 
-/**
- * The fake Nomad's in-memory state: one global, monotonic index bumped on every write (as Nomad's raft
- * index), jobs keyed by namespace and ID, and allocations. Objects are stored in Nomad's own JSON shape
- * (PascalCase) so the HTTP layer only selects fields.
- */
 export type Json = Record<string, unknown>;
 
 export interface TaskStateRecord {

@@ -1,5 +1,5 @@
 /**
- * Nomad Variables in the fake, written from hashicorp/nomad at aa026cc: the `/v1/var/<path>` endpoint of
+ * Nomad Variables in the fake, written from github.com/hashicorp/nomad at aa026cc: the `/v1/var/<path>` endpoint of
  * command/agent/variable_endpoint.go (PUT answers the variable, DELETE 204 even for a missing one, GET 404
  * "variable not found"), the rules of nomad/structs/variables.go (VariableDecrypted.Validate, ValidatePath: the
  * path pattern, the reserved `nomad/` tree, 64 KiB of items) and api/variables.go's JSON shape. Templates: the
