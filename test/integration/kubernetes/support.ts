@@ -44,7 +44,11 @@ export async function clusterBackend(prefix: string, settings: Partial<Kubernete
       tokenSecret: { name: sandboxTokenSecretName(pool.name), key: SANDBOX_TOKEN_KEY },
     },
   });
-  // Waits until the namespace's pods are gone: the next test file's pods need the CPU they held on this small node.
-  const cleanup = async () => void kubectl(["delete", "namespace", namespace, "--wait=true", "--timeout=120s"]);
+  // The pods go at once (force: their requests leave the scheduler's books now, not after their grace period), as the
+  // next test file's pods need the CPU they held on this small node; the namespace follows in the background.
+  const cleanup = async () => {
+    kubectl(["delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=false"]);
+    kubectl(["delete", "namespace", namespace, "--wait=false"]);
+  };
   return { backend, namespace, pods, client, cleanup };
 }
