@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { SandboxError } from "../../base/errors.ts";
 import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
+import { slotEnvArgs } from "../sandbox-server/protocol.ts";
 import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
@@ -137,6 +138,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     isolation.mode,
     "--network",
     isolation.network,
+    ...slotEnvArgs(template.env),
   ];
   const jobId = sandboxJobId(template.pool, name);
   if (settings.tokenVariable === true) serverArgs.push("--token-file", `\${NOMAD_SECRETS_DIR}/${TOKEN_FILE}`);

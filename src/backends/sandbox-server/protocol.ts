@@ -22,6 +22,15 @@ export const execRequestSchema = z.object({
   trusted: z.boolean().optional(),
 });
 
+/**
+ * The server's argv for a pool's env (spec `env`): the process gets the values in its environment (Nomad task Env,
+ * container env) and `--slot-env` names the ones slot commands get, so values stay out of argv.
+ */
+export function slotEnvArgs(env: Readonly<Record<string, string>> | undefined): string[] {
+  const names = Object.keys(env ?? {});
+  return names.length === 0 ? [] : ["--slot-env", names.join(",")];
+}
+
 export const batchRequestSchema = z.array(execRequestSchema).max(1000);
 export const resetRequestSchema = z.object({ slot: slotSchema });
 export const readFileRequestSchema = z.object({ slot: slotSchema, path: z.string().min(1) });

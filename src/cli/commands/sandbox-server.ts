@@ -27,6 +27,7 @@ interface Options {
   network: NetworkPolicy;
   socket?: string;
   parentStdin: boolean;
+  slotEnv?: string[];
 }
 
 /** What a parent process (the local backend) sends on stdin as one JSON line, kept out of argv and the environment. */
@@ -50,6 +51,11 @@ export function command(): Command {
       "--parent-stdin",
       "started by a parent process: read {token, slotEnv} as one JSON line on stdin, and exit when stdin closes",
       false,
+    )
+    .option(
+      "--slot-env <names>",
+      "comma-separated names of this process's environment variables that slot commands get (a pool's env under Nomad and kubernetes)",
+      envNames,
     )
     .option("--token-file <path>", "read the shared bearer token from this file (Nomad jobs: the task's secrets dir)")
     .option("--insecure", "serve without a token: any process that reaches the port, any slot included, drives every slot", false)
@@ -82,12 +88,13 @@ export function command(): Command {
       if (options.slots < 1) throw new InvalidArgumentError("--slots must be at least 1");
       const probe = await probeIsolation(options.isolation, options.network);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
+      const slotEnv = { ...pickEnv(options.slotEnv), ...parent?.slotEnv };
       const host = new SlotHost({
         root: dataDir,
         slots: options.slots,
         isolation: probe.isolation,
         slotUser: probe.slotUser,
-        ...(parent?.slotEnv === undefined ? {} : { env: parent.slotEnv }),
+        ...(Object.keys(slotEnv).length === 0 ? {} : { env: slotEnv }),
         network: options.network,
       });
       // Refuses before preparing anything when there is no token and no --insecure.
@@ -135,6 +142,24 @@ async function readParentSettings(): Promise<z.infer<typeof parentSettingsSchema
     return parsed.data;
   }
   throw new InvalidArgumentError("--parent-stdin: stdin closed before the settings line");
+}
+
+function envNames(value: string): string[] {
+  const names = value.split(",").filter((name) => name !== "");
+  const invalid = names.find((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name));
+  if (invalid !== undefined) throw new InvalidArgumentError(`--slot-env: ${JSON.stringify(invalid)} is not an environment variable name`);
+  return names;
+}
+
+/** The named variables of this process's environment; a name the process lacks is an error, not an empty value. */
+function pickEnv(names: readonly string[] | undefined): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names ?? []) {
+    const value = process.env[name];
+    if (value === undefined) throw new InvalidArgumentError(`--slot-env: ${name} is not set in the server's environment`);
+    picked[name] = value;
+  }
+  return picked;
 }
 
 /** The file's text without its final line break; an empty file is an error, not "no token". */

@@ -11,10 +11,14 @@ const BIN = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname
 const TOKEN = "s3cret";
 
 /** Starts the real CLI on port 0 with NOMAD_ALLOC_DIR set, and reads the bound port from its log. */
-async function startServer(allocDir: string, auth = ["--token", TOKEN]): Promise<{ child: ChildProcess; baseUrl: string }> {
+async function startServer(
+  allocDir: string,
+  auth = ["--token", TOKEN],
+  extra: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<{ child: ChildProcess; baseUrl: string }> {
   const { HERMES_SANDBOX_TOKEN: _, ...env } = process.env;
-  const child = spawn(process.execPath, [BIN, "sandbox-server", "--port", "0", "--slots", "3", ...auth], {
-    env: { ...env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" },
+  const child = spawn(process.execPath, [BIN, "sandbox-server", "--port", "0", "--slots", "3", ...auth, ...(extra.args ?? [])], {
+    env: { ...env, ...extra.env, NOMAD_ALLOC_DIR: allocDir, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -125,6 +129,23 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     });
     return attack.stdout;
   }
+
+  test("--slot-env gives slot commands the named variables of the server's environment, and only those", async () => {
+    const envDir = await mkdtemp(join(tmpdir(), "hermes-sandbox-server-slot-env-"));
+    const withEnv = await startServer(envDir, ["--token", TOKEN], {
+      args: ["--slot-env", "POOL_SETTING"],
+      env: { POOL_SETTING: "from-the-pool", NOT_FOR_SLOTS: "server-only" },
+    });
+    try {
+      const envClient = new SandboxServerClient({ baseUrl: withEnv.baseUrl, token: TOKEN });
+      const result = await envClient.exec({ slot: 0, command: 'echo "$POOL_SETTING/${NOT_FOR_SLOTS:-unset}"', timeoutMs: 5000 });
+      assert.equal(result.stdout, "from-the-pool/unset\n");
+    } finally {
+      withEnv.child.kill("SIGTERM");
+      await rm(envDir, { recursive: true, force: true });
+    }
+    await assert.rejects(startServer(envDir, ["--token", TOKEN], { args: ["--slot-env", "NEVER_SET_ANYWHERE"] }), /exited with 1/);
+  });
 
   test("a slot's command cannot reach its own server: slot commands have a network namespace of their own", async () => {
     assert.equal(await stealOverLoopback(client, server.baseUrl), "000 000 000 ", "curl connected");

@@ -90,9 +90,12 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, the token from
     "bwrap",
     "--network",
     "none",
+    "--slot-env",
+    "A",
     "--token-file",
     "${NOMAD_SECRETS_DIR}/sandbox-token",
   ]);
+  // The pool's env reaches the server's process; --slot-env names what its slots get (values stay out of argv).
   assert.deepEqual(task.Env, { A: "1" });
   assert.deepEqual(task.Templates, [
     {
