@@ -16,6 +16,7 @@ import type {
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxServerProcess } from "./server-process.ts";
+import { outrankSlotSessions } from "./cpu-priority.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
@@ -90,6 +91,8 @@ export class LocalBackend implements SandboxBackend {
         { isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message, limits: isolation.limits },
         "slot isolation probed",
       );
+    const priority = await outrankSlotSessions();
+    if (priority !== undefined) log.warn({ reason: priority }, "slot commands may outrank this process");
     await mkdir(options.rootDir, { recursive: true });
     // Under the temporary directory, not the root: a socket path has at most 107 bytes.
     return new LocalBackend(options, isolation, await mkdtemp(join(tmpdir(), "hermes-sockets-")));
