@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, truncateSync } from "node:fs";
+import { mkdir, open, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -17,20 +18,49 @@ export function readWholeLines(path: string): string[] {
   return whole.split("\n").filter((line) => line.trim() !== "");
 }
 
-/** Appends one line; a write that fails part-way (disk full) is undone, so no fragment is left behind. */
-export function appendLine(path: string, line: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, "a");
-  try {
-    const size = fstatSync(fd).size;
-    try {
-      writeFileSync(fd, `${line}\n`);
-    } catch (error) {
-      ftruncateSync(fd, size);
-      throw error;
-    }
-  } finally {
-    closeSync(fd);
+/**
+ * One file's writer on the event loop: appends (and a rewrite) run one at a time in the order asked, off the loop
+ * (the controller serves every runner on it), each resolving once its bytes are in the file. An append that fails
+ * part-way (disk full) is undone, so no fragment is left behind; a failed write does not stop the ones after it.
+ */
+export class LineFile {
+  readonly path: string;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  append(line: string): Promise<void> {
+    return this.#inTurn(async () => {
+      await mkdir(dirname(this.path), { recursive: true });
+      const file = await open(this.path, "a");
+      try {
+        const { size } = await file.stat();
+        try {
+          await file.writeFile(`${line}\n`);
+        } catch (error) {
+          await file.truncate(size);
+          throw error;
+        }
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  /** Replaces the whole file with `line` after the writes asked before: written beside, then renamed over it. */
+  replace(line: string): Promise<void> {
+    return this.#inTurn(async () => {
+      await writeFile(`${this.path}.tmp`, `${line}\n`);
+      await rename(`${this.path}.tmp`, this.path);
+    });
+  }
+
+  #inTurn(write: () => Promise<void>): Promise<void> {
+    const done = this.#tail.then(write);
+    this.#tail = done.catch(() => undefined);
+    return done;
   }
 }
 

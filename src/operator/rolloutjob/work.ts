@@ -116,7 +116,7 @@ export function retireWork(active: ActiveJobs, key: string): void {
 
 /** Hands a job's items back (no attempt spent) and releases the slot leases its runners held. */
 export async function releaseWork(work: ActiveJob, runtimes: PoolRuntimes): Promise<void> {
-  work.tracker.handBackAll();
+  await work.tracker.handBackAll();
   const pool = runtimes.get(work.poolKey);
   for (const leaseId of work.slotLeases) await pool?.slots.release(leaseId);
   work.slotLeases.clear();

@@ -146,13 +146,18 @@ describe("local sandboxes are sandbox-server processes", () => {
     { skip: autogroups && process.getuid?.() === 0 ? false : "needs autogroup scheduling and CAP_SYS_NICE" },
     async () => {
       // In a session of its own (setsid): the weight is the session's, and this test runner's stays as it was.
+      const backendModule = new URL("../../../src/backends/local/backend.ts", import.meta.url).href;
       const script = `
         import { readFileSync } from "node:fs";
-        import { LocalBackend } from ${JSON.stringify(new URL("../../../src/backends/local/backend.ts", import.meta.url).href)};
-        const backend = await LocalBackend.open({ rootDir: ${JSON.stringify(join(rootDir, "priority"))}, isolation: { mode: "none", network: "none" } });
+        import { LocalBackend } from ${JSON.stringify(backendModule)};
+        const backend = await LocalBackend.open({
+          rootDir: ${JSON.stringify(join(rootDir, "priority"))},
+          isolation: { mode: "none", network: "none" },
+        });
         console.log(readFileSync("/proc/self/autogroup", "utf8"));
         await backend.close();`;
-      const child = spawn("setsid", ["--wait", process.execPath, "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+      const argv = ["--wait", process.execPath, "--input-type=module", "-e", script];
+      const child = spawn("setsid", argv, { stdio: ["ignore", "pipe", "inherit"] });
       let output = "";
       child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       await new Promise((resolve) => child.once("exit", resolve));
