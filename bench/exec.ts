@@ -34,6 +34,7 @@ import { SlotPool } from "../src/backends/slots/pool.ts";
 import type { IsolationMode } from "../src/backends/types.ts";
 import type { Lease } from "../src/backends/slots/types.ts";
 import type { SandboxBackend, SandboxTemplate } from "../src/backends/types.ts";
+import { compareNamespaceModels, type NamespaceModels } from "./lib/namespaces-per-slot.ts";
 import { serveRunnersApi, type ServedRunnersApi } from "./lib/runners-api.ts";
 
 const { values } = parseArgs({
@@ -245,6 +246,14 @@ async function main(): Promise<void> {
       await bare.backend.close();
     }
   }
+  // Namespaces per command (today) vs one set per leased slot, at C = 50, from this process (bench/lib/namespaces-per-slot.ts).
+  let models: NamespaceModels | undefined;
+  if (unisolated !== undefined && isolated.backend.isolation.slotUser !== undefined) {
+    models = await compareNamespaceModels(join(rootDir, "models"), isolated.backend.isolation.slotUser, 50, PHASE_MS, (samples) =>
+      percentile(samples, 99),
+    );
+    console.log(`C=50 namespaces per command vs per slot: ${JSON.stringify(models)}`);
+  }
   await rm(rootDir, { recursive: true, force: true });
   const leaseKept = await lease?.kept();
   const renewals = lease?.renewals();
@@ -278,6 +287,13 @@ async function main(): Promise<void> {
         : {
             execPerSecondDirectUnisolatedC50: unisolated.execPerSecond,
             isolationCostRatioC50: round(unisolated.execPerSecond / figures[50]!.direct!.execPerSecond),
+          }),
+      ...(models === undefined
+        ? {}
+        : {
+            namespacesPerCommandExecPerSecondC50: models.execPerSecondPerCommand,
+            namespacesPerSlotExecPerSecondC50: models.execPerSecondPerSlot,
+            namespacesPerSlotSpeedupC50: round(models.execPerSecondPerSlot / models.execPerSecondPerCommand),
           }),
       ...(renewals === undefined ? {} : { leaseKept, leaseRenewals: renewals.count, leaseRenewMaxMs: round(renewals.slowestMs) }),
     }),
