@@ -1,5 +1,5 @@
-import { closeSync, openSync, readFileSync, readSync, truncateSync } from "node:fs";
-import { mkdir, open, rename, writeFile } from "node:fs/promises";
+import { readFileSync, truncateSync } from "node:fs";
+import { mkdir, open, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -67,31 +67,31 @@ export class LineFile {
 const READ_CHUNK_BYTES = 1 << 16;
 
 /** Reads `path` from `offset` in chunks, calling `visit` with each chunk until it returns false or the file ends. */
-function readChunksFrom(path: string, offset: number, visit: (chunk: Buffer) => boolean): void {
-  let fd: number;
+async function readChunksFrom(path: string, offset: number, visit: (chunk: Buffer) => boolean): Promise<void> {
+  let file: FileHandle;
   try {
-    fd = openSync(path, "r");
+    file = await open(path, "r");
   } catch {
     return;
   }
   try {
     const buffer = Buffer.alloc(READ_CHUNK_BYTES);
     for (let position = offset; ;) {
-      const read = readSync(fd, buffer, 0, buffer.length, position);
-      if (read === 0 || !visit(buffer.subarray(0, read))) return;
-      position += read;
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0 || !visit(buffer.subarray(0, bytesRead))) return;
+      position += bytesRead;
     }
   } finally {
-    closeSync(fd);
+    await file.close();
   }
 }
 
 /** The whole line that starts at byte `offset`, and where the next one starts; undefined at the end or a torn line. */
-export function readLineAt(path: string, offset: number): { line: string; end: number } | undefined {
+export async function readLineAt(path: string, offset: number): Promise<{ line: string; end: number } | undefined> {
   const parts: Buffer[] = [];
   let found: { line: string; end: number } | undefined;
   let length = 0;
-  readChunksFrom(path, offset, (chunk) => {
+  await readChunksFrom(path, offset, (chunk) => {
     const newline = chunk.indexOf(10);
     // Copied: the chunk's buffer is reused by the next read.
     parts.push(Buffer.from(newline === -1 ? chunk : chunk.subarray(0, newline)));
@@ -104,9 +104,9 @@ export function readLineAt(path: string, offset: number): { line: string; end: n
 }
 
 /** Whole lines from byte `offset` to the end, counted without parsing them. */
-export function countLinesFrom(path: string, offset: number): number {
+export async function countLinesFrom(path: string, offset: number): Promise<number> {
   let count = 0;
-  readChunksFrom(path, offset, (chunk) => {
+  await readChunksFrom(path, offset, (chunk) => {
     for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) count++;
     return true;
   });

@@ -71,7 +71,7 @@ export async function loadWork(
   const retryDelay = deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {};
   const forwarder =
     spec.results.type === "atropos" && spec.results.url
-      ? new ResultsForwarder({
+      ? await ResultsForwarder.open({
           sink: new AtroposSink({
             url: spec.results.url,
             name: job.metadata.name,
