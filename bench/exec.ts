@@ -5,7 +5,8 @@
  *   - direct: the backend's own exec of the leased slot, nothing of ours around it;
  *   - api: `slots/exec` through the runners' API (the controller's routes, auth and validation, served in this
  *     process as the controller serves them), called by RunnersApiClients in a child process (bench/lib/exec-clients.ts):
- *     this process's event loop is then the controller's.
+ *     this process's event loop is then the controller's. The npm script starts it with setsid, so that, as a
+ *     controller started as a service does, it leads its session and outranks its slot commands (cpu-priority.ts).
  * Also, at C = 50, direct execs on sandboxes without isolation: what a new set of namespaces per command costs.
  * execPerSecond* = commands finished per second; apiVsDirectP99Ratio = API p99 / direct p99 latency (target <= 1.3);
  * loopDelayP99Ms = this process's (the controller's) event-loop delay p99 while the API phase runs, sampled every 1 ms by

@@ -92,7 +92,8 @@ export class LocalBackend implements SandboxBackend {
         "slot isolation probed",
       );
     const priority = await outrankSlotSessions();
-    if (priority !== undefined) log.warn({ reason: priority }, "slot commands may outrank this process");
+    // Under autogroup scheduling, with nothing raised, a busy host's slot commands delay this process's event loop.
+    if (priority.reason !== undefined) log.info({ reason: priority.reason }, "slot commands' sessions weigh as much as this one");
     await mkdir(options.rootDir, { recursive: true });
     // Under the temporary directory, not the root: a socket path has at most 107 bytes.
     return new LocalBackend(options, isolation, await mkdtemp(join(tmpdir(), "hermes-sockets-")));

@@ -32,6 +32,7 @@ function alive(pid: number): boolean {
 }
 
 const autogroups = (await readFile("/proc/sys/kernel/sched_autogroup_enabled", "utf8").catch(() => "0")).trim() === "1";
+const runnerAutogroup = await readFile("/proc/self/autogroup", "utf8").catch(() => "");
 
 describe("local sandboxes are sandbox-server processes", () => {
   let rootDir: string;
@@ -142,7 +143,7 @@ describe("local sandboxes are sandbox-server processes", () => {
   });
 
   test(
-    "the process that starts sandboxes outranks the sessions its slot commands start (autogroup scheduling)",
+    "the process that starts sandboxes outranks the sessions its slot commands start, when it leads its own (autogroup scheduling)",
     { skip: autogroups && process.getuid?.() === 0 ? false : "needs autogroup scheduling and CAP_SYS_NICE" },
     async () => {
       // In a session of its own (setsid): the weight is the session's, and this test runner's stays as it was.
@@ -162,6 +163,8 @@ describe("local sandboxes are sandbox-server processes", () => {
       child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       await new Promise((resolve) => child.once("exit", resolve));
       assert.match(output, new RegExp(`nice ${CONTROL_PLANE_AUTOGROUP_NICE}\\b`));
+      const runnerNow = await readFile("/proc/self/autogroup", "utf8");
+      assert.equal(runnerNow, runnerAutogroup, "this test runner, which leads no session, opened a backend and left its session as it was");
     },
   );
 });
