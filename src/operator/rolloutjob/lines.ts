@@ -37,8 +37,11 @@ export class LineFile {
       const file = await open(this.path, "a");
       try {
         const { size } = await file.stat();
+        // One write(2) in append mode: another job's writer of the same results file cannot land inside the line.
+        const bytes = Buffer.from(`${line}\n`);
         try {
-          await file.writeFile(`${line}\n`);
+          const { bytesWritten } = await file.write(bytes);
+          if (bytesWritten !== bytes.length) throw new Error(`short write to ${this.path} (${bytesWritten} of ${bytes.length} bytes)`);
         } catch (error) {
           await file.truncate(size);
           throw error;
