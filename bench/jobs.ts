@@ -90,7 +90,7 @@ function measureRows(mode: "memory" | "spool", dir: string): RowsFigures {
   return JSON.parse(child.stdout) as RowsFigures;
 }
 
-function handOut(items: number, dir: string): { perItemMs: number; restartMs: number } {
+async function handOut(items: number, dir: string): Promise<{ perItemMs: number; restartMs: number }> {
   const options = {
     resultsPath: join(dir, "results.jsonl"),
     journalPath: join(dir, "journal.jsonl"),
@@ -102,17 +102,17 @@ function handOut(items: number, dir: string): { perItemMs: number; restartMs: nu
   const tracker = new JobTracker(options);
   const started = performance.now();
   for (let i = 0; i < items; i++) {
-    const assignment = tracker.next("runner");
+    const assignment = await tracker.next("runner");
     if (assignment.kind !== "item") throw new Error(`expected an item, got ${assignment.kind}`);
     tracker.renew(assignment.lease.id);
     // Every tenth attempt fails and comes back, as dead sandboxes make them do.
     if (i % 10 === 9) {
-      tracker.fail(assignment.lease.id);
-      const retry = tracker.next("runner");
+      await tracker.fail(assignment.lease.id);
+      const retry = await tracker.next("runner");
       if (retry.kind !== "item") throw new Error("the failed item did not come back");
-      tracker.submit({ index: retry.lease.index, attempt: retry.lease.attempt, scores: [1], group: {} });
+      await tracker.submit({ index: retry.lease.index, attempt: retry.lease.attempt, scores: [1], group: {} });
     } else {
-      tracker.submit({ index: assignment.lease.index, attempt: assignment.lease.attempt, scores: [i % 3 === 0 ? 1 : 0], group: {} });
+      await tracker.submit({ index: assignment.lease.index, attempt: assignment.lease.attempt, scores: [i % 3 === 0 ? 1 : 0], group: {} });
     }
   }
   const perItemMs = (performance.now() - started) / items;
@@ -129,7 +129,8 @@ if (values["rows-child"]) {
 } else {
   const dir = mkdtempSync(join(tmpdir(), "bench-jobs-"));
   try {
-    const perSize = SIZES.map((items) => ({ items, ...handOut(items, join(dir, `hand-out-${items}`)) }));
+    const perSize = [];
+    for (const items of SIZES) perSize.push({ items, ...(await handOut(items, join(dir, `hand-out-${items}`))) });
     for (const { items, perItemMs, restartMs } of perSize) {
       console.log(
         `hand-out ${items} items: ${round(perItemMs * 1000, 1)} µs per item; restart rebuilds the job in ${round(restartMs, 1)} ms`,

@@ -16,6 +16,7 @@ import type {
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxServerProcess } from "./server-process.ts";
+import { outrankSlotSessions } from "./cpu-priority.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
@@ -90,6 +91,9 @@ export class LocalBackend implements SandboxBackend {
         { isolation: isolation.isolation, slotUser: isolation.slotUser, reason: isolation.message, limits: isolation.limits },
         "slot isolation probed",
       );
+    const priority = await outrankSlotSessions();
+    // Under autogroup scheduling, with nothing raised, a busy host's slot commands delay this process's event loop.
+    if (priority.reason !== undefined) log.info({ reason: priority.reason }, "slot commands' sessions weigh as much as this one");
     await mkdir(options.rootDir, { recursive: true });
     // Under the temporary directory, not the root: a socket path has at most 107 bytes.
     return new LocalBackend(options, isolation, await mkdtemp(join(tmpdir(), "hermes-sockets-")));

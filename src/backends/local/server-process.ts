@@ -67,9 +67,9 @@ export class SandboxServerProcess {
     const child = spawn(
       program,
       [...launcherArgs, ...args, "--isolation", options.isolation, "--network", options.network, "--parent-stdin"],
-      {
-        stdio: ["pipe", "inherit", "inherit"],
-      },
+      // A session of its own: under autogroup scheduling the servers do not share the raised CPU weight of this
+      // process's session (cpu-priority.ts); they still exit with it, when their stdin closes.
+      { stdio: ["pipe", "inherit", "inherit"], detached: true },
     );
     child.stdin?.on("error", () => undefined); // a child that died first: its exit says why
     if (child.pid !== undefined) setPriority(child.pid, Math.min(19, getPriority() + SERVER_NICENESS));

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { logger } from "../../base/log.ts";
 import type { ScoredDataGroup } from "../../rollout/scored.ts";
@@ -45,11 +45,17 @@ export class ResultsForwarder {
   dropped = 0;
   lastError: string | undefined;
 
-  constructor(options: ForwarderOptions) {
+  private constructor(options: ForwarderOptions, watermark: number, pending: number) {
     this.#options = options;
     this.location = options.sink.location;
-    this.#watermark = readWatermark(options.forwardedPath);
-    this.#pending = countLinesFrom(options.resultsPath, this.#watermark);
+    this.#watermark = watermark;
+    this.#pending = pending;
+  }
+
+  /** Reads the watermark and counts the backlog after it (the file I/O is asynchronous, like the rest of it). */
+  static async open(options: ForwarderOptions): Promise<ResultsForwarder> {
+    const watermark = await readWatermark(options.forwardedPath);
+    return new ResultsForwarder(options, watermark, await countLinesFrom(options.resultsPath, watermark));
   }
 
   /** Groups stored but not yet acknowledged by the sink. */
@@ -92,7 +98,7 @@ export class ResultsForwarder {
     }
     for (;;) {
       if (this.#closed) return;
-      const next = readLineAt(this.#options.resultsPath, this.#watermark);
+      const next = await readLineAt(this.#options.resultsPath, this.#watermark);
       if (next === undefined) return;
       const record = JSON.parse(next.line) as ScoredGroupRecord;
       try {
@@ -109,7 +115,7 @@ export class ResultsForwarder {
       this.lastError = undefined;
       this.#watermark = next.end;
       this.#pending = Math.max(0, this.#pending - 1);
-      writeWatermark(this.#options.forwardedPath, this.#watermark);
+      await writeWatermark(this.#options.forwardedPath, this.#watermark);
     }
   }
 
@@ -127,9 +133,9 @@ export class ResultsForwarder {
   }
 }
 
-function readWatermark(path: string): number {
+async function readWatermark(path: string): Promise<number> {
   try {
-    const value = Number(readFileSync(path, "utf8").trim());
+    const value = Number((await readFile(path, "utf8")).trim());
     return Number.isSafeInteger(value) && value >= 0 ? value : 0;
   } catch {
     return 0;
@@ -137,8 +143,8 @@ function readWatermark(path: string): number {
 }
 
 /** Replaced whole (write, then rename), so a crash leaves the old watermark or the new one, never a fragment. */
-function writeWatermark(path: string, offset: number): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, String(offset));
-  renameSync(`${path}.tmp`, path);
+async function writeWatermark(path: string, offset: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(`${path}.tmp`, String(offset));
+  await rename(`${path}.tmp`, path);
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { renameSync, writeFileSync } from "node:fs";
 import { COMPLETED_INDEXES_MAX_LENGTH } from "../../api/index.ts";
-import { appendLine, readWholeLines } from "./lines.ts";
+import { LineFile, readWholeLines } from "./lines.ts";
+import { logger } from "../../base/log.ts";
 import { compactSortedRanges } from "./ranges.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 import type { ScoredDataGroup } from "../../rollout/scored.ts";
@@ -47,19 +47,28 @@ type JournalEntry =
   | { fail: string }
   | { snapshot: { cursor: number; attempts: [number, number][]; failed: number[]; retried: number; leases: WorkLease[] } };
 
+const log = logger("job-tracker");
+
 /** Journal lines after which it is rewritten as one snapshot (small: attempts of unfinished items and live leases). */
 const COMPACT_AFTER_LINES = 10_000;
 
 /**
  * The work of one RolloutJob: which item goes to which runner, attempts per item, and the scored groups.
- * The results JSONL is the source of truth for done items (a group is appended, flushed, then acknowledged),
- * so a restarted controller neither loses nor repeats a scored item; leases and failed attempts are appended to a
- * journal, compacted now and then. Every call costs the same whatever the job's size: items are handed out from a
- * cursor plus a queue of items that came back, and status aggregates are kept as running sums.
+ * The results JSONL is the source of truth for done items (a group is appended, written, then acknowledged; a
+ * duplicate of a group still being written is acknowledged only once it is written), so a restarted controller
+ * neither loses nor repeats a scored item; leases and failed attempts are appended to a journal (a lease is written
+ * before it is handed out), compacted now and then. Writes are asynchronous, one file's in order: the controller's
+ * event loop, which serves every runner, never waits on the disk. Every call costs the same whatever the job's size:
+ * items are handed out from a cursor plus a queue of items that came back, and status aggregates are kept as running
+ * sums.
  */
 export class JobTracker {
   readonly resultsPath: string;
   readonly #journalPath: string;
+  readonly #results: LineFile;
+  readonly #journal: LineFile;
+  /** Groups being written, by item: a duplicate waits for the first one's write. */
+  readonly #storing = new Map<number, Promise<void>>();
   readonly #jobUid: string | undefined;
   readonly #items: number;
   readonly #filtered: number;
@@ -104,6 +113,8 @@ export class JobTracker {
     this.resultsPath = options.resultsPath;
     this.#isHeldBack = options.isHeldBack ?? (() => false);
     this.#journalPath = options.journalPath;
+    this.#results = new LineFile(options.resultsPath);
+    this.#journal = new LineFile(options.journalPath);
     this.#jobUid = options.jobUid;
     this.#items = options.items;
     this.#filtered = options.filtered ?? 0;
@@ -170,24 +181,23 @@ export class JobTracker {
     }
   }
 
-  #append(entry: JournalEntry): void {
+  #append(entry: JournalEntry): Promise<void> {
     // The entry is already applied in memory, so a snapshot taken now includes it.
     if (this.#journalLines >= COMPACT_AFTER_LINES) return this.#compact();
-    appendLine(this.#journalPath, JSON.stringify(entry));
     this.#journalLines++;
+    return this.#journal.append(JSON.stringify(entry));
   }
 
-  /** Rewrites the journal as one snapshot of the state in memory. */
-  #compact(): void {
+  /** Rewrites the journal as one snapshot of the state in memory now (the writes asked before it land first). */
+  #compact(): Promise<void> {
     const attempts: [number, number][] = [];
     for (let index = 0; index < this.#cursor; index++)
       if (!this.#done[index] && this.#attempts[index]! > 0) attempts.push([index, this.#attempts[index]!]);
     const snapshot: JournalEntry = {
       snapshot: { cursor: this.#cursor, attempts, failed: [...this.#failed], retried: this.#retried, leases: [...this.#leases.values()] },
     };
-    writeFileSync(`${this.#journalPath}.tmp`, `${JSON.stringify(snapshot)}\n`);
-    renameSync(`${this.#journalPath}.tmp`, this.#journalPath);
     this.#journalLines = 1;
+    return this.#journal.replace(JSON.stringify(snapshot));
   }
 
   #addLease(lease: WorkLease): void {
@@ -243,7 +253,8 @@ export class JobTracker {
       this.#dropLease(lease.id);
       this.#countFailedAttempt(lease.index);
       this.#requeue(lease.index);
-      this.#append({ fail: lease.id });
+      // Not waited for: a lost entry only lets the restored lease expire (and count) once more after a restart.
+      this.#append({ fail: lease.id }).catch((error: unknown) => log.error({ err: error, job: this.#jobUid }, "journal write failed"));
       expired++;
     }
     this.#earliestExpiry = earliest;
@@ -258,7 +269,7 @@ export class JobTracker {
     return this.#groups + this.#failed.size >= this.#items;
   }
 
-  next(runner: string): Assignment {
+  async next(runner: string): Promise<Assignment> {
     this.expire();
     if (this.finished) return { kind: "done" };
     let index: number | undefined = this.#returned.values().next().value;
@@ -269,7 +280,7 @@ export class JobTracker {
     this.#attempts[index] = attempt;
     const lease: WorkLease = { id: randomUUID(), runner, index, attempt, expiresAt: this.#now() + this.#ttlMs };
     this.#addLease(lease);
-    this.#append({ lease });
+    await this.#append({ lease });
     return { kind: "item", lease };
   }
 
@@ -282,33 +293,42 @@ export class JobTracker {
   }
 
   /** The runner gives the item back unfinished (SIGTERM, suspend): the attempt does not count. */
-  handBack(leaseId: string): boolean {
+  async handBack(leaseId: string): Promise<boolean> {
     const lease = this.#dropLease(leaseId);
     if (!lease) return false;
     this.#attempts[lease.index] = Math.max(0, lease.attempt - 1);
     this.#requeue(lease.index);
-    this.#append({ handBack: leaseId });
+    await this.#append({ handBack: leaseId });
     return true;
   }
 
   /** The attempt failed for infrastructure reasons: retried up to backoffLimit, then the item fails. */
-  fail(leaseId: string): boolean {
+  async fail(leaseId: string): Promise<boolean> {
     const lease = this.#dropLease(leaseId);
     if (!lease) return false;
     this.#countFailedAttempt(lease.index);
     this.#requeue(lease.index);
-    this.#append({ fail: leaseId });
+    await this.#append({ fail: leaseId });
     return true;
   }
 
   /** Stores a scored group once per item: a retried POST or a late duplicate is acknowledged, not stored. */
-  submit(record: ScoredGroupRecord): { stored: boolean } {
+  async submit(record: ScoredGroupRecord): Promise<{ stored: boolean }> {
     if (record.index < 0 || record.index >= this.#items)
       throw new RangeError(`item index ${record.index} is outside 0..${this.#items - 1}`);
     const leaseId = this.#leaseOfIndex.get(record.index);
     if (leaseId !== undefined) this.#dropLease(leaseId);
+    // A duplicate is acknowledged only once the first is in the file; if that write failed, this one stores it.
+    for (let first = this.#storing.get(record.index); first !== undefined; first = this.#storing.get(record.index))
+      await first.catch(() => undefined);
     if (this.#done[record.index]) return { stored: false };
-    appendLine(this.resultsPath, JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record }));
+    const written = this.#results.append(JSON.stringify(this.#jobUid === undefined ? record : { job: this.#jobUid, ...record }));
+    this.#storing.set(record.index, written);
+    try {
+      await written;
+    } finally {
+      this.#storing.delete(record.index);
+    }
     this.#markDone(record);
     this.#failed.delete(record.index);
     this.#returned.delete(record.index);
@@ -316,8 +336,8 @@ export class JobTracker {
   }
 
   /** Releases every outstanding item lease (suspend, delete): items go back without spending an attempt. */
-  handBackAll(): void {
-    for (const id of [...this.#leases.keys()]) this.handBack(id);
+  async handBackAll(): Promise<void> {
+    await Promise.all([...this.#leases.keys()].map((id) => this.handBack(id)));
   }
 
   aggregates(): JobAggregates {

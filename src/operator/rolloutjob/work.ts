@@ -71,7 +71,7 @@ export async function loadWork(
   const retryDelay = deps.forwardRetryDelayMs ? { retryDelayMs: deps.forwardRetryDelayMs } : {};
   const forwarder =
     spec.results.type === "atropos" && spec.results.url
-      ? new ResultsForwarder({
+      ? await ResultsForwarder.open({
           sink: new AtroposSink({
             url: spec.results.url,
             name: job.metadata.name,
@@ -116,7 +116,7 @@ export function retireWork(active: ActiveJobs, key: string): void {
 
 /** Hands a job's items back (no attempt spent) and releases the slot leases its runners held. */
 export async function releaseWork(work: ActiveJob, runtimes: PoolRuntimes): Promise<void> {
-  work.tracker.handBackAll();
+  await work.tracker.handBackAll();
   const pool = runtimes.get(work.poolKey);
   for (const leaseId of work.slotLeases) await pool?.slots.release(leaseId);
   work.slotLeases.clear();

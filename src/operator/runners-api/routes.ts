@@ -118,7 +118,7 @@ export function runnersApi(
     },
     async next(job, body) {
       if (job.suspended || job.poolGone) return { suspended: true };
-      const assignment = job.tracker.next(body.runner);
+      const assignment = await job.tracker.next(body.runner);
       if (assignment.kind === "done") return { done: true };
       if (assignment.kind === "wait") return { waitMs: assignment.retryAfterMs };
       job.onProgress();
@@ -138,14 +138,14 @@ export function runnersApi(
       return { expiresAt: lease.expiresAt, suspended: job.suspended };
     },
     async handback(job, body) {
-      const ok = job.tracker.handBack(body.leaseId);
+      const ok = await job.tracker.handBack(body.leaseId);
       job.onProgress();
       return { ok };
     },
     async fail(job, body) {
       const { leaseId } = body;
       // Suspended, or its pool deleted: the attempt was cut short by us, so the item waits instead of failing.
-      const ok = job.poolGone || job.suspended ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId);
+      const ok = await (job.poolGone || job.suspended ? job.tracker.handBack(leaseId) : job.tracker.fail(leaseId));
       metrics.errors.inc({ kind: "infra" });
       job.onProgress();
       return { ok };
@@ -153,7 +153,7 @@ export function runnersApi(
     async groups(job, body) {
       if (body.index >= job.rows.count)
         throw new HttpError("HR_BAD_REQUEST", `body.index: item ${body.index} is not in the job (it has ${job.rows.count} items)`);
-      const result = job.tracker.submit(body);
+      const result = await job.tracker.submit(body);
       if (result.stored) {
         job.forwarder?.stored();
         metrics.trajectories.inc({ job: job.key }, body.scores.length);

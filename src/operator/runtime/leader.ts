@@ -54,6 +54,8 @@ export class LeaderElector {
   #lastRenew = 0;
   #timer: unknown;
   #stopped = false;
+  #renewals = 0;
+  #slowestRenewMs = 0;
 
   constructor(options: LeaderElectorOptions) {
     this.#o = { ...options, timings: options.timings ?? defaultTimings, clock: options.clock ?? realClock };
@@ -69,6 +71,11 @@ export class LeaderElector {
   /** The annotations the current holder wrote on the Lease, as of the last read. */
   get holderAnnotations(): Readonly<Record<string, string>> {
     return this.#holderAnnotations;
+  }
+
+  /** Successful writes of the Lease (acquire or renew) and the slowest one's round trip: what load does to renewal. */
+  get renewals(): { count: number; slowestMs: number } {
+    return { count: this.#renewals, slowestMs: this.#slowestRenewMs };
   }
 
   start(): void {
@@ -101,6 +108,7 @@ export class LeaderElector {
     if (this.#stopped) return;
     const now = this.#o.clock.now();
     let ok = false;
+    const started = performance.now();
     try {
       ok = await this.#withinRenewDeadline(this.#tryAcquireOrRenew(now), now);
     } catch (error) {
@@ -108,6 +116,8 @@ export class LeaderElector {
     }
     if (this.#stopped) return;
     if (ok) {
+      this.#renewals++;
+      this.#slowestRenewMs = Math.max(this.#slowestRenewMs, performance.now() - started);
       this.#lastRenew = now;
       if (!this.#leading) {
         this.#leading = true;

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { PoolManager } from "../../../src/backends/slots/manager.ts";
 import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import { CONTROL_PLANE_AUTOGROUP_NICE } from "../../../src/backends/local/cpu-priority.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
 import { contractTemplate, waitFor } from "./contract.ts";
 
@@ -29,6 +30,9 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+const autogroups = (await readFile("/proc/sys/kernel/sched_autogroup_enabled", "utf8").catch(() => "0")).trim() === "1";
+const runnerAutogroup = await readFile("/proc/self/autogroup", "utf8").catch(() => "");
 
 describe("local sandboxes are sandbox-server processes", () => {
   let rootDir: string;
@@ -137,4 +141,30 @@ describe("local sandboxes are sandbox-server processes", () => {
     parent.kill("SIGKILL");
     await waitFor(() => !alive(pid), 5000, "orphaned server exit");
   });
+
+  test(
+    "the process that starts sandboxes outranks the sessions its slot commands start, when it leads its own (autogroup scheduling)",
+    { skip: autogroups && process.getuid?.() === 0 ? false : "needs autogroup scheduling and CAP_SYS_NICE" },
+    async () => {
+      // In a session of its own (setsid): the weight is the session's, and this test runner's stays as it was.
+      const backendModule = new URL("../../../src/backends/local/backend.ts", import.meta.url).href;
+      const script = `
+        import { readFileSync } from "node:fs";
+        import { LocalBackend } from ${JSON.stringify(backendModule)};
+        const backend = await LocalBackend.open({
+          rootDir: ${JSON.stringify(join(rootDir, "priority"))},
+          isolation: { mode: "none", network: "none" },
+        });
+        console.log(readFileSync("/proc/self/autogroup", "utf8"));
+        await backend.close();`;
+      const argv = ["--wait", process.execPath, "--input-type=module", "-e", script];
+      const child = spawn("setsid", argv, { stdio: ["ignore", "pipe", "inherit"] });
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      await new Promise((resolve) => child.once("exit", resolve));
+      assert.match(output, new RegExp(`nice ${CONTROL_PLANE_AUTOGROUP_NICE}\\b`));
+      const runnerNow = await readFile("/proc/self/autogroup", "utf8");
+      assert.equal(runnerNow, runnerAutogroup, "this test runner, which leads no session, opened a backend and left its session as it was");
+    },
+  );
 });

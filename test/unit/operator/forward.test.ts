@@ -11,18 +11,18 @@ import type { ScoredSink } from "../../../src/rollout/sinks.ts";
 const dir = mkdtempSync(join(tmpdir(), "forward-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test("lines are read by byte offset across chunk boundaries, multi-byte text included; a torn last line is not a line", () => {
+test("lines are read by byte offset across chunk boundaries, multi-byte text included; a torn last line is not a line", async () => {
   const path = join(dir, "lines.jsonl");
   const long = `${"ü".repeat(70_000)}✓`; // over two 64 KiB chunks, with characters split across them
   writeFileSync(path, `first\n${long}\nthird\ntorn`);
-  const first = readLineAt(path, 0)!;
-  const second = readLineAt(path, first.end)!;
-  const third = readLineAt(path, second.end)!;
+  const first = (await readLineAt(path, 0))!;
+  const second = (await readLineAt(path, first.end))!;
+  const third = (await readLineAt(path, second.end))!;
   assert.deepEqual([first.line, second.line === long, third.line], ["first", true, "third"]);
-  assert.equal(readLineAt(path, third.end), undefined);
-  assert.equal(countLinesFrom(path, 0), 3);
-  assert.equal(countLinesFrom(path, first.end), 2);
-  assert.equal(countLinesFrom(join(dir, "missing"), 0), 0);
+  assert.equal(await readLineAt(path, third.end), undefined);
+  assert.equal(await countLinesFrom(path, 0), 3);
+  assert.equal(await countLinesFrom(path, first.end), 2);
+  assert.equal(await countLinesFrom(join(dir, "missing"), 0), 0);
 });
 
 /** A trainer that takes groups, or refuses them while `down`. */
@@ -52,7 +52,7 @@ test("groups go out in stored order from the results file, and a restart resumes
   const store = (index: number) =>
     appendFileSync(resultsPath, `${JSON.stringify({ index, attempt: 1, scores: [1], group: { n: index } })}\n`);
   const first = trainer();
-  const forwarder = new ResultsForwarder({ sink: first.sink, resultsPath, forwardedPath, retryDelayMs: 5 });
+  const forwarder = await ResultsForwarder.open({ sink: first.sink, resultsPath, forwardedPath, retryDelayMs: 5 });
   forwarder.start();
   for (const index of [3, 0, 2]) {
     store(index);
@@ -70,7 +70,7 @@ test("groups go out in stored order from the results file, and a restart resumes
   await forwarder.close();
 
   const second = trainer();
-  const restarted = new ResultsForwarder({ sink: second.sink, resultsPath, forwardedPath, retryDelayMs: 5 });
+  const restarted = await ResultsForwarder.open({ sink: second.sink, resultsPath, forwardedPath, retryDelayMs: 5 });
   assert.equal(restarted.pending, 2, "the backlog is counted from the watermark, not held in memory");
   restarted.start();
   await until(() => restarted.pending === 0);

@@ -196,8 +196,8 @@ test("scored groups drive status to Complete with passRate and compact indexes; 
   await reconcile("ns/j");
   rec.expect(["patchStatus RolloutJob/ns/j"]);
   const tracker = active.get("ns/j")!.tracker;
-  tracker.submit({ index: 0, attempt: 1, scores: [1, 1], group: {} });
-  tracker.submit({ index: 1, attempt: 1, scores: [1, 0], group: {} });
+  await tracker.submit({ index: 0, attempt: 1, scores: [1, 1], group: {} });
+  await tracker.submit({ index: 1, attempt: 1, scores: [1, 0], group: {} });
   // The runner is told "done" at its next call: it is stopped only if it has not exited within the grace.
   assert.deepEqual(await reconcile("ns/j"), { requeueAfterMs: RUNNER_EXIT_GRACE_MS });
   const [status] = rec.expect(["patchStatus RolloutJob/ns/j"]);
@@ -320,7 +320,7 @@ test("a job deleted and re-created under the same name starts afresh (a new uid)
   const old = await setup(job({}), { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
   await old.reconcile("ns/j");
   const tracker = old.active.get("ns/j")!.tracker;
-  tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  await tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
   const again = job({});
   again.metadata.uid = "uid-2";
   const fresh = await setup(again, { secrets: { "ns/j-runner-token": { token: "t" } }, dataDir: shared });
@@ -362,7 +362,7 @@ test("a job deleted and re-created between two reconciles of one controller gets
   const { active, reconcile } = await setup(j, { secrets: { "ns/j-runner-token": { token: "t" } } });
   await reconcile("ns/j");
   const old = active.get("ns/j")!;
-  old.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  await old.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
   j.metadata.uid = "uid-2"; // the informer cache now holds the new object under the same key
   await reconcile("ns/j");
   const current = active.get("ns/j")!;
@@ -439,8 +439,8 @@ test("every pass writes status at most once, and not at all when nothing changed
   pods.splice(0);
   j.spec = { ...j.spec, suspend: false };
   assert.equal(await pass(), 1, "resumed");
-  active.get("ns/j")!.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
-  active.get("ns/j")!.tracker.submit({ index: 1, attempt: 1, scores: [1], group: {} });
+  await active.get("ns/j")!.tracker.submit({ index: 0, attempt: 1, scores: [1], group: {} });
+  await active.get("ns/j")!.tracker.submit({ index: 1, attempt: 1, scores: [1], group: {} });
   assert.equal(await pass(), 1, "complete");
   assert.equal(j.status!.phase, "Complete");
   assert.equal(await pass(), 0, "a finished job's status is left alone");
