@@ -58,6 +58,8 @@ test("concurrent workers never process one key at once", async () => {
   const active = new Set<string>();
   let overlaps = 0;
   let runs = 0;
+  // Ends the run after the 40th pass, however slow the machine (no wall-clock wait).
+  const { promise: fortyRuns, resolve: reachedForty } = Promise.withResolvers<void>();
   const worker = async () => {
     for (;;) {
       const key = await queue.get();
@@ -67,13 +69,14 @@ test("concurrent workers never process one key at once", async () => {
       runs++;
       await new Promise((r) => setImmediate(r));
       if (runs < 40) queue.add(key);
+      else reachedForty();
       active.delete(key);
       queue.done(key);
     }
   };
   for (const k of ["a", "b", "a", "c"]) queue.add(k);
   const workers = [worker(), worker(), worker(), worker()];
-  await new Promise((r) => setTimeout(r, 50));
+  await fortyRuns;
   queue.shutDown();
   await Promise.all(workers);
   assert.equal(overlaps, 0);
