@@ -26,6 +26,11 @@ export interface SandboxTemplate {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
+  /**
+   * Where each slot's workspace is mounted in an image sandbox (SandboxPool spec.slotWorkdir): default the image's
+   * WorkingDir (a local OCI image), /workspace when the image sets none or the backend cannot read it (Modal).
+   */
+  workdir?: string;
   templateHash: string;
 }
 

@@ -15,6 +15,8 @@ import type {
   SandboxTemplate,
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
+import { ImageCache, isImageReference } from "../images/unpack.ts";
+import { imageWorkdir } from "../image-view.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
@@ -33,6 +35,15 @@ interface SandboxMetadata {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
+  /** Set for an OCI image (isImageReference): the slots' root, work dir and the image's Env. */
+  image?: LocalImage;
+}
+
+interface LocalImage {
+  reference: string;
+  root: string;
+  workdir: string;
+  env: Record<string, string>;
 }
 
 export interface LocalBackendOptions {
@@ -69,6 +80,7 @@ export class LocalBackend implements SandboxBackend {
   private readonly servers = new Map<string, Promise<SandboxServerProcess>>();
   private readonly inFlight = new Map<string, number>();
   private readonly lastActivity = new Map<string, number>();
+  private readonly images: ImageCache;
 
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe, socketDir: string) {
     this.rootDir = options.rootDir;
@@ -78,6 +90,8 @@ export class LocalBackend implements SandboxBackend {
     this.launcher = options.launcher ?? cliLauncher;
     this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
     this.socketDir = socketDir;
+    // Beside the pools' directories; a pool name (a DNS name) never starts with a dot.
+    this.images = new ImageCache(join(options.rootDir, ".images"), { rootless: process.getuid?.() !== 0 });
   }
 
   /** Probes isolation once (failing closed under bwrap); "none", asked for, is logged here and reported by `health`. */
@@ -101,6 +115,7 @@ export class LocalBackend implements SandboxBackend {
     const dir = this.directory(id);
     const existing = await this.readMetadata(id).catch(() => undefined);
     if (existing !== undefined) return toInfo(id, existing);
+    const image = await this.localImage(template);
     const metadata: SandboxMetadata = {
       name,
       pool: template.pool,
@@ -110,6 +125,7 @@ export class LocalBackend implements SandboxBackend {
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
+      ...(image === undefined ? {} : { image }),
     };
     try {
       await mkdir(dir, { recursive: true });
@@ -123,6 +139,24 @@ export class LocalBackend implements SandboxBackend {
     }
     this.lastActivity.set(id, this.clock.now());
     return toInfo(id, metadata);
+  }
+
+  /**
+   * The unpacked image of a template whose image is an OCI reference (`oci:`, `oci-archive:`, `docker-archive:`);
+   * any other name (the pool's default `python:3.11-slim`, a registry name) means the host's system dirs, as before.
+   */
+  private async localImage(template: SandboxTemplate): Promise<LocalImage | undefined> {
+    if (!isImageReference(template.image)) return undefined;
+    if (this.isolation.isolation !== "bwrap") {
+      throw new SandboxError(
+        "configuration",
+        `image ${template.image}: a local sandbox shows an image to its slots only under isolation bwrap ` +
+          "(SandboxPool spec.isolation.mode is none, so its slots would see the host instead)",
+      );
+    }
+    const unpacked = await this.images.unpack(template.image);
+    const workdir = imageWorkdir(unpacked.config.workingDir, template.workdir);
+    return { reference: template.image, root: unpacked.rootfs, workdir, env: unpacked.config.env };
   }
 
   async list(pool: string): Promise<SandboxInfo[]> {
@@ -236,6 +270,7 @@ export class LocalBackend implements SandboxBackend {
         network: this.network,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
+        ...(metadata.image === undefined ? {} : { image: { root: metadata.image.root, workdir: metadata.image.workdir, env: metadata.image.env } }),
         readyTimeoutMs: this.readyTimeoutMs,
       });
       this.servers.set(id, server);
