@@ -8,15 +8,10 @@ const run = promisify(execFile);
 
 /**
  * Applets the test images link to busybox: a shell, `pwd` and file checks, and what the Modal backend runs in a
- * sandbox besides bwrap (timeout, base64, find, dirname).
+ * sandbox besides bwrap and GNU find (timeout, base64, dirname).
  */
-const APPLETS = ["sh", "pwd", "cat", "mkdir", "echo", "ls", "test", "env", "sleep", "id", "rm", "touch", "timeout", "base64", "find", "dirname"];
+const APPLETS = ["sh", "pwd", "cat", "mkdir", "echo", "ls", "test", "env", "sleep", "id", "rm", "touch", "timeout", "base64", "dirname", "true"];
 
-/**
- * `bash` in the test images is busybox's ash: slot commands given as text run under `bash -c` (isolation.ts), and
- * no test relies on more than POSIX sh.
- */
-const BASH_SHIM = '#!/bin/sh\nexec /bin/sh "$@"\n';
 
 export interface TestImage {
   /** Files by absolute path in the image. */
@@ -42,7 +37,6 @@ export async function buildTestImage(layoutDir: string, tag: string, image: Test
     await mkdir(join(content, "bin"), { recursive: true });
     await copyFile("/bin/busybox", join(content, "bin/busybox"));
     for (const applet of APPLETS) await symlink("busybox", join(content, "bin", applet));
-    await writeFile(join(content, "bin/bash"), BASH_SHIM, { mode: 0o755 });
     for (const program of image.hostPrograms ?? []) await copyWithLibraries(program, content);
     for (const [path, text] of Object.entries(image.files)) {
       await mkdir(dirname(join(content, path)), { recursive: true });
@@ -90,7 +84,8 @@ export async function archiveTestImage(reference: string, transport: "oci-archiv
 /**
  * Two images with different files at the same absolute paths and a different "interpreter package": `greet` on the
  * PATH (/usr/local/bin, a busybox sh script, as the images have no python) reads its version from its own library
- * file. Both work in /testbed, as SWE-smith's images do, and carry bwrap (the Modal backend runs slots under it).
+ * file. Both work in /testbed, as SWE-smith's images do, and carry the host's bash (slot commands given as text run under `bash -c`), bwrap and GNU find (the Modal
+ * backend runs slots under bwrap and resets them with `find -delete`, which busybox lacks).
  */
 export const TWO_IMAGES = {
   a: { which: "A", greeting: "A 1.0" },
@@ -110,8 +105,8 @@ export function twoImageSpec(name: keyof typeof TWO_IMAGES): TestImage {
       [`${TWO_IMAGES_WORKDIR}/from-image`]: `${image.which}\n`,
     },
     executables: ["/usr/local/bin/greet"],
-    env: { PATH: "/usr/local/bin:/bin" },
+    env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
     workingDir: TWO_IMAGES_WORKDIR,
-    hostPrograms: ["/usr/bin/bwrap"],
+    hostPrograms: ["/usr/bin/bwrap", "/usr/bin/find", "/bin/bash"],
   };
 }
