@@ -241,6 +241,19 @@ export const sandboxPoolSpec = withRules(
         .max(512)
         .default("python:3.11-slim")
         .describe("Container image of each sandbox (modal, nomad docker driver, kubernetes)."),
+      slotWorkdir: z
+        .string()
+        // Absolute, not `/`, no `.` or `..` component (RE2: no lookahead, so the components are spelled out).
+        .regex(/^(\/([^./][^/]*|\.[^./][^/]*|\.\.[^/]+))+$/, "slotWorkdir: an absolute path other than /, without . or ..")
+        .max(256)
+        .optional()
+        .describe(
+          "Where each slot's workspace is mounted (its cwd and HERMES_WORKSPACE) in a sandbox whose slots see its image " +
+            "(isolation bwrap), e.g. /testbed for SWE-smith's images. local: default the image's WorkingDir, for an image " +
+            "named with a transport (oci:, oci-archive:, docker-archive:); other names are the host's view. modal: set, " +
+            "slots see the container's root (the image) read-only with their workspace here; unset, /workspace and only " +
+            "the container's system dirs. Images without a work dir, and other backends: /workspace.",
+        ),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
       isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),
       sandboxLifetimeSeconds: z

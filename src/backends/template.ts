@@ -11,6 +11,8 @@ export function poolTemplate(poolKey: string, spec: SandboxPoolSpec): SandboxTem
     memoryMiB: Math.round(parseQuantity(spec.resources.memory) / 2 ** 20),
     lifetimeSeconds: spec.sandboxLifetimeSeconds,
     idleTimeoutSeconds: spec.idleTimeoutSeconds,
+    // Unset it is left out of the hash's JSON, so pools that set none keep their template hash.
+    ...(spec.slotWorkdir === undefined ? {} : { workdir: spec.slotWorkdir }),
   };
   const templateHash = createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 10);
   return { pool: poolKey, ...shape, templateHash };
