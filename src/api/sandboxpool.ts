@@ -248,11 +248,12 @@ export const sandboxPoolSpec = withRules(
         .max(256)
         .optional()
         .describe(
-          "Where each slot's workspace is mounted (its cwd and HERMES_WORKSPACE) in a sandbox whose slots see its image " +
-            "(isolation bwrap), e.g. /testbed for SWE-smith's images. local: default the image's WorkingDir, for an image " +
-            "named with a transport (oci:, oci-archive:, docker-archive:); other names are the host's view. modal: set, " +
-            "slots see the container's root (the image) read-only with their workspace here; unset, /workspace and only " +
-            "the container's system dirs. Images without a work dir, and other backends: /workspace.",
+          "Where each slot's workspace is mounted under isolation bwrap (its cwd and HERMES_WORKSPACE), e.g. /testbed " +
+            "for SWE-smith's images. local: an image named with a transport (oci:, oci-archive:, docker-archive:) is " +
+            "every slot's read-only root, its workspace here or else at the image's WorkingDir; other names are the " +
+            "host's system dirs, with the workspace here when set. modal: set, slots see the container's root (the " +
+            "image) read-only with their workspace here; unset, only its system dirs and /workspace. nomad, " +
+            "kubernetes: not read yet (/workspace).",
         ),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
       isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),

@@ -5,8 +5,8 @@ import { SANDBOX_CACHE, SLOT_WORKSPACE } from "./types.ts";
 
 /**
  * What a bwrap slot of an image sandbox sees (isolation.ts builds the command): the image's root read-only as `/`,
- * its own workspace read-write at the image's work dir, a private /tmp, the cache at /cache, and the image config's
- * Env under the template's. Trusted steps (git fetch, install into the cache) keep the host view: the image may lack
+ * its own workspace read-write at the work dir (SlotCommandSpec.workdir: the image's WorkingDir or the pool's
+ * slotWorkdir), a private /tmp, the cache at /cache, and the image config's Env under the template's. Trusted steps (git fetch, install into the cache) keep the host view: the image may lack
  * git, and what they write is the cache, never the image.
  *
  * The helpers a slot command starts under (prlimit, setpriv: isolation.ts commandPrefix) may be missing from the
@@ -17,8 +17,6 @@ import { SANDBOX_CACHE, SLOT_WORKSPACE } from "./types.ts";
 export interface ImageView {
   /** The image's root on the machine that spawns: an unpacked rootfs (local), `/` in a container of the image (Modal). */
   root: string;
-  /** Absolute path the slot's workspace is mounted at (HERMES_WORKSPACE, the cwd). */
-  workdir: string;
   /** The image config's Env (PATH among it); the template's and the request's env override it. */
   env: Record<string, string>;
   /** Set when the helpers must come from the host (a rootfs on the host); unset inside a container of the image. */
@@ -52,9 +50,9 @@ function hostToolDirs(tools: HostTools): string[] {
  * Directories bwrap mounts over inside the image root: they must exist there, as a read-only root cannot get them
  * at spawn time. Absolute paths as the slot sees them; SlotHost.prepare (local) and the Modal prepare step make them.
  */
-export function imageMountPoints(view: ImageView): string[] {
+export function imageMountPoints(view: ImageView, workdir: string): string[] {
   const hostDirs = view.hostTools === undefined ? [] : hostToolDirs(view.hostTools).map((dir) => posix.join(HOST_TOOLS_DIR, dir));
-  return ["/proc", "/dev", "/tmp", SANDBOX_CACHE, view.workdir, ...hostDirs];
+  return ["/proc", "/dev", "/tmp", SANDBOX_CACHE, workdir, ...hostDirs];
 }
 
 /**

@@ -40,6 +40,8 @@ export interface SlotCommandSpec {
   network?: NetworkPolicy | undefined;
   /** Under bwrap, the image slot commands see as their root (image-view.ts); unset: the host's system dirs. */
   image?: ImageView | undefined;
+  /** Under bwrap, where the workspace is mounted (HERMES_WORKSPACE, the cwd); default SLOT_WORKSPACE. */
+  workdir?: string | undefined;
 }
 
 /** The size cap of a bwrap slot's private /tmp (a tmpfs, so it counts against the sandbox's memory). */
@@ -116,7 +118,15 @@ function slotUserArgs(slotUser: SlotUser, uid: number): string[] {
  */
 function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean, image: ImageView | undefined): string[] {
   const limits = slotUser === "spawner" || trusted ? [] : [...slotHelper(image, "prlimit"), `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
-  const setpriv = [...slotHelper(image, "setpriv"), `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
+  const setpriv = [
+    ...slotHelper(image, "setpriv"),
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+  ];
   return [...limits, ...(slotUser === "setpriv" ? setpriv : [])];
 }
 
@@ -166,7 +176,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   if (spec.image !== undefined && !isolated) throw new SandboxError("configuration", "an image root needs isolation bwrap");
   // Trusted steps keep the host's view (its git), at the same workspace path the slots see.
   const image = spec.trusted === true ? undefined : spec.image;
-  const workspace = isolated ? (spec.image?.workdir ?? SLOT_WORKSPACE) : hostWorkspace;
+  const workspace = isolated ? (spec.workdir ?? SLOT_WORKSPACE) : hostWorkspace;
   const cacheDir = isolated ? SANDBOX_CACHE : hostCache;
   if (spec.trusted === true && spec.cwd !== undefined) throw new SandboxError("configuration", "a trusted step takes no cwd");
   const cwd = resolveInsideWorkspace(workspace, spec.cwd);

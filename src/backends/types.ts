@@ -27,8 +27,8 @@ export interface SandboxTemplate {
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
   /**
-   * Where each slot's workspace is mounted in an image sandbox (SandboxPool spec.slotWorkdir): default the image's
-   * WorkingDir (a local OCI image), /workspace when the image sets none or the backend cannot read it (Modal).
+   * Under bwrap, where each slot's workspace is mounted (SandboxPool spec.slotWorkdir); unset: a local OCI image's
+   * WorkingDir, else SLOT_WORKSPACE. On Modal, set means slots see the container's root (the image).
    */
   workdir?: string;
   templateHash: string;

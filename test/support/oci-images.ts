@@ -10,8 +10,24 @@ const run = promisify(execFile);
  * Applets the test images link to busybox: a shell, `pwd` and file checks, and what the Modal backend runs in a
  * sandbox besides bwrap and GNU find (timeout, base64, dirname).
  */
-const APPLETS = ["sh", "pwd", "cat", "mkdir", "echo", "ls", "test", "env", "sleep", "id", "rm", "touch", "timeout", "base64", "dirname", "true"];
-
+const APPLETS = [
+  "sh",
+  "pwd",
+  "cat",
+  "mkdir",
+  "echo",
+  "ls",
+  "test",
+  "env",
+  "sleep",
+  "id",
+  "rm",
+  "touch",
+  "timeout",
+  "base64",
+  "dirname",
+  "true",
+];
 
 export interface TestImage {
   /** Files by absolute path in the image. */

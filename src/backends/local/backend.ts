@@ -35,15 +35,17 @@ interface SandboxMetadata {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
-  /** Set for an OCI image (isImageReference): the slots' root, work dir and the image's Env. */
+  /** Set for an OCI image (isImageReference): the slots' root and the image's Env. */
   image?: LocalImage;
+  /** Under bwrap, where the slots' workspaces are mounted: the image's work dir, or the template's; else /workspace. */
+  workdir?: string;
 }
 
 interface LocalImage {
   reference: string;
   root: string;
-  workdir: string;
   env: Record<string, string>;
+  workingDir: string;
 }
 
 export interface LocalBackendOptions {
@@ -116,6 +118,7 @@ export class LocalBackend implements SandboxBackend {
     const existing = await this.readMetadata(id).catch(() => undefined);
     if (existing !== undefined) return toInfo(id, existing);
     const image = await this.localImage(template);
+    const workdir = image === undefined ? template.workdir : imageWorkdir(image.workingDir, template.workdir);
     const metadata: SandboxMetadata = {
       name,
       pool: template.pool,
@@ -126,6 +129,7 @@ export class LocalBackend implements SandboxBackend {
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
       ...(image === undefined ? {} : { image }),
+      ...(workdir === undefined ? {} : { workdir }),
     };
     try {
       await mkdir(dir, { recursive: true });
@@ -155,8 +159,7 @@ export class LocalBackend implements SandboxBackend {
       );
     }
     const unpacked = await this.images.unpack(template.image);
-    const workdir = imageWorkdir(unpacked.config.workingDir, template.workdir);
-    return { reference: template.image, root: unpacked.rootfs, workdir, env: unpacked.config.env };
+    return { reference: template.image, root: unpacked.rootfs, env: unpacked.config.env, workingDir: unpacked.config.workingDir };
   }
 
   async list(pool: string): Promise<SandboxInfo[]> {
@@ -270,7 +273,8 @@ export class LocalBackend implements SandboxBackend {
         network: this.network,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
-        ...(metadata.image === undefined ? {} : { image: { root: metadata.image.root, workdir: metadata.image.workdir, env: metadata.image.env } }),
+        ...(metadata.image === undefined ? {} : { image: { root: metadata.image.root, env: metadata.image.env } }),
+        ...(metadata.workdir === undefined ? {} : { workdir: metadata.workdir }),
         readyTimeoutMs: this.readyTimeoutMs,
       });
       this.servers.set(id, server);

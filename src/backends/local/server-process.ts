@@ -20,7 +20,9 @@ export interface ServerProcessOptions {
   /** The slots' base environment (the pool template's env). */
   env?: Record<string, string>;
   /** An OCI image's rootfs the slots see as `/` (image-view.ts); the server adds the host's helpers. */
-  image?: { root: string; workdir: string; env: Record<string, string> };
+  image?: { root: string; env: Record<string, string> };
+  /** Under bwrap, where each slot's workspace is mounted (default /workspace). */
+  workdir?: string;
   readyTimeoutMs: number;
 }
 
@@ -75,7 +77,12 @@ export class SandboxServerProcess {
     );
     child.stdin?.on("error", () => undefined); // a child that died first: its exit says why
     if (child.pid !== undefined) setPriority(child.pid, Math.min(19, getPriority() + SERVER_NICENESS));
-    const settings = { token, ...(options.env === undefined ? {} : { slotEnv: options.env }), ...(options.image === undefined ? {} : { image: options.image }) };
+    const settings = {
+      token,
+      ...(options.env === undefined ? {} : { slotEnv: options.env }),
+      ...(options.image === undefined ? {} : { image: options.image }),
+      workdir: options.workdir,
+    };
     child.stdin?.write(`${JSON.stringify(settings)}\n`);
     const server = new SandboxServerProcess(
       child,

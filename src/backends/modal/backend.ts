@@ -63,6 +63,7 @@ interface SandboxState {
   isolationMessage?: string;
   /** Under bwrap with a slot workdir (SandboxTemplate.workdir): slots see the container's root, which is the image. */
   image?: ImageView;
+  workdir?: string;
 }
 
 /**
@@ -207,14 +208,16 @@ export class ModalBackend implements SandboxBackend {
     const workdir = created === undefined ? tags[TAG.workdir] : created.workdir;
     const { mode, network } = this.options.isolation;
     // The container is the image: slots see its root, their workspace at the pool's slot workdir.
-    const image: ImageView | undefined = mode === "bwrap" && workdir !== undefined ? { root: "/", workdir, env: {} } : undefined;
-    const prepared = await this.run(sandbox, prepareArgv(slotCount, image === undefined ? [] : imageMountPoints(image)), PREPARE_TIMEOUT_MS);
+    const image: ImageView | undefined = mode === "bwrap" && workdir !== undefined ? { root: "/", env: {} } : undefined;
+    const mountPoints = image === undefined || workdir === undefined ? [] : imageMountPoints(image, workdir);
+    const prepared = await this.run(sandbox, prepareArgv(slotCount, mountPoints), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
     if (mode === "none") return { root, isolation: "none", isolationMessage: "slot isolation disabled by configuration" };
     const probe = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", network });
     const probed = await this.run(sandbox, [probe.file, ...probe.args], UTILITY_TIMEOUT_MS, { workdir: probe.cwd, env: probe.env });
-    if (probed.exitCode === 0) return { root, isolation: "bwrap", ...(image === undefined ? {} : { image }) };
+    if (probed.exitCode === 0)
+      return { root, isolation: "bwrap", ...(image === undefined || workdir === undefined ? {} : { image, workdir }) };
     throw new SandboxError(
       "configuration",
       `bubblewrap unavailable in Modal sandbox ${ref.id}, slots cannot be isolated: ${probed.stderr.trim()}`,
@@ -248,6 +251,7 @@ export class ModalBackend implements SandboxBackend {
       trusted: request.trusted,
       network: this.options.isolation.network,
       image: state.image,
+      workdir: state.workdir,
     });
     return { argv: execArgv(plan, request.timeoutMs), workdir: plan.cwd, env: plan.env };
   }
@@ -286,7 +290,7 @@ export class ModalBackend implements SandboxBackend {
 
   private async workspaceTarget(ref: SandboxRef, slot: number, path: string): Promise<{ state: SandboxState; target: string }> {
     const state = await this.stateOf(ref);
-    const workspace = state.isolation === "bwrap" ? (state.image?.workdir ?? SLOT_WORKSPACE) : slotDirectory(state.root, slot);
+    const workspace = state.isolation === "bwrap" ? (state.workdir ?? SLOT_WORKSPACE) : slotDirectory(state.root, slot);
     return { state, target: resolveInsideWorkspace(workspace, path) };
   }
 

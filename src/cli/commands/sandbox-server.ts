@@ -34,8 +34,10 @@ interface Options {
 const parentSettingsSchema = z.object({
   token: z.string().min(1),
   slotEnv: z.record(z.string(), z.string()).optional(),
-  /** An OCI image's unpacked rootfs that slots see as `/` (image-view.ts), with the work dir and the image's Env. */
-  image: z.object({ root: z.string().min(1), workdir: z.string().min(1), env: z.record(z.string(), z.string()) }).optional(),
+  /** An OCI image's unpacked rootfs that slots see as `/` (image-view.ts), with the image's Env. */
+  image: z.object({ root: z.string().min(1), env: z.record(z.string(), z.string()) }).optional(),
+  /** Where each slot's workspace is mounted under bwrap (default /workspace). */
+  workdir: z.string().min(1).optional(),
 });
 
 /**
@@ -54,7 +56,7 @@ export function command(): Command {
     .option("--socket <path>", "listen on this unix socket instead of a TCP port (the local backend's sandboxes)")
     .option(
       "--parent-stdin",
-      "started by a parent process: read {token, slotEnv, image} as one JSON line on stdin, and exit when stdin closes",
+      "started by a parent process: read {token, slotEnv, image, workdir} as one JSON line on stdin, and exit when stdin closes",
       false,
     )
     .option("--token-file <path>", "read the shared bearer token from this file (Nomad jobs: the task's secrets dir)")
@@ -99,6 +101,7 @@ export function command(): Command {
         ...(parent?.slotEnv === undefined ? {} : { env: parent.slotEnv }),
         network: options.network,
         ...(image === undefined ? {} : { image: { ...image, hostTools } }),
+        workdir: parent?.workdir,
       });
       // Refuses before preparing anything when there is no token and no --insecure.
       const server = createSandboxServer({

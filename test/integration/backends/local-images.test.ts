@@ -46,7 +46,11 @@ describe("local: which image a template names", () => {
     try {
       const images = await twoImages(dir);
       const host = await backend.create("host", template("host", "python:3.11-slim"));
-      const onHost = await backend.exec(host, { slot: 0, command: ["sh", "-c", "pwd; test -e /opt/greet || echo host"], timeoutMs: 30_000 });
+      const onHost = await backend.exec(host, {
+        slot: 0,
+        command: ["sh", "-c", "pwd; test -e /opt/greet || echo host"],
+        timeoutMs: 30_000,
+      });
       assert.equal(onHost.stdout, "/workspace\nhost\n");
       const moved = await backend.create("moved", template("moved", images.a, { workdir: "/srv/work" }));
       const inImage = await backend.exec(moved, { slot: 0, command: ["sh", "-c", "pwd; cat /etc/which"], timeoutMs: 30_000 });

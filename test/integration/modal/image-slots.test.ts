@@ -13,7 +13,8 @@ const REGISTRY_NAMES = { a: "localhost/image-slots-a:1", b: "localhost/image-slo
 runImageSlotSuite("modal (real SDK against mock-modal)", async () => {
   const dir = await mkdtemp(join(tmpdir(), "modal-image-slots-"));
   const imagesDir = join(dir, "images");
-  for (const name of ["a", "b"] as const) await buildTestImage(join(imagesDir, imageEntryName(REGISTRY_NAMES[name])), name, twoImageSpec(name));
+  for (const name of ["a", "b"] as const)
+    await buildTestImage(join(imagesDir, imageEntryName(REGISTRY_NAMES[name])), name, twoImageSpec(name));
   const { backend, mock } = await startMockModalBackend({ mock: { imagesDir, dataDir: join(dir, "mock") } });
   return {
     backend,

@@ -35,15 +35,32 @@ function rows(images: Record<keyof typeof TWO_IMAGES, string>): object[] {
   return (["a", "b"] as const).flatMap((name) => {
     const other = name === "a" ? "b" : "a";
     return [
-      { id: `own-${name}`, image_name: images[name], goal: "greet", solution, check: check(TWO_IMAGES[name].greeting, TWO_IMAGES[name].which) },
-      { id: `other-${name}`, image_name: images[name], goal: "greet", solution, check: check(TWO_IMAGES[other].greeting, TWO_IMAGES[name].which) },
+      {
+        id: `own-${name}`,
+        image_name: images[name],
+        goal: "greet",
+        solution,
+        check: check(TWO_IMAGES[name].greeting, TWO_IMAGES[name].which),
+      },
+      {
+        id: `other-${name}`,
+        image_name: images[name],
+        goal: "greet",
+        solution,
+        check: check(TWO_IMAGES[other].greeting, TWO_IMAGES[name].which),
+      },
     ];
   });
 }
 
 async function runImagesJob(name: string, images: Record<keyof typeof TWO_IMAGES, string>, poolSpec: string): Promise<ScoredDataGroup[]> {
   const datasetPath = join(dir, `${name}.jsonl`);
-  await writeFile(datasetPath, rows(images).map((row) => JSON.stringify(row)).join("\n"));
+  await writeFile(
+    datasetPath,
+    rows(images)
+      .map((row) => JSON.stringify(row))
+      .join("\n"),
+  );
   const jobPath = join(dir, `${name}-job.yaml`);
   await writeFile(
     jobPath,
@@ -87,7 +104,8 @@ function assertScoredByOwnImage(groups: ScoredDataGroup[]): void {
   const other = Array(GROUP_SIZE).fill(0);
   assert.deepEqual(scores, { "own-a": own, "other-a": other, "own-b": own, "other-b": other });
   // A group of one image runs on one sandbox, and the two images never share one.
-  const sandboxOf = (id: string) => new Set(groups.find((group) => group.metadata.item_id === id)!.metadata.trajectories.map((t) => t.sandbox));
+  const sandboxOf = (id: string) =>
+    new Set(groups.find((group) => group.metadata.item_id === id)!.metadata.trajectories.map((t) => t.sandbox));
   for (const id of ["own-a", "own-b"]) assert.equal(sandboxOf(id).size, 1, `${id}: ${[...sandboxOf(id)].join(", ")}`);
   assert.notDeepEqual(sandboxOf("own-a"), sandboxOf("own-b"));
 }
@@ -112,4 +130,48 @@ test("mock Modal through the real SDK: each trajectory runs in a sandbox of its 
   } finally {
     await mock.close();
   }
+});
+
+test("swe-smith-oracle with the slots' workspace at /testbed (spec.slotWorkdir): checkout, install and tests work there", async () => {
+  const jobPath = join(dir, "testbed-job.yaml");
+  await writeFile(
+    jobPath,
+    `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: RolloutJob
+metadata: {name: testbed}
+spec:
+  poolRef: {name: testbed}
+  environment: {name: swe-smith-oracle}
+  dataset: {bundled: swe-smith-mini, maxItems: 1}
+  model: {builtin: {policy: oracle}}
+  groupSize: 2
+  limits: {maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}
+`,
+  );
+  const poolPath = join(dir, "testbed-pool.yaml");
+  await writeFile(
+    poolPath,
+    `apiVersion: hermes-rollouts.dev/v1alpha1
+kind: SandboxPool
+metadata: {name: testbed}
+spec:
+  backend: local
+  minSandboxes: 1
+  maxSandboxes: 1
+  slotsPerSandbox: 2
+  slotWorkdir: ${TWO_IMAGES_WORKDIR}
+`,
+  );
+  const outDir = join(dir, "out-testbed");
+  const summary = await runJob({ jobPath, poolPath, outDir, concurrency: 2, environment: { datasets: { bundledDir: join(dir, "mini") } } });
+  assert.equal(summary.failed, 0, JSON.stringify(summary.failures));
+  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as ScoredDataGroup);
+  // Both slots share the install made under /testbed (editable, so it points into the worktree the slots see there).
+  assert.deepEqual(
+    groups.map((group) => group.scores),
+    [[1, 1]],
+  );
 });
