@@ -6,8 +6,9 @@ import { SANDBOX_CACHE, SLOT_WORKSPACE } from "./types.ts";
 /**
  * What a bwrap slot of an image sandbox sees (isolation.ts builds the command): the image's root read-only as `/`,
  * its own workspace read-write at the work dir (SlotCommandSpec.workdir: the image's WorkingDir or the pool's
- * slotWorkdir), a private /tmp, the cache at /cache, and the image config's Env under the template's. Trusted steps (git fetch, install into the cache) keep the host view: the image may lack
- * git, and what they write is the cache, never the image.
+ * slotWorkdir), a private /tmp, the cache at /cache, and the image config's Env under the template's. Trusted
+ * steps (git fetch, install into the cache) keep the host view: the image may lack git, and what they write is the
+ * cache, never the image.
  *
  * The helpers a slot command starts under (prlimit, setpriv: isolation.ts commandPrefix) may be missing from the
  * image, or built against another libc: where they run inside an image root, they are the host's, started by the

@@ -118,16 +118,8 @@ function slotUserArgs(slotUser: SlotUser, uid: number): string[] {
  */
 function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean, image: ImageView | undefined): string[] {
   const limits = slotUser === "spawner" || trusted ? [] : [...slotHelper(image, "prlimit"), `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
-  const setpriv = [
-    ...slotHelper(image, "setpriv"),
-    `--reuid=${uid}`,
-    `--regid=${uid}`,
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--bounding-set=-all",
-    "--",
-  ];
-  return [...limits, ...(slotUser === "setpriv" ? setpriv : [])];
+  const toUid = [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
+  return [...limits, ...(slotUser === "setpriv" ? [...slotHelper(image, "setpriv"), ...toUid] : [])];
 }
 
 export interface SpawnPlan {

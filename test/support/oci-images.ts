@@ -100,8 +100,9 @@ export async function archiveTestImage(reference: string, transport: "oci-archiv
 /**
  * Two images with different files at the same absolute paths and a different "interpreter package": `greet` on the
  * PATH (/usr/local/bin, a busybox sh script, as the images have no python) reads its version from its own library
- * file. Both work in /testbed, as SWE-smith's images do, and carry the host's bash (slot commands given as text run under `bash -c`), bwrap and GNU find (the Modal
- * backend runs slots under bwrap and resets them with `find -delete`, which busybox lacks).
+ * file. Both work in /testbed, as SWE-smith's images do, and carry the host's bash (slot commands given as text run
+ * under `bash -c`), bwrap and GNU find (the Modal backend runs slots under bwrap and resets them with
+ * `find -delete`, which busybox lacks).
  */
 export const TWO_IMAGES = {
   a: { which: "A", greeting: "A 1.0" },

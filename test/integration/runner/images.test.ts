@@ -53,6 +53,24 @@ function rows(images: Record<keyof typeof TWO_IMAGES, string>): object[] {
   });
 }
 
+/** Writes the job and its pool (spec lines after `kind`), runs it, and returns its scored groups; nothing may fail. */
+async function runManifests(name: string, job: string, pool: string): Promise<ScoredDataGroup[]> {
+  const manifest = (kind: string, spec: string) =>
+    `apiVersion: hermes-rollouts.dev/v1alpha1\nkind: ${kind}\nmetadata: {name: ${name}}\nspec:\n${spec}\n`;
+  const jobPath = join(dir, `${name}-job.yaml`);
+  const poolPath = join(dir, `${name}-pool.yaml`);
+  await writeFile(jobPath, manifest("RolloutJob", `  poolRef: {name: ${name}}\n${job}`));
+  await writeFile(poolPath, manifest("SandboxPool", pool));
+  const outDir = join(dir, `out-${name}`);
+  const environment = { datasets: { bundledDir: join(dir, "mini") } };
+  const summary = await runJob({ jobPath, poolPath, outDir, concurrency: 4, environment });
+  assert.equal(summary.failed, 0, JSON.stringify(summary.failures));
+  return (await readFile(join(outDir, "scored.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as ScoredDataGroup);
+}
+
 async function runImagesJob(name: string, images: Record<keyof typeof TWO_IMAGES, string>, poolSpec: string): Promise<ScoredDataGroup[]> {
   const datasetPath = join(dir, `${name}.jsonl`);
   await writeFile(
@@ -61,41 +79,14 @@ async function runImagesJob(name: string, images: Record<keyof typeof TWO_IMAGES
       .map((row) => JSON.stringify(row))
       .join("\n"),
   );
-  const jobPath = join(dir, `${name}-job.yaml`);
-  await writeFile(
-    jobPath,
-    `apiVersion: hermes-rollouts.dev/v1alpha1
-kind: RolloutJob
-metadata: {name: ${name}}
-spec:
-  poolRef: {name: ${name}}
-  environment: {name: shell-task}
-  dataset: {jsonl: {path: "${datasetPath}"}}
-  model: {builtin: {policy: oracle}}
-  groupSize: ${GROUP_SIZE}
-  limits: {maxTurns: 4, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}
-`,
-  );
-  const poolPath = join(dir, `${name}-pool.yaml`);
-  await writeFile(
-    poolPath,
-    `apiVersion: hermes-rollouts.dev/v1alpha1
-kind: SandboxPool
-metadata: {name: ${name}}
-spec:
-  minSandboxes: 0
-  maxSandboxes: 2
-  slotsPerSandbox: ${GROUP_SIZE}
-${poolSpec}
-`,
-  );
-  const outDir = join(dir, `out-${name}`);
-  const summary = await runJob({ jobPath, poolPath, outDir, concurrency: 4 });
-  assert.equal(summary.failed, 0, JSON.stringify(summary.failures));
-  return (await readFile(join(outDir, "scored.jsonl"), "utf8"))
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as ScoredDataGroup);
+  const job = [
+    "  environment: {name: shell-task}",
+    `  dataset: {jsonl: {path: "${datasetPath}"}}`,
+    "  model: {builtin: {policy: oracle}}",
+    `  groupSize: ${GROUP_SIZE}`,
+    "  limits: {maxTurns: 4, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}",
+  ];
+  return runManifests(name, job.join("\n"), `  minSandboxes: 0\n  maxSandboxes: 2\n  slotsPerSandbox: ${GROUP_SIZE}\n${poolSpec}`);
 }
 
 function assertScoredByOwnImage(groups: ScoredDataGroup[]): void {
@@ -133,42 +124,15 @@ test("mock Modal through the real SDK: each trajectory runs in a sandbox of its 
 });
 
 test("swe-smith-oracle with the slots' workspace at /testbed (spec.slotWorkdir): checkout, install and tests work there", async () => {
-  const jobPath = join(dir, "testbed-job.yaml");
-  await writeFile(
-    jobPath,
-    `apiVersion: hermes-rollouts.dev/v1alpha1
-kind: RolloutJob
-metadata: {name: testbed}
-spec:
-  poolRef: {name: testbed}
-  environment: {name: swe-smith-oracle}
-  dataset: {bundled: swe-smith-mini, maxItems: 1}
-  model: {builtin: {policy: oracle}}
-  groupSize: 2
-  limits: {maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}
-`,
-  );
-  const poolPath = join(dir, "testbed-pool.yaml");
-  await writeFile(
-    poolPath,
-    `apiVersion: hermes-rollouts.dev/v1alpha1
-kind: SandboxPool
-metadata: {name: testbed}
-spec:
-  backend: local
-  minSandboxes: 1
-  maxSandboxes: 1
-  slotsPerSandbox: 2
-  slotWorkdir: ${TWO_IMAGES_WORKDIR}
-`,
-  );
-  const outDir = join(dir, "out-testbed");
-  const summary = await runJob({ jobPath, poolPath, outDir, concurrency: 2, environment: { datasets: { bundledDir: join(dir, "mini") } } });
-  assert.equal(summary.failed, 0, JSON.stringify(summary.failures));
-  const groups = (await readFile(join(outDir, "scored.jsonl"), "utf8"))
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as ScoredDataGroup);
+  const job = [
+    "  environment: {name: swe-smith-oracle}",
+    "  dataset: {bundled: swe-smith-mini, maxItems: 1}",
+    "  model: {builtin: {policy: oracle}}",
+    "  groupSize: 2",
+    "  limits: {maxTurns: 8, toolTimeoutSeconds: 60, trajectoryTimeoutSeconds: 120}",
+  ];
+  const pool = `  backend: local\n  minSandboxes: 1\n  maxSandboxes: 1\n  slotsPerSandbox: 2\n  slotWorkdir: ${TWO_IMAGES_WORKDIR}`;
+  const groups = await runManifests("testbed", job.join("\n"), pool);
   // Both slots share the install made under /testbed (editable, so it points into the worktree the slots see there).
   assert.deepEqual(
     groups.map((group) => group.scores),
