@@ -35,14 +35,13 @@ interface SandboxMetadata {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
-  /** Set for an OCI image (isImageReference): the slots' root and the image's Env. */
-  image?: LocalImage;
+  /** Set for an OCI image (isImageReference): its unpacked root, which slots see as `/`, and its Env. */
+  rootfs?: UnpackedRoot;
   /** Under bwrap, where the slots' workspaces are mounted: the image's work dir, or the template's; else /workspace. */
   workdir?: string;
 }
 
-interface LocalImage {
-  reference: string;
+interface UnpackedRoot {
   root: string;
   env: Record<string, string>;
   workingDir: string;
@@ -117,8 +116,8 @@ export class LocalBackend implements SandboxBackend {
     const dir = this.directory(id);
     const existing = await this.readMetadata(id).catch(() => undefined);
     if (existing !== undefined) return toInfo(id, existing);
-    const image = await this.localImage(template);
-    const workdir = image === undefined ? template.workdir : imageWorkdir(image.workingDir, template.workdir);
+    const rootfs = await this.unpackedRoot(template);
+    const workdir = rootfs === undefined ? template.workdir : imageWorkdir(rootfs.workingDir, template.workdir);
     const metadata: SandboxMetadata = {
       name,
       pool: template.pool,
@@ -128,7 +127,7 @@ export class LocalBackend implements SandboxBackend {
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
-      ...(image === undefined ? {} : { image }),
+      ...(rootfs === undefined ? {} : { rootfs }),
       ...(workdir === undefined ? {} : { workdir }),
     };
     try {
@@ -149,7 +148,7 @@ export class LocalBackend implements SandboxBackend {
    * The unpacked image of a template whose image is an OCI reference (`oci:`, `oci-archive:`, `docker-archive:`);
    * any other name (the pool's default `python:3.11-slim`, a registry name) means the host's system dirs, as before.
    */
-  private async localImage(template: SandboxTemplate): Promise<LocalImage | undefined> {
+  private async unpackedRoot(template: SandboxTemplate): Promise<UnpackedRoot | undefined> {
     if (!isImageReference(template.image)) return undefined;
     if (this.isolation.isolation !== "bwrap") {
       throw new SandboxError(
@@ -159,7 +158,7 @@ export class LocalBackend implements SandboxBackend {
       );
     }
     const unpacked = await this.images.unpack(template.image);
-    return { reference: template.image, root: unpacked.rootfs, env: unpacked.config.env, workingDir: unpacked.config.workingDir };
+    return { root: unpacked.rootfs, env: unpacked.config.env, workingDir: unpacked.config.workingDir };
   }
 
   async list(pool: string): Promise<SandboxInfo[]> {
@@ -273,7 +272,7 @@ export class LocalBackend implements SandboxBackend {
         network: this.network,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
-        ...(metadata.image === undefined ? {} : { image: { root: metadata.image.root, env: metadata.image.env } }),
+        ...(metadata.rootfs === undefined ? {} : { image: { root: metadata.rootfs.root, env: metadata.rootfs.env } }),
         ...(metadata.workdir === undefined ? {} : { workdir: metadata.workdir }),
         readyTimeoutMs: this.readyTimeoutMs,
       });
