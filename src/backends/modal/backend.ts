@@ -207,17 +207,16 @@ export class ModalBackend implements SandboxBackend {
     const slotCount = created?.slots ?? Number(tags[TAG.slots] ?? 1);
     const workdir = created === undefined ? tags[TAG.workdir] : created.workdir;
     const { mode, network } = this.options.isolation;
-    // The container is the image: slots see its root, their workspace at the pool's slot workdir.
-    const image: ImageView | undefined = mode === "bwrap" && workdir !== undefined ? { root: "/", env: {} } : undefined;
-    const mountPoints = image === undefined || workdir === undefined ? [] : imageMountPoints(image, workdir);
+    // The container is the image: with a slot workdir, slots see its root and have their workspace there.
+    const inImage = mode === "bwrap" && workdir !== undefined ? { image: { root: "/", env: {} }, workdir } : undefined;
+    const mountPoints = inImage === undefined ? [] : imageMountPoints(inImage.image, inImage.workdir);
     const prepared = await this.run(sandbox, prepareArgv(slotCount, mountPoints), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
     if (mode === "none") return { root, isolation: "none", isolationMessage: "slot isolation disabled by configuration" };
     const probe = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", network });
     const probed = await this.run(sandbox, [probe.file, ...probe.args], UTILITY_TIMEOUT_MS, { workdir: probe.cwd, env: probe.env });
-    if (probed.exitCode === 0)
-      return { root, isolation: "bwrap", ...(image === undefined || workdir === undefined ? {} : { image, workdir }) };
+    if (probed.exitCode === 0) return { root, isolation: "bwrap", ...inImage };
     throw new SandboxError(
       "configuration",
       `bubblewrap unavailable in Modal sandbox ${ref.id}, slots cannot be isolated: ${probed.stderr.trim()}`,
