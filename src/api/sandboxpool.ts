@@ -161,6 +161,7 @@ type PoolSpecShape = {
   isolation: { mode: string; network: string };
   minSandboxes: number;
   maxSandboxes: number;
+  minSandboxesPerImage: number;
   modal?: unknown;
   nomad?: unknown;
   local?: unknown;
@@ -175,6 +176,12 @@ export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
     message: "minSandboxes must not exceed maxSandboxes",
     path: ["minSandboxes"],
     check: (s) => s.minSandboxes <= s.maxSandboxes,
+  },
+  {
+    rule: "self.minSandboxesPerImage <= self.maxSandboxes",
+    message: "minSandboxesPerImage must not exceed maxSandboxes",
+    path: ["minSandboxesPerImage"],
+    check: (s) => s.minSandboxesPerImage <= s.maxSandboxes,
   },
   {
     rule: "(self.backend == 'modal') == has(self.modal)",
@@ -228,7 +235,17 @@ export const sandboxPoolSpec = withRules(
         "Where sandboxes run: local (directories and processes), modal, nomad or kubernetes (pods). Immutable.",
       ),
       minSandboxes: z.int().min(0).max(1000).default(1).describe("Sandboxes kept warm even with no demand."),
-      maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand."),
+      maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand and over all images."),
+      minSandboxesPerImage: z
+        .int()
+        .min(0)
+        .max(1000)
+        .default(0)
+        .describe(
+          "Sandboxes kept warm for each image an item asked for in the last 10 minutes (spec.environment.image of a " +
+            "RolloutJob), within maxSandboxes. When another image waits and the pool is at maxSandboxes, idle sandboxes " +
+            "of the least recently used images go first.",
+        ),
       slotsPerSandbox: z
         .int()
         .min(1)

@@ -29,6 +29,7 @@ interface SandboxMetadata {
   pool: string;
   slots: number;
   templateHash: string;
+  image?: string;
   createdAt: string;
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
@@ -106,6 +107,7 @@ export class LocalBackend implements SandboxBackend {
       pool: template.pool,
       slots: template.slots,
       templateHash: template.templateHash,
+      image: template.image,
       createdAt: new Date(this.clock.now()).toISOString(),
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
@@ -284,6 +286,7 @@ function toInfo(id: string, metadata: SandboxMetadata): SandboxInfo {
     phase: "ready",
     slots: metadata.slots,
     templateHash: metadata.templateHash,
+    ...(metadata.image === undefined ? {} : { image: metadata.image }),
     createdAt: new Date(metadata.createdAt),
   };
 }

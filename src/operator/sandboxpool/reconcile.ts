@@ -153,7 +153,13 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       runtime.acquireTimeoutMs = spec.acquireTimeoutSeconds * 1000;
       try {
         const step = await runtime.loop.step(
-          { min: spec.minSandboxes, max: spec.maxSandboxes, maxConcurrentCreates: spec.maxConcurrentCreates, now: now.getTime() },
+          {
+            min: spec.minSandboxes,
+            max: spec.maxSandboxes,
+            minPerImage: spec.minSandboxesPerImage,
+            maxConcurrentCreates: spec.maxConcurrentCreates,
+            now: now.getTime(),
+          },
           stepHooks(key, pool),
         );
         sandboxes = step.sandboxes;

@@ -242,7 +242,7 @@ test("a pool whose sandbox cannot pull its image is not Ready, with reason Image
     quarantined: 0,
     isolation: undefined,
     isolationMode: "bwrap",
-    plan: { create: 0, terminate: [], desired: 1, draining: [] },
+    plan: { create: 0, creates: [], terminate: [], desired: 1, draining: [], evicting: [] },
     backendError: "create failed: sandbox pod swe-abc12-f00: ErrImagePull: not found",
     now: new Date(0),
   });
