@@ -317,6 +317,7 @@ export const sandboxPoolStatus = z
         ready: z.int().min(0).default(0).describe("Sandboxes answering health checks."),
         starting: z.int().min(0).default(0).describe("Sandboxes being created or not yet healthy."),
         failed: z.int().min(0).default(0).describe("Sandboxes that failed and await replacement."),
+        images: z.int().min(0).optional().describe("Distinct images among the ready and starting sandboxes."),
       })
       .strict()
       .optional()
@@ -331,6 +332,20 @@ export const sandboxPoolStatus = z
       .strict()
       .optional()
       .describe("Slot counts."),
+    images: z
+      .array(
+        z
+          .object({
+            image: z.string().describe("The image (spec.image, or an item's spec.environment.image)."),
+            ready: z.int().min(0).describe("Ready sandboxes of this image."),
+            starting: z.int().min(0).describe("Sandboxes of this image being created or not yet healthy."),
+            leased: z.int().min(0).describe("Slots leased on this image's sandboxes."),
+          })
+          .strict(),
+      )
+      .max(10)
+      .optional()
+      .describe("Sandboxes per image: the 10 images with the most sandboxes (status.sandboxes.images counts them all)."),
     isolation: z
       .enum(["bwrap", "none"])
       .optional()

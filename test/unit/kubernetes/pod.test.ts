@@ -236,6 +236,7 @@ test("a pool whose sandbox cannot pull its image is not Ready, with reason Image
     generation: 1,
     previous: undefined,
     sandboxes: [pulling],
+    image: "localhost/swe:1",
     templateHash: "abc123",
     slotsPerSandbox: 4,
     leased: 0,
