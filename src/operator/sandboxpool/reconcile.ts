@@ -25,6 +25,8 @@ export interface PoolReconcilerDeps {
   clock: Clock;
   /** Reconciles a pool again (a background create finished). */
   enqueue?: (key: string) => void;
+  /** Where each pass's status is exported as gauges (sandboxes by image, slots). */
+  exportMetrics?: (pool: string, status: SandboxPoolStatus) => void;
   /** Sandbox name suffixes; injectable so tests get stable names. */
   suffix?: () => string;
 }
@@ -202,6 +204,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       now,
     });
     recordIsolationChange(pool, status);
+    deps.exportMetrics?.(key, status);
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.loop.creating ?? 0) > 0;
     // Often enough for the keep-alive probes to beat the backend's idle timeout.
