@@ -10,6 +10,8 @@
  * (routes and RunnersApiClients in this process, 50 clients): what the API's HTTP, auth and validation cost a lease.
  * On local, also what isolation costs a tool call, p50 and p99: bwrapVsNone = bwrap (own network namespace) / a
  * plain process; netnsVsHostNetwork = bwrap with its own network namespace / bwrap with the host's.
+ * warmImageVsColdImageRatio = a group's first commands (G = 4 trajectories, one sandbox) on an image with no sandbox,
+ * which the pool creates on demand / on the same image once its sandbox is warm (target >= 50); medians of 5 images.
  */
 import { parseArgs } from "node:util";
 import { PoolManager } from "../src/backends/slots/manager.ts";
@@ -18,6 +20,7 @@ import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../src/backen
 import { benchBackends, type RawExec } from "./lib/backends.ts";
 import { measureIsolation } from "./lib/isolation.ts";
 import { leasesPerSecond, leasesThroughApi } from "./lib/runners-api.ts";
+import { measureImageStarts } from "./lib/images.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string", default: "local" } } });
 const backendName = values.backend ?? "local";
@@ -181,6 +184,16 @@ try {
   );
   await manager.stop(true);
   slotPool.close();
+  const images = await measureImageStarts(backend, template("bench-images"), {
+    groupSize: 4,
+    rounds: 5,
+    images: (round) => `bench-image-${round}`,
+  });
+  const warmImageVsColdImageRatio = percentile(images.coldMs, 50) / percentile(images.warmMs, 50);
+  console.log(
+    `a group's first commands (4 trajectories): cold image p50 ${round(percentile(images.coldMs, 50))} ms, ` +
+      `warm image p50 ${round(percentile(images.warmMs, 50))} ms -> warm ${round(warmImageVsColdImageRatio, 1)}x faster`,
+  );
   console.log(
     JSON.stringify({
       backend: backendName,
@@ -190,6 +203,7 @@ try {
       toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
       resetVsCloneRatio: round(resetVsCloneRatio, 1),
       apiVsDirectLeaseRatio: round(apiVsDirectLeaseRatio, 1),
+      warmImageVsColdImageRatio: round(warmImageVsColdImageRatio, 1),
       ...isolationRatios,
     }),
   );
