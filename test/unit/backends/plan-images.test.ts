@@ -91,7 +91,7 @@ test("LRU: a sandbox with a lease is never evicted", () => {
   assert.equal(got.create, 0);
 });
 
-test("fairness: a waiter for a new image does not starve behind a busy image: a busy sandbox over its share is emptied, then evicted", () => {
+test("fairness: a new image does not starve behind a busy one: a busy sandbox over its share is emptied, then evicted", () => {
   const busy = [1, 2, 3, 4].map((n) => sb(`a${n}`, "swe-a", { leasedSlots: n }));
   const input = {
     waitingByImage: waiting([
