@@ -258,6 +258,20 @@ export const sandboxPoolSpec = withRules(
         .max(512)
         .default("python:3.11-slim")
         .describe("Container image of each sandbox (modal, nomad docker driver, kubernetes)."),
+      slotWorkdir: z
+        .string()
+        // Absolute, not `/`, no `.` or `..` component (RE2: no lookahead, so the components are spelled out).
+        .regex(/^(\/([^./][^/]*|\.[^./][^/]*|\.\.[^/]+))+$/, "slotWorkdir: an absolute path other than /, without . or ..")
+        .max(256)
+        .optional()
+        .describe(
+          "Where each slot's workspace is mounted under isolation bwrap (its cwd and HERMES_WORKSPACE), e.g. /testbed " +
+            "for SWE-smith's images. local: an image named with a transport (oci:, oci-archive:, docker-archive:) is " +
+            "every slot's read-only root, its workspace here or else at the image's WorkingDir; other names are the " +
+            "host's system dirs, with the workspace here when set. modal: set, slots see the container's root (the " +
+            "image) read-only with their workspace here; unset, only its system dirs and /workspace. nomad, " +
+            "kubernetes: not read yet (/workspace).",
+        ),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
       isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),
       sandboxLifetimeSeconds: z

@@ -19,6 +19,8 @@ export function poolTemplate(poolKey: string, spec: SandboxPoolSpec): SandboxTem
     memoryMiB: Math.round(parseQuantity(spec.resources.memory) / 2 ** 20),
     lifetimeSeconds: spec.sandboxLifetimeSeconds,
     idleTimeoutSeconds: spec.idleTimeoutSeconds,
+    // Unset it is left out of the hash's JSON, so pools that set none keep their template hash.
+    ...(spec.slotWorkdir === undefined ? {} : { workdir: spec.slotWorkdir }),
   };
   return { pool: poolKey, ...shape, templateHash: shapeHash(shape) };
 }

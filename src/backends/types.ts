@@ -26,6 +26,11 @@ export interface SandboxTemplate {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
+  /**
+   * Under bwrap, where each slot's workspace is mounted (SandboxPool spec.slotWorkdir); unset: a local OCI image's
+   * WorkingDir, else SLOT_WORKSPACE. On Modal, set means slots see the container's root (the image).
+   */
+  workdir?: string;
   templateHash: string;
 }
 

@@ -15,6 +15,8 @@ export const TAG = {
   name: "hermes-name",
   slots: "hermes-slots",
   createdAt: "hermes-created-at",
+  /** The pool's slot workdir (SandboxTemplate.workdir), when it sets one: slots then see the image's root. */
+  workdir: "hermes-slot-workdir",
 } as const;
 export const MANAGED_BY = "hermes-rollouts";
 
@@ -31,6 +33,7 @@ export function sandboxTags(name: string, template: SandboxTemplate, createdAt: 
     [TAG.name]: name,
     [TAG.slots]: String(template.slots),
     [TAG.createdAt]: createdAt.toISOString(),
+    ...(template.workdir === undefined ? {} : { [TAG.workdir]: template.workdir }),
   };
 }
 
@@ -94,9 +97,12 @@ export function execArgv(plan: SpawnPlan, timeoutMs: number): string[] {
   return ["timeout", "-k", "2", seconds, plan.file, ...plan.args];
 }
 
-/** Creates every slot workspace and the cache in one exec, and prints the sandbox root as its processes see it. */
-export function prepareArgv(slots: number): string[] {
-  const dirs = ["cache", ...Array.from({ length: slots }, (_, slot) => `slots/${slot}`)];
+/**
+ * Creates every slot workspace and the cache in one exec (and the mount points slots need in the container's root,
+ * absolute), and prints the sandbox root as its processes see it.
+ */
+export function prepareArgv(slots: number, mountPoints: readonly string[] = []): string[] {
+  const dirs = ["cache", ...Array.from({ length: slots }, (_, slot) => `slots/${slot}`), ...mountPoints];
   return ["bash", "-c", 'mkdir -p -- "$@" && pwd -P', "prepare", ...dirs];
 }
 
