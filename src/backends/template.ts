@@ -2,11 +2,12 @@ import { createHash } from "node:crypto";
 import { parseQuantity, type SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxTemplate } from "./types.ts";
 
-type TemplateShape = Pick<SandboxTemplate, "image" | "slots" | "cpu" | "memoryMiB" | "lifetimeSeconds" | "idleTimeoutSeconds">;
+type TemplateShape = Pick<SandboxTemplate, "image" | "slots" | "cpu" | "memoryMiB" | "lifetimeSeconds" | "idleTimeoutSeconds" | "workdir">;
 
 const shapeHash = (shape: TemplateShape): string => {
-  const { image, slots, cpu, memoryMiB, lifetimeSeconds, idleTimeoutSeconds } = shape;
-  const ordered = { image, slots, cpu, memoryMiB, lifetimeSeconds, idleTimeoutSeconds };
+  const { image, slots, cpu, memoryMiB, lifetimeSeconds, idleTimeoutSeconds, workdir } = shape;
+  // An unset workdir is left out of the JSON, so pools that set none keep their template hash.
+  const ordered = { image, slots, cpu, memoryMiB, lifetimeSeconds, idleTimeoutSeconds, ...(workdir === undefined ? {} : { workdir }) };
   return createHash("sha256").update(JSON.stringify(ordered)).digest("hex").slice(0, 10);
 };
 
@@ -19,7 +20,6 @@ export function poolTemplate(poolKey: string, spec: SandboxPoolSpec): SandboxTem
     memoryMiB: Math.round(parseQuantity(spec.resources.memory) / 2 ** 20),
     lifetimeSeconds: spec.sandboxLifetimeSeconds,
     idleTimeoutSeconds: spec.idleTimeoutSeconds,
-    // Unset it is left out of the hash's JSON, so pools that set none keep their template hash.
     ...(spec.slotWorkdir === undefined ? {} : { workdir: spec.slotWorkdir }),
   };
   return { pool: poolKey, ...shape, templateHash: shapeHash(shape) };
