@@ -49,6 +49,8 @@ export interface SandboxInfo extends SandboxRef {
   phase: SandboxPhase;
   slots: number;
   templateHash: string;
+  /** The image it was created from, as the backend stored it at create (absent on sandboxes from before that). */
+  image?: string;
   createdAt: Date;
   message?: string;
   /** Set on a starting sandbox that waits on something only a fix can clear; the pool's Ready condition names it. */

@@ -31,6 +31,7 @@ interface SandboxMetadata {
   pool: string;
   slots: number;
   templateHash: string;
+  image?: string;
   createdAt: string;
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
@@ -123,6 +124,7 @@ export class LocalBackend implements SandboxBackend {
       pool: template.pool,
       slots: template.slots,
       templateHash: template.templateHash,
+      image: template.image,
       createdAt: new Date(this.clock.now()).toISOString(),
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
@@ -322,6 +324,7 @@ function toInfo(id: string, metadata: SandboxMetadata): SandboxInfo {
     phase: "ready",
     slots: metadata.slots,
     templateHash: metadata.templateHash,
+    ...(metadata.image === undefined ? {} : { image: metadata.image }),
     createdAt: new Date(metadata.createdAt),
   };
 }

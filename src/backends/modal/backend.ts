@@ -181,7 +181,15 @@ export class ModalBackend implements SandboxBackend {
       const ref = { id: sandbox.sandboxId, name };
       await this.stateOf(ref, { slots: template.slots, workdir: template.workdir });
       log.info({ sandbox: ref.id, name, pool: template.pool }, "modal sandbox ready");
-      return { ...ref, pool: template.pool, phase: "ready", slots: template.slots, templateHash: template.templateHash, createdAt };
+      return {
+        ...ref,
+        pool: template.pool,
+        phase: "ready",
+        slots: template.slots,
+        templateHash: template.templateHash,
+        image: template.image,
+        createdAt,
+      };
     });
   }
 

@@ -11,6 +11,7 @@ export const TAG = {
   managedBy: "hermes-managed-by",
   pool: "hermes-pool",
   templateHash: "hermes-template-hash",
+  image: "hermes-image",
   name: "hermes-name",
   slots: "hermes-slots",
   createdAt: "hermes-created-at",
@@ -28,6 +29,7 @@ export function sandboxTags(name: string, template: SandboxTemplate, createdAt: 
   return {
     ...poolSelector(template.pool),
     [TAG.templateHash]: template.templateHash,
+    [TAG.image]: template.image,
     [TAG.name]: name,
     [TAG.slots]: String(template.slots),
     [TAG.createdAt]: createdAt.toISOString(),
@@ -42,7 +44,17 @@ export function infoFromTags(id: string, tags: Record<string, string>): SandboxI
   const slots = Number(tags[TAG.slots]);
   if (tags[TAG.managedBy] !== MANAGED_BY || pool === undefined || name === undefined || !Number.isInteger(slots)) return undefined;
   const createdAt = new Date(tags[TAG.createdAt] ?? 0);
-  return { id, name, pool, phase: "ready", slots, templateHash: tags[TAG.templateHash] ?? "", createdAt };
+  const image = tags[TAG.image];
+  return {
+    id,
+    name,
+    pool,
+    phase: "ready",
+    slots,
+    templateHash: tags[TAG.templateHash] ?? "",
+    ...(image === undefined ? {} : { image }),
+    createdAt,
+  };
 }
 
 /** Modal names: at most 64 of [A-Za-z0-9._-] (the SDK rejects others before any RPC). */
