@@ -10,6 +10,9 @@
  * (routes and RunnersApiClients in this process, 50 clients): what the API's HTTP, auth and validation cost a lease.
  * On local, also what isolation costs a tool call, p50 and p99: bwrapVsNone = bwrap (own network namespace) / a
  * plain process; netnsVsHostNetwork = bwrap with its own network namespace / bwrap with the host's.
+ * On local, warmImageVsColdImageRatio = a group's first commands (G = 4 trajectories, one sandbox) on an OCI image with
+ * no sandbox, which the pool unpacks and creates on demand / on the same image once its sandbox is warm (target >= 50),
+ * for the group's first command to return (and ...GroupRatio: for all 4 first commands); medians over 5 small images.
  */
 import { parseArgs } from "node:util";
 import { PoolManager } from "../src/backends/slots/manager.ts";
@@ -18,6 +21,7 @@ import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../src/backen
 import { benchBackends, type RawExec } from "./lib/backends.ts";
 import { measureIsolation } from "./lib/isolation.ts";
 import { leasesPerSecond, leasesThroughApi } from "./lib/runners-api.ts";
+import { benchImages, measureImageStarts, type GroupStart } from "./lib/images.ts";
 
 const { values } = parseArgs({ options: { backend: { type: "string", default: "local" } } });
 const backendName = values.backend ?? "local";
@@ -181,6 +185,26 @@ try {
   );
   await manager.stop(true);
   slotPool.close();
+  const imageRatios: Record<string, number> = {};
+  if (backendName === "local") {
+    const { cold, warm } = await measureImageStarts(backend, template("bench-images"), { groupSize: 4, images: await benchImages(5) });
+    const p50 = (groups: GroupStart[], key: keyof GroupStart) =>
+      percentile(
+        groups.map((group) => group[key]),
+        50,
+      );
+    for (const [key, label, name] of [
+      ["firstMs", "first command", "warmImageVsColdImageRatio"],
+      ["allMs", "first commands of all 4", "warmImageVsColdImageGroupRatio"],
+    ] as const) {
+      const ratio = p50(cold, key) / p50(warm, key);
+      console.log(
+        `a group's ${label} (OCI images): cold image p50 ${round(p50(cold, key))} ms, ` +
+          `warm image p50 ${round(p50(warm, key))} ms -> warm ${round(ratio, 1)}x faster`,
+      );
+      imageRatios[name] = round(ratio, 1);
+    }
+  }
   console.log(
     JSON.stringify({
       backend: backendName,
@@ -190,6 +214,7 @@ try {
       toolCallVsRawExecRatio: round(toolCallVsRawExecRatio),
       resetVsCloneRatio: round(resetVsCloneRatio, 1),
       apiVsDirectLeaseRatio: round(apiVsDirectLeaseRatio, 1),
+      ...imageRatios,
       ...isolationRatios,
     }),
   );

@@ -34,6 +34,7 @@ export const sandboxPoolResource: ResourceDefinition = {
   printerColumns: [
     { name: "Backend", type: "string", jsonPath: ".spec.backend", description: "Where sandboxes run." },
     { name: "Ready", type: "integer", jsonPath: ".status.sandboxes.ready", description: "Ready sandboxes." },
+    { name: "Images", type: "integer", jsonPath: ".status.sandboxes.images", description: "Distinct images among the sandboxes." },
     { name: "Free", type: "integer", jsonPath: ".status.slots.free", description: "Free slots." },
     { name: "Slots", type: "integer", jsonPath: ".status.slots.total", description: "Slots on ready sandboxes." },
     {

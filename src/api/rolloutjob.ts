@@ -234,7 +234,8 @@ export const rolloutJobSpec = withRules(
               "The sandbox image of each item, a template over the row's top-level fields, e.g. " +
                 "`registry.example/swesmith.x86_64.{{repo}}:latest`; a field the row lacks fails that item as invalid. " +
                 "Default: the row's image_name when it has one, else the pool's image. Carried to every slot acquire of " +
-                "the item; no backend places slots by it yet (every slot is the pool's image).",
+                "the item: its slots are in a sandbox of that image, and see it as their root (local: oci:, oci-archive: " +
+                "and docker-archive: references; modal: with the pool's slotWorkdir; see docs/images.md).",
             ),
         })
         .strict()

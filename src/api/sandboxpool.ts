@@ -161,6 +161,7 @@ type PoolSpecShape = {
   isolation: { mode: string; network: string };
   minSandboxes: number;
   maxSandboxes: number;
+  minSandboxesPerImage: number;
   modal?: unknown;
   nomad?: unknown;
   local?: unknown;
@@ -175,6 +176,12 @@ export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
     message: "minSandboxes must not exceed maxSandboxes",
     path: ["minSandboxes"],
     check: (s) => s.minSandboxes <= s.maxSandboxes,
+  },
+  {
+    rule: "self.minSandboxesPerImage <= self.maxSandboxes",
+    message: "minSandboxesPerImage must not exceed maxSandboxes",
+    path: ["minSandboxesPerImage"],
+    check: (s) => s.minSandboxesPerImage <= s.maxSandboxes,
   },
   {
     rule: "(self.backend == 'modal') == has(self.modal)",
@@ -228,7 +235,17 @@ export const sandboxPoolSpec = withRules(
         "Where sandboxes run: local (directories and processes), modal, nomad or kubernetes (pods). Immutable.",
       ),
       minSandboxes: z.int().min(0).max(1000).default(1).describe("Sandboxes kept warm even with no demand."),
-      maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand."),
+      maxSandboxes: z.int().min(1).max(1000).default(10).describe("Upper bound on sandboxes, whatever the demand and over all images."),
+      minSandboxesPerImage: z
+        .int()
+        .min(0)
+        .max(1000)
+        .default(0)
+        .describe(
+          "Sandboxes kept warm for each image an item asked for in the last 10 minutes (spec.environment.image of a " +
+            "RolloutJob), within maxSandboxes. When another image waits and the pool is at maxSandboxes, idle sandboxes " +
+            "of the least recently used images go first.",
+        ),
       slotsPerSandbox: z
         .int()
         .min(1)
@@ -241,6 +258,20 @@ export const sandboxPoolSpec = withRules(
         .max(512)
         .default("python:3.11-slim")
         .describe("Container image of each sandbox (modal, nomad docker driver, kubernetes)."),
+      slotWorkdir: z
+        .string()
+        // Absolute, not `/`, no `.` or `..` component (RE2: no lookahead, so the components are spelled out).
+        .regex(/^(\/([^./][^/]*|\.[^./][^/]*|\.\.[^/]+))+$/, "slotWorkdir: an absolute path other than /, without . or ..")
+        .max(256)
+        .optional()
+        .describe(
+          "Where each slot's workspace is mounted under isolation bwrap (its cwd and HERMES_WORKSPACE), e.g. /testbed " +
+            "for SWE-smith's images. local: an image named with a transport (oci:, oci-archive:, docker-archive:) is " +
+            "every slot's read-only root, its workspace here or else at the image's WorkingDir; other names are the " +
+            "host's system dirs, with the workspace here when set. modal: set, slots see the container's root (the " +
+            "image) read-only with their workspace here; unset, only its system dirs and /workspace. nomad, " +
+            "kubernetes: not read yet (/workspace).",
+        ),
       resources: resources.default({ cpu: "1", memory: "2Gi" }),
       isolation: isolationBlock.default({ mode: "bwrap", network: "none" }),
       sandboxLifetimeSeconds: z
@@ -300,6 +331,7 @@ export const sandboxPoolStatus = z
         ready: z.int().min(0).default(0).describe("Sandboxes answering health checks."),
         starting: z.int().min(0).default(0).describe("Sandboxes being created or not yet healthy."),
         failed: z.int().min(0).default(0).describe("Sandboxes that failed and await replacement."),
+        images: z.int().min(0).optional().describe("Distinct images among the ready and starting sandboxes."),
       })
       .strict()
       .optional()
@@ -314,6 +346,20 @@ export const sandboxPoolStatus = z
       .strict()
       .optional()
       .describe("Slot counts."),
+    images: z
+      .array(
+        z
+          .object({
+            image: z.string().describe("The image (spec.image, or an item's spec.environment.image)."),
+            ready: z.int().min(0).describe("Ready sandboxes of this image."),
+            starting: z.int().min(0).describe("Sandboxes of this image being created or not yet healthy."),
+            leased: z.int().min(0).describe("Slots leased on this image's sandboxes."),
+          })
+          .strict(),
+      )
+      .max(10)
+      .optional()
+      .describe("Sandboxes per image: the 10 images with the most sandboxes (status.sandboxes.images counts them all)."),
     isolation: z
       .enum(["bwrap", "none"])
       .optional()

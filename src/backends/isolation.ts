@@ -4,6 +4,7 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode, type NetworkPolicy } from "./types.ts";
+import { imageRootArgs, slotHelper, type ImageView } from "./image-view.ts";
 import { SandboxError } from "../base/errors.ts";
 
 /**
@@ -37,6 +38,10 @@ export interface SlotCommandSpec {
   trusted?: boolean | undefined;
   /** The pool's policy for slot commands; default "none" (a network namespace of their own). */
   network?: NetworkPolicy | undefined;
+  /** Under bwrap, the image slot commands see as their root (image-view.ts); unset: the host's system dirs. */
+  image?: ImageView | undefined;
+  /** Under bwrap, where the workspace is mounted (HERMES_WORKSPACE, the cwd); default SLOT_WORKSPACE. */
+  workdir?: string | undefined;
 }
 
 /** The size cap of a bwrap slot's private /tmp (a tmpfs, so it counts against the sandbox's memory). */
@@ -107,11 +112,14 @@ function slotUserArgs(slotUser: SlotUser, uid: number): string[] {
   }
 }
 
-/** Inside bwrap, before the command: its limits (set in the user namespace, so they count there), then its uid. */
-function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean): string[] {
-  const limits = slotUser === "spawner" || trusted ? [] : ["prlimit", `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
-  const setpriv = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
-  return [...limits, ...(slotUser === "setpriv" ? setpriv : [])];
+/**
+ * Inside bwrap, before the command: its limits (set in the user namespace, so they count there), then its uid. In an
+ * image root the helpers may be the host's (slotHelper).
+ */
+function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean, image: ImageView | undefined): string[] {
+  const limits = slotUser === "spawner" || trusted ? [] : [...slotHelper(image, "prlimit"), `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
+  const toUid = [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
+  return [...limits, ...(slotUser === "setpriv" ? [...slotHelper(image, "setpriv"), ...toUid] : [])];
 }
 
 export interface SpawnPlan {
@@ -141,11 +149,11 @@ export function isOutsideWorkspace(error: unknown): boolean {
 }
 
 /** Joins a request path onto a workspace; a path escaping it (`..`, absolute elsewhere) is a configuration error. */
-export function resolveInsideWorkspace(workspace: string, relative: string | undefined): string {
+export function resolveInsideWorkspace(workspace: string, relative: string | undefined, slotView = SLOT_WORKSPACE): string {
   if (relative === undefined || relative === "" || relative === ".") return workspace;
   const candidate =
-    posix.isAbsolute(relative) && relative.startsWith(`${SLOT_WORKSPACE}/`)
-      ? posix.join(workspace, relative.slice(SLOT_WORKSPACE.length))
+    posix.isAbsolute(relative) && relative.startsWith(`${slotView}/`)
+      ? posix.join(workspace, relative.slice(slotView.length))
       : posix.resolve(workspace, relative);
   if (candidate !== workspace && !candidate.startsWith(`${workspace}/`)) {
     throw new SandboxError("configuration", `path ${JSON.stringify(relative)} ${OUTSIDE_WORKSPACE}`);
@@ -157,7 +165,10 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   const hostWorkspace = slotDirectory(spec.sandboxRoot, spec.slot);
   const hostCache = cacheDirectory(spec.sandboxRoot);
   const isolated = spec.isolation === "bwrap";
-  const workspace = isolated ? SLOT_WORKSPACE : hostWorkspace;
+  if (spec.image !== undefined && !isolated) throw new SandboxError("configuration", "an image root needs isolation bwrap");
+  // Trusted steps keep the host's view (its git), at the same workspace path the slots see.
+  const image = spec.trusted === true ? undefined : spec.image;
+  const workspace = isolated ? (spec.workdir ?? SLOT_WORKSPACE) : hostWorkspace;
   const cacheDir = isolated ? SANDBOX_CACHE : hostCache;
   if (spec.trusted === true && spec.cwd !== undefined) throw new SandboxError("configuration", "a trusted step takes no cwd");
   const cwd = resolveInsideWorkspace(workspace, spec.cwd);
@@ -169,6 +180,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     ...(isolated && spec.slotUser === "setpriv" && spec.trusted !== true
       ? { GIT_CONFIG_SYSTEM: posix.join(SANDBOX_CACHE, SLOT_GIT_CONFIG.file) }
       : {}),
+    ...image?.env,
     ...spec.env,
     HERMES_WORKSPACE: workspace,
     HERMES_CACHE_DIR: cacheDir,
@@ -177,6 +189,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   const [first, ...rest] = argv;
   if (first === undefined) throw new SandboxError("configuration", "empty command");
   if (!isolated) return { file: first, args: rest, cwd, env };
+  // bwrap is found on the host's PATH; the command gets the image's.
+  const pathInside = image !== undefined && env.PATH !== BASE_PATH ? ["--setenv", "PATH", env.PATH ?? BASE_PATH] : [];
   const slotUser = spec.slotUser ?? "spawner";
   const uid = spec.trusted === true ? TRUSTED_UID : slotUid(spec.slot);
   // Trusted steps fetch from the task's remote; environment steps before the agent (install) reach package indexes.
@@ -191,7 +205,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     ...(ownNetwork ? ["--unshare-net"] : []),
     "--hostname",
     `slot-${spec.slot}`,
-    ...READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]),
+    ...(image === undefined ? READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]) : imageRootArgs(image, spec.sandboxRoot)),
     "--proc",
     "/proc",
     "--dev",
@@ -204,15 +218,16 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--tmpfs",
     "/tmp",
     ...(spec.trusted === true
-      ? ["--perms", "1777", "--tmpfs", SLOT_WORKSPACE, "--bind", hostCache, SANDBOX_CACHE]
-      : ["--bind", hostWorkspace, SLOT_WORKSPACE, "--ro-bind", hostCache, SANDBOX_CACHE]),
+      ? ["--perms", "1777", "--tmpfs", workspace, "--bind", hostCache, SANDBOX_CACHE]
+      : ["--bind", hostWorkspace, workspace, "--ro-bind", hostCache, SANDBOX_CACHE]),
+    ...pathInside,
     "--chdir",
     cwd,
     "--",
-    ...commandPrefix(slotUser, uid, spec.trusted === true),
+    ...commandPrefix(slotUser, uid, spec.trusted === true, image),
     ...argv,
   ];
-  return { file: "bwrap", args, cwd: hostWorkspace, env };
+  return { file: "bwrap", args, cwd: hostWorkspace, env: pathInside.length > 0 ? { ...env, PATH: BASE_PATH } : env };
 }
 
 export interface IsolationProbe {

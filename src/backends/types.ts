@@ -26,6 +26,11 @@ export interface SandboxTemplate {
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
+  /**
+   * Under bwrap, where each slot's workspace is mounted (SandboxPool spec.slotWorkdir); unset: a local OCI image's
+   * WorkingDir, else SLOT_WORKSPACE. On Modal, set means slots see the container's root (the image).
+   */
+  workdir?: string;
   templateHash: string;
 }
 
@@ -44,6 +49,8 @@ export interface SandboxInfo extends SandboxRef {
   phase: SandboxPhase;
   slots: number;
   templateHash: string;
+  /** The image it was created from, as the backend stored it at create (absent on sandboxes from before that). */
+  image?: string;
   createdAt: Date;
   message?: string;
   /** Set on a starting sandbox that waits on something only a fix can clear; the pool's Ready condition names it. */

@@ -26,6 +26,8 @@ export const shellTaskItemSchema = z
     setup: z.string().optional(),
     /** A known solution, for the oracle policy. */
     solution: z.string().optional(),
+    /** The sandbox image the item runs in, as SWE datasets name it (the job's spec.environment.image default). */
+    image_name: z.string().min(1).optional(),
   })
   .strict();
 

@@ -11,7 +11,9 @@ import { logger } from "../base/log.ts";
 import { startEmbeddedPool, type EmbeddedPool, type EmbeddedPoolEnvironment } from "./pool.ts";
 import type { DatasetSettings } from "../envs/datasets/index.ts";
 import { resolveDataset } from "../envs/resolve.ts";
-import { driveGroups, streamWork } from "../rollout/driver.ts";
+import { driveGroups, readAhead, streamWork } from "../rollout/driver.ts";
+import { imageHistogram } from "../rollout/image.ts";
+import { prewarmImages } from "../backends/slots/images.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests } from "./manifest.ts";
 import { tokenizerFromSpec } from "../rollout/chat-tokenizer.ts";
@@ -71,6 +73,8 @@ export interface RunSummary {
 }
 
 const FAILURES_KEPT = 20;
+/** Rows read before the first group starts, for the job's image histogram (pre-warm). */
+const PREWARM_LOOKAHEAD_ROWS = 256;
 
 function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): ScoredSink[] {
   const sinks: ScoredSink[] = [new JsonlSink(join(outDir, "scored.jsonl"))];
@@ -167,7 +171,12 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
       },
     };
 
-    const stream = streamWork(dataset.rows);
+    // The job's image histogram over the first rows warms the images most needed before their first acquire.
+    const { head, rows } = await readAhead(dataset.rows, PREWARM_LOOKAHEAD_ROWS);
+    const { maxSandboxes, slotsPerSandbox, minSandboxesPerImage: minPerImage } = pool.spec;
+    const caps = { maxSandboxes, slotsPerSandbox, minPerImage, groupSize: spec.groupSize };
+    embedded.slotPool.images.prewarm(prewarmImages(imageHistogram(spec.environment.image, head), caps));
+    const stream = streamWork(rows);
     try {
       // Enough groups in flight to keep the trajectory gate full, pulled lazily from the dataset stream.
       await driveGroups({

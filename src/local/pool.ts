@@ -105,6 +105,7 @@ export async function startEmbeddedPool(
     slotPool,
     min: spec.minSandboxes,
     max: spec.maxSandboxes,
+    minPerImage: spec.minSandboxesPerImage,
     maxConcurrentCreates: spec.maxConcurrentCreates,
     intervalMs: 500,
   });

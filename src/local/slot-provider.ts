@@ -26,10 +26,11 @@ async function lostAsGone<T>(work: Promise<T>): Promise<T> {
 
 export function slotPoolProvider(pool: SlotPool, options: SlotPoolProviderOptions): SlotProvider {
   return {
-    async acquire({ trajectoryId, image, signal }) {
+    async acquire({ trajectoryId, image, group, signal }) {
       const lease = await pool.acquire(trajectoryId, {
         timeoutMs: options.acquireTimeoutMs,
         ...(image !== undefined ? { image } : {}),
+        ...(group !== undefined ? { group } : {}),
         ...(signal ? { signal } : {}),
       });
       const renewer = setInterval(
@@ -42,6 +43,7 @@ export function slotPoolProvider(pool: SlotPool, options: SlotPoolProviderOption
       const slot: LeasedSlot = {
         sandbox: lease.sandbox.name,
         slot: lease.slot,
+        image: lease.image,
         exec: (request) => lostAsGone(pool.exec(lease.id, request)),
         readFile: (path) => lostAsGone(pool.readFile(lease.id, path)),
         writeFile: (path, data) => lostAsGone(pool.writeFile(lease.id, path, data)),

@@ -26,6 +26,7 @@ import { createProbeServer, listen } from "./runtime/http.ts";
 import { SupervisedInformer, type SourceInformer } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
 import { ControllerMetrics } from "./runtime/metrics.ts";
+import { poolMetricsExporter } from "./sandboxpool/metrics.ts";
 import { poolReconciler } from "./sandboxpool/reconcile.ts";
 import { PoolRuntimes } from "./sandboxpool/runtimes.ts";
 import { FileLeaseStore } from "./sandboxpool/lease-file.ts";
@@ -117,6 +118,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       recorder,
       clock: realClock,
       enqueue: (k) => poolController.enqueue(k),
+      exportMetrics: poolMetricsExporter(metrics),
     }),
   });
   const port = { value: options.port };

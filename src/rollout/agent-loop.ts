@@ -17,6 +17,7 @@ import type {
   TrajectoryLimits,
 } from "./types.ts";
 import { errorSummary, ModelRequestError, InfrastructureError } from "../base/errors.ts";
+import { withTimeout } from "../base/timeout.ts";
 
 export interface AgentLoopOptions {
   model: ModelClient;
@@ -72,19 +73,6 @@ function errorContent(error: string): string {
   return JSON.stringify({ error });
 }
 
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    // Past its own timeout plus grace the call is stuck in the sandbox or the path to it: not the agent's doing.
-    timer = setTimeout(() => reject(new InfrastructureError("sandbox", `${what} did not return within ${Math.round(ms / 1000)}s`)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResult> {
   const { model, tools, slot, limits, format } = options;
   const newId = options.newId ?? randomCallId;
@@ -131,7 +119,9 @@ export async function runAgentLoop(options: AgentLoopOptions): Promise<AgentResu
       const outcome = await withTimeout(
         tool.run(call.arguments, { slot, timeoutMs, maxOutputBytes: limits.maxToolOutputBytes }),
         timeoutMs + TOOL_GRACE_MS,
-        `tool ${call.name}`,
+        // Past its own timeout plus grace the call is stuck in the sandbox or the path to it: not the agent's doing.
+        () =>
+          new InfrastructureError("sandbox", `tool ${call.name} did not return within ${Math.round((timeoutMs + TOOL_GRACE_MS) / 1000)}s`),
       );
       record(outcome.ok, outcome.error);
       return { content: outcome.content, finish: outcome.finish === true };

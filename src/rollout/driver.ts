@@ -72,6 +72,27 @@ export async function driveGroups<Work extends GroupWork>(options: GroupDriverOp
  * Work from a row stream, numbered from 0 in stream order; workers asking at once are served one at a time.
  * `close` ends the stream early (an interrupted run), as leaving a `for await` would.
  */
+/** The first `count` rows, read now, and all the rows again (those first, then the rest as they stream). */
+export async function readAhead(rows: AsyncIterable<unknown>, count: number): Promise<{ head: unknown[]; rows: AsyncIterable<unknown> }> {
+  const iterator = rows[Symbol.asyncIterator]();
+  const head: unknown[] = [];
+  let done = false;
+  while (head.length < count) {
+    const next = await iterator.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    head.push(next.value);
+  }
+  async function* all(): AsyncGenerator<unknown> {
+    yield* head;
+    if (done) return;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  return { head, rows: all() };
+}
+
 export function streamWork(rows: AsyncIterable<unknown>): { take: () => Promise<GroupWork | undefined>; close: () => Promise<void> } {
   const iterator = rows[Symbol.asyncIterator]();
   let index = 0;

@@ -71,12 +71,14 @@ async function runTrajectory<Item>(
   trajectoryId: string,
   attempt: number,
   options: GroupOptions<Item>,
-  image: string | undefined,
+  placement: { image: string | undefined; group: string },
 ): Promise<ScoredTrajectory> {
   const { env, limits } = options;
+  const { image, group } = placement;
   const started = performance.now();
   const slot: LeasedSlot = await options.slots.acquire({
     trajectoryId,
+    group,
     ...(image !== undefined ? { image } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
@@ -115,6 +117,7 @@ async function runTrajectory<Item>(
       agent,
       verification: verification.details,
       sandbox: slot.sandbox,
+      ...(slot.image !== undefined ? { image: slot.image } : {}),
       slot: slot.slot,
       timings: {
         acquireMs: acquired - started,
@@ -141,11 +144,15 @@ class RetryOnAnotherSlot {
   }
 }
 
-/** Runs `groupSize` trajectories of one item concurrently and returns its one scored group. */
-/** `image`: the item's sandbox image (image.ts), asked of every slot acquire; undefined is the pool's image. */
+/**
+ * Runs `groupSize` trajectories of one item concurrently and returns its one scored group. `image`: the item's
+ * sandbox image (image.ts), asked of every slot acquire (undefined: the pool's); the group's acquires share a
+ * placement key, so its trajectories share a sandbox where its slots allow.
+ */
 export async function runGroup<Item>(item: Item, itemIndex: number, options: GroupOptions<Item>, image?: string): Promise<ScoredDataGroup> {
   const itemId = options.env.itemId(item);
   const started = performance.now();
+  const placement = { image, group: randomUUID() };
   let retries = 0;
   const attemptTrajectory = async (): Promise<ScoredTrajectory> => {
     const trajectoryId = randomUUID();
@@ -154,7 +161,7 @@ export async function runGroup<Item>(item: Item, itemIndex: number, options: Gro
       const run = async (): Promise<ScoredTrajectory | RetryOnAnotherSlot> => {
         options.onEvent?.({ type: "trajectory-start", itemId, trajectoryId, attempt });
         try {
-          const scored = await runTrajectory(item, trajectoryId, attempt, options, image);
+          const scored = await runTrajectory(item, trajectoryId, attempt, options, placement);
           options.onEvent?.({ type: "trajectory-end", itemId, trajectoryId, score: scored.score });
           return scored;
         } catch (error) {

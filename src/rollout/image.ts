@@ -19,3 +19,22 @@ export function itemImage(template: string | undefined, row: unknown): string | 
     throw new InvalidItemError(`spec.environment.image: the row has no text field ${field} for {{${field}}}`);
   });
 }
+
+/**
+ * Items per image over `rows` (a job's image histogram, to pre-warm the pool): rows on the pool's image, and rows the
+ * template cannot fill (they fail as items later), are left out.
+ */
+export function imageHistogram(template: string | undefined, rows: Iterable<unknown>): Map<string, number> {
+  const histogram = new Map<string, number>();
+  for (const row of rows) {
+    let image: string | undefined;
+    try {
+      image = itemImage(template, row);
+    } catch (error) {
+      if (error instanceof InvalidItemError) continue;
+      throw error;
+    }
+    if (image !== undefined) histogram.set(image, (histogram.get(image) ?? 0) + 1);
+  }
+  return histogram;
+}

@@ -63,7 +63,14 @@ const nextWork = z.union([
 /** A scored group for one item attempt; `scores` are the group's, repeated so the controller need not read the group. */
 const groupSubmission = z.object({ index: z.int().min(0), attempt: z.int(), scores: z.array(z.number()), group: scoredDataGroupSchema });
 
-const slotLease = z.object({ leaseId: id, sandbox: z.string(), slot: z.int(), expiresAt: z.number(), ttlMs: z.number() });
+const slotLease = z.object({
+  leaseId: id,
+  sandbox: z.string(),
+  slot: z.int(),
+  image: z.string().optional(),
+  expiresAt: z.number(),
+  ttlMs: z.number(),
+});
 
 const actions = {
   info: { request: z.object({}), answer: jobInfo },
@@ -74,10 +81,16 @@ const actions = {
   groups: { request: groupSubmission, answer: z.object({ stored: z.boolean() }) },
   /**
    * `timeoutMs` is capped by the pool's acquire timeout; `trajectoryId` names the caller in logs; `image` is the item's
-   * sandbox image (spec.environment.image), handed to the pool, which does not place slots by it yet.
+   * sandbox image (spec.environment.image), the slot's sandbox runs it; `group` is a placement key (a group's id):
+   * the slots of one group go to one sandbox where its free slots allow.
    */
   "slots/acquire": {
-    request: z.object({ trajectoryId: z.string().optional(), timeoutMs: z.number().optional(), image: z.string().min(1).optional() }),
+    request: z.object({
+      trajectoryId: z.string().optional(),
+      timeoutMs: z.number().optional(),
+      image: z.string().min(1).optional(),
+      group: z.string().min(1).max(128).optional(),
+    }),
     answer: slotLease,
   },
   "slots/renew": { request: leaseRequest, answer: z.object({ expiresAt: z.number() }) },

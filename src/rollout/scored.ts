@@ -73,6 +73,8 @@ export interface ScoredTrajectory {
   agent: AgentResult;
   verification: Record<string, unknown>;
   sandbox: string;
+  /** The sandbox's image, when the slot provider knows it. */
+  image?: string;
   slot: number;
   timings: TrajectoryTimings;
 }
@@ -85,6 +87,8 @@ export interface TrajectoryMetadata {
   tool_calls: number;
   tool_errors: number;
   sandbox: string;
+  /** The image of the sandbox the trajectory ran on, when known. */
+  image?: string;
   slot: number;
   timings: TrajectoryTimings;
   tokens: "endpoint" | "absent";
@@ -150,6 +154,7 @@ const trajectoryMetadataSchema = z.looseObject({
   tool_calls: z.int(),
   tool_errors: z.int(),
   sandbox: z.string(),
+  image: z.string().optional(),
   slot: z.int(),
   timings: z.looseObject({
     acquireMs: z.number(),
@@ -210,6 +215,7 @@ function trajectoryMetadata(t: ScoredTrajectory, sequence: TokenSequence | null)
     tool_calls: t.agent.toolCalls.length,
     tool_errors: t.agent.toolCalls.filter((c) => !c.ok).length,
     sandbox: t.sandbox,
+    ...(t.image !== undefined ? { image: t.image } : {}),
     slot: t.slot,
     timings: t.timings,
     tokens: sequence ? "endpoint" : "absent",

@@ -28,6 +28,8 @@ export interface LeasedSlot {
   /** Sandbox id and slot index, for metadata and logs. */
   readonly sandbox: string;
   readonly slot: number;
+  /** The sandbox's image, when the provider knows it (for metadata). */
+  readonly image?: string;
   exec(request: Omit<ExecRequest, "slot">): Promise<ExecResult>;
   readFile(path: string): Promise<Uint8Array>;
   writeFile(path: string, data: Uint8Array | string): Promise<void>;
@@ -39,8 +41,11 @@ export interface LeasedSlot {
 }
 
 export interface SlotProvider {
-  /** `image`: the item's sandbox image (spec.environment.image); providers pass it on, no backend places by it yet. */
-  acquire(options: { trajectoryId: string; image?: string; signal?: AbortSignal }): Promise<LeasedSlot>;
+  /**
+   * `image`: the item's sandbox image (spec.environment.image; absent: the pool's). `group`: a placement key (the
+   * group's id): the pool puts the slots of one group on one sandbox where its free slots allow.
+   */
+  acquire(options: { trajectoryId: string; image?: string; group?: string; signal?: AbortSignal }): Promise<LeasedSlot>;
 }
 
 export type ToolCallFormat = "auto" | "native" | "hermes";

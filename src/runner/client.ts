@@ -127,8 +127,9 @@ export class RunnersApiClient {
   /** Slots leased through the controller, renewed in the background while held (three times per the pool's TTL). */
   slotProvider(): SlotProvider {
     return {
-      acquire: async ({ trajectoryId, image, signal }) => {
-        const lease = await this.#slotCall("slots/acquire", { trajectoryId, ...(image !== undefined ? { image } : {}) }, signal);
+      acquire: async ({ trajectoryId, image, group, signal }) => {
+        const placement = { ...(image !== undefined ? { image } : {}), ...(group !== undefined ? { group } : {}) };
+        const lease = await this.#slotCall("slots/acquire", { trajectoryId, ...placement }, signal);
         const timer = setInterval(
           () => void this.call("slots/renew", { leaseId: lease.leaseId }).catch(() => undefined),
           renewIntervalMs(lease.ttlMs),
@@ -137,6 +138,7 @@ export class RunnersApiClient {
         const slot: LeasedSlot = {
           sandbox: lease.sandbox,
           slot: lease.slot,
+          ...(lease.image !== undefined ? { image: lease.image } : {}),
           exec: (request: Omit<ExecRequest, "slot">) => this.#slotCall("slots/exec", { leaseId: lease.leaseId, request }),
           readFile: async (path: string) => {
             const { base64 } = await this.#slotCall("slots/read", { leaseId: lease.leaseId, path });

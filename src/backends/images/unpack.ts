@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { HermesError } from "../../base/errors.ts";
@@ -68,9 +68,13 @@ export async function imageReferenceOfPath(path: string): Promise<string> {
   return entries.includes("oci-layout") ? `oci-archive:${path}` : `docker-archive:${path}`;
 }
 
+/** Whether a name is an image this module unpacks (a transport prefix), rather than a registry name. */
+export function isImageReference(reference: string): boolean {
+  return (IMAGE_TRANSPORTS as readonly string[]).includes(reference.slice(0, reference.indexOf(":")));
+}
+
 function checkReference(reference: string): void {
-  const transport = reference.slice(0, reference.indexOf(":"));
-  if (!(IMAGE_TRANSPORTS as readonly string[]).includes(transport)) {
+  if (!isImageReference(reference)) {
     throw new HermesError(
       "HR_SANDBOX_CONFIGURATION",
       `image ${JSON.stringify(reference)}: expected one of ${IMAGE_TRANSPORTS.map((t) => `${t}:<path>`).join(", ")}`,
@@ -135,6 +139,8 @@ export class ImageCache {
       const config = parseImageConfig(raw);
       const bundle = join(work, "bundle");
       await tool(reference, "umoci", ["unpack", ...(this.rootless ? ["--rootless"] : []), "--image", layout.slice("oci:".length), bundle]);
+      // umoci leaves the root 0700 (its bundle is private); as `/` of a sandbox every uid must traverse it.
+      await chmod(join(bundle, "rootfs"), 0o755);
       await writeFile(join(bundle, CONFIG_FILE), JSON.stringify(config));
       // Another process may have unpacked the same image meanwhile: the first complete entry stays.
       await rename(bundle, entry).catch(async (error: NodeJS.ErrnoException) => {

@@ -217,12 +217,14 @@ const STUCK_WAITING: Record<string, SandboxStuckReason> = {
 /** A listed pod as the pool sees it: ready only when the kubelet's probe of /health passes. */
 export function describePod(pod: V1Pod, poolKey: string): SandboxInfo {
   const name = pod.metadata?.annotations?.[ANNOTATIONS.sandbox] ?? pod.metadata?.name ?? "";
+  const image = pod.metadata?.annotations?.[ANNOTATIONS.image];
   const base = {
     id: pod.metadata?.name ?? name,
     name,
     pool: poolKey,
     slots: Number(pod.metadata?.annotations?.[ANNOTATIONS.slots] ?? 0),
     templateHash: pod.metadata?.labels?.[LABELS.templateHash] ?? "",
+    ...(image === undefined ? {} : { image }),
     createdAt: new Date(pod.metadata?.annotations?.[ANNOTATIONS.createdAt] ?? pod.metadata?.creationTimestamp ?? 0),
   };
   const state = podState(pod);

@@ -15,6 +15,8 @@ import type {
   SandboxTemplate,
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
+import { ImageCache, isImageReference } from "../images/unpack.ts";
+import { imageWorkdir } from "../image-view.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { outrankSlotSessions } from "./cpu-priority.ts";
 import { cliLauncher } from "../launcher.ts";
@@ -30,10 +32,21 @@ interface SandboxMetadata {
   pool: string;
   slots: number;
   templateHash: string;
+  image?: string;
   createdAt: string;
   lifetimeSeconds: number;
   idleTimeoutSeconds: number;
   env?: Record<string, string>;
+  /** Set for an OCI image (isImageReference): its unpacked root, which slots see as `/`, and its Env. */
+  rootfs?: UnpackedRoot;
+  /** Under bwrap, where the slots' workspaces are mounted: the image's work dir, or the template's; else /workspace. */
+  workdir?: string;
+}
+
+interface UnpackedRoot {
+  root: string;
+  env: Record<string, string>;
+  workingDir: string;
 }
 
 export interface LocalBackendOptions {
@@ -70,6 +83,7 @@ export class LocalBackend implements SandboxBackend {
   private readonly servers = new Map<string, Promise<SandboxServerProcess>>();
   private readonly inFlight = new Map<string, number>();
   private readonly lastActivity = new Map<string, number>();
+  private readonly images: ImageCache;
 
   private constructor(options: LocalBackendOptions, isolation: IsolationProbe, socketDir: string) {
     this.rootDir = options.rootDir;
@@ -79,6 +93,8 @@ export class LocalBackend implements SandboxBackend {
     this.launcher = options.launcher ?? cliLauncher;
     this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
     this.socketDir = socketDir;
+    // Beside the pools' directories; a pool name (a DNS name) never starts with a dot.
+    this.images = new ImageCache(join(options.rootDir, ".images"), { rootless: process.getuid?.() !== 0 });
   }
 
   /** Probes isolation once (failing closed under bwrap); "none", asked for, is logged here and reported by `health`. */
@@ -105,15 +121,20 @@ export class LocalBackend implements SandboxBackend {
     const dir = this.directory(id);
     const existing = await this.readMetadata(id).catch(() => undefined);
     if (existing !== undefined) return toInfo(id, existing);
+    const rootfs = await this.unpackedRoot(template);
+    const workdir = rootfs === undefined ? template.workdir : imageWorkdir(rootfs.workingDir, template.workdir);
     const metadata: SandboxMetadata = {
       name,
       pool: template.pool,
       slots: template.slots,
       templateHash: template.templateHash,
+      image: template.image,
       createdAt: new Date(this.clock.now()).toISOString(),
       lifetimeSeconds: template.lifetimeSeconds,
       idleTimeoutSeconds: template.idleTimeoutSeconds,
       ...(template.env === undefined ? {} : { env: template.env }),
+      ...(rootfs === undefined ? {} : { rootfs }),
+      ...(workdir === undefined ? {} : { workdir }),
     };
     try {
       await mkdir(dir, { recursive: true });
@@ -127,6 +148,23 @@ export class LocalBackend implements SandboxBackend {
     }
     this.lastActivity.set(id, this.clock.now());
     return toInfo(id, metadata);
+  }
+
+  /**
+   * The unpacked image of a template whose image is an OCI reference (`oci:`, `oci-archive:`, `docker-archive:`);
+   * any other name (the pool's default `python:3.11-slim`, a registry name) means the host's system dirs, as before.
+   */
+  private async unpackedRoot(template: SandboxTemplate): Promise<UnpackedRoot | undefined> {
+    if (!isImageReference(template.image)) return undefined;
+    if (this.isolation.isolation !== "bwrap") {
+      throw new SandboxError(
+        "configuration",
+        `image ${template.image}: a local sandbox shows an image to its slots only under isolation bwrap ` +
+          "(SandboxPool spec.isolation.mode is none, so its slots would see the host instead)",
+      );
+    }
+    const unpacked = await this.images.unpack(template.image);
+    return { root: unpacked.rootfs, env: unpacked.config.env, workingDir: unpacked.config.workingDir };
   }
 
   async list(pool: string): Promise<SandboxInfo[]> {
@@ -240,6 +278,8 @@ export class LocalBackend implements SandboxBackend {
         network: this.network,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
+        ...(metadata.rootfs === undefined ? {} : { image: { root: metadata.rootfs.root, env: metadata.rootfs.env } }),
+        ...(metadata.workdir === undefined ? {} : { workdir: metadata.workdir }),
         readyTimeoutMs: this.readyTimeoutMs,
       });
       this.servers.set(id, server);
@@ -288,6 +328,7 @@ function toInfo(id: string, metadata: SandboxMetadata): SandboxInfo {
     phase: "ready",
     slots: metadata.slots,
     templateHash: metadata.templateHash,
+    ...(metadata.image === undefined ? {} : { image: metadata.image }),
     createdAt: new Date(metadata.createdAt),
   };
 }

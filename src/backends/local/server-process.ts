@@ -19,6 +19,10 @@ export interface ServerProcessOptions {
   socketPath: string;
   /** The slots' base environment (the pool template's env). */
   env?: Record<string, string>;
+  /** An OCI image's rootfs the slots see as `/` (image-view.ts); the server adds the host's helpers. */
+  image?: { root: string; env: Record<string, string> };
+  /** Under bwrap, where each slot's workspace is mounted (default /workspace). */
+  workdir?: string;
   readyTimeoutMs: number;
 }
 
@@ -73,7 +77,13 @@ export class SandboxServerProcess {
     );
     child.stdin?.on("error", () => undefined); // a child that died first: its exit says why
     if (child.pid !== undefined) setPriority(child.pid, Math.min(19, getPriority() + SERVER_NICENESS));
-    child.stdin?.write(`${JSON.stringify({ token, ...(options.env === undefined ? {} : { slotEnv: options.env }) })}\n`);
+    const settings = {
+      token,
+      ...(options.env === undefined ? {} : { slotEnv: options.env }),
+      ...(options.image === undefined ? {} : { image: options.image }),
+      workdir: options.workdir,
+    };
+    child.stdin?.write(`${JSON.stringify(settings)}\n`);
     const server = new SandboxServerProcess(
       child,
       new SandboxServerClient({ baseUrl: "http://sandbox", socketPath: options.socketPath, token }),

@@ -11,8 +11,9 @@ import {
   slotFileOwner,
   type SlotUser,
 } from "../isolation.ts";
+import { imageMountPoints, type ImageView } from "../image-view.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
-import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
+import { SLOT_WORKSPACE, type ExecRequest, type ExecResult, type IsolationMode, type NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxError } from "../../base/errors.ts";
 
@@ -31,6 +32,10 @@ export class SlotHost {
   readonly isolation: IsolationMode;
   readonly slotUser: SlotUser | undefined;
   readonly network: NetworkPolicy;
+  /** The image slot commands see as their root (bwrap only); unset: the host's system dirs. */
+  readonly image: ImageView | undefined;
+  /** Under bwrap, where each slot's workspace is mounted; /workspace when unset. */
+  readonly workdir: string | undefined;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
 
@@ -41,6 +46,8 @@ export class SlotHost {
     slotUser?: SlotUser | undefined;
     network?: NetworkPolicy;
     env?: Record<string, string>;
+    image?: ImageView | undefined;
+    workdir?: string | undefined;
   }) {
     this.root = options.root;
     this.slots = options.slots;
@@ -48,10 +55,18 @@ export class SlotHost {
     this.slotUser = options.slotUser;
     this.network = options.network ?? "none";
     this.baseEnv = options.env ?? {};
+    this.image = options.image;
+    this.workdir = options.workdir;
   }
 
   /** Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). */
   async prepare(): Promise<void> {
+    // Mount points in the image's rootfs, made once here: bwrap cannot make them in a root it binds read-only.
+    const image = this.image;
+    if (image !== undefined) {
+      const mountPoints = imageMountPoints(image, this.workdir ?? SLOT_WORKSPACE);
+      await Promise.all(mountPoints.map((path) => mkdir(join(image.root, path), { recursive: true })));
+    }
     await mkdir(cacheDirectory(this.root), { recursive: true });
     await this.giveTo("cache", cacheDirectory(this.root));
     if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
@@ -73,6 +88,8 @@ export class SlotHost {
       slotUser: this.slotUser,
       trusted: request.trusted,
       network: this.network,
+      image: this.image,
+      workdir: this.workdir,
     });
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();
@@ -182,7 +199,7 @@ export class SlotHost {
   private async resolveFile(slot: number, path: string): Promise<string> {
     this.checkSlot(slot);
     const workspace = slotDirectory(this.root, slot);
-    const file = resolveInsideWorkspace(workspace, path);
+    const file = resolveInsideWorkspace(workspace, path, this.workdir);
     let existing = file;
     for (;;) {
       try {

@@ -1,6 +1,7 @@
 import { AlreadyExistsError, ModalClient, type App, type Sandbox } from "modal";
 import { logger } from "../../base/log.ts";
 import { buildSlotCommand, resolveInsideWorkspace, slotDirectory } from "../isolation.ts";
+import { imageMountPoints, type ImageView } from "../image-view.ts";
 import {
   SLOT_WORKSPACE,
   type ExecRequest,
@@ -60,6 +61,9 @@ interface SandboxState {
   root: string;
   isolation: IsolationMode;
   isolationMessage?: string;
+  /** Under bwrap with a slot workdir (SandboxTemplate.workdir): slots see the container's root, which is the image. */
+  image?: ImageView;
+  workdir?: string;
 }
 
 /**
@@ -171,46 +175,56 @@ export class ModalBackend implements SandboxBackend {
             `a running Modal sandbox named ${name} exists in app ${this.options.appName} but is not managed by hermes-rollouts`,
           );
         }
-        await this.stateOf({ id: existing.id, name }, existing.slots);
+        await this.stateOf({ id: existing.id, name });
         return existing;
       }
       const ref = { id: sandbox.sandboxId, name };
-      await this.stateOf(ref, template.slots);
+      await this.stateOf(ref, { slots: template.slots, workdir: template.workdir });
       log.info({ sandbox: ref.id, name, pool: template.pool }, "modal sandbox ready");
-      return { ...ref, pool: template.pool, phase: "ready", slots: template.slots, templateHash: template.templateHash, createdAt };
+      return {
+        ...ref,
+        pool: template.pool,
+        phase: "ready",
+        slots: template.slots,
+        templateHash: template.templateHash,
+        image: template.image,
+        createdAt,
+      };
     });
   }
 
   /** Slot dirs, root discovery and the isolation probe: once per sandbox (again after a restart, on first use). */
-  private stateOf(ref: SandboxRef, slots?: number): Promise<SandboxState> {
+  private stateOf(ref: SandboxRef, created?: { slots: number; workdir: string | undefined }): Promise<SandboxState> {
     let state = this.states.get(ref.id);
     if (state === undefined) {
-      state = this.discover(ref, slots);
+      state = this.discover(ref, created);
       this.states.set(ref.id, state);
       state.catch(() => this.states.delete(ref.id));
     }
     return state;
   }
 
-  private async discover(ref: SandboxRef, slots: number | undefined): Promise<SandboxState> {
+  private async discover(ref: SandboxRef, created: { slots: number; workdir: string | undefined } | undefined): Promise<SandboxState> {
     const sandbox = await this.handle(ref);
-    const slotCount =
-      slots ??
-      Number(
-        (
-          await sandbox.getTags().catch((error: unknown) => {
+    const tags =
+      created === undefined
+        ? await sandbox.getTags().catch((error: unknown) => {
             throw toSandboxError(error, "getTags");
           })
-        )[TAG.slots] ?? 1,
-      );
-    const prepared = await this.run(sandbox, prepareArgv(slotCount), PREPARE_TIMEOUT_MS);
+        : {};
+    const slotCount = created?.slots ?? Number(tags[TAG.slots] ?? 1);
+    const workdir = created === undefined ? tags[TAG.workdir] : created.workdir;
+    const { mode, network } = this.options.isolation;
+    // The container is the image: with a slot workdir, slots see its root and have their workspace there.
+    const inImage = mode === "bwrap" && workdir !== undefined ? { image: { root: "/", env: {} }, workdir } : undefined;
+    const mountPoints = inImage === undefined ? [] : imageMountPoints(inImage.image, inImage.workdir);
+    const prepared = await this.run(sandbox, prepareArgv(slotCount, mountPoints), PREPARE_TIMEOUT_MS);
     if (prepared.exitCode !== 0) throw new SandboxError("configuration", `preparing slots in ${ref.id} failed: ${prepared.stderr.trim()}`);
     const root = prepared.stdout.trim();
-    const { mode, network } = this.options.isolation;
     if (mode === "none") return { root, isolation: "none", isolationMessage: "slot isolation disabled by configuration" };
     const probe = buildSlotCommand({ sandboxRoot: root, slot: 0, command: ["true"], isolation: "bwrap", network });
     const probed = await this.run(sandbox, [probe.file, ...probe.args], UTILITY_TIMEOUT_MS, { workdir: probe.cwd, env: probe.env });
-    if (probed.exitCode === 0) return { root, isolation: "bwrap" };
+    if (probed.exitCode === 0) return { root, isolation: "bwrap", ...inImage };
     throw new SandboxError(
       "configuration",
       `bubblewrap unavailable in Modal sandbox ${ref.id}, slots cannot be isolated: ${probed.stderr.trim()}`,
@@ -243,6 +257,8 @@ export class ModalBackend implements SandboxBackend {
       isolation: state.isolation,
       trusted: request.trusted,
       network: this.options.isolation.network,
+      image: state.image,
+      workdir: state.workdir,
     });
     return { argv: execArgv(plan, request.timeoutMs), workdir: plan.cwd, env: plan.env };
   }
@@ -281,7 +297,7 @@ export class ModalBackend implements SandboxBackend {
 
   private async workspaceTarget(ref: SandboxRef, slot: number, path: string): Promise<{ state: SandboxState; target: string }> {
     const state = await this.stateOf(ref);
-    const workspace = state.isolation === "bwrap" ? SLOT_WORKSPACE : slotDirectory(state.root, slot);
+    const workspace = state.isolation === "bwrap" ? (state.workdir ?? SLOT_WORKSPACE) : slotDirectory(state.root, slot);
     return { state, target: resolveInsideWorkspace(workspace, path) };
   }
 

@@ -11,9 +11,12 @@ export const TAG = {
   managedBy: "hermes-managed-by",
   pool: "hermes-pool",
   templateHash: "hermes-template-hash",
+  image: "hermes-image",
   name: "hermes-name",
   slots: "hermes-slots",
   createdAt: "hermes-created-at",
+  /** The pool's slot workdir (SandboxTemplate.workdir), when it sets one: slots then see the image's root. */
+  workdir: "hermes-slot-workdir",
 } as const;
 export const MANAGED_BY = "hermes-rollouts";
 
@@ -26,9 +29,11 @@ export function sandboxTags(name: string, template: SandboxTemplate, createdAt: 
   return {
     ...poolSelector(template.pool),
     [TAG.templateHash]: template.templateHash,
+    [TAG.image]: template.image,
     [TAG.name]: name,
     [TAG.slots]: String(template.slots),
     [TAG.createdAt]: createdAt.toISOString(),
+    ...(template.workdir === undefined ? {} : { [TAG.workdir]: template.workdir }),
   };
 }
 
@@ -39,7 +44,17 @@ export function infoFromTags(id: string, tags: Record<string, string>): SandboxI
   const slots = Number(tags[TAG.slots]);
   if (tags[TAG.managedBy] !== MANAGED_BY || pool === undefined || name === undefined || !Number.isInteger(slots)) return undefined;
   const createdAt = new Date(tags[TAG.createdAt] ?? 0);
-  return { id, name, pool, phase: "ready", slots, templateHash: tags[TAG.templateHash] ?? "", createdAt };
+  const image = tags[TAG.image];
+  return {
+    id,
+    name,
+    pool,
+    phase: "ready",
+    slots,
+    templateHash: tags[TAG.templateHash] ?? "",
+    ...(image === undefined ? {} : { image }),
+    createdAt,
+  };
 }
 
 /** Modal names: at most 64 of [A-Za-z0-9._-] (the SDK rejects others before any RPC). */
@@ -82,9 +97,12 @@ export function execArgv(plan: SpawnPlan, timeoutMs: number): string[] {
   return ["timeout", "-k", "2", seconds, plan.file, ...plan.args];
 }
 
-/** Creates every slot workspace and the cache in one exec, and prints the sandbox root as its processes see it. */
-export function prepareArgv(slots: number): string[] {
-  const dirs = ["cache", ...Array.from({ length: slots }, (_, slot) => `slots/${slot}`)];
+/**
+ * Creates every slot workspace and the cache in one exec (and the mount points slots need in the container's root,
+ * absolute), and prints the sandbox root as its processes see it.
+ */
+export function prepareArgv(slots: number, mountPoints: readonly string[] = []): string[] {
+  const dirs = ["cache", ...Array.from({ length: slots }, (_, slot) => `slots/${slot}`), ...mountPoints];
   return ["bash", "-c", 'mkdir -p -- "$@" && pwd -P', "prepare", ...dirs];
 }
 

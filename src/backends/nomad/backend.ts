@@ -284,6 +284,7 @@ function infoOf(job: JobRead | JobStub, createdAt: Date, phase: SandboxPhase, me
     phase,
     slots: Number(meta[META.slots] ?? 0),
     templateHash: meta[META.templateHash] ?? "",
+    ...(meta[META.image] === undefined ? {} : { image: meta[META.image] }),
     createdAt,
     ...(message === undefined ? {} : { message }),
   };

@@ -64,6 +64,7 @@ export const META = {
   pool: "hermes_pool",
   sandbox: "hermes_sandbox",
   templateHash: "hermes_template_hash",
+  image: "hermes_image",
   slots: "hermes_slots",
   lifetimeSeconds: "hermes_lifetime_seconds",
 } as const;
@@ -166,6 +167,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
       [META.pool]: template.pool,
       [META.sandbox]: name,
       [META.templateHash]: template.templateHash,
+      [META.image]: template.image,
       [META.slots]: String(template.slots),
       [META.lifetimeSeconds]: String(template.lifetimeSeconds),
     },

@@ -28,6 +28,8 @@ export interface PoolLoopOptions {
 export interface PoolStepInput {
   min: number;
   max: number;
+  /** Sandboxes kept warm for each image used recently (spec.minSandboxesPerImage); default 0. */
+  minPerImage?: number;
   maxConcurrentCreates: number;
   now: number;
 }
@@ -117,15 +119,25 @@ export class PoolLoop {
     this.#slotPool.setSandboxes(listed);
     const waiting = this.#slotPool.waiting();
     if (waiting > 0 || this.#lastWaiterAt === undefined) this.#lastWaiterAt = input.now;
+    const inFlightByImage = this.#creates.unlisted(creatingBefore, listed);
     const plan = planSandboxes({
-      observed: listed.map((info) => ({ ...info, leasedSlots: this.#slotPool.leasedSlots(info.name) })),
+      observed: listed.map((info) => ({
+        ...info,
+        image: this.#slotPool.imageOf(info),
+        leasedSlots: this.#slotPool.leasedSlots(info.name),
+      })),
       templateHash: template.templateHash,
+      image: template.image,
+      templateHashOf: (image) => this.#slotPool.templateFor(image).templateHash,
       min: input.min,
       max: input.max,
       slotsPerSandbox: template.slots,
       waitingAcquirers: waiting,
+      waitingByImage: this.#slotPool.waitingByImage(),
       replace: this.#slotPool.replacements(),
-      inFlightCreates: this.#creates.unlisted(creatingBefore, listed),
+      inFlightCreates: [...inFlightByImage.values()].reduce((total, count) => total + count, 0),
+      inFlightByImage,
+      warmImages: this.#slotPool.images.warm(input.minPerImage ?? 0),
       maxConcurrentCreates,
       allowScaleDown: input.now - this.#lastWaiterAt >= this.#options.scaleDownDelayMs,
       lifetimeSeconds: template.lifetimeSeconds,
@@ -147,7 +159,8 @@ export class PoolLoop {
       this.observed = listed.filter((info) => !plan.terminate.some((entry) => entry.name === info.name));
       this.#slotPool.setSandboxes(this.observed);
     }
-    for (let index = 0; index < plan.create; index++) this.#launch(template, hooks);
+    this.#slotPool.setEvicting(plan.evicting);
+    for (const image of plan.creates) this.#launch(this.#slotPool.templateFor(image), hooks);
     return { sandboxes: this.observed, plan };
   }
 
@@ -163,6 +176,7 @@ export class PoolLoop {
     const name = hooks.sandboxName(template);
     this.#creates.launch(
       name,
+      template.image,
       async () => {
         const info = await this.#backend.create(name, template, { signal: this.#stopping.signal });
         await hooks.created?.(info);

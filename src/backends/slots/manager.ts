@@ -13,6 +13,8 @@ export interface PoolManagerOptions {
   slotPool: SlotPool;
   min: number;
   max: number;
+  /** Sandboxes kept warm for each image used recently (spec.minSandboxesPerImage). */
+  minPerImage?: number;
   maxConcurrentCreates?: number;
   intervalMs?: number;
   /** Idle surplus goes only after this long without waiting acquirers. */
@@ -84,9 +86,9 @@ export class PoolManager {
       this.again = true;
       return this.running;
     }
-    const { min, max } = this.options;
+    const { min, max, minPerImage = 0 } = this.options;
     this.running = this.loop
-      .step({ min, max, maxConcurrentCreates: this.options.maxConcurrentCreates ?? 4, now: this.now() }, this.hooks)
+      .step({ min, max, minPerImage, maxConcurrentCreates: this.options.maxConcurrentCreates ?? 4, now: this.now() }, this.hooks)
       .then(() => undefined)
       .catch((error: unknown) => log.error({ err: error, pool: this.slotPool.template.pool }, "reconcile failed"))
       .finally(() => {

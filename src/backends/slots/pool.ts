@@ -2,23 +2,21 @@ import { randomBytes } from "node:crypto";
 import { logger } from "../../base/log.ts";
 import type { ExecRequest, ExecResult, SandboxBackend, SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
 import { InMemoryLeaseStore, type LeaseRecord, type LeaseStore } from "./lease-store.ts";
-import { SlotTable, type Slot, type SlotState } from "./table.ts";
+import { refOf, SlotTable, type Slot, type SlotState } from "./table.ts";
+import { withTimeout } from "../../base/timeout.ts";
 import type { Lease, SlotPoolOptions, SlotPoolStats } from "./types.ts";
+import type { ImageWaiters } from "./plan.ts";
+import { WaitQueue, type Waiter } from "./waiters.ts";
+import { templateForImage } from "../template.ts";
+import { ImageUsage } from "./images.ts";
 import { SandboxError, isSandboxError, LeaseLostError } from "../../base/errors.ts";
 import { realClock, type Clock } from "../../base/clock.ts";
 
 const log = logger("slot-pool");
 
-interface Waiter {
-  holder: string;
-  startedAt: number;
-  resolve: (lease: Lease) => void;
-  reject: (error: unknown) => void;
-  cleanup: () => void;
-}
-
 /**
- * Slots and leases over one backend and template: FIFO-fair acquire, renew, release with reset, TTL expiry,
+ * Slots and leases over one backend and template, on sandboxes of many images (a lease's slot is on a sandbox of
+ * the image it asked for; the template's image when it names none): fair acquire, renew, release with reset, TTL expiry,
  * quarantine of slots that fail to reset, and rebuild after a restart. Never two holders of one slot: a slot
  * changes hands only inside synchronous code, and only from the free state. The slot table keeps which
  * sandboxes and slots exist and which free ones may be handed out; the pool keeps the leases and the waiters.
@@ -35,11 +33,15 @@ export class SlotPool {
   private readonly options: SlotPoolOptions;
   private readonly table = new SlotTable();
   private readonly leases = new Map<string, Slot>();
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters = new WaitQueue((waiter, outcome) => this.options.onAcquire?.(this.clock.now() - waiter.startedAt, outcome));
   private restored = new Map<string, LeaseRecord>();
   private blockOlderThan: number | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sandboxesKnown = false;
+  /** Templates of the images asked for, from the current template (their hashes follow it). */
+  private templates = new Map<string, SandboxTemplate>();
+  /** Which images were asked for lately, and which a job pre-warms (`images.prewarm`): the planner's warm floors. */
+  readonly images: ImageUsage;
 
   constructor(options: SlotPoolOptions) {
     this.options = options;
@@ -48,6 +50,7 @@ export class SlotPool {
     this.ttlMs = options.leaseTtlMs;
     this.store = options.store ?? new InMemoryLeaseStore();
     this.clock = options.clock ?? realClock;
+    this.images = new ImageUsage(this.clock);
     this.resetTimeoutMs = options.resetTimeoutMs ?? 60_000;
   }
 
@@ -71,8 +74,27 @@ export class SlotPool {
     if (template.templateHash !== this.currentTemplate.templateHash || leaseTtlMs !== this.ttlMs) {
       log.info({ pool: template.pool, templateHash: template.templateHash, slots: template.slots, leaseTtlMs }, "pool template updated");
     }
+    if (template.templateHash !== this.currentTemplate.templateHash) this.templates = new Map();
     this.currentTemplate = template;
     this.ttlMs = leaseTtlMs;
+  }
+
+  /** The template of sandboxes of `image`: the pool's, with the image and a hash of its own. */
+  templateFor(image: string): SandboxTemplate {
+    let template = this.templates.get(image);
+    if (template === undefined) this.templates.set(image, (template = templateForImage(this.currentTemplate, image)));
+    return template;
+  }
+
+  /** Waiting acquirers by image, with when the oldest of each began to wait (the planner's fairness). */
+  waitingByImage(): Map<string, ImageWaiters> {
+    return this.waiters.byImage();
+  }
+
+  /** Busy sandboxes that take no new leases so they empty for another image (the planner's `evicting`). */
+  setEvicting(names: readonly string[]): void {
+    this.table.setEvicting(new Set(names));
+    this.dispatch(); // a sandbox no longer evicted hands out its free slots again
   }
 
   /** Loads lease records; `sweepIntervalMs: 0` leaves sweeping to the caller (tests with a fake clock). */
@@ -98,7 +120,11 @@ export class SlotPool {
    *  listed as starting (e.g. a missed health probe) is only set aside: dropped, its slots would come back unreset. */
   setSandboxes(infos: readonly SandboxInfo[]): void {
     this.sandboxesKnown = true;
-    const listed = new Map(infos.filter((info) => info.phase === "ready" || info.phase === "starting").map((info) => [info.name, info]));
+    const listed = new Map(
+      infos
+        .filter((info) => info.phase === "ready" || info.phase === "starting")
+        .map((info) => [info.name, { ...info, image: this.imageOf(info) }]),
+    );
     for (const name of this.table.sandboxNames()) if (!listed.has(name)) this.dropSandbox(name, "sandbox is gone");
     for (const [name, info] of listed) {
       if (this.table.has(name)) this.table.setAway(name, info.phase !== "ready");
@@ -107,32 +133,31 @@ export class SlotPool {
     this.dispatch();
   }
 
-  /** `image` (the item's spec.environment.image) is not honoured yet: every slot is the pool's image. */
-  acquire(holder: string, options: { timeoutMs: number; image?: string; signal?: AbortSignal }): Promise<Lease> {
+  /** The image a listed sandbox runs: as the backend stored it, else the template's (sandboxes from before images were stored). */
+  imageOf(info: SandboxInfo): string {
+    return info.image ?? this.currentTemplate.image;
+  }
+
+  /**
+   * A slot on a sandbox of `image` (the item's spec.environment.image; default the template's). `group` (e.g. a
+   * GRPO group's id) places the leases of one group on one sandbox where its free slots allow.
+   */
+  acquire(holder: string, options: { timeoutMs: number; image?: string; group?: string; signal?: AbortSignal }): Promise<Lease> {
     const startedAt = this.clock.now();
+    const image = options.image ?? this.currentTemplate.image;
+    this.images.used(image);
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    if (this.waiters.length === 0) {
-      const slot = this.pickFree();
-      if (slot !== undefined) return this.grant(slot, holder, startedAt);
+    if (!this.waiters.has(image)) {
+      const slot = this.pickFree(image, options.group);
+      if (slot !== undefined) return this.grant(slot, holder, startedAt, options.group);
     }
-    return new Promise<Lease>((resolve, reject) => {
-      const onAbort = (): void => this.abandon(waiter, options.signal?.reason, "aborted");
-      const timedOut = new SandboxError("capacity", `no free slot in pool ${this.template.pool} within ${options.timeoutMs} ms`);
-      const timer = setTimeout(() => this.abandon(waiter, timedOut, "timeout"), options.timeoutMs);
-      const waiter: Waiter = {
-        holder,
-        startedAt,
-        resolve,
-        reject,
-        cleanup: () => {
-          clearTimeout(timer);
-          options.signal?.removeEventListener("abort", onAbort);
-        },
-      };
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-      this.onWaiting?.();
-    });
+    const timeoutError = new SandboxError(
+      "capacity",
+      `no free slot for image ${image} in pool ${this.template.pool} within ${options.timeoutMs} ms`,
+    );
+    const waiting = this.waiters.wait({ holder, image, group: options.group, startedAt }, { ...options, timeoutError });
+    this.onWaiting?.();
+    return waiting;
   }
 
   /** Extends a current lease, or re-adopts a blocked slot after a restart (the lease id names its slot). */
@@ -144,7 +169,7 @@ export class SlotPool {
       throw new LeaseLostError(`lease ${leaseId} expired`);
     }
     const holder = previous?.lease.holder ?? "re-adopted";
-    const lease: Lease = { id: leaseId, holder, sandbox: refOf(slot.sandbox), slot: slot.index, expiresAt: this.clock.now() + this.ttlMs };
+    const lease = this.leaseOn(slot.sandbox, slot.index, leaseId, holder, this.clock.now() + this.ttlMs, previous?.lease.group);
     slot.state = { kind: "leased", lease };
     this.leases.set(leaseId, slot);
     await this.persist(lease);
@@ -203,20 +228,17 @@ export class SlotPool {
 
   close(): void {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
-    for (const waiter of this.waiters.splice(0)) {
-      waiter.cleanup();
-      waiter.reject(new SandboxError("transient", "slot pool closed"));
-    }
+    this.waiters.rejectAll(new SandboxError("transient", "slot pool closed"));
   }
 
-  private async grant(slot: Slot, holder: string, startedAt: number): Promise<Lease> {
-    const lease: Lease = {
-      id: `${slot.sandbox.name}/${slot.index}/${randomBytes(6).toString("hex")}`,
-      holder,
-      sandbox: refOf(slot.sandbox),
-      slot: slot.index,
-      expiresAt: this.clock.now() + this.ttlMs,
-    };
+  private leaseOn(info: SandboxInfo, slot: number, id: string, holder: string, expiresAt: number, group: string | undefined): Lease {
+    const placement = group === undefined ? {} : { group };
+    return { id, holder, sandbox: refOf(info), image: this.imageOf(info), ...placement, slot, expiresAt };
+  }
+
+  private async grant(slot: Slot, holder: string, startedAt: number, group: string | undefined): Promise<Lease> {
+    const id = `${slot.sandbox.name}/${slot.index}/${randomBytes(6).toString("hex")}`;
+    const lease = this.leaseOn(slot.sandbox, slot.index, id, holder, this.clock.now() + this.ttlMs, group);
     this.table.take(slot, lease);
     this.leases.set(lease.id, slot);
     try {
@@ -230,33 +252,28 @@ export class SlotPool {
     return lease;
   }
 
-  private abandon(waiter: Waiter, reason: unknown, outcome: "timeout" | "aborted"): void {
-    const index = this.waiters.indexOf(waiter);
-    if (index < 0) return;
-    this.waiters.splice(index, 1);
-    waiter.cleanup();
-    this.options.onAcquire?.(this.clock.now() - waiter.startedAt, outcome);
-    waiter.reject(reason);
-  }
-
   /**
    * Hands free slots to waiters fairly across holders (jobs): the waiter whose holder leases the fewest slots,
-   * the oldest among equals, so one job's queue of acquires cannot starve another job's.
+   * the oldest among equals, so one job's queue of acquires cannot starve another job's. A waiter whose image has
+   * no free slot does not hold up waiters for other images.
    */
   private dispatch(): void {
-    while (this.waiters.length > 0) {
-      const slot = this.pickFree();
-      if (slot === undefined) return;
-      const leased = this.leasedByHolder();
-      let next = 0;
-      this.waiters.forEach((waiter, index) => {
-        if ((leased.get(waiter.holder) ?? 0) < (leased.get(this.waiters[next]!.holder) ?? 0)) next = index;
-      });
-      const [waiter] = this.waiters.splice(next, 1);
-      if (waiter === undefined) return;
-      waiter.cleanup();
-      this.grant(slot, waiter.holder, waiter.startedAt).then(waiter.resolve, waiter.reject);
+    for (let next = this.nextToServe(); next !== undefined; next = this.nextToServe()) {
+      const { waiter, slot } = next;
+      this.waiters.take(waiter);
+      this.grant(slot, waiter.holder, waiter.startedAt, waiter.group).then(waiter.resolve, waiter.reject);
     }
+  }
+
+  private nextToServe(): { waiter: Waiter; slot: Slot } | undefined {
+    const noFreeSlot = new Set<string>();
+    for (const waiter of this.waiters.inServiceOrder(this.leasedByHolder())) {
+      if (noFreeSlot.has(waiter.image)) continue;
+      const slot = this.pickFree(waiter.image, waiter.group);
+      if (slot !== undefined) return { waiter, slot };
+      noFreeSlot.add(waiter.image);
+    }
+    return undefined;
   }
 
   private leasedByHolder(): Map<string, number> {
@@ -267,8 +284,8 @@ export class SlotPool {
     return counts;
   }
 
-  private pickFree(): Slot | undefined {
-    return this.table.pickFree(this.template, this.clock.now());
+  private pickFree(image: string, group: string | undefined): Slot | undefined {
+    return this.table.pickFree(image, (name) => this.templateFor(name), this.clock.now(), group);
   }
 
   private makeFree(slot: Slot): void {
@@ -283,7 +300,7 @@ export class SlotPool {
       await this.reset(slot);
       if (slot.inFlight > 0) {
         // The last holder's call still runs (released mid-call) and may write after the reset: wipe once it ended.
-        await withTimeout(new Promise<void>((resolve) => (slot.onIdle = resolve)), this.resetTimeoutMs, `calls on ${slot.key} to end`);
+        await this.inTime(new Promise<void>((resolve) => (slot.onIdle = resolve)), `calls on ${slot.key} to end`);
         await this.reset(slot);
       }
       if (leaseId !== undefined) await this.forget(leaseId);
@@ -295,7 +312,11 @@ export class SlotPool {
   }
 
   private reset(slot: Slot): Promise<void> {
-    return withTimeout(this.backend.resetSlot(refOf(slot.sandbox), slot.index), this.resetTimeoutMs, `reset of ${slot.key}`);
+    return this.inTime(this.backend.resetSlot(refOf(slot.sandbox), slot.index), `reset of ${slot.key}`);
+  }
+
+  private inTime<T>(work: Promise<T>, what: string): Promise<T> {
+    return withTimeout(work, this.resetTimeoutMs, () => new SandboxError("transient", `${what} took over ${this.resetTimeoutMs} ms`));
   }
 
   private async through<T>(leaseId: string, call: (sandbox: SandboxRef, slot: number) => Promise<T>): Promise<T> {
@@ -331,8 +352,7 @@ export class SlotPool {
     const slots = this.table.add(info, (index): SlotState => {
       const record = restored.get(index);
       if (record === undefined) return blockedUntil !== undefined ? { kind: "blocked", until: blockedUntil } : { kind: "free" };
-      const lease: Lease = { id: record.id, holder: record.holder, sandbox: refOf(info), slot: index, expiresAt: record.expiresAt };
-      return { kind: "leased", lease };
+      return { kind: "leased", lease: this.leaseOn(info, index, record.id, record.holder, record.expiresAt, undefined) };
     });
     for (const slot of slots) {
       if (slot.state.kind !== "leased") continue;
@@ -371,23 +391,5 @@ export class SlotPool {
   private persist(lease: Lease): Promise<void> {
     const { id, holder, sandbox, slot, expiresAt } = lease;
     return this.store.put(this.template.pool, { id, holder, sandboxId: sandbox.id, sandboxName: sandbox.name, slot, expiresAt });
-  }
-}
-
-function refOf(info: SandboxInfo): SandboxRef {
-  return { id: info.id, name: info.name };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new SandboxError("transient", `${what} took over ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,4 +1,5 @@
-import type { SandboxInfo, SandboxTemplate } from "../types.ts";
+import type { SandboxInfo, SandboxRef, SandboxTemplate } from "../types.ts";
+import { chooseSandbox, type PlacementCandidate } from "./placement.ts";
 import { drainRank } from "./plan.ts";
 import type { Lease, SlotPoolStats } from "./types.ts";
 
@@ -25,16 +26,20 @@ export interface Slot {
 
 /**
  * Which sandboxes and slots a pool has, and which free slots may be handed out: those of sandboxes that are
- * ready (not away) and not marked for replacement. The free set changes only here; a slot's other states are
- * the lease lifecycle's, which sets them directly.
+ * ready (not away), not marked for replacement, and not being evicted. The free sets change only here; a slot's
+ * other states are the lease lifecycle's, which sets them directly. Sandbox infos carry their image (the pool fills
+ * in its own for a sandbox that names none).
  */
 export class SlotTable {
   private readonly slots = new Map<string, Slot>();
-  private readonly free = new Set<Slot>();
+  /** Free slots that may be handed out, by sandbox. */
+  private readonly free = new Map<string, Set<Slot>>();
   private readonly sandboxes = new Map<string, SandboxInfo>();
   /** Known sandboxes listed as not ready for now: they keep their slots and leases but hand out none. */
   private readonly away = new Set<string>();
   private readonly toReplace = new Set<string>();
+  /** Busy sandboxes emptied for another image (the planner's `evicting`): their free slots are not handed out. */
+  private evicting: ReadonlySet<string> = new Set();
 
   all(): IterableIterator<Slot> {
     return this.slots.values();
@@ -59,7 +64,7 @@ export class SlotTable {
     for (let index = 0; index < info.slots; index++) {
       const slot: Slot = { key: `${info.name}/${index}`, sandbox: info, index, state: initial(index), inFlight: 0 };
       this.slots.set(slot.key, slot);
-      if (slot.state.kind === "free") this.free.add(slot);
+      if (slot.state.kind === "free") this.freeOf(info.name).add(slot);
       added.push(slot);
     }
     return added;
@@ -72,31 +77,53 @@ export class SlotTable {
     this.sandboxes.delete(sandboxName);
     this.toReplace.delete(sandboxName);
     this.away.delete(sandboxName);
+    this.free.delete(sandboxName);
     const dropped: Slot[] = [];
     for (let index = 0; index < info.slots; index++) {
       const slot = this.slots.get(`${sandboxName}/${index}`);
       if (slot === undefined) continue;
-      this.free.delete(slot);
       this.slots.delete(slot.key);
       dropped.push(slot);
     }
     return dropped;
   }
 
-  /** A free slot, preferring current sandboxes far from their lifetime, so stale and expiring ones drain. */
-  pickFree(template: SandboxTemplate, now: number): Slot | undefined {
-    let best: { slot: Slot; rank: number } | undefined;
-    for (const slot of this.free) {
-      const rank = drainRank(slot.sandbox, template, now);
-      if (rank === 0) return slot;
-      if (best === undefined || rank < best.rank) best = { slot, rank };
+  /**
+   * A free slot on a sandbox of `image` (placement.ts picks the sandbox): current sandboxes far from their lifetime
+   * first, so stale and expiring ones drain; a `group`'s leases stay together where free slots allow.
+   */
+  pickFree(image: string, templateOf: (image: string) => SandboxTemplate, now: number, group: string | undefined): Slot | undefined {
+    const groupLeases = group === undefined ? undefined : this.groupLeases(group);
+    const candidates: PlacementCandidate[] = [];
+    for (const [name, free] of this.free) {
+      const info = this.sandboxes.get(name);
+      if (free.size === 0 || info === undefined || info.image !== image || this.evicting.has(name)) continue;
+      candidates.push({ name, rank: drainRank(info, templateOf(image), now), free: free.size, groupLeases: groupLeases?.get(name) ?? 0 });
     }
-    return best?.slot;
+    const chosen = chooseSandbox(candidates, groupLeases !== undefined);
+    if (chosen === undefined) return undefined;
+    const [slot] = this.free.get(chosen)!;
+    return slot;
+  }
+
+  /** Where a group's leases are now: leases by sandbox name. */
+  private groupLeases(group: string): Map<string, number> {
+    const bySandbox = new Map<string, number>();
+    for (const slot of this.slots.values()) {
+      if (slot.state.kind !== "leased" || slot.state.lease.group !== group) continue;
+      bySandbox.set(slot.sandbox.name, (bySandbox.get(slot.sandbox.name) ?? 0) + 1);
+    }
+    return bySandbox;
+  }
+
+  /** The sandboxes whose free slots stay unused so they empty for another image (replaces the previous set). */
+  setEvicting(names: ReadonlySet<string>): void {
+    this.evicting = names;
   }
 
   /** Hands a free slot to a lease. */
   take(slot: Slot, lease: Lease): void {
-    this.free.delete(slot);
+    this.free.get(slot.sandbox.name)?.delete(slot);
     slot.state = { kind: "leased", lease };
   }
 
@@ -108,8 +135,8 @@ export class SlotTable {
     }
     slot.state = { kind: "free" };
     if (this.away.has(slot.sandbox.name)) return false; // handed out once its sandbox is ready again
-    this.free.add(slot);
-    return true;
+    this.freeOf(slot.sandbox.name).add(slot);
+    return !this.evicting.has(slot.sandbox.name);
   }
 
   setAway(sandboxName: string, away: boolean): void {
@@ -118,8 +145,8 @@ export class SlotTable {
     else this.away.delete(sandboxName);
     for (const slot of this.slots.values()) {
       if (slot.sandbox.name !== sandboxName || slot.state.kind !== "free") continue;
-      if (away) this.free.delete(slot);
-      else if (!this.toReplace.has(sandboxName)) this.free.add(slot);
+      if (away) this.free.get(sandboxName)?.delete(slot);
+      else if (!this.toReplace.has(sandboxName)) this.freeOf(sandboxName).add(slot);
     }
   }
 
@@ -127,13 +154,19 @@ export class SlotTable {
   markForReplacement(sandboxName: string): boolean {
     if (this.toReplace.has(sandboxName)) return false;
     this.toReplace.add(sandboxName);
-    for (const slot of this.free) if (slot.sandbox.name === sandboxName) this.free.delete(slot);
+    this.free.delete(sandboxName);
     return true;
   }
 
   /** Sandboxes that must be replaced (a reset failed, or the sandbox was found gone). */
   replacements(): ReadonlySet<string> {
     return this.toReplace;
+  }
+
+  private freeOf(sandboxName: string): Set<Slot> {
+    let free = this.free.get(sandboxName);
+    if (free === undefined) this.free.set(sandboxName, (free = new Set()));
+    return free;
   }
 
   leasedSlots(sandboxName: string): number {
@@ -154,4 +187,8 @@ export class SlotTable {
       slotsQuarantined: count.quarantined,
     };
   }
+}
+
+export function refOf(info: SandboxInfo): SandboxRef {
+  return { id: info.id, name: info.name };
 }

@@ -7,6 +7,10 @@ export interface Lease {
   readonly id: string;
   readonly holder: string;
   readonly sandbox: SandboxRef;
+  /** The image of the lease's sandbox. */
+  readonly image: string;
+  /** The placement key the lease was acquired with (a group's id): the group's other leases prefer its sandbox. */
+  readonly group?: string;
   readonly slot: number;
   readonly expiresAt: number;
 }

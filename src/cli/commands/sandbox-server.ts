@@ -9,6 +9,7 @@ import { errorMessage } from "../../base/errors.ts";
 import { logger } from "../../base/log.ts";
 import { environmentHelp } from "../help.ts";
 import { probeIsolation } from "../../backends/isolation.ts";
+import { probeHostTools } from "../../backends/image-view.ts";
 import type { IsolationMode, NetworkPolicy } from "../../backends/types.ts";
 import { SlotHost } from "../../backends/local/slot-host.ts";
 import { createSandboxServer } from "../../backends/sandbox-server/server.ts";
@@ -31,7 +32,14 @@ interface Options {
 }
 
 /** What a parent process (the local backend) sends on stdin as one JSON line, kept out of argv and the environment. */
-const parentSettingsSchema = z.object({ token: z.string().min(1), slotEnv: z.record(z.string(), z.string()).optional() });
+const parentSettingsSchema = z.object({
+  token: z.string().min(1),
+  slotEnv: z.record(z.string(), z.string()).optional(),
+  /** An OCI image's unpacked rootfs that slots see as `/` (image-view.ts), with the image's Env. */
+  image: z.object({ root: z.string().min(1), env: z.record(z.string(), z.string()) }).optional(),
+  /** Where each slot's workspace is mounted under bwrap (default /workspace). */
+  workdir: z.string().min(1).optional(),
+});
 
 /**
  * `hermes-rollouts sandbox-server`: the process each Nomad allocation and Kubernetes sandbox pod runs. Under Nomad
@@ -49,7 +57,7 @@ export function command(): Command {
     .option("--socket <path>", "listen on this unix socket instead of a TCP port (the local backend's sandboxes)")
     .option(
       "--parent-stdin",
-      "started by a parent process: read {token, slotEnv} as one JSON line on stdin, and exit when stdin closes",
+      "started by a parent process: read {token, slotEnv, image, workdir} as one JSON line on stdin, and exit when stdin closes",
       false,
     )
     .option(
@@ -89,6 +97,9 @@ export function command(): Command {
       const probe = await probeIsolation(options.isolation, options.network);
       if (probe.isolation === "none") log.warn({ reason: probe.message }, "slot isolation is off");
       const slotEnv = { ...pickEnv(options.slotEnv), ...parent?.slotEnv };
+      const image = parent?.image;
+      // The helpers slots start under (prlimit, setpriv) come from the host when slots run in an image's root.
+      const hostTools = image !== undefined && probe.slotUser !== "spawner" ? probeHostTools() : undefined;
       const host = new SlotHost({
         root: dataDir,
         slots: options.slots,
@@ -96,6 +107,8 @@ export function command(): Command {
         slotUser: probe.slotUser,
         ...(Object.keys(slotEnv).length === 0 ? {} : { env: slotEnv }),
         network: options.network,
+        ...(image === undefined ? {} : { image: { ...image, hostTools } }),
+        workdir: parent?.workdir,
       });
       // Refuses before preparing anything when there is no token and no --insecure.
       const server = createSandboxServer({

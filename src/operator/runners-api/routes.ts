@@ -175,6 +175,7 @@ export function runnersApi(
           timeoutMs,
           signal: abandoned,
           ...(body.image !== undefined ? { image: body.image } : {}),
+          ...(body.group !== undefined ? { group: body.group } : {}),
         })
         .finally(() => {
           waitingAcquires.set(job, (waitingAcquires.get(job) ?? 1) - 1);
@@ -195,6 +196,7 @@ export function runnersApi(
         leaseId: lease.id,
         sandbox: lease.sandbox.name,
         slot: lease.slot,
+        image: lease.image,
         expiresAt: lease.expiresAt,
         ttlMs: lease.expiresAt - Date.now(),
       };

@@ -45,8 +45,8 @@ export class ControllerMetrics {
   });
   readonly sandboxes = new Gauge({
     name: "hermes_sandboxes",
-    help: "Sandboxes by pool and phase.",
-    labelNames: ["pool", "phase"] as const,
+    help: "Sandboxes by pool, phase and image (a pool's 10 largest images; the rest as image=other).",
+    labelNames: ["pool", "phase", "image"] as const,
     registers: [this.registry],
   });
   readonly slots = new Gauge({

@@ -25,6 +25,8 @@ export interface PoolReconcilerDeps {
   clock: Clock;
   /** Reconciles a pool again (a background create finished). */
   enqueue?: (key: string) => void;
+  /** Where each pass's status is exported as gauges (sandboxes by image, slots). */
+  exportMetrics?: (pool: string, status: SandboxPoolStatus) => void;
   /** Sandbox name suffixes; injectable so tests get stable names. */
   suffix?: () => string;
 }
@@ -116,6 +118,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
         generation,
         previous: pool.status,
         sandboxes: [],
+        image: "",
         templateHash: pool.status?.templateHash ?? "",
         slotsPerSandbox: 0,
         leased: 0,
@@ -153,7 +156,13 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       runtime.acquireTimeoutMs = spec.acquireTimeoutSeconds * 1000;
       try {
         const step = await runtime.loop.step(
-          { min: spec.minSandboxes, max: spec.maxSandboxes, maxConcurrentCreates: spec.maxConcurrentCreates, now: now.getTime() },
+          {
+            min: spec.minSandboxes,
+            max: spec.maxSandboxes,
+            minPerImage: spec.minSandboxesPerImage,
+            maxConcurrentCreates: spec.maxConcurrentCreates,
+            now: now.getTime(),
+          },
           stepHooks(key, pool),
         );
         sandboxes = step.sandboxes;
@@ -180,6 +189,8 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       generation,
       previous: pool.status,
       sandboxes,
+      image: spec.image,
+      leasedBySandbox: new Map(sandboxes.map((sandbox) => [sandbox.name, runtime?.slots.leasedSlots(sandbox.name) ?? 0])),
       templateHash: template.templateHash,
       slotsPerSandbox: spec.slotsPerSandbox,
       leased: stats?.slotsLeased ?? 0,
@@ -193,6 +204,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       now,
     });
     recordIsolationChange(pool, status);
+    deps.exportMetrics?.(key, status);
     await writeStatus(pool, status);
     const settling = backendError !== undefined || (status.sandboxes?.starting ?? 0) > 0 || (runtime?.loop.creating ?? 0) > 0;
     // Often enough for the keep-alive probes to beat the backend's idle timeout.

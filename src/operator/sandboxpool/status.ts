@@ -8,6 +8,10 @@ export interface PoolStatusInput {
   generation: number;
   previous: SandboxPoolStatus | undefined;
   sandboxes: readonly SandboxInfo[];
+  /** spec.image: the image of sandboxes that name none. */
+  image: string;
+  /** Leased slots by sandbox name. */
+  leasedBySandbox?: ReadonlyMap<string, number>;
   templateHash: string;
   slotsPerSandbox: number;
   leased: number;
@@ -33,7 +37,8 @@ export function computePoolStatus(input: PoolStatusInput): SandboxPoolStatus {
   const count = (phase: SandboxInfo["phase"]) => input.sandboxes.filter((s) => s.phase === phase).length;
   const ready = count("ready");
   const total = ready * input.slotsPerSandbox;
-  const sandboxes = { ready, starting: count("starting"), failed: count("failed") };
+  const images = sandboxesPerImage(input);
+  const sandboxes = { ready, starting: count("starting"), failed: count("failed"), images: images.length };
   const slots = {
     total,
     leased: input.leased,
@@ -48,8 +53,29 @@ export function computePoolStatus(input: PoolStatusInput): SandboxPoolStatus {
     slots,
     templateHash: input.templateHash,
   };
+  if (images.length > 0) status.images = images.slice(0, STATUS_IMAGES);
   if (input.isolation) status.isolation = input.isolation;
   return status;
+}
+
+/** How many images status.images lists: a pool may serve hundreds (one per repository), status stays small. */
+export const STATUS_IMAGES = 10;
+
+type ImageCounts = NonNullable<SandboxPoolStatus["images"]>[number];
+
+/** Ready and starting sandboxes and leased slots per image, the images with the most sandboxes first (then by name). */
+export function sandboxesPerImage(input: Pick<PoolStatusInput, "sandboxes" | "image" | "leasedBySandbox">): ImageCounts[] {
+  const byImage = new Map<string, ImageCounts>();
+  for (const sandbox of input.sandboxes) {
+    if (sandbox.phase !== "ready" && sandbox.phase !== "starting") continue;
+    const image = sandbox.image ?? input.image;
+    const counts = byImage.get(image) ?? { image, ready: 0, starting: 0, leased: 0 };
+    counts[sandbox.phase]++;
+    counts.leased += input.leasedBySandbox?.get(sandbox.name) ?? 0;
+    byImage.set(image, counts);
+  }
+  const size = (counts: ImageCounts) => counts.ready + counts.starting;
+  return [...byImage.values()].sort((a, b) => size(b) - size(a) || a.image.localeCompare(b.image));
 }
 
 type PoolConditionInput = ConditionInput<PoolConditionType, PoolConditionReason>;

@@ -76,7 +76,7 @@ describe(`operator end to end on the real apiserver (runners as ${runnersAs})`, 
     apply("SandboxPool", namespace, "pool", { backend: "local", minSandboxes: 2, maxSandboxes: 2, slotsPerSandbox: 3 });
     kubectl(["wait", "--for=condition=Ready", "sandboxpool/pool", "-n", namespace, "--timeout=60s"]);
     const pool = getJson("sandboxpool", "pool", namespace);
-    assert.deepEqual(pool.status.sandboxes, { ready: 2, starting: 0, failed: 0 });
+    assert.deepEqual(pool.status.sandboxes, { ready: 2, starting: 0, failed: 0, images: 1 });
     assert.deepEqual(pool.status.slots, { total: 6, leased: 0, free: 6, quarantined: 0 });
     assert.deepEqual(pool.metadata.finalizers, ["hermes-rollouts.dev/sandboxes"]);
     assert.equal(pool.status.observedGeneration, pool.metadata.generation);

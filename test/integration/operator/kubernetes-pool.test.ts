@@ -87,7 +87,7 @@ test("a RolloutJob on a kubernetes pool completes: every bundled swe-smith-mini 
   pool("swe", { minSandboxes: 1, maxSandboxes: 1, slotsPerSandbox: 2 });
   kubectl(["wait", "--for=condition=Ready", "sandboxpool/swe", "-n", namespace, "--timeout=120s"]);
   const { status } = getJson("sandboxpool", "swe", namespace);
-  assert.deepEqual(status.sandboxes, { ready: 1, starting: 0, failed: 0 });
+  assert.deepEqual(status.sandboxes, { ready: 1, starting: 0, failed: 0, images: 1 });
   assert.equal(podsOf("swe").length, 1, "one sandbox pod");
   // The bridge CNI of the test cluster does not enforce NetworkPolicy: what is checked here is the object.
   const policy = getJson("networkpolicy", "swe-sandboxes", namespace);

@@ -36,6 +36,7 @@ test("sandbox tags round-trip into the SandboxInfo that list rebuilds from", () 
     phase: "ready",
     slots: 4,
     templateHash: "abc123",
+    image: "python:3.12",
     createdAt,
   });
 });

@@ -110,6 +110,7 @@ test("raw_exec job: one alloc, dynamic http port, no deployments, the token from
     hermes_pool: "team/pool-a",
     hermes_sandbox: "sb-1",
     hermes_template_hash: "abc",
+    hermes_image: "img:1",
     hermes_slots: "4",
     hermes_lifetime_seconds: "3600",
   });

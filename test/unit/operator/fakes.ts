@@ -90,6 +90,7 @@ export function fakeBackend(
         phase: options.startPhase ?? "ready",
         slots: template.slots,
         templateHash: template.templateHash,
+        image: template.image,
         createdAt: new Date("2026-01-01T00:00:00Z"),
       };
       sandboxes.set(name, info);
@@ -146,5 +147,6 @@ export async function fakePoolRuntime(slots: number, acquireTimeoutMs: number) {
     acquireTimeoutMs,
     loop: new PoolLoop({ backend, slotPool, scaleDownDelayMs: 0 }),
   };
-  return { runtime, addSandbox: async () => slotPool.setSandboxes([await backend.create("sb", template)]) };
+  const addSandbox = async (image = template.image) => slotPool.setSandboxes([await backend.create("sb", slotPool.templateFor(image))]);
+  return { runtime, addSandbox };
 }

@@ -67,7 +67,7 @@ test("a new pool gets its finalizer first, then minSandboxes, then a Ready statu
 
   assert.equal(fake.calls.filter((c) => c.startsWith("create")).length, 2);
   const s = status!.body as SandboxPoolStatus;
-  assert.deepEqual(s.sandboxes, { ready: 2, starting: 0, failed: 0 });
+  assert.deepEqual(s.sandboxes, { ready: 2, starting: 0, failed: 0, images: 1 });
   assert.deepEqual(s.slots, { total: 8, leased: 0, free: 8, quarantined: 0 });
   assert.equal(s.observedGeneration, 2);
   assert.equal(s.conditions!.find((c) => c.type === "Ready")!.status, "True");
@@ -125,7 +125,7 @@ test("a scale-to-zero pool with no demand is Ready, so a job can start on it and
   const [write] = rec.expect(["patchStatus SandboxPool/ns/p"]);
   const s = write!.body as SandboxPoolStatus;
   assert.deepEqual(fake.calls, [], "nothing to create without demand");
-  assert.deepEqual(s.sandboxes, { ready: 0, starting: 0, failed: 0 });
+  assert.deepEqual(s.sandboxes, { ready: 0, starting: 0, failed: 0, images: 0 });
   const ready = s.conditions!.find((c) => c.type === "Ready")!;
   assert.deepEqual([ready.status, ready.reason], ["True", "SandboxesReady"]);
 });

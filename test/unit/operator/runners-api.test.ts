@@ -186,12 +186,14 @@ test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease 
 test("a runner's slot acquire carries the item's image to the pool", async (t) => {
   await activeJob("imaged", "token-imaged");
   const { slots, addSandbox, close } = await fakePool(1, 1000);
-  await addSandbox();
+  await addSandbox("localhost/swe-a:1");
   try {
     const acquire = t.mock.method(slots, "acquire");
-    const slot = await client("imaged", "token-imaged").slotProvider().acquire({ trajectoryId: "t", image: "localhost/swe-a:1" });
+    const provider = client("imaged", "token-imaged").slotProvider();
+    const slot = await provider.acquire({ trajectoryId: "t", image: "localhost/swe-a:1", group: "g1" });
     const { signal: _abandoned, ...options } = acquire.mock.calls[0]?.arguments[1] ?? {};
-    assert.deepEqual(options, { timeoutMs: 1000, image: "localhost/swe-a:1" });
+    assert.deepEqual(options, { timeoutMs: 1000, image: "localhost/swe-a:1", group: "g1" });
+    assert.deepEqual([slot.sandbox, slot.image], ["sb", "localhost/swe-a:1"]);
     await slot.release();
   } finally {
     close();

@@ -4,7 +4,10 @@ import { z } from "zod";
 import { GroupFailedError, InvalidItemError } from "../../../src/base/errors.ts";
 import type { Environment } from "../../../src/envs/types.ts";
 import { driveGroups, streamWork, type GroupWork } from "../../../src/rollout/driver.ts";
-import { Semaphore, type GroupOptions } from "../../../src/rollout/group.ts";
+import { runGroup, Semaphore, type GroupOptions } from "../../../src/rollout/group.ts";
+import { SlotPool } from "../../../src/backends/slots/pool.ts";
+import type { SandboxBackend, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
+import { slotPoolProvider } from "../../../src/local/slot-provider.ts";
 import type { ScoredDataGroup } from "../../../src/rollout/scored.ts";
 import type { LeasedSlot } from "../../../src/rollout/types.ts";
 
@@ -231,4 +234,63 @@ test("streamWork numbers rows in stream order however many workers ask at once, 
   await close();
   assert.ok(closed);
   assert.equal(await take(), undefined);
+});
+
+/** Sandboxes that answer every call at once: only where leases land matters here. */
+const backend: SandboxBackend = {
+  kind: "local",
+  create: async () => {
+    throw new Error("not used");
+  },
+  list: async () => [],
+  exec: async () => ({ exitCode: 0, stdout: "", stderr: "", durationMs: 0, timedOut: false, truncated: false }),
+  readFile: async () => new Uint8Array(),
+  writeFile: async () => undefined,
+  resetSlot: async () => undefined,
+  health: async () => ({ ok: true, isolation: "none" }),
+  terminate: async () => undefined,
+  close: async () => undefined,
+};
+
+const template: SandboxTemplate = {
+  pool: "p",
+  image: "pool-image",
+  slots: 4,
+  cpu: 1,
+  memoryMiB: 512,
+  lifetimeSeconds: 0,
+  idleTimeoutSeconds: 0,
+  templateHash: "h",
+};
+
+test("a group of G on one image runs on one sandbox of that image, and the scored metadata shows it", async () => {
+  const slotPool = new SlotPool({ backend, template, leaseTtlMs: 60_000 });
+  await slotPool.start(0);
+  // Created after the pool started: no slot is held back as possibly leased before a restart.
+  const sandbox = (name: string, image: string): SandboxInfo => {
+    const { templateHash } = slotPool.templateFor(image);
+    return { id: name, name, pool: "p", phase: "ready", slots: 4, templateHash, image, createdAt: new Date() };
+  };
+  slotPool.setSandboxes([sandbox("a1", "swe-a"), sandbox("a2", "swe-a"), sandbox("b1", "swe-b")]);
+  // Another job holds one slot of a1: a group of 4 split over a1 and a2 unless it is placed as a group.
+  const other = await slotPool.acquire("other-job", { timeoutMs: 1000, image: "swe-a" });
+  assert.equal(other.sandbox.name, "a1");
+  const options = {
+    ...groupOptions(),
+    slots: slotPoolProvider(slotPool, { acquireTimeoutMs: 1000, leaseTtlMs: 60_000 }),
+    groupSize: 4,
+  };
+
+  try {
+    const [onA, onB] = await Promise.all([
+      runGroup<unknown>({ id: "x", verify: "pass" }, 0, options, "swe-a"),
+      runGroup<unknown>({ id: "y", verify: "pass" }, 1, options, "swe-b"),
+    ]);
+    const placed = (group: typeof onA) => group.metadata.trajectories.map((t) => `${t.sandbox} ${t.image}`);
+    assert.deepEqual(placed(onA), Array(4).fill("a2 swe-a"));
+    assert.deepEqual(placed(onB), Array(4).fill("b1 swe-b"));
+  } finally {
+    await slotPool.release(other.id);
+    slotPool.close();
+  }
 });
