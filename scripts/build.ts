@@ -5,7 +5,8 @@
  * running the TypeScript sources.
  *  1. tsc emits src/ and bin/ (no type check: that is `npm run typecheck`), .ts imports rewritten to .js;
  *  2. the files under src/ that are not TypeScript (bundled datasets, generated definitions) are copied;
- *  3. src/operator/kube.ts is replaced by a tree-shaken bundle of what it re-exports from client-node (see there).
+ *  3. the modules that only re-export a package's values for the operator (client-node, prom-client) are replaced by
+ *     bundles of what they re-export, tree-shaken: hundreds of modules loaded one by one cost tens of MiB (see each).
  */
 import { execFileSync } from "node:child_process";
 import { copyFileSync, cpSync, rmSync, statSync } from "node:fs";
@@ -24,9 +25,11 @@ cpSync(join(root, "src"), join(dist, "src"), {
   filter: (path) => statSync(path).isDirectory() || !path.endsWith(".ts"),
 });
 copyFileSync(join(root, "package.json"), join(dist, "package.json"));
+const bundled = ["src/operator/kube.ts", "src/operator/runtime/prometheus.ts"];
 await build({
-  entryPoints: [join(root, "src/operator/kube.ts")],
-  outfile: join(dist, "src/operator/kube.js"),
+  entryPoints: bundled.map((path) => join(root, path)),
+  outdir: join(dist, "src"),
+  outbase: join(root, "src"),
   bundle: true,
   platform: "node",
   format: "esm",
