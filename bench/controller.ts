@@ -3,7 +3,7 @@
  * Against the real apiserver (the local cluster: `eval "$(bash scripts/cluster/cluster.sh env)"`), with the
  * controller as its own process (the operator's restricted kubeconfig, scoped to one namespace) on the local
  * backend (real sandbox directories and processes; a sandbox is cheap there). The controller, its sandbox servers
- * and the runner run the compiled build the image ships (`npm run build`, built first):
+ * and the runner run the compiled build the image ships (`npm run build`, built first) with the image's NODE_OPTIONS:
  *  1. controller RSS with one SandboxPool of 100 sandboxes x 10 slots and 50 RolloutJobs (suspended, so each is
  *     loaded and tracked by the controller without 50 runner processes competing for the CPU);
  *  2. end-to-end overhead per trajectory: one job of instant trajectories (built-in noop model, shell-task with
@@ -11,7 +11,8 @@
  *     (the same check exec and slot reset straight on a LocalBackend, at the same concurrency) / trajectories;
  *  3. slot leases per second through the runners' API (acquire + release pairs, 50 concurrent clients).
  * Before all that, controllerIdleRssMiB: the controller's RSS once it leads and has settled, with nothing to manage;
- * controllerIdleRssSourceMiB the same for a controller run from the TypeScript sources (as tests run it), first.
+ * controllerIdleRssSourceMiB the same for a controller run from the TypeScript sources (as tests run it, without
+ * the image's NODE_OPTIONS), first.
  * The last line is one JSON object: controllerIdleRssMiB, controllerIdleRssSourceMiB, controllerRssMiB,
  * overheadPerTrajectoryMs, leasesPerSecond.
  */
@@ -47,6 +48,8 @@ const TARGET_RSS_MIB = 160;
 const TARGET_OVERHEAD_MS = 10;
 const repo = join(import.meta.dirname, "..");
 const COMPILED_CLI = join(repo, "dist/bin/hermes-rollouts.js");
+/** The image's NODE_OPTIONS (Dockerfile), given to the processes that run compiled. */
+const IMAGE_NODE_OPTIONS = "--max-semi-space-size=8";
 /** How long the idle controller runs before its RSS is read: its informers have listed, its first reconciles ran. */
 const IDLE_SETTLE_MS = 5_000;
 
@@ -141,6 +144,7 @@ async function main(): Promise<void> {
   await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   const idleRssSource = await idleRssMiB();
+  process.env.NODE_OPTIONS = IMAGE_NODE_OPTIONS;
   const idleRss = await idleRssMiB(COMPILED_CLI);
   const controller = await startControllerProcess({ namespace, identity: "bench", cli: COMPILED_CLI });
   let runner: ChildProcess | undefined;
@@ -193,7 +197,13 @@ async function main(): Promise<void> {
     const rawMs = await rawWorkMs(join(controller.dataDir, "raw"));
     const overhead = (jobWallMs - rawMs) / TRAJECTORIES;
 
-    apply("RolloutJob", namespace, "leases", job(1, {}));
+    // Its lease cap (2 x replicas x trajectoriesPerRunner) admits every client at once.
+    apply(
+      "RolloutJob",
+      namespace,
+      "leases",
+      job(1, { runners: { replicas: 1, trajectoriesPerRunner: LEASE_CLIENTS, image: "localhost/hermes-rollouts-bench-absent:none" } }),
+    );
     await waitFor(() => exists("secret", "leases-runner-token", namespace), 30_000, "leases job token");
     const rate = await leasesPerSecond(controller, "leases");
     const rss = rssMiB(controller.child.pid!, "VmRSS");
