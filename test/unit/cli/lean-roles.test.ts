@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
+import { modulesLoadedBy, packagesOf } from "../../support/loaded-modules.ts";
 
-const run = promisify(execFile);
 const root = join(import.meta.dirname, "../../..");
 
 /**
@@ -24,23 +22,9 @@ const HEAVY = [
   "hyparquet",
 ];
 
-/** The packages a fresh node process loads when it imports `module` (every resolved URL, via a module hook). */
-async function packagesLoadedBy(module: string): Promise<Set<string>> {
-  const script = `
-    import { registerHooks } from "node:module";
-    const urls = [];
-    registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); urls.push(r.url); return r; } });
-    await import(${JSON.stringify(join(root, module))});
-    console.log(JSON.stringify(urls));
-  `;
-  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: root });
-  const urls = JSON.parse(stdout) as string[];
-  return new Set(urls.flatMap((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1] ?? []));
-}
-
 for (const role of ["controller", "sandbox-server", "model-server"]) {
   test(`the ${role} role loads none of the heavy optional packages at start`, async () => {
-    const loaded = await packagesLoadedBy(`src/cli/commands/${role}.ts`);
+    const loaded = packagesOf(await modulesLoadedBy(join(root, `src/cli/commands/${role}.ts`)));
     assert.deepEqual(
       HEAVY.filter((name) => loaded.has(name)),
       [],
