@@ -1,15 +1,5 @@
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Event,
-  type KubeConfig,
-  NetworkingV1Api,
-  type V1NetworkPolicy,
-  type V1Pod,
-  type V1Secret,
-} from "@kubernetes/client-node";
+import type { CoreV1Event, KubeConfig, V1NetworkPolicy, V1Pod, V1Secret } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, NetworkingV1Api } from "./kube.ts";
 import { GROUP, VERSION } from "../api/index.ts";
 import type { EventSink } from "./runtime/events.ts";
 

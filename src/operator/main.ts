@@ -1,14 +1,7 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  makeInformer,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Pod,
-} from "@kubernetes/client-node";
+import type { KubernetesListObject, KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer } from "./kube.ts";
 import { GROUP, VERSION, type RolloutJob, type SandboxPool } from "../api/index.ts";
 import { logger } from "../base/log.ts";
 import type { BackendEnvironment } from "../backends/factory.ts";

@@ -110,12 +110,6 @@ export function loadChatTokenizer(directory: string, kwargs: TemplateKwargs = {}
   );
 }
 
-/**
- * Where runner pods have spec.model.tokenizer.configMap mounted: the operator mounts it (a ConfigMap volume, whose
- * data and binaryData keys are files), so a runner reads it as a directory and needs no API access.
- */
-export const TOKENIZER_CONFIGMAP_DIRECTORY = "/etc/hermes-rollouts/tokenizer";
-
 export interface HubSettings {
   /** Hub endpoint (HF_ENDPOINT); https://huggingface.co when unset. */
   endpoint?: string;

@@ -120,7 +120,9 @@ export class SandboxServerClient {
           path,
           headers,
           agent: this.agent,
-          signal: AbortSignal.timeout(timeoutMs),
+          // Whole milliseconds: AbortSignal.timeout refuses a fraction (ERR_OUT_OF_RANGE), and callers pass what is
+          // left of a deadline.
+          signal: AbortSignal.timeout(Math.ceil(timeoutMs)),
           ...(this.socketPath === undefined
             ? { host: this.url.hostname.replace(/^\[|\]$/g, ""), port: this.url.port || 80 }
             : { socketPath: this.socketPath }),

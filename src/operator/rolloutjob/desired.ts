@@ -1,6 +1,6 @@
 import type { V1EnvVar, V1OwnerReference, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, type RolloutJob, type RolloutJobSpec } from "../../api/index.ts";
-import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../rollout/chat-tokenizer.ts";
+import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../rollout/tokenizer-mount.ts";
 
 export const JOB_LABEL = "hermes-rollouts.dev/job";
 export const RUNNER_INDEX_LABEL = "hermes-rollouts.dev/runner-index";

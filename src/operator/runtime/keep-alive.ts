@@ -1,13 +1,8 @@
 import { createHash } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import {
-  createConfiguration,
-  ServerConfiguration,
-  type Configuration,
-  type KubeConfig,
-  type RequestContext,
-} from "@kubernetes/client-node";
+import type { Configuration, KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { createConfiguration, ServerConfiguration } from "../kube.ts";
 
 /**
  * An API client of its own keep-alive connection. client-node 1.4 builds a new agent on every request

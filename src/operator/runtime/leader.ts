@@ -1,4 +1,5 @@
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import type { KubeConfig, V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, V1MicroTime } from "../kube.ts";
 import { logger } from "../../base/log.ts";
 import { keepAliveApiClient } from "./keep-alive.ts";
 import { realClock, type Clock } from "../../base/clock.ts";

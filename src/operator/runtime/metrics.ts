@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "./prometheus.ts";
 
 /**
  * The operator's Prometheus metrics. Reconcile and queue metrics keep controller-runtime's names so existing

@@ -71,6 +71,10 @@ describe("sandbox server over HTTP (real process, typed client)", () => {
     assert.equal(result.stdout, "ok\n");
   });
 
+  test("a fractional deadline on a call without a command (what is left of a start-up wait) is kept, not refused", async () => {
+    assert.equal((await client.health(1999.5)).status, "ok");
+  });
+
   test("timeout is 124 and the output cap keeps the tail", async () => {
     const slow = await client.exec({ slot: 0, command: "sleep 5", timeoutMs: 200 });
     assert.equal(slow.exitCode, 124);

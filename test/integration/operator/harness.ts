@@ -8,6 +8,7 @@ import { API_VERSION } from "../../../src/api/index.ts";
 import { clusterEnv, kubectl, kubectlResult, waitForCrdsEstablished } from "../../support/cluster.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
+const REPO_CLI = join(repo, "bin/hermes-rollouts.js");
 export const NODE_IP = process.env.HERMES_NODE_IP ?? "192.0.2.2";
 
 export async function freePort(): Promise<number> {
@@ -63,6 +64,8 @@ export async function startControllerProcess(options: {
   port?: number;
   /** More controller options, after the harness's own. */
   args?: string[];
+  /** The CLI entry to run; the repo's bin/hermes-rollouts.js (the TypeScript sources) unless given. */
+  cli?: string;
 }): Promise<ControllerProcess> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "hermes-ctrl-"));
@@ -70,7 +73,7 @@ export async function startControllerProcess(options: {
   const child = spawn(
     process.execPath,
     [
-      join(repo, "bin/hermes-rollouts.js"),
+      options.cli ?? REPO_CLI,
       "controller",
       "--port",
       String(port),
@@ -117,8 +120,8 @@ export async function startControllerProcess(options: {
 }
 
 /** A runner as a local process through the same entrypoint a runner pod uses. */
-export function startRunnerProcess(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [join(repo, "bin/hermes-rollouts.js"), "runner"], {
+export function startRunnerProcess(env: Record<string, string>, cli = REPO_CLI): ChildProcess {
+  return spawn(process.execPath, [cli, "runner"], {
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: "ignore",
   });

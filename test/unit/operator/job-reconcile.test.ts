@@ -14,7 +14,7 @@ import { RUNNER_EXIT_GRACE_MS } from "../../../src/operator/rolloutjob/decide.ts
 import { PoolRuntimes } from "../../../src/operator/sandboxpool/runtimes.ts";
 import { apiRefusal, fakeBackend, recordingClient, recordingRecorder } from "./fakes.ts";
 import { FakeClock } from "../../../src/base/clock.ts";
-import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../../src/rollout/chat-tokenizer.ts";
+import { TOKENIZER_CONFIGMAP_DIRECTORY } from "../../../src/rollout/tokenizer-mount.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "job-reconcile-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
