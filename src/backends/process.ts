@@ -1,8 +1,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import type { Readable, Writable } from "node:stream";
 import type { ExecResult } from "./types.ts";
 import type { SpawnPlan } from "./isolation.ts";
+import { EGRESS_BLOCK_FD, EGRESS_INFO_FD, readSandboxPid, startEgress } from "./egress.ts";
 
 /** Per stream, when the request sets no cap. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1_000_000;
@@ -73,8 +75,10 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
   let child: ChildProcessWithoutNullStreams;
+  // An egress plan's bwrap hands over its namespaces on two more fds (egress.ts).
+  const stdio: "pipe"[] = plan.egress === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "pipe"];
   try {
-    child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio }) as ChildProcessWithoutNullStreams;
   } catch (error) {
     // Arguments spawn refuses outright (e.g. a NUL byte in a model's command) throw before any process exists.
     stderr.push(cannotStart(plan, error as Error));
@@ -90,6 +94,7 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   }
   let timedOut = false;
   let closed = false;
+  let stopEgress: (() => void) | undefined;
   const killGroup = (): void => {
     if (child.pid === undefined || closed) return;
     try {
@@ -107,10 +112,29 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
   child.stdin.on("error", () => undefined); // a command that ignores stdin closes the pipe early
   child.stdin.end(options.stdin ?? "");
+  if (plan.egress !== undefined) {
+    const { userNamespace } = plan.egress;
+    // bwrap closes both when it is done with them (or dies): their errors are its exit's to tell.
+    for (const fd of [EGRESS_INFO_FD, EGRESS_BLOCK_FD]) child.stdio[fd]?.on("error", () => undefined);
+    readSandboxPid(child.stdio[EGRESS_INFO_FD] as Readable)
+      .then((pid) => startEgress(pid, userNamespace))
+      .then(
+        (stop) => {
+          stopEgress = stop;
+          if (closed) stop();
+          else (child.stdio[EGRESS_BLOCK_FD] as Writable).end("1");
+        },
+        (error: unknown) => {
+          stderr.push(Buffer.from(`cannot start the slot's network: ${(error as Error).message}\n`));
+          killGroup();
+        },
+      );
+  }
 
   const result = new Promise<ExecResult>((resolve) => {
     const finish = (exitCode: number): void => {
       clearTimeout(timer);
+      stopEgress?.();
       resolve({
         exitCode: timedOut ? TIMEOUT_EXIT_CODE : exitCode,
         stdout: stdout.text(),

@@ -83,8 +83,11 @@ export interface ExecResult {
 
 export type IsolationMode = "bwrap" | "none";
 
-/** Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "host" the sandbox's. */
-export type NetworkPolicy = "none" | "host";
+/**
+ * Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "egress" one with a route
+ * out that cannot reach the host's loopback (egress.ts), "host" the sandbox's.
+ */
+export type NetworkPolicy = "none" | "egress" | "host";
 
 /** A pool's isolation setting (SandboxPool spec.isolation). */
 export interface IsolationPolicy {

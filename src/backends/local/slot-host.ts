@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -12,6 +13,9 @@ import {
   type SlotUser,
 } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
+import { describeSlotLimits, findCgroupPlace, formatBytes, SlotCgroups } from "../cgroups.ts";
+import type { SlotLimits } from "../slot-limits.ts";
+import { mountWorkspaceVolume, unmountUnder, workspaceImage, workspaceVolumesUnavailable } from "./workspace-volume.ts";
 import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
 import { SandboxError } from "../../base/errors.ts";
@@ -31,8 +35,11 @@ export class SlotHost {
   readonly isolation: IsolationMode;
   readonly slotUser: SlotUser | undefined;
   readonly network: NetworkPolicy;
+  readonly limits: SlotLimits;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
+  private cgroups: SlotCgroups | { unavailable: string } = { unavailable: "not prepared" };
+  private workspaceVolumes: boolean | string = "not prepared";
 
   constructor(options: {
     root: string;
@@ -41,6 +48,7 @@ export class SlotHost {
     slotUser?: SlotUser | undefined;
     network?: NetworkPolicy;
     env?: Record<string, string>;
+    limits?: SlotLimits;
   }) {
     this.root = options.root;
     this.slots = options.slots;
@@ -48,22 +56,51 @@ export class SlotHost {
     this.slotUser = options.slotUser;
     this.network = options.network ?? "none";
     this.baseEnv = options.env ?? {};
+    this.limits = options.limits ?? {};
   }
 
-  /** Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). */
+  /**
+   * Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). Where it can,
+   * gives each slot a cgroup with its limits and a size-capped workspace (`limitsDescription` says what held).
+   */
   async prepare(): Promise<void> {
     await mkdir(cacheDirectory(this.root), { recursive: true });
     await this.giveTo("cache", cacheDirectory(this.root));
     if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
+    const workspaceBytes = this.limits.workspaceBytes;
+    this.workspaceVolumes = workspaceBytes === undefined ? false : (workspaceVolumesUnavailable() ?? true);
     for (let slot = 0; slot < this.slots; slot++) {
       await mkdir(slotDirectory(this.root, slot), { recursive: true });
+      if (this.workspaceVolumes === true && workspaceBytes !== undefined)
+        await mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), workspaceBytes, this.ownerOf(slot));
       await this.giveTo(slot, slotDirectory(this.root, slot));
     }
+    const place = findCgroupPlace();
+    this.cgroups = "unavailable" in place ? place : await SlotCgroups.create(place, this.cgroupName(), this.slots, this.limits);
+  }
+
+  /** What is limited per slot here (health shows it next to the isolation). */
+  limitsDescription(): string {
+    const bytes = this.limits.workspaceBytes;
+    const workspace =
+      bytes === undefined
+        ? "no workspace size cap asked for"
+        : this.workspaceVolumes === true
+          ? `workspace capped at ${formatBytes(bytes)}`
+          : `workspace not capped (${String(this.workspaceVolumes)})`;
+    return `${describeSlotLimits(this.limits, this.cgroups)}; ${workspace}`;
+  }
+
+  /** Kills every slot's processes, removes the slots' cgroups and unmounts their workspaces (images stay). */
+  async close(): Promise<void> {
+    this.killAll();
+    if (this.cgroups instanceof SlotCgroups) await this.cgroups.remove(this.slots);
+    await unmountUnder(join(this.root, "slots"));
   }
 
   async exec(request: ExecRequest): Promise<ExecResult> {
     this.checkSlot(request.slot);
-    const plan = buildSlotCommand({
+    const built = buildSlotCommand({
       sandboxRoot: this.root,
       slot: request.slot,
       command: request.command,
@@ -74,6 +111,9 @@ export class SlotHost {
       trusted: request.trusted,
       network: this.network,
     });
+    // Trusted steps (the environment's fetch and install) are not the model's: they are not held to its limits.
+    const cgroups = request.trusted === true ? undefined : this.slotCgroups();
+    const plan = cgroups === undefined ? built : cgroups.wrap(built, request.slot);
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();
     this.running.set(request.slot, processes);
@@ -83,6 +123,8 @@ export class SlotHost {
       return await running.result;
     } finally {
       processes.delete(running);
+      // A command's end is its end: what it left in the slot's cgroup (one command runs per slot at a time) dies.
+      await cgroups?.kill(request.slot);
     }
   }
 
@@ -123,6 +165,7 @@ export class SlotHost {
   async reset(slot: number): Promise<void> {
     this.checkSlot(slot);
     this.killSlot(slot);
+    await this.slotCgroups()?.kill(slot);
     const workspace = slotDirectory(this.root, slot);
     try {
       await mkdir(workspace, { recursive: true });
@@ -145,6 +188,15 @@ export class SlotHost {
 
   killSlot(slot: number): void {
     for (const running of this.running.get(slot) ?? []) running.kill();
+  }
+
+  private slotCgroups(): SlotCgroups | undefined {
+    return this.cgroups instanceof SlotCgroups ? this.cgroups : undefined;
+  }
+
+  /** One per sandbox directory, the same after a server restart. */
+  private cgroupName(): string {
+    return `hermes-${createHash("sha256").update(this.root).digest("hex").slice(0, 16)}`;
   }
 
   /** mkdir -p whose new directories belong to the slot's user, so its commands can write in them. */

@@ -1,0 +1,80 @@
+import { spawn } from "node:child_process";
+import type { Readable } from "node:stream";
+
+/**
+ * The "egress" network policy: a slot command in a network namespace of its own (bwrap --unshare-net) that reaches
+ * the outside through slirp4netns, a user-mode network stack on the trusted side that opens ordinary sockets for the
+ * slot's connections. With --disable-host-loopback the slot cannot reach the host's 127.0.0.1 (neither through the
+ * gateway address 10.0.2.2, nor through its own 127.0.0.1, which is the namespace's own loopback), so host-only
+ * services and a sandbox server bound there stay out of reach; every other address the host can reach is reachable.
+ *
+ * bwrap writes the sandbox's pid on its --info-fd and waits on its --block-fd before running the command: the
+ * network is up before the command's first connect.
+ */
+
+/** bwrap's fds for the hand-over: it writes `{"child-pid": N}` on the first, waits for a byte on the second. */
+export const EGRESS_INFO_FD = 3;
+export const EGRESS_BLOCK_FD = 4;
+
+const READY_TIMEOUT_MS = 10_000;
+
+/** Reads bwrap's info JSON until it holds the sandbox's pid (bwrap writes it once the namespaces exist). */
+export function readSandboxPid(info: Readable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString("utf8");
+      const match = /"child-pid"\s*:\s*(\d+)/.exec(text);
+      if (match?.[1] === undefined) return;
+      info.off("data", onData);
+      resolve(Number(match[1]));
+    };
+    info.on("data", onData);
+    info.once("error", reject);
+    info.once("close", () => reject(new Error("bwrap exited before it made the slot's namespaces")));
+  });
+}
+
+/**
+ * Starts slirp4netns for the network namespace of `sandboxPid` (entering its user namespace first when bwrap made
+ * one) and waits until tap0 is configured; the returned function stops it.
+ */
+export async function startEgress(sandboxPid: number, userNamespace: boolean): Promise<() => void> {
+  const args = [
+    "--configure",
+    "--mtu=65520",
+    "--disable-host-loopback",
+    ...(userNamespace ? [`--userns-path=/proc/${sandboxPid}/ns/user`] : []),
+    `--ready-fd=3`,
+    String(sandboxPid),
+    "tap0",
+  ];
+  const slirp = spawn("slirp4netns", args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
+  const stop = (): void => {
+    slirp.kill("SIGKILL");
+  };
+  let stderr = "";
+  slirp.stderr?.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-2000)));
+  const ready = slirp.stdio[3] as Readable;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("slirp4netns not ready in time")), READY_TIMEOUT_MS);
+      ready.once("data", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      slirp.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      slirp.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`slirp4netns exited (${code ?? signal})${stderr ? `: ${stderr.trim()}` : ""}`));
+      });
+    });
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return stop;
+}
