@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { conditions, dnsSubdomain, quantity, secretKeyRef, secretRef } from "./common.ts";
 import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
@@ -126,6 +127,29 @@ const localBlock = z
   .strict()
   .describe("Settings for backend: local (sandboxes are directories on the controller's host).");
 
+const slotLimitsBlock = z
+  .object({
+    memory: quantity
+      .optional()
+      .describe("Memory of one slot's commands (their cgroup's limit; /tmp counts). Default: resources.memory / slotsPerSandbox."),
+    cpu: quantity.optional().describe("CPU of one slot's commands, in cores (their cgroup's quota). Default: resources.cpu."),
+    pids: z
+      .int()
+      .min(16)
+      .max(1_048_576)
+      .optional()
+      .describe("Processes and threads of one slot's commands (their cgroup's pids.max). Default: 512."),
+    workspace: quantity
+      .optional()
+      .describe("Size of one slot's workspace (a sparse, loop-mounted filesystem image; a full one gives ENOSPC). Default: 10Gi."),
+  })
+  .strict()
+  .describe(
+    "Per-slot limits, enforced where the sandbox can: memory, CPU and processes through a cgroup per slot (a delegated " +
+      "cgroup v2, or cgroup v1 as root), the workspace size through a loop mount (root and /dev/loop-control). The " +
+      "Isolated condition says which hold; a limit the sandbox cannot set does not make the pool not Ready.",
+  );
+
 const isolationBlock = z
   .object({
     mode: z
@@ -137,13 +161,16 @@ const isolationBlock = z
           "stops a model from reading other slots or the host, so only ask for it on trusted workloads.",
       ),
     network: z
-      .enum(["none", "host"])
+      .enum(["none", "egress", "host"])
       .default("none")
       .describe(
         "Network of the model's slot commands under bwrap: none is a namespace of their own (loopback only; the " +
-          "host's 127.0.0.1 and the sandbox server are out of reach), host the sandbox's own. The environment's " +
-          "fetch and install steps, which run before the agent, always get the sandbox's network.",
+          "host's 127.0.0.1 and the sandbox server are out of reach); egress adds a route out through slirp4netns " +
+          "(any address the sandbox reaches, except its host's 127.0.0.1 and the slot's sandbox server there; not on " +
+          "modal); host is the sandbox's own network. The environment's fetch and install steps, which run before " +
+          "the agent, always get the sandbox's network.",
       ),
+    limits: slotLimitsBlock.optional(),
   })
   .strict()
   .describe("How slots are isolated from each other and from the host. Immutable.");
@@ -158,7 +185,7 @@ const resources = z
 
 type PoolSpecShape = {
   backend: "local" | "modal" | "nomad" | "kubernetes";
-  isolation: { mode: string; network: string };
+  isolation: { mode: string; network: string; limits?: unknown };
   minSandboxes: number;
   maxSandboxes: number;
   modal?: unknown;
@@ -201,6 +228,12 @@ export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
     check: (s) => s.backend === "kubernetes" || !has(s, "kubernetes"),
   },
   {
+    rule: "self.isolation.network != 'egress' || self.backend != 'modal'",
+    message: "isolation.network egress is not available on backend modal (its exec cannot start the slot's network)",
+    path: ["isolation", "network"],
+    check: (s) => s.isolation.network !== "egress" || s.backend !== "modal",
+  },
+  {
     rule: "self.idleTimeoutSeconds <= self.sandboxLifetimeSeconds",
     message: "idleTimeoutSeconds must not exceed sandboxLifetimeSeconds",
     path: ["idleTimeoutSeconds"],
@@ -217,7 +250,7 @@ export const sandboxPoolTransitionRules: TransitionRule<PoolSpecShape>[] = [
   {
     rule: "self.isolation == oldSelf.isolation",
     message: "isolation is immutable: create a new pool to change it",
-    check: (s, old) => s.isolation.mode === old.isolation.mode && s.isolation.network === old.isolation.network,
+    check: (s, old) => isDeepStrictEqual(s.isolation, old.isolation),
   },
 ];
 

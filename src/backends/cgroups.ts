@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { SpawnPlan } from "./isolation.ts";
+import type { SpawnPlan } from "./process.ts";
+import type { SlotResourceLimits } from "./slot-limits.ts";
 
 /**
  * Per-slot cgroups: memory, pids and CPU limits for a slot's commands, and a kill that reaches every process a
@@ -11,14 +12,6 @@ import type { SpawnPlan } from "./isolation.ts";
  * Each slot has one cgroup for the sandbox's life; its commands enter it through a shell that writes its own pid to
  * cgroup.procs and then execs the command (SpawnPlan wrapping), so even their first fork is inside.
  */
-
-/** A slot's limits; an absent one is not set (the sandbox's own limits still bound all slots together). */
-export interface SlotResourceLimits {
-  memoryBytes?: number | undefined;
-  pids?: number | undefined;
-  /** CPU time per second of wall time, in thousandths of a core (1000 = one core). */
-  cpuMillis?: number | undefined;
-}
 
 export type CgroupVersion = 1 | 2;
 
@@ -90,7 +83,8 @@ export function limitFiles(version: CgroupVersion, controller: string, limits: S
   if (controller === "memory" && memory !== undefined)
     files.push(["memory.limit_in_bytes", memory], ["memory.memsw.limit_in_bytes", memory], ["memory.swappiness", "0"]);
   if (controller === "pids" && limits.pids !== undefined) files.push(["pids.max", String(limits.pids)]);
-  if (controller === "cpu" && cpu !== undefined) files.push(["cpu.cfs_period_us", String(CPU_PERIOD_US)], ["cpu.cfs_quota_us", String(cpu)]);
+  if (controller === "cpu" && cpu !== undefined)
+    files.push(["cpu.cfs_period_us", String(CPU_PERIOD_US)], ["cpu.cfs_quota_us", String(cpu)]);
   return files;
 }
 
@@ -275,7 +269,11 @@ export function describeSlotLimits(limits: SlotResourceLimits, cgroups: SlotCgro
 }
 
 export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+  for (const [unit, size] of [
+    ["GiB", 1024 ** 3],
+    ["MiB", 1024 ** 2],
+    ["KiB", 1024],
+  ] as const) {
     if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
   }
   return `${bytes} B`;

@@ -4,7 +4,7 @@ import { join, posix } from "node:path";
 import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode, type NetworkPolicy } from "./types.ts";
 import { SandboxError } from "../base/errors.ts";
 import { EGRESS_BLOCK_FD, EGRESS_INFO_FD } from "./egress.ts";
-import { startProcess } from "./process.ts";
+import { startProcess, type SpawnPlan } from "./process.ts";
 
 /**
  * How one slot command is spawned. Pure: the same function serves the local backend, the sandbox server and
@@ -112,17 +112,6 @@ function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean): strin
   const limits = slotUser === "spawner" || trusted ? [] : ["prlimit", `--nproc=${SLOT_MAX_PROCESSES}`, "--"];
   const setpriv = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"];
   return [...limits, ...(slotUser === "setpriv" ? setpriv : [])];
-}
-
-export interface SpawnPlan {
-  file: string;
-  args: string[];
-  /** Where the spawned process starts (the slot directory itself without isolation). */
-  cwd: string;
-  /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
-  env: Record<string, string>;
-  /** Set under the "egress" policy: the spawner starts the slot's network (egress.ts) before bwrap runs the command. */
-  egress?: { userNamespace: boolean };
 }
 
 export const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -3,8 +3,19 @@ import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import type { ExecResult } from "./types.ts";
-import type { SpawnPlan } from "./isolation.ts";
 import { EGRESS_BLOCK_FD, EGRESS_INFO_FD, readSandboxPid, startEgress } from "./egress.ts";
+
+/** How one slot command is spawned (built by isolation.ts). */
+export interface SpawnPlan {
+  file: string;
+  args: string[];
+  /** Where the spawned process starts (the slot directory itself without isolation). */
+  cwd: string;
+  /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
+  env: Record<string, string>;
+  /** Set under the "egress" policy: the spawner starts the slot's network (egress.ts) before bwrap runs the command. */
+  egress?: { userNamespace: boolean };
+}
 
 /** Per stream, when the request sets no cap. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1_000_000;

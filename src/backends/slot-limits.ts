@@ -1,4 +1,10 @@
-import type { SlotResourceLimits } from "./cgroups.ts";
+/** A slot's cgroup limits; an absent one is not set (the sandbox's own limits still bound all slots together). */
+export interface SlotResourceLimits {
+  memoryBytes?: number | undefined;
+  pids?: number | undefined;
+  /** CPU time per second of wall time, in thousandths of a core (1000 = one core). */
+  cpuMillis?: number | undefined;
+}
 
 /**
  * A pool's per-slot limits as the sandbox server applies them: memory, processes and CPU through a cgroup per slot

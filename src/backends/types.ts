@@ -81,6 +81,8 @@ export interface ExecResult {
   truncated: boolean;
 }
 
+import type { SlotLimits } from "./slot-limits.ts";
+
 export type IsolationMode = "bwrap" | "none";
 
 /**
@@ -89,10 +91,11 @@ export type IsolationMode = "bwrap" | "none";
  */
 export type NetworkPolicy = "none" | "egress" | "host";
 
-/** A pool's isolation setting (SandboxPool spec.isolation). */
+/** A pool's isolation setting (SandboxPool spec.isolation, its limits resolved: isolationPolicy in factory.ts). */
 export interface IsolationPolicy {
   mode: IsolationMode;
   network: NetworkPolicy;
+  slotLimits?: SlotLimits;
 }
 
 export interface SandboxHealth {

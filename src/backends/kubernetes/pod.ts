@@ -3,6 +3,7 @@ import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
 import type { KubernetesPoolSettings } from "../../api/index.ts";
 import { SandboxError } from "../../base/errors.ts";
 import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
+import { slotLimitArgs } from "../slot-limits.ts";
 import type { IsolationPolicy, SandboxInfo, SandboxPhase, SandboxStuckReason, SandboxTemplate } from "../types.ts";
 
 /**
@@ -131,6 +132,7 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
             pod.isolation.mode,
             "--network",
             pod.isolation.network,
+            ...slotLimitArgs(pod.isolation.slotLimits),
           ]),
           // A server that refuses to start (bwrap cannot run here) says why in its last log lines: the pod's status keeps them.
           terminationMessagePolicy: "FallbackToLogsOnError",

@@ -15,6 +15,8 @@ import type {
   SandboxTemplate,
 } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
+import type { SlotLimits } from "../slot-limits.ts";
+import { unmountUnder } from "./workspace-volume.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
@@ -60,6 +62,7 @@ export class LocalBackend implements SandboxBackend {
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
   private readonly network: NetworkPolicy;
+  private readonly slotLimits: SlotLimits | undefined;
   private readonly clock: Clock;
   private readonly launcher: readonly string[];
   private readonly readyTimeoutMs: number;
@@ -74,6 +77,7 @@ export class LocalBackend implements SandboxBackend {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
     this.network = options.isolation?.network ?? "none";
+    this.slotLimits = options.isolation?.slotLimits;
     this.clock = options.clock ?? realClock;
     this.launcher = options.launcher ?? cliLauncher;
     this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
@@ -183,6 +187,7 @@ export class LocalBackend implements SandboxBackend {
     this.lastActivity.delete(sandbox.id);
     await server?.then((process) => process.stop()).catch(() => undefined); // one that never started has nothing to stop
     try {
+      await unmountUnder(this.directory(sandbox.id)); // workspaces a server that died left mounted
       await rm(this.directory(sandbox.id), { recursive: true, force: true });
     } catch (error) {
       throw classifyLocalError(error, `terminate ${sandbox.id}`, "transient");
@@ -234,6 +239,7 @@ export class LocalBackend implements SandboxBackend {
         slots: metadata.slots,
         isolation: this.isolation.isolation,
         network: this.network,
+        slotLimits: this.slotLimits,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
         readyTimeoutMs: this.readyTimeoutMs,

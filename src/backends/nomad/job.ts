@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { SandboxError } from "../../base/errors.ts";
 import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
 import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
+import { slotLimitArgs } from "../slot-limits.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
 export interface NomadJob {
@@ -137,6 +138,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     isolation.mode,
     "--network",
     isolation.network,
+    ...slotLimitArgs(isolation.slotLimits),
   ];
   const jobId = sandboxJobId(template.pool, name);
   if (settings.tokenVariable === true) serverArgs.push("--token-file", `\${NOMAD_SECRETS_DIR}/${TOKEN_FILE}`);

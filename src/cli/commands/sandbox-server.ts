@@ -65,7 +65,8 @@ export function command(): Command {
     .addOption(
       new Option(
         "--network <policy>",
-        "slot commands' network under bwrap: none (a namespace of their own), egress (out through slirp4netns, not to the host's loopback) or host",
+        "slot commands' network under bwrap: none (a namespace of their own), egress (out through slirp4netns, " +
+          "not to the host's loopback) or host",
       )
         .choices(["none", "egress", "host"])
         .default("none"),
@@ -73,7 +74,11 @@ export function command(): Command {
     .option("--slot-memory <bytes>", "memory limit of each slot's cgroup, where one can be made", nonNegativeInteger)
     .option("--slot-pids <n>", "process limit of each slot's cgroup", nonNegativeInteger)
     .option("--slot-cpu <millicores>", "CPU limit of each slot's cgroup, in thousandths of a core", nonNegativeInteger)
-    .option("--slot-workspace <bytes>", "size of each slot's workspace, a loop-mounted image (needs root and a loop device)", nonNegativeInteger)
+    .option(
+      "--slot-workspace <bytes>",
+      "size of each slot's workspace, a loop-mounted image (needs root and a loop device)",
+      nonNegativeInteger,
+    )
     .addHelpText(
       "after",
       environmentHelp(
