@@ -19,11 +19,13 @@ const CGROUP_ROOT = "/sys/fs/cgroup";
 const V1_CONTROLLERS = ["memory", "pids", "cpu"] as const;
 const V2_CONTROLLERS = ["memory", "pids", "cpu"] as const;
 const CPU_PERIOD_US = 100_000;
+/** A millisecond apart: what a command left dies within a few; a fork bomb capped by pids.max within a few more. */
+const KILL_ROUNDS = 5_000;
 
 /** Where this process may make slot cgroups: one directory per hierarchy (v2: one; v1: one per controller). */
 export interface CgroupPlace {
   version: CgroupVersion;
-  /** v2: [the unified parent]; v1: the parent in each of memory, pids, cpu and (to stop a cgroup before a kill) freezer. */
+  /** v2: the unified hierarchy's parent (key ""); v1: the parent in each of memory, pids and cpu. */
   parents: Record<string, string>;
 }
 
@@ -59,7 +61,7 @@ export function findCgroupPlace(
     return { version: 2, parents: { "": parent } };
   }
   const parents: Record<string, string> = {};
-  for (const controller of [...V1_CONTROLLERS, "freezer"]) {
+  for (const controller of V1_CONTROLLERS) {
     const path = paths.get(controller);
     const mount = posix.join(CGROUP_ROOT, controller);
     if (path !== undefined && exists(mount)) parents[controller] = posix.join(mount, path);
@@ -137,27 +139,22 @@ export class SlotCgroups {
   }
 
   /**
-   * SIGKILLs every process in the slot's cgroup and waits until it is empty. v2: cgroup.kill. v1: the freezer stops
-   * the cgroup first, so nothing forks between reading cgroup.procs and the kill; without one, rounds until empty.
+   * SIGKILLs every process in the slot's cgroup and waits until it is empty: v2's cgroup.kill, else rounds of SIGKILL
+   * to what cgroup.procs lists (a process forked between two rounds is in the next; pids.max bounds how many).
    */
   async kill(slot: number): Promise<void> {
     const directory = this.primary(slot);
     if (pidsIn(directory).length === 0) return;
-    if (this.version === 2 && existsSync(posix.join(directory, "cgroup.kill"))) {
-      writeFileSync(posix.join(directory, "cgroup.kill"), "1");
-    } else {
-      const freezer = this.freezer(slot);
-      if (freezer !== undefined) await freeze(freezer.file, freezer.frozen);
-      try {
-        for (const pid of pidsIn(directory)) signal(pid);
-      } finally {
-        if (freezer !== undefined) writeFileSync(freezer.file, freezer.thawed);
-      }
+    const killFile = posix.join(directory, "cgroup.kill");
+    const oneShot = this.version === 2 && existsSync(killFile);
+    if (oneShot) writeFileSync(killFile, "1");
+    for (let round = 0; round < KILL_ROUNDS; round++) {
+      const pids = pidsIn(directory);
+      if (pids.length === 0) return;
+      if (!oneShot) for (const pid of pids) signal(pid);
+      await sleep(1);
     }
-    for (let round = 0; round < 200 && pidsIn(directory).length > 0; round++) {
-      for (const pid of pidsIn(directory)) signal(pid);
-      await sleep(10);
-    }
+    throw new Error(`slot ${slot}'s cgroup still has processes after ${KILL_ROUNDS} kill rounds`);
   }
 
   /** Kills what runs in every slot and removes the cgroups. */
@@ -188,12 +185,6 @@ export class SlotCgroups {
   private primary(slot: number): string {
     return this.directory(this.version === 2 ? "" : "pids", slot);
   }
-
-  private freezer(slot: number): { file: string; frozen: string; thawed: string } | undefined {
-    if (this.version === 2) return { file: posix.join(this.primary(slot), "cgroup.freeze"), frozen: "1", thawed: "0" };
-    if (this.place.parents.freezer === undefined) return undefined;
-    return { file: posix.join(this.directory("freezer", slot), "freezer.state"), frozen: "FROZEN", thawed: "THAWED" };
-  }
 }
 
 /**
@@ -216,17 +207,6 @@ async function enableV2Controllers(parent: string, name: string): Promise<void> 
   }
   await mkdir(posix.join(parent, name), { recursive: true });
   await writeFile(posix.join(parent, name, "cgroup.subtree_control"), enable);
-}
-
-async function freeze(file: string, frozen: string): Promise<void> {
-  writeFileSync(file, frozen);
-  // v1's freezer.state reads FREEZING until every task stopped; v2's cgroup.freeze is asynchronous as well.
-  const state = file.endsWith("freezer.state") ? file : posix.join(posix.dirname(file), "cgroup.events");
-  for (let round = 0; round < 100; round++) {
-    const text = readText(state);
-    if (state === file ? text.trim() === frozen : /^frozen 1$/m.test(text)) return;
-    await sleep(5);
-  }
 }
 
 function pidsIn(directory: string): number[] {

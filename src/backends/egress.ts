@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Readable } from "node:stream";
 
 /**
@@ -36,10 +38,25 @@ export function readSandboxPid(info: Readable): Promise<number> {
 }
 
 /**
+ * Waits until bwrap has set up the namespace's loopback (127.0.0.1 in its routing tables). bwrap reports the pid
+ * while its child still configures lo, and slirp4netns brings lo up too: when it comes first, the kernel gives lo its
+ * address on the way up and bwrap's own RTM_NEWADDR fails (the command never runs).
+ */
+async function loopbackConfigured(sandboxPid: number): Promise<void> {
+  const deadline = performance.now() + READY_TIMEOUT_MS;
+  // A sandbox that is already gone fails the read: its exit tells why.
+  while (!(await readFile(`/proc/${sandboxPid}/net/fib_trie`, "utf8")).includes("127.0.0.1")) {
+    if (performance.now() > deadline) throw new Error("the slot's loopback was not configured in time");
+    await sleep(1);
+  }
+}
+
+/**
  * Starts slirp4netns for the network namespace of `sandboxPid` (entering its user namespace first when bwrap made
  * one) and waits until tap0 is configured; the returned function stops it.
  */
 export async function startEgress(sandboxPid: number, userNamespace: boolean): Promise<() => void> {
+  await loopbackConfigured(sandboxPid);
   const args = [
     "--configure",
     "--mtu=65520",

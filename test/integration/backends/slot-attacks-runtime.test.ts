@@ -168,7 +168,10 @@ describe("limits and flags", () => {
     assert.equal(health.isolation, "bwrap");
     const processes = runAsRoot ? "slot \\(a uid of its own\\)" : "slot command \\(a user namespace of its own\\)";
     assert.match(health.message ?? "", new RegExp(`at most ${SLOT_MAX_PROCESSES} processes per ${processes}`));
-    assert.match(health.message ?? "", /\/tmp capped at 1 GiB; no per-slot memory, process or CPU limit asked for; no workspace size cap asked for/);
+    assert.match(
+      health.message ?? "",
+      /\/tmp capped at 1 GiB; no per-slot memory, process or CPU limit asked for; no workspace size cap asked for/,
+    );
   });
 
   test("a fork burst stops at SLOT_MAX_PROCESSES; meanwhile the other slot and a trusted step still start processes", async () => {
