@@ -18,7 +18,7 @@ import type { SlotLimits } from "../slot-limits.ts";
 import { mountWorkspaceVolume, unmountUnder, workspaceImage, workspaceVolumesUnavailable } from "./workspace-volume.ts";
 import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
-import { SandboxError } from "../../base/errors.ts";
+import { errorMessage, SandboxError } from "../../base/errors.ts";
 
 // Non-blocking: opening a FIFO the slot left in its workspace must not hang the request (and the slot's lock).
 const READ_NO_BLOCK = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -67,16 +67,31 @@ export class SlotHost {
     await mkdir(cacheDirectory(this.root), { recursive: true });
     await this.giveTo("cache", cacheDirectory(this.root));
     if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
-    const workspaceBytes = this.limits.workspaceBytes;
-    this.workspaceVolumes = workspaceBytes === undefined ? false : (workspaceVolumesUnavailable() ?? true);
-    for (let slot = 0; slot < this.slots; slot++) {
-      await mkdir(slotDirectory(this.root, slot), { recursive: true });
-      if (this.workspaceVolumes === true && workspaceBytes !== undefined)
-        await mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), workspaceBytes, this.ownerOf(slot));
-      await this.giveTo(slot, slotDirectory(this.root, slot));
-    }
+    for (let slot = 0; slot < this.slots; slot++) await mkdir(slotDirectory(this.root, slot), { recursive: true });
+    // Limits hold where this host allows them; where it does not, limitsDescription says why and slots still run.
+    this.workspaceVolumes = await this.mountWorkspaces().catch(async (error: unknown) => {
+      await unmountUnder(join(this.root, "slots"));
+      return `cannot mount workspace images: ${errorMessage(error)}`;
+    });
+    for (let slot = 0; slot < this.slots; slot++) await this.giveTo(slot, slotDirectory(this.root, slot));
     const place = findCgroupPlace();
-    this.cgroups = "unavailable" in place ? place : await SlotCgroups.create(place, this.cgroupName(), this.slots, this.limits);
+    this.cgroups =
+      "unavailable" in place
+        ? place
+        : await SlotCgroups.create(place, this.cgroupName(), this.slots, this.limits).catch((error: unknown) => ({
+            unavailable: `cannot make cgroups: ${errorMessage(error)}`,
+          }));
+  }
+
+  /** true once every slot's workspace is its size-capped image; else why not. */
+  private async mountWorkspaces(): Promise<boolean | string> {
+    const bytes = this.limits.workspaceBytes;
+    if (bytes === undefined) return false;
+    const unavailable = workspaceVolumesUnavailable();
+    if (unavailable !== undefined) return unavailable;
+    for (let slot = 0; slot < this.slots; slot++)
+      await mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), bytes, this.ownerOf(slot));
+    return true;
   }
 
   /** What is limited per slot here (health shows it next to the isolation). */

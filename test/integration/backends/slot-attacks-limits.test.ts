@@ -11,13 +11,9 @@ import { createServer, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { findCgroupPlace } from "../../../src/backends/cgroups.ts";
-import { slotDirectory } from "../../../src/backends/isolation.ts";
-import { LocalBackend } from "../../../src/backends/local/backend.ts";
 import { workspaceVolumesUnavailable } from "../../../src/backends/local/workspace-volume.ts";
-import type { ExecResult, IsolationPolicy, SandboxInfo } from "../../../src/backends/types.ts";
-import { contractTemplate } from "./contract.ts";
+import { DAEMON, openAttackedSandbox, stillBeating, type AttackedSandbox } from "./attacked-sandbox.ts";
 import { forkBurstAcrossSlots } from "./fork-burst.ts";
 
 const MiB = 1024 ** 2;
@@ -28,29 +24,11 @@ const noVolumes = workspaceVolumesUnavailable() ?? false;
 
 let rootDir: string;
 
-interface Opened {
-  backend: LocalBackend;
-  sandbox: SandboxInfo;
-  exec(command: string, slot?: number): Promise<ExecResult>;
-  workspace(slot: number): string;
-}
-
-async function open(name: string, isolation: IsolationPolicy): Promise<Opened> {
-  const backend = await LocalBackend.open({ rootDir: join(rootDir, name), isolation });
-  const sandbox = await backend.create(name, contractTemplate({ pool: "attacks" }));
-  return {
-    backend,
-    sandbox,
-    exec: (command, slot = 0) => backend.exec(sandbox, { slot, command, timeoutMs: 60_000 }),
-    workspace: (slot) => slotDirectory(join(rootDir, name, sandbox.id), slot),
-  };
-}
-
-let limited: Opened;
+let limited: AttackedSandbox;
 
 before(async () => {
   rootDir = await mkdtemp(join(tmpdir(), "hermes-slot-attacks-limits-"));
-  limited = await open("limited", { mode: "bwrap", network: "none", slotLimits: LIMITS });
+  limited = await openAttackedSandbox(rootDir, "limited", { mode: "bwrap", network: "none", slotLimits: LIMITS });
 });
 after(async () => {
   await limited.backend.close();
@@ -65,7 +43,7 @@ describe("per-slot cgroups", { skip: noCgroups }, () => {
 
   test("a memory bomb is killed at the slot's limit; the other slot, and the slot's next command, run", async () => {
     const bomb = limited.exec("python3 -c 'x = bytearray(512 * 1024 * 1024); print(\"allocated\")'");
-    const neighbour = await limited.exec("python3 -c 'x = bytearray(64 * 1024 * 1024); print(\"fine\")'", 1);
+    const neighbour = await limited.exec("python3 -c 'x = bytearray(64 * 1024 * 1024); print(\"fine\")'", { slot: 1 });
     assert.equal(neighbour.stdout.trim(), "fine", neighbour.stderr);
     const result = await bomb;
     assert.equal(result.exitCode, 137, `the bomb got its memory: ${result.stdout}${result.stderr}`);
@@ -75,7 +53,7 @@ describe("per-slot cgroups", { skip: noCgroups }, () => {
 
   test("a fork burst stops at the cgroup's pids limit; meanwhile the other slot starts processes", async () => {
     const outcome = await forkBurstAcrossSlots({
-      exec: (slot, command) => limited.exec(command, slot),
+      exec: (slot, command) => limited.exec(command, { slot, timeoutMs: 120_000 }),
       attackerWorkspace: limited.workspace(0),
       attackerTries: 4 * LIMITS.pids,
       victimWants: 40,
@@ -91,7 +69,7 @@ describe("size-capped workspaces", { skip: noVolumes }, () => {
     const fill = await limited.exec("dd if=/dev/zero of=fill bs=1M count=1024; fallocate -l 1G more");
     assert.match(fill.stderr, /No space left on device[\s\S]*No space left on device/, fill.stderr);
     assert.ok((await stat(join(limited.workspace(0), "fill"))).size <= LIMITS.workspaceBytes);
-    const neighbour = await limited.exec("dd if=/dev/zero of=data bs=1M count=16 2>&1 && echo written", 1);
+    const neighbour = await limited.exec("dd if=/dev/zero of=data bs=1M count=16 2>&1 && echo written", { slot: 1 });
     assert.match(neighbour.stdout, /written/, neighbour.stderr);
     await writeFile(join(rootDir, "host-file"), Buffer.alloc(16 * MiB));
   });
@@ -105,19 +83,12 @@ describe("size-capped workspaces", { skip: noVolumes }, () => {
   });
 });
 
-/** A daemon that appends to `beat` in the workspace ten times a second, in a session of its own. */
-const DAEMON = "setsid sh -c 'while :; do echo x >> beat; sleep 0.1; done' >/dev/null 2>&1 < /dev/null &";
-
 describe("a command's end is its end without isolation (spec.isolation.mode none)", { skip: noCgroups }, () => {
   test("a setsid daemon, which leaves the command's session, dies with the slot's cgroup", async () => {
-    const unisolated = await open("unisolated", { mode: "none", network: "host" });
+    const unisolated = await openAttackedSandbox(rootDir, "unisolated", { mode: "none", network: "host" });
     try {
       assert.equal((await unisolated.exec(`${DAEMON} sleep 0.3`)).exitCode, 0);
-      const beat = join(unisolated.workspace(0), "beat");
-      await sleep(300);
-      const before = (await stat(beat)).size;
-      await sleep(700);
-      assert.equal((await stat(beat)).size, before, "the daemon outlived its command");
+      assert.equal(await stillBeating(unisolated.workspace()), false, "the daemon outlived its command");
     } finally {
       await unisolated.backend.close();
     }
@@ -138,7 +109,7 @@ except OSError as error:
     print(type(error).__name__)'`;
 
 describe("network egress: out, but not to the host's loopback", { skip: outsideAddress === undefined && "no non-loopback address" }, () => {
-  let egress: Opened;
+  let egress: AttackedSandbox;
   let loopbackService: Server;
   let outsideService: Server;
   const listen = async (server: Server, host: string): Promise<number> => {
@@ -149,7 +120,7 @@ describe("network egress: out, but not to the host's loopback", { skip: outsideA
   let outsidePort: number;
 
   before(async () => {
-    egress = await open("egress", { mode: "bwrap", network: "egress" });
+    egress = await openAttackedSandbox(rootDir, "egress", { mode: "bwrap", network: "egress" });
     loopbackService = createServer((socket) => socket.end("host secret\n"));
     outsideService = createServer((socket) => socket.end("outside\n"));
     loopbackPort = await listen(loopbackService, "127.0.0.1");
