@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { SpawnPlan } from "./process.ts";
@@ -69,6 +70,11 @@ export function findCgroupPlace(
   const missing = V1_CONTROLLERS.filter((controller) => parents[controller] === undefined);
   if (missing.length > 0) return { unavailable: `no cgroup v2, and cgroup v1 lacks ${missing.join(", ")}` };
   return { version: 1, parents };
+}
+
+/** The cgroup of a sandbox's slots (under this process's own): one per sandbox directory, the same after a restart. */
+export function sandboxCgroupName(sandboxRoot: string): string {
+  return `hermes-${createHash("sha256").update(sandboxRoot).digest("hex").slice(0, 16)}`;
 }
 
 /** The files to write, per cgroup directory, to set these limits (pure; the unit tests read it). */
@@ -157,6 +163,19 @@ export class SlotCgroups {
     throw new Error(`slot ${slot}'s cgroup still has processes after ${KILL_ROUNDS} kill rounds`);
   }
 
+  /**
+   * Removes what a sandbox server that was killed (no close) left of its slot cgroups: called when the sandbox goes.
+   * Nothing to do where no cgroup can be made or none was.
+   */
+  static async removeLeftovers(sandboxRoot: string): Promise<void> {
+    const place = findCgroupPlace();
+    if ("unavailable" in place) return;
+    const cgroups = new SlotCgroups(place, sandboxCgroupName(sandboxRoot));
+    const parent = posix.dirname(cgroups.primary(0));
+    const slots = (await readdir(parent).catch(() => [])).filter((entry) => /^slot-\d+$/.test(entry)).length;
+    if (slots > 0) await cgroups.remove(slots);
+  }
+
   /** Kills what runs in every slot and removes the cgroups. */
   async remove(slots: number): Promise<void> {
     for (let slot = 0; slot < slots; slot++) {
@@ -164,13 +183,6 @@ export class SlotCgroups {
       for (const [, directory] of this.directories(slot)) await rmdir(directory).catch(ignoreMissing);
     }
     for (const parent of Object.values(this.place.parents)) await rmdir(posix.join(parent, this.name)).catch(ignoreMissing);
-  }
-
-  /** Bytes the slot's memory cgroup has charged at most since it was made (for tests and diagnostics). */
-  async peakMemory(slot: number): Promise<number> {
-    const directory = this.version === 2 ? this.primary(slot) : this.directory("memory", slot);
-    const file = this.version === 2 ? "memory.peak" : "memory.max_usage_in_bytes";
-    return Number(await readFile(posix.join(directory, file), "utf8"));
   }
 
   private directory(controller: string, slot: number): string {

@@ -17,6 +17,7 @@ import type {
 import { classifyLocalError } from "./errors.ts";
 import type { SlotLimits } from "../slot-limits.ts";
 import { unmountUnder } from "./workspace-volume.ts";
+import { SlotCgroups } from "../cgroups.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { cliLauncher } from "../launcher.ts";
 import { SandboxError } from "../../base/errors.ts";
@@ -187,7 +188,9 @@ export class LocalBackend implements SandboxBackend {
     this.lastActivity.delete(sandbox.id);
     await server?.then((process) => process.stop()).catch(() => undefined); // one that never started has nothing to stop
     try {
-      await unmountUnder(this.directory(sandbox.id)); // workspaces a server that died left mounted
+      // What a server that died left: its workspaces mounted, its slot cgroups.
+      await unmountUnder(this.directory(sandbox.id));
+      await SlotCgroups.removeLeftovers(this.directory(sandbox.id));
       await rm(this.directory(sandbox.id), { recursive: true, force: true });
     } catch (error) {
       throw classifyLocalError(error, `terminate ${sandbox.id}`, "transient");

@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, lchown, lstat, mkdir, open, readdir, realpath, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -13,7 +12,7 @@ import {
   type SlotUser,
 } from "../isolation.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
-import { describeSlotLimits, findCgroupPlace, formatBytes, SlotCgroups } from "../cgroups.ts";
+import { describeSlotLimits, findCgroupPlace, formatBytes, sandboxCgroupName, SlotCgroups } from "../cgroups.ts";
 import type { SlotLimits } from "../slot-limits.ts";
 import { mountWorkspaceVolume, unmountUnder, workspaceImage, workspaceVolumesUnavailable } from "./workspace-volume.ts";
 import type { ExecRequest, ExecResult, IsolationMode, NetworkPolicy } from "../types.ts";
@@ -78,7 +77,7 @@ export class SlotHost {
     this.cgroups =
       "unavailable" in place
         ? place
-        : await SlotCgroups.create(place, this.cgroupName(), this.slots, this.limits).catch((error: unknown) => ({
+        : await SlotCgroups.create(place, sandboxCgroupName(this.root), this.slots, this.limits).catch((error: unknown) => ({
             unavailable: `cannot make cgroups: ${errorMessage(error)}`,
           }));
   }
@@ -207,11 +206,6 @@ export class SlotHost {
 
   private slotCgroups(): SlotCgroups | undefined {
     return this.cgroups instanceof SlotCgroups ? this.cgroups : undefined;
-  }
-
-  /** One per sandbox directory, the same after a server restart. */
-  private cgroupName(): string {
-    return `hermes-${createHash("sha256").update(this.root).digest("hex").slice(0, 16)}`;
   }
 
   /** mkdir -p whose new directories belong to the slot's user, so its commands can write in them. */
