@@ -5,6 +5,7 @@ import { posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { SpawnPlan } from "./process.ts";
 import type { SlotResourceLimits } from "./slot-limits.ts";
+import { HAND_OVER_ARGS } from "./hand-over.ts";
 
 /**
  * Per-slot cgroups: memory, pids and CPU limits for a slot's commands, and a kill that reaches every process a
@@ -136,12 +137,15 @@ export class SlotCgroups {
     return cgroups;
   }
 
-  /** The plan, made to join slot's cgroups before it runs. */
+  /**
+   * The plan, made to run its command in the slot's cgroups: bwrap joins them while it builds the sandbox (a
+   * hand-over), a plain process through a shell first.
+   */
   wrap(plan: SpawnPlan, slot: number): SpawnPlan {
-    return joinCgroupsFirst(
-      plan,
-      this.directories(slot).map(([, directory]) => posix.join(directory, "cgroup.procs")),
-    );
+    const cgroupProcs = this.directories(slot).map(([, directory]) => posix.join(directory, "cgroup.procs"));
+    if (plan.file !== "bwrap") return joinCgroupsFirst(plan, cgroupProcs);
+    if (plan.handOver !== undefined) return { ...plan, handOver: { ...plan.handOver, cgroupProcs } };
+    return { ...plan, args: [...HAND_OVER_ARGS, ...plan.args], handOver: { cgroupProcs } };
   }
 
   /**

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * The "egress" network policy: a slot command in a network namespace of its own (bwrap --unshare-net) that reaches
@@ -10,32 +10,10 @@ import type { Readable } from "node:stream";
  * gateway address 10.0.2.2, nor through its own 127.0.0.1, which is the namespace's own loopback), so host-only
  * services and a sandbox server bound there stay out of reach; every other address the host can reach is reachable.
  *
- * bwrap writes the sandbox's pid on its --info-fd and waits on its --block-fd before running the command: the
- * network is up before the command's first connect.
+ * The network is up before the command's first connect: bwrap waits for it (hand-over.ts).
  */
 
-/** bwrap's fds for the hand-over: it writes `{"child-pid": N}` on the first, waits for a byte on the second. */
-export const EGRESS_INFO_FD = 3;
-export const EGRESS_BLOCK_FD = 4;
-
 const READY_TIMEOUT_MS = 10_000;
-
-/** Reads bwrap's info JSON until it holds the sandbox's pid (bwrap writes it once the namespaces exist). */
-export function readSandboxPid(info: Readable): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString("utf8");
-      const match = /"child-pid"\s*:\s*(\d+)/.exec(text);
-      if (match?.[1] === undefined) return;
-      info.off("data", onData);
-      resolve(Number(match[1]));
-    };
-    info.on("data", onData);
-    info.once("error", reject);
-    info.once("close", () => reject(new Error("bwrap exited before it made the slot's namespaces")));
-  });
-}
 
 /**
  * Waits until bwrap has set up the namespace's loopback (127.0.0.1 in its routing tables). bwrap reports the pid

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode, type NetworkPolicy } from "./types.ts";
 import { SandboxError } from "../base/errors.ts";
-import { EGRESS_BLOCK_FD, EGRESS_INFO_FD } from "./egress.ts";
+import { HAND_OVER_ARGS } from "./hand-over.ts";
 import { startProcess, type SpawnPlan } from "./process.ts";
 
 /**
@@ -181,7 +181,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--unshare-ipc",
     "--unshare-uts",
     ...(network === "host" ? [] : ["--unshare-net"]),
-    ...(egress === undefined ? [] : ["--info-fd", String(EGRESS_INFO_FD), "--block-fd", String(EGRESS_BLOCK_FD)]),
+    ...(egress === undefined ? [] : HAND_OVER_ARGS),
     "--hostname",
     `slot-${spec.slot}`,
     ...READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]),
@@ -205,7 +205,7 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     ...commandPrefix(slotUser, uid, spec.trusted === true),
     ...argv,
   ];
-  return { file: "bwrap", args, cwd: hostWorkspace, env, ...(egress === undefined ? {} : { egress }) };
+  return { file: "bwrap", args, cwd: hostWorkspace, env, ...(egress === undefined ? {} : { handOver: { egress } }) };
 }
 
 export interface IsolationProbe {

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import type { ExecResult } from "./types.ts";
-import { EGRESS_BLOCK_FD, EGRESS_INFO_FD, readSandboxPid, startEgress } from "./egress.ts";
+import { HAND_OVER_BLOCK_FD, HAND_OVER_INFO_FD, prepareHandOver, type HandOver } from "./hand-over.ts";
 
 /** How one slot command is spawned (built by isolation.ts). */
 export interface SpawnPlan {
@@ -13,8 +13,8 @@ export interface SpawnPlan {
   cwd: string;
   /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
   env: Record<string, string>;
-  /** Set under the "egress" policy: the spawner starts the slot's network (egress.ts) before bwrap runs the command. */
-  egress?: { userNamespace: boolean };
+  /** Set when bwrap waits for the spawner before it runs the command (its cgroups, its network: hand-over.ts). */
+  handOver?: HandOver;
 }
 
 /** Per stream, when the request sets no cap. */
@@ -86,8 +86,8 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
   let child: ChildProcessWithoutNullStreams;
-  // An egress plan's bwrap hands over its namespaces on two more fds (egress.ts).
-  const stdio: "pipe"[] = plan.egress === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "pipe"];
+  // A hand-over takes two more fds.
+  const stdio: "pipe"[] = plan.handOver === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "pipe"];
   try {
     child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio }) as ChildProcessWithoutNullStreams;
   } catch (error) {
@@ -105,7 +105,7 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   }
   let timedOut = false;
   let closed = false;
-  let stopEgress: (() => void) | undefined;
+  let stopHandOver: (() => void) | undefined;
   const killGroup = (): void => {
     if (child.pid === undefined || closed) return;
     try {
@@ -123,29 +123,26 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
   child.stdin.on("error", () => undefined); // a command that ignores stdin closes the pipe early
   child.stdin.end(options.stdin ?? "");
-  if (plan.egress !== undefined) {
-    const { userNamespace } = plan.egress;
+  if (plan.handOver !== undefined && child.pid !== undefined) {
     // bwrap closes both when it is done with them (or dies): their errors are its exit's to tell.
-    for (const fd of [EGRESS_INFO_FD, EGRESS_BLOCK_FD]) child.stdio[fd]?.on("error", () => undefined);
-    readSandboxPid(child.stdio[EGRESS_INFO_FD] as Readable)
-      .then((pid) => startEgress(pid, userNamespace))
-      .then(
-        (stop) => {
-          stopEgress = stop;
-          if (closed) stop();
-          else (child.stdio[EGRESS_BLOCK_FD] as Writable).end("1");
-        },
-        (error: unknown) => {
-          stderr.push(Buffer.from(`cannot start the slot's network: ${(error as Error).message}\n`));
-          killGroup();
-        },
-      );
+    for (const fd of [HAND_OVER_INFO_FD, HAND_OVER_BLOCK_FD]) child.stdio[fd]?.on("error", () => undefined);
+    prepareHandOver(plan.handOver, child.stdio[HAND_OVER_INFO_FD] as Readable, child.pid).then(
+      (stop) => {
+        stopHandOver = stop;
+        if (closed) stop();
+        else (child.stdio[HAND_OVER_BLOCK_FD] as Writable).end("1");
+      },
+      (error: unknown) => {
+        stderr.push(Buffer.from(`cannot prepare the slot command: ${(error as Error).message}\n`));
+        killGroup();
+      },
+    );
   }
 
   const result = new Promise<ExecResult>((resolve) => {
     const finish = (exitCode: number): void => {
       clearTimeout(timer);
-      stopEgress?.();
+      stopHandOver?.();
       resolve({
         exitCode: timedOut ? TIMEOUT_EXIT_CODE : exitCode,
         stdout: stdout.text(),

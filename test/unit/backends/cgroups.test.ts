@@ -65,10 +65,10 @@ test("a wrapped plan joins every cgroup before it execs the command, and does no
 test("egress: bwrap hands over its pid and waits for the network; trusted steps keep the sandbox's network", () => {
   const spec = { sandboxRoot: "/s", slot: 0, command: "true", isolation: "bwrap", slotUser: "setpriv", network: "egress" } as const;
   const plan = buildSlotCommand(spec);
-  assert.deepEqual(plan.egress, { userNamespace: false });
+  assert.deepEqual(plan.handOver, { egress: { userNamespace: false } });
   assert.ok(plan.args.join(" ").includes("--unshare-net --info-fd 3 --block-fd 4"));
   const trusted = buildSlotCommand({ ...spec, trusted: true });
-  assert.equal(trusted.egress, undefined);
+  assert.equal(trusted.handOver, undefined);
   assert.ok(!trusted.args.includes("--unshare-net"));
 });
 
