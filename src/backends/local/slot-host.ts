@@ -88,8 +88,10 @@ export class SlotHost {
     if (bytes === undefined) return false;
     const unavailable = workspaceVolumesUnavailable();
     if (unavailable !== undefined) return unavailable;
-    for (let slot = 0; slot < this.slots; slot++)
-      await mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), bytes, this.ownerOf(slot));
+    const slots = Array.from({ length: this.slots }, (_, slot) => slot);
+    await Promise.all(
+      slots.map((slot) => mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), bytes, this.ownerOf(slot))),
+    );
     return true;
   }
 
