@@ -6,8 +6,8 @@ import { startEgress } from "./egress.ts";
  * What a bwrap slot command must be born into, set up by the spawner while bwrap builds the sandbox: bwrap writes
  * `{"child-pid": N}` (the sandbox's init, in the host's pid namespace) on its --info-fd once the namespaces exist,
  * and runs the command only when a byte arrives on its --block-fd. Meanwhile bwrap and that init join the slot's
- * cgroups (so the command and all it starts are born inside: no process escapes, and the migration's cost overlaps
- * bwrap's own setup) and the egress policy's network comes up (egress.ts).
+ * cgroups (so the command and all it starts are born inside: no process escapes) and the egress policy's network
+ * comes up (egress.ts).
  */
 export interface HandOver {
   /** cgroup.procs files of the slot's cgroups (cgroups.ts). */
