@@ -33,9 +33,9 @@ RUN node scripts/build.ts
 
 FROM ${BASE}
 # The sandbox and runner roles run tasks with git, bubblewrap and python3/pytest. Skipped when the base has them.
-RUN if ! dpkg -s git bubblewrap python3 python3-pytest ca-certificates >/dev/null 2>&1; then \
+RUN if ! dpkg -s git bubblewrap slirp4netns python3 python3-pytest ca-certificates >/dev/null 2>&1; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends git bubblewrap python3 python3-pytest ca-certificates \
+      && apt-get install -y --no-install-recommends git bubblewrap slirp4netns python3 python3-pytest ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
     && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin hermes

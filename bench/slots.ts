@@ -9,7 +9,9 @@
  * apiVsDirectLeaseRatio = acquire+release pairs per second straight on the SlotPool / through the runners' API
  * (routes and RunnersApiClients in this process, 50 clients): what the API's HTTP, auth and validation cost a lease.
  * On local, also what isolation costs a tool call, p50 and p99: bwrapVsNone = bwrap (own network namespace) / a
- * plain process; netnsVsHostNetwork = bwrap with its own network namespace / bwrap with the host's.
+ * plain process; netnsVsHostNetwork = bwrap with its own network namespace / bwrap with the host's; cgroupVsBwrap = the
+ * same in a slot cgroup with limits (joined by a shell, killed after) / without (target <= 1.10); egressVsNetns = the
+ * egress policy (slirp4netns per command) / a network namespace of its own.
  * On local, warmImageVsColdImageRatio = a group's first commands (G = 4 trajectories, one sandbox) on an OCI image with
  * no sandbox, which the pool unpacks and creates on demand / on the same image once its sandbox is warm (target >= 50),
  * for the group's first command to return (and ...GroupRatio: for all 4 first commands); medians over 5 small images.
@@ -175,6 +177,13 @@ try {
       );
       isolationRatios[`bwrapVsNoneP${p}Ratio`] = round(bwrap! / none!);
       isolationRatios[`netnsVsHostNetworkP${p}Ratio`] = round(bwrap! / hostNetwork!);
+      const [cgroup, egress] = [samples.bwrapCgroup, samples.bwrapEgress].map((s) => percentile(s, p));
+      console.log(
+        `isolation, tool call p${p}: in a slot cgroup ${round(cgroup!)} ms -> ${round(cgroup! / bwrap!)}x bwrap, ` +
+          `egress ${round(egress!)} ms -> ${round(egress! / bwrap!)}x own network`,
+      );
+      if (samples.bwrapCgroup.length > 0) isolationRatios[`cgroupVsBwrapP${p}Ratio`] = round(cgroup! / bwrap!);
+      isolationRatios[`egressVsNetnsP${p}Ratio`] = round(egress! / bwrap!);
     }
   }
   const { resetMs, cloneMs } = await measureGit(backend);

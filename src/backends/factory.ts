@@ -2,11 +2,33 @@
  * Backends built from a SandboxPool spec, shared by the operator (credentials from cluster Secrets) and the local
  * `run` (credentials from the SDK's or client's own lookup). Modal, Nomad and Kubernetes modules load only when a pool uses them.
  */
-import { kubernetesBlock, type SandboxPoolSpec } from "../api/index.ts";
+import { kubernetesBlock, parseQuantity, type SandboxPoolSpec } from "../api/index.ts";
+import { SLOT_MAX_PROCESSES } from "./isolation.ts";
 import type { SandboxPodApi } from "./kubernetes/backend.ts";
 import type { PodSettings } from "./kubernetes/pod.ts";
 import type { NomadEnvironment } from "./nomad/config.ts";
-import type { SandboxBackend } from "./types.ts";
+import type { IsolationPolicy, SandboxBackend } from "./types.ts";
+
+/** A slot's workspace size when the pool names none: a sparse image, so only what is written takes space. */
+export const DEFAULT_SLOT_WORKSPACE = "10Gi";
+
+/**
+ * The pool's isolation with its per-slot limits resolved: what spec.isolation.limits leaves unset is the slot's
+ * share of the sandbox's memory, the sandbox's CPU, SLOT_MAX_PROCESSES and DEFAULT_SLOT_WORKSPACE.
+ */
+export function isolationPolicy(spec: SandboxPoolSpec): IsolationPolicy {
+  const { mode, network, limits = {} } = spec.isolation;
+  return {
+    mode,
+    network,
+    slotLimits: {
+      memoryBytes: Math.floor(parseQuantity(limits.memory ?? spec.resources.memory) / (limits.memory ? 1 : spec.slotsPerSandbox)),
+      cpuMillis: Math.round(parseQuantity(limits.cpu ?? spec.resources.cpu) * 1000),
+      pids: limits.pids ?? SLOT_MAX_PROCESSES,
+      workspaceBytes: parseQuantity(limits.workspace ?? DEFAULT_SLOT_WORKSPACE),
+    },
+  };
+}
 
 /** Modal credentials resolved by the caller (a cluster Secret); unset fields fall back to the SDK's own lookup. */
 export interface ModalCredentials {
@@ -54,7 +76,7 @@ export async function modalBackendFromSpec(
     appName: modal.appName,
     ...(modal.serverURL ? { serverUrl: modal.serverURL } : {}),
     maxConcurrentCreates: spec.maxConcurrentCreates,
-    isolation: spec.isolation,
+    isolation: isolationPolicy(spec),
     ...(modal.environment ? { environment: modal.environment } : {}),
     ...(modal.regions ? { regions: modal.regions } : {}),
     ...(environment.modalMaxThrottleWaitSecs !== undefined ? { maxThrottleWaitSecs: environment.modalMaxThrottleWaitSecs } : {}),
@@ -85,7 +107,7 @@ export async function nomadBackendFromSpec(
     ...(credentials.clientCert ? { clientCert: credentials.clientCert } : {}),
     ...(credentials.clientKey ? { clientKey: credentials.clientKey } : {}),
     sandboxToken: credentials.sandboxToken,
-    isolation: spec.isolation,
+    isolation: isolationPolicy(spec),
     env: environment.nomad ?? {},
   });
 }
@@ -109,6 +131,6 @@ export async function kubernetesBackendFromSpec(
   return new KubernetesBackend({
     pods,
     sandboxToken,
-    pod: { ...pod, isolation: spec.isolation, settings, ...(serverImage !== undefined ? { serverImage } : {}) },
+    pod: { ...pod, isolation: isolationPolicy(spec), settings, ...(serverImage !== undefined ? { serverImage } : {}) },
   });
 }

@@ -1,11 +1,11 @@
-import { execFile } from "node:child_process";
-import { accessSync, constants, existsSync } from "node:fs";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { SANDBOX_CACHE, SLOT_WORKSPACE, type IsolationMode, type NetworkPolicy } from "./types.ts";
 import { imageRootArgs, slotHelper, type ImageView } from "./image-view.ts";
 import { SandboxError } from "../base/errors.ts";
+import { HAND_OVER_ARGS } from "./hand-over.ts";
+import { startProcess, type SpawnPlan } from "./process.ts";
 
 /**
  * How one slot command is spawned. Pure: the same function serves the local backend, the sandbox server and
@@ -122,15 +122,6 @@ function commandPrefix(slotUser: SlotUser, uid: number, trusted: boolean, image:
   return [...limits, ...(slotUser === "setpriv" ? [...slotHelper(image, "setpriv"), ...toUid] : [])];
 }
 
-export interface SpawnPlan {
-  file: string;
-  args: string[];
-  /** Where the spawned process starts (the slot directory itself without isolation). */
-  cwd: string;
-  /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
-  env: Record<string, string>;
-}
-
 export const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const READ_ONLY_SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"];
 
@@ -194,7 +185,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
   const slotUser = spec.slotUser ?? "spawner";
   const uid = spec.trusted === true ? TRUSTED_UID : slotUid(spec.slot);
   // Trusted steps fetch from the task's remote; environment steps before the agent (install) reach package indexes.
-  const ownNetwork = (spec.network ?? "none") === "none" && spec.trusted !== true;
+  const network = spec.trusted === true ? "host" : (spec.network ?? "none");
+  const egress = network === "egress" ? { userNamespace: slotUser === "user-namespace" } : undefined;
   const args = [
     ...slotUserArgs(slotUser, uid),
     "--die-with-parent",
@@ -202,7 +194,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
-    ...(ownNetwork ? ["--unshare-net"] : []),
+    ...(network === "host" ? [] : ["--unshare-net"]),
+    ...(egress === undefined ? [] : HAND_OVER_ARGS),
     "--hostname",
     `slot-${spec.slot}`,
     ...(image === undefined ? READ_ONLY_SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir]) : imageRootArgs(image, spec.sandboxRoot)),
@@ -227,7 +220,8 @@ export function buildSlotCommand(spec: SlotCommandSpec): SpawnPlan {
     ...commandPrefix(slotUser, uid, spec.trusted === true, image),
     ...argv,
   ];
-  return { file: "bwrap", args, cwd: hostWorkspace, env: pathInside.length > 0 ? { ...env, PATH: BASE_PATH } : env };
+  const spawnEnv = pathInside.length > 0 ? { ...env, PATH: BASE_PATH } : env;
+  return { file: "bwrap", args, cwd: hostWorkspace, env: spawnEnv, ...(egress === undefined ? {} : { handOver: { egress } }) };
 }
 
 export interface IsolationProbe {
@@ -239,38 +233,17 @@ export interface IsolationProbe {
   limits?: string;
 }
 
-const CGROUP_V2_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers";
-
 /**
- * What a bwrap slot is limited in on this host, and what not. Processes: RLIMIT_NPROC (SLOT_MAX_PROCESSES) where
- * slots have uids of their own. Per-slot memory and CPU would need a delegated cgroup v2 (none is used yet; the
- * sandbox's own resources bound all slots together), and so would a pids limit that covers a spawner-uid slot.
- * Neither the workspace nor a file has a size cap (docs/operations.md, "Slot limits", says why).
+ * What a bwrap slot is limited in by bwrap itself: processes through RLIMIT_NPROC (SLOT_MAX_PROCESSES) where slots
+ * have uids of their own, and the size of /tmp. The slot's cgroup and workspace volume (SlotHost) add the rest.
  */
 export function slotLimits(slotUser: SlotUser): string {
-  const cgroup = !existsSync(CGROUP_V2_CONTROLLERS)
-    ? "no cgroup v2 on this host"
-    : isWritable("/sys/fs/cgroup")
-      ? "cgroup v2 is delegated here but not used yet"
-      : "cgroup v2 is not delegated to this process";
   const counted = slotUser === "setpriv" ? "slot (a uid of its own)" : "slot command (a user namespace of its own)";
   const processes =
     slotUser === "spawner"
-      ? `no per-slot process limit (slots share the spawner's uid; ${cgroup})`
+      ? "no per-slot RLIMIT_NPROC (slots share the spawner's uid)"
       : `at most ${SLOT_MAX_PROCESSES} processes per ${counted}`;
-  return (
-    `${processes}; no per-slot memory or CPU limit (${cgroup}); ` +
-    `no workspace size cap (needs project quotas or a size-limited mount); /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`
-  );
-}
-
-function isWritable(path: string): boolean {
-  try {
-    accessSync(path, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return `${processes}; /tmp capped at ${SLOT_TMP_BYTES / 1024 ** 3} GiB`;
 }
 
 /** Strongest first; "spawner" is the last resort (for root: uid 0 without capabilities, said in the message). */
@@ -316,13 +289,10 @@ export async function probeIsolation(requested: IsolationMode, network: NetworkP
   }
 }
 
-function runProbe(plan: SpawnPlan): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    execFile(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, timeout: 10_000 }, (error, _stdout, stderr) =>
-      // The exit and bwrap's own words, not the whole command line execFile's message carries.
-      error ? reject(new Error(`${plan.file} failed (${error.code ?? error.signal})${stderr ? `: ${stderr.trim()}` : ""}`)) : resolve(),
-    );
-  });
+/** Runs the plan as slot commands run (an egress plan with its network); fails with the exit and bwrap's own words. */
+async function runProbe(plan: SpawnPlan): Promise<void> {
+  const { exitCode, stderr } = await startProcess(plan, { timeoutMs: 10_000 }).result;
+  if (exitCode !== 0) throw new Error(`${plan.file} failed (${exitCode})${stderr ? `: ${stderr.trim()}` : ""}`);
 }
 
 /**

@@ -1,8 +1,21 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import type { Readable, Writable } from "node:stream";
 import type { ExecResult } from "./types.ts";
-import type { SpawnPlan } from "./isolation.ts";
+import { HAND_OVER_BLOCK_FD, HAND_OVER_INFO_FD, prepareHandOver, type HandOver } from "./hand-over.ts";
+
+/** How one slot command is spawned (built by isolation.ts). */
+export interface SpawnPlan {
+  file: string;
+  args: string[];
+  /** Where the spawned process starts (the slot directory itself without isolation). */
+  cwd: string;
+  /** The whole environment: the host's is never inherited, so its secrets do not leak into slots. */
+  env: Record<string, string>;
+  /** Set when bwrap waits for the spawner before it runs the command (its cgroups, its network: hand-over.ts). */
+  handOver?: HandOver;
+}
 
 /** Per stream, when the request sets no cap. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1_000_000;
@@ -73,8 +86,10 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
   let child: ChildProcessWithoutNullStreams;
+  // A hand-over takes two more fds.
+  const stdio: "pipe"[] = plan.handOver === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe", "pipe"];
   try {
-    child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, detached: true, stdio }) as ChildProcessWithoutNullStreams;
   } catch (error) {
     // Arguments spawn refuses outright (e.g. a NUL byte in a model's command) throw before any process exists.
     stderr.push(cannotStart(plan, error as Error));
@@ -90,6 +105,7 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   }
   let timedOut = false;
   let closed = false;
+  let stopHandOver: (() => void) | undefined;
   const killGroup = (): void => {
     if (child.pid === undefined || closed) return;
     try {
@@ -107,10 +123,26 @@ export function startProcess(plan: SpawnPlan, options: RunOptions): RunningProce
   child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
   child.stdin.on("error", () => undefined); // a command that ignores stdin closes the pipe early
   child.stdin.end(options.stdin ?? "");
+  if (plan.handOver !== undefined && child.pid !== undefined) {
+    // bwrap closes both when it is done with them (or dies): their errors are its exit's to tell.
+    for (const fd of [HAND_OVER_INFO_FD, HAND_OVER_BLOCK_FD]) child.stdio[fd]?.on("error", () => undefined);
+    prepareHandOver(plan.handOver, child.stdio[HAND_OVER_INFO_FD] as Readable, child.pid).then(
+      (stop) => {
+        stopHandOver = stop;
+        if (closed) stop();
+        else (child.stdio[HAND_OVER_BLOCK_FD] as Writable).end("1");
+      },
+      (error: unknown) => {
+        stderr.push(Buffer.from(`cannot prepare the slot command: ${(error as Error).message}\n`));
+        killGroup();
+      },
+    );
+  }
 
   const result = new Promise<ExecResult>((resolve) => {
     const finish = (exitCode: number): void => {
       clearTimeout(timer);
+      stopHandOver?.();
       resolve({
         exitCode: timedOut ? TIMEOUT_EXIT_CODE : exitCode,
         stdout: stdout.text(),

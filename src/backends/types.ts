@@ -88,15 +88,21 @@ export interface ExecResult {
   truncated: boolean;
 }
 
+import type { SlotLimits } from "./slot-limits.ts";
+
 export type IsolationMode = "bwrap" | "none";
 
-/** Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "host" the sandbox's. */
-export type NetworkPolicy = "none" | "host";
+/**
+ * Slot commands' network under bwrap: "none" is a namespace of their own (loopback only), "egress" one with a route
+ * out that cannot reach the host's loopback (egress.ts), "host" the sandbox's.
+ */
+export type NetworkPolicy = "none" | "egress" | "host";
 
-/** A pool's isolation setting (SandboxPool spec.isolation). */
+/** A pool's isolation setting (SandboxPool spec.isolation, its limits resolved: isolationPolicy in factory.ts). */
 export interface IsolationPolicy {
   mode: IsolationMode;
   network: NetworkPolicy;
+  slotLimits?: SlotLimits;
 }
 
 export interface SandboxHealth {

@@ -11,7 +11,7 @@ import { LocalBackend } from "../backends/local/backend.ts";
 import { PoolManager } from "../backends/slots/manager.ts";
 import { SlotPool } from "../backends/slots/pool.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import { isolationPolicy, modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
 import { poolTemplate } from "../backends/template.ts";
 import { slotPoolProvider } from "./slot-provider.ts";
 import type { SlotProvider } from "../rollout/types.ts";
@@ -45,7 +45,7 @@ async function localBackend(spec: SandboxPoolSpec): Promise<BuiltBackend> {
   const owned = spec.local?.rootDir === undefined;
   const rootDir = spec.local?.rootDir ?? (await mkdtemp(join(tmpdir(), "hermes-run-")));
   return {
-    backend: await LocalBackend.open({ rootDir, isolation: spec.isolation }),
+    backend: await LocalBackend.open({ rootDir, isolation: isolationPolicy(spec) }),
     cleanup: async () => (owned ? rm(rootDir, { recursive: true, force: true }) : undefined),
   };
 }

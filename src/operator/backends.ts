@@ -3,7 +3,13 @@ import { join } from "node:path";
 import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, type SandboxPoolSpec } from "../api/index.ts";
 import type { SandboxBackend } from "../backends/types.ts";
-import { kubernetesBackendFromSpec, modalBackendFromSpec, nomadBackendFromSpec, type BackendEnvironment } from "../backends/factory.ts";
+import {
+  isolationPolicy,
+  kubernetesBackendFromSpec,
+  modalBackendFromSpec,
+  nomadBackendFromSpec,
+  type BackendEnvironment,
+} from "../backends/factory.ts";
 import type { SandboxPodApi } from "../backends/kubernetes/backend.ts";
 import { sandboxNetworkPolicy, type SandboxIngress } from "../backends/kubernetes/network-policy.ts";
 import type { ClusterClient } from "./client.ts";
@@ -79,7 +85,7 @@ export function backendFactory(
     const { namespace } = pool;
     if (spec.backend === "local") {
       const { LocalBackend } = await import("../backends/local/backend.ts");
-      return LocalBackend.open({ rootDir: spec.local?.rootDir ?? join(dataDir, "sandboxes"), isolation: spec.isolation });
+      return LocalBackend.open({ rootDir: spec.local?.rootDir ?? join(dataDir, "sandboxes"), isolation: isolationPolicy(spec) });
     }
     if (spec.backend === "modal") {
       const ref = spec.modal?.credentialsSecretRef;

@@ -4,6 +4,7 @@ import type { KubernetesPoolSettings } from "../../api/index.ts";
 import { SandboxError } from "../../base/errors.ts";
 import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
 import { slotEnvArgs } from "../sandbox-server/protocol.ts";
+import { slotLimitArgs } from "../slot-limits.ts";
 import type { IsolationPolicy, SandboxInfo, SandboxPhase, SandboxStuckReason, SandboxTemplate } from "../types.ts";
 
 /**
@@ -133,6 +134,7 @@ export function sandboxPod(name: string, template: SandboxTemplate, pod: PodSett
             "--network",
             pod.isolation.network,
             ...slotEnvArgs(template.env),
+            ...slotLimitArgs(pod.isolation.slotLimits),
           ]),
           // A server that refuses to start (bwrap cannot run here) says why in its last log lines: the pod's status keeps them.
           terminationMessagePolicy: "FallbackToLogsOnError",

@@ -17,6 +17,9 @@ import type {
 import { classifyLocalError } from "./errors.ts";
 import { ImageCache, isImageReference } from "../images/unpack.ts";
 import { imageWorkdir } from "../image-view.ts";
+import type { SlotLimits } from "../slot-limits.ts";
+import { unmountUnder } from "./workspace-volume.ts";
+import { SlotCgroups } from "../cgroups.ts";
 import { SandboxServerProcess } from "./server-process.ts";
 import { outrankSlotSessions } from "./cpu-priority.ts";
 import { cliLauncher } from "../launcher.ts";
@@ -74,6 +77,7 @@ export class LocalBackend implements SandboxBackend {
   readonly rootDir: string;
   readonly isolation: IsolationProbe;
   private readonly network: NetworkPolicy;
+  private readonly slotLimits: SlotLimits | undefined;
   private readonly clock: Clock;
   private readonly launcher: readonly string[];
   private readonly readyTimeoutMs: number;
@@ -89,6 +93,7 @@ export class LocalBackend implements SandboxBackend {
     this.rootDir = options.rootDir;
     this.isolation = isolation;
     this.network = options.isolation?.network ?? "none";
+    this.slotLimits = options.isolation?.slotLimits;
     this.clock = options.clock ?? realClock;
     this.launcher = options.launcher ?? cliLauncher;
     this.readyTimeoutMs = options.serverReadyTimeoutMs ?? 30_000;
@@ -225,6 +230,9 @@ export class LocalBackend implements SandboxBackend {
     this.lastActivity.delete(sandbox.id);
     await server?.then((process) => process.stop()).catch(() => undefined); // one that never started has nothing to stop
     try {
+      // What a server that died left: its workspaces mounted, its slot cgroups.
+      await unmountUnder(this.directory(sandbox.id));
+      await SlotCgroups.removeLeftovers(this.directory(sandbox.id));
       await rm(this.directory(sandbox.id), { recursive: true, force: true });
     } catch (error) {
       throw classifyLocalError(error, `terminate ${sandbox.id}`, "transient");
@@ -276,6 +284,7 @@ export class LocalBackend implements SandboxBackend {
         slots: metadata.slots,
         isolation: this.isolation.isolation,
         network: this.network,
+        slotLimits: this.slotLimits,
         socketPath: join(this.socketDir, `${++this.socketCount}.sock`),
         ...(metadata.env === undefined ? {} : { env: metadata.env }),
         ...(metadata.rootfs === undefined ? {} : { image: { root: metadata.rootfs.root, env: metadata.rootfs.env } }),

@@ -5,6 +5,7 @@ import { getPriority, setPriority } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SandboxServerClient } from "../sandbox-server/client.ts";
 import type { IsolationMode, NetworkPolicy } from "../types.ts";
+import { slotLimitArgs, type SlotLimits } from "../slot-limits.ts";
 import { errorMessage, SandboxError } from "../../base/errors.ts";
 
 export interface ServerProcessOptions {
@@ -15,6 +16,7 @@ export interface ServerProcessOptions {
   slots: number;
   isolation: IsolationMode;
   network: NetworkPolicy;
+  slotLimits?: SlotLimits | undefined;
   /** Where the server listens; its directory is reachable only by this uid, the token guards the rest. */
   socketPath: string;
   /** The slots' base environment (the pool template's env). */
@@ -70,7 +72,16 @@ export class SandboxServerProcess {
     const args = ["sandbox-server", "--socket", options.socketPath, "--slots", String(options.slots), "--data-dir", options.root];
     const child = spawn(
       program,
-      [...launcherArgs, ...args, "--isolation", options.isolation, "--network", options.network, "--parent-stdin"],
+      [
+        ...launcherArgs,
+        ...args,
+        "--isolation",
+        options.isolation,
+        "--network",
+        options.network,
+        ...slotLimitArgs(options.slotLimits),
+        "--parent-stdin",
+      ],
       // A session of its own: under autogroup scheduling the servers do not share the raised CPU weight of this
       // process's session (cpu-priority.ts); they still exit with it, when their stdin closes.
       { stdio: ["pipe", "inherit", "inherit"], detached: true },

@@ -13,9 +13,12 @@ import {
 } from "../isolation.ts";
 import { imageMountPoints, type ImageView } from "../image-view.ts";
 import { startProcess, type RunningProcess } from "../process.ts";
+import { describeSlotLimits, findCgroupPlace, formatBytes, sandboxCgroupName, SlotCgroups } from "../cgroups.ts";
+import type { SlotLimits } from "../slot-limits.ts";
+import { mountWorkspaceVolume, unmountUnder, workspaceImage, workspaceVolumesUnavailable } from "./workspace-volume.ts";
 import { SLOT_WORKSPACE, type ExecRequest, type ExecResult, type IsolationMode, type NetworkPolicy } from "../types.ts";
 import { classifyLocalError } from "./errors.ts";
-import { SandboxError } from "../../base/errors.ts";
+import { errorMessage, SandboxError } from "../../base/errors.ts";
 
 // Non-blocking: opening a FIFO the slot left in its workspace must not hang the request (and the slot's lock).
 const READ_NO_BLOCK = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -36,8 +39,11 @@ export class SlotHost {
   readonly image: ImageView | undefined;
   /** Under bwrap, where each slot's workspace is mounted; /workspace when unset. */
   readonly workdir: string | undefined;
+  readonly limits: SlotLimits;
   private readonly baseEnv: Record<string, string>;
   private readonly running = new Map<number, Set<RunningProcess>>();
+  private cgroups: SlotCgroups | { unavailable: string } = { unavailable: "not prepared" };
+  private workspaceVolumes: boolean | string = "not prepared";
 
   constructor(options: {
     root: string;
@@ -48,6 +54,7 @@ export class SlotHost {
     env?: Record<string, string>;
     image?: ImageView | undefined;
     workdir?: string | undefined;
+    limits?: SlotLimits;
   }) {
     this.root = options.root;
     this.slots = options.slots;
@@ -57,9 +64,13 @@ export class SlotHost {
     this.baseEnv = options.env ?? {};
     this.image = options.image;
     this.workdir = options.workdir;
+    this.limits = options.limits ?? {};
   }
 
-  /** Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). */
+  /**
+   * Creates missing slot and cache directories; existing content stays (a restart keeps workspaces). Where it can,
+   * gives each slot a cgroup with its limits and a size-capped workspace (`limitsDescription` says what held).
+   */
   async prepare(): Promise<void> {
     // Mount points in the image's rootfs, made once here: bwrap cannot make them in a root it binds read-only.
     const image = this.image;
@@ -70,15 +81,57 @@ export class SlotHost {
     await mkdir(cacheDirectory(this.root), { recursive: true });
     await this.giveTo("cache", cacheDirectory(this.root));
     if (this.ownerOf("cache") !== undefined) await writeFile(join(cacheDirectory(this.root), SLOT_GIT_CONFIG.file), SLOT_GIT_CONFIG.text);
-    for (let slot = 0; slot < this.slots; slot++) {
-      await mkdir(slotDirectory(this.root, slot), { recursive: true });
-      await this.giveTo(slot, slotDirectory(this.root, slot));
-    }
+    for (let slot = 0; slot < this.slots; slot++) await mkdir(slotDirectory(this.root, slot), { recursive: true });
+    // Limits hold where this host allows them; where it does not, limitsDescription says why and slots still run.
+    this.workspaceVolumes = await this.mountWorkspaces().catch(async (error: unknown) => {
+      await unmountUnder(join(this.root, "slots"));
+      return `cannot mount workspace images: ${errorMessage(error)}`;
+    });
+    for (let slot = 0; slot < this.slots; slot++) await this.giveTo(slot, slotDirectory(this.root, slot));
+    const place = findCgroupPlace();
+    this.cgroups =
+      "unavailable" in place
+        ? place
+        : await SlotCgroups.create(place, sandboxCgroupName(this.root), this.slots, this.limits).catch((error: unknown) => ({
+            unavailable: `cannot make cgroups: ${errorMessage(error)}`,
+          }));
+  }
+
+  /** true once every slot's workspace is its size-capped image; else why not. */
+  private async mountWorkspaces(): Promise<boolean | string> {
+    const bytes = this.limits.workspaceBytes;
+    if (bytes === undefined) return false;
+    const unavailable = workspaceVolumesUnavailable();
+    if (unavailable !== undefined) return unavailable;
+    const slots = Array.from({ length: this.slots }, (_, slot) => slot);
+    await Promise.all(
+      slots.map((slot) => mountWorkspaceVolume(workspaceImage(this.root, slot), slotDirectory(this.root, slot), bytes, this.ownerOf(slot))),
+    );
+    return true;
+  }
+
+  /** What is limited per slot here (health shows it next to the isolation). */
+  limitsDescription(): string {
+    const bytes = this.limits.workspaceBytes;
+    const workspace =
+      bytes === undefined
+        ? "no workspace size cap asked for"
+        : this.workspaceVolumes === true
+          ? `workspace capped at ${formatBytes(bytes)}`
+          : `workspace not capped (${String(this.workspaceVolumes)})`;
+    return `${describeSlotLimits(this.limits, this.cgroups)}; ${workspace}`;
+  }
+
+  /** Kills every slot's processes, removes the slots' cgroups and unmounts their workspaces (images stay). */
+  async close(): Promise<void> {
+    this.killAll();
+    if (this.cgroups instanceof SlotCgroups) await this.cgroups.remove(this.slots);
+    await unmountUnder(join(this.root, "slots"));
   }
 
   async exec(request: ExecRequest): Promise<ExecResult> {
     this.checkSlot(request.slot);
-    const plan = buildSlotCommand({
+    const built = buildSlotCommand({
       sandboxRoot: this.root,
       slot: request.slot,
       command: request.command,
@@ -91,6 +144,9 @@ export class SlotHost {
       image: this.image,
       workdir: this.workdir,
     });
+    // Trusted steps (the environment's fetch and install) are not the model's: they are not held to its limits.
+    const cgroups = request.trusted === true ? undefined : this.slotCgroups();
+    const plan = cgroups === undefined ? built : cgroups.wrap(built, request.slot);
     await this.checkDirectory(slotDirectory(this.root, request.slot));
     const processes = this.running.get(request.slot) ?? new Set<RunningProcess>();
     this.running.set(request.slot, processes);
@@ -100,6 +156,8 @@ export class SlotHost {
       return await running.result;
     } finally {
       processes.delete(running);
+      // A command's end is its end: what it left in the slot's cgroup (one command runs per slot at a time) dies.
+      await cgroups?.kill(request.slot);
     }
   }
 
@@ -140,6 +198,7 @@ export class SlotHost {
   async reset(slot: number): Promise<void> {
     this.checkSlot(slot);
     this.killSlot(slot);
+    await this.slotCgroups()?.kill(slot);
     const workspace = slotDirectory(this.root, slot);
     try {
       await mkdir(workspace, { recursive: true });
@@ -162,6 +221,10 @@ export class SlotHost {
 
   killSlot(slot: number): void {
     for (const running of this.running.get(slot) ?? []) running.kill();
+  }
+
+  private slotCgroups(): SlotCgroups | undefined {
+    return this.cgroups instanceof SlotCgroups ? this.cgroups : undefined;
   }
 
   /** mkdir -p whose new directories belong to the slot's user, so its commands can write in them. */

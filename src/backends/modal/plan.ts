@@ -1,6 +1,6 @@
 import type { Logger as ModalLogger } from "modal";
 import type { Logger } from "../../base/log.ts";
-import type { SpawnPlan } from "../isolation.ts";
+import type { SpawnPlan } from "../process.ts";
 import type { SandboxInfo, SandboxTemplate } from "../types.ts";
 
 /**

@@ -3,6 +3,7 @@ import { SandboxError } from "../../base/errors.ts";
 import { INJECT_STEP_NAME, injectArgs, injectedServerCommand } from "../sandbox-server/inject.ts";
 import { slotEnvArgs } from "../sandbox-server/protocol.ts";
 import type { IsolationPolicy, SandboxTemplate } from "../types.ts";
+import { slotLimitArgs } from "../slot-limits.ts";
 
 /** Nomad job JSON as we send it (PascalCase; durations in nanoseconds). Only the fields we set are typed. */
 export interface NomadJob {
@@ -140,6 +141,7 @@ export function buildSandboxJob(name: string, template: SandboxTemplate, setting
     "--network",
     isolation.network,
     ...slotEnvArgs(template.env),
+    ...slotLimitArgs(isolation.slotLimits),
   ];
   const jobId = sandboxJobId(template.pool, name);
   if (settings.tokenVariable === true) serverArgs.push("--token-file", `\${NOMAD_SECRETS_DIR}/${TOKEN_FILE}`);

@@ -41,8 +41,8 @@ export interface SandboxServerOptions {
   token?: string;
   /** Serve without a token: every process that reaches the port (any slot on this host) can drive every slot. */
   insecure?: boolean;
-  /** Shown in /health next to the isolation mode (e.g. why bwrap is off). */
-  isolationMessage?: string;
+  /** Shown in /health next to the isolation mode (e.g. why bwrap is off, what is limited per slot). */
+  isolationMessage?: () => string;
 }
 
 /** The sandbox server's request handler over one SlotHost; `listen` it wherever the caller wants. */
@@ -62,12 +62,10 @@ export function createSandboxServer(options: SandboxServerOptions): Server {
   };
 
   const routes: Record<string, (body: unknown) => Promise<unknown>> = {
-    "GET /health": async (): Promise<HealthResponse> => ({
-      status: "ok",
-      slots: host.slots,
-      isolation: host.isolation,
-      ...(options.isolationMessage === undefined ? {} : { message: options.isolationMessage }),
-    }),
+    "GET /health": async (): Promise<HealthResponse> => {
+      const message = options.isolationMessage?.();
+      return { status: "ok", slots: host.slots, isolation: host.isolation, ...(message ? { message } : {}) };
+    },
     "POST /exec": (body) => exec(parse(execRequestSchema, body)),
     "POST /batch": (body) =>
       Promise.all(parse(batchRequestSchema, body).map((request) => exec(request).catch((error: unknown) => errorAnswer(error)))),

@@ -26,6 +26,10 @@ interface Options {
   insecure: boolean;
   isolation: IsolationMode;
   network: NetworkPolicy;
+  slotMemory?: number;
+  slotPids?: number;
+  slotCpu?: number;
+  slotWorkspace?: number;
   socket?: string;
   parentStdin: boolean;
   slotEnv?: string[];
@@ -73,9 +77,21 @@ export function command(): Command {
         .default("bwrap"),
     )
     .addOption(
-      new Option("--network <policy>", "slot commands' network under bwrap: none (a namespace of their own) or host")
-        .choices(["none", "host"])
+      new Option(
+        "--network <policy>",
+        "slot commands' network under bwrap: none (a namespace of their own), egress (out through slirp4netns, " +
+          "not to the host's loopback) or host",
+      )
+        .choices(["none", "egress", "host"])
         .default("none"),
+    )
+    .option("--slot-memory <bytes>", "memory limit of each slot's cgroup, where one can be made", nonNegativeInteger)
+    .option("--slot-pids <n>", "process limit of each slot's cgroup", nonNegativeInteger)
+    .option("--slot-cpu <millicores>", "CPU limit of each slot's cgroup, in thousandths of a core", nonNegativeInteger)
+    .option(
+      "--slot-workspace <bytes>",
+      "size of each slot's workspace, a loop-mounted image (needs root and a loop device)",
+      nonNegativeInteger,
     )
     .addHelpText(
       "after",
@@ -109,19 +125,28 @@ export function command(): Command {
         network: options.network,
         ...(image === undefined ? {} : { image: { ...image, hostTools } }),
         workdir: parent?.workdir,
+        limits: {
+          memoryBytes: options.slotMemory,
+          pids: options.slotPids,
+          cpuMillis: options.slotCpu,
+          workspaceBytes: options.slotWorkspace,
+        },
       });
       // Refuses before preparing anything when there is no token and no --insecure.
       const server = createSandboxServer({
         host,
         token,
         insecure: options.insecure,
-        isolationMessage: [probe.message, probe.limits].filter((part) => part !== undefined).join("; ") || undefined,
+        isolationMessage: () => [probe.message, probe.limits, host.limitsDescription()].filter((part) => part !== undefined).join("; "),
       });
       if (token === undefined) log.warn("serving without a token (--insecure): every slot on this host can drive every other slot");
       await host.prepare();
+      log.info({ limits: host.limitsDescription() }, "slot limits");
       const stop = (): void => {
-        host.killAll();
-        server.close(() => process.exit(0));
+        void host
+          .close()
+          .catch((error: unknown) => log.error({ err: error }, "could not remove the slots' cgroups or workspace mounts"))
+          .finally(() => server.close(() => process.exit(0)));
         server.closeAllConnections();
       };
       const listening = (): void => {

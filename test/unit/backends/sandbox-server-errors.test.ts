@@ -20,12 +20,13 @@ class FailingHost extends SlotHost {
 }
 
 let root = "";
+let host: FailingHost;
 let server: Server;
 let url = "";
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), "sandbox-server-errors-"));
-  const host = new FailingHost({ root, slots: 3, isolation: "none" });
+  host = new FailingHost({ root, slots: 3, isolation: "none" });
   await host.prepare();
   server = createSandboxServer({ host, token: "t" });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -33,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   server.close();
+  await host.close(); // its slot cgroups, where this host lets it make them
   await rm(root, { recursive: true, force: true });
 });
 
