@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,12 +65,16 @@ export async function measureImageStarts(
   return samples;
 }
 
-/** `count` distinct small OCI images (busybox and a file of their own), built offline into a temporary layout. */
-export async function benchImages(count: number): Promise<string[]> {
+/**
+ * `count` distinct OCI images (busybox, a file of their own, and `payloadMiB` of random text standing in for an
+ * environment's packages), built offline into a temporary layout.
+ */
+export async function benchImages(count: number, payloadMiB: number): Promise<string[]> {
   const layout = join(await mkdtemp(join(tmpdir(), "hermes-bench-images-")), "layout");
   const images: string[] = [];
   for (let index = 0; index < count; index++) {
-    images.push(await buildTestImage(layout, `bench-${index}`, { files: { "/etc/which": `bench-${index}\n` }, workingDir: "/work" }));
+    const files = { "/etc/which": `bench-${index}\n`, "/opt/env/payload": randomBytes((payloadMiB * 2 ** 20 * 3) / 4).toString("base64") };
+    images.push(await buildTestImage(layout, `bench-${index}`, { files, workingDir: "/work" }));
   }
   return images;
 }

@@ -75,7 +75,13 @@ export async function serveRunnersApi(backend: SandboxBackend, slots: SlotPool, 
     onProgress: () => {},
   });
   // The routes reach only the pool's slots and acquire timeout: the loop is never stepped here.
-  const runtime = { backend, slots, acquireTimeoutMs: 30_000, loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }) };
+  const runtime = {
+    backend,
+    slots,
+    acquireTimeoutMs: 30_000,
+    warmCaps: { maxSandboxes: 1, minPerImage: 0 },
+    loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0 }),
+  };
   const metrics = new ControllerMetrics();
   const server = createProbeServer({
     registry: metrics.registry,

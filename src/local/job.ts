@@ -12,7 +12,7 @@ import { startEmbeddedPool, type EmbeddedPool, type EmbeddedPoolEnvironment } fr
 import type { DatasetSettings } from "../envs/datasets/index.ts";
 import { resolveDataset } from "../envs/resolve.ts";
 import { driveGroups, readAhead, streamWork } from "../rollout/driver.ts";
-import { imageHistogram } from "../rollout/image.ts";
+import { imageHistogram, PREWARM_ROWS } from "../rollout/image.ts";
 import { prewarmImages } from "../backends/slots/images.ts";
 import { groupSettingsFromSpec, Semaphore, type GroupOptions } from "../rollout/group.ts";
 import { loadManifests } from "./manifest.ts";
@@ -73,8 +73,6 @@ export interface RunSummary {
 }
 
 const FAILURES_KEPT = 20;
-/** Rows read before the first group starts, for the job's image histogram (pre-warm). */
-const PREWARM_LOOKAHEAD_ROWS = 256;
 
 function openSinks(spec: RolloutJobSpec, jobName: string, outDir: string): ScoredSink[] {
   const sinks: ScoredSink[] = [new JsonlSink(join(outDir, "scored.jsonl"))];
@@ -172,7 +170,7 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     };
 
     // The job's image histogram over the first rows warms the images most needed before their first acquire.
-    const { head, rows } = await readAhead(dataset.rows, PREWARM_LOOKAHEAD_ROWS);
+    const { head, rows } = await readAhead(dataset.rows, PREWARM_ROWS);
     const { maxSandboxes, slotsPerSandbox, minSandboxesPerImage: minPerImage } = pool.spec;
     const caps = { maxSandboxes, slotsPerSandbox, minPerImage, groupSize: spec.groupSize };
     embedded.slotPool.images.prewarm(prewarmImages(imageHistogram(spec.environment.image, head), caps));

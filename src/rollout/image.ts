@@ -20,6 +20,9 @@ export function itemImage(template: string | undefined, row: unknown): string | 
   });
 }
 
+/** How many of a job's first rows its image histogram (pre-warm) is read from. */
+export const PREWARM_ROWS = 256;
+
 /**
  * Items per image over `rows` (a job's image histogram, to pre-warm the pool): rows on the pool's image, and rows the
  * template cannot fill (they fail as items later), are left out.

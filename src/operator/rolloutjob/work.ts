@@ -10,6 +10,8 @@ import type { WorkSnapshot } from "./decide.ts";
 import { tokenSecretName, TOKEN_KEY, workLeaseTTLMs } from "./desired.ts";
 import { ResultsForwarder } from "./forward.ts";
 import { SpooledRows, type RowSource } from "./rows.ts";
+import { imageHistogram, PREWARM_ROWS } from "../../rollout/image.ts";
+import { prewarmImages } from "../../backends/slots/images.ts";
 import { JobTracker } from "./tracker.ts";
 
 /** A job's dataset could not be read; the job waits with a condition instead of failing the reconcile. */
@@ -104,7 +106,28 @@ export async function loadWork(
     onProgress: () => deps.enqueue(key),
   };
   deps.active.set(work);
+  await prewarmPool(deps.runtimes, poolKey, rows, spec);
   return { work, tokenStored: Boolean(stored) };
+}
+
+/**
+ * Warms the images the job needs most in its pool, from the image histogram of its first rows, when the pool runs in
+ * this controller (else its runners' acquires bring the images in), and has the pool reconcile at once.
+ */
+export async function prewarmPool(
+  runtimes: Pick<PoolRuntimes, "get" | "onWaiting">,
+  poolKey: string,
+  rows: SpooledRows,
+  spec: RolloutJobSpec,
+): Promise<void> {
+  const runtime = runtimes.get(poolKey);
+  if (runtime === undefined) return;
+  const head = await Promise.all(Array.from({ length: Math.min(rows.count, PREWARM_ROWS) }, (_, index) => rows.row(index)));
+  const caps = { ...runtime.warmCaps, slotsPerSandbox: runtime.slots.template.slots, groupSize: spec.groupSize };
+  const warm = prewarmImages(imageHistogram(spec.environment.image, head), caps);
+  if (warm.size === 0) return;
+  runtime.slots.images.prewarm(warm);
+  runtimes.onWaiting(poolKey);
 }
 
 /** The runners' API forgets a job; its forwarder stops (what it has not sent stays in the JSONL). */

@@ -154,6 +154,7 @@ export function poolReconciler(deps: PoolReconcilerDeps) {
       // A changed spec: new leases prefer sandboxes on the new template and get the new TTL.
       runtime.slots.setTemplate(template, spec.leaseTTLSeconds * 1000);
       runtime.acquireTimeoutMs = spec.acquireTimeoutSeconds * 1000;
+      runtime.warmCaps = { maxSandboxes: spec.maxSandboxes, minPerImage: spec.minSandboxesPerImage };
       try {
         const step = await runtime.loop.step(
           {

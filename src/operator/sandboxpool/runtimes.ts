@@ -20,6 +20,8 @@ export interface PoolRuntime {
   backend: SandboxBackend;
   slots: SlotPool;
   acquireTimeoutMs: number;
+  /** What a job's pre-warm may ask of the pool (spec.maxSandboxes, spec.minSandboxesPerImage). */
+  warmCaps: { maxSandboxes: number; minPerImage: number };
   /** The pool loop each reconcile steps; its creates run in the background, so none holds a reconcile worker. */
   loop: PoolLoop;
 }
@@ -58,6 +60,7 @@ export class PoolRuntimes {
       backend,
       slots,
       acquireTimeoutMs: spec.acquireTimeoutSeconds * 1000,
+      warmCaps: { maxSandboxes: spec.maxSandboxes, minPerImage: spec.minSandboxesPerImage },
       // Scale down as soon as no runner waits; a failed terminate stops the step, to be reported in status.
       loop: new PoolLoop({ backend, slotPool: slots, scaleDownDelayMs: 0, haltOnTerminateFailure: true }),
     };

@@ -145,6 +145,7 @@ export async function fakePoolRuntime(slots: number, acquireTimeoutMs: number) {
     backend,
     slots: slotPool,
     acquireTimeoutMs,
+    warmCaps: { maxSandboxes: 4, minPerImage: 0 },
     loop: new PoolLoop({ backend, slotPool, scaleDownDelayMs: 0 }),
   };
   const addSandbox = async (image = template.image) => slotPool.setSandboxes([await backend.create("sb", slotPool.templateFor(image))]);
