@@ -42,6 +42,8 @@ export class ResultsForwarder {
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** A group was stored after the running drain last read the file: it may have missed it, so it drains again. */
+  #storedSinceRead = false;
   dropped = 0;
   lastError: string | undefined;
 
@@ -71,6 +73,7 @@ export class ResultsForwarder {
   /** The tracker just stored a group (it is in the results JSONL). */
   stored(): void {
     this.#pending++;
+    this.#storedSinceRead = true;
     this.#kick();
   }
 
@@ -88,6 +91,7 @@ export class ResultsForwarder {
       .finally(() => {
         this.#running = undefined;
         this.#options.onChange?.();
+        if (this.#storedSinceRead) this.#kick();
       });
   }
 
@@ -98,6 +102,7 @@ export class ResultsForwarder {
     }
     for (;;) {
       if (this.#closed) return;
+      this.#storedSinceRead = false;
       const next = await readLineAt(this.#options.resultsPath, this.#watermark);
       if (next === undefined) return;
       const record = JSON.parse(next.line) as ScoredGroupRecord;
