@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { buildSlotCommand, resolveInsideWorkspace, BASE_PATH } from "../../../src/backends/isolation.ts";
 import { HOST_TOOLS_DIR, imageMountPoints, imageRootArgs, imageWorkdir, type ImageView } from "../../../src/backends/image-view.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { bindsOf } from "../../support/bwrap-args.ts";
 
 const hostTools = {
   loader: "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
@@ -10,9 +11,6 @@ const hostTools = {
   helpers: { prlimit: "/usr/bin/prlimit", setpriv: "/usr/bin/setpriv" },
 };
 const view: ImageView = { root: "/images/abc/rootfs", env: { PATH: "/opt/conda/bin:/bin", LANG: "C" }, hostTools };
-
-const binds = (args: string[], flag: string): string[] =>
-  args.flatMap((arg, index) => (arg === flag ? [args.slice(index + 1, index + 3).join(" -> ")] : []));
 
 test("an image slot: the image root read-only at /, the workspace at the work dir, the image's Env under the request's", () => {
   const plan = buildSlotCommand({
@@ -25,14 +23,14 @@ test("an image slot: the image root read-only at /, the workspace at the work di
     image: view,
     workdir: "/testbed",
   });
-  assert.deepEqual(binds(plan.args, "--ro-bind"), [
+  assert.deepEqual(bindsOf(plan.args, "--ro-bind"), [
     "/images/abc/rootfs -> /",
     "/usr/bin -> /.hermes-host/usr/bin",
     "/usr/lib/x86_64-linux-gnu -> /.hermes-host/usr/lib/x86_64-linux-gnu",
     "/srv/sb/cache -> /cache",
   ]);
   assert.ok(!plan.args.includes("/usr") && !plan.args.includes("/etc"), "none of the host's system dirs");
-  assert.deepEqual(binds(plan.args, "--bind"), ["/srv/sb/slots/1 -> /testbed"]);
+  assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/slots/1 -> /testbed"]);
   assert.equal(plan.args[plan.args.indexOf("--chdir") + 1], "/testbed");
   assert.equal(plan.env.HERMES_WORKSPACE, "/testbed");
   assert.equal(plan.env.LANG, "C.UTF-8", "the request's env over the image's");
@@ -61,8 +59,8 @@ test("a trusted step of an image sandbox keeps the host's view, at the slots' wo
     image: view,
     workdir: "/testbed",
   });
-  assert.ok(binds(plan.args, "--ro-bind-try").includes("/usr -> /usr"));
-  assert.ok(!binds(plan.args, "--ro-bind").some((bind) => bind.endsWith("-> /")));
+  assert.ok(bindsOf(plan.args, "--ro-bind-try").includes("/usr -> /usr"));
+  assert.ok(!bindsOf(plan.args, "--ro-bind").some((bind) => bind.endsWith("-> /")));
   assert.equal(plan.env.HERMES_WORKSPACE, "/testbed");
   assert.equal(plan.args[plan.args.indexOf("--tmpfs", plan.args.indexOf("/tmp")) + 1], "/testbed");
   assert.equal(plan.env.PATH, BASE_PATH);
@@ -83,8 +81,8 @@ test("the work dir: an override, else the image's, else /workspace for an image 
 
 test("a work dir without an image moves the host view's workspace", () => {
   const plan = buildSlotCommand({ sandboxRoot: "/srv/sb", slot: 2, command: ["pwd"], isolation: "bwrap", workdir: "/testbed" });
-  assert.deepEqual(binds(plan.args, "--bind"), ["/srv/sb/slots/2 -> /testbed"]);
-  assert.ok(binds(plan.args, "--ro-bind-try").includes("/usr -> /usr"));
+  assert.deepEqual(bindsOf(plan.args, "--bind"), ["/srv/sb/slots/2 -> /testbed"]);
+  assert.ok(bindsOf(plan.args, "--ro-bind-try").includes("/usr -> /usr"));
   assert.equal(plan.env.HERMES_WORKSPACE, "/testbed");
 });
 

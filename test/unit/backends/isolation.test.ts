@@ -11,14 +11,12 @@ import {
 } from "../../../src/backends/isolation.ts";
 import { TailBuffer } from "../../../src/backends/process.ts";
 import { isSandboxError } from "../../../src/base/errors.ts";
+import { bindsOf } from "../../support/bwrap-args.ts";
 
 const argAfter = (args: string[], flag: string): string[] => {
   const index = args.indexOf(flag);
   return args.slice(index + 1, index + 3);
 };
-
-const bindsOf = (args: string[], flag: string): string[] =>
-  args.flatMap((arg, index) => (arg === flag ? [args.slice(index + 1, index + 3).join(" -> ")] : []));
 
 test("bwrap plan: only the slot workspace is bound writable, the cache read-only, cwd inside /workspace", () => {
   const plan = buildSlotCommand({
