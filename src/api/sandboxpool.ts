@@ -18,7 +18,10 @@ const slotLimitsBlock = z
       .describe("Processes and threads of one slot's commands (their cgroup's pids.max). Default: 512."),
     workspace: quantity
       .optional()
-      .describe("Size of one slot's workspace (a sparse, loop-mounted filesystem image; a full one gives ENOSPC). Default: 10Gi."),
+      .describe(
+        "Size of one slot's workspace (a sparse, loop-mounted filesystem image per slot; a full one gives ENOSPC). " +
+          "Default: not capped (the workspace shares the sandbox's disk); each cap costs a loop device and a mount per slot.",
+      ),
   })
   .strict()
   .describe(

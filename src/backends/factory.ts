@@ -9,12 +9,11 @@ import type { PodSettings } from "./kubernetes/pod.ts";
 import type { NomadEnvironment } from "./nomad/config.ts";
 import type { IsolationPolicy, SandboxBackend } from "./types.ts";
 
-/** A slot's workspace size when the pool names none: a sparse image, so only what is written takes space. */
-export const DEFAULT_SLOT_WORKSPACE = "10Gi";
-
 /**
  * The pool's isolation with its per-slot limits resolved: what spec.isolation.limits leaves unset is the slot's
- * share of the sandbox's memory, the sandbox's CPU, SLOT_MAX_PROCESSES and DEFAULT_SLOT_WORKSPACE.
+ * share of the sandbox's memory, the sandbox's CPU and SLOT_MAX_PROCESSES. The workspace is capped only when asked:
+ * each cap is a loop-mounted filesystem per slot, and a pool of 1,000 slots starting at once made 1,000 mounts that
+ * starved the host (the controller lost its Lease in bench:controller).
  */
 export function isolationPolicy(spec: SandboxPoolSpec): IsolationPolicy {
   const { mode, network, limits = {} } = spec.isolation;
@@ -25,7 +24,7 @@ export function isolationPolicy(spec: SandboxPoolSpec): IsolationPolicy {
       memoryBytes: Math.floor(parseQuantity(limits.memory ?? spec.resources.memory) / (limits.memory ? 1 : spec.slotsPerSandbox)),
       cpuMillis: Math.round(parseQuantity(limits.cpu ?? spec.resources.cpu) * 1000),
       pids: limits.pids ?? SLOT_MAX_PROCESSES,
-      workspaceBytes: parseQuantity(limits.workspace ?? DEFAULT_SLOT_WORKSPACE),
+      ...(limits.workspace === undefined ? {} : { workspaceBytes: parseQuantity(limits.workspace) }),
     },
   };
 }

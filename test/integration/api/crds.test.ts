@@ -57,7 +57,7 @@ describe("CRDs on a real kube-apiserver", () => {
 
   test("kubectl get shows the printer columns", () => {
     const pools = kubectl(["get", "sandboxpools", "-n", namespace]);
-    assert.match(pools.split("\n")[0]!, /NAME\s+BACKEND\s+READY\s+FREE\s+SLOTS\s+STATUS\s+AGE/);
+    assert.match(pools.split("\n")[0]!, /NAME\s+BACKEND\s+READY\s+IMAGES\s+FREE\s+SLOTS\s+STATUS\s+AGE/);
     assert.match(pools, /^modal\s+modal\s/m);
     const jobs = kubectl(["get", "rolloutjobs", "-n", namespace]);
     assert.match(jobs.split("\n")[0]!, /NAME\s+POOL\s+STATUS\s+PROGRESS\s+PASS-RATE\s+AGE/);

@@ -79,9 +79,11 @@ test("the pool's limits: what spec.isolation.limits leaves unset comes from the 
     memoryBytes: 1024 ** 3,
     cpuMillis: 2000,
     pids: 512,
-    workspaceBytes: 10 * 1024 ** 3,
   });
-  const asked = validateSandboxPoolSpec({ backend: "local", isolation: { limits: { memory: "512Mi", cpu: "500m", pids: 100 } } });
+  const asked = validateSandboxPoolSpec({
+    backend: "local",
+    isolation: { limits: { memory: "512Mi", cpu: "500m", pids: 100, workspace: "10Gi" } },
+  });
   assert.ok(asked.ok);
   const limits = isolationPolicy(asked.value).slotLimits;
   assert.deepEqual(slotLimitArgs(limits), [
