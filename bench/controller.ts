@@ -16,7 +16,8 @@
  * The last line is one JSON object: controllerIdleRssMiB, controllerIdleRssSourceMiB, controllerRssMiB,
  * overheadPerTrajectoryMs, leasesPerSecond, and controllerMemoryMiB (what the loaded controller's RSS is made of, from
  * its own /metrics: V8 heap used and total, old space used, memory outside the heap).
- * To try other V8 flags for the compiled processes: BENCH_NODE_OPTIONS="..." (default: the image's). To see what the
+ * To try other V8 flags for the compiled processes: BENCH_NODE_OPTIONS="..." (default: the image's); other
+ * environment (e.g. MALLOC_ARENA_MAX=2) is passed on to the controller as it is given to the bench. To see what the
  * heap holds: BENCH_HEAP_SNAPSHOT=1 with BENCH_NODE_OPTIONS including `--heapsnapshot-signal=SIGUSR2
  * --diagnostic-dir=DIR`; the snapshot (a full GC first) is taken after the figures, and the split is printed again.
  */
