@@ -3,7 +3,8 @@
  * Against the real apiserver (the local cluster: `eval "$(bash scripts/cluster/cluster.sh env)"`), with the
  * controller as its own process (the operator's restricted kubeconfig, scoped to one namespace) on the local
  * backend (real sandbox directories and processes; a sandbox is cheap there). The controller, its sandbox servers
- * and the runner run the compiled build the image ships (`npm run build`, built first) with the image's NODE_OPTIONS:
+ * and the runner run the compiled build the image ships (`npm run build`, built first) with the image's NODE_OPTIONS
+ * (the controller with the chart's controller environment):
  *  1. controller RSS with one SandboxPool of 100 sandboxes x 10 slots and 50 RolloutJobs (suspended, so each is
  *     loaded and tracked by the controller without 50 runner processes competing for the CPU);
  *  2. end-to-end overhead per trajectory: one job of instant trajectories (built-in noop model, shell-task with
@@ -16,8 +17,8 @@
  * The last line is one JSON object: controllerIdleRssMiB, controllerIdleRssSourceMiB, controllerRssMiB,
  * overheadPerTrajectoryMs, leasesPerSecond, and controllerMemoryMiB (what the loaded controller's RSS is made of, from
  * its own /metrics: V8 heap used and total, old space used, memory outside the heap).
- * To try other V8 flags for the compiled processes: BENCH_NODE_OPTIONS="..." (default: the image's); other
- * environment (e.g. MALLOC_ARENA_MAX=2) is passed on to the controller as it is given to the bench. To see what the
+ * The controller runs with the chart's controller environment (NODE_OPTIONS, MALLOC_ARENA_MAX); to try other V8
+ * flags for it: BENCH_NODE_OPTIONS="...". To see what the
  * heap holds: BENCH_HEAP_SNAPSHOT=1 with BENCH_NODE_OPTIONS including `--heapsnapshot-signal=SIGUSR2
  * --diagnostic-dir=DIR`; the snapshot (a full GC first) is taken after the figures, and the split is printed again.
  */
@@ -54,7 +55,9 @@ const TARGET_OVERHEAD_MS = 10;
 const repo = join(import.meta.dirname, "..");
 const COMPILED_CLI = join(repo, "dist/bin/hermes-rollouts.js");
 /** The image's NODE_OPTIONS (Dockerfile), given to the processes that run compiled. */
-const IMAGE_NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=8";
+const IMAGE_NODE_OPTIONS = "--max-semi-space-size=8";
+/** The chart's controller environment (deploy/helm deployment.yaml), or BENCH_NODE_OPTIONS to try other V8 flags. */
+const CONTROLLER_ENV = { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2" };
 /** How long the idle controller runs before its RSS is read: its informers have listed, its first reconciles ran. */
 const IDLE_SETTLE_MS = 5_000;
 
@@ -161,9 +164,12 @@ async function main(): Promise<void> {
   await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   const idleRssSource = await idleRssMiB();
-  process.env.NODE_OPTIONS = IMAGE_NODE_OPTIONS;
+  Object.assign(process.env, CONTROLLER_ENV);
   const idleRss = await idleRssMiB(COMPILED_CLI);
   const controller = await startControllerProcess({ namespace, identity: "bench", cli: COMPILED_CLI });
+  // The runner process and the raw work run with the image's settings.
+  process.env.NODE_OPTIONS = IMAGE_NODE_OPTIONS;
+  delete process.env.MALLOC_ARENA_MAX;
   let runner: ChildProcess | undefined;
   try {
     apply("SandboxPool", namespace, "pool", {
