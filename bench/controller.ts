@@ -3,7 +3,8 @@
  * Against the real apiserver (the local cluster: `eval "$(bash scripts/cluster/cluster.sh env)"`), with the
  * controller as its own process (the operator's restricted kubeconfig, scoped to one namespace) on the local
  * backend (real sandbox directories and processes; a sandbox is cheap there). The controller, its sandbox servers
- * and the runner run the compiled build the image ships (`npm run build`, built first) with the image's NODE_OPTIONS:
+ * and the runner run the compiled build the image ships (`npm run build`, built first) with the image's NODE_OPTIONS
+ * (the controller with the chart's controller environment):
  *  1. controller RSS with one SandboxPool of 100 sandboxes x 10 slots and 50 RolloutJobs (suspended, so each is
  *     loaded and tracked by the controller without 50 runner processes competing for the CPU);
  *  2. end-to-end overhead per trajectory: one job of instant trajectories (built-in noop model, shell-task with
@@ -14,7 +15,12 @@
  * controllerIdleRssSourceMiB the same for a controller run from the TypeScript sources (as tests run it, without
  * the image's NODE_OPTIONS), first.
  * The last line is one JSON object: controllerIdleRssMiB, controllerIdleRssSourceMiB, controllerRssMiB,
- * overheadPerTrajectoryMs, leasesPerSecond.
+ * overheadPerTrajectoryMs, leasesPerSecond, and controllerMemoryMiB (what the loaded controller's RSS is made of, from
+ * its own /metrics: V8 heap used and total, old space used, memory outside the heap).
+ * The controller runs with the chart's controller environment (NODE_OPTIONS, MALLOC_ARENA_MAX); to try other V8
+ * flags for it: BENCH_NODE_OPTIONS="...". To see what the
+ * heap holds: BENCH_HEAP_SNAPSHOT=1 with BENCH_NODE_OPTIONS including `--heapsnapshot-signal=SIGUSR2
+ * --diagnostic-dir=DIR`; the snapshot (a full GC first) is taken after the figures, and the split is printed again.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -50,6 +56,8 @@ const repo = join(import.meta.dirname, "..");
 const COMPILED_CLI = join(repo, "dist/bin/hermes-rollouts.js");
 /** The image's NODE_OPTIONS (Dockerfile), given to the processes that run compiled. */
 const IMAGE_NODE_OPTIONS = "--max-semi-space-size=8";
+/** The chart's controller environment (deploy/helm deployment.yaml), or BENCH_NODE_OPTIONS to try other V8 flags. */
+const CONTROLLER_ENV = { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=2", MALLOC_ARENA_MAX: "2" };
 /** How long the idle controller runs before its RSS is read: its informers have listed, its first reconciles ran. */
 const IDLE_SETTLE_MS = 5_000;
 
@@ -105,6 +113,18 @@ async function rawWorkMs(root: string): Promise<number> {
   return elapsed;
 }
 
+/** The controller's own split of its memory (prom-client's default metrics on /metrics), in MiB. */
+async function memorySplitMiB(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sample = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return {
+    heapUsed: round(sample(/^nodejs_heap_size_used_bytes (\S+)/m)),
+    heapTotal: round(sample(/^nodejs_heap_size_total_bytes (\S+)/m)),
+    oldSpaceUsed: round(sample(/^nodejs_heap_space_size_used_bytes\{space="old"\} (\S+)/m)),
+    external: round(sample(/^nodejs_external_memory_bytes (\S+)/m)),
+  };
+}
+
 async function leasesPerSecond(controller: ControllerProcess, jobName: string): Promise<number> {
   const client = new RunnersApiClient({
     url: `http://127.0.0.1:${controller.port}`,
@@ -144,9 +164,12 @@ async function main(): Promise<void> {
   await installOperatorPrereqs();
   kubectl(["create", "namespace", namespace]);
   const idleRssSource = await idleRssMiB();
-  process.env.NODE_OPTIONS = IMAGE_NODE_OPTIONS;
+  Object.assign(process.env, CONTROLLER_ENV);
   const idleRss = await idleRssMiB(COMPILED_CLI);
   const controller = await startControllerProcess({ namespace, identity: "bench", cli: COMPILED_CLI });
+  // The runner process and the raw work run with the image's settings.
+  process.env.NODE_OPTIONS = IMAGE_NODE_OPTIONS;
+  delete process.env.MALLOC_ARENA_MAX;
   let runner: ChildProcess | undefined;
   try {
     apply("SandboxPool", namespace, "pool", {
@@ -156,7 +179,7 @@ async function main(): Promise<void> {
       slotsPerSandbox: SLOTS,
       maxConcurrentCreates: 20,
     });
-    await waitFor(() => getJson("sandboxpool", "pool", namespace).status?.slots?.total === SANDBOXES * SLOTS, 300_000, "100 x 10 slots");
+    await waitFor(() => getJson("sandboxpool", "pool", namespace).status?.slots?.total === SANDBOXES * SLOTS, 900_000, "100 x 10 slots");
     for (let i = 0; i < JOBS; i++) apply("RolloutJob", namespace, `idle-${i}`, job(20, { suspend: true }));
     await waitFor(
       () =>
@@ -208,6 +231,12 @@ async function main(): Promise<void> {
     const rate = await leasesPerSecond(controller, "leases");
     const rss = rssMiB(controller.child.pid!, "VmRSS");
     const peak = rssMiB(controller.child.pid!, "VmHWM");
+    const memory = await memorySplitMiB(controller.port);
+    if (process.env.BENCH_HEAP_SNAPSHOT) {
+      controller.child.kill("SIGUSR2");
+      await new Promise((resolve) => setTimeout(resolve, 20_000));
+      console.log(`heap snapshot in ${controller.dataDir}; after it: ${JSON.stringify(await memorySplitMiB(controller.port))} rss ${round(rssMiB(controller.child.pid!, "VmRSS"))}`);
+    }
 
     console.log(
       `controller RSS (${SANDBOXES} sandboxes x ${SLOTS} slots, ${JOBS + 2} RolloutJobs, local backend): ` +
@@ -236,13 +265,19 @@ async function main(): Promise<void> {
         controllerIdleRssSourceMiB: round(idleRssSource),
         controllerRssMiB: round(rss),
         controllerPeakRssMiB: round(peak),
+        controllerMemoryMiB: memory,
         overheadPerTrajectoryMs: round(overhead, 2),
         leasesPerSecond: round(rate),
       }),
     );
   } finally {
     runner?.kill("SIGKILL");
-    kubectl(["delete", "rolloutjobs,sandboxpools", "--all", "-n", namespace, "--wait=true", "--timeout=120s"]);
+    // A slow apiserver (a loaded machine) must not hide the bench's own error nor leave the controller running.
+    try {
+      kubectl(["delete", "rolloutjobs,sandboxpools", "--all", "-n", namespace, "--wait=true", "--timeout=120s"]);
+    } catch (error) {
+      console.error(`cleanup: ${String(error)}`);
+    }
     await controller.kill();
     kubectl(["delete", "namespace", namespace, "--wait=false"]);
   }
