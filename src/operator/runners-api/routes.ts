@@ -211,7 +211,10 @@ export function runnersApi(
         job.slotLeases.delete(leaseId);
         return { ok: true };
       }
-      await poolOf(job).slots.release(leaseId);
+      // Answered before the workspace reset ends: the lease stops serving calls at once (synchronously, in release)
+      // and the slot is free again only once reset, its lease record kept until then, so the runner need not wait
+      // for the reset on its trajectory's path. A failed reset quarantines the slot; the answer never reported it.
+      void poolOf(job).slots.release(leaseId);
       job.slotLeases.delete(leaseId);
       return { ok: true };
     },

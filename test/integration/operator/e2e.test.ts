@@ -122,8 +122,8 @@ describe(`operator end to end on the real apiserver (runners as ${runnersAs})`, 
     assert.ok(lines.every((l) => l.group.scores.length === 2 && l.group.messages.length === 2));
     const table = kubectl(["get", "rolloutjobs", "-n", namespace]);
     assert.match(table, /^oracle\s+pool\s+Complete\s+3\/3\s+1\s/m);
-    const pool = getJson("sandboxpool", "pool", namespace);
-    assert.equal(pool.status.slots.leased, 0, "every slot came back");
+    // A release is answered before its slot's reset ends, so the pool's status may count the last slots a moment longer.
+    await waitFor(() => getJson("sandboxpool", "pool", namespace).status.slots.leased === 0, 15_000, "every slot came back");
   });
 
   test("deleting the pool terminates every sandbox before the finalizer goes", async () => {
