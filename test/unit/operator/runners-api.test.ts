@@ -184,26 +184,30 @@ test("slot calls wait while the pool re-adopts its sandboxes; a lost slot lease 
   }
 });
 
-test("a slot release is answered before its workspace reset ends, and the slot is leased again only once reset", { timeout: 10_000 }, async (t) => {
-  await activeJob("recycle", "token-recycle");
-  const { slots, backend, addSandbox, close } = await fakePool(1, 10_000);
-  await addSandbox();
-  try {
-    let resetDone!: () => void;
-    t.mock.method(backend, "resetSlot", () => new Promise<void>((resolve) => (resetDone = resolve)));
-    const provider = client("recycle", "token-recycle").slotProvider();
-    const first = await provider.acquire({ trajectoryId: "t1" });
-    await first.release(); // times out here if the answer waited for the reset
-    assert.equal(jobs.get("ns/recycle")!.slotLeases.size, 0);
-    await assert.rejects(first.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
-    const second = provider.acquire({ trajectoryId: "t2" });
-    while (slots.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
-    resetDone();
-    assert.equal((await second).slot, first.slot, "the one slot, once reset");
-  } finally {
-    close();
-  }
-});
+test(
+  "a slot release is answered before its workspace reset ends, and the slot is leased again only once reset",
+  { timeout: 10_000 },
+  async (t) => {
+    await activeJob("recycle", "token-recycle");
+    const { slots, backend, addSandbox, close } = await fakePool(1, 10_000);
+    await addSandbox();
+    try {
+      let resetDone!: () => void;
+      t.mock.method(backend, "resetSlot", () => new Promise<void>((resolve) => (resetDone = resolve)));
+      const provider = client("recycle", "token-recycle").slotProvider();
+      const first = await provider.acquire({ trajectoryId: "t1" });
+      await first.release(); // times out here if the answer waited for the reset
+      assert.equal(jobs.get("ns/recycle")!.slotLeases.size, 0);
+      await assert.rejects(first.exec({ command: "true", timeoutMs: 1000 }), (e: unknown) => isSandboxError(e, "gone"));
+      const second = provider.acquire({ trajectoryId: "t2" });
+      while (slots.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
+      resetDone();
+      assert.equal((await second).slot, first.slot, "the one slot, once reset");
+    } finally {
+      close();
+    }
+  },
+);
 
 test("a runner's slot acquire carries the item's image to the pool", async (t) => {
   await activeJob("imaged", "token-imaged");
