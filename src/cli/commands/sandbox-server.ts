@@ -164,8 +164,12 @@ export function command(): Command {
       } else server.listen(port, options.host, listening);
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
-      // The parent's end of stdin closes when the parent dies: its sandboxes must not outlive it.
-      if (parent !== undefined) process.stdin.once("close", stop);
+      // The parent's end of stdin closes when the parent dies: its sandboxes must not outlive it. A parent that died
+      // while this server prepared its slots (mounts, cgroups: seconds under load) closed it before anyone listened.
+      if (parent !== undefined) {
+        if (process.stdin.destroyed) stop();
+        else process.stdin.once("close", stop);
+      }
     });
 }
 

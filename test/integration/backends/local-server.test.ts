@@ -142,6 +142,22 @@ describe("local sandboxes are sandbox-server processes", () => {
     await waitFor(() => !alive(pid), 5000, "orphaned server exit");
   });
 
+  test("a server whose parent dies while it still prepares its slots exits too (stdin closed before it listened)", async () => {
+    const bin = new URL("../../../bin/hermes-rollouts.js", import.meta.url).pathname;
+    const socket = join(rootDir, "early.sock");
+    const server = spawn(
+      process.execPath,
+      [bin, "sandbox-server", "--socket", socket, "--slots", "2", "--data-dir", join(rootDir, "early"), "--parent-stdin"],
+      { stdio: ["pipe", "ignore", "inherit"] },
+    );
+    // The settings line, then the parent is gone at once: the server is still probing bwrap and preparing.
+    server.stdin.end(`${JSON.stringify({ token: "t" })}\n`);
+    const exited = new Promise<number | null>((resolve) => server.once("exit", resolve));
+    const outcome = await Promise.race([exited, new Promise<"alive">((resolve) => setTimeout(resolve, 20_000, "alive"))]);
+    if (outcome === "alive") server.kill("SIGKILL");
+    assert.notEqual(outcome, "alive", "the server outlived its parent's end of stdin");
+  });
+
   test(
     "the process that starts sandboxes outranks the sessions its slot commands start, when it leads its own (autogroup scheduling)",
     { skip: autogroups && process.getuid?.() === 0 ? false : "needs autogroup scheduling and CAP_SYS_NICE" },
