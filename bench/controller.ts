@@ -235,9 +235,8 @@ async function main(): Promise<void> {
     if (process.env.BENCH_HEAP_SNAPSHOT) {
       controller.child.kill("SIGUSR2");
       await new Promise((resolve) => setTimeout(resolve, 20_000));
-      console.log(
-        `heap snapshot in ${controller.dataDir}; after it: ${JSON.stringify(await memorySplitMiB(controller.port))} rss ${round(rssMiB(controller.child.pid!, "VmRSS"))}`,
-      );
+      const after = JSON.stringify(await memorySplitMiB(controller.port));
+      console.log(`heap snapshot in ${controller.dataDir}; after it: ${after} rss ${round(rssMiB(controller.child.pid!, "VmRSS"))}`);
     }
 
     console.log(
