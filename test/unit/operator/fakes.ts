@@ -1,3 +1,10 @@
+/**
+ * Fakes for the operator's unit tests. The one outside system here is the Kubernetes API as the controller sees it
+ * through @kubernetes/client-node 1.4 (kubernetes-client/javascript): a refused write is its ApiException, whose
+ * `code` is the HTTP status and whose `body` is the apiserver's metav1.Status JSON (k8s.io/apimachinery
+ * pkg/apis/meta/v1 types.go, Status: kind, code, message). The backend and pool runtime fakes stand in for this
+ * project's own SandboxBackend (src/backends/types.ts).
+ */
 import assert from "node:assert/strict";
 import type { SandboxBackend, SandboxHealth, SandboxInfo, SandboxTemplate } from "../../../src/backends/types.ts";
 import { PoolLoop } from "../../../src/backends/slots/loop.ts";
